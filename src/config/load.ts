@@ -1,0 +1,240 @@
+import { readFileSync } from 'node:fs';
+import { domainToASCII } from 'node:url';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
+import { configSchema, type Config, type DomainRule } from './schema.js';
+
+export const ENV_PREFIX = 'RCPTGATE_';
+/** Not config keys: the config file path and the bind password. */
+const RESERVED_ENV = new Set(['RCPTGATE_CONFIG', 'RCPTGATE_LDAP_BIND_PASSWORD', 'RCPTGATE_ADMIN_TOKEN']);
+
+export interface LoadedConfig {
+  config: Readonly<Config>;
+  /** Where the file came from, or null for the embedded default. */
+  file: string | null;
+}
+
+/** camelCase key path → RCPTGATE_UPPER_SNAKE. */
+export function envName(path: string[]): string {
+  return ENV_PREFIX + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+/** Every leaf of the fully defaulted config, with its default (decides how env text is coerced). */
+function leaves(value: unknown, path: string[] = [], out: Array<{ path: string[]; sample: unknown }> = []) {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    for (const [k, v] of Object.entries(value)) leaves(v, [...path, k], out);
+  } else {
+    out.push({ path, sample: value });
+  }
+  return out;
+}
+
+function coerce(text: string, sample: unknown, path: string[]): unknown {
+  if (path.length === 1 && path[0] === 'domains') return splitList(text);
+  if (Array.isArray(sample)) return splitList(text);
+  if (typeof sample === 'boolean') {
+    if (/^(true|1|yes)$/i.test(text)) return true;
+    if (/^(false|0|no)$/i.test(text)) return false;
+    return text; // the schema reports it
+  }
+  if (typeof sample === 'number') return text.trim() === '' ? text : Number(text);
+  if (sample === null && /^(null|)$/i.test(text.trim())) return null;
+  if (typeof sample === 'string' || sample === null) return /^null$/i.test(text.trim()) ? null : text;
+  return text;
+}
+
+function splitList(text: string): string[] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s.length > 0);
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (next === null || typeof next !== 'object' || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  }
+  node[path[path.length - 1]!] = value;
+}
+
+/** Applies RCPTGATE_* variables onto the raw (file) object. Unknown RCPTGATE_* names are issues. */
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: ConfigIssue[]): void {
+  const defaults = configSchema.parse({});
+  const known = new Map<string, { path: string[]; sample: unknown }>();
+  for (const leaf of leaves(defaults)) known.set(envName(leaf.path), leaf);
+  for (const [name, text] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || text === undefined || RESERVED_ENV.has(name)) continue;
+    const leaf = known.get(name);
+    if (!leaf) {
+      issues.push({ path: `env ${name}`, message: 'unknown configuration variable' });
+      continue;
+    }
+    setPath(raw, leaf.path, coerce(text, leaf.sample, leaf.path));
+  }
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.map(String).join('.');
+}
+
+/** Parses and cross-checks a raw object; every problem is listed, none thrown one by one. */
+export function validateConfig(raw: unknown, preIssues: ConfigIssue[] = []): Config {
+  const issues = [...preIssues];
+  const result = configSchema.safeParse(raw ?? {});
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      if (issue.code === 'unrecognized_keys') {
+        for (const key of issue.keys) issues.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
+      } else {
+        issues.push({ path: formatPath(issue.path), message: issue.message });
+      }
+    }
+    throw new ConfigError(issues);
+  }
+  const config = result.data;
+  issues.push(...crossCheck(config));
+  if (issues.length > 0) throw new ConfigError(issues);
+  return config;
+}
+
+function crossCheck(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const ldap = config.directory.ldap;
+  if (config.directory.kind === 'ldap') {
+    if (ldap.urls.length === 0) issues.push({ path: 'directory.ldap.urls', message: 'at least one URL is required with directory.kind ldap' });
+    if (domainList(config).length === 0) issues.push({ path: 'domains', message: 'list the domains to answer for (required with directory.kind ldap)' });
+    if (ldap.startTLS && ldap.urls.some((u) => u.startsWith('ldaps:'))) {
+      issues.push({ path: 'directory.ldap.startTLS', message: 'StartTLS cannot be combined with ldaps:// URLs' });
+    }
+  }
+  if (ldap.filter !== null && !/%[sud]/.test(ldap.filter)) {
+    issues.push({ path: 'directory.ldap.filter', message: 'the filter must use %s, %u or %d' });
+  }
+  if (ldap.filter !== null && !balancedParens(ldap.filter)) {
+    issues.push({ path: 'directory.ldap.filter', message: 'unbalanced parentheses' });
+  }
+  const seen = new Set<string>();
+  for (const d of domainList(config)) {
+    const n = normalizeDomainName(d);
+    if (n === null) issues.push({ path: `domains.${d}`, message: 'not a valid domain name' });
+    else if (seen.has(n)) issues.push({ path: `domains.${d}`, message: 'listed twice' });
+    else seen.add(n);
+  }
+  for (const [i, d] of config.catchAllDomains.entries()) {
+    if (normalizeDomainName(d) === null) issues.push({ path: `catchAllDomains.${i}`, message: 'not a valid domain name' });
+  }
+  if (config.sync.enabled && config.directory.kind !== 'ldap') {
+    issues.push({ path: 'sync.enabled', message: 'snapshots need directory.kind ldap' });
+  }
+  if (config.sync.enabled && config.sync.snapshotPath === null) {
+    issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });
+  }
+  if (/[\s@"\\]/.test(config.recipientDelimiter)) {
+    issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });
+  }
+  return issues;
+}
+
+function balancedParens(filter: string): boolean {
+  let depth = 0;
+  for (const ch of filter) {
+    if (ch === '(') depth++;
+    else if (ch === ')' && --depth < 0) return false;
+  }
+  return depth === 0;
+}
+
+/** Lowercase, trailing dot dropped, IDN to A-label; null when not a domain name. */
+export function normalizeDomainName(domain: string): string | null {
+  const trimmed = domain.trim().replace(/\.$/, '');
+  if (trimmed === '' || /[\s@]/.test(trimmed)) return null;
+  const ascii = domainToASCII(trimmed.toLowerCase());
+  if (ascii === '' || ascii.length > 253) return null;
+  if (!ascii.split('.').every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l) || /^xn--[a-z0-9-]+$/.test(l))) return null;
+  return ascii;
+}
+
+export function domainList(config: Config): string[] {
+  return Array.isArray(config.domains) ? config.domains : Object.keys(config.domains);
+}
+
+/** Served domains, normalized, with their rules (the plain list form gives empty rules). */
+export function domainRules(config: Config): Map<string, DomainRule> {
+  const map = new Map<string, DomainRule>();
+  if (Array.isArray(config.domains)) {
+    for (const d of config.domains) {
+      const n = normalizeDomainName(d);
+      if (n) map.set(n, {});
+    }
+  } else {
+    for (const [d, rule] of Object.entries(config.domains)) {
+      const n = normalizeDomainName(d);
+      if (n) map.set(n, rule ?? {});
+    }
+  }
+  return map;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Reads the YAML file (if any), applies RCPTGATE_* overrides, validates, freezes.
+ * Throws ConfigError listing every problem, or RcptgateError(CONFIG_READ) when the file is unreadable.
+ */
+export function loadConfig(file: string | null | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const path = file ?? env.RCPTGATE_CONFIG ?? null;
+  let raw: Record<string, unknown> = {};
+  const issues: ConfigIssue[] = [];
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
+    }
+    try {
+      const parsed: unknown = parseYaml(text);
+      if (parsed === null || parsed === undefined) raw = {};
+      else if (typeof parsed !== 'object' || Array.isArray(parsed)) issues.push({ path: '', message: 'the config file must be a YAML mapping' });
+      else raw = parsed as Record<string, unknown>;
+    } catch (err) {
+      const where = err instanceof YAMLParseError && err.linePos ? ` at line ${err.linePos[0].line}` : '';
+      issues.push({ path: '', message: `YAML syntax error${where}: ${(err as Error).message.split('\n')[0]}` });
+      throw new ConfigError(issues);
+    }
+  }
+  applyEnv(raw, env, issues);
+  return { config: deepFreeze(validateConfig(raw, issues)), file: path };
+}
+
+/** Secret-looking keys are replaced; file paths to secrets are not secrets. */
+export function redact(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redact);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, /(password|token|secret)$/i.test(k) && v !== null ? '[redacted]' : redact(v)]),
+    );
+  }
+  return value;
+}
+
+/** Reads a secret from a file (trailing newline dropped) or an environment variable. */
+export function readSecret(file: string | null, envValue: string | undefined, what: string): string | null {
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read ${what} file ${file}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return envValue ?? null;
+}

@@ -1,0 +1,38 @@
+/** What the engine needs from a directory. The directory knows nothing of protocols. */
+
+export interface DirectoryEntry {
+  dn: string;
+  /** Primary address: AD's `SMTP:` proxy address, otherwise the first `mail` value. */
+  canonical: string;
+}
+
+export interface DirectoryAnswer {
+  /** null: a clean "no such entry". */
+  entry: DirectoryEntry | null;
+  /** The filter sent, values escaped (for explanations). */
+  filter?: string;
+}
+
+/** One entry and every address it receives mail for (lowercased), for full syncs. */
+export interface DirectoryRecord {
+  dn: string;
+  canonical: string;
+  addresses: string[];
+}
+
+export interface Directory {
+  readonly kind: 'ldif' | 'ldap';
+  /**
+   * Look up one normalized address (lowercase domain; local part as given, compared
+   * case-insensitively by the directory). Throws DirectoryError when it cannot answer;
+   * resolves `{ entry: null }` only when the directory says the entry does not exist.
+   */
+  lookup(address: string, signal?: AbortSignal): Promise<DirectoryAnswer>;
+  /** Cheap check that the directory answers at all (bind + base search). Throws DirectoryError. */
+  probe(signal?: AbortSignal): Promise<void>;
+  /** Every valid entry (paged), for snapshots. Throws DirectoryError. */
+  listAll(options?: { changedSince?: Date; signal?: AbortSignal }): AsyncIterable<DirectoryRecord>;
+  /** Domains present in the data (LDIF: used when `domains` is empty). */
+  knownDomains?(): string[];
+  close(): Promise<void>;
+}

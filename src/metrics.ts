@@ -1,0 +1,129 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Frontend, Verdict } from './types.js';
+
+/**
+ * Every metric rcptgate exports, in a private registry (never prom-client's global one),
+ * so tests and several instances in one process do not collide.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly lookups = new Counter<'frontend' | 'verdict'>({
+    name: 'rcptgate_lookups_total',
+    help: 'Recipient lookups answered, by front end and verdict.',
+    labelNames: ['frontend', 'verdict'],
+    registers: [this.registry],
+  });
+  readonly lookupDuration = new Histogram<'frontend'>({
+    name: 'rcptgate_lookup_duration_seconds',
+    help: 'Time to answer one lookup, by front end.',
+    labelNames: ['frontend'],
+    buckets: [0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly cacheEvents = new Counter<'event'>({
+    name: 'rcptgate_cache_events_total',
+    help: 'Cache events: hit, miss, stale (expired answer served while the directory fails), evict.',
+    labelNames: ['event'],
+    registers: [this.registry],
+  });
+  readonly cacheEntries = new Gauge({
+    name: 'rcptgate_cache_entries',
+    help: 'Answers held in the cache.',
+    registers: [this.registry],
+  });
+  readonly directoryRequests = new Counter<'outcome'>({
+    name: 'rcptgate_directory_requests_total',
+    help: 'Directory requests by outcome: found, not_found, error, timeout, overloaded.',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+  readonly directoryDuration = new Histogram({
+    name: 'rcptgate_directory_request_duration_seconds',
+    help: 'Time of one directory request.',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+  readonly directoryUp = new Gauge({
+    name: 'rcptgate_directory_up',
+    help: '1 when the last directory request or probe succeeded, 0 otherwise.',
+    registers: [this.registry],
+  });
+  readonly snapshotEntries = new Gauge({
+    name: 'rcptgate_snapshot_entries',
+    help: 'Addresses in the loaded snapshot (0 without snapshot).',
+    registers: [this.registry],
+  });
+  readonly snapshotAge = new Gauge({
+    name: 'rcptgate_snapshot_age_seconds',
+    help: 'Age of the loaded snapshot (0 without snapshot).',
+    registers: [this.registry],
+  });
+  readonly syncDuration = new Histogram<'kind'>({
+    name: 'rcptgate_sync_duration_seconds',
+    help: 'Duration of directory syncs, by kind (full, incremental).',
+    labelNames: ['kind'],
+    buckets: [0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [this.registry],
+  });
+  readonly syncFailures = new Counter<'kind'>({
+    name: 'rcptgate_sync_failures_total',
+    help: 'Failed directory syncs, by kind (full, incremental).',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
+  readonly connections = new Gauge<'frontend'>({
+    name: 'rcptgate_connections',
+    help: 'Open client connections, by front end.',
+    labelNames: ['frontend'],
+    registers: [this.registry],
+  });
+  readonly connectionsRejected = new Counter<'frontend'>({
+    name: 'rcptgate_connections_rejected_total',
+    help: 'Connections refused because the listener was at its connection limit.',
+    labelNames: ['frontend'],
+    registers: [this.registry],
+  });
+  readonly protocolErrors = new Counter<'frontend'>({
+    name: 'rcptgate_protocol_errors_total',
+    help: 'Malformed requests, by front end.',
+    labelNames: ['frontend'],
+    registers: [this.registry],
+  });
+  readonly shadowRejections = new Counter<'domain'>({
+    name: 'rcptgate_shadow_rejections_total',
+    help: 'Lookups answered valid in shadow mode that enforce mode would have rejected or deferred.',
+    labelNames: ['domain'],
+    registers: [this.registry],
+  });
+  readonly harvestBlocked = new Counter<'frontend'>({
+    name: 'rcptgate_harvest_blocked_total',
+    help: 'Recipients refused by directory-harvest protection.',
+    labelNames: ['frontend'],
+    registers: [this.registry],
+  });
+  readonly configReloads = new Counter<'outcome'>({
+    name: 'rcptgate_config_reloads_total',
+    help: 'Configuration reloads (SIGHUP), by outcome: success, failure.',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+
+  constructor(options: { defaultMetrics?: boolean } = {}) {
+    if (options.defaultMetrics ?? true) {
+      collectDefaultMetrics({ register: this.registry });
+      // prom-client 15 names these gauges *_total, which promtool rejects.
+      for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+        this.registry.removeSingleMetric(name);
+      }
+    }
+    this.directoryUp.set(0);
+    this.snapshotEntries.set(0);
+    this.snapshotAge.set(0);
+  }
+
+  recordLookup(frontend: Frontend, verdict: Verdict, seconds: number): void {
+    this.lookups.inc({ frontend, verdict });
+    this.lookupDuration.observe({ frontend }, seconds);
+  }
+}

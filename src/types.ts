@@ -69,3 +69,22 @@ export interface RecipientValidator {
   /** Drop one address (any form) or every cached answer. Returns how many entries went. */
   flush(address?: string): number;
 }
+
+/** What /readyz and the status page report. */
+export interface HealthReport {
+  /** False until the directory answered once or a snapshot is loaded, and while draining. */
+  ready: boolean;
+  draining: boolean;
+  /** Why not ready (or what is degraded), in words. */
+  reason?: string;
+  directory: {
+    kind: 'ldif' | 'ldap';
+    up: boolean;
+    lastSuccessAt: string | null;
+    lastError: string | null;
+  };
+  snapshot: { loaded: boolean; entries: number; ageSeconds: number | null };
+  cache: { entries: number };
+  uptimeSeconds: number;
+  version: string;
+}

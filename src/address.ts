@@ -1,0 +1,97 @@
+import { domainToASCII } from 'node:url';
+
+/**
+ * Recipient address parsing and normalization (CONTRACT "Verdicts"): RFC 5321 limits, dot-atom or
+ * quoted local parts, UTF-8 local parts (SMTPUTF8), IDN domains to A-labels, a trailing dot on
+ * the domain dropped, case folded. Never throws: bad input is a reason, which the engine turns
+ * into the `invalid` verdict.
+ */
+
+export interface ParsedAddress {
+  /** Local part as compared: lowercased, quotes dropped when they were not needed. */
+  local: string;
+  /** Domain: lowercased A-label form without trailing dot (or a bracketed address literal). */
+  domain: string;
+  /** `local@domain` as used for lookups and cache keys. */
+  address: string;
+}
+
+export type ParseResult = { ok: true; value: ParsedAddress } | { ok: false; reason: string };
+
+const MAX_LOCAL_OCTETS = 64;
+const MAX_ADDRESS_OCTETS = 254;
+// atext of RFC 5322 plus any non-ASCII character (RFC 6531 UTF8-non-ascii).
+const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+$/u;
+// Printable ASCII except `"` and `\`, plus UTF-8, inside quotes; `\` escapes any printable character.
+const QUOTED = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\u{10FFFF}]|\\[\x20-\x7e])*"$/u;
+const CONTROL = /[\x00-\x1f\x7f]/;
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+function isDotAtom(s: string): boolean {
+  return s.split('.').every((atom) => atom.length > 0 && ATOM.test(atom));
+}
+
+function octets(s: string): number {
+  return Buffer.byteLength(s, 'utf8');
+}
+
+/** Normalizes a domain: lowercase, trailing dot dropped, IDN to A-label. Null when invalid. */
+export function normalizeDomain(input: string): string | null {
+  let d = input.endsWith('.') ? input.slice(0, -1) : input;
+  if (d.length === 0) return null;
+  if (d.startsWith('[')) {
+    // Address literal: syntactically fine, never a served domain.
+    return /^\[[0-9A-Za-z:.\-]+\]$/.test(d) ? d.toLowerCase() : null;
+  }
+  if (/[\s@\[\]\\"]/.test(d)) return null;
+  d = d.toLowerCase();
+  const ascii = /^[\x20-\x7e]*$/.test(d) ? d : domainToASCII(d);
+  if (!ascii || ascii.length > 253) return null;
+  const labels = ascii.split('.');
+  if (!labels.every((l) => LABEL.test(l))) return null;
+  return ascii;
+}
+
+export function parseAddress(input: string): ParseResult {
+  if (typeof input !== 'string') return { ok: false, reason: 'not a string' };
+  let s = input;
+  if (s.startsWith('<') && s.endsWith('>')) s = s.slice(1, -1);
+  if (s.length === 0) return { ok: false, reason: 'empty address' };
+  if (CONTROL.test(s)) return { ok: false, reason: 'control characters are not allowed' };
+  if (octets(s) > MAX_ADDRESS_OCTETS + 1) return { ok: false, reason: `address longer than ${MAX_ADDRESS_OCTETS} octets` };
+  const at = s.lastIndexOf('@');
+  if (at < 0) return { ok: false, reason: 'missing "@"' };
+  let local = s.slice(0, at);
+  const rawDomain = s.slice(at + 1);
+  if (local.length === 0) return { ok: false, reason: 'empty local part' };
+  if (rawDomain.length === 0) return { ok: false, reason: 'empty domain' };
+
+  if (local.startsWith('"')) {
+    if (!QUOTED.test(local)) return { ok: false, reason: 'malformed quoted local part' };
+    // "john.doe" and john.doe are the same mailbox; keep quotes only where they are needed.
+    const inner = local.slice(1, -1).replace(/\\(.)/g, '$1');
+    if (isDotAtom(inner)) local = inner;
+  } else if (!isDotAtom(local)) {
+    return { ok: false, reason: 'local part has characters that need quoting, or misplaced dots' };
+  }
+  if (octets(local) > MAX_LOCAL_OCTETS) return { ok: false, reason: `local part longer than ${MAX_LOCAL_OCTETS} octets` };
+
+  const domain = normalizeDomain(rawDomain);
+  if (domain === null) return { ok: false, reason: 'malformed domain' };
+  local = local.toLowerCase();
+  const address = `${local}@${domain}`;
+  if (octets(address) > MAX_ADDRESS_OCTETS) return { ok: false, reason: `address longer than ${MAX_ADDRESS_OCTETS} octets` };
+  return { ok: true, value: { local, domain, address } };
+}
+
+/**
+ * The local part without its sub-address, following Postfix: cut at the first character that is
+ * one of `delimiters`; null when there is none or nothing would be left.
+ */
+export function stripSubaddress(local: string, delimiters: string): string | null {
+  if (delimiters.length === 0 || local.startsWith('"')) return null;
+  for (let i = 0; i < local.length; i++) {
+    if (delimiters.includes(local[i]!)) return i > 0 ? local.slice(0, i) : null;
+  }
+  return null;
+}

@@ -1,0 +1,245 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { loadConfig, type LoadedConfig } from './config/load.js';
+import { ms } from './config/duration.js';
+import type { Config } from './config/schema.js';
+import { createDirectory, isExampleDirectory } from './directory/index.js';
+import type { Directory } from './directory/types.js';
+import { readSecret } from './config/load.js';
+import type { Logger } from './log.js';
+import { Metrics } from './metrics.js';
+import { loadOverrides } from './overrides.js';
+import { RecipientValidatorImpl } from './validator.js';
+import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from './types.js';
+import { VERSION } from './version.js';
+import { createHttpApp } from './http/app.js';
+import { parseHostPort, type TcpServer } from './net/tcp-server.js';
+import { createSocketmapServer } from './socketmap/server.js';
+
+export interface AppOptions {
+  loaded: LoadedConfig;
+  logger: Logger;
+  /** false for one-shot commands (check, sync): no listeners, no probe loop. */
+  listen: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface App {
+  /** The validator front ends use; survives reloads (it always asks the current engine). */
+  readonly validator: RecipientValidator;
+  readonly metrics: Metrics;
+  /** Bound addresses after start(), by front end. */
+  readonly addresses: Partial<Record<'http' | 'socketmap' | 'policy' | 'milter', AddressInfo>>;
+  /** One-shot commands: load the snapshot if configured. */
+  prepare(): Promise<void>;
+  start(): Promise<void>;
+  /** SIGHUP: re-read config (file given at start), flush the cache; connections stay open. */
+  reload(file?: string): Promise<boolean>;
+  health(): HealthReport;
+  syncOnce(): Promise<string>;
+  close(): Promise<void>;
+}
+
+interface Engine {
+  config: Readonly<Config>;
+  directory: Directory;
+  validator: RecipientValidatorImpl;
+}
+
+/** Composition root: everything is built here from one frozen config; nothing is module state. */
+export async function createApp(options: AppOptions): Promise<App> {
+  const { logger } = options;
+  const env = options.env ?? process.env;
+  const metrics = new Metrics();
+  const startedAt = Date.now();
+  let draining = false;
+  let closed = false;
+
+  const buildEngine = (config: Readonly<Config>): Engine => {
+    const directory = createDirectory(config, { logger, metrics, env });
+    const overrides = loadOverrides(config.overrides.allowFile, config.overrides.denyFile);
+    const validator = new RecipientValidatorImpl({ config, directory, metrics, logger, overrides });
+    return { config, directory, validator };
+  };
+
+  let engine = buildEngine(options.loaded.config);
+  const config = options.loaded.config;
+  const adminToken = readSecret(config.admin.tokenFile, env.RCPTGATE_ADMIN_TOKEN, 'admin token');
+
+  const validator: RecipientValidator & { cacheSize(): number } = {
+    lookup: (address: string, o: LookupOptions): Promise<LookupResult> => engine.validator.lookup(address, o),
+    isServedDomain: (d: string) => engine.validator.isServedDomain(d),
+    servedDomain: (d: string) => engine.validator.servedDomain(d),
+    flush: (a?: string) => engine.validator.flush(a),
+    cacheSize: () => engine.validator.cacheSize,
+  };
+
+  const health = (): HealthReport => {
+    const s = engine.validator.state;
+    const ready = !draining && (s.answeredOnce || engine.directory.kind === 'ldif');
+    const reason = draining
+      ? 'draining'
+      : !ready
+        ? `waiting for the directory to answer${s.lastError ? ` (last error: ${s.lastError})` : ''}`
+        : !s.up && engine.directory.kind === 'ldap'
+          ? `degraded: directory failing (${s.lastError ?? 'unknown error'}); serving cached answers, deferring the rest`
+          : undefined;
+    return {
+      ready,
+      draining,
+      ...(reason ? { reason } : {}),
+      directory: {
+        kind: engine.directory.kind,
+        up: engine.directory.kind === 'ldif' ? true : s.up,
+        lastSuccessAt: s.lastSuccessAt ? new Date(s.lastSuccessAt).toISOString() : null,
+        lastError: s.lastError,
+      },
+      snapshot: { loaded: false, entries: 0, ageSeconds: null },
+      cache: { entries: engine.validator.cacheSize },
+      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
+      version: VERSION,
+    };
+  };
+
+  // --- directory probing: readiness never waits for traffic -------------------------------
+  let probeTimer: NodeJS.Timeout | null = null;
+  let probeDelay = 500;
+  const probe = async (): Promise<void> => {
+    probeTimer = null;
+    if (closed) return;
+    const current = engine;
+    try {
+      await current.directory.probe();
+      current.validator.markUp();
+      probeDelay = 30_000;
+    } catch (err) {
+      current.validator.markDown(err as Error);
+      probeDelay = current.validator.state.answeredOnce ? 2_000 : Math.min(Math.max(probeDelay * 2, 500), 10_000);
+    }
+    if (!closed) probeTimer = setTimeout(() => void probe(), probeDelay).unref();
+  };
+
+  // --- listeners -------------------------------------------------------------------------
+  const addresses: App['addresses'] = {};
+  const tcpServers: Array<{ name: 'socketmap' | 'policy' | 'milter'; server: TcpServer }> = [];
+  let httpServer: http.Server | null = null;
+  const drainMs = ms(config.server.drainTimeout);
+
+  const startHttp = async (hostPort: string): Promise<void> => {
+    const app = createHttpApp({
+      validator,
+      metrics,
+      logger,
+      health,
+      adminToken,
+      version: VERSION,
+      statusPage: config.statusPage,
+    });
+    const server = http.createServer(app);
+    server.keepAliveTimeout = 5_000;
+    server.requestTimeout = 30_000;
+    server.headersTimeout = 10_000;
+    const { host, port } = parseHostPort(hostPort);
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    server.on('connection', (socket) => {
+      metrics.connections.inc({ frontend: 'http' });
+      socket.once('close', () => metrics.connections.dec({ frontend: 'http' }));
+    });
+    httpServer = server;
+    addresses.http = server.address() as AddressInfo;
+  };
+
+  const common = {
+    validator,
+    metrics,
+    logger,
+    maxConnections: config.server.maxConnections,
+    idleTimeoutMs: ms(config.server.idleTimeout),
+  };
+
+  const start = async (): Promise<void> => {
+    if (isExampleDirectory(config)) {
+      logger.info(
+        { domains: engine.validator.servedDomains() },
+        'serving the bundled example directory (examples/directory.ldif); to use LDAP set directory.kind: ldap, directory.ldap.urls, baseDN and domains in a config file (rcptgate serve --config FILE)',
+      );
+    }
+    try {
+      if (config.listen.socketmap) {
+        const server = createSocketmapServer(common);
+        tcpServers.push({ name: 'socketmap', server });
+        addresses.socketmap = await server.listen(config.listen.socketmap);
+      }
+      if (config.listen.http) await startHttp(config.listen.http);
+    } catch (err) {
+      await close();
+      throw err;
+    }
+    for (const [name, addr] of Object.entries(addresses)) logger.info({ frontend: name, address: `${addr.address}:${addr.port}` }, 'listening');
+    void probe();
+  };
+
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    draining = true;
+    closed = true;
+    if (probeTimer) clearTimeout(probeTimer);
+    const httpDone = httpServer
+      ? new Promise<void>((resolve) => {
+          const s = httpServer!;
+          const force = setTimeout(() => s.closeAllConnections(), drainMs);
+          force.unref();
+          s.close(() => {
+            clearTimeout(force);
+            resolve();
+          });
+          s.closeIdleConnections();
+        })
+      : Promise.resolve();
+    await Promise.all([httpDone, ...tcpServers.map((t) => t.server.close(drainMs))]);
+    await engine.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
+  };
+
+  const reload = async (file?: string): Promise<boolean> => {
+    try {
+      const loaded = loadConfig(file ?? options.loaded.file, env);
+      const next = buildEngine(loaded.config);
+      const old = engine;
+      engine = next;
+      logger.level = loaded.config.log.level;
+      for (const key of ['http', 'socketmap', 'policy', 'milter'] as const) {
+        if (loaded.config.listen[key] !== config.listen[key]) logger.warn({ listener: key }, 'listen addresses change only on restart');
+      }
+      // Requests in flight on the old directory finish before it closes.
+      setTimeout(() => void old.directory.close().catch(() => undefined), 30_000).unref();
+      void probe();
+      metrics.configReloads.inc({ outcome: 'success' });
+      logger.info({ file: loaded.file }, 'configuration reloaded, cache flushed');
+      return true;
+    } catch (err) {
+      metrics.configReloads.inc({ outcome: 'failure' });
+      logger.error({ err: { message: (err as Error).message } }, 'reload failed; keeping the running configuration');
+      return false;
+    }
+  };
+
+  return {
+    validator,
+    metrics,
+    addresses,
+    prepare: async () => {},
+    start,
+    reload,
+    health,
+    syncOnce: async () => {
+      throw new Error('snapshot sync is not available yet');
+    },
+    close,
+  };
+}

@@ -1,0 +1,32 @@
+import type { LookupResult, Verdict } from '../types.js';
+
+/** `ADDRESS<TAB>VERDICT<TAB>detail` (CONTRACT "Command line"). */
+export function formatCheckLine(r: LookupResult): string {
+  return `${r.address}\t${r.verdict}\t${detail(r)}`;
+}
+
+function detail(r: LookupResult): string {
+  const shadow = r.shadow ? ` (shadow mode; enforce would say ${r.enforcedVerdict})` : '';
+  switch (r.verdict) {
+    case 'valid':
+      return `${r.canonical ?? (r.explain?.rule ?? r.source)}${r.canonical ? ` (${r.source})` : ''}${shadow}`;
+    case 'unknown':
+      return `no such recipient (${r.source})`;
+    case 'not_ours':
+      return 'domain not served';
+    case 'tempfail':
+      return r.reason ?? 'directory unavailable';
+    case 'invalid':
+      return r.reason ?? 'invalid address';
+  }
+}
+
+export const EXIT = { OK: 0, REJECTED: 1, USAGE: 64, TEMPFAIL: 75, CONFIG: 78 } as const;
+
+/** Most serious first: tempfail 75, invalid 64, unknown/not_ours 1, all valid 0. */
+export function checkExitCode(verdicts: Verdict[]): number {
+  if (verdicts.includes('tempfail')) return EXIT.TEMPFAIL;
+  if (verdicts.includes('invalid')) return EXIT.USAGE;
+  if (verdicts.includes('unknown') || verdicts.includes('not_ours')) return EXIT.REJECTED;
+  return EXIT.OK;
+}

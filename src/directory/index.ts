@@ -1,0 +1,27 @@
+import type { Config } from '../config/schema.js';
+import { readSecret } from '../config/load.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { EXAMPLE_LDIF, LdifDirectory } from './ldif.js';
+import { LdapDirectory } from './ldap.js';
+import type { Directory } from './types.js';
+
+export interface DirectoryContext {
+  logger: Logger;
+  metrics: Metrics;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Builds the configured directory. Throws RcptgateError for unreadable files or secrets. */
+export function createDirectory(config: Readonly<Config>, ctx: DirectoryContext): Directory {
+  if (config.directory.kind === 'ldif') {
+    return LdifDirectory.fromFile(config.directory.ldif.path ?? EXAMPLE_LDIF);
+  }
+  const env = ctx.env ?? process.env;
+  const password = readSecret(config.directory.ldap.bindPasswordFile, env.RCPTGATE_LDAP_BIND_PASSWORD, 'bind password');
+  return new LdapDirectory(config.directory.ldap, password, ctx.metrics, ctx.logger);
+}
+
+export function isExampleDirectory(config: Readonly<Config>): boolean {
+  return config.directory.kind === 'ldif' && config.directory.ldif.path === null;
+}

@@ -1,0 +1,226 @@
+#!/usr/bin/env node
+import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
+import { loadConfig, redact, type LoadedConfig } from './config/load.js';
+import { ConfigError, RcptgateError } from './errors.js';
+import { createLogger } from './log.js';
+import { VERSION } from './version.js';
+import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
+import { createApp } from './app.js';
+
+const HELP: Record<string, string> = {
+  main: `rcptgate ${VERSION} — recipient validation for mail servers
+
+Usage:
+  rcptgate serve [--config FILE]            run all listeners
+  rcptgate check [--config FILE] [--explain] ADDRESS...
+                                            one-shot lookup: ADDRESS<TAB>VERDICT<TAB>detail
+  rcptgate sync [--config FILE]             one full directory sync, writes the snapshot
+  rcptgate config check [--config FILE]     validate and print the effective config
+
+Options:
+  -c, --config FILE   YAML config (default: $RCPTGATE_CONFIG, else the example directory)
+  -h, --help          this help
+  -V, --version       print the version
+
+Exit status of check: 0 all valid, 1 any unknown or not_ours, 64 bad usage or invalid address,
+75 any tempfail, 78 bad configuration.`,
+  serve: `Usage: rcptgate serve [--config FILE]
+Runs the HTTP, socketmap, policy and milter listeners of the config. Without a config it serves
+the bundled example directory. SIGTERM/SIGINT drain and exit; SIGHUP reloads config and flushes the cache.`,
+  check: `Usage: rcptgate check [--config FILE] [--explain] ADDRESS...
+Prints ADDRESS<TAB>VERDICT<TAB>detail per address. --explain adds the rule that decided.
+Exit: 0 all valid, 1 any unknown/not_ours, 64 usage or invalid, 75 any tempfail, 78 bad config.`,
+  sync: `Usage: rcptgate sync [--config FILE]
+Runs one full directory sync, writes sync.snapshotPath, prints counts and time.`,
+  config: `Usage: rcptgate config check [--config FILE]
+Validates the configuration and prints the effective config (secrets redacted).
+Exit 0, or 78 with every problem listed by key path.`,
+};
+
+function out(line: string): void {
+  process.stdout.write(line + '\n');
+}
+function err(line: string): void {
+  process.stderr.write(line + '\n');
+}
+
+function load(file: string | undefined): LoadedConfig | number {
+  try {
+    return loadConfig(file);
+  } catch (e) {
+    if (e instanceof RcptgateError) {
+      err(`rcptgate: ${e.message}`);
+      return EXIT.CONFIG;
+    }
+    throw e;
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+        explain: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    err(`rcptgate: ${(e as Error).message}\n\n${HELP.main}`);
+    return EXIT.USAGE;
+  }
+  const { values, positionals } = parsed;
+  const [command, ...rest] = positionals;
+  if (values.version) {
+    out(VERSION);
+    return EXIT.OK;
+  }
+  if (values.help) {
+    out(HELP[command ?? 'main'] ?? HELP.main!);
+    return EXIT.OK;
+  }
+  switch (command) {
+    case 'serve':
+      if (rest.length > 0) return usage(`serve takes no arguments`, 'serve');
+      return serve(values.config);
+    case 'check':
+      if (rest.length === 0) return usage('check needs at least one address', 'check');
+      return check(values.config, rest, values.explain === true);
+    case 'sync':
+      if (rest.length > 0) return usage('sync takes no arguments', 'sync');
+      return sync(values.config);
+    case 'config':
+      if (rest.length !== 1 || rest[0] !== 'check') return usage('expected "config check"', 'config');
+      return configCheck(values.config);
+    case undefined:
+      return usage('missing command', 'main');
+    default:
+      return usage(`unknown command "${command}"`, 'main');
+  }
+}
+
+function usage(message: string, topic: string): number {
+  err(`rcptgate: ${message}\n\n${HELP[topic] ?? HELP.main}`);
+  return EXIT.USAGE;
+}
+
+function configCheck(file: string | undefined): number {
+  try {
+    const { config, file: used } = loadConfig(file);
+    out(`# ${used ? `config ${used}` : 'no config file: built-in defaults'} is valid; effective configuration:`);
+    process.stdout.write(stringify(redact(config)));
+    return EXIT.OK;
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      err(`rcptgate: ${e.issues.length} configuration problem${e.issues.length === 1 ? '' : 's'}:`);
+      for (const i of e.issues) err(`  ${i.path || '(root)'}: ${i.message}`);
+      return EXIT.CONFIG;
+    }
+    if (e instanceof RcptgateError) {
+      err(`rcptgate: ${e.message}`);
+      return EXIT.CONFIG;
+    }
+    throw e;
+  }
+}
+
+async function check(file: string | undefined, addresses: string[], explain: boolean): Promise<number> {
+  const loaded = load(file);
+  if (typeof loaded === 'number') return loaded;
+  // Logs go to stderr so stdout stays one line per address.
+  const logger = createLogger(loaded.config.log.level === 'info' ? 'warn' : loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
+  let app;
+  try {
+    app = await createApp({ loaded, logger, listen: false });
+  } catch (e) {
+    if (e instanceof RcptgateError) {
+      err(`rcptgate: ${e.message}`);
+      return EXIT.CONFIG;
+    }
+    throw e;
+  }
+  try {
+    await app.prepare();
+    const results = await Promise.all(addresses.map((a) => app.validator.lookup(a, { frontend: 'cli', explain })));
+    for (const r of results) {
+      out(formatCheckLine(r));
+      if (explain && r.explain) out(`  explain: ${JSON.stringify(r.explain)}`);
+    }
+    return checkExitCode(results.map((r) => r.verdict));
+  } finally {
+    await app.close();
+  }
+}
+
+async function sync(file: string | undefined): Promise<number> {
+  const loaded = load(file);
+  if (typeof loaded === 'number') return loaded;
+  const logger = createLogger(loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
+  const app = await createApp({ loaded, logger, listen: false });
+  try {
+    const report = await app.syncOnce();
+    out(report);
+    return EXIT.OK;
+  } catch (e) {
+    err(`rcptgate: sync failed: ${(e as Error).message}`);
+    return e instanceof ConfigError ? EXIT.CONFIG : EXIT.TEMPFAIL;
+  } finally {
+    await app.close();
+  }
+}
+
+async function serve(file: string | undefined): Promise<number> {
+  const loaded = load(file);
+  if (typeof loaded === 'number') return loaded;
+  const logger = createLogger(loaded.config.log.level);
+  let app;
+  try {
+    app = await createApp({ loaded, logger, listen: true });
+    await app.start();
+  } catch (e) {
+    logger.fatal({ err: e }, 'cannot start');
+    await new Promise((r) => logger.flush(() => r(undefined)));
+    return e instanceof RcptgateError ? EXIT.CONFIG : 1;
+  }
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ signal }, 'draining and stopping');
+      void app.close().then(
+        () => logger.flush(() => resolve(EXIT.OK)),
+        (e: unknown) => {
+          logger.error({ err: e }, 'error while stopping');
+          logger.flush(() => resolve(1));
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      void app.reload(file);
+    });
+  });
+}
+
+// Run when executed (bin or `node dist/main.js`), not when imported by tests.
+const invoked = process.argv[1] ?? '';
+if (/(?:^|[\\/])(main\.(?:js|ts)|rcptgate)$/.test(invoked)) {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+      // Listeners are closed by now; anything left (a stuck socket) must not keep us alive.
+      setTimeout(() => process.exit(code), 1000).unref();
+    },
+    (e: unknown) => {
+      err(`rcptgate: ${(e as Error)?.stack ?? String(e)}`);
+      process.exit(70);
+    },
+  );
+}

@@ -1,0 +1,37 @@
+import { readFileSync } from 'node:fs';
+import { parseAddress } from './address.js';
+import { ErrorCodes, RcptgateError } from './errors.js';
+
+/** Static allow/deny lists checked before the directory (CONTRACT "Rollout"). */
+export interface Overrides {
+  allow: ReadonlySet<string>;
+  deny: ReadonlySet<string>;
+}
+
+export const NO_OVERRIDES: Overrides = { allow: new Set(), deny: new Set() };
+
+/** One address per line; `#` comments and blank lines ignored; a bad line is an error with its number. */
+export function readAddressList(path: string): Set<string> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read address list ${path}: ${(err as Error).message}`, { cause: err });
+  }
+  const out = new Set<string>();
+  for (const [i, raw] of text.split(/\r?\n/).entries()) {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') continue;
+    const parsed = parseAddress(line);
+    if (!parsed.ok) throw new RcptgateError(ErrorCodes.CONFIG_INVALID, `${path} line ${i + 1}: ${parsed.reason}`);
+    out.add(parsed.value.address);
+  }
+  return out;
+}
+
+export function loadOverrides(allowFile: string | null, denyFile: string | null): Overrides {
+  return {
+    allow: allowFile ? readAddressList(allowFile) : new Set(),
+    deny: denyFile ? readAddressList(denyFile) : new Set(),
+  };
+}

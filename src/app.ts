@@ -15,6 +15,7 @@ import { VERSION } from './version.js';
 import { createHttpApp } from './http/app.js';
 import { parseHostPort, type TcpServer } from './net/tcp-server.js';
 import { createSocketmapServer } from './socketmap/server.js';
+import { SnapshotSync } from './snapshot/sync.js';
 
 export interface AppOptions {
   loaded: LoadedConfig;
@@ -64,6 +65,11 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   let engine = buildEngine(options.loaded.config);
   const config = options.loaded.config;
+
+  // Snapshot mode: one syncer for the process; a reload swaps the engine it feeds.
+  const syncer = config.sync.enabled
+    ? new SnapshotSync({ config, directory: engine.directory, metrics, logger, onSnapshot: (s) => engine.validator.setSnapshot(s) })
+    : null;
   const adminToken = readSecret(config.admin.tokenFile, env.RCPTGATE_ADMIN_TOKEN, 'admin token');
 
   const validator: RecipientValidator & { cacheSize(): number } = {
@@ -76,7 +82,8 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const health = (): HealthReport => {
     const s = engine.validator.state;
-    const ready = !draining && (s.answeredOnce || engine.directory.kind === 'ldif');
+    const snap = syncer?.current ?? null;
+    const ready = !draining && (s.answeredOnce || engine.directory.kind === 'ldif' || snap !== null);
     const reason = draining
       ? 'draining'
       : !ready
@@ -94,7 +101,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         lastSuccessAt: s.lastSuccessAt ? new Date(s.lastSuccessAt).toISOString() : null,
         lastError: s.lastError,
       },
-      snapshot: { loaded: false, entries: 0, ageSeconds: null },
+      snapshot: { loaded: snap !== null, entries: snap?.size ?? 0, ageSeconds: snap ? snap.ageSeconds() : null },
       cache: { entries: engine.validator.cacheSize },
       uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
       version: VERSION,
@@ -170,6 +177,8 @@ export async function createApp(options: AppOptions): Promise<App> {
         'serving the bundled example directory (examples/directory.ldif); to use LDAP set directory.kind: ldap, directory.ldap.urls, baseDN and domains in a config file (rcptgate serve --config FILE)',
       );
     }
+    // The snapshot is loaded before any listener opens, so the first answers already use it.
+    if (syncer) await syncer.load();
     try {
       if (config.listen.socketmap) {
         const server = createSocketmapServer(common);
@@ -183,6 +192,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     }
     for (const [name, addr] of Object.entries(addresses)) logger.info({ frontend: name, address: `${addr.address}:${addr.port}` }, 'listening');
     void probe();
+    syncer?.start();
   };
 
   const close = async (): Promise<void> => {
@@ -190,6 +200,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     draining = true;
     closed = true;
     if (probeTimer) clearTimeout(probeTimer);
+    await syncer?.stop();
     const httpDone = httpServer
       ? new Promise<void>((resolve) => {
           const s = httpServer!;
@@ -210,6 +221,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     try {
       const loaded = loadConfig(file ?? options.loaded.file, env);
       const next = buildEngine(loaded.config);
+      const snap = syncer?.current;
+      if (snap) next.validator.setSnapshot(snap);
+      syncer?.setDirectory(next.directory);
       const old = engine;
       engine = next;
       logger.level = loaded.config.log.level;
@@ -233,12 +247,16 @@ export async function createApp(options: AppOptions): Promise<App> {
     validator,
     metrics,
     addresses,
-    prepare: async () => {},
+    prepare: async () => {
+      if (syncer) await syncer.load();
+    },
     start,
     reload,
     health,
     syncOnce: async () => {
-      throw new Error('snapshot sync is not available yet');
+      if (!syncer) throw new Error('sync.enabled is false: set sync.enabled and sync.snapshotPath');
+      const r = await syncer.full();
+      return `entries=${r.entries} addresses=${r.addresses} seconds=${r.seconds.toFixed(2)} path=${config.sync.snapshotPath}`;
     },
     close,
   };

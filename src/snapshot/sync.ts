@@ -1,0 +1,193 @@
+import type { Config } from '../config/schema.js';
+import { ms } from '../config/duration.js';
+import type { Directory, DirectoryRecord } from '../directory/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { readSnapshot, writeSnapshot } from './file.js';
+import { SnapshotStore } from './store.js';
+
+/** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
+const SKEW_MS = 60_000;
+
+export interface SyncReport {
+  kind: 'full' | 'incremental';
+  entries: number;
+  addresses: number;
+  changed: number;
+  seconds: number;
+}
+
+export interface SnapshotSyncDeps {
+  config: Readonly<Config>;
+  directory: Directory;
+  metrics: Metrics;
+  logger: Logger;
+  /** Called with every new or updated snapshot. */
+  onSnapshot: (store: SnapshotStore) => void;
+  now?: () => number;
+}
+
+/** Identifies the directory a snapshot was taken from, so a foreign file is refused. */
+export function snapshotSource(config: Readonly<Config>): string {
+  const l = config.directory.ldap;
+  return `${config.directory.kind}|${l.preset}|${l.baseDN.toLowerCase()}|${l.scope}|${l.filter ?? ''}`;
+}
+
+/**
+ * Snapshot mode: full syncs every `sync.interval`, incremental ones every
+ * `sync.incrementalInterval`, persisted to `sync.snapshotPath`. Lookups never wait on it.
+ */
+export class SnapshotSync {
+  private store: SnapshotStore | null = null;
+  private lastSyncStartedAt = 0;
+  private fullTimer: NodeJS.Timeout | null = null;
+  private incTimer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+  private stopped = false;
+  private readonly now: () => number;
+  private readonly maxAgeMs: number;
+  private readonly path: string;
+  private readonly ageTimer: NodeJS.Timeout;
+
+  constructor(private readonly deps: SnapshotSyncDeps) {
+    this.now = deps.now ?? Date.now;
+    this.maxAgeMs = ms(deps.config.sync.maxAge);
+    this.path = deps.config.sync.snapshotPath!;
+    this.ageTimer = setInterval(() => this.updateGauges(), 5_000).unref();
+  }
+
+  /** After a config reload the new directory serves the syncs. */
+  setDirectory(directory: Directory): void {
+    this.deps.directory = directory;
+  }
+
+  get current(): SnapshotStore | null {
+    return this.store;
+  }
+
+  private updateGauges(): void {
+    this.deps.metrics.snapshotEntries.set(this.store?.size ?? 0);
+    this.deps.metrics.snapshotAge.set(this.store ? this.store.ageSeconds() : 0);
+  }
+
+  private publish(store: SnapshotStore): void {
+    this.store = store;
+    this.updateGauges();
+    this.deps.onSnapshot(store);
+  }
+
+  /** Loads the file from disk; a missing, corrupt or foreign file is logged and ignored. */
+  async load(): Promise<boolean> {
+    try {
+      const { header, records } = await readSnapshot(this.path, snapshotSource(this.deps.config));
+      const store = SnapshotStore.from(records, header.createdAt, this.maxAgeMs, this.now);
+      this.lastSyncStartedAt = header.createdAt;
+      this.publish(store);
+      this.deps.logger.info({ path: this.path, entries: header.entries, addresses: store.size, ageSeconds: store.ageSeconds(), fresh: store.isFresh() }, 'snapshot loaded');
+      return true;
+    } catch (err) {
+      this.deps.logger.warn({ path: this.path, err: { message: (err as Error).message } }, 'snapshot not loaded; answering from live lookups until the first sync');
+      return false;
+    }
+  }
+
+  /** One full sync: read every entry (paged), write the file, replace the snapshot. */
+  async full(): Promise<SyncReport> {
+    return this.exclusive(async () => {
+      const started = this.now();
+      const t0 = process.hrtime.bigint();
+      const end = this.deps.metrics.syncDuration.startTimer({ kind: 'full' });
+      try {
+        const records: DirectoryRecord[] = [];
+        for await (const r of this.deps.directory.listAll()) records.push(r);
+        const store = SnapshotStore.from(records, started, this.maxAgeMs, this.now);
+        await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records());
+        this.lastSyncStartedAt = started;
+        this.publish(store);
+        end();
+        const report: SyncReport = { kind: 'full', entries: store.entries, addresses: store.size, changed: records.length, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+        this.deps.logger.info(report, 'full sync done');
+        return report;
+      } catch (err) {
+        this.deps.metrics.syncFailures.inc({ kind: 'full' });
+        this.deps.logger.warn({ err: { message: (err as Error).message } }, 'full sync failed; keeping the current snapshot');
+        throw err;
+      }
+    });
+  }
+
+  /** Entries changed since the last sync are merged in; deletions wait for the next full sync. */
+  async incremental(): Promise<SyncReport> {
+    if (!this.store) return this.full();
+    return this.exclusive(async () => {
+      const store = this.store!;
+      const started = this.now();
+      const t0 = process.hrtime.bigint();
+      const end = this.deps.metrics.syncDuration.startTimer({ kind: 'incremental' });
+      try {
+        let changed = 0;
+        const since = new Date(this.lastSyncStartedAt - SKEW_MS);
+        const updates: DirectoryRecord[] = [];
+        for await (const r of this.deps.directory.listAll({ changedSince: since })) updates.push(r);
+        for (const r of updates) {
+          store.upsert(r);
+          changed++;
+        }
+        store.createdAt = started;
+        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records());
+        this.lastSyncStartedAt = started;
+        this.publish(store);
+        end();
+        const report: SyncReport = { kind: 'incremental', entries: store.entries, addresses: store.size, changed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+        this.deps.logger.debug(report, 'incremental sync done');
+        return report;
+      } catch (err) {
+        this.deps.metrics.syncFailures.inc({ kind: 'incremental' });
+        this.deps.logger.warn({ err: { message: (err as Error).message } }, 'incremental sync failed; keeping the current snapshot');
+        throw err;
+      }
+    });
+  }
+
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.running) await this.running.catch(() => undefined);
+    const p = fn();
+    this.running = p;
+    try {
+      return await p;
+    } finally {
+      if (this.running === p) this.running = null;
+    }
+  }
+
+  /** Starts the periodic syncs (the first full sync right away, in the background). */
+  start(): void {
+    const full = ms(this.deps.config.sync.interval);
+    const inc = ms(this.deps.config.sync.incrementalInterval);
+    const runFull = () => {
+      if (this.stopped) return;
+      this.full()
+        .catch(() => undefined)
+        .finally(() => {
+          if (!this.stopped) this.fullTimer = setTimeout(runFull, this.store ? full : Math.min(full, 30_000)).unref();
+        });
+    };
+    const runInc = () => {
+      if (this.stopped) return;
+      const job = this.store ? this.incremental() : Promise.resolve();
+      job.catch(() => undefined).finally(() => {
+        if (!this.stopped) this.incTimer = setTimeout(runInc, inc).unref();
+      });
+    };
+    runFull();
+    if (inc < full) this.incTimer = setTimeout(runInc, inc).unref();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.fullTimer) clearTimeout(this.fullTimer);
+    if (this.incTimer) clearTimeout(this.incTimer);
+    clearInterval(this.ageTimer);
+    await this.running?.catch(() => undefined);
+  }
+}

@@ -160,6 +160,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     });
     httpServer = server;
     addresses.http = server.address() as AddressInfo;
+    logger.info({ frontend: 'http', address: `${addresses.http.address}:${addresses.http.port}` }, 'listening');
   };
 
   const common = {
@@ -190,7 +191,6 @@ export async function createApp(options: AppOptions): Promise<App> {
       await close();
       throw err;
     }
-    for (const [name, addr] of Object.entries(addresses)) logger.info({ frontend: name, address: `${addr.address}:${addr.port}` }, 'listening');
     void probe();
     syncer?.start();
   };

@@ -19,7 +19,7 @@ export function createDirectory(config: Readonly<Config>, ctx: DirectoryContext)
   }
   const env = ctx.env ?? process.env;
   const password = readSecret(config.directory.ldap.bindPasswordFile, env.RCPTGATE_LDAP_BIND_PASSWORD, 'bind password');
-  return new LdapDirectory(config.directory.ldap, password, ctx.metrics, ctx.logger);
+  return new LdapDirectory({ config: config.directory.ldap, bindPassword: password, metrics: ctx.metrics, logger: ctx.logger });
 }
 
 export function isExampleDirectory(config: Readonly<Config>): boolean {

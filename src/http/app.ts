@@ -1,0 +1,206 @@
+import { readFile } from 'node:fs/promises';
+import express, { type Express, type RequestHandler } from 'express';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { HealthReport, RecipientValidator } from '../types.js';
+import { requireAdmin } from './auth.js';
+import { errorHandler, notFound } from './errors.js';
+import { BATCH_CONCURRENCY, MAX_BATCH, mapLimit, retryAfterSeconds, toBody } from './lookup.js';
+import { sendProblem } from './problem.js';
+import { parseBatchRequest } from './batch-request.js';
+import { STATUS_PAGE_CSP, renderStatusPage } from './status-page.js';
+
+export interface HttpAppDeps {
+  validator: RecipientValidator;
+  metrics: Metrics;
+  logger: Logger;
+  health: () => HealthReport;
+  /** Bearer token for the admin endpoints; null disables them (404). */
+  adminToken: string | null;
+  version: string;
+  /** Serve the status page at GET / (config `statusPage`). */
+  statusPage: boolean;
+  /** Cache flush for DELETE /v1/cache; defaults to `validator.flush`. */
+  flushCache?: (address?: string) => number;
+}
+
+/** Largest request body accepted (a full batch of 1000 long addresses fits). */
+export const BODY_LIMIT = '256kb';
+
+/** openapi.yaml sits at the package root: two levels up from both src/http and dist/http. */
+const SPEC_URL = new URL('../../openapi.yaml', import.meta.url);
+
+type Method = 'get' | 'post' | 'delete';
+
+/**
+ * The HTTP front end as an express app that does not listen (the caller owns the server).
+ * Lookups are counted in metrics by the engine itself (options.frontend), not here.
+ */
+export function createHttpApp(deps: HttpAppDeps): Express {
+  const { validator, metrics, logger, health, version } = deps;
+  const flush = deps.flushCache ?? ((address?: string) => validator.flush(address));
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((_req, res, next) => {
+    res.set('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+
+  /** Registers the handlers of one path; any other method gets 405 with Allow. */
+  const route = (path: string, handlers: Partial<Record<Method, RequestHandler[]>>): void => {
+    const r = app.route(path);
+    const allowed: string[] = [];
+    for (const [method, hs] of Object.entries(handlers) as Array<[Method, RequestHandler[]]>) {
+      r[method](...hs);
+      allowed.push(method.toUpperCase(), ...(method === 'get' ? ['HEAD'] : []));
+    }
+    const allow = allowed.join(', ');
+    r.all((req, res) => {
+      res.set('Allow', allow);
+      sendProblem(res, 'method-not-allowed', `${req.method} is not allowed on this resource; allowed: ${allow}.`);
+    });
+  };
+
+  const lookup = async (address: string, explain: boolean) => {
+    const started = performance.now();
+    const result = await validator.lookup(address, { frontend: 'http', explain });
+    if (logger.isLevelEnabled('debug')) {
+      const ms = Math.round((performance.now() - started) * 1000) / 1000;
+      logger.debug({ frontend: 'http', address, verdict: result.verdict, source: result.source, ms }, 'lookup');
+    }
+    return result;
+  };
+
+  // A wildcard, so that an unencoded "/" in a local part (RFC 5321 allows it) still reaches us.
+  route('/v1/recipients/*address', {
+    get: [
+      async (req, res) => {
+        const address = wildcardParam(req.params);
+        const explain = wantsExplain(req.query['explain']);
+        const result = await lookup(address, explain);
+        const body = toBody(result, explain);
+        if (result.verdict === 'invalid') {
+          sendProblem(res, 'invalid-address', result.reason ?? 'Not a syntactically valid email address.', { ...body });
+        } else if (result.verdict === 'tempfail') {
+          res.set('Retry-After', String(retryAfterSeconds(result)));
+          sendProblem(res, 'temporary-failure', result.reason ?? 'The directory could not answer in time.', { ...body });
+        } else {
+          res.json(body);
+        }
+      },
+    ],
+  });
+
+  // The colon is literal: escaped so path-to-regexp does not read ":check" as a parameter.
+  route('/v1/recipients\\:check', {
+    post: [
+      express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
+      async (req, res) => {
+        if (req.body === undefined) {
+          const empty = !req.get('transfer-encoding') && Number(req.get('content-length') ?? 0) === 0;
+          if (empty) {
+            sendProblem(res, 'invalid-request', 'The body must be a JSON object {"addresses": [...]}.');
+          } else {
+            sendProblem(res, 'unsupported-media-type', 'The body must be application/json.');
+          }
+          return;
+        }
+        const parsed = parseBatchRequest(req.body, MAX_BATCH);
+        if (!parsed.ok) {
+          sendProblem(res, 'invalid-request', parsed.detail, { errors: parsed.errors });
+          return;
+        }
+        const explain = wantsExplain(req.query['explain']);
+        const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(a, explain));
+        res.json({ results: results.map((r) => toBody(r, explain)) });
+      },
+    ],
+  });
+
+  const admin = requireAdmin(deps.adminToken, logger);
+  route('/v1/cache', {
+    delete: [
+      admin,
+      (req, res) => {
+        const removed = flush();
+        logger.info({ removed, remoteAddress: req.socket.remoteAddress }, 'cache flushed');
+        res.status(204).end();
+      },
+    ],
+  });
+  route('/v1/cache/*address', {
+    delete: [
+      admin,
+      (req, res) => {
+        const address = wildcardParam(req.params);
+        const removed = flush(address);
+        logger.info({ removed, address, remoteAddress: req.socket.remoteAddress }, 'cache entry flushed');
+        res.status(204).end();
+      },
+    ],
+  });
+
+  route('/healthz', {
+    get: [(_req, res) => void res.set('Cache-Control', 'no-store').json({ status: 'ok' })],
+  });
+  route('/readyz', {
+    get: [
+      (_req, res) => {
+        const report = health();
+        res.status(report.ready ? 200 : 503).set('Cache-Control', 'no-store').json(report);
+      },
+    ],
+  });
+  route('/metrics', {
+    get: [
+      async (_req, res) => {
+        const text = await metrics.registry.metrics();
+        res.set('Content-Type', metrics.registry.contentType).send(text);
+      },
+    ],
+  });
+
+  let spec: Promise<string> | undefined;
+  route('/openapi.yaml', {
+    get: [
+      async (_req, res) => {
+        spec ??= readFile(SPEC_URL, 'utf8');
+        const text = await spec.catch((err: unknown) => {
+          spec = undefined; // retry on the next request rather than caching the failure
+          throw err;
+        });
+        res.type('application/yaml').send(text);
+      },
+    ],
+  });
+
+  if (deps.statusPage) {
+    route('/', {
+      get: [
+        (_req, res) => {
+          res
+            .set('Content-Security-Policy', STATUS_PAGE_CSP)
+            .set('Cache-Control', 'no-store')
+            .type('html')
+            .send(renderStatusPage(health(), version));
+        },
+      ],
+    });
+  }
+
+  app.use(notFound);
+  app.use(errorHandler(logger));
+  return app;
+}
+
+/** `?explain`, `?explain=1` and `?explain=true` ask for the explanation. */
+function wantsExplain(value: unknown): boolean {
+  const v = Array.isArray(value) ? value[value.length - 1] : value;
+  return v === '' || v === '1' || v === 'true';
+}
+
+/** express 5 hands a `*name` wildcard over as its decoded path segments. */
+function wildcardParam(params: Record<string, unknown>): string {
+  const raw = params['address'];
+  return Array.isArray(raw) ? raw.join('/') : String(raw);
+}

@@ -14,8 +14,9 @@ const hostPort = z
   .string()
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/, { message: 'expected "host:port"' })
   .refine((s) => {
-    const port = Number(s.slice(s.lastIndexOf(':') + 1));
-    return port >= 0 && port <= 65535;
+    // Only judge the port of a well-formed value; the regex above reports the rest.
+    const m = /:(\d{1,5})$/.exec(s);
+    return m === null || Number(m[1]) <= 65535;
   }, { message: 'port must be 0..65535' });
 
 const listenAddr = hostPort.nullable();
@@ -74,7 +75,7 @@ export const configSchema = z.strictObject({
           matchUserPrincipalName: z.boolean().default(false),
           timeout: duration.default('3s'),
           poolSize: z.number().int().min(1).max(64).default(4),
-          /** Directory requests allowed in flight at once; more wait, bounded by `timeout`. */
+          /** Directory requests accepted at once (running or waiting for a pooled connection, bounded by `timeout`); more fail at once (tempfail). */
           maxInFlight: z.number().int().min(1).max(10_000).default(64),
           /** Page size for full listings (snapshot sync). */
           pageSize: z.number().int().min(1).max(10_000).default(500),

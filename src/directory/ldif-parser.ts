@@ -16,12 +16,18 @@ export function parseLdif(text: string): LdifRecord[] {
   const lines = text.split(/\r?\n/);
   // Unfold: a line starting with one space continues the previous one.
   const logical: Array<{ text: string; line: number }> = [];
+  // Comments may be folded too (RFC 2849 note 2): their continuation lines are comment as well.
+  let inComment = false;
   for (const [i, raw] of lines.entries()) {
-    if (raw.startsWith(' ') && logical.length > 0 && logical[logical.length - 1]!.text !== '') {
+    if (raw.startsWith(' ') && inComment) {
+      continue;
+    } else if (raw.startsWith(' ') && logical.length > 0 && logical[logical.length - 1]!.text !== '') {
       logical[logical.length - 1]!.text += raw.slice(1);
     } else if (raw.startsWith('#')) {
+      inComment = true;
       continue;
     } else {
+      inComment = false;
       logical.push({ text: raw, line: i + 1 });
     }
   }
@@ -35,7 +41,8 @@ export function parseLdif(text: string): LdifRecord[] {
       current = null;
       continue;
     }
-    const m = /^([A-Za-z0-9][A-Za-z0-9;.-]*)(::?|:<)\s*(.*)$/.exec(l);
+    // `::` and `:<` before `:`, or `:<` would never match.
+    const m = /^([A-Za-z0-9][A-Za-z0-9;.-]*)(::|:<|:)\s*(.*)$/.exec(l);
     if (!m) fail(line, 'expected "attribute: value"');
     const [, name, sep, rest] = m!;
     if (sep === ':<') fail(line, 'URL values are not supported');

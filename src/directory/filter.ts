@@ -1,0 +1,122 @@
+import { FilterParser, type Filter } from 'ldapts';
+
+/**
+ * LDAP search filters built from Postfix-style templates. Every value that comes from an
+ * address goes through `escapeFilterValue` (RFC 4515): an unescaped `*` turns a lookup into a
+ * wildcard search (wrong answers, and a way to overload the directory).
+ */
+
+/** Printable ASCII that RFC 4515 lets through unescaped (everything but `*`, `(`, `)`, `\`). */
+function isPlain(byte: number): boolean {
+  return byte >= 0x20 && byte < 0x7f && byte !== 0x2a && byte !== 0x28 && byte !== 0x29 && byte !== 0x5c;
+}
+
+/**
+ * RFC 4515 assertion-value escaping: `*`, `(`, `)`, `\`, NUL, control characters and every
+ * non-ASCII byte of the UTF-8 encoding become `\XX`.
+ */
+export function escapeFilterValue(value: string | Buffer): string {
+  const bytes = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  let out = '';
+  for (const byte of bytes) {
+    out += isPlain(byte) ? String.fromCharCode(byte) : `\\${byte.toString(16).padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Splits at the last `@` like Postfix: no `@` means no domain. */
+function splitAddress(address: string): { local: string; domain: string } {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? { local: address, domain: '' } : { local: address.slice(0, at), domain: address.slice(at + 1) };
+}
+
+/** Walks a template, handing each `%x` directive to `expand`; `%%` is a literal percent. */
+function expandDirectives(template: string, expand: (directive: string) => string): string {
+  let out = '';
+  for (let i = 0; i < template.length; i++) {
+    const ch = template[i]!;
+    if (ch !== '%') {
+      out += ch;
+      continue;
+    }
+    const directive = template[i + 1];
+    if (directive === undefined) throw new Error(`filter template ends with a lone "%": ${template}`);
+    out += directive === '%' ? '%' : expand(directive);
+    i++;
+  }
+  return out;
+}
+
+function unknownDirective(template: string, directive: string): never {
+  throw new Error(`filter template has unknown directive "%${directive}" (use %s, %u, %d or %%): ${template}`);
+}
+
+/**
+ * Expands `%s` (full address), `%u` (local part), `%d` (domain) and `%%` with every value
+ * RFC 4515-escaped. Throws on an unknown directive.
+ */
+export function expandFilter(template: string, address: string): string {
+  const { local, domain } = splitAddress(address);
+  return expandDirectives(template, (d) => {
+    switch (d) {
+      case 's':
+        return escapeFilterValue(address);
+      case 'u':
+        return escapeFilterValue(local);
+      case 'd':
+        return escapeFilterValue(domain);
+      default:
+        return unknownDirective(template, d);
+    }
+  });
+}
+
+/**
+ * The "every entry" form of a lookup template for full syncs: each address directive becomes
+ * a wildcard, so `(mail=%s)` → `(mail=*)` and `(proxyAddresses=smtp:%s)` → `(proxyAddresses=smtp:*)`.
+ */
+export function listFilterFromTemplate(template: string): string {
+  const out = expandDirectives(template, (d) => (d === 's' || d === 'u' || d === 'd' ? '*' : unknownDirective(template, d)));
+  return out.replace(/\*{2,}/g, '*');
+}
+
+/** Why a filter template cannot be used, or null when it is fine. For config checks. */
+export function checkFilterTemplate(template: string): string | null {
+  try {
+    parseFilter(expandFilter(template, 'user@example.com'));
+    parseFilter(listFilterFromTemplate(template));
+    return null;
+  } catch (err) {
+    return err instanceof Error ? err.message : String(err);
+  }
+}
+
+/** Raw non-ASCII typed into a template: escape it so every byte ≥ 0x80 in a parsed value came from `\XX`. */
+function escapeRawNonAscii(filter: string): string {
+  return filter.replace(/[^\x00-\x7f]+/gu, (run) => escapeFilterValue(run));
+}
+
+/** ldapts decodes `\XX` one byte per char (Latin-1); turn such byte strings back into UTF-8 text. */
+function fixValue(value: unknown): unknown {
+  if (typeof value !== 'string' || !/[\x80-\xff]/.test(value)) return value;
+  return Buffer.from(value, 'latin1').toString('utf8');
+}
+
+function fixTree(node: Filter): void {
+  const n = node as unknown as Record<string, unknown>;
+  if (Array.isArray(n.filters)) for (const child of n.filters as Filter[]) fixTree(child);
+  if (n.filter && typeof n.filter === 'object') fixTree(n.filter as Filter);
+  for (const key of ['value', 'initial', 'final']) if (key in n) n[key] = fixValue(n[key]);
+  if (Array.isArray(n.any)) n.any = (n.any as unknown[]).map(fixValue);
+}
+
+/**
+ * Parses an RFC 4515 filter string into the ldapts filter object sent on the wire, with
+ * escaped non-ASCII values decoded as UTF-8 (ldapts alone would send them as Latin-1).
+ * Throws on a malformed filter.
+ */
+export function parseFilter(filter: string): Filter {
+  const parsed = FilterParser.parseString(escapeRawNonAscii(filter));
+  fixTree(parsed);
+  return parsed;
+}

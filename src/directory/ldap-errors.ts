@@ -1,0 +1,147 @@
+import { ResultCodeError } from 'ldapts';
+import { DirectoryError, ErrorCodes } from '../errors.js';
+
+/**
+ * The one place where LDAP result codes and socket/TLS failures become DirectoryError codes.
+ * Every failure ends up here, so whatever the cause the engine gets a DirectoryError
+ * (→ tempfail), never a silent "no such user".
+ */
+
+type DirectoryCode = ConstructorParameters<typeof DirectoryError>[0];
+
+/** LDAP result codes (RFC 4511 §4.1.9) worth naming in messages. */
+const RESULT_NAMES: Record<number, string> = {
+  1: 'operationsError',
+  2: 'protocolError',
+  3: 'timeLimitExceeded',
+  4: 'sizeLimitExceeded',
+  7: 'authMethodNotSupported',
+  8: 'strongerAuthRequired',
+  10: 'referral',
+  11: 'adminLimitExceeded',
+  12: 'unavailableCriticalExtension',
+  13: 'confidentialityRequired',
+  32: 'noSuchObject',
+  34: 'invalidDNSyntax',
+  48: 'inappropriateAuthentication',
+  49: 'invalidCredentials',
+  50: 'insufficientAccessRights',
+  51: 'busy',
+  52: 'unavailable',
+  53: 'unwillingToPerform',
+  80: 'other',
+};
+
+/** Result codes that mean our credentials or transport security are not accepted: a configuration error. */
+const AUTH_CODES = new Set([7, 8, 13, 48, 49, 50]);
+/** The server is there but will not serve now; try again later. */
+const UNAVAILABLE_CODES = new Set([51, 52]);
+/** LDAP result code 32: the base DN does not exist. */
+export const NO_SUCH_OBJECT = 32;
+
+/** Socket error codes of a server that is down, unreachable or went away. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EHOSTDOWN',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'ETIMEDOUT',
+]);
+
+export interface ErrorContext {
+  /** What we were doing: "bind", "search", "connect", "StartTLS", "paged search". */
+  operation: string;
+  /** Server URL. */
+  url?: string;
+  /** Bind DN, for auth messages. */
+  bindDN?: string | null;
+}
+
+function codeOf(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+function where(ctx: ErrorContext): string {
+  return ctx.url ? `${ctx.operation} on ${ctx.url}` : ctx.operation;
+}
+
+export function resultCodeName(code: number): string {
+  return `${RESULT_NAMES[code] ?? 'result code'} (${code})`;
+}
+
+/** LDAP result code → DirectoryError code. Success and noSuchObject never get here. */
+export function directoryCodeForResult(code: number): DirectoryCode {
+  if (AUTH_CODES.has(code)) return ErrorCodes.DIRECTORY_AUTH;
+  if (UNAVAILABLE_CODES.has(code)) return ErrorCodes.DIRECTORY_UNAVAILABLE;
+  if (code === 3) return ErrorCodes.DIRECTORY_TIMEOUT;
+  return ErrorCodes.DIRECTORY_PROTOCOL;
+}
+
+function fromResultCode(err: ResultCodeError, ctx: ErrorContext): DirectoryError {
+  const code = directoryCodeForResult(err.code);
+  const name = resultCodeName(err.code);
+  const detail = err.message ? `: ${err.message}` : '';
+  let message: string;
+  if (code === ErrorCodes.DIRECTORY_AUTH && ctx.operation === 'bind') {
+    const who = ctx.bindDN ? `as "${ctx.bindDN}"` : 'anonymously';
+    message =
+      `LDAP bind ${who} was refused by ${ctx.url ?? 'the server'} with ${name}${detail} — a configuration error: ` +
+      'check directory.ldap.bindDN and the bind password (bindPasswordFile or RCPTGATE_LDAP_BIND_PASSWORD)';
+  } else if (code === ErrorCodes.DIRECTORY_AUTH) {
+    message = `LDAP ${where(ctx)} refused with ${name}${detail} — a configuration error: the bind account lacks the rights or the connection security the server requires`;
+  } else if (err.code === 10) {
+    message = `LDAP ${where(ctx)} answered with a referral${detail}; rcptgate does not chase referrals: point directory.ldap.baseDN at a naming context this server holds`;
+  } else if (err.code === 4 || err.code === 11) {
+    message = `LDAP ${where(ctx)} hit a server limit, ${name}${detail}: allow the bind account more (OpenLDAP: limits … size=unlimited) or lower directory.ldap.pageSize`;
+  } else {
+    message = `LDAP ${where(ctx)} failed with ${name}${detail}`;
+  }
+  return new DirectoryError(code, message, { cause: err });
+}
+
+/** TLS verification failures (Node's OpenSSL codes) — usually a wrong or missing CA file. */
+function isTlsError(code: string | undefined, message: string): boolean {
+  return (
+    (code !== undefined && (/CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL/.test(code))) ||
+    /certificate|ssl|tls/i.test(message)
+  );
+}
+
+/** Anything thrown while talking to the directory → DirectoryError with a clear message. */
+export function toDirectoryError(err: unknown, ctx: ErrorContext): DirectoryError {
+  if (err instanceof DirectoryError) return err;
+  if (err instanceof ResultCodeError) return fromResultCode(err, ctx);
+  const message = err instanceof Error ? err.message : String(err);
+  const code = codeOf(err);
+  if (/timed out|timeout/i.test(message) && code !== 'ETIMEDOUT') {
+    return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${where(ctx)} timed out: ${message}`, { cause: err });
+  }
+  if (code !== undefined && NETWORK_CODES.has(code)) {
+    return new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `LDAP server unreachable (${where(ctx)}): ${code} ${message}`, { cause: err });
+  }
+  if (isTlsError(code, message)) {
+    return new DirectoryError(
+      ErrorCodes.DIRECTORY_UNAVAILABLE,
+      `TLS with the LDAP server failed (${where(ctx)}): ${message} — check directory.ldap.tls.caFile and that the certificate names the host in the URL`,
+      { cause: err },
+    );
+  }
+  if (/connection closed|socket|not established|ended by the other party/i.test(message)) {
+    return new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `LDAP connection lost (${where(ctx)}): ${message}`, { cause: err });
+  }
+  if (err instanceof Error && /asn1|ber|parse|invalid/i.test(`${err.name} ${message}`)) {
+    return new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `LDAP ${where(ctx)}: unexpected answer: ${message}`, { cause: err });
+  }
+  return new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `LDAP ${where(ctx)} failed: ${message}`, { cause: err });
+}
+
+/** True for failures of the connection itself (not of the request): worth one retry on a fresh connection. */
+export function isConnectionFailure(err: DirectoryError): boolean {
+  return err.code === ErrorCodes.DIRECTORY_UNAVAILABLE && !(err.cause instanceof ResultCodeError);
+}

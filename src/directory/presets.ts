@@ -1,0 +1,120 @@
+import type { Config } from '../config/schema.js';
+import { listFilterFromTemplate } from './filter.js';
+
+/**
+ * What to ask the directory, per kind of server: the lookup filter template, the filter for
+ * full listings, the attributes to request, and how to read an entry's addresses.
+ */
+
+type LdapConfig = Config['directory']['ldap'];
+
+/** A search result entry as ldapts returns it: attribute name → one value or several. */
+export type LdapEntry = { dn: string } & Record<string, unknown>;
+
+export interface LdapSearchPlan {
+  preset: LdapConfig['preset'];
+  /** Postfix-style template (`%s`, `%u`, `%d`); the user's `filter` when set. */
+  lookupFilter: string;
+  /** Matches every entry the lookup filter could match (full syncs). */
+  listFilter: string;
+  /** Attributes to request. */
+  attributes: string[];
+  /** Primary address of an entry, as the directory spells it; null when it has none. */
+  canonical(entry: LdapEntry): string | null;
+  /** Every address the entry receives mail for, lowercased, without duplicates. */
+  addresses(entry: LdapEntry): string[];
+  /** Filter clause selecting entries changed since `date` (incremental syncs). */
+  changedSinceClause(date: Date): string;
+}
+
+/** Every value of an attribute, whatever case the server used for its name. */
+export function attributeValues(entry: LdapEntry, name: string): string[] {
+  const wanted = name.toLowerCase();
+  for (const [key, raw] of Object.entries(entry)) {
+    if (key.toLowerCase() !== wanted || key === 'dn') continue;
+    const list = Array.isArray(raw) ? raw : [raw];
+    return list.map((v) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v))).filter((v) => v !== '');
+  }
+  return [];
+}
+
+function unique(values: string[]): string[] {
+  return [...new Set(values.map((v) => v.toLowerCase()))];
+}
+
+/** LDAP GeneralizedTime in UTC, whole seconds: 20240131235959Z. */
+export function generalizedTime(date: Date): string {
+  return date.toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+const OPENLDAP_FILTER = '(|(mail=%s)(mailAlternateAddress=%s))';
+
+/** AD: the disabled-account bit (ACCOUNTDISABLE, 2) tested with LDAP_MATCHING_RULE_BIT_AND. */
+export const AD_ENABLED_ONLY = '(!(userAccountControl:1.2.840.113556.1.4.803:=2))';
+/** AD: users, mail-enabled groups, contacts and public folders. */
+export const AD_RECIPIENT_CLASSES = '(|(objectClass=user)(objectClass=group)(objectClass=contact)(objectClass=publicFolder))';
+
+/** The AD lookup template; `proxyAddresses` compares case-insensitively, so `smtp:` also matches `SMTP:`. */
+export function activeDirectoryFilter(matchUserPrincipalName: boolean): string {
+  const upn = matchUserPrincipalName ? '(userPrincipalName=%s)' : '';
+  return `(&${AD_RECIPIENT_CLASSES}(|(mail=%s)(proxyAddresses=smtp:%s)${upn})${AD_ENABLED_ONLY})`;
+}
+
+function openldapPlan(lookupFilter: string): LdapSearchPlan {
+  return {
+    preset: 'openldap',
+    lookupFilter,
+    listFilter: listFilterFromTemplate(lookupFilter),
+    attributes: ['mail', 'mailAlternateAddress'],
+    canonical: (entry) => attributeValues(entry, 'mail')[0] ?? attributeValues(entry, 'mailAlternateAddress')[0] ?? null,
+    addresses: (entry) => unique([...attributeValues(entry, 'mail'), ...attributeValues(entry, 'mailAlternateAddress')]),
+    changedSinceClause: (date) => `(modifyTimestamp>=${generalizedTime(date)})`,
+  };
+}
+
+/** `smtp:`/`SMTP:` proxy addresses without their prefix; X400:, SIP: and the like are skipped. */
+function smtpProxyAddresses(entry: LdapEntry): { primary: string | null; all: string[] } {
+  let primary: string | null = null;
+  const all: string[] = [];
+  for (const value of attributeValues(entry, 'proxyAddresses')) {
+    if (value.slice(0, 5).toLowerCase() !== 'smtp:') continue;
+    const address = value.slice(5);
+    all.push(address);
+    if (primary === null && value.startsWith('SMTP:')) primary = address;
+  }
+  return { primary, all };
+}
+
+function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boolean): LdapSearchPlan {
+  return {
+    preset: 'activedirectory',
+    lookupFilter,
+    listFilter: listFilterFromTemplate(lookupFilter),
+    attributes: ['mail', 'proxyAddresses', ...(matchUserPrincipalName ? ['userPrincipalName'] : [])],
+    canonical: (entry) => smtpProxyAddresses(entry).primary ?? attributeValues(entry, 'mail')[0] ?? smtpProxyAddresses(entry).all[0] ?? null,
+    addresses: (entry) =>
+      unique([
+        ...smtpProxyAddresses(entry).all,
+        ...attributeValues(entry, 'mail'),
+        ...(matchUserPrincipalName ? attributeValues(entry, 'userPrincipalName') : []),
+      ]),
+    // AD has modifyTimestamp as a constructed alias of whenChanged; the snapshot code may switch to uSNChanged.
+    changedSinceClause: (date) => `(whenChanged>=${generalizedTime(date).replace(/Z$/, '.0Z')})`,
+  };
+}
+
+/** The preset's defaults; a user-set `directory.ldap.filter` replaces the lookup filter. */
+export function searchPlan(ldap: Pick<LdapConfig, 'preset' | 'filter' | 'matchUserPrincipalName'>): LdapSearchPlan {
+  switch (ldap.preset) {
+    case 'activedirectory':
+      return activeDirectoryPlan(ldap.filter ?? activeDirectoryFilter(ldap.matchUserPrincipalName), ldap.matchUserPrincipalName);
+    case 'openldap':
+      return openldapPlan(ldap.filter ?? OPENLDAP_FILTER);
+  }
+}
+
+/** The default lookup filter of each preset (for docs and `config check`). */
+export const PRESET_FILTERS = {
+  openldap: OPENLDAP_FILTER,
+  activedirectory: activeDirectoryFilter(false),
+} as const;

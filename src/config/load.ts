@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { domainToASCII } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
 
@@ -67,6 +68,8 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, i
   for (const leaf of leaves(defaults)) known.set(envName(leaf.path), leaf);
   for (const [name, text] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || text === undefined || RESERVED_ENV.has(name)) continue;
+    // Kubernetes injects these for a Service named "rcptgate"; no config key starts with them.
+    if (/^RCPTGATE_(SERVICE_(HOST|PORT)|PORT)(_|$)/.test(name)) continue;
     const leaf = known.get(name);
     if (!leaf) {
       issues.push({ path: `env ${name}`, message: 'unknown configuration variable' });
@@ -80,18 +83,40 @@ function formatPath(path: ReadonlyArray<PropertyKey>): string {
   return path.map(String).join('.');
 }
 
+type SchemaIssue = z.core.$ZodIssue;
+
+/** One schema issue as config issues with full key paths. */
+function toConfigIssues(issue: SchemaIssue, prefix: PropertyKey[]): ConfigIssue[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => ({ path: formatPath([...path, key]), message: 'unknown key' }));
+  if (issue.code === 'invalid_union') {
+    // `domains` is a list or a map: report the problems of the form that was written, not "Invalid input".
+    const matching = issue.errors.filter((branch) => !branch.some((i) => i.code === 'invalid_type' && i.path.length === 0));
+    if (matching.length === 1) return matching[0]!.flatMap((i) => toConfigIssues(i, path));
+  }
+  return [{ path: formatPath(path), message: issue.message }];
+}
+
+function dropPath(target: Record<string, unknown>, path: string[]): void {
+  let node: unknown = target;
+  for (const key of path.slice(0, -1)) {
+    if (node === null || typeof node !== 'object') return;
+    node = (node as Record<string, unknown>)[key];
+  }
+  if (node !== null && typeof node === 'object') delete (node as Record<string, unknown>)[path[path.length - 1]!];
+}
+
 /** Parses and cross-checks a raw object; every problem is listed, none thrown one by one. */
 export function validateConfig(raw: unknown, preIssues: ConfigIssue[] = []): Config {
   const issues = [...preIssues];
   const result = configSchema.safeParse(raw ?? {});
   if (!result.success) {
-    for (const issue of result.error.issues) {
-      if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) issues.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
-      } else {
-        issues.push({ path: formatPath(issue.path), message: issue.message });
-      }
-    }
+    for (const issue of result.error.issues) issues.push(...toConfigIssues(issue, []));
+    // Run the cross-checks as well, on the input without the bad keys, so one run lists every problem.
+    const pruned = structuredClone(raw ?? {}) as Record<string, unknown>;
+    for (const issue of issues) dropPath(pruned, issue.path.split('.'));
+    const retry = configSchema.safeParse(pruned);
+    if (retry.success) issues.push(...crossCheck(retry.data).filter((c) => !issues.some((i) => i.path === c.path)));
     throw new ConfigError(issues);
   }
   const config = result.data;

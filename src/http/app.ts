@@ -8,7 +8,7 @@ import { errorHandler, notFound } from './errors.js';
 import { BATCH_CONCURRENCY, MAX_BATCH, mapLimit, retryAfterSeconds, toBody } from './lookup.js';
 import { sendProblem } from './problem.js';
 import { parseBatchRequest } from './batch-request.js';
-import { STATUS_PAGE_CSP, renderStatusPage } from './status-page.js';
+import { STATUS_PAGE_CSP, renderStatusPage, type StatusStats } from './status-page.js';
 
 export interface HttpAppDeps {
   validator: RecipientValidator;
@@ -177,12 +177,14 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   if (deps.statusPage) {
     route('/', {
       get: [
-        (_req, res) => {
+        async (req, res) => {
+          const q = typeof req.query.address === 'string' ? req.query.address.slice(0, 320) : null;
+          const lookup = q ? { query: q, result: await validator.lookup(q, { frontend: 'http', explain: true }) } : null;
           res
             .set('Content-Security-Policy', STATUS_PAGE_CSP)
             .set('Cache-Control', 'no-store')
             .type('html')
-            .send(renderStatusPage(health(), version));
+            .send(renderStatusPage(health(), version, await statusStats(metrics), lookup));
         },
       ],
     });
@@ -203,4 +205,20 @@ function wantsExplain(value: unknown): boolean {
 function wildcardParam(params: Record<string, unknown>): string {
   const raw = params['address'];
   return Array.isArray(raw) ? raw.join('/') : String(raw);
+}
+
+/** Figures for the status page, read from the same counters /metrics exports. */
+async function statusStats(metrics: Metrics): Promise<StatusStats> {
+  const lookupsByVerdict: StatusStats['lookupsByVerdict'] = {};
+  for (const v of (await metrics.lookups.get()).values) {
+    const verdict = v.labels.verdict as keyof StatusStats['lookupsByVerdict'];
+    lookupsByVerdict[verdict] = (lookupsByVerdict[verdict] ?? 0) + v.value;
+  }
+  let hits = 0;
+  let misses = 0;
+  for (const v of (await metrics.cacheEvents.get()).values) {
+    if (v.labels.event === 'hit') hits += v.value;
+    else if (v.labels.event === 'miss') misses += v.value;
+  }
+  return { lookupsByVerdict, cacheHitRatio: hits + misses > 0 ? hits / (hits + misses) : null };
 }

@@ -1,0 +1,156 @@
+{{/* Chart name, overridable. */}}
+{{- define "rcptgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full object name: release name, plus the chart name unless the release name contains it. */}}
+{{- define "rcptgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "rcptgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "rcptgate.labels" -}}
+helm.sh/chart: {{ include "rcptgate.chart" . }}
+{{ include "rcptgate.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select this release's pods (immutable in a Deployment: keep them few). */}}
+{{- define "rcptgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "rcptgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Label a client pod carries to pass the NetworkPolicy (the helm test pod has it). */}}
+{{- define "rcptgate.clientLabel" -}}
+{{ include "rcptgate.fullname" . }}-client: "true"
+{{- end }}
+
+{{- define "rcptgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "rcptgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* Image reference: repository:tag (tag defaults to appVersion), or repository@digest. */}}
+{{- define "rcptgate.image" -}}
+{{- $tag := default .Chart.AppVersion .Values.image.tag }}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository $tag }}
+{{- end }}
+{{- end }}
+
+{{/*
+Enabled listeners as a dict name → container port. http is always on (the probes use it);
+the rcptgate config, the container ports and the Service are all built from this one dict.
+*/}}
+{{- define "rcptgate.listeners" -}}
+{{- $out := dict "http" .Values.containerPorts.http }}
+{{- range $name := list "socketmap" "policy" "milter" }}
+{{- if (index $.Values.listeners $name).enabled }}
+{{- $_ := set $out $name (index $.Values.containerPorts $name) }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* Replicas that run at once at least (decides whether a PodDisruptionBudget makes sense). */}}
+{{- define "rcptgate.minReplicas" -}}
+{{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
+{{- end }}
+
+{{/* Paths inside the pod. */}}
+{{- define "rcptgate.configDir" -}}/etc/rcptgate/config{{- end }}
+{{- define "rcptgate.secretDir" -}}/etc/rcptgate/secrets{{- end }}
+{{- define "rcptgate.dataDir" -}}/var/lib/rcptgate{{- end }}
+
+{{- define "rcptgate.secretName" -}}
+{{- default (include "rcptgate.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{/* Whether the LDAP bind password file is mounted: a bind DN needs a password. */}}
+{{- define "rcptgate.needsBindPassword" -}}
+{{- if and (eq .Values.config.directory.kind "ldap") .Values.config.directory.ldap.bindDN }}true{{ end }}
+{{- end }}
+
+{{/* Whether the chart creates the Secret. */}}
+{{- define "rcptgate.createSecret" -}}
+{{- if and (not .Values.secrets.existingSecret) (or (include "rcptgate.needsBindPassword" .) .Values.admin.enabled) }}true{{ end }}
+{{- end }}
+
+{{/*
+The rcptgate config file: .Values.config plus what the chart owns. Empty strings stand for
+rcptgate's null (unset) and are dropped, so rcptgate's own default applies.
+*/}}
+{{- define "rcptgate.config" -}}
+{{- $cfg := deepCopy .Values.config }}
+{{- $listeners := include "rcptgate.listeners" . | fromYaml }}
+{{- $listen := dict }}
+{{- range $name := list "http" "socketmap" "policy" "milter" }}
+{{- if hasKey $listeners $name }}
+{{- $_ := set $listen $name (printf "%s:%v" $.Values.listenHost (index $listeners $name)) }}
+{{- else }}
+{{- $_ := set $listen $name nil }}
+{{- end }}
+{{- end }}
+{{- $_ := set $cfg "listen" $listen }}
+{{- $dir := $cfg.directory | default dict }}
+{{- $ldif := $dir.ldif | default dict }}
+{{- if not $ldif.path }}{{ $_ := unset $ldif "path" }}{{ end }}
+{{- $ldap := $dir.ldap | default dict }}
+{{- range $key := list "bindDN" "filter" }}
+{{- if not (index $ldap $key) }}{{ $_ := unset $ldap $key }}{{ end }}
+{{- end }}
+{{- $tls := $ldap.tls | default dict }}
+{{- if not $tls.caFile }}{{ $_ := unset $tls "caFile" }}{{ end }}
+{{- if include "rcptgate.needsBindPassword" . }}
+{{- $_ := set $ldap "bindPasswordFile" (printf "%s/%s" (include "rcptgate.secretDir" .) .Values.secrets.ldapBindPasswordKey) }}
+{{- end }}
+{{- if .Values.admin.enabled }}
+{{- $_ := set $cfg "admin" (dict "tokenFile" (printf "%s/%s" (include "rcptgate.secretDir" .) .Values.secrets.adminTokenKey)) }}
+{{- end }}
+{{- if ($cfg.sync | default dict).enabled }}
+{{- $_ := set $cfg.sync "snapshotPath" (printf "%s/snapshot.json" (include "rcptgate.dataDir" .)) }}
+{{- end }}
+{{- $overrides := dict }}
+{{- if .Values.overrides.allow }}{{ $_ := set $overrides "allowFile" (printf "%s/allow.txt" (include "rcptgate.configDir" .)) }}{{ end }}
+{{- if .Values.overrides.deny }}{{ $_ := set $overrides "denyFile" (printf "%s/deny.txt" (include "rcptgate.configDir" .)) }}{{ end }}
+{{- if $overrides }}{{ $_ := set $cfg "overrides" $overrides }}{{ end }}
+{{- toYaml $cfg }}
+{{- end }}
+
+{{/* Mistakes helm can catch before anything reaches the cluster. */}}
+{{- define "rcptgate.validate" -}}
+{{- if and (include "rcptgate.needsBindPassword" .) (not .Values.secrets.existingSecret) (not .Values.secrets.ldapBindPassword) }}
+{{- fail "config.directory.ldap.bindDN is set: set secrets.ldapBindPassword or secrets.existingSecret" }}
+{{- end }}
+{{- if and .Values.admin.enabled (not .Values.secrets.existingSecret) (not .Values.secrets.adminToken) }}
+{{- fail "admin.enabled is true: set secrets.adminToken or secrets.existingSecret" }}
+{{- end }}
+{{- if eq .Values.config.directory.kind "ldap" }}
+{{- if not .Values.config.directory.ldap.urls }}
+{{- fail "config.directory.kind is ldap: list the servers in config.directory.ldap.urls" }}
+{{- end }}
+{{- if not .Values.config.domains }}
+{{- fail "config.directory.kind is ldap: list the domains to answer for in config.domains" }}
+{{- end }}
+{{- end }}
+{{- end }}

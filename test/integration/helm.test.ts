@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ import { Deployment } from 'kubernetes-models/apps/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { NetworkPolicy } from 'kubernetes-models/networking.k8s.io/v1';
-import { ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
+import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1';
 import { validateConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ms } from '../../src/config/duration.js';
@@ -51,6 +51,7 @@ const MODELS: Record<string, new (data: any) => { validate(): void }> = {
   'autoscaling/v2/HorizontalPodAutoscaler': HorizontalPodAutoscaler,
   'networking.k8s.io/v1/NetworkPolicy': NetworkPolicy,
   'monitoring.coreos.com/v1/ServiceMonitor': ServiceMonitor,
+  'monitoring.coreos.com/v1/PrometheusRule': PrometheusRule,
 };
 
 let helm = '';
@@ -90,7 +91,8 @@ async function renderFails(args: string[]): Promise<string> {
 }
 
 function one(objs: K8sObject[], kind: string): K8sObject {
-  const found = objs.filter((o) => o.kind === kind);
+  // The optional Grafana dashboard is a second ConfigMap; "the" ConfigMap is rcptgate's config.
+  const found = objs.filter((o) => o.kind === kind && !(kind === 'ConfigMap' && o.metadata.name.endsWith('-dashboard')));
   assert.equal(found.length, 1, `expected exactly one ${kind}, got ${found.length}`);
   return found[0]!;
 }
@@ -214,8 +216,8 @@ describe('helm chart: lint and schemas', () => {
   it('renders the core objects by default and every optional object with ci/all-on-values.yaml', () => {
     assert.deepEqual(kinds(defaults), ['ConfigMap', 'Deployment', 'Pod', 'Service', 'ServiceAccount']);
     assert.deepEqual(kinds(allOn), [
-      'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'Pod', 'PodDisruptionBudget',
-      'Secret', 'Service', 'ServiceAccount', 'ServiceMonitor',
+      'ConfigMap', 'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'Pod', 'PodDisruptionBudget',
+      'PrometheusRule', 'Secret', 'Service', 'ServiceAccount', 'ServiceMonitor',
     ]);
   });
 
@@ -373,6 +375,16 @@ describe('helm chart: ports, probes and security', () => {
     const testLabels = one(allOn, 'Pod').metadata.labels ?? {};
     const clientSelector = clients.from[0].podSelector.matchLabels;
     for (const [k, v] of Object.entries(clientSelector)) assert.equal(testLabels[k], v);
+  });
+
+  it('ships the same alert rules and dashboard as deploy/ (PrometheusRule, dashboard ConfigMap)', () => {
+    const rule = one(allOn, 'PrometheusRule');
+    const fromDeploy = parseYaml(readFileSync(join(ROOT, 'deploy/prometheus/rcptgate-rules.yaml'), 'utf8'));
+    assert.deepEqual(rule.spec, fromDeploy);
+    const dash = allOn.find((o) => o.kind === 'ConfigMap' && o.metadata.name.endsWith('-dashboard'));
+    assert.ok(dash, 'dashboard ConfigMap missing');
+    assert.equal(dash.metadata.labels?.grafana_dashboard, '1');
+    assert.deepEqual(JSON.parse(dash.data['rcptgate.json']), JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/rcptgate.json'), 'utf8')));
   });
 
   it('scrapes /metrics on the http port with the ServiceMonitor', () => {

@@ -16,6 +16,9 @@ import { createHttpApp } from './http/app.js';
 import { parseHostPort, type TcpServer } from './net/tcp-server.js';
 import { createSocketmapServer } from './socketmap/server.js';
 import { SnapshotSync } from './snapshot/sync.js';
+import { createPolicyServer } from './policy/server.js';
+import { createMilterServer } from './milter/server.js';
+import { HarvestGuard } from './harvest.js';
 
 export interface AppOptions {
   loaded: LoadedConfig;
@@ -170,6 +173,11 @@ export async function createApp(options: AppOptions): Promise<App> {
     maxConnections: config.server.maxConnections,
     idleTimeoutMs: ms(config.server.idleTimeout),
   };
+  // One guard for policy and milter: a harvester is counted whichever door it knocks on.
+  const harvest =
+    config.policy.harvest.maxUnknown > 0
+      ? new HarvestGuard({ maxUnknown: config.policy.harvest.maxUnknown, windowMs: ms(config.policy.harvest.window) })
+      : null;
 
   const start = async (): Promise<void> => {
     if (isExampleDirectory(config)) {
@@ -185,6 +193,16 @@ export async function createApp(options: AppOptions): Promise<App> {
         const server = createSocketmapServer(common);
         tcpServers.push({ name: 'socketmap', server });
         addresses.socketmap = await server.listen(config.listen.socketmap);
+      }
+      if (config.listen.policy) {
+        const server = createPolicyServer({ ...common, harvest });
+        tcpServers.push({ name: 'policy', server });
+        addresses.policy = await server.listen(config.listen.policy);
+      }
+      if (config.listen.milter) {
+        const server = createMilterServer({ ...common, harvest });
+        tcpServers.push({ name: 'milter', server });
+        addresses.milter = await server.listen(config.listen.milter);
       }
       if (config.listen.http) await startHttp(config.listen.http);
     } catch (err) {

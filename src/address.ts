@@ -24,7 +24,8 @@ const MAX_ADDRESS_OCTETS = 254;
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+$/u;
 // Printable ASCII except `"` and `\`, plus UTF-8, inside quotes; `\` escapes any printable character.
 const QUOTED = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\u{10FFFF}]|\\[\x20-\x7e])*"$/u;
-const CONTROL = /[\x00-\x1f\x7f]/;
+// C0, DEL and C1 (U+0080-U+009F): control characters are never part of an address.
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
 function isDotAtom(s: string): boolean {
@@ -74,11 +75,12 @@ export function parseAddress(input: string): ParseResult {
   } else if (!isDotAtom(local)) {
     return { ok: false, reason: 'local part has characters that need quoting, or misplaced dots' };
   }
+  // Fold case before measuring: some characters grow when lowercased ("İ" → "i̇").
+  local = local.toLowerCase();
   if (octets(local) > MAX_LOCAL_OCTETS) return { ok: false, reason: `local part longer than ${MAX_LOCAL_OCTETS} octets` };
 
   const domain = normalizeDomain(rawDomain);
   if (domain === null) return { ok: false, reason: 'malformed domain' };
-  local = local.toLowerCase();
   const address = `${local}@${domain}`;
   if (octets(address) > MAX_ADDRESS_OCTETS) return { ok: false, reason: `address longer than ${MAX_ADDRESS_OCTETS} octets` };
   return { ok: true, value: { local, domain, address } };

@@ -146,7 +146,8 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   }
   try {
     await app.prepare();
-    const results = await Promise.all(addresses.map((a) => app.validator.lookup(a, { frontend: 'cli', explain })));
+    // Always ask for the explanation: the detail column names the rule that decided.
+    const results = await Promise.all(addresses.map((a) => app.validator.lookup(a, { frontend: 'cli', explain: true })));
     for (const r of results) {
       out(formatCheckLine(r));
       if (explain && r.explain) out(`  explain: ${JSON.stringify(r.explain)}`);

@@ -68,6 +68,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
   private readonly positiveTtl: number;
   private readonly negativeTtl: number;
   private readonly staleMs: number;
+  private readonly backstopMs: number;
   private readonly cache: LRUCache<string, CachedAnswer> | null;
   private readonly inflight = new Map<string, Promise<DirectoryAnswer>>();
   private overrides: Overrides;
@@ -85,6 +86,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
     this.positiveTtl = ms(this.config.cache.positiveTtl);
     this.negativeTtl = ms(this.config.cache.negativeTtl);
     this.staleMs = ms(this.config.cache.staleIfError);
+    this.backstopMs = ms(this.config.directory.ldap.timeout) + 500;
     this.rules = this.buildRules();
     const max = this.config.cache.maxEntries;
     this.cache =
@@ -299,14 +301,25 @@ export class RecipientValidatorImpl implements RecipientValidator {
   }
 
   private async request(key: string): Promise<DirectoryAnswer> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const answer = await this.directory.lookup(key);
+      // The directory bounds its own requests; this backstop guarantees a front end never waits
+      // longer than the configured timeout plus a margin, whatever the directory does.
+      const backstop = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer within ${this.backstopMs} ms`)),
+          this.backstopMs,
+        );
+      });
+      const answer = await Promise.race([this.directory.lookup(key), backstop]);
       this.markUp();
       return answer;
     } catch (err) {
       const e = err instanceof DirectoryError ? err : new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `directory failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
       this.markDown(e);
       throw e;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -86,7 +86,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   const health = (): HealthReport => {
     const s = engine.validator.state;
     const snap = syncer?.current ?? null;
-    const ready = !draining && (s.answeredOnce || engine.directory.kind === 'ldif' || snap !== null);
+    // A snapshot past sync.maxAge is not used for answers, so it does not make us ready either.
+    const ready = !draining && (s.answeredOnce || engine.directory.kind === 'ldif' || (snap !== null && snap.isFresh()));
     const reason = draining
       ? 'draining'
       : !ready

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { DirectoryRecord } from '../directory/types.js';
@@ -7,7 +7,7 @@ import { ErrorCodes, RcptgateError } from '../errors.js';
 /**
  * Snapshot file format, version 1:
  *   line 1: `rcptgate-snapshot 1`
- *   line 2: JSON header {createdAt, source, entries, addresses, sha256}
+ *   line 2: JSON header {createdAt, fullAt, source, entries, addresses, sha256}
  *   then one JSON array per entry: [dn, canonical, [addresses...]]
  * `sha256` covers every byte after the header line. `source` identifies the directory (URLs,
  * base DN, filter) so a file written for another directory is refused. Written to a temp file,
@@ -16,7 +16,10 @@ import { ErrorCodes, RcptgateError } from '../errors.js';
 export const SNAPSHOT_MAGIC = 'rcptgate-snapshot 1';
 
 export interface SnapshotHeader {
+  /** When the data was last read from the directory (full or incremental sync), ms since epoch. */
   createdAt: number;
+  /** When the last full sync started (deletions are only seen by full syncs). */
+  fullAt: number;
   source: string;
   entries: number;
   addresses: number;
@@ -32,7 +35,7 @@ function invalid(path: string, why: string): RcptgateError {
   return new RcptgateError(ErrorCodes.SNAPSHOT_INVALID, `snapshot ${path} rejected: ${why}`);
 }
 
-export async function writeSnapshot(path: string, source: string, createdAt: number, records: Iterable<DirectoryRecord>): Promise<SnapshotHeader> {
+export async function writeSnapshot(path: string, source: string, createdAt: number, records: Iterable<DirectoryRecord>, fullAt = createdAt): Promise<SnapshotHeader> {
   const chunks: string[] = [];
   let entries = 0;
   let addresses = 0;
@@ -42,20 +45,28 @@ export async function writeSnapshot(path: string, source: string, createdAt: num
     addresses += r.addresses.length;
   }
   const body = Buffer.from(chunks.join(''), 'utf8');
-  const header: SnapshotHeader = { createdAt, source, entries, addresses, sha256: createHash('sha256').update(body).digest('hex') };
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${Date.now()}.tmp`);
-  const fh = await open(tmp, 'w', 0o600);
+  const header: SnapshotHeader = { createdAt, fullAt, source, entries, addresses, sha256: createHash('sha256').update(body).digest('hex') };
+  const dir = dirname(path);
+  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', 0o600);
   try {
-    await fh.writeFile(`${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n`);
-    await fh.writeFile(body);
-    await fh.sync();
+    try {
+      await fh.writeFile(`${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n`);
+      await fh.writeFile(body);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
   } catch (err) {
-    await fh.close();
+    // Whatever failed, the previous snapshot stays in place and no temp file is left behind.
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
-  await fh.close();
-  await rename(tmp, path);
+  // Persist the rename itself; some filesystems cannot fsync a directory, which is harmless.
+  const dh = await open(dir, 'r').catch(() => null);
+  await dh?.sync().catch(() => undefined);
+  await dh?.close();
   return header;
 }
 
@@ -65,7 +76,7 @@ export async function readSnapshot(path: string, expectedSource: string): Promis
   try {
     buf = await readFile(path);
   } catch (err) {
-    throw invalid(path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message);
+    throw invalid(path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot read it (${(err as Error).message})`);
   }
   const nl1 = buf.indexOf(0x0a);
   const nl2 = nl1 < 0 ? -1 : buf.indexOf(0x0a, nl1 + 1);
@@ -76,7 +87,18 @@ export async function readSnapshot(path: string, expectedSource: string): Promis
   } catch {
     throw invalid(path, 'unreadable header');
   }
-  if (typeof header.sha256 !== 'string' || typeof header.createdAt !== 'number' || typeof header.source !== 'string') throw invalid(path, 'incomplete header');
+  if (
+    header === null ||
+    typeof header !== 'object' ||
+    typeof header.sha256 !== 'string' ||
+    typeof header.createdAt !== 'number' ||
+    typeof header.source !== 'string' ||
+    !Number.isInteger(header.entries) ||
+    header.entries < 0
+  ) {
+    throw invalid(path, 'incomplete header');
+  }
+  if (typeof header.fullAt !== 'number') header.fullAt = header.createdAt;
   if (header.source !== expectedSource) throw invalid(path, `written for another directory (${header.source})`);
   const body = buf.subarray(nl2 + 1);
   if (createHash('sha256').update(body).digest('hex') !== header.sha256) throw invalid(path, 'checksum mismatch (truncated or corrupt)');
@@ -88,8 +110,15 @@ export async function readSnapshot(path: string, expectedSource: string): Promis
     const line = text.slice(start, end < 0 ? text.length : end);
     start = end < 0 ? text.length : end + 1;
     if (line === '') continue;
-    const v = JSON.parse(line) as unknown;
-    if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string' || !Array.isArray(v[2])) throw invalid(path, 'malformed entry');
+    let v: unknown;
+    try {
+      v = JSON.parse(line);
+    } catch {
+      throw invalid(path, `malformed entry ${records.length + 1}`);
+    }
+    if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string' || !Array.isArray(v[2]) || !v[2].every((a) => typeof a === 'string')) {
+      throw invalid(path, `malformed entry ${records.length + 1}`);
+    }
     records.push({ dn: v[0], canonical: v[1], addresses: v[2] as string[] });
   }
   if (records.length !== header.entries) throw invalid(path, `expected ${header.entries} entries, found ${records.length}`);

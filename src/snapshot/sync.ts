@@ -30,7 +30,7 @@ export interface SnapshotSyncDeps {
 /** Identifies the directory a snapshot was taken from, so a foreign file is refused. */
 export function snapshotSource(config: Readonly<Config>): string {
   const l = config.directory.ldap;
-  return `${config.directory.kind}|${l.preset}|${l.baseDN.toLowerCase()}|${l.scope}|${l.filter ?? ''}`;
+  return `${config.directory.kind}|${l.preset}|${l.baseDN.toLowerCase()}|${l.scope}|${l.filter ?? ''}${l.matchUserPrincipalName ? '|upn' : ''}`;
 }
 
 /**
@@ -40,10 +40,14 @@ export function snapshotSource(config: Readonly<Config>): string {
 export class SnapshotSync {
   private store: SnapshotStore | null = null;
   private lastSyncStartedAt = 0;
+  /** Start of the last full sync (from the file after a restart); schedules the next one. */
+  private lastFullAt = 0;
   private fullTimer: NodeJS.Timeout | null = null;
   private incTimer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
   private stopped = false;
+  /** Aborts a listing in progress when the process shuts down. */
+  private readonly abort = new AbortController();
   private readonly now: () => number;
   private readonly maxAgeMs: number;
   private readonly path: string;
@@ -82,6 +86,7 @@ export class SnapshotSync {
       const { header, records } = await readSnapshot(this.path, snapshotSource(this.deps.config));
       const store = SnapshotStore.from(records, header.createdAt, this.maxAgeMs, this.now);
       this.lastSyncStartedAt = header.createdAt;
+      this.lastFullAt = header.fullAt;
       this.publish(store);
       this.deps.logger.info({ path: this.path, entries: header.entries, addresses: store.size, ageSeconds: store.ageSeconds(), fresh: store.isFresh() }, 'snapshot loaded');
       return true;
@@ -98,17 +103,26 @@ export class SnapshotSync {
       const t0 = process.hrtime.bigint();
       const end = this.deps.metrics.syncDuration.startTimer({ kind: 'full' });
       try {
-        const records: DirectoryRecord[] = [];
-        for await (const r of this.deps.directory.listAll()) records.push(r);
-        const store = SnapshotStore.from(records, started, this.maxAgeMs, this.now);
+        // Straight into a new store (not published until complete): one copy of the data in memory.
+        const store = new SnapshotStore(started, this.maxAgeMs, this.now);
+        let listed = 0;
+        for await (const r of this.deps.directory.listAll({ signal: this.abort.signal })) {
+          store.upsert(r);
+          listed++;
+        }
+        // An empty listing is far likelier a wrong base DN or filter than a directory without
+        // recipients; as a snapshot it would turn every address into `unknown`.
+        if (listed === 0) throw new Error('the directory listed no entries; refusing an empty snapshot (check directory.ldap.baseDN and filter)');
         await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records());
         this.lastSyncStartedAt = started;
+        this.lastFullAt = started;
         this.publish(store);
         end();
-        const report: SyncReport = { kind: 'full', entries: store.entries, addresses: store.size, changed: records.length, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+        const report: SyncReport = { kind: 'full', entries: store.entries, addresses: store.size, changed: listed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
         this.deps.logger.info(report, 'full sync done');
         return report;
       } catch (err) {
+        if (this.stopped) throw err;
         this.deps.metrics.syncFailures.inc({ kind: 'full' });
         this.deps.logger.warn({ err: { message: (err as Error).message } }, 'full sync failed; keeping the current snapshot');
         throw err;
@@ -128,13 +142,13 @@ export class SnapshotSync {
         let changed = 0;
         const since = new Date(this.lastSyncStartedAt - SKEW_MS);
         const updates: DirectoryRecord[] = [];
-        for await (const r of this.deps.directory.listAll({ changedSince: since })) updates.push(r);
+        for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) updates.push(r);
         for (const r of updates) {
           store.upsert(r);
           changed++;
         }
         store.createdAt = started;
-        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records());
+        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records(), this.lastFullAt);
         this.lastSyncStartedAt = started;
         this.publish(store);
         end();
@@ -142,6 +156,7 @@ export class SnapshotSync {
         this.deps.logger.debug(report, 'incremental sync done');
         return report;
       } catch (err) {
+        if (this.stopped) throw err;
         this.deps.metrics.syncFailures.inc({ kind: 'incremental' });
         this.deps.logger.warn({ err: { message: (err as Error).message } }, 'incremental sync failed; keeping the current snapshot');
         throw err;
@@ -160,7 +175,11 @@ export class SnapshotSync {
     }
   }
 
-  /** Starts the periodic syncs (the first full sync right away, in the background). */
+  /**
+   * Starts the periodic syncs, in the background. The first full sync runs at once, unless the
+   * loaded snapshot had one within `sync.interval`: then it waits for the rest of the interval
+   * and an incremental sync catches up at once, so a restart does not re-list the directory.
+   */
   start(): void {
     const full = ms(this.deps.config.sync.interval);
     const inc = ms(this.deps.config.sync.incrementalInterval);
@@ -179,8 +198,15 @@ export class SnapshotSync {
         if (!this.stopped) this.incTimer = setTimeout(runInc, inc).unref();
       });
     };
-    runFull();
-    if (inc < full) this.incTimer = setTimeout(runInc, inc).unref();
+    // Without incremental syncs (interval not shorter than the full one) nothing would catch up.
+    const fullDueIn = this.store && inc < full ? Math.max(0, this.lastFullAt + full - this.now()) : 0;
+    if (fullDueIn === 0) {
+      runFull();
+      if (inc < full) this.incTimer = setTimeout(runInc, inc).unref();
+    } else {
+      this.fullTimer = setTimeout(runFull, fullDueIn).unref();
+      runInc();
+    }
   }
 
   async stop(): Promise<void> {
@@ -188,6 +214,7 @@ export class SnapshotSync {
     if (this.fullTimer) clearTimeout(this.fullTimer);
     if (this.incTimer) clearTimeout(this.incTimer);
     clearInterval(this.ageTimer);
+    this.abort.abort();
     await this.running?.catch(() => undefined);
   }
 }

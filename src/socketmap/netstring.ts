@@ -1,0 +1,131 @@
+/**
+ * Netstrings (`LEN:DATA,`, D. J. Bernstein) as Postfix socketmap_table(5) uses them.
+ * Pure and incremental: the decoder is fed whatever the socket delivered and returns the complete
+ * frames; it never touches a socket. Every byte it holds is bounded by `maxPayload`: an
+ * oversized length is refused while its digits arrive, before any payload is buffered.
+ */
+import { ErrorCodes, ProtocolError } from '../errors.js';
+
+/** CONTRACT.md: "Requests over 10,000 bytes are refused." */
+export const MAX_NETSTRING_PAYLOAD = 10_000;
+
+const COLON = 0x3a;
+const COMMA = 0x2c;
+const ZERO = 0x30;
+const NINE = 0x39;
+
+type State = 'length' | 'payload' | 'comma' | 'failed';
+
+export class NetstringDecoder {
+  readonly maxPayload: number;
+  private readonly maxDigits: number;
+  private state: State = 'length';
+  private lengthDigits = 0;
+  private length = 0;
+  private payload: Buffer = Buffer.alloc(0);
+  private filled = 0;
+
+  constructor(maxPayload = MAX_NETSTRING_PAYLOAD) {
+    if (!Number.isSafeInteger(maxPayload) || maxPayload < 0) throw new RangeError('maxPayload must be a non-negative integer');
+    this.maxPayload = maxPayload;
+    this.maxDigits = String(maxPayload).length;
+  }
+
+  /** Bytes held for an incomplete frame (payload so far). Never more than maxPayload. */
+  get buffered(): number {
+    return this.filled;
+  }
+
+  /** True between frames: nothing partial is held. */
+  get atBoundary(): boolean {
+    return this.state === 'length' && this.lengthDigits === 0;
+  }
+
+  /**
+   * Feeds bytes; returns every frame they complete, in order. Throws ProtocolError on malformed
+   * input; the decoder is then unusable (the connection must close: the stream has lost framing).
+   */
+  push(chunk: Uint8Array | string): Buffer[] {
+    return [...this.decode(chunk)];
+  }
+
+  /**
+   * Like push(), but yields each frame as soon as it is complete, so a caller can still answer
+   * the frames that came before a malformed byte in the same chunk (the generator throws there).
+   * Consume it to the end before feeding the next chunk.
+   */
+  *decode(chunk: Uint8Array | string): Generator<Buffer, void, undefined> {
+    if (this.state === 'failed') throw new ProtocolError('netstring decoder already failed');
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    let i = 0;
+    while (i < bytes.length) {
+      switch (this.state) {
+        case 'length': {
+          const b = bytes[i++]!;
+          if (b === COLON) {
+            if (this.lengthDigits === 0) this.fail('netstring length is empty');
+            this.startPayload();
+            if (this.length === 0) this.state = 'comma';
+          } else if (b >= ZERO && b <= NINE) {
+            if (this.lengthDigits === 1 && this.length === 0) this.fail('netstring length has a leading zero');
+            this.lengthDigits++;
+            this.length = this.length * 10 + (b - ZERO);
+            if (this.lengthDigits > this.maxDigits || this.length > this.maxPayload) {
+              this.fail(`netstring longer than ${this.maxPayload} bytes`, ErrorCodes.FRAME_TOO_LARGE);
+            }
+          } else {
+            this.fail(`netstring length contains ${describeByte(b)}`);
+          }
+          break;
+        }
+        case 'payload': {
+          const n = Math.min(this.length - this.filled, bytes.length - i);
+          this.payload.set(bytes.subarray(i, i + n), this.filled);
+          this.filled += n;
+          i += n;
+          if (this.filled === this.length) this.state = 'comma';
+          break;
+        }
+        case 'comma': {
+          const b = bytes[i++]!;
+          if (b !== COMMA) this.fail(`netstring not terminated by ',' (got ${describeByte(b)})`);
+          const frame = this.payload;
+          this.reset();
+          yield frame;
+          break;
+        }
+      }
+    }
+  }
+
+  private startPayload(): void {
+    this.payload = Buffer.allocUnsafe(this.length);
+    this.filled = 0;
+    this.state = 'payload';
+  }
+
+  private reset(): void {
+    this.state = 'length';
+    this.lengthDigits = 0;
+    this.length = 0;
+    this.payload = Buffer.alloc(0);
+    this.filled = 0;
+  }
+
+  private fail(message: string, code: 'RCPTGATE_PROTOCOL' | 'RCPTGATE_FRAME_TOO_LARGE' = ErrorCodes.PROTOCOL): never {
+    this.state = 'failed';
+    this.payload = Buffer.alloc(0);
+    this.filled = 0;
+    throw new ProtocolError(message, code);
+  }
+}
+
+/** `LEN:DATA,` for one reply. */
+export function encodeNetstring(data: string | Uint8Array): Buffer {
+  const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+  return Buffer.concat([Buffer.from(`${payload.length}:`, 'ascii'), payload, Buffer.from(',', 'ascii')]);
+}
+
+function describeByte(b: number): string {
+  return b >= 0x21 && b <= 0x7e ? `'${String.fromCharCode(b)}'` : `byte 0x${b.toString(16).padStart(2, '0')}`;
+}

@@ -1,0 +1,123 @@
+/**
+ * The milter front end behind a real Postfix (smtpd_milters), driven by swaks.
+ * Engine: the real validator over examples/directory.ldif for example.com/example.org, and a
+ * second real validator whose LDAP directory is a real slapd that has been stopped, serving
+ * example.net — so one Postfix sees 250, 550 and 451 from one milter listener.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { validateConfig } from '../../src/config/load.js';
+import { LdapDirectory } from '../../src/directory/ldap.js';
+import { EXAMPLE_LDIF, LdifDirectory } from '../../src/directory/ldif.js';
+import type { Directory } from '../../src/directory/types.js';
+import { HarvestGuard } from '../../src/harvest.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import type { TcpServer } from '../../src/net/tcp-server.js';
+import { createMilterServer } from '../../src/milter/server.js';
+import type { RecipientValidator } from '../../src/types.js';
+import { RecipientValidatorImpl } from '../../src/validator.js';
+import { requirePostfixTools, startPostfix, swaks, type PostfixInstance, type SwaksResult } from '../helpers/postfix.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+
+const FROM = 'sender@client.example';
+
+/** Routes example.net to the engine with the dead directory, everything else to the LDIF one. */
+function routed(ldif: RecipientValidator, down: RecipientValidator): RecipientValidator {
+  const pick = (address: string) => (/@example\.net$/i.test(address) ? down : ldif);
+  return {
+    lookup: (address, options) => pick(address).lookup(address, options),
+    isServedDomain: (d) => ldif.isServedDomain(d) || down.isServedDomain(d),
+    servedDomain: (d) => ldif.servedDomain(d) ?? down.servedDomain(d),
+    flush: (a) => ldif.flush(a) + down.flush(a),
+  };
+}
+
+function replies(r: SwaksResult): string[] {
+  return r.rcpt.map((x) => (x.reply ? x.reply.text : '(no reply)'));
+}
+
+describe('milter behind a real Postfix', () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const logger = silentLogger();
+  const directories: Directory[] = [];
+  let slapd: Slapd | undefined;
+  let server: TcpServer | undefined;
+  let mx: PostfixInstance | undefined;
+
+  before(async () => {
+    requirePostfixTools();
+    slapd = await startSlapd();
+    await slapd.stop(); // a real directory that is down: every lookup must defer
+    const ldifDirectory = LdifDirectory.fromFile(EXAMPLE_LDIF);
+    const ldapConfig = validateConfig({
+      domains: ['example.net'],
+      directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '2s' } },
+    });
+    const ldapDirectory = new LdapDirectory({ config: ldapConfig.directory.ldap, bindPassword: slapd.servicePassword, metrics, logger });
+    directories.push(ldifDirectory, ldapDirectory);
+    const validator = routed(
+      new RecipientValidatorImpl({ config: validateConfig({}), directory: ldifDirectory, metrics, logger }),
+      new RecipientValidatorImpl({ config: ldapConfig, directory: ldapDirectory, metrics, logger }),
+    );
+    const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
+    server = createMilterServer({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
+    const { port } = await server.listen('127.0.0.1:0');
+    mx = await startPostfix({
+      mainCf: {
+        relay_domains: 'example.com, example.org, example.net',
+        smtpd_milters: `inet:127.0.0.1:${port}`,
+        // If the milter misbehaves Postfix says 451 4.7.1, which no assertion below accepts.
+        milter_default_action: 'tempfail',
+        // Harvest test sends 20+ rejected RCPTs per session: no tarpit, no early hang-up.
+        smtpd_error_sleep_time: '0',
+        smtpd_soft_error_limit: '100',
+        smtpd_hard_error_limit: '100',
+      },
+    });
+  });
+
+  after(async () => {
+    await mx?.close();
+    await server?.close(1000);
+    for (const d of directories) await d.close();
+    await slapd?.close();
+  });
+
+  it('accepts a valid recipient, rejects an unknown one with 550 5.1.1 and defers with 451 4.3.0 when the directory is down', async () => {
+    const r = await swaks({ port: mx!.port, from: FROM, to: ['alice@example.com', 'nobody@example.com', 'someone@example.net', 'dave@example.org'], clientAddress: '127.0.0.1' });
+    const [valid, unknown, down, valid2] = r.rcpt.map((x) => x.reply);
+    assert.equal(valid?.code, 250, r.transcript);
+    assert.equal(unknown?.code, 550, r.transcript);
+    assert.equal(unknown!.text, '550 5.1.1 User unknown');
+    assert.equal(down?.code, 451, r.transcript);
+    assert.equal(down!.text, '451 4.3.0 Recipient address lookup failed');
+    assert.equal(valid2?.code, 250, r.transcript);
+    // The accepted ones really went into the queue, the others did not.
+    const queued = await mx!.queuedRecipients();
+    assert.ok(queued.includes('alice@example.com') && queued.includes('dave@example.org'), queued.join(','));
+    assert.ok(!queued.includes('nobody@example.com') && !queued.includes('someone@example.net'));
+    // Negotiation, skipped stages and end of message went through without a protocol complaint.
+    assert.doesNotMatch(await mx!.maillog(), /warning: milter/);
+  });
+
+  it('refuses every recipient of a client from its 21st unknown recipient on, while another client is unaffected', async () => {
+    const harvester = '127.0.0.3';
+    const unknowns = Array.from({ length: 20 }, (_, i) => `ghost${i}@example.com`);
+    const first = await swaks({ port: mx!.port, from: FROM, to: unknowns, clientAddress: harvester });
+    assert.deepEqual(first.rcpt.map((x) => x.reply?.code), unknowns.map(() => 550), replies(first).join('\n'));
+
+    const second = await swaks({ port: mx!.port, from: FROM, to: ['ghost20@example.com'], clientAddress: harvester });
+    assert.match(second.rcpt[0]!.reply?.text ?? '', /^421 4\.7\.0 Too many unknown recipients$/, second.transcript);
+
+    const third = await swaks({ port: mx!.port, from: FROM, to: ['alice@example.com'], clientAddress: harvester });
+    assert.match(third.rcpt[0]!.reply?.text ?? '', /^421 4\.7\.0 Too many unknown recipients$/, third.transcript);
+
+    const other = await swaks({ port: mx!.port, from: FROM, to: ['alice@example.com', 'ghost0@example.com'], clientAddress: '127.0.0.4' });
+    assert.equal(other.rcpt[0]!.reply?.code, 250, other.transcript);
+    assert.match(other.rcpt[1]!.reply?.text ?? '', /^550 5\.1\.1 /, other.transcript);
+
+    const blocked = (await metrics.harvestBlocked.get()).values.find((v) => v.labels.frontend === 'milter')?.value;
+    assert.equal(blocked, 2);
+  });
+});

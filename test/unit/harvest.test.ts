@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { HarvestGuard } from '../../src/harvest.js';
+
+function guard(maxUnknown = 3, windowMs = 1000, maxClients?: number) {
+  const clock = { t: 1_000_000 };
+  const g = new HarvestGuard({ maxUnknown, windowMs, now: () => clock.t, ...(maxClients ? { maxClients } : {}) });
+  return { g, clock };
+}
+
+describe('harvest guard', () => {
+  it('tolerates maxUnknown unknown recipients and trips on the next one', () => {
+    const { g } = guard(3);
+    for (let i = 0; i < 3; i++) assert.equal(g.recordUnknown('192.0.2.1'), false);
+    assert.equal(g.isBlocked('192.0.2.1'), false);
+    assert.equal(g.recordUnknown('192.0.2.1'), true);
+    assert.equal(g.isBlocked('192.0.2.1'), true);
+  });
+
+  it('blocks only the offending client', () => {
+    const { g } = guard(1);
+    g.recordUnknown('192.0.2.1');
+    g.recordUnknown('192.0.2.1');
+    assert.equal(g.isBlocked('192.0.2.1'), true);
+    assert.equal(g.isBlocked('192.0.2.2'), false);
+    assert.equal(g.recordUnknown('192.0.2.2'), false);
+  });
+
+  it('forgets unknowns older than the window', () => {
+    const { g, clock } = guard(2, 1000);
+    g.recordUnknown('c');
+    g.recordUnknown('c');
+    clock.t += 1001;
+    assert.equal(g.recordUnknown('c'), false);
+    assert.equal(g.recordUnknown('c'), false);
+    assert.equal(g.recordUnknown('c'), true);
+  });
+
+  it('counts unknowns in a sliding window, not fixed buckets', () => {
+    const { g, clock } = guard(2, 1000);
+    g.recordUnknown('c'); // t=0
+    clock.t += 600;
+    g.recordUnknown('c'); // t=600
+    clock.t += 600; // t=1200: the first has expired, the second has not
+    assert.equal(g.recordUnknown('c'), false);
+    assert.equal(g.recordUnknown('c'), true);
+  });
+
+  it('keeps refusing until the window has passed since it tripped, then starts afresh', () => {
+    const { g, clock } = guard(1, 1000);
+    g.recordUnknown('c');
+    g.recordUnknown('c');
+    clock.t += 999;
+    assert.equal(g.isBlocked('c'), true);
+    assert.equal(g.recordUnknown('c'), true);
+    clock.t += 1;
+    assert.equal(g.isBlocked('c'), false);
+    assert.equal(g.recordUnknown('c'), false);
+    assert.equal(g.isBlocked('c'), false);
+  });
+
+  it('blocks at the first unknown when maxUnknown is 0', () => {
+    const { g } = guard(0);
+    assert.equal(g.recordUnknown('c'), true);
+  });
+
+  it('never tracks a missing client address', () => {
+    const { g } = guard(0);
+    assert.equal(g.recordUnknown(''), false);
+    assert.equal(g.recordUnknown(null), false);
+    assert.equal(g.isBlocked(undefined), false);
+    assert.equal(g.size, 0);
+  });
+
+  it('bounds memory by evicting the least recently seen clients', () => {
+    const { g } = guard(1, 1000, 100);
+    for (let i = 0; i < 1000; i++) g.recordUnknown(`10.0.${i >> 8}.${i & 255}`);
+    assert.equal(g.size, 100);
+  });
+
+  it('refuses nonsense limits', () => {
+    assert.throws(() => new HarvestGuard({ maxUnknown: -1, windowMs: 1000 }), RangeError);
+    assert.throws(() => new HarvestGuard({ maxUnknown: 1, windowMs: 0 }), RangeError);
+  });
+});

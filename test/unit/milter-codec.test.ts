@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ProtocolError } from '../../src/errors.js';
+import { Cmd, Reply } from '../../src/milter/constants.js';
+import {
+  MilterPacketDecoder,
+  DEFAULT_MAX_PACKET_BYTES,
+  encodeMilterPacket,
+  encodeOptneg,
+  encodeReplyCode,
+  envelopeAddress,
+  parseConnect,
+  parseMacros,
+  parseOptneg,
+  parseStrings,
+} from '../../src/milter/codec.js';
+
+const z = (...parts: string[]) => Buffer.from(parts.map((p) => p + '\0').join(''));
+
+describe('milter packet decoder', () => {
+  it('splits a stream into command packets', () => {
+    const bytes = Buffer.concat([encodeMilterPacket(Cmd.RCPT, z('<a@example.com>')), encodeMilterPacket(Cmd.ABORT)]);
+    const packets = new MilterPacketDecoder().push(bytes);
+    assert.deepEqual(packets.map((p) => p.command), [Cmd.RCPT, Cmd.ABORT]);
+    assert.deepEqual(parseStrings(packets[0]!.data), ['<a@example.com>']);
+    assert.equal(packets[1]!.data.length, 0);
+  });
+
+  it('waits for the rest of a packet', () => {
+    const d = new MilterPacketDecoder();
+    const bytes = encodeMilterPacket(Cmd.HELO, z('mx.example.net'));
+    assert.deepEqual(d.push(bytes.subarray(0, 3)), []);
+    assert.deepEqual(d.push(bytes.subarray(3, 9)), []);
+    assert.equal(d.push(bytes.subarray(9)).length, 1);
+    assert.equal(d.bufferedBytes, 0);
+  });
+
+  it('refuses a zero length', () => {
+    assert.throws(() => new MilterPacketDecoder().push(Buffer.from([0, 0, 0, 0])), ProtocolError);
+  });
+
+  it('refuses an oversized packet from its length prefix alone', () => {
+    const d = new MilterPacketDecoder({ maxPacketBytes: 1000 });
+    const head = Buffer.alloc(4);
+    head.writeUInt32BE(1001);
+    assert.throws(() => d.push(head), (e: unknown) => e instanceof ProtocolError && e.code === 'RCPTGATE_FRAME_TOO_LARGE');
+    assert.throws(() => d.push(encodeMilterPacket(Cmd.ABORT)), ProtocolError);
+  });
+
+  it('decodes the same packets however the bytes are chunked', () => {
+    const packetArb = fc.record({ command: fc.integer({ min: 0, max: 255 }), data: fc.uint8Array({ maxLength: 300 }) });
+    fc.assert(
+      fc.property(fc.array(packetArb, { maxLength: 10 }), fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }), (packets, sizes) => {
+        const bytes = Buffer.concat(packets.map((p) => encodeMilterPacket(p.command, p.data)));
+        const d = new MilterPacketDecoder();
+        const got: Array<{ command: number; data: number[] }> = [];
+        let off = 0;
+        for (let i = 0; off < bytes.length; i++) {
+          const n = sizes[i % sizes.length]!;
+          got.push(...d.push(bytes.subarray(off, off + n)).map((p) => ({ command: p.command, data: [...p.data] })));
+          off += n;
+        }
+        assert.deepEqual(got, packets.map((p) => ({ command: p.command, data: [...p.data] })));
+        assert.equal(d.bufferedBytes, 0);
+      }),
+    );
+  });
+
+  it('throws nothing but ProtocolError on garbage and never buffers past the cap', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 5000 }), { maxLength: 30 }), (chunks) => {
+        const d = new MilterPacketDecoder();
+        for (const c of chunks) {
+          try {
+            d.push(c);
+          } catch (err) {
+            assert.ok(err instanceof ProtocolError, String(err));
+            return;
+          }
+          assert.ok(d.bufferedBytes <= DEFAULT_MAX_PACKET_BYTES + 4);
+        }
+      }),
+    );
+  });
+
+  it('payload parsers throw nothing but ProtocolError on garbage', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (raw) => {
+        const data = Buffer.from(raw);
+        for (const parse of [parseOptneg, parseConnect, parseMacros, parseStrings]) {
+          try {
+            parse(data);
+          } catch (err) {
+            assert.ok(err instanceof ProtocolError, String(err));
+          }
+        }
+      }),
+    );
+  });
+});
+
+describe('milter payloads', () => {
+  it('round-trips option negotiation', () => {
+    const packet = encodeOptneg({ version: 6, actions: 0, protocol: 0x1ff7ff });
+    const [p] = new MilterPacketDecoder().push(packet);
+    assert.equal(p!.command, Reply.OPTNEG);
+    assert.deepEqual(parseOptneg(p!.data), { version: 6, actions: 0, protocol: 0x1ff7ff });
+  });
+
+  it('parses an IPv4 CONNECT', () => {
+    const port = Buffer.alloc(2);
+    port.writeUInt16BE(40123);
+    const data = Buffer.concat([z('client.example.net'), Buffer.from('4'), port, z('192.0.2.7')]);
+    assert.deepEqual(parseConnect(data), { hostname: 'client.example.net', family: 'inet', port: 40123, address: '192.0.2.7' });
+  });
+
+  it('parses a CONNECT of unknown family without address', () => {
+    assert.deepEqual(parseConnect(Buffer.concat([z('localhost'), Buffer.from('U')])), { hostname: 'localhost', family: 'unknown', port: null, address: null });
+  });
+
+  it('refuses a CONNECT with a bad family', () => {
+    assert.throws(() => parseConnect(Buffer.concat([z('h'), Buffer.from('X\0\0')])), ProtocolError);
+  });
+
+  it('parses macros with the command they belong to', () => {
+    const m = parseMacros(Buffer.concat([Buffer.from('C'), z('{client_addr}', '198.51.100.1', 'j', 'mx.example.com')]));
+    assert.equal(m.forCommand, Cmd.CONNECT);
+    assert.equal(m.macros.get('{client_addr}'), '198.51.100.1');
+    assert.equal(m.macros.get('j'), 'mx.example.com');
+  });
+
+  it('encodes a reply code with a NUL and doubles "%"', () => {
+    const [p] = new MilterPacketDecoder().push(encodeReplyCode('550 5.1.1 User unknown 100%'));
+    assert.equal(p!.command, Reply.REPLYCODE);
+    assert.equal(p!.data.toString(), '550 5.1.1 User unknown 100%%\0');
+  });
+
+  it('refuses a reply code that is not 4xx/5xx with enhanced status', () => {
+    assert.throws(() => encodeReplyCode('250 ok'), TypeError);
+    assert.throws(() => encodeReplyCode('550 User unknown'), TypeError);
+  });
+});
+
+describe('envelope address from RCPT arguments', () => {
+  it('strips angle brackets', () => assert.equal(envelopeAddress(['<a@example.com>']), 'a@example.com'));
+  it('drops ESMTP parameters given as separate strings', () => assert.equal(envelopeAddress(['<a@example.com>', 'NOTIFY=NEVER']), 'a@example.com'));
+  it('drops ESMTP parameters in the same string', () => assert.equal(envelopeAddress(['<a@example.com> ORCPT=rfc822;a@example.com']), 'a@example.com'));
+  it('accepts a bare address', () => assert.equal(envelopeAddress(['a@example.com']), 'a@example.com'));
+  it('drops a source route', () => assert.equal(envelopeAddress(['<@relay.example:a@example.com>']), 'a@example.com'));
+  it('gives an empty string for no arguments', () => assert.equal(envelopeAddress([]), ''));
+});

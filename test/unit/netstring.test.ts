@@ -1,0 +1,206 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { encodeNetstring, MAX_NETSTRING_PAYLOAD, NetstringDecoder } from '../../src/socketmap/netstring.js';
+import { ProtocolError } from '../../src/errors.js';
+
+const texts = (frames: Buffer[]) => frames.map((f) => f.toString('utf8'));
+
+/** Splits `bytes` at the given cut points (sorted, deduplicated). */
+function cut(bytes: Buffer, points: number[]): Buffer[] {
+  const sorted = [...new Set(points)].sort((a, b) => a - b);
+  const parts: Buffer[] = [];
+  let prev = 0;
+  for (const p of sorted) {
+    parts.push(bytes.subarray(prev, p));
+    prev = p;
+  }
+  parts.push(bytes.subarray(prev));
+  return parts;
+}
+
+function decodeAll(parts: Buffer[], decoder = new NetstringDecoder()): string[] {
+  const out: string[] = [];
+  for (const p of parts) out.push(...texts(decoder.push(p)));
+  return out;
+}
+
+function assertProtocolError(fn: () => unknown, code: string, pattern?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof ProtocolError, `expected ProtocolError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+describe('encodeNetstring', () => {
+  it('frames text as LEN:DATA, counting bytes, not characters', () => {
+    assert.equal(encodeNetstring('OK alice@example.com').toString(), '20:OK alice@example.com,');
+    assert.equal(encodeNetstring('NOTFOUND ').toString(), '9:NOTFOUND ,');
+    assert.equal(encodeNetstring('').toString(), '0:,');
+    assert.equal(encodeNetstring('é').toString('utf8'), '2:é,');
+  });
+});
+
+describe('NetstringDecoder', () => {
+  const wire = Buffer.from('22:recipients a@b.example,0:,7:domains,');
+  const expected = ['recipients a@b.example', '', 'domains'];
+
+  it('decodes several frames in one chunk', () => {
+    assert.deepEqual(decodeAll([wire]), expected);
+  });
+
+  it('decodes the same stream split at every byte boundary', () => {
+    for (let i = 0; i <= wire.length; i++) {
+      assert.deepEqual(decodeAll(cut(wire, [i])), expected, `split at ${i}`);
+    }
+  });
+
+  it('decodes the same stream split at every pair of byte boundaries', () => {
+    for (let i = 0; i <= wire.length; i++) {
+      for (let j = i; j <= wire.length; j++) {
+        assert.deepEqual(decodeAll(cut(wire, [i, j])), expected, `split at ${i},${j}`);
+      }
+    }
+  });
+
+  it('decodes the stream fed one byte at a time, reporting partial state', () => {
+    const d = new NetstringDecoder();
+    const out: string[] = [];
+    for (let i = 0; i < wire.length; i++) {
+      out.push(...texts(d.push(wire.subarray(i, i + 1))));
+      if (i < wire.length - 1) assert.ok(d.buffered <= 22);
+    }
+    assert.deepEqual(out, expected);
+    assert.equal(d.atBoundary, true);
+    assert.equal(d.buffered, 0);
+  });
+
+  it('keeps a partial frame until its comma arrives', () => {
+    const d = new NetstringDecoder();
+    assert.deepEqual(d.push('5:hel'), []);
+    assert.equal(d.atBoundary, false);
+    assert.equal(d.buffered, 3);
+    assert.deepEqual(d.push('lo'), []);
+    assert.deepEqual(texts(d.push(',')), ['hello']);
+    assert.equal(d.atBoundary, true);
+  });
+
+  it('accepts a payload of exactly the cap', () => {
+    const payload = 'x'.repeat(MAX_NETSTRING_PAYLOAD);
+    assert.deepEqual(decodeAll([encodeNetstring(payload)]), [payload]);
+  });
+
+  it('payloads may contain colons, commas and NUL bytes', () => {
+    const payload = Buffer.from('a:b,c\0d');
+    const frames = new NetstringDecoder().push(encodeNetstring(payload));
+    assert.deepEqual(frames, [payload]);
+  });
+
+  describe('refuses', () => {
+    it('a length over the cap as soon as its digits show it, before any payload', () => {
+      const d = new NetstringDecoder();
+      assertProtocolError(() => d.push('10001'), 'RCPTGATE_FRAME_TOO_LARGE', /longer than 10000/);
+      assert.equal(d.buffered, 0);
+    });
+
+    it('a length with more digits than the cap allows, even when zero-padded', () => {
+      assertProtocolError(() => new NetstringDecoder().push('99999999999999999999'), 'RCPTGATE_FRAME_TOO_LARGE');
+      assertProtocolError(() => new NetstringDecoder(100).push('0001:'), 'RCPTGATE_PROTOCOL', /leading zero/);
+    });
+
+    it('a length with a leading zero', () => {
+      assertProtocolError(() => new NetstringDecoder().push('05:hello,'), 'RCPTGATE_PROTOCOL', /leading zero/);
+      assertProtocolError(() => new NetstringDecoder().push('00:,'), 'RCPTGATE_PROTOCOL', /leading zero/);
+    });
+
+    it('an empty length', () => {
+      assertProtocolError(() => new NetstringDecoder().push(':hello,'), 'RCPTGATE_PROTOCOL', /empty/);
+    });
+
+    it('non-digits in the length', () => {
+      for (const bad of ['5x:hello,', '-5:hello,', ' 5:hello,', '+5:hello,', 'recipients a@b', '\r\n']) {
+        assertProtocolError(() => new NetstringDecoder().push(bad), 'RCPTGATE_PROTOCOL', /length contains/);
+      }
+    });
+
+    it('a frame not terminated by a comma', () => {
+      assertProtocolError(() => new NetstringDecoder().push('5:hello;'), 'RCPTGATE_PROTOCOL', /terminated/);
+      assertProtocolError(() => new NetstringDecoder().push('5:helloo,'), 'RCPTGATE_PROTOCOL', /terminated/);
+      assertProtocolError(() => new NetstringDecoder().push('0:x'), 'RCPTGATE_PROTOCOL', /terminated/);
+    });
+
+    it('further input after a failure', () => {
+      const d = new NetstringDecoder();
+      assert.throws(() => d.push('x'), ProtocolError);
+      assertProtocolError(() => d.push('5:hello,'), 'RCPTGATE_PROTOCOL', /already failed/);
+    });
+
+    it('an oversize frame that arrives one digit at a time', () => {
+      const d = new NetstringDecoder();
+      for (const digit of '1000') d.push(digit);
+      d.push('0'); // 10000 is still allowed
+      assertProtocolError(() => d.push('1'), 'RCPTGATE_FRAME_TOO_LARGE');
+    });
+  });
+
+  it('decode() yields the frames before a malformed byte, then throws', () => {
+    const d = new NetstringDecoder();
+    const got: string[] = [];
+    assert.throws(() => {
+      for (const f of d.decode('1:a,1:b,x')) got.push(f.toString());
+    }, ProtocolError);
+    assert.deepEqual(got, ['a', 'b']);
+  });
+
+  it('honours a smaller cap', () => {
+    const d = new NetstringDecoder(5);
+    assert.deepEqual(texts(d.push('5:hello,')), ['hello']);
+    assertProtocolError(() => d.push('6'), 'RCPTGATE_FRAME_TOO_LARGE');
+  });
+
+  describe('properties', () => {
+    const payloads = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 });
+
+    it('decodes what encodeNetstring wrote, over any chunking', () => {
+      fc.assert(
+        fc.property(payloads, fc.array(fc.nat(), { maxLength: 30 }), (frames, rawCuts) => {
+          const wire = Buffer.concat(frames.map((f) => encodeNetstring(f)));
+          const parts = cut(wire, rawCuts.map((c) => (wire.length === 0 ? 0 : c % (wire.length + 1))));
+          const d = new NetstringDecoder();
+          const out: Buffer[] = [];
+          for (const p of parts) out.push(...d.push(p));
+          assert.deepEqual(out.map((b) => Buffer.from(b)), frames.map((f) => Buffer.from(f)));
+          assert.equal(d.atBoundary, true);
+        }),
+      );
+    });
+
+    it('garbage only ever throws ProtocolError and never buffers past the cap', () => {
+      const cap = 64;
+      const garbage = fc.oneof(
+        fc.uint8Array({ maxLength: 400 }),
+        // Mostly well-formed prefixes: digits, colon, payload, then anything.
+        fc
+          .tuple(fc.nat({ max: 200 }), fc.uint8Array({ maxLength: 250 }), fc.uint8Array({ maxLength: 10 }))
+          .map(([n, body, tail]) => Buffer.concat([Buffer.from(`${n}:`), body, tail])),
+      );
+      fc.assert(
+        fc.property(fc.array(garbage, { minLength: 1, maxLength: 8 }), (chunks) => {
+          const d = new NetstringDecoder(cap);
+          try {
+            for (const c of chunks) {
+              for (const frame of d.push(c)) assert.ok(frame.length <= cap);
+              assert.ok(d.buffered <= cap, `buffered ${d.buffered}`);
+            }
+          } catch (err) {
+            if (!(err instanceof ProtocolError)) throw err;
+            assert.ok(d.buffered <= cap);
+          }
+        }),
+        { numRuns: 2000 },
+      );
+    });
+  });
+});

@@ -1,0 +1,132 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { ProtocolError } from '../../src/errors.js';
+import { PolicyRequestDecoder, encodePolicyReply, DEFAULT_POLICY_LIMITS } from '../../src/policy/codec.js';
+
+const REQUEST =
+  'request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\nclient_address=192.0.2.7\n' +
+  'sender=a@example.net\nrecipient=alice@example.com\nqueue_id=\n\n';
+
+/** Splits bytes at the given (sorted, deduplicated) cut points. */
+function chunked(bytes: Buffer, cuts: number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const p of points) {
+    out.push(bytes.subarray(prev, p));
+    prev = p;
+  }
+  out.push(bytes.subarray(prev));
+  return out;
+}
+
+describe('policy request decoder', () => {
+  it('parses one request into its attributes', () => {
+    const [req, ...rest] = new PolicyRequestDecoder().push(Buffer.from(REQUEST));
+    assert.equal(rest.length, 0);
+    assert.equal(req!.get('protocol_state'), 'RCPT');
+    assert.equal(req!.get('recipient'), 'alice@example.com');
+    assert.equal(req!.get('queue_id'), '');
+  });
+
+  it('keeps "=" inside values', () => {
+    const [req] = new PolicyRequestDecoder().push(Buffer.from('ccert_subject=CN=a=b\n\n'));
+    assert.equal(req!.get('ccert_subject'), 'CN=a=b');
+  });
+
+  it('accepts CRLF line ends', () => {
+    const [req] = new PolicyRequestDecoder().push(Buffer.from('recipient=x@example.com\r\n\r\n'));
+    assert.equal(req!.get('recipient'), 'x@example.com');
+  });
+
+  it('returns pipelined requests in order', () => {
+    const two = REQUEST + REQUEST.replace('alice', 'bob');
+    const reqs = new PolicyRequestDecoder().push(Buffer.from(two));
+    assert.deepEqual(reqs.map((r) => r.get('recipient')), ['alice@example.com', 'bob@example.com']);
+  });
+
+  it('holds an unfinished request until its empty line arrives', () => {
+    const d = new PolicyRequestDecoder();
+    assert.deepEqual(d.push(Buffer.from(REQUEST.slice(0, -1))), []);
+    assert.equal(d.atBoundary, false);
+    assert.equal(d.push(Buffer.from('\n')).length, 1);
+    assert.equal(d.atBoundary, true);
+  });
+
+  it('rejects a line without "="', () => {
+    assert.throws(() => new PolicyRequestDecoder().push(Buffer.from('hello\n')), ProtocolError);
+  });
+
+  it('rejects an empty attribute name and an empty request', () => {
+    assert.throws(() => new PolicyRequestDecoder().push(Buffer.from('=x\n')), ProtocolError);
+    assert.throws(() => new PolicyRequestDecoder().push(Buffer.from('\n')), ProtocolError);
+  });
+
+  it('refuses a line longer than the cap before it ends', () => {
+    const d = new PolicyRequestDecoder({ maxLineBytes: 100 });
+    d.push(Buffer.from('recipient=' + 'a'.repeat(80)));
+    assert.throws(() => d.push(Buffer.from('a'.repeat(20))), (e: unknown) => e instanceof ProtocolError && e.code === 'RCPTGATE_FRAME_TOO_LARGE');
+  });
+
+  it('refuses a request larger than the cap', () => {
+    const d = new PolicyRequestDecoder({ maxRequestBytes: 200 });
+    assert.throws(() => d.push(Buffer.from('a=b\n'.repeat(60))), (e: unknown) => e instanceof ProtocolError && e.code === 'RCPTGATE_FRAME_TOO_LARGE');
+  });
+
+  it('keeps failing after a protocol error', () => {
+    const d = new PolicyRequestDecoder();
+    assert.throws(() => d.push(Buffer.from('nonsense\n')), ProtocolError);
+    assert.throws(() => d.push(Buffer.from(REQUEST)), ProtocolError);
+  });
+
+  it('decodes the same requests however the bytes are chunked', () => {
+    const whole = Buffer.from(REQUEST + REQUEST.replace('RCPT', 'DATA') + REQUEST.replace('alice', 'bob'));
+    const expected = new PolicyRequestDecoder().push(whole).map((r) => [...r]);
+    fc.assert(
+      fc.property(fc.array(fc.nat(whole.length), { maxLength: 40 }), (cuts) => {
+        const d = new PolicyRequestDecoder();
+        const got = chunked(whole, cuts).flatMap((c) => d.push(c)).map((r) => [...r]);
+        assert.deepEqual(got, expected);
+      }),
+    );
+  });
+
+  it('round-trips arbitrary attribute maps', () => {
+    const name = fc.stringMatching(/^[a-z_]{1,20}$/);
+    const value = fc.string({ maxLength: 200 }).filter((s) => !/[\r\n]/.test(s));
+    fc.assert(
+      fc.property(fc.uniqueArray(fc.tuple(name, value), { minLength: 1, maxLength: 20, selector: ([n]) => n }), (pairs) => {
+        const text = pairs.map(([n, v]) => `${n}=${v}\n`).join('') + '\n';
+        const [req] = new PolicyRequestDecoder().push(Buffer.from(text));
+        assert.deepEqual([...req!], pairs);
+      }),
+    );
+  });
+
+  it('throws nothing but ProtocolError on garbage and never buffers past the cap', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 3000 }), { maxLength: 20 }), (chunks) => {
+        const d = new PolicyRequestDecoder();
+        for (const c of chunks) {
+          try {
+            d.push(c);
+          } catch (err) {
+            assert.ok(err instanceof ProtocolError, String(err));
+            return;
+          }
+          assert.ok(d.bufferedBytes <= DEFAULT_POLICY_LIMITS.maxLineBytes);
+        }
+      }),
+    );
+  });
+});
+
+describe('policy reply encoder', () => {
+  it('ends the action with an empty line', () => {
+    assert.equal(encodePolicyReply('DUNNO'), 'action=DUNNO\n\n');
+  });
+  it('refuses a multi-line action', () => {
+    assert.throws(() => encodePolicyReply('DUNNO\nx'), TypeError);
+  });
+});

@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { createPolicyServer } from '../../src/policy/server.js';
+import { HarvestGuard } from '../../src/harvest.js';
+import { Metrics } from '../../src/metrics.js';
+import { silentLogger } from '../../src/log.js';
+import type { LookupResult, RecipientValidator, Verdict } from '../../src/types.js';
+import type { TcpServer } from '../../src/net/tcp-server.js';
+
+/** Verdict by local part: valid*, unknown*, temp*, other*, bad*; "slow" ones answer late. */
+class FakeValidator implements RecipientValidator {
+  calls: string[] = [];
+  async lookup(address: string): Promise<LookupResult> {
+    this.calls.push(address);
+    const local = address.split('@')[0] ?? '';
+    if (local.includes('throw')) throw new Error('boom');
+    if (local.includes('slow')) await new Promise((r) => setTimeout(r, 30));
+    const verdict: Verdict = local.startsWith('valid')
+      ? 'valid'
+      : local.startsWith('unknown')
+        ? 'unknown'
+        : local.startsWith('temp')
+          ? 'tempfail'
+          : local.startsWith('other')
+            ? 'not_ours'
+            : 'invalid';
+    return { address, verdict, source: 'static', ttlSeconds: 0 };
+  }
+  isServedDomain() {
+    return true;
+  }
+  servedDomain(d: string) {
+    return d;
+  }
+  flush() {
+    return 0;
+  }
+}
+
+function request(attrs: Record<string, string>): string {
+  const all = { request: 'smtpd_access_policy', protocol_state: 'RCPT', client_address: '192.0.2.1', ...attrs };
+  return Object.entries(all).map(([k, v]) => `${k}=${v}\n`).join('') + '\n';
+}
+
+/** One client connection that collects `action=` replies. */
+class PolicyClient {
+  private buf = '';
+  private waiters: Array<() => void> = [];
+  closed: Promise<void>;
+  constructor(readonly socket: net.Socket) {
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => {
+      this.buf += d;
+      for (const w of this.waiters.splice(0)) w();
+    });
+    this.closed = once(socket, 'close').then(() => {
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+  static async connect(port: number): Promise<PolicyClient> {
+    const s = net.connect(port, '127.0.0.1');
+    await once(s, 'connect');
+    return new PolicyClient(s);
+  }
+  /** Next n replies (the action values). */
+  async replies(n: number): Promise<string[]> {
+    for (;;) {
+      const parts = this.buf.split('\n\n');
+      if (parts.length - 1 >= n) {
+        this.buf = parts.slice(n).join('\n\n');
+        return parts.slice(0, n).map((p) => p.replace(/^action=/, ''));
+      }
+      if (this.socket.destroyed) throw new Error(`connection closed after ${parts.length - 1} replies`);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+  async ask(attrs: Record<string, string>): Promise<string> {
+    this.socket.write(request(attrs));
+    return (await this.replies(1))[0]!;
+  }
+}
+
+describe('policy server', () => {
+  const validator = new FakeValidator();
+  const metrics = new Metrics({ defaultMetrics: false });
+  const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
+  let server: TcpServer;
+  let port: number;
+  const clients: PolicyClient[] = [];
+  const connect = async () => {
+    const c = await PolicyClient.connect(port);
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    server = createPolicyServer({ validator, metrics, logger: silentLogger(), harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
+    port = (await server.listen('127.0.0.1:0')).port;
+  });
+  after(async () => {
+    for (const c of clients) c.socket.destroy();
+    await server.close(100);
+  });
+
+  it('answers DUNNO for a valid recipient', async () => {
+    assert.equal(await (await connect()).ask({ recipient: 'valid@example.com' }), 'DUNNO');
+  });
+
+  it('rejects an unknown recipient with 550 5.1.1', async () => {
+    assert.equal(await (await connect()).ask({ recipient: 'unknown1@example.com' }), '550 5.1.1 User unknown');
+  });
+
+  it('defers with 451 4.3.0 when the lookup fails', async () => {
+    assert.equal(await (await connect()).ask({ recipient: 'temp@example.com' }), '451 4.3.0 Recipient address lookup failed, try again later');
+  });
+
+  it('defers, never rejects, when the validator throws', async () => {
+    assert.match(await (await connect()).ask({ recipient: 'throw@example.com' }), /^451 4\.3\.0 /);
+  });
+
+  it('answers DUNNO for not_ours and invalid recipients', async () => {
+    const c = await connect();
+    assert.equal(await c.ask({ recipient: 'other@elsewhere.example' }), 'DUNNO');
+    assert.equal(await c.ask({ recipient: 'bad' }), 'DUNNO');
+  });
+
+  it('answers DUNNO in every other protocol state without asking the engine', async () => {
+    const c = await connect();
+    const before = validator.calls.length;
+    for (const state of ['CONNECT', 'EHLO', 'MAIL', 'DATA', 'END-OF-MESSAGE', 'VRFY', 'ETRN']) {
+      assert.equal(await c.ask({ protocol_state: state, recipient: 'unknown9@example.com' }), 'DUNNO');
+    }
+    assert.equal(validator.calls.length, before);
+  });
+
+  it('ignores attributes it does not know', async () => {
+    assert.equal(await (await connect()).ask({ recipient: 'valid@example.com', future_attribute: 'x=y', ccert_subject: '' }), 'DUNNO');
+  });
+
+  it('answers pipelined requests in order even when an earlier one is slower', async () => {
+    const c = await connect();
+    c.socket.write(request({ recipient: 'unknown-slow@example.com' }) + request({ recipient: 'valid@example.com' }) + request({ recipient: 'temp@example.com' }));
+    const [a, b, d] = await c.replies(3);
+    assert.match(a!, /^550 /);
+    assert.equal(b, 'DUNNO');
+    assert.match(d!, /^451 /);
+  });
+
+  it('closes a connection that sends a malformed request and keeps serving the others', async () => {
+    const good = await connect();
+    const bad = await connect();
+    const errorsBefore = (await metrics.protocolErrors.get()).values.find((v) => v.labels.frontend === 'policy')?.value ?? 0;
+    bad.socket.write('this is not a policy request\n');
+    await bad.closed;
+    assert.equal(await good.ask({ recipient: 'valid@example.com' }), 'DUNNO');
+    const errorsAfter = (await metrics.protocolErrors.get()).values.find((v) => v.labels.frontend === 'policy')?.value ?? 0;
+    assert.equal(errorsAfter, errorsBefore + 1);
+  });
+
+  it('closes a connection whose line exceeds the cap', async () => {
+    const c = await connect();
+    c.socket.write('recipient=' + 'a'.repeat(5000));
+    await c.closed;
+  });
+
+  it('refuses a harvesting client from its 21st unknown recipient on, for every recipient, and no one else', async () => {
+    const c = await connect();
+    const harvester = { client_address: '203.0.113.66' };
+    for (let i = 0; i < 20; i++) {
+      assert.match(await c.ask({ ...harvester, recipient: `unknown-h${i}@example.com` }), /^550 5\.1\.1 /, `unknown #${i + 1}`);
+    }
+    assert.equal(await c.ask({ ...harvester, recipient: 'unknown-h20@example.com' }), '421 4.7.0 Too many unknown recipients');
+    const calls = validator.calls.length;
+    assert.equal(await c.ask({ ...harvester, recipient: 'valid@example.com' }), '421 4.7.0 Too many unknown recipients');
+    assert.equal(validator.calls.length, calls, 'a blocked client costs no directory lookup');
+    assert.equal(await c.ask({ client_address: '203.0.113.67', recipient: 'valid@example.com' }), 'DUNNO');
+    assert.match(await c.ask({ client_address: '203.0.113.67', recipient: 'unknown-x@example.com' }), /^550 /);
+    const blocked = (await metrics.harvestBlocked.get()).values.find((v) => v.labels.frontend === 'policy')?.value;
+    assert.equal(blocked, 2);
+  });
+
+  it('answers a request in flight before the connection closes when the server shuts down', async () => {
+    const s = createPolicyServer({ validator, metrics, logger: silentLogger(), harvest: null, maxConnections: 2, idleTimeoutMs: 60_000 });
+    const p = (await s.listen('127.0.0.1:0')).port;
+    const c = await PolicyClient.connect(p);
+    try {
+      c.socket.write(request({ recipient: 'valid-slow@example.com' }));
+      while (!validator.calls.includes('valid-slow@example.com')) await new Promise((r) => setTimeout(r, 2));
+      const closing = s.close(5_000);
+      assert.deepEqual(await c.replies(1), ['DUNNO']);
+      await c.closed;
+      await closing;
+    } finally {
+      c.socket.destroy();
+    }
+  });
+});

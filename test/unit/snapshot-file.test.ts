@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import type { DirectoryRecord } from '../../src/directory/types.js';
+import { ErrorCodes, RcptgateError } from '../../src/errors.js';
+import { readSnapshot, SNAPSHOT_MAGIC, writeSnapshot } from '../../src/snapshot/file.js';
+
+const SOURCE = 'ldap|openldap|dc=example,dc=com|sub|';
+const RECORDS: DirectoryRecord[] = [
+  { dn: 'uid=alice,ou=people,dc=example,dc=com', canonical: 'alice@example.com', addresses: ['alice@example.com', 'ally@example.com'] },
+  { dn: 'uid=bob,ou=people,dc=example,dc=com', canonical: 'Bob@example.com', addresses: ['bob@example.com'] },
+  { dn: 'uid=jürgen,ou=people,dc=example,dc=com', canonical: 'jürgen@xn--bcher-kva.example', addresses: ['jürgen@xn--bcher-kva.example'] },
+];
+
+let dir: string;
+before(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-snapfile-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** A fresh snapshot file in its own sub-directory. */
+async function written(name: string): Promise<string> {
+  const sub = path.join(dir, name);
+  await mkdir(sub);
+  const file = path.join(sub, 'snapshot');
+  await writeSnapshot(file, SOURCE, 1_700_000_000_000, RECORDS);
+  return file;
+}
+
+async function rejectsWith(file: string, reason: RegExp, source = SOURCE): Promise<void> {
+  await assert.rejects(readSnapshot(file, source), (err: unknown) => {
+    assert.ok(err instanceof RcptgateError, `expected RcptgateError, got ${String(err)}`);
+    assert.equal(err.code, ErrorCodes.SNAPSHOT_INVALID);
+    assert.ok(err.message.includes(file), `message names the file: ${err.message}`);
+    assert.match(err.message, reason);
+    return true;
+  });
+}
+
+describe('snapshot file', () => {
+  test('round-trips every record, header counts and creation time', async () => {
+    const file = await written('roundtrip');
+    const { header, records } = await readSnapshot(file, SOURCE);
+    assert.deepEqual(records, RECORDS);
+    assert.equal(header.entries, 3);
+    assert.equal(header.addresses, 4);
+    assert.equal(header.createdAt, 1_700_000_000_000);
+    assert.equal(header.source, SOURCE);
+    assert.match(header.sha256, /^[0-9a-f]{64}$/);
+    assert.equal(header.fullAt, 1_700_000_000_000, 'a full sync by default');
+  });
+
+  test('keeps the time of the last full sync apart from the creation time', async () => {
+    const sub = path.join(dir, 'fullat');
+    await mkdir(sub);
+    const file = path.join(sub, 'snapshot');
+    await writeSnapshot(file, SOURCE, 2_000, RECORDS, 1_000);
+    const { header } = await readSnapshot(file, SOURCE);
+    assert.deepEqual([header.createdAt, header.fullAt], [2_000, 1_000]);
+  });
+
+  test('round-trips an empty record list', async () => {
+    const sub = path.join(dir, 'empty');
+    await mkdir(sub);
+    const file = path.join(sub, 'snapshot');
+    await writeSnapshot(file, SOURCE, 5, []);
+    const { header, records } = await readSnapshot(file, SOURCE);
+    assert.deepEqual(records, []);
+    assert.equal(header.entries, 0);
+  });
+
+  test('is readable by its owner only', async () => {
+    const file = await written('mode');
+    const { stat } = await import('node:fs/promises');
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+  });
+
+  test('rejects a file with one flipped byte in the body as corrupt', async () => {
+    const file = await written('flipped');
+    const buf = await readFile(file);
+    const bodyStart = buf.indexOf(0x0a, buf.indexOf(0x0a) + 1) + 1;
+    const at = bodyStart + 10;
+    buf[at] = buf[at]! ^ 0x01;
+    await writeFile(file, buf);
+    await rejectsWith(file, /checksum mismatch/);
+  });
+
+  test('rejects a file with a flipped byte in its first line as not a snapshot', async () => {
+    const file = await written('flipped-magic');
+    const buf = await readFile(file);
+    buf[0] = buf[0]! ^ 0x20;
+    await writeFile(file, buf);
+    await rejectsWith(file, /not an rcptgate snapshot/);
+  });
+
+  test('rejects a truncated file', async () => {
+    const file = await written('truncated');
+    const { size } = await (await import('node:fs/promises')).stat(file);
+    await truncate(file, size - 7);
+    await rejectsWith(file, /truncated or corrupt/);
+  });
+
+  test('rejects a file cut inside its header', async () => {
+    const file = await written('truncated-header');
+    await truncate(file, SNAPSHOT_MAGIC.length + 12);
+    await rejectsWith(file, /not an rcptgate snapshot/);
+  });
+
+  test('rejects a file written for another directory and names it', async () => {
+    const file = await written('foreign');
+    await rejectsWith(file, /another directory \(ldap\|openldap\|dc=example,dc=com/, 'ldap|openldap|dc=other,dc=org|sub|');
+  });
+
+  test('rejects garbage', async () => {
+    const file = path.join(dir, 'garbage');
+    await writeFile(file, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
+    await rejectsWith(file, /not an rcptgate snapshot/);
+  });
+
+  test('rejects an empty file', async () => {
+    const file = path.join(dir, 'zero');
+    await writeFile(file, '');
+    await rejectsWith(file, /not an rcptgate snapshot/);
+  });
+
+  test('rejects an unreadable header line', async () => {
+    const file = path.join(dir, 'badheader');
+    await writeFile(file, `${SNAPSHOT_MAGIC}\n{not json\n`);
+    await rejectsWith(file, /unreadable header/);
+  });
+
+  test('rejects a header with missing fields', async () => {
+    const file = path.join(dir, 'halfheader');
+    await writeFile(file, `${SNAPSHOT_MAGIC}\n{"source":"${SOURCE}"}\n`);
+    await rejectsWith(file, /incomplete header/);
+  });
+
+  test('rejects a checksummed body that holds a malformed entry', async () => {
+    // Consistent checksum, wrong shape: only a buggy or hostile writer produces this.
+    const { createHash } = await import('node:crypto');
+    const body = '["uid=x,dc=example,dc=com","x@example.com",[1]]\n';
+    const header = { createdAt: 1, source: SOURCE, entries: 1, addresses: 1, sha256: createHash('sha256').update(body).digest('hex') };
+    const file = path.join(dir, 'badentry');
+    await writeFile(file, `${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n${body}`);
+    await rejectsWith(file, /malformed entry 1/);
+  });
+
+  test('rejects a missing file with "no such file"', async () => {
+    await rejectsWith(path.join(dir, 'does-not-exist'), /no such file/);
+  });
+
+  test('rejects a path that is a directory', async () => {
+    await rejectsWith(dir, /cannot read it/);
+  });
+
+  test('replaces the old file and leaves no temp file behind', async () => {
+    const file = await written('replace');
+    await writeSnapshot(file, SOURCE, 1_700_000_000_001, RECORDS.slice(0, 1));
+    const { header, records } = await readSnapshot(file, SOURCE);
+    assert.equal(header.createdAt, 1_700_000_000_001);
+    assert.equal(records.length, 1);
+    assert.deepEqual(await readdir(path.dirname(file)), ['snapshot']);
+  });
+
+  test('keeps the old file and leaves no temp file when the directory is not writable', async () => {
+    const file = await written('readonly');
+    const sub = path.dirname(file);
+    const before = await readFile(file);
+    // The unprivileged writer may enter the directories but not create files in `sub`.
+    await chmod(dir, 0o711);
+    await chmod(file, 0o644);
+    await chmod(sub, 0o555);
+    try {
+      const error = await writeAsUnprivileged(file);
+      assert.match(error, /EACCES|EPERM/);
+    } finally {
+      await chmod(sub, 0o755);
+      await chmod(dir, 0o700);
+    }
+    assert.deepEqual(await readFile(file), before);
+    assert.deepEqual(await readdir(sub), ['snapshot']);
+    assert.equal((await readSnapshot(file, SOURCE)).records.length, RECORDS.length);
+  });
+
+  test('keeps what is at the path and removes its temp file when the final rename fails', async () => {
+    const sub = path.join(dir, 'rename');
+    const target = path.join(sub, 'snapshot');
+    await mkdir(path.join(target, 'occupied'), { recursive: true });
+    await assert.rejects(writeSnapshot(target, SOURCE, 1, RECORDS), /EISDIR|ENOTEMPTY|EEXIST/);
+    assert.deepEqual(await readdir(sub), ['snapshot']);
+    assert.deepEqual(await readdir(target), ['occupied']);
+  });
+});
+
+/**
+ * Tries writeSnapshot(file) in a child process without root's override of file permissions
+ * (as `nobody` when the tests run as root); resolves with the error message it got.
+ */
+async function writeAsUnprivileged(file: string): Promise<string> {
+  const moduleUrl = pathToFileURL(path.resolve(import.meta.dirname, '../../src/snapshot/file.ts')).href;
+  const script = `
+    const { writeSnapshot } = await import(${JSON.stringify(moduleUrl)});
+    try {
+      await writeSnapshot(${JSON.stringify(file)}, ${JSON.stringify(SOURCE)}, 2, [{ dn: 'uid=new', canonical: 'new@example.com', addresses: ['new@example.com'] }]);
+      process.stdout.write('written');
+    } catch (err) {
+      process.stdout.write('error: ' + err.message);
+    }`;
+  const asRoot = process.getuid?.() === 0;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    cwd: path.resolve(import.meta.dirname, '../..'),
+    ...(asRoot ? { uid: 65534, gid: 65534 } : {}),
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+  assert.equal(code, 0, `child failed: ${err}`);
+  assert.ok(out.startsWith('error: '), `the write should have failed, child said: ${out}`);
+  return out;
+}

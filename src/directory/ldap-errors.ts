@@ -88,7 +88,12 @@ function fromResultCode(err: ResultCodeError, ctx: ErrorContext): DirectoryError
   const name = resultCodeName(err.code);
   const detail = err.message ? `: ${err.message}` : '';
   let message: string;
-  if (code === ErrorCodes.DIRECTORY_AUTH && ctx.operation === 'bind') {
+  if (code === ErrorCodes.DIRECTORY_AUTH && ctx.operation === 'bind' && (err.code === 8 || err.code === 13)) {
+    // strongerAuthRequired / confidentialityRequired: AD's default for simple binds without TLS.
+    message =
+      `LDAP bind refused by ${ctx.url ?? 'the server'} with ${name}${detail} — a configuration error: the server refuses ` +
+      'simple binds without TLS; use ldaps:// (636, Global Catalog 3269) or directory.ldap.startTLS: true';
+  } else if (code === ErrorCodes.DIRECTORY_AUTH && ctx.operation === 'bind') {
     const who = ctx.bindDN ? `as "${ctx.bindDN}"` : 'anonymously';
     message =
       `LDAP bind ${who} was refused by ${ctx.url ?? 'the server'} with ${name}${detail} — a configuration error: ` +

@@ -49,6 +49,8 @@ class LdapConnection {
   fresh = true;
 
   readonly client: Client;
+  /** A socket of this connection closed or ended. */
+  private dead = false;
 
   constructor(
     readonly url: string,
@@ -58,7 +60,15 @@ class LdapConnection {
     const track = <S extends net.Socket>(socket: S): S => {
       this.sockets.add(socket);
       socket.setKeepAlive(true, KEEPALIVE_MS);
-      socket.once('close', () => this.sockets.delete(socket));
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        // ldapts keeps its handlers on the pre-TLS socket after StartTLS, so `isConnected`
+        // can stay true for a dead TLS socket: our own flag catches it.
+        this.dead = true;
+      });
+      socket.once('end', () => {
+        this.dead = true;
+      });
       if (this.destroyed) socket.destroy();
       return socket;
     };
@@ -75,7 +85,7 @@ class LdapConnection {
   }
 
   get alive(): boolean {
-    return !this.destroyed && this.client.isConnected;
+    return !this.destroyed && !this.dead && this.client.isConnected;
   }
 
   /** Tears the sockets down now; pending requests on them reject. */

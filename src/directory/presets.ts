@@ -49,8 +49,14 @@ export function generalizedTime(date: Date): string {
 
 const OPENLDAP_FILTER = '(|(mail=%s)(mailAlternateAddress=%s))';
 
-/** AD: the disabled-account bit (ACCOUNTDISABLE, 2) tested with LDAP_MATCHING_RULE_BIT_AND. */
-export const AD_ENABLED_ONLY = '(!(userAccountControl:1.2.840.113556.1.4.803:=2))';
+/**
+ * AD: the disabled-account bit (ACCOUNTDISABLE, 2) tested with LDAP_MATCHING_RULE_BIT_AND —
+ * except Exchange shared, room, equipment and linked mailboxes (msExchRecipientTypeDetails 4, 16,
+ * 32, 2), whose accounts are disabled by design yet receive mail. Without Exchange's schema the
+ * extra clauses match nothing.
+ */
+export const AD_ENABLED_ONLY =
+  '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32))';
 /** AD: users, mail-enabled groups, contacts and public folders. */
 export const AD_RECIPIENT_CLASSES = '(|(objectClass=user)(objectClass=group)(objectClass=contact)(objectClass=publicFolder))';
 

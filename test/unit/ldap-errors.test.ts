@@ -30,8 +30,14 @@ describe('toDirectoryError', () => {
     assert.ok(err.cause instanceof InvalidCredentialsError);
   });
 
-  test('an anonymous bind refused says so', () => {
+  test('a bind refused for lack of TLS says to use LDAPS or StartTLS', () => {
     const err = toDirectoryError(new StrongAuthRequiredError(), { operation: 'bind', url, bindDN: null });
+    assert.equal(err.code, ErrorCodes.DIRECTORY_AUTH);
+    assert.match(err.message, /refuses simple binds without TLS; use ldaps:\/\/ .*startTLS: true/);
+  });
+
+  test('an anonymous bind refused says so', () => {
+    const err = toDirectoryError(new InvalidCredentialsError(), { operation: 'bind', url, bindDN: null });
     assert.equal(err.code, ErrorCodes.DIRECTORY_AUTH);
     assert.match(err.message, /bind anonymously was refused/);
   });

@@ -41,7 +41,7 @@ describe('activedirectory preset', () => {
       filter,
       '(&(|(objectClass=user)(objectClass=group)(objectClass=contact)(objectClass=publicFolder))' +
         '(|(mail=bob@example.com)(proxyAddresses=smtp:bob@example.com))' +
-        '(!(userAccountControl:1.2.840.113556.1.4.803:=2)))',
+        '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32)))',
     );
     parseFilter(filter);
     assert.doesNotMatch(plan.lookupFilter, /userPrincipalName/);
@@ -58,7 +58,8 @@ describe('activedirectory preset', () => {
     assert.equal(
       plan.listFilter,
       '(&(|(objectClass=user)(objectClass=group)(objectClass=contact)(objectClass=publicFolder))' +
-        '(|(mail=*)(proxyAddresses=smtp:*))(!(userAccountControl:1.2.840.113556.1.4.803:=2)))',
+        '(|(mail=*)(proxyAddresses=smtp:*))' +
+        '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32)))',
     );
     parseFilter(plan.listFilter);
   });

@@ -11,28 +11,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { validateConfig } from '../../src/config/load.js';
-import { LdapDirectory } from '../../src/directory/ldap.js';
-import { EXAMPLE_LDIF, LdifDirectory } from '../../src/directory/ldif.js';
-import type { Directory } from '../../src/directory/types.js';
 import { HarvestGuard } from '../../src/harvest.js';
-import { silentLogger } from '../../src/log.js';
-import { Metrics } from '../../src/metrics.js';
 import { MILTER_REPLIES, createMilterServer } from '../../src/milter/server.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
-import type { RecipientValidator } from '../../src/types.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
-import { findTool, startSlapd, type Slapd } from '../helpers/slapd.js';
-
-function routed(ldif: RecipientValidator, down: RecipientValidator): RecipientValidator {
-  const pick = (address: string) => (/@example\.net$/i.test(address) ? down : ldif);
-  return {
-    lookup: (address, options) => pick(address).lookup(address, options),
-    isServedDomain: (d) => ldif.isServedDomain(d) || down.isServedDomain(d),
-    servedDomain: (d) => ldif.servedDomain(d) ?? down.servedDomain(d),
-    flush: (a) => ldif.flush(a) + down.flush(a),
-  };
-}
+import { findTool } from '../helpers/slapd.js';
+import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
 
 const SCRIPT = String.raw`
 local function check(what, err) if err ~= nil then error(what .. ": " .. tostring(err)) end end
@@ -115,29 +98,15 @@ const code = (text: string): RcptReply => ({ command: 'y', length: Buffer.byteLe
 const CONTINUE: RcptReply = { command: 'c', length: 0 };
 
 describe('milter driven by miltertest', () => {
-  const metrics = new Metrics({ defaultMetrics: false });
-  const logger = silentLogger();
-  const directories: Directory[] = [];
-  let slapd: Slapd | undefined;
+  let engine: SplitEngine | undefined;
   let server: TcpServer | undefined;
   let port = 0;
   let dir: string | undefined;
 
   before(async () => {
     if (!findTool('miltertest')) throw new Error('miltertest not found on PATH: install the Debian package "miltertest"');
-    slapd = await startSlapd();
-    await slapd.stop();
-    const ldifDirectory = LdifDirectory.fromFile(EXAMPLE_LDIF);
-    const ldapConfig = validateConfig({
-      domains: ['example.net'],
-      directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '2s' } },
-    });
-    const ldapDirectory = new LdapDirectory({ config: ldapConfig.directory.ldap, bindPassword: slapd.servicePassword, metrics, logger });
-    directories.push(ldifDirectory, ldapDirectory);
-    const validator = routed(
-      new RecipientValidatorImpl({ config: validateConfig({}), directory: ldifDirectory, metrics, logger }),
-      new RecipientValidatorImpl({ config: ldapConfig, directory: ldapDirectory, metrics, logger }),
-    );
+    engine = await startSplitEngine();
+    const { validator, metrics, logger } = engine;
     const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
     server = createMilterServer({ validator, metrics, logger, harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
     port = (await server.listen('127.0.0.1:0')).port;
@@ -146,8 +115,7 @@ describe('milter driven by miltertest', () => {
 
   after(async () => {
     await server?.close(1000);
-    for (const d of directories) await d.close();
-    await slapd?.close();
+    await engine?.close();
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

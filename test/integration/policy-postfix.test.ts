@@ -6,60 +6,27 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { validateConfig } from '../../src/config/load.js';
-import { LdapDirectory } from '../../src/directory/ldap.js';
-import { EXAMPLE_LDIF, LdifDirectory } from '../../src/directory/ldif.js';
-import type { Directory } from '../../src/directory/types.js';
 import { HarvestGuard } from '../../src/harvest.js';
-import { silentLogger } from '../../src/log.js';
-import { Metrics } from '../../src/metrics.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { createPolicyServer } from '../../src/policy/server.js';
-import type { RecipientValidator } from '../../src/types.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
 import { requirePostfixTools, startPostfix, swaks, type PostfixInstance, type SwaksResult } from '../helpers/postfix.js';
-import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
 
 const FROM = 'sender@client.example';
-
-/** Routes example.net to the engine with the dead directory, everything else to the LDIF one. */
-function routed(ldif: RecipientValidator, down: RecipientValidator): RecipientValidator {
-  const pick = (address: string) => (/@example\.net$/i.test(address) ? down : ldif);
-  return {
-    lookup: (address, options) => pick(address).lookup(address, options),
-    isServedDomain: (d) => ldif.isServedDomain(d) || down.isServedDomain(d),
-    servedDomain: (d) => ldif.servedDomain(d) ?? down.servedDomain(d),
-    flush: (a) => ldif.flush(a) + down.flush(a),
-  };
-}
 
 function replies(r: SwaksResult): string[] {
   return r.rcpt.map((x) => (x.reply ? x.reply.text : '(no reply)'));
 }
 
 describe('policy delegation behind a real Postfix', () => {
-  const metrics = new Metrics({ defaultMetrics: false });
-  const logger = silentLogger();
-  const directories: Directory[] = [];
-  let slapd: Slapd | undefined;
+  let engine: SplitEngine | undefined;
   let server: TcpServer | undefined;
   let mx: PostfixInstance | undefined;
 
   before(async () => {
     requirePostfixTools();
-    slapd = await startSlapd();
-    await slapd.stop(); // a real directory that is down: every lookup must defer
-    const ldifDirectory = LdifDirectory.fromFile(EXAMPLE_LDIF);
-    const ldapConfig = validateConfig({
-      domains: ['example.net'],
-      directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '2s' } },
-    });
-    const ldapDirectory = new LdapDirectory({ config: ldapConfig.directory.ldap, bindPassword: slapd.servicePassword, metrics, logger });
-    directories.push(ldifDirectory, ldapDirectory);
-    const validator = routed(
-      new RecipientValidatorImpl({ config: validateConfig({}), directory: ldifDirectory, metrics, logger }),
-      new RecipientValidatorImpl({ config: ldapConfig, directory: ldapDirectory, metrics, logger }),
-    );
+    engine = await startSplitEngine();
+    const { validator, metrics, logger } = engine;
     const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
     server = createPolicyServer({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
     const { port } = await server.listen('127.0.0.1:0');
@@ -78,8 +45,7 @@ describe('policy delegation behind a real Postfix', () => {
   after(async () => {
     await mx?.close();
     await server?.close(1000);
-    for (const d of directories) await d.close();
-    await slapd?.close();
+    await engine?.close();
   });
 
   it('accepts a valid recipient, rejects an unknown one with 550 5.1.1 and defers with 451 4.3.0 when the directory is down', async () => {
@@ -114,7 +80,7 @@ describe('policy delegation behind a real Postfix', () => {
     assert.equal(other.rcpt[0]!.reply?.code, 250, other.transcript);
     assert.match(other.rcpt[1]!.reply?.text ?? '', /^550 5\.1\.1 /, other.transcript);
 
-    const blocked = (await metrics.harvestBlocked.get()).values.find((v) => v.labels.frontend === 'policy')?.value;
+    const blocked = (await engine!.metrics.harvestBlocked.get()).values.find((v) => v.labels.frontend === 'policy')?.value;
     assert.equal(blocked, 2);
   });
 });

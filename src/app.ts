@@ -146,7 +146,10 @@ export async function createApp(options: AppOptions): Promise<App> {
       version: VERSION,
       statusPage: config.statusPage,
     });
-    const server = http.createServer(app);
+    // Node checks the header/request timeouts only every connectionsCheckingInterval (30 s by
+    // default): a slow client would hold its socket far longer than headersTimeout says.
+    const server = http.createServer({ connectionsCheckingInterval: 1_000 }, app);
+    server.maxConnections = config.server.maxConnections;
     server.keepAliveTimeout = 5_000;
     server.requestTimeout = 30_000;
     server.headersTimeout = 10_000;

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { EXAMPLE_LDIF, LdifDirectory } from './ldif.js';
 import { LdapDirectory } from './ldap.js';
+import { BreakerDirectory } from './breaker.js';
 import type { Directory } from './types.js';
 
 export interface DirectoryContext {
@@ -19,7 +20,13 @@ export function createDirectory(config: Readonly<Config>, ctx: DirectoryContext)
   }
   const env = ctx.env ?? process.env;
   const password = readSecret(config.directory.ldap.bindPasswordFile, env.RCPTGATE_LDAP_BIND_PASSWORD, 'bind password');
-  return new LdapDirectory({ config: config.directory.ldap, bindPassword: password, metrics: ctx.metrics, logger: ctx.logger });
+  const ldap = new LdapDirectory({ config: config.directory.ldap, bindPassword: password, metrics: ctx.metrics, logger: ctx.logger });
+  // After repeated failures, lookups fail at once (tempfail) instead of each waiting out the
+  // timeout against a dead or frozen server; one trial request at a time probes for recovery.
+  return new BreakerDirectory(ldap, {
+    onStateChange: (state, reason) =>
+      ctx.logger[state === 'open' ? 'warn' : 'info']({ component: 'ldap', breaker: state, reason }, `directory circuit ${state}`),
+  });
 }
 
 export function isExampleDirectory(config: Readonly<Config>): boolean {

@@ -1,0 +1,11 @@
+import fc from 'fast-check';
+import { test } from 'node:test';
+import { PROPERTIES } from './fuzz-properties.js';
+
+// A quick run in `npm test`; `npm run fuzz` (scripts/fuzz.ts) runs the same properties ≥ 1,000,000 times.
+for (const { name, check } of PROPERTIES.netstring()) {
+  test(`netstring: ${name}`, () => {
+    const details = check(3_000);
+    if (details.failed) throw new Error(fc.defaultReportMessage(details));
+  });
+}

@@ -2,9 +2,9 @@
  * Profiles rcptgate's warm and cold socketmap paths: a small slapd, rcptgate under
  * `node --cpu-prof`, 32 sequential connections, then the top self-time functions.
  *
- *   node --import tsx bench/profile.ts [warm|cold]
+ *   node --import tsx bench/profile.ts [warm|cold] [copy-the-profile-here.cpuprofile]
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startSlapd } from '../test/helpers/slapd.js';
@@ -28,6 +28,7 @@ try {
   }
   const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
   if (!file) throw new Error('no .cpuprofile written');
+  if (process.argv[3]) await copyFile(path.join(dir, file), process.argv[3]);
   for (const { percent, fn } of topSelfTime(path.join(dir, file))) process.stdout.write(`${percent.toFixed(1).padStart(5)} %  ${fn}\n`);
 } finally {
   await slapd.close();

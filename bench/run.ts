@@ -7,6 +7,9 @@
  * target, PASS/FAIL. Every loop is bounded in count and time; all traffic stays on 127.0.0.1.
  * Env: BENCH_SECONDS (per load run, default 3), BENCH_PROFILE_DIR (write a CPU profile of the
  * direct rcptgate instance there), BENCH_POOL_SIZE (default 8).
+ * Flags: `--only 1,3` runs those sections (a partial run prints its table but leaves RESULTS.md
+ * alone); `--concurrency 32` limits section 3 to those connection counts; `--rounds N` sets the
+ * alternating rounds (default 3).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -25,16 +28,35 @@ import { consoleTable, fmt, markdownTable, type Row } from './lib/report.js';
 import { socketmapLoad, type LoadOptions, type LoadResult } from './lib/socketmap-load.js';
 import { withCpu } from './lib/cpu.js';
 
+/** `--name value` or `--name=value` from argv. */
+function flag(name: string): string | undefined {
+  const args = process.argv.slice(2);
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === `--${name}`) return args[i + 1];
+    if (args[i]!.startsWith(`--${name}=`)) return args[i]!.slice(name.length + 3);
+  }
+  return undefined;
+}
+const numbers = (text: string | undefined): number[] | null => (text ? text.split(',').map(Number) : null);
+const ONLY = new Set(numbers(flag('only')) ?? [1, 2, 3, 4, 5]);
+const FULL_RUN = [1, 2, 3, 4, 5].every((n) => ONLY.has(n));
+
 const USERS = 100_000;
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const POOL_SIZE = Number(process.env.BENCH_POOL_SIZE ?? 8);
 const MAX_IN_FLIGHT = 1_000;
 /** Ceiling and warm runs alternate in this many rounds; the best round of each counts. */
-const ROUNDS = 3;
-const CONCURRENCY = [1, 8, 32, 128];
+const ROUNDS = Number(flag('rounds') ?? 3);
+const CONCURRENCY = numbers(flag('concurrency')) ?? [1, 8, 32, 128];
 const PROXY_DELAY_MS = 5;
 /** Postfix `ldap:` and cold rcptgate through the 5 ms proxy run ≈ 50–100 lookups/s: a subset keeps the run short. */
 const PROXY_SUBSET = 500;
+/**
+ * V8 flags for section 5's second memory figure: the heap budget of a container (the chart's
+ * NODE_OPTIONS example sets --max-old-space-size=384). Without them V8 sizes the young generation
+ * and old-space headroom from this machine's memory, which dominates RSS after a fast fill.
+ */
+const HEAP_BUDGET = ['--max-semi-space-size=8', '--max-old-space-size=384'];
 /** Hard stop for the whole run. */
 const RUN_LIMIT_MS = 15 * 60_000;
 
@@ -69,8 +91,8 @@ function nodeScript(name: string): string {
   return path.join(ROOT, 'bench', name);
 }
 
-async function runJson(script: string, args: string[]): Promise<Record<string, number>> {
-  const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', nodeScript(script), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
+async function runJson(script: string, args: string[], nodeArgs: string[] = []): Promise<Record<string, number>> {
+  const out = execFileSync(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', nodeScript(script), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 240_000 });
   return JSON.parse(out.trim().split('\n').pop()!) as Record<string, number>;
 }
 
@@ -99,9 +121,10 @@ async function main(): Promise<void> {
     // ---- 1. Postfix client, one connection, 10,000 mixed keys --------------------------------
     const keys = mixedKeys(10_000, 1, 1);
     let nextUser = 1 + usersUsed(10_000);
-    log('1. postmap: warming rcptgate with the 10,000 keys');
+    log('warming rcptgate with the 10,000 keys');
     const warmup = await socketmapLoad({ port: direct.socketmapPort, map: 'recipients', keys, connections: 16, maxRequests: keys.length, maxSeconds: 60, cycle: false });
     if (warmup.requests !== keys.length) throw new Error(`warm-up answered ${warmup.requests} of ${keys.length} keys`);
+    if (ONLY.has(1)) {
     // Alternating rounds, best of each: other load on the machine hits every contender alike.
     let pmNull = await postmapSocketmap(keys, nullPort);
     let pmWarm = await postmapSocketmap(keys, direct.socketmapPort);
@@ -124,8 +147,10 @@ async function main(): Promise<void> {
       target: { text: '≥ 0.90× do-nothing', pass: pmWarm.rate >= 0.9 * pmNull.rate },
       note: `${fmt(pmWarm.rate / pmLdap.rate)}× ldap:`,
     });
+    }
 
     // ---- 2. directory 5 ms away (delaying proxy) -------------------------------------------
+    if (ONLY.has(2)) {
     const proxyPort = await freePort();
     children.add(await startNode(nodeScript('servers/delay-proxy.ts'), [String(proxyPort), String(slapd.port), String(PROXY_DELAY_MS)], proxyPort, { what: 'delaying proxy' }));
     const remote = (await children.add(
@@ -160,14 +185,19 @@ async function main(): Promise<void> {
       target: { text: '≥ 1.0× ldap:', pass: pxCold.rate >= pxLdap.rate },
     });
     await remote.stop();
+    }
 
     // ---- 3. server-side socketmap throughput and latency -----------------------------------
     const coldChunk = 14_000;
-    for (const c of CONCURRENCY) {
+    for (const c of ONLY.has(3) ? CONCURRENCY : []) {
       const base = { map: 'recipients', connections: c, maxSeconds: SECONDS };
       const slice = { ...base, keys, maxRequests: 2_000_000, cycle: true, maxSeconds: SECONDS / ROUNDS };
       const onNull = () => withCpu(nullServer.pid, () => socketmapLoad({ ...slice, port: nullPort }));
       const onDirect = (o: LoadOptions) => withCpu(direct.pid, () => socketmapLoad(o));
+      // The previous concurrency's cold run flushed the cache: warm it again, untimed, so that
+      // "warm" means every key is cached (otherwise the first 10,000 requests go to slapd).
+      const rewarm = await socketmapLoad({ port: direct.socketmapPort, map: 'recipients', keys, connections: 16, maxRequests: keys.length, maxSeconds: 60, cycle: false });
+      if (rewarm.requests !== keys.length) throw new Error(`re-warm answered ${rewarm.requests} of ${keys.length} keys`);
       let ceiling = await onNull();
       let warm = await onDirect({ ...slice, port: direct.socketmapPort });
       for (let round = 1; round < ROUNDS; round++) {
@@ -181,7 +211,7 @@ async function main(): Promise<void> {
       const slapdKeys = mixedKeys(coldChunk, nextUser, 200 + c);
       nextUser += usersUsed(coldChunk);
       const own = await ldapLoad({ url: slapd.url, baseDN: slapd.baseDN, keys: slapdKeys, connections: c, maxSeconds: SECONDS });
-      log(`3. c=${c}: ceiling ${fmt(ceiling.rate)}/s, warm ${fmt(warm.rate)}/s p99 ${fmt(warm.latency.p99)} ms, cold ${fmt(cold.rate)}/s [${replies(cold)}], slapd ${fmt(own.rate)}/s`);
+      log(`3. c=${c}: ceiling ${fmt(ceiling.rate)}/s (${fmt(ceiling.cpuPerRequestMicros)} µs CPU/req), warm ${fmt(warm.rate)}/s (${fmt(warm.cpuPerRequestMicros)} µs CPU/req) p99 ${fmt(warm.latency.p99)} ms, cold ${fmt(cold.rate)}/s (${fmt(cold.cpuPerRequestMicros)} µs CPU/req) [${replies(cold)}], slapd ${fmt(own.rate)}/s`);
       const lat = (r: { latency: { p50: number; p99: number; p999: number }; cpuPerRequestMicros?: number }) =>
         `p50 ${fmt(r.latency.p50)} / p99 ${fmt(r.latency.p99)} / p99.9 ${fmt(r.latency.p999)} ms${r.cpuPerRequestMicros !== undefined ? `; server CPU ${fmt(r.cpuPerRequestMicros)} µs/req` : ''}`;
       const at32 = c === 32;
@@ -211,6 +241,7 @@ async function main(): Promise<void> {
     }
 
     // ---- 4. HTTP single lookup -------------------------------------------------------------
+    if (ONLY.has(4)) {
     const expressPort = await freePort();
     const bare = children.add(await startNode(nodeScript('servers/bare-express.ts'), [String(expressPort)], expressPort, { what: 'bare express route' }));
     const httpSeconds = Math.max(3, SECONDS + 1);
@@ -230,8 +261,11 @@ async function main(): Promise<void> {
       note: `p50 ${hWarm.p50} / p99 ${hWarm.p99} ms; non-2xx ${hWarm.non2xx}`,
       target: { text: '≥ 0.70× express', pass: hWarm.rate >= 0.7 * hBare.rate && hWarm.non2xx === 0 },
     });
+    }
 
     // Real LDAP sync of the 100,000-user slapd through the CLI (the 1,000,000 case below uses a generated listing).
+    let syncSeconds = NaN;
+    if (ONLY.has(5)) {
     const syncCfg = path.join(dir, 'sync.yaml');
     // Anonymous searches are capped at slapd's default size limit; the service account is not.
     const pwFile = path.join(dir, 'service.pw');
@@ -241,22 +275,34 @@ async function main(): Promise<void> {
       `listen: { http: null, socketmap: null, policy: null, milter: null }\ndomains: [example.com]\ndirectory: { kind: ldap, ldap: { urls: ["${slapd.url}"], baseDN: "${slapd.baseDN}", bindDN: "${slapd.serviceDN}", bindPasswordFile: "${pwFile}", timeout: 30s } }\nsync: { enabled: true, snapshotPath: "${path.join(dir, 'snapshot.json')}" }\nlog: { level: warn }\n`,
     );
     const syncOut = execFileSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/main.ts'), 'sync', '--config', syncCfg], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 });
-    const syncSeconds = Number(/seconds=([\d.]+)/.exec(syncOut)?.[1] ?? NaN);
+    syncSeconds = Number(/seconds=([\d.]+)/.exec(syncOut)?.[1] ?? NaN);
+    }
     await direct.stop();
     await slapd.close();
     slapd = null;
 
     // ---- 5. memory ---------------------------------------------------------------------------
+    if (ONLY.has(5)) {
     log('5. cache with 1,000,000 entries (child process)');
     const cache = await runJson('memory/cache-rss.ts', ['1000000']);
     rows.push({
       section: '5',
-      what: 'RSS, engine with 1,000,000 cached answers',
+      what: 'RSS, engine with 1,000,000 cached answers, default V8 heap sizing',
       value: cache.rssMB!,
       unit: 'MB',
       baseline: { name: 'empty engine RSS', value: cache.rssBeforeMB! },
-      note: `heap used ${fmt(cache.heapUsedMB!)} MB of ${fmt(cache.heapTotalMB!)} MB, fill ${fmt(cache.fillSeconds!)} s`,
-      target: { text: '≤ 400 MB', pass: cache.rssMB! <= 400 },
+      note: `heap used ${fmt(cache.heapUsedMB!)} MB of ${fmt(cache.heapTotalMB!)} MB, fill ${fmt(cache.fillSeconds!)} s; V8 sizes its heap from the ${fmt(os.totalmem() / 1024 ** 3)} GiB of this machine`,
+    });
+    log(`5. the same with the container heap budget (${HEAP_BUDGET.join(' ')})`);
+    const budget = await runJson('memory/cache-rss.ts', ['1000000'], HEAP_BUDGET);
+    rows.push({
+      section: '5',
+      what: `RSS, engine with 1,000,000 cached answers, node ${HEAP_BUDGET.join(' ')}`,
+      value: budget.rssMB!,
+      unit: 'MB',
+      baseline: { name: 'empty engine RSS', value: budget.rssBeforeMB! },
+      note: `heap used ${fmt(budget.heapUsedMB!)} MB of ${fmt(budget.heapTotalMB!)} MB, fill ${fmt(budget.fillSeconds!)} s`,
+      target: { text: '≤ 400 MB', pass: budget.rssMB! <= 400 },
     });
     log('5. snapshot of 1,000,000 addresses (child process)');
     const snap = await runJson('memory/snapshot.ts', ['1000000']);
@@ -272,13 +318,18 @@ async function main(): Promise<void> {
       target: { text: '≤ 1.2× 10,000', pass: snap.p50BigMicros! <= 1.2 * snap.p50SmallMicros! },
     });
     rows.push({ section: '5', what: 'SnapshotStore.get(), 1,000,000 addresses (mean)', value: snap.getBigNanos!, unit: 'ns', baseline: { name: '10,000 addresses', value: snap.getSmallNanos! } });
+    }
 
     // ---- report --------------------------------------------------------------------------------
     const elapsed = (Date.now() - t0) / 1000;
     const table = consoleTable(rows);
     process.stdout.write(`\n${table}\n\nTotal ${fmt(elapsed)} s\n`);
-    await writeFile(path.join(ROOT, 'bench', 'RESULTS.md'), resultsMarkdown(elapsed));
-    log('wrote bench/RESULTS.md');
+    if (FULL_RUN) {
+      await writeFile(path.join(ROOT, 'bench', 'RESULTS.md'), resultsMarkdown(elapsed));
+      log('wrote bench/RESULTS.md');
+    } else {
+      log(`partial run (sections ${[...ONLY].join(', ')}): bench/RESULTS.md left as it was`);
+    }
   } finally {
     await children.stopAll();
     await slapd?.close();
@@ -329,14 +380,16 @@ ${notes.map((n) => `- ${n}`).join('\n') || '- none'}
 - 2: bench/servers/delay-proxy.ts delays every chunk ${PROXY_DELAY_MS} ms in each direction. The slow runs
   (Postfix \`ldap:\` and cold rcptgate, ≈ 10 ms per lookup either way) use the first ${PROXY_SUBSET} keys to keep
   the run short; warm uses all 10,000 after a concurrent warm-up.
-- 3: bench/lib/socketmap-load.ts: C connections, each sequential (one request, wait, next); ceiling and warm alternate in ${ROUNDS} rounds of ${fmt(SECONDS / ROUNDS)} s (best round counts), cold and slapd ${SECONDS} s
+- 3: bench/lib/socketmap-load.ts: C connections, each sequential (one request, wait, next); ceiling and warm alternate in ${ROUNDS} rounds of ${fmt(SECONDS / ROUNDS)} s (best round counts; the 10,000 warm keys are re-cached, untimed, before each concurrency's warm rounds, since the cold run before flushed them), cold and slapd ${SECONDS} s
   (cold: at most 14,000 distinct keys, cache flushed through \`DELETE /v1/cache\` first). slapd alone: C ldapts
   clients doing the same searches (filter, attributes, size limit) on fresh keys of the same mix.
   Client and server share the machine's ${os.cpus().length} cores.
 - 4: autocannon, 10 connections, ${Math.max(3, SECONDS + 1)} s, one cached address, vs bench/servers/bare-express.ts
   (an express 5 route returning a constant body of the same shape).
 - 5: bench/memory/cache-rss.ts fills the real engine's cache with 1,000,000 answers (70 % found) through
-  \`lookup()\` from a directory that generates answers, then reports RSS after a full GC.
+  \`lookup()\` from a directory that generates answers, then reports RSS after a full GC: once with
+  default V8 flags (heap sized from this machine's memory) and once with \`${HEAP_BUDGET.join(' ')}\`, the
+  heap budget a container gets (the target applies to that one).
   bench/memory/snapshot.ts runs the real SnapshotSync (store build + snapshot file) over a generated listing of
   1,000,000 addresses — the full 1,000,000-user slapd sync is not used (slapadd + paged search would take minutes);
   the real LDAP sync is measured at 100,000 users through \`rcptgate sync\`. Lookup latency is the engine's

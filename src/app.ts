@@ -75,8 +75,10 @@ export async function createApp(options: AppOptions): Promise<App> {
     : null;
   const adminToken = readSecret(config.admin.tokenFile, env.RCPTGATE_ADMIN_TOKEN, 'admin token');
 
-  const validator: RecipientValidator & { cacheSize(): number } = {
+  const validator: RecipientValidator & { cacheSize(): number; lookupNow(a: string, o: LookupOptions): LookupResult | undefined } = {
     lookup: (address: string, o: LookupOptions): Promise<LookupResult> => engine.validator.lookup(address, o),
+    // Promise-free path for answers the engine has at hand (socketmap's hot path).
+    lookupNow: (address: string, o: LookupOptions) => engine.validator.lookupNow(address, o),
     isServedDomain: (d: string) => engine.validator.isServedDomain(d),
     servedDomain: (d: string) => engine.validator.servedDomain(d),
     flush: (a?: string) => engine.validator.flush(a),

@@ -1,5 +1,88 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
 import type { Frontend, Verdict } from './types.js';
+
+/** A counter series as prom-client stores it in `hashMap` (prom-client 15). */
+interface CounterSeries {
+  value: number;
+}
+
+/** A histogram series as prom-client stores it in `hashMap` (prom-client 15). */
+interface HistogramSeries {
+  labels: LabelValues<string>;
+  bucketValues: Record<number, number>;
+  sum: number;
+  count: number;
+}
+
+type SeriesMap<S> = Record<string, S | undefined>;
+const seriesMap = <S>(metric: object): SeriesMap<S> => (metric as { hashMap: SeriesMap<S> }).hashMap;
+
+/**
+ * One labelled counter series for the hot path. prom-client hashes and validates the labels on
+ * every `inc(labels)` (about a third of a cached lookup's cost); this resolves the series once
+ * and then adds to it directly. A registry reset (new `hashMap`) is noticed and resolved again.
+ */
+class CounterCell {
+  private hash = '';
+  private series: CounterSeries | undefined;
+  constructor(
+    private readonly counter: Counter<string>,
+    private readonly labels: LabelValues<string>,
+  ) {}
+
+  inc(): void {
+    const series = this.series;
+    if (series !== undefined && seriesMap<CounterSeries>(this.counter)[this.hash] === series) {
+      series.value += 1;
+      return;
+    }
+    // First use (or after a reset): the ordinary path creates the series and tells its key.
+    const { labelHash } = this.counter.inc(this.labels, 1) as unknown as { labelHash: string };
+    this.hash = labelHash;
+    this.series = seriesMap<CounterSeries>(this.counter)[labelHash];
+  }
+}
+
+/** One labelled histogram series for the hot path; see CounterCell. */
+class HistogramCell {
+  private series: HistogramSeries | undefined;
+  private map: SeriesMap<HistogramSeries> | undefined;
+  private readonly bounds: readonly number[];
+  /** prom-client keys buckets by bound; as strings once, not a number-to-string per observation. */
+  private readonly keys: readonly string[];
+  constructor(
+    private readonly histogram: Histogram<string>,
+    private readonly labels: LabelValues<string>,
+  ) {
+    this.bounds = (histogram as unknown as { upperBounds: readonly number[] }).upperBounds;
+    this.keys = this.bounds.map(String);
+  }
+
+  observe(value: number): void {
+    const series = this.series;
+    if (series !== undefined && seriesMap(this.histogram) === this.map && Number.isFinite(value)) {
+      series.sum += value;
+      series.count += 1;
+      const bounds = this.bounds;
+      for (let i = 0; i < bounds.length; i++) {
+        const bound = bounds[i]!;
+        if (value <= bound) {
+          (series.bucketValues as Record<string, number>)[this.keys[i]!]! += 1;
+          break;
+        }
+      }
+      return;
+    }
+    this.histogram.observe(this.labels, value);
+    this.map = seriesMap<HistogramSeries>(this.histogram);
+    this.series = Object.values(this.map).find((s) => s !== undefined && sameLabels(s.labels, this.labels));
+  }
+}
+
+function sameLabels(a: LabelValues<string>, b: LabelValues<string>): boolean {
+  const keys = Object.keys(b);
+  return Object.keys(a).length === keys.length && keys.every((k) => String(a[k]) === String(b[k]));
+}
 
 /**
  * Every metric rcptgate exports, in a private registry (never prom-client's global one),
@@ -122,8 +205,26 @@ export class Metrics {
     this.snapshotAge.set(0);
   }
 
+  private readonly lookupCells = new Map<Frontend, Map<Verdict, CounterCell>>();
+  private readonly durationCells = new Map<string, HistogramCell>();
+  private readonly cacheCells = new Map<string, CounterCell>();
+
+  /** Counts one answered lookup and its duration (hot path: every request calls it). */
   recordLookup(frontend: Frontend, verdict: Verdict, seconds: number): void {
-    this.lookups.inc({ frontend, verdict });
-    this.lookupDuration.observe({ frontend }, seconds);
+    let byVerdict = this.lookupCells.get(frontend);
+    if (byVerdict === undefined) this.lookupCells.set(frontend, (byVerdict = new Map()));
+    let count = byVerdict.get(verdict);
+    if (count === undefined) byVerdict.set(verdict, (count = new CounterCell(this.lookups, { frontend, verdict })));
+    count.inc();
+    let duration = this.durationCells.get(frontend);
+    if (duration === undefined) this.durationCells.set(frontend, (duration = new HistogramCell(this.lookupDuration, { frontend })));
+    duration.observe(seconds);
+  }
+
+  /** Counts one cache event (`rcptgate_cache_events_total{event}`), on the hot path. */
+  cacheEvent(event: 'hit' | 'miss' | 'stale' | 'evict'): void {
+    let cell = this.cacheCells.get(event);
+    if (cell === undefined) this.cacheCells.set(event, (cell = new CounterCell(this.cacheEvents, { event })));
+    cell.inc();
   }
 }

@@ -1,10 +1,12 @@
-import { LRUCache } from 'lru-cache';
-import { parseAddress, stripSubaddress, normalizeDomain } from './address.js';
+import { AnswerCache } from './answer-cache.js';
+import { parseAddress, stripSubaddress, normalizeDomain, type ParseResult } from './address.js';
 import { domainRules } from './config/load.js';
 import { ms } from './config/duration.js';
 import type { Config, DomainRule } from './config/schema.js';
 import { DirectoryError, ErrorCodes } from './errors.js';
-import type { Directory, DirectoryAnswer, DirectoryEntry } from './directory/types.js';
+import type { Directory, DirectoryAnswer } from './directory/types.js';
+import { expandFilter } from './directory/filter.js';
+import { searchPlan } from './directory/presets.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 import { NO_OVERRIDES, type Overrides } from './overrides.js';
@@ -29,18 +31,56 @@ export interface ValidatorDeps {
   now?: () => number;
 }
 
-interface CachedAnswer {
-  entry: DirectoryEntry | null;
-  filter: string | undefined;
-  /** Answer may be served as fresh until then; afterwards only while the directory fails. */
-  freshUntil: number;
-}
-
 interface KeyAnswer {
-  entry: DirectoryEntry | null;
+  canonical: string | null;
+  dn: string | null;
   source: Extract<Source, 'cache' | 'directory' | 'stale'>;
+  /** The filter the directory was sent (directory answers only; rebuilt for the others). */
   filter: string | undefined;
   ttlMs: number;
+}
+
+/** A lookup past the static rules: the keys to try in the cache, then in the directory. */
+class Pending {
+  constructor(
+    readonly input: string,
+    /** Normalized address. */
+    readonly address: string,
+    readonly domain: string,
+    readonly rule: EffectiveRule,
+    /** The exact address, then the one without sub-address. */
+    readonly candidates: readonly string[],
+    readonly wantExplain: boolean,
+  ) {}
+}
+
+/** RFC 5321 limits, as address.ts applies them. */
+const MAX_LOCAL_OCTETS = 64;
+const MAX_ADDRESS_OCTETS = 254;
+/** A lowercase ASCII dot-atom (RFC 5322 atext): parseAddress() leaves such a local part as it is. */
+const PLAIN_LOCAL = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+/**
+ * parseAddress(), with a shortcut for the common case already in normal form: a lowercase ASCII
+ * dot-atom local part at one of `plainDomains` (domains that normalize to themselves). Same
+ * answer as parseAddress() for every input, without the full parse for those.
+ */
+export function parseServedAddress(input: string, plainDomains: ReadonlySet<string>): ParseResult {
+  const at = input.lastIndexOf('@');
+  if (at > 0 && input.length <= MAX_ADDRESS_OCTETS) {
+    const domain = input.slice(at + 1);
+    if (plainDomains.has(domain)) {
+      const local = input.slice(0, at);
+      if (local.length <= MAX_LOCAL_OCTETS && PLAIN_LOCAL.test(local)) return { ok: true, value: { local, domain, address: input } };
+    }
+  }
+  return parseAddress(input);
+}
+
+/** True when any of `keys` is in `set`. */
+function anyIn(set: ReadonlySet<string>, keys: readonly string[]): boolean {
+  for (let i = 0; i < keys.length; i++) if (set.has(keys[i]!)) return true;
+  return false;
 }
 
 export interface DirectoryState {
@@ -64,13 +104,17 @@ export class RecipientValidatorImpl implements RecipientValidator {
   private readonly logger: Logger;
   private readonly now: () => number;
   private readonly rules: Map<string, EffectiveRule>;
+  /** Served domains already in normal form (lowercase A-labels), for parseServedAddress(). */
+  private readonly plainDomains = new Set<string>();
   /** Domains served when `domains` is empty and the directory is an LDIF file. */
   private readonly positiveTtl: number;
   private readonly negativeTtl: number;
   private readonly staleMs: number;
   private readonly backstopMs: number;
-  private readonly cache: LRUCache<string, CachedAnswer> | null;
+  private readonly cache: AnswerCache | null;
   private readonly inflight = new Map<string, Promise<DirectoryAnswer>>();
+  /** LDAP lookup filter template, to show the filter of a cached answer in explanations. */
+  private filterTemplate: string | null = null;
   private overrides: Overrides;
   private snapshot: SnapshotView | null;
   readonly state: DirectoryState = { up: false, answeredOnce: false, lastSuccessAt: null, lastError: null };
@@ -88,21 +132,16 @@ export class RecipientValidatorImpl implements RecipientValidator {
     this.staleMs = ms(this.config.cache.staleIfError);
     this.backstopMs = ms(this.config.directory.ldap.timeout) + 500;
     this.rules = this.buildRules();
+    for (const d of this.rules.keys()) if (normalizeDomain(d) === d) this.plainDomains.add(d);
     const max = this.config.cache.maxEntries;
-    this.cache =
-      max > 0
-        ? new LRUCache<string, CachedAnswer>({
-            max,
-            // Entries live past their freshness for the stale-if-error window.
-            ttl: Math.max(this.positiveTtl, this.negativeTtl) + this.staleMs || 1,
-            ttlAutopurge: false,
-            updateAgeOnGet: false,
-            perf: { now: () => this.now() },
-            dispose: (_v, _k, reason) => {
-              if (reason === 'evict') this.metrics.cacheEvents.inc({ event: 'evict' });
-            },
-          })
-        : null;
+    this.cache = max > 0 ? new AnswerCache(max, () => this.metrics.cacheEvent('evict')) : null;
+    if (this.directory.kind === 'ldap' && this.config.directory.kind === 'ldap') {
+      try {
+        this.filterTemplate = searchPlan(this.config.directory.ldap).lookupFilter;
+      } catch {
+        // An unusable filter fails the directory itself; explanations then just omit it.
+      }
+    }
   }
 
   private buildRules(): Map<string, EffectiveRule> {
@@ -168,85 +207,192 @@ export class RecipientValidatorImpl implements RecipientValidator {
   }
 
   async lookup(address: string, options: LookupOptions): Promise<LookupResult> {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
+    const step = this.step(address, options.explain === true);
+    if (!(step instanceof Pending)) return this.finish(step, options, started);
     let result: LookupResult;
     try {
-      result = await this.decide(address, options.explain === true);
+      result = await this.fromDirectory(step);
     } catch (err) {
-      // Defensive: a bug must defer mail, never reject it.
-      this.logger.error({ err, address }, 'lookup failed unexpectedly');
-      result = { address, verdict: 'tempfail', source: 'directory', ttlSeconds: 0, reason: 'internal error' };
+      result = this.internalError(address, err);
     }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    return this.finish(result, options, started);
+  }
+
+  /**
+   * The answer when it needs no directory request (static rules, snapshot, fresh cache), without
+   * a promise; undefined when the caller must use lookup(). Front ends on the hot path use it.
+   */
+  lookupNow(address: string, options: LookupOptions): LookupResult | undefined {
+    const started = performance.now();
+    const step = this.step(address, options.explain === true);
+    return step instanceof Pending ? undefined : this.finish(step, options, started);
+  }
+
+  /** A verdict reached without waiting, or what is left to ask the directory. Never throws. */
+  private step(address: string, wantExplain: boolean): LookupResult | Pending {
+    try {
+      const step = this.decideStatic(address, wantExplain);
+      return step instanceof Pending ? (this.fromCache(step) ?? step) : step;
+    } catch (err) {
+      return this.internalError(address, err);
+    }
+  }
+
+  private internalError(address: string, err: unknown): LookupResult {
+    // Defensive: a bug must defer mail, never reject it.
+    this.logger.error({ err, address }, 'lookup failed unexpectedly');
+    return { address, verdict: 'tempfail', source: 'directory', ttlSeconds: 0, reason: 'internal error' };
+  }
+
+  private finish(result: LookupResult, options: LookupOptions, started: number): LookupResult {
+    const seconds = (performance.now() - started) / 1000;
     this.metrics.recordLookup(options.frontend, result.verdict, seconds);
-    if (this.cache) this.metrics.cacheEntries.set(this.cache.size);
     if (this.logger.isLevelEnabled('debug')) {
-      this.logger.debug({ frontend: options.frontend, address, verdict: result.verdict, source: result.source, ms: seconds * 1000 }, 'lookup');
+      this.logger.debug({ frontend: options.frontend, address: result.address, verdict: result.verdict, source: result.source, ms: seconds * 1000 }, 'lookup');
     }
-    if (!options.explain) delete result.explain;
+    if (!options.explain && result.explain !== undefined) delete result.explain;
     return result;
   }
 
-  private async decide(input: string, wantExplain: boolean): Promise<LookupResult> {
-    const parsed = parseAddress(input);
+  /** Cheap pre-check for stripSubaddress(): most local parts hold no delimiter at all. */
+  private hasDelimiter(local: string): boolean {
+    const delimiters = this.config.recipientDelimiter;
+    for (let i = 0; i < delimiters.length; i++) if (local.includes(delimiters[i]!)) return true;
+    return false;
+  }
+
+  /** Syntax, served domain, overrides, always-valid, catch-all and snapshot: all without I/O. */
+  private decideStatic(input: string, wantExplain: boolean): LookupResult | Pending {
+    const parsed = parseServedAddress(input, this.plainDomains);
     if (!parsed.ok) {
-      return { address: input, verdict: 'invalid', source: 'static', ttlSeconds: 0, reason: parsed.reason, explain: { tried: [], rule: 'syntax', detail: parsed.reason } };
+      const result: LookupResult = { address: input, verdict: 'invalid', source: 'static', ttlSeconds: 0, reason: parsed.reason };
+      if (wantExplain) result.explain = { tried: [], rule: 'syntax', detail: parsed.reason };
+      return result;
     }
     const { local, domain, address } = parsed.value;
     const rule = this.rules.get(domain);
     const staticTtl = Math.round(this.positiveTtl / 1000);
     if (!rule) {
-      return { address: input, verdict: 'not_ours', source: 'static', ttlSeconds: staticTtl, explain: { normalized: address, tried: [], rule: 'not_served' } };
+      const result: LookupResult = { address: input, verdict: 'not_ours', source: 'static', ttlSeconds: staticTtl };
+      if (wantExplain) result.explain = { normalized: address, tried: [], rule: 'not_served' };
+      return result;
     }
-    const base = stripSubaddress(local, this.config.recipientDelimiter);
-    const baseAddress = base === null ? null : `${base}@${domain}`;
-    const candidates = baseAddress ? [address, baseAddress] : [address];
-    const stat = (verdict: Verdict, r: Rule): LookupResult =>
-      this.applyMode(input, domain, rule, { address: input, verdict, source: 'static', ttlSeconds: staticTtl, explain: { normalized: address, tried: [], rule: r } });
-
-    if (candidates.some((a) => this.overrides.deny.has(a))) return stat('unknown', 'deny');
-    if (candidates.some((a) => this.overrides.allow.has(a))) return stat('valid', 'allow');
-    if (rule.alwaysValid.has(local) || (base !== null && rule.alwaysValid.has(base))) return stat('valid', 'always_valid');
-    if (rule.catchAll) return stat('valid', 'catch_all');
+    const base = this.hasDelimiter(local) ? stripSubaddress(local, this.config.recipientDelimiter) : null;
+    const candidates = base === null ? [address] : [address, `${base}@${domain}`];
+    const { deny, allow } = this.overrides;
+    if (deny.size > 0 && anyIn(deny, candidates)) return this.staticResult(input, address, domain, rule, 'unknown', 'deny', wantExplain);
+    if (allow.size > 0 && anyIn(allow, candidates)) return this.staticResult(input, address, domain, rule, 'valid', 'allow', wantExplain);
+    if (rule.alwaysValid.has(local) || (base !== null && rule.alwaysValid.has(base))) return this.staticResult(input, address, domain, rule, 'valid', 'always_valid', wantExplain);
+    if (rule.catchAll) return this.staticResult(input, address, domain, rule, 'valid', 'catch_all', wantExplain);
 
     const snap = this.snapshot;
     if (snap && snap.isFresh()) {
-      for (const key of candidates) {
-        const canonical = snap.get(key);
+      for (let i = 0; i < candidates.length; i++) {
+        const canonical = snap.get(candidates[i]!);
         if (canonical !== undefined) {
-          return this.applyMode(input, domain, rule, { address: input, verdict: 'valid', canonical, source: 'snapshot', ttlSeconds: staticTtl, explain: { normalized: address, tried: candidates.slice(0, candidates.indexOf(key) + 1), rule: 'snapshot' } });
+          const result: LookupResult = { address: input, verdict: 'valid', canonical, source: 'snapshot', ttlSeconds: staticTtl };
+          if (wantExplain) result.explain = { normalized: address, tried: candidates.slice(0, i + 1), rule: 'snapshot' };
+          return this.applyMode(input, domain, rule, result);
         }
       }
-      return this.applyMode(input, domain, rule, { address: input, verdict: 'unknown', source: 'snapshot', ttlSeconds: Math.round(this.negativeTtl / 1000), explain: { normalized: address, tried: candidates, rule: 'snapshot' } });
+      const result: LookupResult = { address: input, verdict: 'unknown', source: 'snapshot', ttlSeconds: Math.round(this.negativeTtl / 1000) };
+      if (wantExplain) result.explain = { normalized: address, tried: [...candidates], rule: 'snapshot' };
+      return this.applyMode(input, domain, rule, result);
     }
+    return new Pending(input, address, domain, rule, candidates, wantExplain);
+  }
 
+  private staticResult(input: string, address: string, domain: string, rule: EffectiveRule, verdict: Verdict, r: Rule, wantExplain: boolean): LookupResult {
+    const result: LookupResult = { address: input, verdict, source: 'static', ttlSeconds: Math.round(this.positiveTtl / 1000) };
+    if (wantExplain) result.explain = { normalized: address, tried: [], rule: r };
+    return this.applyMode(input, domain, rule, result);
+  }
+
+  /**
+   * The answer when every key it needs is fresh in the cache, else undefined (nothing counted:
+   * fromDirectory() then walks the same keys and counts them).
+   */
+  private fromCache(p: Pending): LookupResult | undefined {
+    const cache = this.cache;
+    if (cache === null) return undefined;
+    const now = this.now();
+    const { candidates } = p;
+    let slot = -1;
+    let canonical: string | null = null;
+    let used = 0;
+    while (used < candidates.length) {
+      slot = this.cachedSlot(candidates[used]!, now);
+      if (slot < 0 || now >= cache.freshUntil(slot)) return undefined;
+      used++;
+      canonical = cache.canonical(slot);
+      if (canonical !== null) break;
+    }
+    for (let i = 0; i < used; i++) this.metrics.cacheEvent('hit');
+    const dn = p.wantExplain ? cache.dn(slot) : null;
+    const answer: KeyAnswer = { canonical, dn, source: 'cache', filter: undefined, ttlMs: cache.freshUntil(slot) - now };
+    return this.directoryResult(p, answer, used === candidates.length ? candidates : candidates.slice(0, used));
+  }
+
+  /** The cache slot of `key` (-1 when absent), dropping an answer past its stale-if-error window. */
+  private cachedSlot(key: string, now: number): number {
+    const cache = this.cache!;
+    const slot = cache.find(key);
+    if (slot >= 0 && now >= cache.freshUntil(slot) + this.staleMs) {
+      cache.delete(key);
+      this.metrics.cacheEntries.set(cache.size);
+      return -1;
+    }
+    return slot;
+  }
+
+  private async fromDirectory(p: Pending): Promise<LookupResult> {
     const tried: string[] = [];
     let last: KeyAnswer | null = null;
     try {
-      for (const key of candidates) {
+      for (const key of p.candidates) {
         tried.push(key);
-        last = await this.resolve(key, wantExplain);
-        if (last.entry) break;
+        last = await this.resolve(key);
+        if (last.canonical !== null) break;
       }
     } catch (err) {
       const reason = err instanceof DirectoryError ? err.message : 'directory error';
-      const explain: Explanation = { normalized: address, tried, rule: 'directory_error', detail: reason };
-      const verdict: Verdict = rule.onDirectoryError === 'accept' ? 'valid' : rule.onDirectoryError === 'reject' ? 'unknown' : 'tempfail';
-      return this.applyMode(input, domain, rule, { address: input, verdict, source: 'directory', ttlSeconds: 0, reason: 'directory unavailable', explain });
+      const verdict: Verdict = p.rule.onDirectoryError === 'accept' ? 'valid' : p.rule.onDirectoryError === 'reject' ? 'unknown' : 'tempfail';
+      const result: LookupResult = { address: p.input, verdict, source: 'directory', ttlSeconds: 0, reason: 'directory unavailable' };
+      if (p.wantExplain) result.explain = { normalized: p.address, tried, rule: 'directory_error', detail: reason };
+      return this.applyMode(p.input, p.domain, p.rule, result);
     }
-    const answer = last!;
-    const explain: Explanation = {
-      normalized: address,
-      tried,
-      rule: answer.source === 'directory' ? 'directory' : answer.source === 'stale' ? 'stale' : 'cache',
-      cache: answer.source === 'directory' ? 'miss' : answer.source === 'stale' ? 'stale' : 'hit',
-      ...(answer.filter !== undefined ? { filter: answer.filter } : {}),
-      ...(answer.entry ? { dn: answer.entry.dn } : {}),
-    };
-    const result: LookupResult = answer.entry
-      ? { address: input, verdict: 'valid', canonical: answer.entry.canonical, source: answer.source, ttlSeconds: Math.round(answer.ttlMs / 1000), explain }
-      : { address: input, verdict: 'unknown', source: answer.source, ttlSeconds: Math.round(answer.ttlMs / 1000), explain };
-    return this.applyMode(input, domain, rule, result);
+    return this.directoryResult(p, last!, tried);
+  }
+
+  private directoryResult(p: Pending, answer: KeyAnswer, tried: readonly string[]): LookupResult {
+    const ttlSeconds = Math.round(answer.ttlMs / 1000);
+    const result: LookupResult =
+      answer.canonical !== null
+        ? { address: p.input, verdict: 'valid', canonical: answer.canonical, source: answer.source, ttlSeconds }
+        : { address: p.input, verdict: 'unknown', source: answer.source, ttlSeconds };
+    if (p.wantExplain) {
+      const filter = answer.filter ?? this.filterFor(tried[tried.length - 1]!);
+      result.explain = {
+        normalized: p.address,
+        tried: [...tried],
+        rule: answer.source === 'directory' ? 'directory' : answer.source === 'stale' ? 'stale' : 'cache',
+        cache: answer.source === 'directory' ? 'miss' : answer.source === 'stale' ? 'stale' : 'hit',
+        ...(filter !== undefined ? { filter } : {}),
+        ...(answer.dn !== null ? { dn: answer.dn } : {}),
+      };
+    }
+    return this.applyMode(p.input, p.domain, p.rule, result);
+  }
+
+  /** The filter a lookup of `key` sends (LDAP only), for explaining a cached answer. */
+  private filterFor(key: string): string | undefined {
+    if (this.filterTemplate === null) return undefined;
+    try {
+      return expandFilter(this.filterTemplate, key);
+    } catch {
+      return undefined;
+    }
   }
 
   /** Shadow mode: answer valid, keep what enforce mode would have said, log and count it. */
@@ -261,14 +407,15 @@ export class RecipientValidatorImpl implements RecipientValidator {
   }
 
   /** One key through the cache and the directory, with stale-if-error and request coalescing. */
-  private async resolve(key: string, _wantExplain: boolean): Promise<KeyAnswer> {
+  private async resolve(key: string): Promise<KeyAnswer> {
     const now = this.now();
-    const cached = this.cache?.get(key);
-    if (cached && now < cached.freshUntil) {
-      this.metrics.cacheEvents.inc({ event: 'hit' });
-      return { entry: cached.entry, source: 'cache', filter: cached.filter, ttlMs: cached.freshUntil - now };
+    const cache = this.cache;
+    const slot = cache === null ? -1 : this.cachedSlot(key, now);
+    if (slot >= 0 && now < cache!.freshUntil(slot)) {
+      this.metrics.cacheEvent('hit');
+      return { canonical: cache!.canonical(slot), dn: cache!.dn(slot), source: 'cache', filter: undefined, ttlMs: cache!.freshUntil(slot) - now };
     }
-    this.metrics.cacheEvents.inc({ event: 'miss' });
+    this.metrics.cacheEvent('miss');
     let answer: DirectoryAnswer;
     try {
       answer = await this.fetch(key);
@@ -276,51 +423,66 @@ export class RecipientValidatorImpl implements RecipientValidator {
       const again = this.cache?.get(key);
       if (again && this.now() < again.freshUntil) {
         // Another request refreshed it meanwhile.
-        return { entry: again.entry, source: 'cache', filter: again.filter, ttlMs: again.freshUntil - this.now() };
+        return { canonical: again.canonical, dn: again.dn, source: 'cache', filter: undefined, ttlMs: again.freshUntil - this.now() };
       }
       if (again && this.now() < again.freshUntil + this.staleMs) {
-        this.metrics.cacheEvents.inc({ event: 'stale' });
-        return { entry: again.entry, source: 'stale', filter: again.filter, ttlMs: 0 };
+        this.metrics.cacheEvent('stale');
+        return { canonical: again.canonical, dn: again.dn, source: 'stale', filter: undefined, ttlMs: 0 };
       }
       throw err;
     }
-    const ttl = answer.entry ? this.positiveTtl : this.negativeTtl;
+    const entry = answer.entry;
+    const ttl = entry ? this.positiveTtl : this.negativeTtl;
     if (this.cache && ttl > 0) {
-      this.cache.set(key, { entry: answer.entry, filter: answer.filter, freshUntil: this.now() + ttl }, { ttl: ttl + this.staleMs });
+      this.cache.set(key, entry, this.now() + ttl);
+      this.metrics.cacheEntries.set(this.cache.size);
     }
-    return { entry: answer.entry, source: 'directory', filter: answer.filter, ttlMs: ttl };
+    return { canonical: entry ? entry.canonical : null, dn: entry ? entry.dn : null, source: 'directory', filter: answer.filter, ttlMs: ttl };
   }
 
   /** Exactly one directory request per key at a time; concurrent askers share it. */
   private fetch(key: string): Promise<DirectoryAnswer> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
-    const p = this.request(key).finally(() => this.inflight.delete(key));
+    const p = this.request(key);
     this.inflight.set(key, p);
     return p;
   }
 
-  private async request(key: string): Promise<DirectoryAnswer> {
-    let timer: NodeJS.Timeout | undefined;
-    try {
-      // The directory bounds its own requests; this backstop guarantees a front end never waits
-      // longer than the configured timeout plus a margin, whatever the directory does.
-      const backstop = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer within ${this.backstopMs} ms`)),
-          this.backstopMs,
-        );
-      });
-      const answer = await Promise.race([this.directory.lookup(key), backstop]);
-      this.markUp();
-      return answer;
-    } catch (err) {
-      const e = err instanceof DirectoryError ? err : new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `directory failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-      this.markDown(e);
-      throw e;
-    } finally {
-      clearTimeout(timer);
-    }
+  /**
+   * One directory request. The directory bounds its own requests; the backstop timer guarantees
+   * a front end never waits longer than the configured timeout plus a margin, whatever the
+   * directory does. (One promise and one timer per request: this runs for every cache miss.)
+   */
+  private request(key: string): Promise<DirectoryAnswer> {
+    return new Promise<DirectoryAnswer>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.inflight.delete(key);
+        const e = err instanceof DirectoryError ? err : new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `directory failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+        this.markDown(e);
+        reject(e);
+      };
+      const timer = setTimeout(() => fail(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer within ${this.backstopMs} ms`)), this.backstopMs);
+      let answer: Promise<DirectoryAnswer>;
+      try {
+        answer = this.directory.lookup(key);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      answer.then((value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        this.inflight.delete(key);
+        this.markUp();
+        resolve(value);
+      }, fail);
+    });
   }
 
   markUp(): void {

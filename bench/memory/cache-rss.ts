@@ -2,8 +2,10 @@
  * RSS of the engine holding N cached answers (default 1,000,000): the real RecipientValidatorImpl
  * and its LRU cache, filled through `lookup()` from a directory that generates answers (no LDAP,
  * so only the engine's memory is counted). Prints one JSON line. Run with --expose-gc.
+ * RSS depends on V8's heap sizing as much as on the cache: run.ts measures it with default flags
+ * and with the heap budget a container would set (NODE_OPTIONS, see bench/RESULTS.md).
  *
- *   node --expose-gc --import tsx bench/memory/cache-rss.ts 1000000
+ *   node --expose-gc [--max-semi-space-size=8 --max-old-space-size=384] --import tsx bench/memory/cache-rss.ts 1000000
  */
 import { validateConfig } from '../../src/config/load.js';
 import type { Directory } from '../../src/directory/types.js';

@@ -42,7 +42,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
-    res.set('X-Content-Type-Options', 'nosniff');
+    // Node's setHeader: express's res.set() adds charset logic this header does not need.
+    res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
   });
 
@@ -76,7 +77,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     get: [
       async (req, res) => {
         const address = wildcardParam(req.params);
-        const explain = wantsExplain(req.query['explain']);
+        // Most lookups carry no query string: skip parsing one.
+        const explain = req.url.includes('?') && wantsExplain(req.query['explain']);
         const result = await lookup(address, explain);
         const body = toBody(result, explain);
         if (result.verdict === 'invalid') {

@@ -14,6 +14,8 @@ const COMMA = 0x2c;
 const ZERO = 0x30;
 const NINE = 0x39;
 
+const EMPTY = Buffer.alloc(0);
+
 type State = 'length' | 'payload' | 'comma' | 'failed';
 
 export class NetstringDecoder {
@@ -22,7 +24,7 @@ export class NetstringDecoder {
   private state: State = 'length';
   private lengthDigits = 0;
   private length = 0;
-  private payload: Buffer = Buffer.alloc(0);
+  private payload: Buffer = EMPTY;
   private filled = 0;
 
   constructor(maxPayload = MAX_NETSTRING_PAYLOAD) {
@@ -55,17 +57,51 @@ export class NetstringDecoder {
    * Consume it to the end before feeding the next chunk.
    */
   *decode(chunk: Uint8Array | string): Generator<Buffer, void, undefined> {
+    const frames: Buffer[] = [];
+    let failure: unknown = null;
+    try {
+      // Frames handed to feed()'s callback may be views of `chunk`: copy what outlives it.
+      this.feed(chunk, (frame, view) => frames.push(view ? Buffer.from(frame) : frame));
+    } catch (err) {
+      failure = err;
+    }
+    yield* frames;
+    if (failure !== null) throw failure;
+  }
+
+  /**
+   * The hot-path form of decode(): calls `onFrame` for each complete frame, in order, then throws
+   * ProtocolError at a malformed byte (after the frames before it). A frame that lies whole in
+   * `chunk` is passed as a view of it (`view` true, valid only during the call), not a copy.
+   */
+  feed(chunk: Uint8Array | string, onFrame: (frame: Buffer, view: boolean) => void): void {
     if (this.state === 'failed') throw new ProtocolError('netstring decoder already failed');
-    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    const end = bytes.length;
     let i = 0;
-    while (i < bytes.length) {
+    while (i < end) {
       switch (this.state) {
         case 'length': {
           const b = bytes[i++]!;
           if (b === COLON) {
             if (this.lengthDigits === 0) this.fail('netstring length is empty');
+            const length = this.length;
+            // Whole payload and its comma in this chunk: hand out a view, copy nothing.
+            if (end - i > length) {
+              const after = bytes[i + length]!;
+              if (after !== COMMA) {
+                this.state = 'comma';
+                i += length;
+                break;
+              }
+              this.lengthDigits = 0;
+              this.length = 0;
+              onFrame(bytes.subarray(i, i + length), true);
+              i += length + 1;
+              break;
+            }
             this.startPayload();
-            if (this.length === 0) this.state = 'comma';
+            if (length === 0) this.state = 'comma';
           } else if (b >= ZERO && b <= NINE) {
             if (this.lengthDigits === 1 && this.length === 0) this.fail('netstring length has a leading zero');
             this.lengthDigits++;
@@ -79,7 +115,7 @@ export class NetstringDecoder {
           break;
         }
         case 'payload': {
-          const n = Math.min(this.length - this.filled, bytes.length - i);
+          const n = Math.min(this.length - this.filled, end - i);
           this.payload.set(bytes.subarray(i, i + n), this.filled);
           this.filled += n;
           i += n;
@@ -91,7 +127,7 @@ export class NetstringDecoder {
           if (b !== COMMA) this.fail(`netstring not terminated by ',' (got ${describeByte(b)})`);
           const frame = this.payload;
           this.reset();
-          yield frame;
+          onFrame(frame, false);
           break;
         }
       }
@@ -108,16 +144,21 @@ export class NetstringDecoder {
     this.state = 'length';
     this.lengthDigits = 0;
     this.length = 0;
-    this.payload = Buffer.alloc(0);
+    this.payload = EMPTY;
     this.filled = 0;
   }
 
   private fail(message: string, code: 'RCPTGATE_PROTOCOL' | 'RCPTGATE_FRAME_TOO_LARGE' = ErrorCodes.PROTOCOL): never {
     this.state = 'failed';
-    this.payload = Buffer.alloc(0);
+    this.payload = EMPTY;
     this.filled = 0;
     throw new ProtocolError(message, code);
   }
+}
+
+/** `LEN:DATA,` as a string, for replies written as text (the socket encodes it as UTF-8). */
+export function netstringText(data: string): string {
+  return `${Buffer.byteLength(data, 'utf8')}:${data},`;
 }
 
 /** `LEN:DATA,` for one reply. */

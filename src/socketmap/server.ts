@@ -7,8 +7,9 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../errors.js';
 import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
-import type { RecipientValidator } from '../types.js';
-import { encodeNetstring, NetstringDecoder } from './netstring.js';
+import type { Socket } from 'node:net';
+import type { LookupOptions, LookupResult, RecipientValidator } from '../types.js';
+import { NetstringDecoder, netstringText } from './netstring.js';
 
 /** The `access` map's answer for an unknown recipient (see README: differs from CONTRACT.md on purpose). */
 export const ACCESS_REJECT = 'OK 550 5.1.1 User unknown';
@@ -47,53 +48,77 @@ function splitAddress(key: string): { local: string; domain: string } | null {
   return { local: key.slice(0, at), domain: key.slice(at + 1) };
 }
 
+/** Every socketmap lookup asks the engine with the same options. */
+const SOCKETMAP: LookupOptions = Object.freeze({ frontend: 'socketmap' });
+
+/** A request that needs the engine's verdict. */
+interface Lookup {
+  map: 'recipients' | 'access';
+  key: string;
+}
+
+/** The engine's optional promise-free path (RecipientValidatorImpl.lookupNow). */
+type LookupNow = (address: string, options: LookupOptions) => LookupResult | undefined;
+
+/** The reply to a request that needs no lookup, or the lookup it needs. */
+function route(validator: RecipientValidator, request: string): string | Lookup {
+  const space = request.indexOf(' ');
+  if (space <= 0 || space === request.length - 1) return 'PERM malformed request: expected "NAME KEY"';
+  const name = request.slice(0, space);
+  const key = request.slice(space + 1);
+  switch (name) {
+    case 'recipients':
+    case 'access':
+      // smtpd also asks `domain`, `parent.domain` and `user@` forms: not ours to judge.
+      return splitAddress(key) ? { map: name, key } : NOTFOUND;
+    case 'domains': {
+      if (key.includes('@')) return NOTFOUND;
+      const domain = validator.servedDomain(key);
+      return domain ? ok(domain) : NOTFOUND;
+    }
+    default:
+      return `PERM unknown map ${JSON.stringify(printable(name, 64))}: expected one of ${SOCKETMAP_MAPS.join(', ')}`;
+  }
+}
+
+/** A verdict as the map's reply. */
+function verdictReply({ map, key }: Lookup, r: LookupResult): string {
+  if (map === 'recipients') {
+    // The value only has to be non-empty; an address (with '@') can never read as "OK".
+    if (r.verdict === 'valid') return ok(r.canonical?.includes('@') ? r.canonical : key);
+    if (r.verdict === 'tempfail') return temp(r.reason);
+    return NOTFOUND;
+  }
+  switch (r.verdict) {
+    case 'valid':
+      return 'OK DUNNO';
+    case 'unknown':
+      // smtpd prefixes access-map text with "<addr>: Recipient address rejected: ", so this
+      // reaches the client as "550 5.1.1 <addr>: Recipient address rejected: User unknown".
+      return ACCESS_REJECT;
+    case 'tempfail':
+      return temp(r.reason);
+    default:
+      return NOTFOUND;
+  }
+}
+
+/** The engine promises not to throw; if it does anyway, defer rather than reject. */
+function internalError(err: unknown): string {
+  return temp(`internal error: ${err instanceof Error ? err.message : String(err)}`);
+}
+
 /**
  * The reply (without netstring framing) to one request payload. Never throws, never rejects:
  * an engine failure becomes TEMP so mail is deferred, not lost.
  */
 export async function socketmapReply(validator: RecipientValidator, request: string): Promise<string> {
-  const space = request.indexOf(' ');
-  if (space <= 0 || space === request.length - 1) return 'PERM malformed request: expected "NAME KEY"';
-  const name = request.slice(0, space);
-  const key = request.slice(space + 1);
   try {
-    switch (name) {
-      case 'recipients': {
-        if (!splitAddress(key)) return NOTFOUND;
-        const r = await validator.lookup(key, { frontend: 'socketmap' });
-        // The value only has to be non-empty; an address (with '@') can never read as "OK".
-        if (r.verdict === 'valid') return ok(r.canonical?.includes('@') ? r.canonical : key);
-        if (r.verdict === 'tempfail') return temp(r.reason);
-        return NOTFOUND;
-      }
-      case 'domains': {
-        if (key.includes('@')) return NOTFOUND;
-        const domain = validator.servedDomain(key);
-        return domain ? ok(domain) : NOTFOUND;
-      }
-      case 'access': {
-        // smtpd also asks `domain`, `parent.domain` and `user@` forms: not ours to judge.
-        if (!splitAddress(key)) return NOTFOUND;
-        const r = await validator.lookup(key, { frontend: 'socketmap' });
-        switch (r.verdict) {
-          case 'valid':
-            return 'OK DUNNO';
-          case 'unknown':
-            // smtpd prefixes access-map text with "<addr>: Recipient address rejected: ", so this
-            // reaches the client as "550 5.1.1 <addr>: Recipient address rejected: User unknown".
-            return ACCESS_REJECT;
-          case 'tempfail':
-            return temp(r.reason);
-          default:
-            return NOTFOUND;
-        }
-      }
-      default:
-        return `PERM unknown map ${JSON.stringify(printable(name, 64))}: expected one of ${SOCKETMAP_MAPS.join(', ')}`;
-    }
+    const routed = route(validator, request);
+    if (typeof routed === 'string') return routed;
+    return verdictReply(routed, await validator.lookup(routed.key, SOCKETMAP));
   } catch (err) {
-    // The engine promises not to throw; if it does anyway, defer rather than reject.
-    return temp(`internal error: ${err instanceof Error ? err.message : String(err)}`);
+    return internalError(err);
   }
 }
 
@@ -115,61 +140,140 @@ export function createSocketmapServer(options: SocketmapServerOptions): TcpServe
     logger,
     maxConnections,
     idleTimeoutMs,
-    handler: (ctx) => handleConnection(ctx, validator, metrics),
+    handler: (ctx) => void new SocketmapConnection(ctx, validator, metrics),
   });
 }
 
-interface Pending {
+/** A reply owed, in request order; null until its lookup finishes. */
+interface Slot {
   reply: string | null;
 }
 
-function handleConnection(ctx: ConnectionContext, validator: RecipientValidator, metrics: Metrics): void {
-  const { socket, logger } = ctx;
-  const decoder = new NetstringDecoder();
-  const pending: Pending[] = [];
-  let closeWhenAnswered = false;
+/**
+ * One client connection. Replies the engine can give at once (cache, static rules) are written
+ * together at the end of the socket read that carried their requests: one write per read, no
+ * promise. Lookups that wait for the directory queue a slot; later replies wait behind it.
+ */
+class SocketmapConnection {
+  private readonly socket: Socket;
+  private readonly decoder = new NetstringDecoder();
+  /** Replies not yet written, oldest first; the head is still waiting for its lookup. */
+  private readonly queue: Slot[] = [];
+  /** Framed replies of the current read, written when it has been handled. */
+  private out = '';
+  private paused = false;
+  private flushScheduled = false;
+  private closeWhenAnswered = false;
+  private readonly lookupNow: LookupNow | null;
 
-  /** Writes every reply at the head of the queue that is ready, keeping request order. */
-  const flush = () => {
-    while (pending.length > 0 && pending[0]!.reply !== null) {
-      const { reply } = pending.shift()!;
-      if (!socket.destroyed) socket.write(encodeNetstring(reply!));
-    }
-    if (pending.length === 0) {
-      if (closeWhenAnswered) ctx.close();
-      ctx.idle();
-    }
-    if (pending.length < MAX_PIPELINE && !ctx.draining && !closeWhenAnswered && !socket.writableNeedDrain) socket.resume();
-  };
+  constructor(
+    private readonly ctx: ConnectionContext,
+    private readonly validator: RecipientValidator,
+    private readonly metrics: Metrics,
+  ) {
+    this.socket = ctx.socket;
+    const now = (validator as { lookupNow?: LookupNow }).lookupNow;
+    this.lookupNow = typeof now === 'function' ? now.bind(validator) : null;
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('drain', this.flushQueue);
+  }
 
-  const startRequest = (request: string) => {
-    const entry: Pending = { reply: null };
-    pending.push(entry);
-    ctx.busy();
-    void socketmapReply(validator, request).then((reply) => {
-      if (reply.startsWith('PERM')) metrics.protocolErrors.inc({ frontend: 'socketmap' });
-      // Guarded: building the log object costs more than a cached lookup when debug is off.
-      if (logger.isLevelEnabled('debug')) logger.debug({ request: printable(request, 300), reply }, 'socketmap lookup');
-      entry.reply = reply;
-      flush();
-    });
-  };
-
-  socket.on('drain', flush);
-  socket.on('data', (chunk: Buffer) => {
-    if (ctx.draining || closeWhenAnswered) return;
+  private onData(chunk: Buffer): void {
+    if (this.ctx.draining || this.closeWhenAnswered) return;
     try {
-      for (const frame of decoder.decode(chunk)) startRequest(frame.toString('utf8'));
+      this.decoder.feed(chunk, this.onFrame);
     } catch (err) {
       // The stream has lost its framing: answer what was asked before, then hang up.
-      metrics.protocolErrors.inc({ frontend: 'socketmap' });
+      this.metrics.protocolErrors.inc({ frontend: 'socketmap' });
       const detail = err instanceof ProtocolError ? { code: err.code, message: err.message } : err;
-      logger.warn({ err: detail }, 'malformed netstring, closing connection');
-      closeWhenAnswered = true;
-      socket.pause();
-      if (pending.length === 0) ctx.close();
+      this.ctx.logger.warn({ err: detail }, 'malformed netstring, closing connection');
+      this.closeWhenAnswered = true;
+      this.pause();
+      this.writeOut();
+      if (this.queue.length === 0) this.ctx.close();
       return;
     }
-    if (pending.length >= MAX_PIPELINE || socket.writableNeedDrain) socket.pause();
-  });
+    this.writeOut();
+    if (this.queue.length >= MAX_PIPELINE || this.socket.writableNeedDrain) this.pause();
+  }
+
+  private readonly onFrame = (frame: Buffer): void => {
+    const request = frame.toString();
+    let routed: string | Lookup;
+    try {
+      routed = route(this.validator, request);
+      if (typeof routed !== 'string' && this.lookupNow !== null) {
+        const r = this.lookupNow(routed.key, SOCKETMAP);
+        if (r !== undefined) routed = verdictReply(routed, r);
+      }
+    } catch (err) {
+      routed = internalError(err);
+    }
+    if (typeof routed === 'string') {
+      this.answered(request, routed);
+      if (this.queue.length === 0) this.out += netstringText(routed);
+      else this.queue.push({ reply: routed });
+      return;
+    }
+    const slot: Slot = { reply: null };
+    this.queue.push(slot);
+    this.ctx.busy();
+    const lookup = routed;
+    let pending: Promise<LookupResult>;
+    try {
+      pending = this.validator.lookup(lookup.key, SOCKETMAP);
+    } catch (err) {
+      pending = Promise.reject(err);
+    }
+    pending.then(
+      (r) => this.settle(slot, request, verdictReply(lookup, r)),
+      (err: unknown) => this.settle(slot, request, internalError(err)),
+    );
+  };
+
+  private settle(slot: Slot, request: string, reply: string): void {
+    this.answered(request, reply);
+    slot.reply = reply;
+    if (this.queue[0] === slot && !this.flushScheduled) {
+      // Lookups finishing in the same tick share one write.
+      this.flushScheduled = true;
+      queueMicrotask(this.flushQueue);
+    }
+  }
+
+  private answered(request: string, reply: string): void {
+    if (reply.startsWith('PERM')) this.metrics.protocolErrors.inc({ frontend: 'socketmap' });
+    // Guarded: building the log object costs more than a cached lookup when debug is off.
+    const { logger } = this.ctx;
+    if (logger.isLevelEnabled('debug')) logger.debug({ request: printable(request, 300), reply }, 'socketmap lookup');
+  }
+
+  /** Writes every reply at the head of the queue that is ready, keeping request order. */
+  private readonly flushQueue = (): void => {
+    this.flushScheduled = false;
+    const { queue } = this;
+    let text = '';
+    while (queue.length > 0 && queue[0]!.reply !== null) text += netstringText(queue.shift()!.reply!);
+    if (text !== '' && !this.socket.destroyed) this.socket.write(text);
+    if (queue.length === 0) {
+      if (this.closeWhenAnswered) this.ctx.close();
+      this.ctx.idle();
+    }
+    if (this.paused && queue.length < MAX_PIPELINE && !this.ctx.draining && !this.closeWhenAnswered && !this.socket.writableNeedDrain) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  };
+
+  private writeOut(): void {
+    if (this.out === '') return;
+    const text = this.out;
+    this.out = '';
+    if (!this.socket.destroyed) this.socket.write(text);
+  }
+
+  private pause(): void {
+    this.paused = true;
+    this.socket.pause();
+  }
 }

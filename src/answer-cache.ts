@@ -1,0 +1,214 @@
+/**
+ * The engine's cache of directory answers: a least-recently-used map from normalized address to
+ * { canonical, dn, freshUntil }, built for a million entries in a few hundred MB.
+ *
+ * A general-purpose LRU (lru-cache) keeps one object per answer plus its strings; at 10^6 entries
+ * that is ~190 B each and a V8 heap that grows to twice that. Here an answer is a slot number:
+ * freshness and list links live in typed arrays (off the V8 heap), the DN is stored as its first
+ * RDN plus a shared id for the rest (`ou=people,dc=example,dc=com` is the same for most
+ * entries), and the canonical address is kept only when it differs from the key.
+ */
+
+/** One answer as the engine reads it. */
+export interface CachedAnswer {
+  /** Primary address; null: the directory said there is no such entry. */
+  canonical: string | null;
+  dn: string | null;
+  /** Served as fresh until then (engine clock, ms). */
+  freshUntil: number;
+}
+
+/** DN tails shared between entries; past this many distinct ones, DNs are kept whole. */
+const MAX_DN_TAILS = 4096;
+const NONE = -1;
+/** Tail id meaning "no tail: the head is the whole DN". */
+const WHOLE = 0;
+
+/** A dense array of `n` empty slots (`new Array(n)` is a slow dictionary array for large n). */
+function slots<T>(n: number): Array<T | undefined> {
+  const a: Array<T | undefined> = [];
+  for (let i = 0; i < n; i++) a.push(undefined);
+  return a;
+}
+
+/** A flat copy: strings built by slicing or concatenation would otherwise keep their parent alive. */
+function flat(s: string): string {
+  return Buffer.from(s, 'utf8').toString('utf8');
+}
+
+export class AnswerCache {
+  readonly max: number;
+  private readonly index = new Map<string, number>();
+  /** Per slot: the key (the same string the index holds). */
+  private readonly keys: Array<string | undefined>;
+  /** Per slot: canonical address when it differs from the key; null for "no such entry". */
+  private readonly canonicals: Array<string | null | undefined>;
+  /** Per slot: the DN up to its first comma (or whole), null for "no such entry". */
+  private readonly heads: Array<string | null | undefined>;
+  private readonly tails: Int32Array;
+  private readonly fresh: Float64Array;
+  /** Doubly linked recency list over slots: head = least recently used. */
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  private lru = NONE;
+  private mru = NONE;
+  /** Slots never used yet start here; freed slots go on `free`. */
+  private unused = 0;
+  private readonly free: Int32Array;
+  private freeCount = 0;
+  private readonly tailIds = new Map<string, number>();
+  private readonly tailTexts: string[] = [''];
+
+  /** Called when an answer is dropped to make room (not on delete or clear). */
+  constructor(
+    max: number,
+    private readonly onEvict: () => void = () => undefined,
+  ) {
+    if (!Number.isSafeInteger(max) || max < 1) throw new RangeError('max must be a positive integer');
+    this.max = max;
+    this.keys = slots<string>(max);
+    this.canonicals = slots<string | null>(max);
+    this.heads = slots<string | null>(max);
+    this.tails = new Int32Array(max);
+    this.fresh = new Float64Array(max);
+    this.prev = new Int32Array(max);
+    this.next = new Int32Array(max);
+    this.free = new Int32Array(max);
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /** The slot of `key`, marked most recently used; -1 when absent. */
+  find(key: string): number {
+    const slot = this.index.get(key);
+    if (slot === undefined) return NONE;
+    this.touch(slot);
+    return slot;
+  }
+
+  /** Fresh-until time of a slot from find(). */
+  freshUntil(slot: number): number {
+    return this.fresh[slot]!;
+  }
+
+  /** Canonical address of a slot from find(); null for a "no such entry" answer. */
+  canonical(slot: number): string | null {
+    const c = this.canonicals[slot];
+    if (c !== undefined) return c;
+    return this.heads[slot] === null ? null : this.keys[slot]!;
+  }
+
+  /** DN of a slot from find(); null for a "no such entry" answer. */
+  dn(slot: number): string | null {
+    const head = this.heads[slot];
+    if (head === null || head === undefined) return null;
+    const tail = this.tails[slot]!;
+    return tail === WHOLE ? head : head + this.tailTexts[tail]!;
+  }
+
+  /** The answer of `key` (most recently used from now on), or undefined. */
+  get(key: string): CachedAnswer | undefined {
+    const slot = this.find(key);
+    if (slot === NONE) return undefined;
+    return { canonical: this.canonical(slot), dn: this.dn(slot), freshUntil: this.fresh[slot]! };
+  }
+
+  /** Stores an answer as the most recently used, dropping the least recently used one when full. */
+  set(key: string, entry: { canonical: string; dn: string } | null, freshUntil: number): void {
+    let slot = this.index.get(key);
+    if (slot === undefined) {
+      if (this.index.size >= this.max) {
+        this.remove(this.lru);
+        this.onEvict();
+      }
+      slot = this.freeCount > 0 ? this.free[--this.freeCount]! : this.unused++;
+      const k = flat(key);
+      this.keys[slot] = k;
+      this.index.set(k, slot);
+      this.link(slot);
+    } else {
+      this.touch(slot);
+    }
+    this.fresh[slot] = freshUntil;
+    if (entry === null) {
+      this.canonicals[slot] = null;
+      this.heads[slot] = null;
+      this.tails[slot] = WHOLE;
+      return;
+    }
+    this.canonicals[slot] = entry.canonical === key ? undefined : flat(entry.canonical);
+    const comma = entry.dn.indexOf(',');
+    const tail = comma > 0 ? this.tailId(entry.dn.slice(comma)) : WHOLE;
+    this.heads[slot] = flat(tail === WHOLE ? entry.dn : entry.dn.slice(0, comma));
+    this.tails[slot] = tail;
+  }
+
+  delete(key: string): boolean {
+    const slot = this.index.get(key);
+    if (slot === undefined) return false;
+    this.remove(slot);
+    return true;
+  }
+
+  clear(): void {
+    this.index.clear();
+    this.keys.fill(undefined);
+    this.canonicals.fill(undefined);
+    this.heads.fill(undefined);
+    this.lru = this.mru = NONE;
+    this.unused = 0;
+    this.freeCount = 0;
+    this.tailIds.clear();
+    this.tailTexts.length = 1;
+  }
+
+  /** Keys from least to most recently used (tests, diagnostics). */
+  *keysByAge(): Generator<string> {
+    for (let s = this.lru; s !== NONE; s = this.next[s]!) yield this.keys[s]!;
+  }
+
+  private tailId(tail: string): number {
+    const id = this.tailIds.get(tail);
+    if (id !== undefined) return id;
+    if (this.tailTexts.length > MAX_DN_TAILS) return WHOLE;
+    const text = flat(tail);
+    this.tailTexts.push(text);
+    this.tailIds.set(text, this.tailTexts.length - 1);
+    return this.tailTexts.length - 1;
+  }
+
+  private remove(slot: number): void {
+    this.index.delete(this.keys[slot]!);
+    this.unlink(slot);
+    this.keys[slot] = undefined;
+    this.canonicals[slot] = undefined;
+    this.heads[slot] = undefined;
+    this.free[this.freeCount++] = slot;
+  }
+
+  private touch(slot: number): void {
+    if (slot === this.mru) return;
+    this.unlink(slot);
+    this.link(slot);
+  }
+
+  /** Appends `slot` as most recently used. */
+  private link(slot: number): void {
+    this.prev[slot] = this.mru;
+    this.next[slot] = NONE;
+    if (this.mru !== NONE) this.next[this.mru] = slot;
+    else this.lru = slot;
+    this.mru = slot;
+  }
+
+  private unlink(slot: number): void {
+    const p = this.prev[slot]!;
+    const n = this.next[slot]!;
+    if (p !== NONE) this.next[p] = n;
+    else this.lru = n;
+    if (n !== NONE) this.prev[n] = p;
+    else this.mru = p;
+  }
+}

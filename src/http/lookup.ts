@@ -1,18 +1,7 @@
-import type { Explanation, LookupResult, Source, Verdict } from '../types.js';
+import type { LookupResult } from '../types.js';
 
 /** One lookup as the HTTP API shows it (schema LookupResult in openapi.yaml). */
-export interface LookupBody {
-  address: string;
-  verdict: Verdict;
-  valid: boolean;
-  canonical?: string;
-  source: Source;
-  ttlSeconds: number;
-  reason?: string;
-  shadow?: boolean;
-  enforcedVerdict?: Verdict;
-  explain?: Explanation;
-}
+export type LookupBody = LookupResult & { valid: boolean };
 
 /** Retry-After for a tempfail whose result carries no useful TTL. */
 export const DEFAULT_RETRY_AFTER_SECONDS = 5;

@@ -4,12 +4,10 @@
  * connection may carry several SMTP sessions (SMFIC_QUIT_NC) and messages (SMFIC_ABORT).
  * Packets are handled strictly in order: a RCPT waiting for the directory holds back the rest.
  */
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import type { HarvestGuard } from '../harvest.js';
 import { ProtocolError } from '../errors.js';
-import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
-import type { LookupResult, RecipientValidator } from '../types.js';
+import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
+import type { LookupResult } from '../types.js';
 import { ACTIONS_NONE, Cmd, MILTER_MIN_VERSION, MILTER_VERSION, Reply, WANTED_SKIPS } from './constants.js';
 import {
   MilterPacketDecoder,
@@ -24,13 +22,9 @@ import {
   type MilterPacket,
 } from './codec.js';
 
-export interface MilterServerOptions {
-  validator: RecipientValidator;
-  metrics: Metrics;
-  logger: Logger;
+export interface MilterServerOptions extends FrontendServerOptions {
   /** Directory harvest protection; null or absent disables it. */
   harvest?: HarvestGuard | null;
-  maxConnections: number;
   /**
    * ms; 0 disables. Raised to at least MILTER_MIN_IDLE_MS: the MTA keeps the milter connection
    * for the whole SMTP session and, with DATA skipped, sends nothing while a large message

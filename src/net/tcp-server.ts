@@ -23,7 +23,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Frontend } from '../types.js';
+import type { Frontend, RecipientValidator } from '../types.js';
 
 export interface ConnectionContext {
   /** Increasing per server, for logs. */
@@ -46,6 +46,17 @@ export interface ConnectionContext {
 }
 
 export type ConnectionHandler = (ctx: ConnectionContext) => void;
+
+/** What every socket front end (socketmap, policy, milter) is built from. */
+export interface FrontendServerOptions {
+  validator: RecipientValidator;
+  metrics: Metrics;
+  logger: Logger;
+  /** Open connections allowed at once; more are refused at accept. */
+  maxConnections: number;
+  /** A connection with no traffic for this long is closed (ms; 0 disables). */
+  idleTimeoutMs: number;
+}
 
 export interface TcpServerOptions {
   frontend: Frontend;

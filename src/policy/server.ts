@@ -4,22 +4,15 @@
  * is `DUNNO` (the policy server has no opinion, Postfix goes on with its restrictions).
  */
 import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import type { HarvestGuard } from '../harvest.js';
-import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
-import type { LookupResult, RecipientValidator } from '../types.js';
+import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
+import type { LookupResult } from '../types.js';
 import { PolicyRequestDecoder, encodePolicyReply, type PolicyLimits, type PolicyRequest } from './codec.js';
 import { ProtocolError } from '../errors.js';
 
-export interface PolicyServerOptions {
-  validator: RecipientValidator;
-  metrics: Metrics;
-  logger: Logger;
+export interface PolicyServerOptions extends FrontendServerOptions {
   /** Directory harvest protection; null or absent disables it. */
   harvest?: HarvestGuard | null;
-  maxConnections: number;
-  /** ms; 0 disables. */
-  idleTimeoutMs: number;
   limits?: Partial<PolicyLimits>;
 }
 

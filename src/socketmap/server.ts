@@ -3,10 +3,9 @@
  * one reply per request, in request order even when lookups finish out of order.
  * It translates verdicts into replies; the engine behind `RecipientValidator` does the rest.
  */
-import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../errors.js';
-import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
+import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
 import type { Socket } from 'node:net';
 import type { LookupOptions, LookupResult, RecipientValidator } from '../types.js';
 import { NetstringDecoder, netstringText } from './netstring.js';
@@ -122,14 +121,8 @@ export async function socketmapReply(validator: RecipientValidator, request: str
   }
 }
 
-export interface SocketmapServerOptions {
-  validator: RecipientValidator;
-  metrics: Metrics;
-  logger: Logger;
-  maxConnections: number;
-  /** CONTRACT: idle connections close after 5 minutes. */
-  idleTimeoutMs: number;
-}
+/** CONTRACT: idle connections close after 5 minutes (server.idleTimeout). */
+export type SocketmapServerOptions = FrontendServerOptions;
 
 /** A socketmap listener on the shared TCP base; call `listen("host:port")` on the result. */
 export function createSocketmapServer(options: SocketmapServerOptions): TcpServer {

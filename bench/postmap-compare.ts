@@ -17,7 +17,7 @@ import { LdapDirectory } from '../src/directory/ldap.js';
 import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import { createSocketmapServer } from '../src/socketmap/server.js';
-import { RecipientValidatorImpl } from '../src/validator.js';
+import { RecipientValidatorImpl } from '../src/recipient/engine.js';
 import { postmapBulk, type PostmapBulkResult } from '../test/helpers/postfix.js';
 import { startSlapd } from '../test/helpers/slapd.js';
 

@@ -18,7 +18,7 @@ import { silentLogger } from '../src/log.js';
 import { Metrics } from '../src/metrics.js';
 import { SnapshotStore } from '../src/snapshot/store.js';
 import { SnapshotSync } from '../src/snapshot/sync.js';
-import { RecipientValidatorImpl } from '../src/validator.js';
+import { RecipientValidatorImpl } from '../src/recipient/engine.js';
 import { startSlapd } from '../test/helpers/slapd.js';
 
 const { values } = parseArgs({

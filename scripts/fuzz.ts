@@ -8,7 +8,7 @@
  *   npm run fuzz -- --cases 50000 --seed 42 --codec netstring
  */
 import { parseArgs } from 'node:util';
-import { PROPERTIES, fuzzCodec, type Codec } from '../test/unit/fuzz-properties.js';
+import { PROPERTIES, fuzzCodec, type Codec } from '../test/helpers/fuzz-properties.js';
 
 const { values } = parseArgs({
   options: {

@@ -13,7 +13,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { createApp } from '../src/app.js';
+import { createApp } from '../src/app/app.js';
 import { validateConfig } from '../src/config/load.js';
 import { silentLogger } from '../src/log.js';
 import { SocketmapClient } from '../test/helpers/socketmap-client.js';

@@ -6,7 +6,7 @@ import { ConfigError, RcptgateError } from './errors.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
 import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
-import { createApp } from './app.js';
+import { createApp } from './app/app.js';
 
 const HELP: Record<string, string> = {
   main: `rcptgate ${VERSION} — recipient validation for mail servers

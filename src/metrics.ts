@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type LabelValues } from 'prom-client';
-import type { Frontend, Verdict } from './types.js';
+import type { Frontend, Verdict } from './recipient/types.js';
 
 /** A counter series as prom-client stores it in `hashMap` (prom-client 15). */
 interface CounterSeries {

@@ -11,7 +11,7 @@ import { validateConfig } from '../../src/config/load.js';
 import type { Directory } from '../../src/directory/types.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 
 const n = Number(process.argv[2] ?? 1_000_000);
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);

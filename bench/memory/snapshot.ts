@@ -16,7 +16,7 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { SnapshotSync } from '../../src/snapshot/sync.js';
 import type { SnapshotStore } from '../../src/snapshot/store.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 
 const big = Number(process.argv[2] ?? 1_000_000);
 const small = 10_000;

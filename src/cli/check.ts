@@ -1,4 +1,4 @@
-import type { LookupResult, Verdict } from '../types.js';
+import type { LookupResult, Verdict } from '../recipient/types.js';
 
 /** `ADDRESS<TAB>VERDICT<TAB>detail` (CONTRACT "Command line"). */
 export function formatCheckLine(r: LookupResult): string {

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, RcptgateError } from '../errors.js';
-import { parseAddress } from '../address.js';
+import { parseAddress } from '../recipient/address.js';
 import { parseLdif, type LdifRecord } from './ldif-parser.js';
 import type { Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
 

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { HealthReport, RecipientValidator } from '../types.js';
+import type { HealthReport, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
 import { errorHandler, notFound } from './errors.js';
 import { BATCH_CONCURRENCY, MAX_BATCH, mapLimit, retryAfterSeconds, toBody } from './lookup.js';

@@ -1,4 +1,4 @@
-import type { LookupResult } from '../types.js';
+import type { LookupResult } from '../recipient/types.js';
 
 /** One lookup as the HTTP API shows it (schema LookupResult in openapi.yaml). */
 export type LookupBody = LookupResult & { valid: boolean };

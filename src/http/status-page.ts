@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { HealthReport, LookupResult, Verdict } from '../types.js';
+import type { HealthReport, LookupResult, Verdict } from '../recipient/types.js';
 
 /**
  * The status page (GET /): server-rendered, no scripts, no external assets. The one inline style

@@ -4,10 +4,10 @@
  * connection may carry several SMTP sessions (SMFIC_QUIT_NC) and messages (SMFIC_ABORT).
  * Packets are handled strictly in order: a RCPT waiting for the directory holds back the rest.
  */
-import type { HarvestGuard } from '../harvest.js';
+import type { HarvestGuard } from '../gate/harvest.js';
 import { ProtocolError } from '../errors.js';
 import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
-import type { LookupResult } from '../types.js';
+import type { LookupResult } from '../recipient/types.js';
 import { ACTIONS_NONE, Cmd, MILTER_MIN_VERSION, MILTER_VERSION, Reply, WANTED_SKIPS } from './constants.js';
 import {
   MilterPacketDecoder,

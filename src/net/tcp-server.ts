@@ -23,7 +23,7 @@
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Frontend, RecipientValidator } from '../types.js';
+import type { Frontend, RecipientValidator } from '../recipient/types.js';
 
 export interface ConnectionContext {
   /** Increasing per server, for logs. */

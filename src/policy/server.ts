@@ -4,9 +4,9 @@
  * is `DUNNO` (the policy server has no opinion, Postfix goes on with its restrictions).
  */
 import type { Logger } from '../log.js';
-import type { HarvestGuard } from '../harvest.js';
+import type { HarvestGuard } from '../gate/harvest.js';
 import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
-import type { LookupResult } from '../types.js';
+import type { LookupResult } from '../recipient/types.js';
 import { PolicyRequestDecoder, encodePolicyReply, type PolicyLimits, type PolicyRequest } from './codec.js';
 import { ProtocolError } from '../errors.js';
 

@@ -7,7 +7,7 @@ import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../errors.js';
 import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
 import type { Socket } from 'node:net';
-import type { LookupOptions, LookupResult, RecipientValidator } from '../types.js';
+import type { LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import { NetstringDecoder, netstringText } from './netstring.js';
 
 /** The `access` map's answer for an unknown recipient (see README: differs from CONTRACT.md on purpose). */

@@ -9,8 +9,8 @@ import { LdapDirectory } from '../../src/directory/ldap.js';
 import { EXAMPLE_LDIF, LdifDirectory } from '../../src/directory/ldif.js';
 import { silentLogger, type Logger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import type { RecipientValidator } from '../../src/types.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
+import type { RecipientValidator } from '../../src/recipient/types.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 import { startSlapd, type Slapd } from './slapd.js';
 
 export interface SplitEngine {

@@ -16,7 +16,7 @@ import { LdapDirectory } from '../../src/directory/ldap.js';
 import { DirectoryError, ErrorCodes } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 import { startSambaDC, type SambaDC } from '../helpers/samba.js';
 import { createCertificateAuthority } from '../helpers/slapd.js';
 

@@ -11,7 +11,7 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { createSocketmapServer } from '../../src/socketmap/server.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 import { postmapQuery, requireTool } from '../helpers/postfix.js';
 import { startSambaDC, type SambaDC } from '../helpers/samba.js';
 

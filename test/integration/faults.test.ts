@@ -12,7 +12,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test, type TestContext } from 'node:test';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import { BreakerDirectory } from '../../src/directory/breaker.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';

@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';

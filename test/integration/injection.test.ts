@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { MilterPacketDecoder, encodeMilterPacket, type MilterPacket } from '../../src/milter/codec.js';

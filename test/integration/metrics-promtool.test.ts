@@ -13,8 +13,8 @@ import { EXAMPLE_LDIF, LdifDirectory } from '../../src/directory/ldif.js';
 import { createHttpApp } from '../../src/http/app.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import type { HealthReport } from '../../src/types.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
+import type { HealthReport } from '../../src/recipient/types.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 
 function promtoolPath(): string {
   const found = spawnSync('sh', ['-c', 'command -v promtool'], { encoding: 'utf8' });

@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { HarvestGuard } from '../../src/harvest.js';
+import { HarvestGuard } from '../../src/gate/harvest.js';
 import { MILTER_REPLIES, createMilterServer } from '../../src/milter/server.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { findTool } from '../helpers/slapd.js';

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { HarvestGuard } from '../../src/harvest.js';
+import { HarvestGuard } from '../../src/gate/harvest.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { createPolicyServer } from '../../src/policy/server.js';
 import { requirePostfixTools, startPostfix, swaks, type PostfixInstance, type SwaksResult } from '../helpers/postfix.js';

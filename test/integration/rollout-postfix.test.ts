@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { createApp, type App } from '../../src/app.js';
+import { createApp, type App } from '../../src/app/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { createSocketmapServer } from '../../src/socketmap/server.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
-import { RecipientValidatorImpl } from '../../src/validator.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 import { validateConfig } from '../../src/config/load.js';
 import { EXAMPLE_LDIF, LdifDirectory } from '../../src/directory/ldif.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';

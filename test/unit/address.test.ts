@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { normalizeDomain, parseAddress, stripSubaddress } from '../../src/address.js';
+import { normalizeDomain, parseAddress, stripSubaddress } from '../../src/recipient/address.js';
 
 const octets = (s: string): number => Buffer.byteLength(s, 'utf8');
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { AnswerCache } from '../../src/answer-cache.js';
+import { AnswerCache } from '../../src/recipient/answer-cache.js';
 
 type Entry = { canonical: string; dn: string } | null;
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { checkExitCode, EXIT, formatCheckLine } from '../../src/cli/check.js';
-import type { LookupResult, Verdict } from '../../src/types.js';
+import type { LookupResult, Verdict } from '../../src/recipient/types.js';
 
 const r = (over: Partial<LookupResult>): LookupResult => ({ address: 'a@example.com', verdict: 'valid', source: 'directory', ttlSeconds: 60, ...over });
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { test } from 'node:test';
-import { PROPERTIES } from './fuzz-properties.js';
+import { PROPERTIES } from '../helpers/fuzz-properties.js';
 
 // A quick run in `npm test`; `npm run fuzz` (scripts/fuzz.ts) runs the same properties ≥ 1,000,000 times.
 for (const { name, check } of PROPERTIES.address()) {

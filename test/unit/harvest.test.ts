@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HarvestGuard } from '../../src/harvest.js';
+import { HarvestGuard } from '../../src/gate/harvest.js';
 
 function guard(maxUnknown = 3, windowMs = 1000, maxClients?: number) {
   const clock = { t: 1_000_000 };

@@ -8,9 +8,9 @@ import { PROBLEM_BASE } from '../../src/http/problem.js';
 import { BATCH_CONCURRENCY, DEFAULT_RETRY_AFTER_SECONDS, MAX_BATCH } from '../../src/http/lookup.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import type { HealthReport } from '../../src/types.js';
-import { FakeValidator, healthReport, type Answer } from './http-fakes.js';
-import { SPEC_PATH, SpecChecker, loadSpec } from './http-openapi-helper.js';
+import type { HealthReport } from '../../src/recipient/types.js';
+import { FakeValidator, healthReport, type Answer } from '../helpers/http-fakes.js';
+import { SPEC_PATH, SpecChecker, loadSpec } from '../helpers/http-openapi-helper.js';
 
 const TOKEN = 's3cret-admin-token';
 

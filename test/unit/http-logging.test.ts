@@ -5,7 +5,7 @@ import request from 'supertest';
 import { createHttpApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import { FakeValidator, healthReport } from './http-fakes.js';
+import { FakeValidator, healthReport } from '../helpers/http-fakes.js';
 
 const TOKEN = 'tok-5f2a9c7e-never-in-logs';
 

@@ -5,10 +5,10 @@ import { after, before, describe, it } from 'node:test';
 import { createMilterServer, negotiateProtocol } from '../../src/milter/server.js';
 import { Cmd, Proto, Reply } from '../../src/milter/constants.js';
 import { MilterPacketDecoder, encodeMilterPacket, parseOptneg, type MilterPacket } from '../../src/milter/codec.js';
-import { HarvestGuard } from '../../src/harvest.js';
+import { HarvestGuard } from '../../src/gate/harvest.js';
 import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
-import type { LookupResult, RecipientValidator, Verdict } from '../../src/types.js';
+import type { LookupResult, RecipientValidator, Verdict } from '../../src/recipient/types.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 
 class FakeValidator implements RecipientValidator {

@@ -4,7 +4,7 @@ import { before, describe, it } from 'node:test';
 import SwaggerParser from '@apidevtools/swagger-parser';
 import { parse as parseYaml } from 'yaml';
 import { PROBLEM_BASE, Problems } from '../../src/http/problem.js';
-import { SPEC_PATH, SpecChecker, loadSpec, operations, type Spec } from './http-openapi-helper.js';
+import { SPEC_PATH, SpecChecker, loadSpec, operations, type Spec } from '../helpers/http-openapi-helper.js';
 
 /** Words that keep their capitals inside a sentence-case summary. */
 const PROPER_NOUNS = new Set(['API', 'OpenAPI', 'Prometheus']);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ErrorCodes, RcptgateError } from '../../src/errors.js';
-import { loadOverrides, NO_OVERRIDES, readAddressList } from '../../src/overrides.js';
+import { loadOverrides, NO_OVERRIDES, readAddressList } from '../../src/recipient/overrides.js';
 
 let dir: string;
 before(() => {

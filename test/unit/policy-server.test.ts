@@ -3,10 +3,10 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, it } from 'node:test';
 import { createPolicyServer } from '../../src/policy/server.js';
-import { HarvestGuard } from '../../src/harvest.js';
+import { HarvestGuard } from '../../src/gate/harvest.js';
 import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
-import type { LookupResult, RecipientValidator, Verdict } from '../../src/types.js';
+import type { LookupResult, RecipientValidator, Verdict } from '../../src/recipient/types.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 
 /** Verdict by local part: valid*, unknown*, temp*, other*, bad*; "slow" ones answer late. */

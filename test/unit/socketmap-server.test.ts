@@ -7,7 +7,7 @@ import { createSocketmapServer, socketmapReply } from '../../src/socketmap/serve
 import { encodeNetstring, NetstringDecoder } from '../../src/socketmap/netstring.js';
 import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
-import type { LookupOptions, LookupResult, RecipientValidator, Verdict } from '../../src/types.js';
+import type { LookupOptions, LookupResult, RecipientValidator, Verdict } from '../../src/recipient/types.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 
 type Answer = Partial<LookupResult> & { verdict: Verdict; delayMs?: number };

@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { parseAddress } from '../../src/address.js';
+import { parseAddress } from '../../src/recipient/address.js';
 import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import { RecipientValidatorImpl, parseServedAddress } from '../../src/validator.js';
+import { RecipientValidatorImpl, parseServedAddress } from '../../src/recipient/engine.js';
 import { FakeClock, FakeDirectory } from '../helpers/fake-directory.js';
 
 describe('parseServedAddress', () => {

@@ -5,9 +5,9 @@ import { validateConfig } from '../../src/config/load.js';
 import { DirectoryError, ErrorCodes } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import type { Overrides } from '../../src/overrides.js';
-import type { Frontend } from '../../src/types.js';
-import { RecipientValidatorImpl, type SnapshotView } from '../../src/validator.js';
+import type { Overrides } from '../../src/recipient/overrides.js';
+import type { Frontend } from '../../src/recipient/types.js';
+import { RecipientValidatorImpl, type SnapshotView } from '../../src/recipient/engine.js';
 import { FakeClock, FakeDirectory } from '../helpers/fake-directory.js';
 
 const HOUR = 3_600_000;

@@ -1,5 +1,5 @@
 /** Fakes for the HTTP front-end tests: a scriptable validator and a health report. */
-import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from '../../src/types.js';
+import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from '../../src/recipient/types.js';
 
 export type Answer = Omit<LookupResult, 'address'> | 'throw';
 

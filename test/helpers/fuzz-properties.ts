@@ -6,7 +6,7 @@
  * accepts what RFC 5321 allows.
  */
 import fc from 'fast-check';
-import { parseAddress, stripSubaddress } from '../../src/address.js';
+import { parseAddress, stripSubaddress } from '../../src/recipient/address.js';
 import { ProtocolError } from '../../src/errors.js';
 import {
   MilterPacketDecoder,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseAddress } from './address.js';
-import { ErrorCodes, RcptgateError } from './errors.js';
+import { ErrorCodes, RcptgateError } from '../errors.js';
 
 /** Static allow/deny lists checked before the directory (CONTRACT "Rollout"). */
 export interface Overrides {

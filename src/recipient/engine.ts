@@ -1,14 +1,14 @@
 import { AnswerCache } from './answer-cache.js';
 import { parseAddress, stripSubaddress, normalizeDomain, type ParseResult } from './address.js';
-import { domainRules } from './config/load.js';
-import { ms } from './config/duration.js';
-import type { Config, DomainRule } from './config/schema.js';
-import { DirectoryError, ErrorCodes } from './errors.js';
-import type { Directory, DirectoryAnswer } from './directory/types.js';
-import { expandFilter } from './directory/filter.js';
-import { searchPlan } from './directory/presets.js';
-import type { Logger } from './log.js';
-import type { Metrics } from './metrics.js';
+import { domainRules } from '../config/load.js';
+import { ms } from '../config/duration.js';
+import type { Config, DomainRule } from '../config/schema.js';
+import { DirectoryError, ErrorCodes } from '../errors.js';
+import type { Directory, DirectoryAnswer } from '../directory/types.js';
+import { expandFilter } from '../directory/filter.js';
+import { searchPlan } from '../directory/presets.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
 import { NO_OVERRIDES, type Overrides } from './overrides.js';
 import type { Explanation, LookupOptions, LookupResult, RecipientValidator, Rule, Source, Verdict } from './types.js';
 

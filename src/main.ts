@@ -7,6 +7,7 @@ import { createLogger } from './log.js';
 import { VERSION } from './version.js';
 import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
 import { createApp } from './app/app.js';
+import { exposureWarnings } from './config/exposure.js';
 
 const HELP: Record<string, string> = {
   main: `rcptgate ${VERSION} — recipient validation for mail servers
@@ -113,6 +114,8 @@ function configCheck(file: string | undefined): number {
   try {
     const { config, file: used } = loadConfig(file);
     out(`# ${used ? `config ${used}` : 'no config file: built-in defaults'} is valid; effective configuration:`);
+    // Warnings go to stderr: stdout stays valid YAML.
+    for (const w of exposureWarnings(config)) err(`${w.level}: ${w.path}: ${w.message}`);
     process.stdout.write(stringify(redact(config)));
     return EXIT.OK;
   } catch (e) {

@@ -19,6 +19,7 @@ import { SnapshotSync } from '../snapshot/sync.js';
 import { createPolicyServer } from '../policy/server.js';
 import { createMilterServer } from '../milter/server.js';
 import { HarvestGuard } from '../gate/harvest.js';
+import { exposureWarnings, loopbackNotice } from '../config/exposure.js';
 
 export interface AppOptions {
   loaded: LoadedConfig;
@@ -74,6 +75,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     ? new SnapshotSync({ config, directory: engine.directory, metrics, logger, onSnapshot: (s) => engine.validator.setSnapshot(s) })
     : null;
   const adminToken = readSecret(config.admin.tokenFile, env.RCPTGATE_ADMIN_TOKEN, 'admin token');
+  const lookupToken = readSecret(config.http.lookupTokenFile, undefined, 'lookup token');
 
   const validator: RecipientValidator & { cacheSize(): number; lookupNow(a: string, o: LookupOptions): LookupResult | undefined } = {
     lookup: (address: string, o: LookupOptions): Promise<LookupResult> => engine.validator.lookup(address, o),
@@ -145,6 +147,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       logger,
       health,
       adminToken,
+      lookupAccess: { token: lookupToken, allowFrom: config.http.lookupAllowFrom },
       version: VERSION,
       statusPage: config.statusPage,
     });
@@ -192,6 +195,9 @@ export async function createApp(options: AppOptions): Promise<App> {
         'serving the bundled example directory (examples/directory.ldif); to use LDAP set directory.kind: ldap, directory.ldap.urls, baseDN and domains in a config file (rcptgate serve --config FILE)',
       );
     }
+    const notice = loopbackNotice(config);
+    if (notice) logger.info(notice);
+    for (const w of exposureWarnings(config)) logger.warn({ key: w.path }, w.message);
     // The snapshot is loaded before any listener opens, so the first answers already use it.
     if (syncer) await syncer.load();
     try {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
+import { parseCidr } from './cidr.js';
 
 /**
  * The one configuration schema. Its defaults are the documented defaults (README table,
@@ -21,6 +22,9 @@ const hostPort = z
 
 const listenAddr = hostPort.nullable();
 
+/** "10.0.0.0/8", "::1/128", or one address (a /32 or /128). */
+const cidr = z.string().refine((s) => parseCidr(s) !== null, { message: 'expected an IP address or CIDR range like "10.0.0.0/8" or "::1/128"' });
+
 const mode = z.enum(['enforce', 'shadow']);
 const onDirectoryError = z.enum(['tempfail', 'accept', 'reject']);
 const localPart = z.string().min(1).max(64);
@@ -38,10 +42,14 @@ const domainName = z.string().min(1).max(253);
 export const configSchema = z.strictObject({
   listen: z
     .strictObject({
-      http: listenAddr.default('0.0.0.0:8080'),
-      socketmap: listenAddr.default('0.0.0.0:9465'),
-      policy: listenAddr.default('0.0.0.0:9466'),
-      milter: listenAddr.default('0.0.0.0:9467'),
+      // Loopback by default: a recipient validator reachable by strangers is a harvest oracle.
+      // The container image and the Helm chart bind 0.0.0.0 explicitly.
+      http: listenAddr.default('127.0.0.1:8080'),
+      socketmap: listenAddr.default('127.0.0.1:9465'),
+      policy: listenAddr.default('127.0.0.1:9466'),
+      milter: listenAddr.default('127.0.0.1:9467'),
+      /** /metrics, /healthz and /readyz only, so monitoring never needs the lookup port. */
+      metrics: listenAddr.default('127.0.0.1:9468'),
     })
     .prefault({}),
   /** Plain list, or map of domain → per-domain rules. */
@@ -55,7 +63,17 @@ export const configSchema = z.strictObject({
       ldap: z
         .strictObject({
           urls: z
-            .array(z.string().regex(/^ldaps?:\/\/[^\s/]+\/?$/, { message: 'expected ldap://host[:port] or ldaps://host[:port]' }))
+            .array(
+              z
+                .string()
+                // Checked first and on its own: a password in a URL ends up in every log line that names the server.
+                .refine((u) => !/^[a-z]+:\/\/[^/]*@/i.test(u), {
+                  message:
+                    'credentials in the URL are refused: put the account in directory.ldap.bindDN and its password in directory.ldap.bindPasswordFile (or RCPTGATE_LDAP_BIND_PASSWORD)',
+                  abort: true,
+                })
+                .regex(/^ldaps?:\/\/[^\s/]+\/?$/, { message: 'expected ldap://host[:port] or ldaps://host[:port]' }),
+            )
             .default([]),
           startTLS: z.boolean().default(false),
           tls: z
@@ -131,6 +149,14 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   admin: z.strictObject({ tokenFile: z.string().min(1).nullable().default(null) }).prefault({}),
+  http: z
+    .strictObject({
+      /** Bearer token for GET /v1/recipients/{address} and POST /v1/recipients:check; null = none. */
+      lookupTokenFile: z.string().min(1).nullable().default(null),
+      /** Clients answered by the lookup API without a token (CIDR or single address). */
+      lookupAllowFrom: z.array(cidr).default(['127.0.0.0/8', '::1/128']),
+    })
+    .prefault({}),
   statusPage: z.boolean().default(true),
   log: z
     .strictObject({

@@ -4,6 +4,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { HealthReport, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
+import { accessControl, LOOPBACK_ONLY, wantsExplain, type LookupAccess } from './access.js';
+import { adminHealth, publicHealth } from './health-view.js';
 import { errorHandler, notFound } from './errors.js';
 import { BATCH_CONCURRENCY, MAX_BATCH, mapLimit, retryAfterSeconds, toBody } from './lookup.js';
 import { sendProblem } from './problem.js';
@@ -20,6 +22,8 @@ export interface HttpAppDeps {
   version: string;
   /** Serve the status page at GET / (config `statusPage`). */
   statusPage: boolean;
+  /** Who may use the lookup endpoints (http.lookupTokenFile, http.lookupAllowFrom); default loopback only. */
+  lookupAccess?: LookupAccess;
   /** Cache flush for DELETE /v1/cache; defaults to `validator.flush`. */
   flushCache?: (address?: string) => number;
 }
@@ -39,6 +43,7 @@ type Method = 'get' | 'post' | 'delete';
 export function createHttpApp(deps: HttpAppDeps): Express {
   const { validator, metrics, logger, health, version } = deps;
   const flush = deps.flushCache ?? ((address?: string) => validator.flush(address));
+  const access = accessControl(deps.lookupAccess ?? LOOPBACK_ONLY, deps.adminToken, logger);
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {
@@ -75,6 +80,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   // A wildcard, so that an unencoded "/" in a local part (RFC 5321 allows it) still reaches us.
   route('/v1/recipients/*address', {
     get: [
+      access.lookup,
+      access.explain,
       async (req, res) => {
         const address = wildcardParam(req.params);
         // Most lookups carry no query string: skip parsing one.
@@ -96,6 +103,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   // The colon is literal: escaped so path-to-regexp does not read ":check" as a parameter.
   route('/v1/recipients\\:check', {
     post: [
+      access.lookup,
+      access.explain,
       express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
       async (req, res) => {
         if (req.body === undefined) {
@@ -147,9 +156,11 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   });
   route('/readyz', {
     get: [
-      (_req, res) => {
+      (req, res) => {
         const report = health();
-        res.status(report.ready ? 200 : 503).set('Cache-Control', 'no-store').json(report);
+        // Raw directory errors name servers and bind DNs: only the admin token sees them.
+        const body = access.isAdmin(req) ? adminHealth(report) : publicHealth(report);
+        res.status(report.ready ? 200 : 503).set('Cache-Control', 'no-store').json(body);
       },
     ],
   });
@@ -179,14 +190,13 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   if (deps.statusPage) {
     route('/', {
       get: [
-        async (req, res) => {
-          const q = typeof req.query.address === 'string' ? req.query.address.slice(0, 320) : null;
-          const lookup = q ? { query: q, result: await validator.lookup(q, { frontend: 'http', explain: true }) } : null;
+        // Health only: the former lookup form was a harvest oracle with DNs and filters.
+        async (_req, res) => {
           res
             .set('Content-Security-Policy', STATUS_PAGE_CSP)
             .set('Cache-Control', 'no-store')
             .type('html')
-            .send(renderStatusPage(health(), version, await statusStats(metrics), lookup));
+            .send(renderStatusPage(publicHealth(health()), version, await statusStats(metrics)));
         },
       ],
     });
@@ -195,12 +205,6 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(notFound);
   app.use(errorHandler(logger));
   return app;
-}
-
-/** `?explain`, `?explain=1` and `?explain=true` ask for the explanation. */
-function wantsExplain(value: unknown): boolean {
-  const v = Array.isArray(value) ? value[value.length - 1] : value;
-  return v === '' || v === '1' || v === 'true';
 }
 
 /** express 5 hands a `*name` wildcard over as its decoded path segments. */

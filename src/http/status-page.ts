@@ -1,21 +1,23 @@
 import { createHash } from 'node:crypto';
-import type { HealthReport, LookupResult, Verdict } from '../recipient/types.js';
+import type { Verdict } from '../recipient/types.js';
+import type { PublicHealth } from './health-view.js';
 
 /**
  * The status page (GET /): server-rendered, no scripts, no external assets. The one inline style
- * block is allowed by its hash, so the Content-Security-Policy forbids everything else. The
- * lookup form is a plain GET back to this page: the answer is rendered by the server.
+ * block is allowed by its hash, so the Content-Security-Policy forbids everything else. It shows
+ * health only (the public view of the report): no lookup form, no directory error text, since
+ * anyone who reaches the HTTP port may read it.
  */
 const STYLE =
   'body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:60rem}table{border-collapse:collapse;margin-bottom:1.5rem}' +
   'th,td{text-align:left;padding:.25rem 1rem .25rem 0;vertical-align:top}.up,.valid{color:#060}.down,.unknown,.tempfail{color:#a00}' +
-  'input{font:inherit;padding:.25rem;min-width:20rem}button{font:inherit;padding:.25rem .75rem}code{word-break:break-all}';
+  'code{word-break:break-all}';
 
 export const STATUS_PAGE_CSP = [
   "default-src 'none'",
   `style-src 'sha256-${createHash('sha256').update(STYLE).digest('base64')}'`,
   "base-uri 'none'",
-  "form-action 'self'",
+  "form-action 'none'",
   "frame-ancestors 'none'",
 ].join('; ');
 
@@ -44,46 +46,20 @@ function table(id: string, rows: Array<[string, string]>): string {
   return `<table id="${id}">\n${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td data-key="${escapeHtml(k)}">${v}</td></tr>`).join('\n')}\n</table>`;
 }
 
-function lookupSection(query: string | null, result: LookupResult | null): string {
-  const form = `<form method="get" action="/" id="lookup">
-<label for="address">Why was this address accepted or rejected?</label><br>
-<input id="address" name="address" type="text" value="${escapeHtml(query ?? '')}" placeholder="someone@example.com" required maxlength="320">
-<button type="submit">Look up</button>
-</form>`;
-  if (!result) return form;
-  const e = result.explain;
-  const rows: Array<[string, string]> = [
-    ['Address', `<code>${escapeHtml(result.address)}</code>`],
-    ['Verdict', `<strong id="verdict" class="${escapeHtml(result.verdict)}">${escapeHtml(result.verdict)}</strong>`],
-  ];
-  if (result.shadow) rows.push(['Enforced verdict', escapeHtml(`${result.enforcedVerdict} (shadow mode answers valid)`)]);
-  if (result.canonical) rows.push(['Canonical', `<code>${escapeHtml(result.canonical)}</code>`]);
-  rows.push(['Source', escapeHtml(result.source)]);
-  if (e?.normalized) rows.push(['Normalized', `<code>${escapeHtml(e.normalized)}</code>`]);
-  if (e) rows.push(['Decided by', `<span id="rule">${escapeHtml(e.rule)}</span>`]);
-  if (e?.tried.length) rows.push(['Keys tried', e.tried.map((t) => `<code>${escapeHtml(t)}</code>`).join(', ')]);
-  if (e?.filter) rows.push(['Directory filter', `<code>${escapeHtml(e.filter)}</code>`]);
-  if (e?.dn) rows.push(['Entry', `<code>${escapeHtml(e.dn)}</code>`]);
-  if (e?.cache) rows.push(['Cache', escapeHtml(e.cache)]);
-  if (result.reason ?? e?.detail) rows.push(['Detail', escapeHtml(result.reason ?? e?.detail ?? '')]);
-  return `${form}\n<h2>Result</h2>\n${table('result', rows)}`;
-}
-
 export function renderStatusPage(
-  health: HealthReport,
+  health: PublicHealth,
   version: string,
   stats: StatusStats = { lookupsByVerdict: {}, cacheHitRatio: null },
-  lookup: { query: string; result: LookupResult } | null = null,
 ): string {
   const dir = health.directory;
   const snap = health.snapshot;
   const status: Array<[string, string]> = [
     ['Version', escapeHtml(version)],
     ['Uptime', escapeHtml(duration(health.uptimeSeconds))],
-    ['Ready', escapeHtml(health.ready ? 'yes' : `no${health.reason ? ` (${health.reason})` : ''}`)],
+    ['Ready', escapeHtml(health.ready ? 'yes' : 'no')],
+    ['Reason', escapeHtml(health.reasonCode ?? 'none')],
     ['Directory', `<span class="${dir.up ? 'up' : 'down'}">${escapeHtml(`${dir.kind}, ${dir.up ? 'up' : 'down'}`)}</span>`],
     ['Last directory success', escapeHtml(dir.lastSuccessAt ?? 'never')],
-    ['Last directory error', escapeHtml(dir.lastError ?? 'none')],
     ['Snapshot', escapeHtml(snap.loaded ? `${snap.entries} addresses, ${duration(snap.ageSeconds ?? 0)} old` : 'not loaded')],
     ['Cache entries', escapeHtml(String(health.cache.entries))],
     ['Cache hit ratio', escapeHtml(stats.cacheHitRatio === null ? 'n/a' : `${(stats.cacheHitRatio * 100).toFixed(1)} %`)],
@@ -98,8 +74,8 @@ export function renderStatusPage(
 ${table('status', status)}
 <h2>Lookups since start</h2>
 ${table('lookups', lookups)}
-<h2>Look up an address</h2>
-${lookupSection(lookup?.query ?? null, lookup?.result ?? null)}
+<p>Why an address is accepted or rejected: <code>rcptgate check --explain ADDRESS</code> on the host, or
+<code>GET /v1/recipients/ADDRESS?explain=1</code> with the admin token.</p>
 <p><a href="/openapi.yaml">API description</a> · <a href="/metrics">Metrics</a> · <a href="/readyz">Readiness</a></p>
 </body></html>
 `;

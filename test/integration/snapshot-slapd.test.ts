@@ -183,7 +183,7 @@ describe('snapshot mode against slapd with 100,000 users', { concurrency: false 
     // Incremental syncs every second. The snapshot on disk had a full sync minutes ago, so the
     // next full one waits for the rest of the hour: only incremental syncs run here.
     const loaded = loadConfig(configFile, {});
-    const fast = { ...loaded, config: { ...loaded.config, listen: { http: null, socketmap: null, policy: null, milter: null }, sync: { ...loaded.config.sync, incrementalInterval: '1s' } } };
+    const fast = { ...loaded, config: { ...loaded.config, listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null }, sync: { ...loaded.config.sync, incrementalInterval: '1s' } } };
     const logs = new LogSink();
     const app = await createApp({ loaded: fast, logger: createLogger('debug', logs), listen: true });
     apps.push(app);

@@ -58,10 +58,14 @@ describe('defaults', () => {
   it('an empty config is the documented default', () => {
     const { config, file: used } = loadConfig(null, {});
     assert.equal(used, null);
-    assert.equal(config.listen.http, '0.0.0.0:8080');
-    assert.equal(config.listen.socketmap, '0.0.0.0:9465');
-    assert.equal(config.listen.policy, '0.0.0.0:9466');
-    assert.equal(config.listen.milter, '0.0.0.0:9467');
+    // Closed by default: only loopback clients reach any listener.
+    assert.equal(config.listen.http, '127.0.0.1:8080');
+    assert.equal(config.listen.socketmap, '127.0.0.1:9465');
+    assert.equal(config.listen.policy, '127.0.0.1:9466');
+    assert.equal(config.listen.milter, '127.0.0.1:9467');
+    assert.equal(config.listen.metrics, '127.0.0.1:9468');
+    assert.equal(config.http.lookupTokenFile, null);
+    assert.deepEqual(config.http.lookupAllowFrom, ['127.0.0.0/8', '::1/128']);
     assert.deepEqual(config.domains, []);
     assert.equal(config.recipientDelimiter, '+');
     assert.equal(config.directory.kind, 'ldif');
@@ -166,6 +170,26 @@ describe('config errors', () => {
 
   it('refuses a url that is not ldap:// or ldaps://', () => {
     assert.deepEqual(paths(issuesOf(() => validateConfig({ directory: { ldap: { urls: ['http://x'] } } }))), ['directory.ldap.urls.0']);
+  });
+
+  it('refuses credentials in an LDAP URL, pointing at bindDN and bindPasswordFile, without echoing them', () => {
+    for (const url of ['ldap://admin:s3cret@ldap.example', 'ldaps://user@ldap.example:636', 'LDAP://a:b@c']) {
+      const issues = issuesOf(() =>
+        validateConfig({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldap://ok.example', url] } } }),
+      );
+      assert.deepEqual(paths(issues), ['directory.ldap.urls.1'], url);
+      assert.match(issues[0]!.message, /directory\.ldap\.bindDN/);
+      assert.match(issues[0]!.message, /directory\.ldap\.bindPasswordFile/);
+      assert.doesNotMatch(JSON.stringify(issues), /s3cret|admin:|user@/);
+    }
+  });
+
+  it('refuses CIDR ranges that are not ranges in http.lookupAllowFrom', () => {
+    const bad = ['198.51.100.0/33', '::1/129', 'localhost', '198.51.100.0/24/1', '', '1.2.3.4/x'];
+    const issues = issuesOf(() => validateConfig({ http: { lookupAllowFrom: bad } }));
+    assert.deepEqual(paths(issues), bad.map((_, i) => `http.lookupAllowFrom.${i}`).sort());
+    const ok = validateConfig({ http: { lookupAllowFrom: ['198.51.100.0/24', '192.0.2.7', '2001:db8::/32', '::1'] } });
+    assert.equal(ok.http.lookupAllowFrom.length, 4);
   });
 
   it('refuses StartTLS with ldaps://', () => {

@@ -123,14 +123,14 @@ describe('GET /v1/recipients/{address}', () => {
     assert.equal(res.body.enforcedVerdict, 'unknown');
   });
 
-  it('adds the explanation only with ?explain=1 or ?explain=true', async () => {
+  it('adds the explanation only with ?explain=1 or ?explain=true and the admin token', async () => {
     const { agent, checked, validator } = setup();
     const plain = await checked(agent.get('/v1/recipients/alice+news@example.com'));
     assert.equal('explain' in plain.body, false);
-    const explained = await checked(agent.get('/v1/recipients/alice+news@example.com?explain=1'));
+    const explained = await checked(agent.get('/v1/recipients/alice+news@example.com?explain=1').set('Authorization', `Bearer ${TOKEN}`));
     assert.equal(explained.body.explain.rule, 'cache');
     assert.deepEqual(explained.body.explain.tried, ['alice+news@example.com', 'alice@example.com']);
-    const viaTrue = await checked(agent.get('/v1/recipients/alice+news@example.com').query({ explain: 'true' }));
+    const viaTrue = await checked(agent.get('/v1/recipients/alice+news@example.com').set('Authorization', `Bearer ${TOKEN}`).query({ explain: 'true' }));
     assert.equal(viaTrue.body.explain.rule, 'cache');
     const off = await checked(agent.get('/v1/recipients/alice+news@example.com?explain=0'));
     assert.equal('explain' in off.body, false);
@@ -279,7 +279,7 @@ describe('POST /v1/recipients:check', () => {
 
   it('passes ?explain=1 through for every item', async () => {
     const { agent, checked, validator } = setup();
-    const res = await checked(agent.post('/v1/recipients:check?explain=1').send({ addresses: ['alice+news@example.com'] }));
+    const res = await checked(agent.post('/v1/recipients:check?explain=1').set('Authorization', `Bearer ${TOKEN}`).send({ addresses: ['alice+news@example.com'] }));
     assert.equal(res.body.results[0].explain.rule, 'cache');
     assert.equal(validator.calls[0]?.options.explain, true);
   });
@@ -367,28 +367,53 @@ describe('operations endpoints', () => {
     assert.deepEqual(res.body, { status: 'ok' });
   });
 
-  it('answers /readyz with 200 and the health report while ready, also during a directory outage', async () => {
+  it('answers /readyz with 200 and the public health view while ready, also during a directory outage', async () => {
     const { agent, checked, setHealth } = setup();
     const ready = await checked(agent.get('/readyz'));
     assert.equal(ready.status, 200);
-    assert.deepEqual(ready.body, healthReport());
+    const { reason: _r, ...rest } = healthReport();
+    assert.deepEqual(ready.body, { ...rest, directory: { kind: 'ldap', up: true, lastSuccessAt: new Date(0).toISOString() } });
     const outage = healthReport({ reason: 'directory down', directory: { kind: 'ldap', up: false, lastSuccessAt: new Date(0).toISOString(), lastError: 'timeout' } });
     setHealth(outage);
     const degraded = await checked(agent.get('/readyz'));
     assert.equal(degraded.status, 200);
     assert.equal(degraded.body.directory.up, false);
+    assert.equal(degraded.body.reasonCode, 'directory_down');
   });
 
-  it('answers /readyz with 503 and the reason until ready and while draining', async () => {
+  it('answers /readyz with 503 and a reason code until ready and while draining', async () => {
     const { agent, checked, setHealth } = setup();
     setHealth(healthReport({ ready: false, reason: 'the directory has not answered yet', directory: { kind: 'ldap', up: false, lastSuccessAt: null, lastError: 'ECONNREFUSED' } }));
     const starting = await checked(agent.get('/readyz'));
     assert.equal(starting.status, 503);
-    assert.equal(starting.body.reason, 'the directory has not answered yet');
+    assert.equal(starting.body.reasonCode, 'waiting_for_directory');
     setHealth(healthReport({ ready: false, draining: true, reason: 'draining' }));
     const draining = await checked(agent.get('/readyz'));
     assert.equal(draining.status, 503);
     assert.equal(draining.body.draining, true);
+    assert.equal(draining.body.reasonCode, 'draining');
+  });
+
+  it('keeps the directory error text out of /readyz unless the admin token comes along', async () => {
+    const secretish = 'LDAP bind cn=rcptgate,ou=services,dc=example,dc=com was refused by ldap://192.0.2.10:389 with invalidCredentials';
+    const report = healthReport({ ready: false, reason: `waiting (last error: ${secretish})`, directory: { kind: 'ldap', up: false, lastSuccessAt: null, lastError: secretish } });
+    const { agent, checked } = setup({ health: () => report });
+    for (const auth of [undefined, 'Bearer wrong-token']) {
+      const req = agent.get('/readyz');
+      const res = await checked(auth ? req.set('Authorization', auth) : req);
+      assert.equal(res.status, 503);
+      assert.doesNotMatch(res.text, /cn=|ldap:|invalidCredentials|192\.0\.2/);
+      assert.equal(res.body.reasonCode, 'waiting_for_directory');
+    }
+    const admin = await checked(agent.get('/readyz').set('Authorization', `Bearer ${TOKEN}`));
+    assert.equal(admin.body.directory.lastError, secretish);
+    assert.equal(admin.body.reasonCode, 'waiting_for_directory');
+  });
+
+  it('passes the engine\'s own reason code through', async () => {
+    const report = { ...healthReport({ ready: false }), reasonCode: 'canary_missing' };
+    const { agent, checked } = setup({ health: () => report });
+    assert.equal((await checked(agent.get('/readyz'))).body.reasonCode, 'canary_missing');
   });
 
   it('serves the metrics registry in the Prometheus text format', async () => {
@@ -418,6 +443,92 @@ describe('operations endpoints', () => {
   });
 });
 
+// supertest connects from 127.0.0.1: an allow list of ::1 only makes this client a stranger,
+// without needing any other interface.
+describe('lookup access', () => {
+  const LOOKUP = 'l00kup-token';
+  const stranger = (overrides: Partial<HttpAppDeps> = {}) => setup({ lookupAccess: { token: LOOKUP, allowFrom: ['::1/128'] }, ...overrides });
+  const endpoints = (agent: ReturnType<typeof setup>['agent']) => [
+    () => agent.get('/v1/recipients/alice@example.com'),
+    () => agent.post('/v1/recipients:check').send({ addresses: ['alice@example.com'] }),
+  ];
+
+  it('answers loopback clients without a token by default', async () => {
+    const { agent, checked } = setup();
+    for (const req of endpoints(agent)) assert.equal((await checked(req())).status, 200);
+  });
+
+  it('answers 401 with WWW-Authenticate to a client off the allow list without a token, and never asks the engine', async () => {
+    const { agent, checked, validator } = stranger();
+    for (const req of endpoints(agent)) {
+      const res = await checked(req());
+      assert.equal(res.status, 401);
+      assert.equal(res.headers['www-authenticate'], 'Bearer realm="rcptgate"');
+      assert.equal(res.body.type, problemType('unauthorized'));
+      assert.doesNotMatch(res.text, /alice|valid/);
+    }
+    assert.deepEqual(validator.calls, []);
+  });
+
+  it('answers 403 to a client off the allow list when no token could let it in', async () => {
+    const { agent, checked } = setup({ adminToken: null, lookupAccess: { token: null, allowFrom: ['::1/128'] } });
+    for (const req of endpoints(agent)) {
+      const res = await checked(req());
+      assert.equal(res.status, 403);
+      assert.match(res.body.detail, /http\.lookupAllowFrom.*http\.lookupTokenFile/);
+    }
+  });
+
+  it('answers 403 for a wrong token, even from an allowed address', async () => {
+    for (const { agent, checked } of [stranger(), setup({ lookupAccess: { token: LOOKUP, allowFrom: ['127.0.0.0/8'] } })]) {
+      for (const req of endpoints(agent)) {
+        const res = await checked(req().set('Authorization', `Bearer ${LOOKUP}x`));
+        assert.equal(res.status, 403);
+        assert.equal(res.body.type, problemType('forbidden'));
+      }
+    }
+  });
+
+  it('answers a stranger with the lookup token or the admin token', async () => {
+    const { agent, checked } = stranger();
+    for (const token of [LOOKUP, TOKEN]) {
+      for (const req of endpoints(agent)) assert.equal((await checked(req().set('Authorization', `Bearer ${token}`))).status, 200, token);
+    }
+  });
+
+  it('keeps /healthz, /readyz, /metrics and the status page open to strangers (they carry no directory data)', async () => {
+    const { agent, checked } = stranger();
+    for (const path of ['/healthz', '/readyz', '/metrics', '/', '/openapi.yaml']) assert.equal((await checked(agent.get(path))).status, 200, path);
+  });
+});
+
+describe('explanations', () => {
+  const explainers = (agent: ReturnType<typeof setup>['agent']) => [
+    () => agent.get('/v1/recipients/alice+news@example.com?explain=1'),
+    () => agent.post('/v1/recipients:check?explain').send({ addresses: ['alice+news@example.com'] }),
+  ];
+
+  it('answers 401 without a token and 403 with the lookup token or a wrong one', async () => {
+    const { agent, checked, validator } = setup({ lookupAccess: { token: 'l00kup', allowFrom: ['127.0.0.0/8', '::1/128'] } });
+    for (const req of explainers(agent)) {
+      const none = await checked(req());
+      assert.equal(none.status, 401);
+      assert.match(none.body.detail, /admin token/);
+      for (const token of ['l00kup', 'wrong']) assert.equal((await checked(req().set('Authorization', `Bearer ${token}`))).status, 403, token);
+    }
+    assert.deepEqual(validator.calls, []);
+  });
+
+  it('answers 403 pointing at admin.tokenFile and the CLI when admin is disabled', async () => {
+    const { agent, checked } = setup({ adminToken: null });
+    for (const req of explainers(agent)) {
+      const res = await checked(req());
+      assert.equal(res.status, 403);
+      assert.match(res.body.detail, /admin\.tokenFile.*rcptgate check --explain/);
+    }
+  });
+});
+
 describe('status page', () => {
   it('serves escaped HTML with version, uptime, directory state and cache entries under a strict CSP', async () => {
     const report = healthReport({
@@ -435,9 +546,18 @@ describe('status page', () => {
     assert.match(res.text, /1h 2m 5s/);
     assert.match(res.text, /4242/);
     assert.match(res.text, /ldap, down/);
-    assert.doesNotMatch(res.text, /<script>/);
-    assert.match(res.text, /&#60;script&#62;/);
+    assert.match(res.text, /directory_down/);
+    // The directory error text is not shown to the public at all (escaped or not).
+    assert.doesNotMatch(res.text, /<script>|&#60;script&#62;|alert/);
     assert.doesNotMatch(res.text, /(src|href)="https?:/);
+  });
+
+  it('has no lookup form and looks nothing up, whatever the query string', async () => {
+    const { agent, checked, validator } = setup();
+    const res = await checked(agent.get('/?address=alice@example.com&explain=1'));
+    assert.equal(res.status, 200);
+    assert.doesNotMatch(res.text, /<form|<input|alice@example\.com/);
+    assert.deepEqual(validator.calls, []);
   });
 
   it('answers 404 when the status page is disabled', async () => {

@@ -1,0 +1,68 @@
+import type { ConfigIssue } from '../errors.js';
+import { isLoopbackHost, isLoopbackRange } from './cidr.js';
+import type { Config } from './schema.js';
+
+/**
+ * What a configuration exposes to the network, in words for operators: the start-up log and
+ * `rcptgate config check` both use it (README "Security and exposure", SECURITY.md).
+ */
+
+type ListenerName = keyof Config['listen'];
+
+function hostOf(hostPort: string): string {
+  return hostPort.slice(0, hostPort.lastIndexOf(':'));
+}
+
+/** Listeners bound to a non-loopback address. */
+export function exposedListeners(config: Config): ListenerName[] {
+  return (Object.entries(config.listen) as Array<[ListenerName, string | null]>)
+    .filter(([, hp]) => hp !== null && !isLoopbackHost(hostOf(hp)))
+    .map(([name]) => name);
+}
+
+export interface ExposureIssue extends ConfigIssue {
+  /** warning: strangers can harvest; note: something will not work from other hosts. */
+  level: 'warning' | 'note';
+}
+
+/** What `config check` and the start-up log point out (not errors: the operator may mean it). */
+export function exposureWarnings(config: Config): ExposureIssue[] {
+  const warnings: ExposureIssue[] = [];
+  const exposed = exposedListeners(config);
+  const wide = config.http.lookupAllowFrom.filter((r) => !isLoopbackRange(r));
+  if (exposed.includes('http') && wide.length > 0) {
+    warnings.push({
+      level: 'warning',
+      path: 'http.lookupAllowFrom',
+      message:
+        `the lookup API answers ${wide.join(', ')} without a token on an exposed listener (${config.listen.http}): ` +
+        'anyone there can harvest valid addresses; prefer http.lookupTokenFile and keep this list to loopback',
+    });
+  }
+  if (exposed.includes('http') && wide.length === 0 && config.http.lookupTokenFile === null) {
+    warnings.push({
+      level: 'note',
+      path: 'http.lookupTokenFile',
+      message: `listen.http is exposed (${config.listen.http}) but the lookup API answers loopback clients only: set http.lookupTokenFile to use it from other hosts`,
+    });
+  }
+  return warnings;
+}
+
+/**
+ * The start-up hint when every listener is on loopback (the default): how to open them.
+ * null when something is exposed already.
+ */
+export function loopbackNotice(config: Config): string | null {
+  const open = Object.values(config.listen).filter((v) => v !== null);
+  if (open.length === 0 || exposedListeners(config).length > 0) return null;
+  return (
+    'listeners bind loopback only (the default): other hosts cannot connect; to serve them set listen.* in the config ' +
+    '(e.g. listen: { socketmap: "0.0.0.0:9465" }) or RCPTGATE_LISTEN_SOCKETMAP=0.0.0.0:9465, and protect the lookup API with http.lookupTokenFile'
+  );
+}
+
+/** Replaces the userinfo of every URL in `text` (ldap://user:pw@host → ldap://[redacted]@host). */
+export function redactUrlCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1[redacted]@');
+}

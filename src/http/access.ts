@@ -1,0 +1,89 @@
+import type { Request, RequestHandler } from 'express';
+import { addressMatcher } from '../config/cidr.js';
+import type { Logger } from '../log.js';
+import { bearerToken, tokensEqual } from './auth.js';
+import { sendProblem } from './problem.js';
+
+/**
+ * Who may use the lookup API (README "HTTP API", "Security and exposure"). One rule:
+ * a request is answered when it carries the lookup token or the admin token, or when it
+ * carries no token and its peer address is in `http.lookupAllowFrom` (loopback by default).
+ * A wrong token is refused even from an allowed address: it is a mistake worth seeing.
+ */
+export interface LookupAccess {
+  /** Bearer token for the lookup endpoints (http.lookupTokenFile); null = none. */
+  token: string | null;
+  /** Peers answered without a token (http.lookupAllowFrom). */
+  allowFrom: readonly string[];
+}
+
+export const LOOPBACK_ONLY: LookupAccess = { token: null, allowFrom: ['127.0.0.0/8', '::1/128'] };
+
+type Grant = 'admin' | 'lookup' | 'peer';
+
+export interface AccessControl {
+  /** Guards GET /v1/recipients/{address} and POST /v1/recipients:check. */
+  lookup: RequestHandler;
+  /** True when the request carries the admin token (explanations, full health report). */
+  isAdmin(req: Request): boolean;
+  /** Guards ?explain=1: only the admin sees DNs, filters and directory errors. */
+  explain: RequestHandler;
+}
+
+export function accessControl(access: LookupAccess, adminToken: string | null, logger: Logger): AccessControl {
+  const allowed = addressMatcher(access.allowFrom);
+  const tokenMatches = (given: string): Grant | null => {
+    if (adminToken !== null && tokensEqual(given, adminToken)) return 'admin';
+    if (access.token !== null && tokensEqual(given, access.token)) return 'lookup';
+    return null;
+  };
+  const canAuthenticate = access.token !== null || adminToken !== null;
+
+  const lookup: RequestHandler = (req, res, next) => {
+    const given = bearerToken(req.get('authorization'));
+    if (given !== null) {
+      if (tokenMatches(given) !== null) return next();
+      logger.warn({ remoteAddress: req.socket.remoteAddress, method: req.method, path: req.path }, 'lookup request with a wrong token');
+      sendProblem(res, 'forbidden', 'The bearer token is not valid for the lookup API.');
+      return;
+    }
+    if (allowed(req.socket.remoteAddress)) return next();
+    if (canAuthenticate) {
+      res.set('WWW-Authenticate', 'Bearer realm="rcptgate"');
+      sendProblem(res, 'unauthorized', 'The lookup API needs an Authorization: Bearer <token> header from this address.');
+      return;
+    }
+    sendProblem(
+      res,
+      'forbidden',
+      'The lookup API answers only the addresses in http.lookupAllowFrom; set http.lookupTokenFile to let other clients in with a token.',
+    );
+  };
+
+  const isAdmin = (req: Request): boolean => {
+    const given = bearerToken(req.get('authorization'));
+    return given !== null && adminToken !== null && tokensEqual(given, adminToken);
+  };
+
+  const explain: RequestHandler = (req, res, next) => {
+    if (!req.url.includes('?') || !wantsExplain(req.query['explain']) || isAdmin(req)) return next();
+    if (adminToken === null) {
+      sendProblem(res, 'forbidden', 'Explanations show directory internals and need the admin token: set admin.tokenFile, or run `rcptgate check --explain` on the host.');
+      return;
+    }
+    if (bearerToken(req.get('authorization')) === null) {
+      res.set('WWW-Authenticate', 'Bearer realm="rcptgate"');
+      sendProblem(res, 'unauthorized', 'Explanations need the admin token in an Authorization: Bearer <token> header.');
+      return;
+    }
+    sendProblem(res, 'forbidden', 'Explanations need the admin token; this token does not grant them.');
+  };
+
+  return { lookup, isAdmin, explain };
+}
+
+/** `?explain`, `?explain=1` and `?explain=true` ask for the explanation. */
+export function wantsExplain(value: unknown): boolean {
+  const v = Array.isArray(value) ? value[value.length - 1] : value;
+  return v === '' || v === '1' || v === 'true';
+}

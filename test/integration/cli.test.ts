@@ -228,6 +228,31 @@ describe('rcptgate config check', () => {
     assert.match(r.stdout, /level: debug/);
   });
 
+  it('refuses a password in an LDAP URL, naming the key and where credentials go, never echoing it', async () => {
+    const config = writeConfig(
+      'userinfo.yaml',
+      ['domains: [example.com]', 'directory:', '  kind: ldap', '  ldap:', '    urls: ["ldap://cn=admin:Hunter2-in-url@ldap.example:389"]', ''].join('\n'),
+    );
+    const r = await run(['config', 'check', '--config', config]);
+    assert.equal(r.code, 78, show(r));
+    assert.match(r.stderr, /^\s+directory\.ldap\.urls\.0: credentials in the URL are refused: .*directory\.ldap\.bindDN.*directory\.ldap\.bindPasswordFile/m);
+    assert.doesNotMatch(r.stdout + r.stderr, /Hunter2|cn=admin/);
+    const viaEnv = await run(['config', 'check'], { RCPTGATE_DIRECTORY_LDAP_URLS: 'ldaps://u:Hunter2-in-url@ldap.example' });
+    assert.equal(viaEnv.code, 78, show(viaEnv));
+    assert.match(viaEnv.stderr, /directory\.ldap\.urls\.0: credentials in the URL/);
+    assert.doesNotMatch(viaEnv.stdout + viaEnv.stderr, /Hunter2/);
+  });
+
+  it('warns on stderr about a lookup API exposed without a token, and still exits 0', async () => {
+    const config = writeConfig('exposed.yaml', 'listen: { http: "0.0.0.0:8080" }\nhttp: { lookupAllowFrom: ["0.0.0.0/0"] }\n');
+    const r = await run(['config', 'check', '--config', config]);
+    assert.equal(r.code, 0, show(r));
+    assert.match(r.stderr, /^warning: http\.lookupAllowFrom: the lookup API answers 0\.0\.0\.0\/0 without a token/m);
+    assert.match(r.stdout, /lookupAllowFrom:\n\s+- 0\.0\.0\.0\/0/, 'stdout stays the effective config');
+    const quiet = await run(['config', 'check']);
+    assert.equal(quiet.stderr, '', 'the loopback default warns about nothing');
+  });
+
   it('validates the built-in default without a config file', async () => {
     const r = await run(['config', 'check']);
     assert.equal(r.code, 0, show(r));
@@ -260,6 +285,7 @@ describe('rcptgate serve', () => {
       RCPTGATE_LISTEN_SOCKETMAP: '127.0.0.1:0',
       RCPTGATE_LISTEN_POLICY: '127.0.0.1:0',
       RCPTGATE_LISTEN_MILTER: '127.0.0.1:0',
+      RCPTGATE_LISTEN_METRICS: '127.0.0.1:0',
     });
     const lines: Array<Record<string, unknown>> = [];
     let stderr = '';
@@ -303,6 +329,8 @@ describe('rcptgate serve', () => {
     const example = await waitFor('example directory', (l) => /example directory/.test(String(l.msg)));
     assert.match(String(example.msg), /examples\/directory\.ldif/);
     assert.match(String(example.msg), /ldap/i, 'the line says how to point it at LDAP');
+    const notice = await waitFor('loopback notice', (l) => /loopback only/.test(String(l.msg)));
+    assert.match(String(notice.msg), /RCPTGATE_LISTEN_SOCKETMAP=0\.0\.0\.0:9465/, 'the line says how to open the listeners');
     const listening = await waitFor('http listening', (l) => l.msg === 'listening' && l.frontend === 'http');
     const port = Number(String(listening.address).split(':').pop());
     assert.ok(port > 0, JSON.stringify(listening));

@@ -86,7 +86,8 @@ describe('secrets never appear in logs or config check output', { timeout: 120_0
     const smPort = await listenerPort(p, 'socketmap');
 
     assert.equal(((await (await fetch(`${http}/v1/recipients/alice%40example.com`)).json()) as { verdict: string }).verdict, 'valid');
-    assert.equal(((await (await fetch(`${http}/v1/recipients/nobody%40example.com?explain=1`)).json()) as { verdict: string }).verdict, 'unknown');
+    const explainAuth = { headers: { authorization: `Bearer ${TOKEN}` } };
+    assert.equal(((await (await fetch(`${http}/v1/recipients/nobody%40example.com?explain=1`, explainAuth)).json()) as { verdict: string }).verdict, 'unknown');
     assert.equal((await fetch(`${http}/v1/cache`, { method: 'DELETE' })).status, 401);
     assert.equal((await fetch(`${http}/v1/cache`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}x` } })).status, 403);
     assert.equal((await fetch(`${http}/v1/cache`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } })).status, 204);

@@ -24,8 +24,11 @@ COPY examples ./examples
 COPY openapi.yaml ./
 # Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 USER 10001:10001
-# http, socketmap, policy, milter
-EXPOSE 8080 9465 9466 9467
+# Listeners on all interfaces, said explicitly: rcptgate's own default is loopback. A config of
+# your own (--config FILE, or -e RCPTGATE_CONFIG=FILE) replaces examples/container.yaml.
+ENV RCPTGATE_CONFIG=/app/examples/container.yaml
+# http, socketmap, policy, milter, metrics
+EXPOSE 8080 9465 9466 9467 9468
 # Exec form: node is PID 1 and receives SIGTERM itself; rcptgate installs its own handlers and
 # starts no child processes, so no init process is needed to forward signals or reap zombies.
 ENTRYPOINT ["node", "dist/main.js"]

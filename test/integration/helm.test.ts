@@ -214,7 +214,7 @@ describe('helm chart: lint and schemas', () => {
   });
 
   it('renders the core objects by default and every optional object with ci/all-on-values.yaml', () => {
-    assert.deepEqual(kinds(defaults), ['ConfigMap', 'Deployment', 'Pod', 'Service', 'ServiceAccount']);
+    assert.deepEqual(kinds(defaults), ['ConfigMap', 'Deployment', 'NetworkPolicy', 'Pod', 'Service', 'ServiceAccount']);
     assert.deepEqual(kinds(allOn), [
       'ConfigMap', 'ConfigMap', 'Deployment', 'HorizontalPodAutoscaler', 'NetworkPolicy', 'Pod', 'PodDisruptionBudget',
       'PrometheusRule', 'Secret', 'Service', 'ServiceAccount', 'ServiceMonitor',
@@ -240,7 +240,7 @@ describe('helm chart: lint and schemas', () => {
   it('declares in values.schema.json exactly the rcptgate config keys the chart does not own', async () => {
     const chartSchema = JSON.parse(await readFile(join(CHART, 'values.schema.json'), 'utf8'));
     const chartPaths = schemaPaths(chartSchema.properties.config, chartSchema.definitions).sort();
-    const owned = /^(listen|admin|overrides)(\.|$)|^sync\.snapshotPath$|^directory\.ldap\.bindPasswordFile$/;
+    const owned = /^(listen|admin|overrides)(\.|$)|^sync\.snapshotPath$|^directory\.ldap\.bindPasswordFile$|^http\.lookupTokenFile$/;
     const rcptgatePaths = schemaPaths(z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }))
       .filter((p) => !owned.test(p))
       .sort();
@@ -281,7 +281,7 @@ describe('helm chart: ports, probes and security', () => {
       const fromConfig = Object.fromEntries(Object.entries(listen).filter(([, v]) => v !== null).map(([k, v]) => [k, portOf(v!)]));
       const fromPod = Object.fromEntries(podOf(objs).container.ports.map((p: any) => [p.name, p.containerPort]));
       assert.deepEqual(fromPod, fromConfig);
-      assert.deepEqual(Object.keys(fromPod).sort(), ['http', 'milter', 'policy', 'socketmap']);
+      assert.deepEqual(Object.keys(fromPod).sort(), ['http', 'metrics', 'milter', 'policy', 'socketmap']);
     }
   });
 
@@ -302,10 +302,14 @@ describe('helm chart: ports, probes and security', () => {
     assert.equal(cfg.listen.socketmap, '0.0.0.0:10465');
     assert.equal(cfg.listen.milter, null);
     assert.equal(cfg.listen.policy, null);
+    assert.equal(cfg.listen.metrics, '0.0.0.0:9468');
     const ports = podOf(objs).container.ports;
-    assert.deepEqual(ports.map((p: any) => [p.name, p.containerPort]).sort(), [['http', 8080], ['socketmap', 10465]]);
+    assert.deepEqual(ports.map((p: any) => [p.name, p.containerPort]).sort(), [['http', 8080], ['metrics', 9468], ['socketmap', 10465]]);
     const svc = one(objs, 'Service').spec.ports.map((p: any) => [p.name, p.port, p.targetPort]).sort();
-    assert.deepEqual(svc, [['http', 8080, 'http'], ['socketmap', 25465, 'socketmap']]);
+    assert.deepEqual(svc, [['http', 8080, 'http'], ['metrics', 9468, 'metrics'], ['socketmap', 25465, 'socketmap']]);
+    // A disabled listener is closed in the NetworkPolicy too.
+    const np = one(objs, 'NetworkPolicy').spec;
+    assert.deepEqual(np.ingress[0].ports.map((p: any) => p.port).sort(), ['http', 'socketmap']);
     const res = await configCheck(configText(objs), tmp, 'ports.yaml');
     assert.equal(res.code, 0, `config check rejected the rendered config:\n${res.stderr}`);
   });
@@ -363,14 +367,38 @@ describe('helm chart: ports, probes and security', () => {
     assert.deepEqual(pod.topologySpreadConstraints[1].labelSelector.matchLabels, { 'app.kubernetes.io/name': 'rcptgate' });
   });
 
-  it('admits MTA clients to every port and the monitoring namespace to the http port only', () => {
+  it('with default values, admits only the MTA client selector to the mail and http ports and only Prometheus to the metrics port', () => {
+    const np = one(defaults, 'NetworkPolicy');
+    assert.equal((np.metadata as { namespace?: string }).namespace, 'mail');
+    assert.deepEqual(np.spec.policyTypes, ['Ingress'], 'ingress is denied unless a rule admits it');
+    assert.deepEqual(np.spec.podSelector, { matchLabels: one(defaults, 'Deployment').spec.selector.matchLabels });
+    assert.equal(np.spec.ingress.length, 2, 'exactly two rules: MTAs and Prometheus');
+    const [mta, prometheus] = np.spec.ingress;
+    // The documented client selector: pods of the release namespace labelled <fullname>-client=true.
+    assert.deepEqual(mta.from, [{ podSelector: { matchLabels: { 'mx-rcptgate-client': 'true' } } }]);
+    assert.deepEqual(mta.ports, ['http', 'milter', 'policy', 'socketmap'].map((port) => ({ port, protocol: 'TCP' })));
+    assert.deepEqual(prometheus.from, [
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } },
+        podSelector: { matchLabels: { 'app.kubernetes.io/name': 'prometheus' } },
+      },
+    ]);
+    assert.deepEqual(prometheus.ports, [{ port: 'metrics', protocol: 'TCP' }]);
+    // Named ports resolve: each one is a container port of the pod.
+    const named = new Set(podOf(defaults).container.ports.map((p: any) => p.name));
+    for (const rule of np.spec.ingress) for (const p of rule.ports) assert.ok(named.has(p.port), p.port);
+    // The helm test pod carries the client label, so `helm test` works behind the policy.
+    assert.equal(one(defaults, 'Pod').metadata.labels?.['mx-rcptgate-client'], 'true');
+  });
+
+  it('admits the configured MTA peers besides the client label, and nothing but Prometheus to metrics', () => {
     const np = one(allOn, 'NetworkPolicy').spec;
     assert.deepEqual(np.policyTypes, ['Ingress']);
     assert.deepEqual(np.podSelector.matchLabels, one(allOn, 'Deployment').spec.selector.matchLabels);
     const [clients, metrics] = np.ingress;
     assert.ok(clients.from.some((p: any) => p.namespaceSelector?.matchLabels?.['kubernetes.io/metadata.name'] === 'mail'));
     assert.deepEqual(clients.ports.map((p: any) => p.port).sort(), ['http', 'milter', 'policy', 'socketmap']);
-    assert.deepEqual(metrics.ports.map((p: any) => p.port), ['http']);
+    assert.deepEqual(metrics.ports.map((p: any) => p.port), ['metrics']);
     // The helm test pod carries the client label, so `helm test` works behind the policy.
     const testLabels = one(allOn, 'Pod').metadata.labels ?? {};
     const clientSelector = clients.from[0].podSelector.matchLabels;
@@ -387,9 +415,9 @@ describe('helm chart: ports, probes and security', () => {
     assert.deepEqual(JSON.parse(dash.data['rcptgate.json']), JSON.parse(readFileSync(join(ROOT, 'deploy/grafana/rcptgate.json'), 'utf8')));
   });
 
-  it('scrapes /metrics on the http port with the ServiceMonitor', () => {
+  it('scrapes /metrics on the metrics port with the ServiceMonitor', () => {
     const sm = one(allOn, 'ServiceMonitor').spec;
-    assert.deepEqual(sm.endpoints.map((e: any) => [e.port, e.path]), [['http', '/metrics']]);
+    assert.deepEqual(sm.endpoints.map((e: any) => [e.port, e.path]), [['metrics', '/metrics']]);
     assert.deepEqual(sm.selector.matchLabels, one(allOn, 'Service').spec.selector);
   });
 });
@@ -399,7 +427,11 @@ describe('helm chart: rcptgate config and secrets', () => {
     const text = configText(defaults);
     const res = await configCheck(text, tmp, 'default.yaml');
     assert.equal(res.code, 0, `config check failed:\n${res.stdout}${res.stderr}`);
-    assert.deepEqual(validateConfig(parseYaml(text)), validateConfig({}));
+    // Everything but `listen` (the chart binds all interfaces; rcptgate defaults to loopback).
+    const { listen, ...rendered } = validateConfig(parseYaml(text));
+    const { listen: loopback, ...own } = validateConfig({});
+    assert.deepEqual(rendered, own);
+    for (const [name, hostPort] of Object.entries(loopback)) assert.equal(listen[name as keyof typeof listen], hostPort!.replace(/^127\.0\.0\.1:/, '0.0.0.0:'), name);
   });
 
   it('renders an LDAP config with every option that the real `rcptgate config check` accepts', async () => {
@@ -424,8 +456,9 @@ describe('helm chart: rcptgate config and secrets', () => {
   it('never puts the bind password or admin token into the ConfigMap; they reach rcptgate as mounted files', async () => {
     const password = 'Zq7-distinctive-BIND-pw-41x';
     const token = 'tok-distinctive-ADMIN-9qv';
-    const objs = await render(['-f', ALL_ON, '--set', `secrets.ldapBindPassword=${password}`, '--set', `secrets.adminToken=${token}`]);
-    const forbidden = [password, token, Buffer.from(password).toString('base64'), Buffer.from(token).toString('base64')];
+    const lookup = 'tok-distinctive-LOOKUP-3kd';
+    const objs = await render(['-f', ALL_ON, '--set', `secrets.ldapBindPassword=${password}`, '--set', `secrets.adminToken=${token}`, '--set', `secrets.lookupToken=${lookup}`]);
+    const forbidden = [password, token, lookup].flatMap((s) => [s, Buffer.from(s).toString('base64')]);
     for (const obj of objs.filter((o) => o.kind !== 'Secret')) {
       const text = JSON.stringify(obj);
       for (const s of forbidden) assert.ok(!text.includes(s), `${obj.kind} contains a secret`);
@@ -433,7 +466,7 @@ describe('helm chart: rcptgate config and secrets', () => {
     const secret = one(objs, 'Secret');
     const { pod, container } = podOf(objs);
     const cfg = configOf(objs);
-    for (const [file, value] of [[cfg.directory.ldap.bindPasswordFile, password], [cfg.admin.tokenFile, token]] as const) {
+    for (const [file, value] of [[cfg.directory.ldap.bindPasswordFile, password], [cfg.admin.tokenFile, token], [cfg.http.lookupTokenFile, lookup]] as const) {
       const { mount, rest } = mountFor(container, file);
       const volume = pod.volumes.find((v: any) => v.name === mount.name);
       assert.equal(volume.secret.secretName, secret.metadata.name);
@@ -456,6 +489,7 @@ describe('helm chart: rcptgate config and secrets', () => {
     assert.match(await renderFails(['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}']), /ldap\.urls/);
     assert.match(await renderFails(['--set', 'config.directory.kind=ldap', '--set', 'config.directory.ldap.urls={ldap://ldap.example}']), /config\.domains/);
     assert.match(await renderFails(['--set', 'admin.enabled=true']), /adminToken/);
+    assert.match(await renderFails(['--set', 'lookupToken.enabled=true']), /lookupToken/);
   });
 
   it('writes allow and deny lists into the ConfigMap and points the config at them', () => {
@@ -539,6 +573,7 @@ describe('helm test hook', () => {
       RCPTGATE_LISTEN_SOCKETMAP: `127.0.0.1:${socketmap}`,
       RCPTGATE_LISTEN_POLICY: `127.0.0.1:${policy}`,
       RCPTGATE_LISTEN_MILTER: `127.0.0.1:${milter}`,
+      RCPTGATE_LISTEN_METRICS: `127.0.0.1:${await freePort()}`,
       RCPTGATE_LOG_LEVEL: 'warn',
     };
     server = spawn(process.execPath, [...rcptgateArgv(), 'serve', '--config', file], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -605,7 +640,23 @@ describe('container image files', () => {
     assert.deepEqual(JSON.parse(cmd.replace(/^CMD\s+/, '')), ['serve']);
   });
 
-  it('exposes the four default listener ports of rcptgate and the chart', () => {
+  it('binds every listener on all interfaces explicitly, where rcptgate itself defaults to loopback', async () => {
+    const env = finalStage.find((l) => /^ENV RCPTGATE_CONFIG=/.test(l));
+    assert.ok(env, 'the image names its config in RCPTGATE_CONFIG');
+    const inImage = env!.replace(/^ENV RCPTGATE_CONFIG=/, '');
+    assert.match(inImage, /^\/app\//);
+    const file = join(ROOT, inImage.replace(/^\/app\//, ''));
+    assert.ok(finalStage.some((l) => /^COPY examples /.test(l)), 'the file is copied into the image');
+    const cfg = validateConfig(parseYaml(await readFile(file, 'utf8')));
+    const defaultsListen = validateConfig({}).listen;
+    for (const [name, hostPort] of Object.entries(defaultsListen)) {
+      assert.match(hostPort!, /^127\.0\.0\.1:/, `rcptgate's own default for ${name} is loopback`);
+      assert.equal(cfg.listen[name as keyof typeof cfg.listen], `0.0.0.0:${portOf(hostPort!)}`, name);
+    }
+    assert.equal(configOf(defaults).listen.http, '0.0.0.0:8080', 'the chart binds 0.0.0.0 too');
+  });
+
+  it('exposes the five default listener ports of rcptgate and the chart', () => {
     const exposed = finalStage.filter((l) => /^EXPOSE\s/.test(l)).flatMap((l) => l.split(/\s+/).slice(1)).map(Number).sort();
     const defaultsListen = validateConfig({}).listen;
     const fromConfig = Object.values(defaultsListen).map((v) => portOf(v!)).sort();

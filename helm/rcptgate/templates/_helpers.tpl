@@ -59,11 +59,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{/*
-Enabled listeners as a dict name → container port. http is always on (the probes use it);
-the rcptgate config, the container ports and the Service are all built from this one dict.
+Enabled listeners as a dict name → container port. http (the probes use it) and metrics (what
+Prometheus scrapes) are always on; the rcptgate config, the container ports, the Service and
+the NetworkPolicy are all built from this one dict.
 */}}
 {{- define "rcptgate.listeners" -}}
-{{- $out := dict "http" .Values.containerPorts.http }}
+{{- $out := dict "http" .Values.containerPorts.http "metrics" .Values.containerPorts.metrics }}
 {{- range $name := list "socketmap" "policy" "milter" }}
 {{- if (index $.Values.listeners $name).enabled }}
 {{- $_ := set $out $name (index $.Values.containerPorts $name) }}
@@ -91,9 +92,14 @@ the rcptgate config, the container ports and the Service are all built from this
 {{- if and (eq .Values.config.directory.kind "ldap") .Values.config.directory.ldap.bindDN }}true{{ end }}
 {{- end }}
 
+{{/* Whether any secret file is mounted. */}}
+{{- define "rcptgate.needsSecrets" -}}
+{{- if or (include "rcptgate.needsBindPassword" .) .Values.admin.enabled .Values.lookupToken.enabled }}true{{ end }}
+{{- end }}
+
 {{/* Whether the chart creates the Secret. */}}
 {{- define "rcptgate.createSecret" -}}
-{{- if and (not .Values.secrets.existingSecret) (or (include "rcptgate.needsBindPassword" .) .Values.admin.enabled) }}true{{ end }}
+{{- if and (not .Values.secrets.existingSecret) (include "rcptgate.needsSecrets" .) }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -104,7 +110,7 @@ rcptgate's null (unset) and are dropped, so rcptgate's own default applies.
 {{- $cfg := deepCopy .Values.config }}
 {{- $listeners := include "rcptgate.listeners" . | fromYaml }}
 {{- $listen := dict }}
-{{- range $name := list "http" "socketmap" "policy" "milter" }}
+{{- range $name := list "http" "socketmap" "policy" "milter" "metrics" }}
 {{- if hasKey $listeners $name }}
 {{- $_ := set $listen $name (printf "%s:%v" $.Values.listenHost (index $listeners $name)) }}
 {{- else }}
@@ -127,6 +133,11 @@ rcptgate's null (unset) and are dropped, so rcptgate's own default applies.
 {{- if .Values.admin.enabled }}
 {{- $_ := set $cfg "admin" (dict "tokenFile" (printf "%s/%s" (include "rcptgate.secretDir" .) .Values.secrets.adminTokenKey)) }}
 {{- end }}
+{{- if .Values.lookupToken.enabled }}
+{{- $http := $cfg.http | default dict }}
+{{- $_ := set $http "lookupTokenFile" (printf "%s/%s" (include "rcptgate.secretDir" .) .Values.secrets.lookupTokenKey) }}
+{{- $_ := set $cfg "http" $http }}
+{{- end }}
 {{- if ($cfg.sync | default dict).enabled }}
 {{- $_ := set $cfg.sync "snapshotPath" (printf "%s/snapshot.json" (include "rcptgate.dataDir" .)) }}
 {{- end }}
@@ -144,6 +155,9 @@ rcptgate's null (unset) and are dropped, so rcptgate's own default applies.
 {{- end }}
 {{- if and .Values.admin.enabled (not .Values.secrets.existingSecret) (not .Values.secrets.adminToken) }}
 {{- fail "admin.enabled is true: set secrets.adminToken or secrets.existingSecret" }}
+{{- end }}
+{{- if and .Values.lookupToken.enabled (not .Values.secrets.existingSecret) (not .Values.secrets.lookupToken) }}
+{{- fail "lookupToken.enabled is true: set secrets.lookupToken or secrets.existingSecret" }}
 {{- end }}
 {{- if eq .Values.config.directory.kind "ldap" }}
 {{- if not .Values.config.directory.ldap.urls }}

@@ -1,3 +1,4 @@
+import { redactUrlCredentials } from '../config/exposure.js';
 import type { HealthReport } from '../recipient/types.js';
 
 /**
@@ -42,8 +43,17 @@ export function publicHealth(report: HealthReport): PublicHealth {
   };
 }
 
-/** The admin's view: everything, with a reason code added when the engine gives none. */
+/**
+ * The admin's view: everything, with a reason code added when the engine gives none. URL
+ * credentials are refused by the config, and redacted here too should one ever get through.
+ */
 export function adminHealth(report: HealthReport): HealthReport & { reasonCode?: ReasonCode } {
   const code = reasonCode(report);
-  return code ? { ...report, reasonCode: code } : { ...report };
+  const { reason, directory } = report;
+  return {
+    ...report,
+    ...(reason !== undefined ? { reason: redactUrlCredentials(reason) } : {}),
+    ...(code ? { reasonCode: code } : {}),
+    directory: { ...directory, lastError: directory.lastError === null ? null : redactUrlCredentials(directory.lastError) },
+  };
 }

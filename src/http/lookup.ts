@@ -1,3 +1,4 @@
+import { redactUrlCredentials } from '../config/exposure.js';
 import type { LookupResult } from '../recipient/types.js';
 
 /** One lookup as the HTTP API shows it (schema LookupResult in openapi.yaml). */
@@ -25,7 +26,10 @@ export function toBody(result: LookupResult, explain: boolean): LookupBody {
   if (result.reason !== undefined) body.reason = result.reason;
   if (result.shadow !== undefined) body.shadow = result.shadow;
   if (result.enforcedVerdict !== undefined) body.enforcedVerdict = result.enforcedVerdict;
-  if (explain && result.explain !== undefined) body.explain = result.explain;
+  if (explain && result.explain !== undefined) {
+    const { detail } = result.explain;
+    body.explain = detail === undefined ? result.explain : { ...result.explain, detail: redactUrlCredentials(detail) };
+  }
   return body;
 }
 

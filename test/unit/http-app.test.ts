@@ -410,6 +410,15 @@ describe('operations endpoints', () => {
     assert.equal(admin.body.reasonCode, 'waiting_for_directory');
   });
 
+  it('redacts URL credentials even in the admin view of /readyz', async () => {
+    const error = 'LDAP server unreachable (bind on ldap://cn=x:hunter2@192.0.2.10:389): ECONNREFUSED';
+    const report = healthReport({ ready: false, reason: error, directory: { kind: 'ldap', up: false, lastSuccessAt: null, lastError: error } });
+    const { agent, checked } = setup({ health: () => report });
+    const admin = await checked(agent.get('/readyz').set('Authorization', `Bearer ${TOKEN}`));
+    assert.doesNotMatch(admin.text, /hunter2|cn=x/);
+    assert.match(admin.body.directory.lastError, /ldap:\/\/\[redacted\]@192\.0\.2\.10:389/);
+  });
+
   it('passes the engine\'s own reason code through', async () => {
     const report = { ...healthReport({ ready: false }), reasonCode: 'canary_missing' };
     const { agent, checked } = setup({ health: () => report });

@@ -197,7 +197,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     }
     const notice = loopbackNotice(config);
     if (notice) logger.info(notice);
-    for (const w of exposureWarnings(config)) logger.warn({ key: w.path }, w.message);
+    for (const w of exposureWarnings(config)) logger[w.level === 'warning' ? 'warn' : 'info']({ key: w.path }, w.message);
     // The snapshot is loaded before any listener opens, so the first answers already use it.
     if (syncer) await syncer.load();
     try {

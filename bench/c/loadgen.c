@@ -15,7 +15,8 @@
  * ldap mode sends, anonymously, the search rcptgate's openldap preset sends for one address:
  * base BASEDN, scope sub, deref never, size limit 16, filter (|(mail=K)(mailAlternateAddress=K)),
  * attributes mail and mailAlternateAddress; BER is written and read by hand (no libldap needed).
- * Prints one JSON line: requests, seconds, replies by kind, latency p50/p99/p99.9 in ms.
+ * Prints one JSON line: requests, seconds, replies by kind, latency p50/p99/p99.9 in ms, and
+ * requests still unanswered GRACE seconds after the deadline (it stops waiting then).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #define BUF 262144
+#define GRACE 30 /* seconds a reply may still take after the deadline */
 enum { OK, NOTFOUND, TEMP, PERM, OTHER, FOUND, NONE, LDAPERR, KINDS };
 static const char *kind_names[KINDS] = { "OK", "NOTFOUND", "TEMP", "PERM", "OTHER", "found", "notFound", "ldapError" };
 static long counts[KINDS];
@@ -289,11 +291,11 @@ int main(int argc, char **argv) {
         if (now() < deadline) busy += send_next(c);
       }
     }
-    if (now() > deadline + 60) { fprintf(stderr, "replies still missing 60 s after the deadline\n"); return 1; }
+    if (now() > deadline + GRACE) break; /* the rest count as unanswered */
   }
   double elapsed = now() - start;
   qsort(lat, done, sizeof *lat, cmp);
-  printf("{\"requests\":%zu,\"seconds\":%.6f,\"rate\":%.3f,\"p50\":%.6f,\"p99\":%.6f,\"p999\":%.6f,\"replies\":{", done, elapsed, (double)done / elapsed, pct(50), pct(99), pct(99.9));
+  printf("{\"unanswered\":%d,\"requests\":%zu,\"seconds\":%.6f,\"rate\":%.3f,\"p50\":%.6f,\"p99\":%.6f,\"p999\":%.6f,\"replies\":{", busy, done, elapsed, (double)done / elapsed, pct(50), pct(99), pct(99.9));
   int first = 1;
   for (int k = 0; k < KINDS; k++) if (counts[k]) { printf("%s\"%s\":%ld", first ? "" : ",", kind_names[k], counts[k]); first = 0; }
   printf("}}\n");

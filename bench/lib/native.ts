@@ -55,6 +55,8 @@ export function startNullSocketmap(tools: NativeTools, port: number): Promise<Ch
 }
 
 export interface SeqResult {
+  /** Requests still unanswered 30 s after the deadline (the client stopped waiting). */
+  unanswered: number;
   requests: number;
   seconds: number;
   rate: number;

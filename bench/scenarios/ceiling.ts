@@ -36,7 +36,7 @@ export async function ceilingScenario(ctx: Context): Promise<void> {
   const cpu = ((cpuMillis(rg.pid) - c0) * 1000) / Math.max(1, cold.requests);
   const perLookup = (await searches.stop()) / Math.max(1, cold.requests);
   await rg.stop();
-  const temp = (cold.replies.TEMP ?? 0) + (cold.replies.PERM ?? 0) + (cold.replies.OTHER ?? 0);
+  const temp = (cold.replies.TEMP ?? 0) + (cold.replies.PERM ?? 0) + (cold.replies.OTHER ?? 0) + cold.unanswered;
   ctx.log(`ceiling: rcptgate cold c=32: ${fmt(cold.rate)}/s (${kinds(cold)}), ${fmt(perLookup)} searches/lookup`);
   rows.push({ section: 'ceiling', what: `slapd's own single-search rate (C client, best of c=8/32/64: c=${own!.connections})`, value: own!.rate, unit: 'searches/s', note: lat(own!) });
   rows.push({

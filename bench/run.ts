@@ -173,11 +173,12 @@ ${sections.join('\n\n')}
   the cutime/cstime of the shell that waited for it. slapd's CPU per search = its CPU during the native \`ldap:\` runs
   (one search per lookup) ÷ lookups. LDAP searches per lookup from slapd's cn=Monitor (monitorOpCompleted of searches).
 - profile: a separate rcptgate under \`node --cpu-prof\`; samples are cut to the monotonic-clock window of each phase.
-- ceiling: slapd's own single-search rate with the C LDAP client at 8, 32 and 64 sequential connections, best counts;
+- ceiling: slapd's own single-search rate with the C LDAP client at 4, 8, 16, 32 and 64 sequential connections, best counts;
   rcptgate cold with the C socketmap client at 32 sequential connections, 4 s, fresh keys, cache flushed.
-- flood: a victim (C client, one connection, sequential) asks 1,500 valid users not cached (cache flushed before each run);
-  baseline: the same lookups with no flood. Attacker (C): 1 or 200 connections pipelining \`nobody-<random>@example.com\`
-  as fast as the server reads them, for 10 s; the victim starts 1 s in. Peak RSS: rcptgate's VmRSS sampled every 50 ms.
+- flood: a victim (C client from 127.0.0.2, one connection, sequential) asks 300 valid users not cached, 15 s allowed;
+  baseline: the same lookups with no flood. Attacker (C, from 127.0.0.1): 1 or 200 connections pipelining
+  \`nobody-<random>@example.com\` as fast as the server reads them, for 17 s; the victim starts 1 s in. A fresh rcptgate
+  for every run. Peak RSS: rcptgate's VmRSS sampled every 50 ms.
   Searches per answered lookup: slapd's cn=Monitor count ÷ (victim + attacker answers other than TEMP).
 - e2e: \`smtp-source -A -N -s 10 -m M -r 5 -t @example.com\` (10 sessions, 5 RCPT per message, numbered recipients,
   every even one unknown) into a private Postfix backup MX (relay_domains example.com, accepted recipients put on HOLD);

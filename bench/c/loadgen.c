@@ -4,8 +4,8 @@
  * handed out once each from a shared cursor, bounded by SECONDS. Benchmark tooling, compiled
  * by `npm run bench` with the system compiler; not part of the product.
  *
- *   loadgen socketmap PORT MAP   CONNS SECONDS KEYFILE
- *   loadgen ldap      PORT BASEDN CONNS SECONDS KEYFILE
+ *   loadgen socketmap PORT MAP   CONNS SECONDS KEYFILE [SOURCE_ADDRESS]
+ *   loadgen ldap      PORT BASEDN CONNS SECONDS KEYFILE [SOURCE_ADDRESS]
  *   loadgen flood     PORT MAP   CONNS SECONDS SEED
  *
  * flood mode is the attacker: every connection pipelines requests for random unknown addresses
@@ -15,6 +15,7 @@
  * ldap mode sends, anonymously, the search rcptgate's openldap preset sends for one address:
  * base BASEDN, scope sub, deref never, size limit 16, filter (|(mail=K)(mailAlternateAddress=K)),
  * attributes mail and mailAlternateAddress; BER is written and read by hand (no libldap needed).
+ * SOURCE_ADDRESS binds the client side (e.g. 127.0.0.2: another "host" on loopback, for per-peer limits).
  * Prints one JSON line: requests, seconds, replies by kind, latency p50/p99/p99.9 in ms, and
  * requests still unanswered GRACE seconds after the deadline (it stops waiting then).
  */
@@ -266,6 +267,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nconns; i++) {
     struct conn *c = cs[i] = calloc(1, sizeof **cs);
     c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (argc > 7) {
+      struct sockaddr_in src = { .sin_family = AF_INET };
+      if (inet_pton(AF_INET, argv[7], &src.sin_addr) != 1 || bind(c->fd, (struct sockaddr *)&src, sizeof src)) { perror("bind source address"); return 1; }
+    }
     struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (connect(c->fd, (struct sockaddr *)&a, sizeof a)) { perror("connect"); return 1; }

@@ -95,9 +95,12 @@ export async function keyFile(dir: string, name: string, keys: readonly string[]
   return file;
 }
 
-/** `connections` sequential socketmap clients; each key asked once; stops at `seconds`. */
-export function socketmapSeq(tools: NativeTools, port: number, connections: number, seconds: number, keys: string): Promise<SeqResult> {
-  return runJson(tools.loadgen, ['socketmap', String(port), 'recipients', String(connections), String(seconds), keys], (seconds + 90) * 1000);
+/**
+ * `connections` sequential socketmap clients; each key asked once; stops at `seconds`.
+ * `source` binds the client side to another loopback address (another "host").
+ */
+export function socketmapSeq(tools: NativeTools, port: number, connections: number, seconds: number, keys: string, source?: string): Promise<SeqResult> {
+  return runJson(tools.loadgen, ['socketmap', String(port), 'recipients', String(connections), String(seconds), keys, ...(source ? [source] : [])], (seconds + 90) * 1000);
 }
 
 /** `connections` sequential LDAP clients doing the openldap preset's search, anonymously. */

@@ -71,28 +71,36 @@ const ACCEPTED = /: warn: RCPT from .*; from=<[^>]*> to=<(\d+)@example\.com>/;
 const REJECTED = /: reject: RCPT from [^:]*: (\d{3}) [\d.]+ <(\d+)@example\.com>/;
 
 /**
+ * Tallies the RCPT replies in Postfix log text: `warn` lines (our WARN action) are accepted
+ * recipients (250), `reject` lines carry their code. `expect(n)` is the right code for n@example.com.
+ */
+export function tallyReplies(log: string, expect: (n: number) => number): SmtpCounts {
+  const counts: SmtpCounts = { codes: {}, rcpts: 0, wrong: 0, examples: [] };
+  for (const line of log.split('\n')) {
+    const a = ACCEPTED.exec(line);
+    const r = a ? null : REJECTED.exec(line);
+    if (!a && !r) continue;
+    const code = a ? 250 : Number(r![1]);
+    const n = Number(a ? a[1] : r![2]);
+    counts.codes[code] = (counts.codes[code] ?? 0) + 1;
+    counts.rcpts++;
+    if (code !== expect(n)) {
+      counts.wrong++;
+      if (counts.examples.length < 3) counts.examples.push(`${n}@example.com → ${code}`);
+    }
+  }
+  return counts;
+}
+
+/**
  * Counts RCPT replies in the log from `offset` on, waiting until `expected` are there (the
- * log daemon writes asynchronously). `expect(n)` gives the right code for recipient number n.
+ * log daemon writes asynchronously).
  */
 export async function countReplies(mx: Mx, offset: number, expected: number, expect: (n: number) => number): Promise<SmtpCounts & { offset: number }> {
   const deadline = Date.now() + 15_000;
   for (;;) {
     const log = await mx.instance.maillog();
-    const lines = log.slice(offset).split('\n');
-    const counts: SmtpCounts = { codes: {}, rcpts: 0, wrong: 0, examples: [] };
-    for (const line of lines) {
-      const a = ACCEPTED.exec(line);
-      const r = a ? null : REJECTED.exec(line);
-      if (!a && !r) continue;
-      const code = a ? 250 : Number(r![1]);
-      const n = Number(a ? a[1] : r![2]);
-      counts.codes[code] = (counts.codes[code] ?? 0) + 1;
-      counts.rcpts++;
-      if (code !== expect(n)) {
-        counts.wrong++;
-        if (counts.examples.length < 3) counts.examples.push(`${n}@example.com → ${code}`);
-      }
-    }
+    const counts = tallyReplies(log.slice(offset), expect);
     if (counts.rcpts >= expected || Date.now() > deadline) return { ...counts, offset: log.length };
     await new Promise((r) => setTimeout(r, 200));
   }

@@ -37,8 +37,8 @@ export function markdownTable(rows: Row[]): string {
 }
 
 export function consoleTable(rows: Row[]): string {
-  const cells = rows.map((r) => [r.section, r.what, `${fmt(r.value)} ${r.unit}`, ratio(r), r.target?.text ?? '', r.target ? (r.target.pass ? 'PASS' : 'FAIL') : '']);
-  const head = ['#', 'measure', 'value', 'vs baseline', 'target', ''];
+  const cells = rows.map((r) => [r.section, r.what, `${fmt(r.value)} ${r.unit}`, ratio(r), r.target?.text ?? '', r.target ? (r.target.pass ? 'PASS' : 'FAIL') : '', r.note ?? '']);
+  const head = ['#', 'measure', 'value', 'vs baseline', 'target', '', 'note'];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => c.map((x, i) => x.padEnd(widths[i]!)).join('  ');
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');

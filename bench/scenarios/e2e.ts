@@ -1,0 +1,135 @@
+/**
+ * Issue 20 end to end: smtp-source → a private Postfix backup MX → rcptgate (socketmap) or
+ * Postfix's native ldap: table, on the same slapd. For each of warm, cold, directory 5 ms away
+ * (delaying proxy, cold, default settings) and directory down: RCPT/s, CPU per RCPT of the whole
+ * system (Postfix master and daemons + rcptgate + slapd; not smtp-source, not the proxy), and
+ * the 250/550/451 replies against ground truth.
+ */
+import path from 'node:path';
+import { freePort } from '../../test/helpers/ports.js';
+import type { Context } from '../lib/context.js';
+import { cpuMillis } from '../lib/cpu.js';
+import { countReplies, smtpSource, startMx, type Mx, type SmtpCounts } from '../lib/mx.js';
+import { writeLdapTable } from '../lib/postmap.js';
+import { ROOT, startNode } from '../lib/procs.js';
+import { startRcptgate, type Rcptgate } from '../lib/rcptgate.js';
+import { fmt } from '../lib/report.js';
+
+const SESSIONS = 10;
+const RCPTS = 5;
+const PROXY_DELAY_MS = 5;
+
+interface Contender {
+  name: 'native ldap:' | 'rcptgate';
+  mx: Mx;
+  rg?: Rcptgate;
+  logOffset: number;
+}
+
+interface E2eRun {
+  rate: number;
+  cpuPerRcpt: number;
+  counts: SmtpCounts;
+}
+
+export async function e2eScenario(ctx: Context, messages: number): Promise<void> {
+  const { slapd, dir } = ctx;
+  const numbered = ctx.numberedUsers;
+  if (messages * RCPTS > numbered) throw new Error(`e2e: ${messages * RCPTS} recipients but only ${numbered} numbered users`);
+  const truth = (n: number) => (n % 2 === 1 && n <= numbered ? 250 : 550);
+  const rg = ctx.children.add(await startRcptgate({ dir, name: 'e2e', slapd })) as Rcptgate;
+  const ldapCf = await writeLdapTable(dir, 'e2e-ldap', slapd.port, slapd.baseDN);
+  const native: Contender = { name: 'native ldap:', mx: await startMx(`ldap:${ldapCf}`), logOffset: 0 };
+  const ours: Contender = { name: 'rcptgate', mx: await startMx(`socketmap:inet:127.0.0.1:${rg.socketmapPort}:recipients`), rg, logOffset: 0 };
+  const mxs = [native.mx, ours.mx];
+  try {
+    const run = async (c: Contender, count: number, expect: (n: number) => number, slapdUp = true): Promise<E2eRun> => {
+      const cpu = async () => (await c.mx.cpuMillis()) + (c.rg ? cpuMillis(c.rg.pid) : 0) + (slapdUp ? cpuMillis(slapd.pid!) : 0);
+      const before = await cpu();
+      const t0 = process.hrtime.bigint();
+      await smtpSource(c.mx.port, SESSIONS, count, RCPTS);
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const used = (await cpu()) - before;
+      const counts = await countReplies(c.mx, c.logOffset, count * RCPTS, expect);
+      c.logOffset = counts.offset;
+      return { rate: counts.rcpts / seconds, cpuPerRcpt: (used * 1000) / Math.max(1, counts.rcpts), counts };
+    };
+    // Warm-up of both paths (JIT, connections), not measured.
+    await run(ours, 20, truth);
+    await run(native, 20, truth);
+
+    await rg.flush();
+    const coldRg = await run(ours, messages, truth);
+    const coldNative = await run(native, messages, truth);
+    const warmNative = await run(native, messages, truth);
+    const warmRg = await run(ours, messages, truth); // the same recipients again: all cached
+    report(ctx, 'warm', warmRg, warmNative, { cpu: 0.7 });
+    report(ctx, 'cold', coldRg, coldNative, { cpu: 1.0 });
+
+    // Directory 5 ms away: both clients behind the same delaying proxy, rcptgate with defaults.
+    const proxyPort = await freePort();
+    const proxy = ctx.children.add(await startNode(path.join(ROOT, 'bench/servers/delay-proxy.ts'), [String(proxyPort), String(slapd.port), String(PROXY_DELAY_MS)], proxyPort, { what: 'delaying proxy' }));
+    const remote = ctx.children.add(await startRcptgate({ dir, name: 'e2e-remote', slapd, ldapPort: proxyPort })) as Rcptgate;
+    const farCf = await writeLdapTable(dir, 'e2e-ldap-far', proxyPort, slapd.baseDN);
+    const farNative: Contender = { name: 'native ldap:', mx: await startMx(`ldap:${farCf}`), logOffset: 0 };
+    const farOurs: Contender = { name: 'rcptgate', mx: await startMx(`socketmap:inet:127.0.0.1:${remote.socketmapPort}:recipients`), rg: remote, logOffset: 0 };
+    mxs.push(farNative.mx, farOurs.mx);
+    await run(farOurs, 10, truth);
+    await run(farNative, 10, truth);
+    await remote.flush();
+    const farRg = await run(farOurs, Math.ceil(messages / 2), truth);
+    const farN = await run(farNative, Math.ceil(messages / 2), truth);
+    report(ctx, `cold, directory ${PROXY_DELAY_MS} ms away, default settings`, farRg, farN, { rate: 1.5 });
+    await farOurs.mx.instance.close();
+    await farNative.mx.instance.close();
+    await remote.stop();
+    await proxy.stop();
+
+    // Directory down: every answer must be 451 (rcptgate's cache flushed first: nothing to serve stale).
+    await rg.flush();
+    await slapd.stop();
+    try {
+      const down = Math.ceil(messages / 5);
+      const downRg = await run(ours, down, () => 451, false);
+      const downNative = await run(native, down, () => 451, false);
+      report(ctx, 'directory down (slapd stopped), cache empty', downRg, downNative, {});
+    } finally {
+      await slapd.start();
+    }
+    await rg.stop();
+  } finally {
+    for (const mx of mxs) await mx.instance.close();
+  }
+}
+
+function codes(c: SmtpCounts): string {
+  const x = (k: number) => c.codes[k] ?? 0;
+  const other = c.rcpts - x(250) - x(550) - x(451);
+  return `250 ${x(250)} / 550 ${x(550)} / 451 ${x(451)}${other ? ` / other ${other}` : ''}; wrong ${c.wrong}${c.examples.length ? ` (e.g. ${c.examples.join(', ')})` : ''}`;
+}
+
+function report(ctx: Context, scenario: string, ours: E2eRun, native: E2eRun, targets: { cpu?: number; rate?: number }): void {
+  const rows = ctx.rows;
+  ctx.log(`e2e ${scenario}: rcptgate ${fmt(ours.rate)} RCPT/s ${fmt(ours.cpuPerRcpt)} µs/RCPT [${codes(ours.counts)}]; native ${fmt(native.rate)} RCPT/s ${fmt(native.cpuPerRcpt)} µs/RCPT [${codes(native.counts)}]`);
+  rows.push({ section: 'e2e', what: `${scenario}: native ldap: RCPT/s`, value: native.rate, unit: 'RCPT/s', note: `${fmt(native.cpuPerRcpt)} µs CPU/RCPT; ${codes(native.counts)}` });
+  rows.push({
+    section: 'e2e',
+    what: `${scenario}: rcptgate RCPT/s`,
+    value: ours.rate,
+    unit: 'RCPT/s',
+    baseline: { name: 'native ldap:', value: native.rate },
+    note: codes(ours.counts),
+    ...(targets.rate ? { target: { text: `≥ ${targets.rate}× native ldap:`, pass: ours.rate >= targets.rate * native.rate } } : {}),
+  });
+  rows.push({
+    section: 'e2e',
+    what: `${scenario}: CPU per RCPT, whole system (Postfix + rcptgate + slapd)`,
+    value: ours.cpuPerRcpt,
+    unit: 'µs',
+    baseline: { name: 'native ldap: (Postfix + slapd)', value: native.cpuPerRcpt },
+    ...(targets.cpu ? { target: { text: `≤ ${targets.cpu.toFixed(2)}× native ldap:`, pass: ours.cpuPerRcpt <= targets.cpu * native.cpuPerRcpt } } : {}),
+  });
+  const wrong = ours.counts.wrong + native.counts.wrong;
+  rows.push({ section: 'e2e', what: `${scenario}: wrong answers of rcptgate`, value: ours.counts.wrong, unit: '', note: `native ldap: ${native.counts.wrong}`, target: { text: '0', pass: ours.counts.wrong === 0 && ours.counts.rcpts > 0 } });
+  if (wrong) ctx.notes.push(`e2e ${scenario}: wrong answers — rcptgate: ${codes(ours.counts)}; native ldap:: ${codes(native.counts)}`);
+}

@@ -1,0 +1,123 @@
+/**
+ * Issue 20, Postfix's own client (`postmap -q -`, one sequential connection) on 10,000 keys:
+ * warm rcptgate against the C do-nothing responder and native `ldap:` (alternating rounds, best
+ * of each), cold rcptgate against native `ldap:` (cache flushed before each round), and the CPU
+ * each side spends per lookup (rcptgate, slapd, postmap) from /proc/PID/stat.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { freePort } from '../../test/helpers/ports.js';
+import type { Context } from '../lib/context.js';
+import { cpuMillis } from '../lib/cpu.js';
+import { searchCounter } from '../lib/monitor.js';
+import { keyFile, socketmapSeq, startNullSocketmap } from '../lib/native.js';
+import { postmapConfigDir, postmapRun, writeLdapTable, type PostmapRun } from '../lib/postmap.js';
+import { startRcptgate } from '../lib/rcptgate.js';
+import { fmt } from '../lib/report.js';
+
+const KEYS = 10_000;
+const ROUNDS = 3;
+const COLD_ROUNDS = 2;
+
+const best = (a: PostmapRun | null, b: PostmapRun) => (!a || b.rate > a.rate ? b : a);
+
+export async function postmapScenario(ctx: Context): Promise<void> {
+  const { slapd, tools, rows, notes } = ctx;
+  const cfDir = await postmapConfigDir(await mkdirp(path.join(ctx.dir, 'postmap')));
+  const rg = ctx.children.add(await startRcptgate({ dir: ctx.dir, name: 'postmap', slapd })) as Awaited<ReturnType<typeof startRcptgate>>;
+  const nullPort = await freePort();
+  const nul = ctx.children.add(await startNullSocketmap(tools, nullPort));
+  const ldapMap = `ldap:${await writeLdapTable(ctx.dir, 'ldap-direct', slapd.port, slapd.baseDN)}`;
+  const sm = (port: number) => `socketmap:inet:127.0.0.1:${port}:recipients`;
+
+  const warmKeys = ctx.keys.mixed(KEYS, 1);
+  const warmFile = await keyFile(ctx.dir, 'postmap-warm', warmKeys);
+  ctx.log('postmap: warming rcptgate with 10,000 keys');
+  const warmup = await socketmapSeq(tools, rg.socketmapPort, 8, 120, warmFile);
+  if (warmup.requests !== KEYS || warmup.replies.TEMP) notes.push(`postmap warm-up: ${warmup.requests} answers, ${JSON.stringify(warmup.replies)}`);
+
+  let pNull: PostmapRun | null = null;
+  let pWarm: PostmapRun | null = null;
+  let pLdap: PostmapRun | null = null;
+  let warmCpu = 0;
+  for (let round = 0; round < ROUNDS; round++) {
+    pNull = best(pNull, await postmapRun(cfDir, sm(nullPort), warmFile, KEYS));
+    const c0 = cpuMillis(rg.pid);
+    pWarm = best(pWarm, await postmapRun(cfDir, sm(rg.socketmapPort), warmFile, KEYS));
+    warmCpu += cpuMillis(rg.pid) - c0;
+    pLdap = best(pLdap, await postmapRun(cfDir, ldapMap, warmFile, KEYS));
+  }
+  await nul.stop();
+  ctx.log(`postmap warm: C responder ${fmt(pNull!.rate)}/s, rcptgate ${fmt(pWarm!.rate)}/s, ldap: ${fmt(pLdap!.rate)}/s`);
+  rows.push({ section: 'postmap', what: 'warm: postmap → do-nothing socketmap responder in C (ceiling)', value: pNull!.rate, unit: 'lookups/s', note: `${pNull!.found} of ${KEYS} answered OK` });
+  rows.push({ section: 'postmap', what: 'warm: postmap → Postfix native ldap: (slapd every time)', value: pLdap!.rate, unit: 'lookups/s', baseline: { name: 'C responder', value: pNull!.rate }, note: `${pLdap!.found} found` });
+  rows.push({
+    section: 'postmap',
+    what: 'warm: postmap → rcptgate (every answer cached)',
+    value: pWarm!.rate,
+    unit: 'lookups/s',
+    baseline: { name: 'C responder', value: pNull!.rate },
+    note: `${pWarm!.found} found; rcptgate CPU ${fmt((warmCpu * 1000) / (ROUNDS * KEYS))} µs/lookup`,
+    target: { text: '≥ 0.90× C responder', pass: pWarm!.rate >= 0.9 * pNull!.rate },
+  });
+  rows.push({
+    section: 'postmap',
+    what: 'warm: postmap → rcptgate vs native ldap:',
+    value: pWarm!.rate,
+    unit: 'lookups/s',
+    baseline: { name: 'native ldap:', value: pLdap!.rate },
+    target: { text: '≥ 1.0× native ldap:', pass: pWarm!.rate >= pLdap!.rate },
+  });
+  if (pWarm!.found !== pLdap!.found) notes.push(`postmap warm: rcptgate found ${pWarm!.found} keys, native ldap: ${pLdap!.found}: the answers differ.`);
+
+  // Cold: the same fresh keys for both; rcptgate's cache is flushed before each of its rounds.
+  const coldFile = await keyFile(ctx.dir, 'postmap-cold', ctx.keys.mixed(KEYS, 2));
+  const searches = searchCounter(slapd);
+  let cRg: PostmapRun | null = null;
+  let cLdap: PostmapRun | null = null;
+  const cpu = { rg: 0, slapdRg: 0, slapdLdap: 0, searchesRg: 0, clientLdap: 0 };
+  for (let round = 0; round < COLD_ROUNDS; round++) {
+    await rg.flush();
+    await searches.start();
+    const r0 = cpuMillis(rg.pid);
+    const s0 = cpuMillis(slapd.pid!);
+    cRg = best(cRg, await postmapRun(cfDir, sm(rg.socketmapPort), coldFile, KEYS));
+    cpu.rg += cpuMillis(rg.pid) - r0;
+    cpu.slapdRg += cpuMillis(slapd.pid!) - s0;
+    cpu.searchesRg += await searches.stop();
+    const s1 = cpuMillis(slapd.pid!);
+    const l = await postmapRun(cfDir, ldapMap, coldFile, KEYS);
+    cpu.slapdLdap += cpuMillis(slapd.pid!) - s1;
+    cpu.clientLdap += l.clientCpuMicros * KEYS;
+    cLdap = best(cLdap, l);
+  }
+  const n = COLD_ROUNDS * KEYS;
+  const rgPerLookup = (cpu.rg * 1000) / n;
+  const slapdPerSearch = (cpu.slapdLdap * 1000) / n; // native ldap: sends one search per lookup
+  ctx.log(`postmap cold: rcptgate ${fmt(cRg!.rate)}/s (${fmt(rgPerLookup)} µs CPU/lookup), ldap: ${fmt(cLdap!.rate)}/s (slapd ${fmt(slapdPerSearch)} µs/search)`);
+  rows.push({ section: 'postmap', what: 'cold: postmap → Postfix native ldap: (10,000 keys)', value: cLdap!.rate, unit: 'lookups/s', note: `native ldap: CPU in all ${fmt(slapdPerSearch + cpu.clientLdap / n)} µs/lookup (postmap ${fmt(cpu.clientLdap / n)} + slapd ${fmt(slapdPerSearch)})` });
+  rows.push({
+    section: 'postmap',
+    what: 'cold: postmap → rcptgate (cache flushed, 10,000 keys)',
+    value: cRg!.rate,
+    unit: 'lookups/s',
+    baseline: { name: 'native ldap:', value: cLdap!.rate },
+    note: `${fmt(cpu.searchesRg / n)} LDAP searches/lookup (slapd cn=Monitor); slapd ${fmt((cpu.slapdRg * 1000) / n)} µs/lookup behind rcptgate`,
+    target: { text: '≥ 1.0× native ldap:', pass: cRg!.rate >= cLdap!.rate },
+  });
+  rows.push({
+    section: 'postmap',
+    what: 'cold: rcptgate server CPU per lookup',
+    value: rgPerLookup,
+    unit: 'µs',
+    baseline: { name: "slapd's CPU per search", value: slapdPerSearch },
+    target: { text: "≤ slapd's CPU per search", pass: rgPerLookup <= slapdPerSearch },
+  });
+  if (cRg!.found !== cLdap!.found) notes.push(`postmap cold: rcptgate found ${cRg!.found} keys, native ldap: ${cLdap!.found}: the answers differ.`);
+  await rg.stop();
+}
+
+async function mkdirp(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true });
+  return dir;
+}

@@ -155,6 +155,12 @@ export class Metrics {
     labelNames: ['kind'],
     registers: [this.registry],
   });
+  readonly syncRefused = new Counter<'reason'>({
+    name: 'rcptgate_sync_refused_total',
+    help: 'Full syncs whose listing was refused and not published, by reason: empty, shrink.',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
   readonly connections = new Gauge<'frontend'>({
     name: 'rcptgate_connections',
     help: 'Open client connections, by front end.',

@@ -3,19 +3,19 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { ms } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
-import { createDirectory, isExampleDirectory } from '../directory/index.js';
-import type { Directory } from '../directory/types.js';
+import { isExampleDirectory } from '../directory/index.js';
 import { readSecret } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
-import { loadOverrides } from '../recipient/overrides.js';
-import { RecipientValidatorImpl } from '../recipient/engine.js';
-import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
+import type { HealthReport, RecipientValidator } from '../recipient/types.js';
 import { VERSION } from '../version.js';
 import { createHttpApp } from '../http/app.js';
 import { parseHostPort, type TcpServer } from '../net/tcp-server.js';
 import { createSocketmapServer } from '../socketmap/server.js';
-import { SnapshotSync } from '../snapshot/sync.js';
+import { SnapshotSync, snapshotSource } from '../snapshot/sync.js';
+import { EngineHolder } from './engines.js';
+import { healthReport } from './health-report.js';
+import { ProbeLoop } from './probe.js';
 import { createPolicyServer } from '../policy/server.js';
 import { createMilterServer } from '../milter/server.js';
 import { HarvestGuard } from '../gate/harvest.js';
@@ -45,12 +45,6 @@ export interface App {
   close(): Promise<void>;
 }
 
-interface Engine {
-  config: Readonly<Config>;
-  directory: Directory;
-  validator: RecipientValidatorImpl;
-}
-
 /** Composition root: everything is built here from one frozen config; nothing is module state. */
 export async function createApp(options: AppOptions): Promise<App> {
   const { logger } = options;
@@ -60,79 +54,22 @@ export async function createApp(options: AppOptions): Promise<App> {
   let draining = false;
   let closed = false;
 
-  const buildEngine = (config: Readonly<Config>): Engine => {
-    const directory = createDirectory(config, { logger, metrics, env });
-    const overrides = loadOverrides(config.overrides.allowFile, config.overrides.denyFile);
-    const validator = new RecipientValidatorImpl({ config, directory, metrics, logger, overrides });
-    return { config, directory, validator };
-  };
-
-  let engine = buildEngine(options.loaded.config);
+  const engines = new EngineHolder(options.loaded.config, { logger, metrics, env });
   const config = options.loaded.config;
+  const validator = engines.validator;
 
-  // Snapshot mode: one syncer for the process; a reload swaps the engine it feeds.
-  const syncer = config.sync.enabled
-    ? new SnapshotSync({ config, directory: engine.directory, metrics, logger, onSnapshot: (s) => engine.validator.setSnapshot(s) })
-    : null;
+  // Snapshot mode: one syncer at a time; a reload swaps the engine it feeds, or the syncer itself
+  // when sync.* or the directory changed.
+  const newSyncer = (c: Readonly<Config>): SnapshotSync | null =>
+    c.sync.enabled
+      ? new SnapshotSync({ config: c, directory: engines.current.directory, metrics, logger, onSnapshot: (s) => engines.current.validator.setSnapshot(s) })
+      : null;
+  let syncer = newSyncer(config);
   const adminToken = readSecret(config.admin.tokenFile, env.RCPTGATE_ADMIN_TOKEN, 'admin token');
   const lookupToken = readSecret(config.http.lookupTokenFile, undefined, 'lookup token');
 
-  const validator: RecipientValidator & { cacheSize(): number; lookupNow(a: string, o: LookupOptions): LookupResult | undefined } = {
-    lookup: (address: string, o: LookupOptions): Promise<LookupResult> => engine.validator.lookup(address, o),
-    // Promise-free path for answers the engine has at hand (socketmap's hot path).
-    lookupNow: (address: string, o: LookupOptions) => engine.validator.lookupNow(address, o),
-    isServedDomain: (d: string) => engine.validator.isServedDomain(d),
-    servedDomain: (d: string) => engine.validator.servedDomain(d),
-    flush: (a?: string) => engine.validator.flush(a),
-    cacheSize: () => engine.validator.cacheSize,
-  };
-
-  const health = (): HealthReport => {
-    const s = engine.validator.state;
-    const snap = syncer?.current ?? null;
-    // A snapshot past sync.maxAge is not used for answers, so it does not make us ready either.
-    const ready = !draining && (s.answeredOnce || engine.directory.kind === 'ldif' || (snap !== null && snap.isFresh()));
-    const reason = draining
-      ? 'draining'
-      : !ready
-        ? `waiting for the directory to answer${s.lastError ? ` (last error: ${s.lastError})` : ''}`
-        : !s.up && engine.directory.kind === 'ldap'
-          ? `degraded: directory failing (${s.lastError ?? 'unknown error'}); serving cached answers, deferring the rest`
-          : undefined;
-    return {
-      ready,
-      draining,
-      ...(reason ? { reason } : {}),
-      directory: {
-        kind: engine.directory.kind,
-        up: engine.directory.kind === 'ldif' ? true : s.up,
-        lastSuccessAt: s.lastSuccessAt ? new Date(s.lastSuccessAt).toISOString() : null,
-        lastError: s.lastError,
-      },
-      snapshot: { loaded: snap !== null, entries: snap?.size ?? 0, ageSeconds: snap ? snap.ageSeconds() : null },
-      cache: { entries: engine.validator.cacheSize },
-      uptimeSeconds: Math.round((Date.now() - startedAt) / 1000),
-      version: VERSION,
-    };
-  };
-
-  // --- directory probing: readiness never waits for traffic -------------------------------
-  let probeTimer: NodeJS.Timeout | null = null;
-  let probeDelay = 500;
-  const probe = async (): Promise<void> => {
-    probeTimer = null;
-    if (closed) return;
-    const current = engine;
-    try {
-      await current.directory.probe();
-      current.validator.markUp();
-      probeDelay = 30_000;
-    } catch (err) {
-      current.validator.markDown(err as Error);
-      probeDelay = current.validator.state.answeredOnce ? 2_000 : Math.min(Math.max(probeDelay * 2, 500), 10_000);
-    }
-    if (!closed) probeTimer = setTimeout(() => void probe(), probeDelay).unref();
-  };
+  const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: syncer?.current ?? null, draining, startedAt });
+  const probes = new ProbeLoop(() => engines.current, engines.health);
 
   // --- listeners -------------------------------------------------------------------------
   const addresses: App['addresses'] = {};
@@ -191,7 +128,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const start = async (): Promise<void> => {
     if (isExampleDirectory(config)) {
       logger.info(
-        { domains: engine.validator.servedDomains() },
+        { domains: engines.current.validator.servedDomains() },
         'serving the bundled example directory (examples/directory.ldif); to use LDAP set directory.kind: ldap, directory.ldap.urls, baseDN and domains in a config file (rcptgate serve --config FILE)',
       );
     }
@@ -221,7 +158,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await close();
       throw err;
     }
-    void probe();
+    probes.poke();
     syncer?.start();
   };
 
@@ -229,7 +166,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     if (closed) return;
     draining = true;
     closed = true;
-    if (probeTimer) clearTimeout(probeTimer);
+    probes.stop();
     await syncer?.stop();
     const httpDone = httpServer
       ? new Promise<void>((resolve) => {
@@ -244,32 +181,44 @@ export async function createApp(options: AppOptions): Promise<App> {
         })
       : Promise.resolve();
     await Promise.all([httpDone, ...tcpServers.map((t) => t.server.close(drainMs))]);
-    await engine.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
+    await engines.current.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
   };
 
   const reload = async (file?: string): Promise<boolean> => {
     try {
       const loaded = loadConfig(file ?? options.loaded.file, env);
-      const next = buildEngine(loaded.config);
-      const snap = syncer?.current;
-      if (snap) next.validator.setSnapshot(snap);
-      syncer?.setDirectory(next.directory);
-      const old = engine;
-      engine = next;
+      const before = engines.current.config;
+      const { old, cacheKept } = engines.replace(loaded.config, syncer?.current ?? null);
+      await reloadSync(before, loaded.config);
       logger.level = loaded.config.log.level;
       for (const key of ['http', 'socketmap', 'policy', 'milter'] as const) {
         if (loaded.config.listen[key] !== config.listen[key]) logger.warn({ listener: key }, 'listen addresses change only on restart');
       }
       // Requests in flight on the old directory finish before it closes.
       setTimeout(() => void old.directory.close().catch(() => undefined), 30_000).unref();
-      void probe();
+      probes.poke();
       metrics.configReloads.inc({ outcome: 'success' });
-      logger.info({ file: loaded.file }, 'configuration reloaded, cache flushed');
+      logger.info({ file: loaded.file, cacheKept }, cacheKept ? 'configuration reloaded, cache kept' : 'configuration reloaded, cache flushed');
       return true;
     } catch (err) {
       metrics.configReloads.inc({ outcome: 'failure' });
       logger.error({ err: { message: (err as Error).message } }, 'reload failed; keeping the running configuration');
       return false;
+    }
+  };
+
+  /** sync.* (or the directory a snapshot comes from) changed: a new syncer, or none. */
+  const reloadSync = async (before: Readonly<Config>, next: Readonly<Config>): Promise<void> => {
+    if (JSON.stringify(before.sync) === JSON.stringify(next.sync) && snapshotSource(before) === snapshotSource(next)) {
+      syncer?.setDirectory(engines.current.directory);
+      return;
+    }
+    await syncer?.stop();
+    syncer = newSyncer(next);
+    engines.current.validator.setSnapshot(null);
+    if (syncer) {
+      await syncer.load();
+      if (!closed && options.listen) syncer.start();
     }
   };
 

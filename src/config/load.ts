@@ -3,6 +3,7 @@ import { domainToASCII } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
+import { parseAddress } from '../recipient/address.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
 
 export const ENV_PREFIX = 'RCPTGATE_';
@@ -156,6 +157,10 @@ function crossCheck(config: Config): ConfigIssue[] {
   }
   if (config.sync.enabled && config.sync.snapshotPath === null) {
     issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });
+  }
+  for (const [i, c] of config.directory.canaries.entries()) {
+    const parsed = parseAddress(c);
+    if (!parsed.ok) issues.push({ path: `directory.canaries.${i}`, message: `not a valid address: ${parsed.reason}` });
   }
   if (/[\s@"\\]/.test(config.recipientDelimiter)) {
     issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });

@@ -99,6 +99,11 @@ export const configSchema = z.strictObject({
           pageSize: z.number().int().min(1).max(10_000).default(500),
         })
         .prefault({}),
+      /**
+       * Addresses that must always be found. The readiness probe looks them up; while one is
+       * missing (e.g. the bind account lost its read rights) every would-be `unknown` is `tempfail`.
+       */
+      canaries: z.array(z.string().min(1).max(320)).max(100).default([]),
     })
     .prefault({}),
   cache: z
@@ -115,8 +120,12 @@ export const configSchema = z.strictObject({
       interval: duration.default('15m'),
       /** Incremental refresh between full syncs (modifyTimestamp / uSNChanged). */
       incrementalInterval: duration.default('1m'),
-      /** A snapshot older than this is not trusted for `unknown`: live lookups take over. */
+      /** Measured from the last successful full sync; an older snapshot is not used: live lookups take over. */
       maxAge: duration.default('24h'),
+      /** Ask the directory about an address the snapshot lacks (it may have been added since the last sync). */
+      confirmMisses: z.boolean().default(true),
+      /** A full sync that would drop more than this fraction of the snapshot's entries is refused. */
+      maxShrink: z.number().min(0).max(1).default(0.1),
       snapshotPath: z.string().min(1).nullable().default(null),
     })
     .prefault({}),

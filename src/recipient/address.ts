@@ -53,6 +53,21 @@ export function normalizeDomain(input: string): string | null {
   return ascii;
 }
 
+/**
+ * Case folding of a local part, as the directory folds: ASCII letters to lowercase; a non-ASCII
+ * character only to a lowercase form that is itself all non-ASCII. `toLowerCase()` alone maps the
+ * Kelvin sign U+212A to "k" and "İ" to "i" + U+0307, so "\u212Aate" would match "kate".
+ */
+export function foldLocal(local: string): string {
+  if (/^[\x00-\x7f]*$/.test(local)) return local.toLowerCase();
+  let out = '';
+  for (const ch of local) {
+    const lower = ch.toLowerCase();
+    out += ch.charCodeAt(0) < 0x80 || !/[\x00-\x7f]/.test(lower) ? lower : ch;
+  }
+  return out;
+}
+
 export function parseAddress(input: string): ParseResult {
   if (typeof input !== 'string') return { ok: false, reason: 'not a string' };
   let s = input;
@@ -75,8 +90,8 @@ export function parseAddress(input: string): ParseResult {
   } else if (!isDotAtom(local)) {
     return { ok: false, reason: 'local part has characters that need quoting, or misplaced dots' };
   }
-  // Fold case before measuring: some characters grow when lowercased ("İ" → "i̇").
-  local = local.toLowerCase();
+  // Fold case before measuring: some characters grow when lowercased.
+  local = foldLocal(local);
   if (octets(local) > MAX_LOCAL_OCTETS) return { ok: false, reason: `local part longer than ${MAX_LOCAL_OCTETS} octets` };
 
   const domain = normalizeDomain(rawDomain);

@@ -164,6 +164,18 @@ export class AnswerCache {
     this.tailTexts.length = 1;
   }
 
+  /** Drops every "no such entry" answer (they may come from a directory that lost its read rights). */
+  deleteNegatives(): number {
+    let n = 0;
+    for (const slot of [...this.index.values()]) {
+      if (this.heads[slot] === null) {
+        this.remove(slot);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Keys from least to most recently used (tests, diagnostics). */
   *keysByAge(): Generator<string> {
     for (let s = this.lru; s !== NONE; s = this.next[s]!) yield this.keys[s]!;

@@ -1,5 +1,5 @@
 import { AnswerCache } from './answer-cache.js';
-import { parseAddress, stripSubaddress, normalizeDomain, type ParseResult } from './address.js';
+import { foldLocal, parseAddress, stripSubaddress, normalizeDomain, type ParseResult } from './address.js';
 import { domainRules } from '../config/load.js';
 import { ms } from '../config/duration.js';
 import type { Config, DomainRule } from '../config/schema.js';
@@ -10,6 +10,7 @@ import { searchPlan } from '../directory/presets.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { NO_OVERRIDES, type Overrides } from './overrides.js';
+import { DirectoryHealth, type DirectoryState } from './health.js';
 import type { Explanation, LookupOptions, LookupResult, RecipientValidator, Rule, Source, Verdict } from './types.js';
 
 /** A loaded snapshot as the engine sees it (see src/snapshot). */
@@ -27,6 +28,10 @@ export interface ValidatorDeps {
   logger: Logger;
   overrides?: Overrides;
   snapshot?: SnapshotView | null;
+  /** Directory up/down state; passed on across config reloads so readiness carries over. */
+  health?: DirectoryHealth;
+  /** An answer cache to keep (a reload that cannot have changed its answers). */
+  cache?: AnswerCache | null;
   /** Clock in ms (tests). */
   now?: () => number;
 }
@@ -77,19 +82,15 @@ export function parseServedAddress(input: string, plainDomains: ReadonlySet<stri
   return parseAddress(input);
 }
 
+const noop = (): void => undefined;
+
 /** True when any of `keys` is in `set`. */
 function anyIn(set: ReadonlySet<string>, keys: readonly string[]): boolean {
   for (let i = 0; i < keys.length; i++) if (set.has(keys[i]!)) return true;
   return false;
 }
 
-export interface DirectoryState {
-  up: boolean;
-  /** The directory answered at least once since start. */
-  answeredOnce: boolean;
-  lastSuccessAt: number | null;
-  lastError: string | null;
-}
+export type { DirectoryState };
 
 type EffectiveRule = Required<Pick<DomainRule, 'mode' | 'onDirectoryError'>> & { catchAll: boolean; alwaysValid: ReadonlySet<string> };
 
@@ -117,7 +118,13 @@ export class RecipientValidatorImpl implements RecipientValidator {
   private filterTemplate: string | null = null;
   private overrides: Overrides;
   private snapshot: SnapshotView | null;
-  readonly state: DirectoryState = { up: false, answeredOnce: false, lastSuccessAt: null, lastError: null };
+  readonly health: DirectoryHealth;
+  private readonly confirmMisses: boolean;
+  /** `directory.canaries`, normalized: addresses that must always be found. */
+  private readonly canaries: readonly string[];
+  /** The canary check in flight and when it started (negative answers wait for one started after them). */
+  private canaryCheck: { seq: number; done: Promise<void> } | null = null;
+  private nextCanaryCheck: Promise<void> | null = null;
 
   constructor(deps: ValidatorDeps) {
     this.config = deps.config;
@@ -127,6 +134,12 @@ export class RecipientValidatorImpl implements RecipientValidator {
     this.now = deps.now ?? Date.now;
     this.overrides = deps.overrides ?? NO_OVERRIDES;
     this.snapshot = deps.snapshot ?? null;
+    this.health = deps.health ?? new DirectoryHealth({ metrics: deps.metrics, logger: deps.logger, now: this.now });
+    this.confirmMisses = this.config.sync.confirmMisses;
+    this.canaries = this.config.directory.canaries.map((c) => {
+      const parsed = parseAddress(c);
+      return parsed.ok ? parsed.value.address : c;
+    });
     this.positiveTtl = ms(this.config.cache.positiveTtl);
     this.negativeTtl = ms(this.config.cache.negativeTtl);
     this.staleMs = ms(this.config.cache.staleIfError);
@@ -134,7 +147,8 @@ export class RecipientValidatorImpl implements RecipientValidator {
     this.rules = this.buildRules();
     for (const d of this.rules.keys()) if (normalizeDomain(d) === d) this.plainDomains.add(d);
     const max = this.config.cache.maxEntries;
-    this.cache = max > 0 ? new AnswerCache(max, () => this.metrics.cacheEvent('evict')) : null;
+    const kept = deps.cache;
+    this.cache = kept && kept.max === max ? kept : max > 0 ? new AnswerCache(max, () => this.metrics.cacheEvent('evict')) : null;
     if (this.directory.kind === 'ldap' && this.config.directory.kind === 'ldap') {
       try {
         this.filterTemplate = searchPlan(this.config.directory.ldap).lookupFilter;
@@ -151,7 +165,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
       mode: r.mode ?? c.mode,
       onDirectoryError: r.onDirectoryError ?? c.onDirectoryError,
       catchAll: r.catchAll ?? catchAll,
-      alwaysValid: new Set((r.alwaysValid ?? c.alwaysValid).map((l) => l.toLowerCase())),
+      alwaysValid: new Set((r.alwaysValid ?? c.alwaysValid).map(foldLocal)),
     });
     let served = domainRules(c);
     if (served.size === 0 && this.directory.knownDomains) {
@@ -185,6 +199,15 @@ export class RecipientValidatorImpl implements RecipientValidator {
 
   setSnapshot(snapshot: SnapshotView | null): void {
     this.snapshot = snapshot;
+  }
+
+  get state(): DirectoryState {
+    return this.health.state;
+  }
+
+  /** The cache, to hand on to the engine a config reload builds. */
+  get answerCache(): AnswerCache | null {
+    return this.cache;
   }
 
   get cacheSize(): number {
@@ -296,9 +319,13 @@ export class RecipientValidatorImpl implements RecipientValidator {
           return this.applyMode(input, domain, rule, result);
         }
       }
+      // The address may have been added since the last sync: ask the directory (the answer is cached).
+      if (this.confirmMisses) return new Pending(input, address, domain, rule, candidates, wantExplain);
+      // A snapshot miss is negative knowledge: only trusted while the directory answers.
+      if (!this.health.state.up) return this.directoryError(new Pending(input, address, domain, rule, candidates, wantExplain), [...candidates], 'snapshot miss while the directory is down');
       const result: LookupResult = { address: input, verdict: 'unknown', source: 'snapshot', ttlSeconds: Math.round(this.negativeTtl / 1000) };
       if (wantExplain) result.explain = { normalized: address, tried: [...candidates], rule: 'snapshot' };
-      return this.applyMode(input, domain, rule, result);
+      return this.applyMode(input, domain, rule, this.guardNegative(result));
     }
     return new Pending(input, address, domain, rule, candidates, wantExplain);
   }
@@ -356,13 +383,30 @@ export class RecipientValidatorImpl implements RecipientValidator {
         if (last.canonical !== null) break;
       }
     } catch (err) {
-      const reason = err instanceof DirectoryError ? err.message : 'directory error';
-      const verdict: Verdict = p.rule.onDirectoryError === 'accept' ? 'valid' : p.rule.onDirectoryError === 'reject' ? 'unknown' : 'tempfail';
-      const result: LookupResult = { address: p.input, verdict, source: 'directory', ttlSeconds: 0, reason: 'directory unavailable' };
-      if (p.wantExplain) result.explain = { normalized: p.address, tried, rule: 'directory_error', detail: reason };
-      return this.applyMode(p.input, p.domain, p.rule, result);
+      return this.directoryError(p, tried, err instanceof DirectoryError ? err.message : 'directory error');
     }
     return this.directoryResult(p, last!, tried);
+  }
+
+  /** The verdict when the directory cannot answer: `onDirectoryError` of the domain (tempfail by default). */
+  private directoryError(p: Pending, tried: string[], detail: string): LookupResult {
+    const verdict: Verdict = p.rule.onDirectoryError === 'accept' ? 'valid' : p.rule.onDirectoryError === 'reject' ? 'unknown' : 'tempfail';
+    const result: LookupResult = { address: p.input, verdict, source: 'directory', ttlSeconds: 0, reason: 'directory unavailable' };
+    if (p.wantExplain) result.explain = { normalized: p.address, tried, rule: 'directory_error', detail };
+    return this.applyMode(p.input, p.domain, p.rule, result);
+  }
+
+  /**
+   * While a canary address is missing the directory may be hiding entries (lost read rights):
+   * a negative answer from it, cached or fresh, is not knowledge. Defer instead.
+   */
+  private guardNegative(result: LookupResult): LookupResult {
+    if (result.verdict !== 'unknown' || !this.health.canaryMissing) return result;
+    result.verdict = 'tempfail';
+    result.ttlSeconds = 0;
+    result.reason = 'directory unavailable';
+    if (result.explain) result.explain.detail = `canary address not found: ${this.health.state.missingCanaries.join(', ')}`;
+    return result;
   }
 
   private directoryResult(p: Pending, answer: KeyAnswer, tried: readonly string[]): LookupResult {
@@ -382,7 +426,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
         ...(answer.dn !== null ? { dn: answer.dn } : {}),
       };
     }
-    return this.applyMode(p.input, p.domain, p.rule, result);
+    return this.applyMode(p.input, p.domain, p.rule, this.guardNegative(result));
   }
 
   /** The filter a lookup of `key` sends (LDAP only), for explaining a cached answer. */
@@ -425,7 +469,8 @@ export class RecipientValidatorImpl implements RecipientValidator {
         // Another request refreshed it meanwhile.
         return { canonical: again.canonical, dn: again.dn, source: 'cache', filter: undefined, ttlMs: again.freshUntil - this.now() };
       }
-      if (again && this.now() < again.freshUntil + this.staleMs) {
+      // Positive knowledge may be served stale; negative knowledge may not.
+      if (again && again.canonical !== null && this.now() < again.freshUntil + this.staleMs) {
         this.metrics.cacheEvent('stale');
         return { canonical: again.canonical, dn: again.dn, source: 'stale', filter: undefined, ttlMs: 0 };
       }
@@ -433,20 +478,75 @@ export class RecipientValidatorImpl implements RecipientValidator {
     }
     const entry = answer.entry;
     const ttl = entry ? this.positiveTtl : this.negativeTtl;
-    if (this.cache && ttl > 0) {
+    if (this.cache && ttl > 0 && (entry !== null || !this.health.canaryMissing)) {
       this.cache.set(key, entry, this.now() + ttl);
       this.metrics.cacheEntries.set(this.cache.size);
     }
     return { canonical: entry ? entry.canonical : null, dn: entry ? entry.dn : null, source: 'directory', filter: answer.filter, ttlMs: ttl };
   }
 
-  /** Exactly one directory request per key at a time; concurrent askers share it. */
+  /**
+   * Exactly one directory request per key at a time; concurrent askers share it. With canaries,
+   * a "no such entry" counts only once a canary check sent after it found every canary.
+   */
   private fetch(key: string): Promise<DirectoryAnswer> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
-    const p = this.request(key);
+    let p = this.request(key);
+    if (this.canaries.length > 0) p = p.then((a) => (a.entry === null ? this.confirmNegative(++this.seq).then(() => a) : a));
     this.inflight.set(key, p);
+    const done = (): void => {
+      if (this.inflight.get(key) === p) this.inflight.delete(key);
+    };
+    p.then(done, done);
     return p;
+  }
+
+  /** Orders negative answers and canary checks: a check with a higher number was sent after. */
+  private seq = 0;
+
+  /**
+   * Resolves once a canary check sent after negative answer number `arrival` is done. Negatives
+   * arriving while a check runs share the one queued after it: at most two checks at a time.
+   */
+  private confirmNegative(arrival: number): Promise<void> {
+    const current = this.canaryCheck;
+    if (current === null) return this.startCanaryCheck();
+    if (current.seq > arrival) return current.done;
+    this.nextCanaryCheck ??= current.done
+      .then(noop, noop)
+      .then(() => {
+        this.nextCanaryCheck = null;
+        return this.startCanaryCheck();
+      });
+    return this.nextCanaryCheck;
+  }
+
+  private startCanaryCheck(): Promise<void> {
+    const check = { seq: ++this.seq, done: this.checkCanaries() };
+    this.canaryCheck = check;
+    const clear = (): void => {
+      if (this.canaryCheck === check) this.canaryCheck = null;
+    };
+    check.done.then(clear, clear);
+    return check.done;
+  }
+
+  /**
+   * Looks up every `directory.canaries` address (readiness probe, and before trusting a
+   * negative answer). Throws DirectoryError when the directory fails.
+   */
+  async checkCanaries(): Promise<void> {
+    if (this.canaries.length === 0) return;
+    const answers = await Promise.all(this.canaries.map((c) => this.request(c)));
+    const missing = this.canaries.filter((_, i) => answers[i]!.entry === null);
+    const wasMissing = this.health.canaryMissing;
+    this.health.canaries(missing);
+    if (missing.length > 0 && !wasMissing && this.cache) {
+      // Negatives cached just before were likely served by the same broken directory.
+      this.cache.deleteNegatives();
+      this.metrics.cacheEntries.set(this.cache.size);
+    }
   }
 
   /**
@@ -461,9 +561,8 @@ export class RecipientValidatorImpl implements RecipientValidator {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.inflight.delete(key);
         const e = err instanceof DirectoryError ? err : new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `directory failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-        this.markDown(e);
+        this.health.failed(e);
         reject(e);
       };
       const timer = setTimeout(() => fail(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer within ${this.backstopMs} ms`)), this.backstopMs);
@@ -478,26 +577,9 @@ export class RecipientValidatorImpl implements RecipientValidator {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        this.inflight.delete(key);
-        this.markUp();
+        this.health.answered();
         resolve(value);
       }, fail);
     });
-  }
-
-  markUp(): void {
-    if (!this.state.up) this.logger.info({ directory: this.directory.kind }, 'directory is answering');
-    this.state.up = true;
-    this.state.answeredOnce = true;
-    this.state.lastSuccessAt = this.now();
-    this.state.lastError = null;
-    this.metrics.directoryUp.set(1);
-  }
-
-  markDown(err: Error): void {
-    if (this.state.up || this.state.lastError === null) this.logger.warn({ err: { message: err.message, code: (err as DirectoryError).code } }, 'directory is failing');
-    this.state.up = false;
-    this.state.lastError = err.message;
-    this.metrics.directoryUp.set(0);
   }
 }

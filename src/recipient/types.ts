@@ -70,11 +70,19 @@ export interface RecipientValidator {
   flush(address?: string): number;
 }
 
+/**
+ * Why not ready, or what is degraded, as a stable code (public responses show it; the words in
+ * `reason` and `lastError` may carry server names and are for the admin).
+ */
+export type HealthReasonCode = 'draining' | 'waiting_for_directory' | 'directory_down' | 'canary_missing';
+
 /** What /readyz and the status page report. */
 export interface HealthReport {
   /** False until the directory answered once or a snapshot is loaded, and while draining. */
   ready: boolean;
   draining: boolean;
+  /** Set exactly when `reason` is. */
+  reasonCode?: HealthReasonCode;
   /** Why not ready (or what is degraded), in words. */
   reason?: string;
   directory: {

@@ -4,11 +4,11 @@ import type { SnapshotView } from '../recipient/engine.js';
 
 /** The engine's lookup key for a directory address: lowercased, IDN domain as A-label. */
 export function snapshotKey(address: string): string {
-  const lower = address.toLowerCase();
-  // Fast path for the common case; anything unusual goes through the engine's own parser.
-  if (/^[a-z0-9._%+=&'-]+@[a-z0-9.-]+$/.test(lower)) return lower;
+  // Fast path for plain ASCII; anything else (e.g. U+212A, which toLowerCase() makes "k") goes
+  // through the engine's own parser and case folding.
+  if (/^[A-Za-z0-9._%+=&'-]+@[A-Za-z0-9.-]+$/.test(address)) return address.toLowerCase();
   const parsed = parseAddress(address);
-  return parsed.ok ? parsed.value.address : lower;
+  return parsed.ok ? parsed.value.address : address;
 }
 
 /**
@@ -23,7 +23,7 @@ export class SnapshotStore implements SnapshotView {
   private readonly shared = new Map<string, DirectoryRecord[]>();
 
   constructor(
-    /** When the directory data was read (ms since epoch). */
+    /** When the last full sync started (ms since epoch): `sync.maxAge` counts from here. */
     public createdAt: number,
     private readonly maxAgeMs: number,
     private readonly now: () => number = Date.now,
@@ -58,14 +58,19 @@ export class SnapshotStore implements SnapshotView {
     return Math.max(0, Math.round((this.now() - this.createdAt) / 1000));
   }
 
-  /** Adds or replaces an entry (by DN, case-insensitively); addresses it no longer has are dropped. */
-  upsert(record: DirectoryRecord): void {
+  /**
+   * Adds or replaces an entry (by DN, case-insensitively); addresses it no longer has are dropped.
+   * Returns false when the entry was already there unchanged (nothing to write).
+   */
+  upsert(record: DirectoryRecord): boolean {
     const key = record.dn.toLowerCase();
     const old = this.byDn.get(key);
-    if (old) this.detach(old);
     const rec: DirectoryRecord = { dn: record.dn, canonical: record.canonical, addresses: [...new Set(record.addresses.map(snapshotKey))] };
+    if (old && old.dn === rec.dn && old.canonical === rec.canonical && old.addresses.length === rec.addresses.length && old.addresses.every((a, i) => a === rec.addresses[i])) return false;
+    if (old) this.detach(old);
     this.byDn.set(key, rec);
     for (const a of rec.addresses) this.attach(a, rec);
+    return true;
   }
 
   remove(dn: string): boolean {

@@ -4,7 +4,7 @@ import type { Directory, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { readSnapshot, writeSnapshot } from './file.js';
-import { SnapshotStore } from './store.js';
+import { SnapshotStore, snapshotKey } from './store.js';
 
 /** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
 const SKEW_MS = 60_000;
@@ -53,8 +53,12 @@ export class SnapshotSync {
   private readonly path: string;
   private readonly ageTimer: NodeJS.Timeout;
 
+  /** `directory.canaries` as snapshot keys: a full listing without one of them is refused. */
+  private readonly canaries: string[];
+
   constructor(private readonly deps: SnapshotSyncDeps) {
     this.now = deps.now ?? Date.now;
+    this.canaries = deps.config.directory.canaries.map(snapshotKey);
     this.maxAgeMs = ms(deps.config.sync.maxAge);
     this.path = deps.config.sync.snapshotPath!;
     this.ageTimer = setInterval(() => this.updateGauges(), 5_000).unref();
@@ -84,10 +88,14 @@ export class SnapshotSync {
   async load(): Promise<boolean> {
     try {
       const { header, records } = await readSnapshot(this.path, snapshotSource(this.deps.config));
-      const store = SnapshotStore.from(records, header.createdAt, this.maxAgeMs, this.now);
-      this.lastSyncStartedAt = header.createdAt;
-      this.lastFullAt = header.fullAt;
+      // A header from the future (clock set back, file from another host) proves nothing about
+      // freshness: treat the snapshot as stale and sync it in full.
+      const trusted = header.createdAt <= this.now() && header.fullAt <= this.now();
+      const store = SnapshotStore.from(records, trusted ? header.fullAt : 0, this.maxAgeMs, this.now);
+      this.lastSyncStartedAt = trusted ? header.createdAt : 0;
+      this.lastFullAt = trusted ? header.fullAt : 0;
       this.publish(store);
+      if (!trusted) this.deps.logger.warn({ path: this.path, createdAt: header.createdAt, fullAt: header.fullAt }, 'snapshot header lies in the future; not trusted as fresh');
       this.deps.logger.info({ path: this.path, entries: header.entries, addresses: store.size, ageSeconds: store.ageSeconds(), fresh: store.isFresh() }, 'snapshot loaded');
       return true;
     } catch (err) {
@@ -110,9 +118,7 @@ export class SnapshotSync {
           store.upsert(r);
           listed++;
         }
-        // An empty listing is far likelier a wrong base DN or filter than a directory without
-        // recipients; as a snapshot it would turn every address into `unknown`.
-        if (listed === 0) throw new Error('the directory listed no entries; refusing an empty snapshot (check directory.ldap.baseDN and filter)');
+        this.vet(store, listed);
         await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records());
         this.lastSyncStartedAt = started;
         this.lastFullAt = started;
@@ -130,7 +136,32 @@ export class SnapshotSync {
     });
   }
 
-  /** Entries changed since the last sync are merged in; deletions wait for the next full sync. */
+  /**
+   * Refuses a listing that sees much less than before: a directory that suddenly shows fewer
+   * entries (lost read rights, a size limit, a wrong base) is broken, not emptied. Published,
+   * it would turn every missing address into `unknown`.
+   */
+  private vet(store: SnapshotStore, listed: number): void {
+    const refuse = (reason: 'empty' | 'shrink' | 'canary', message: string): never => {
+      this.deps.metrics.syncRefused.inc({ reason });
+      this.deps.logger.warn({ reason, entries: store.entries, previous: this.store?.entries ?? null }, `full sync refused: ${message}`);
+      throw new Error(message);
+    };
+    // An empty listing is far likelier a wrong base DN or filter than a directory without recipients.
+    if (listed === 0) refuse('empty', 'the directory listed no entries; refusing an empty snapshot (check directory.ldap.baseDN and filter)');
+    const previous = this.store?.entries ?? 0;
+    const maxShrink = this.deps.config.sync.maxShrink;
+    if (previous > 0 && store.entries < previous * (1 - maxShrink)) {
+      refuse('shrink', `the listing has ${store.entries} entries, down from ${previous} (more than sync.maxShrink ${maxShrink}); keeping the current snapshot (raise sync.maxShrink and reload if the shrink is real)`);
+    }
+    const missing = this.canaries.filter((c) => store.get(c) === undefined);
+    if (missing.length > 0) refuse('canary', `the listing lacks the canary address(es) ${missing.join(', ')}; keeping the current snapshot`);
+  }
+
+  /**
+   * Entries changed since the last sync are merged in; deletions wait for the next full sync.
+   * It does not make the snapshot fresher: `sync.maxAge` counts from the last full sync.
+   */
   async incremental(): Promise<SyncReport> {
     if (!this.store) return this.full();
     return this.exclusive(async () => {
@@ -143,11 +174,8 @@ export class SnapshotSync {
         const since = new Date(this.lastSyncStartedAt - SKEW_MS);
         const updates: DirectoryRecord[] = [];
         for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) updates.push(r);
-        for (const r of updates) {
-          store.upsert(r);
-          changed++;
-        }
-        store.createdAt = started;
+        // The skew margin re-lists recent changes every time: only real changes are written.
+        for (const r of updates) if (store.upsert(r)) changed++;
         if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records(), this.lastFullAt);
         this.lastSyncStartedAt = started;
         this.publish(store);

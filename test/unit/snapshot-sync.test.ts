@@ -205,7 +205,7 @@ describe('snapshot sync', () => {
   });
 
   test('an incremental sync asks for changes since the last sync (with skew margin) and merges adds and modifies', async () => {
-    const h = harness();
+    const h = harness(config({ maxShrink: 1 }));
     seeded(h);
     await h.sync.full();
     const fullAt = h.clock.t;
@@ -223,7 +223,7 @@ describe('snapshot sync', () => {
     assert.equal(s.get('alice@example.com'), undefined, 'the old mail of a modified entry is gone');
     assert.equal(s.get('ally@example.com'), undefined);
     assert.equal(s.get('bob@example.com'), 'bob@example.com', 'deletions wait for the next full sync');
-    assert.equal(s.createdAt, h.clock.t, 'an incremental sync refreshes the age');
+    assert.equal(s.createdAt, fullAt, 'an incremental sync does not refresh the age: sync.maxAge counts from the last full sync');
     const onDisk = await readSnapshot(h.config.sync.snapshotPath!, snapshotSource(h.config));
     assert.equal(onDisk.header.createdAt, h.clock.t, 'merged changes are persisted');
     assert.ok(onDisk.records.some((r) => r.addresses.includes('carol@example.com')));
@@ -364,7 +364,7 @@ describe('snapshot sync', () => {
   });
 
   test("start() runs a full sync at once when the loaded snapshot's last full sync is older than sync.interval", async () => {
-    const first = harness(config({ interval: '1h', incrementalInterval: '1h' }));
+    const first = harness(config({ interval: '1h', incrementalInterval: '1h', maxShrink: 1 }));
     seeded(first);
     await first.sync.full();
     // Incremental syncs refresh createdAt but not the time of the last full sync.
@@ -385,6 +385,83 @@ describe('snapshot sync', () => {
     await second.sync.stop();
     assert.equal(second.directory.listings[0]!.changedSince, undefined, 'a full listing');
     assert.equal(second.sync.current!.get('carol@example.com'), undefined, 'the full sync replaced the loaded data');
+  });
+
+  test('sync.maxAge counts from the last full sync: incremental syncs do not keep the snapshot fresh', async () => {
+    const h = harness(config({ maxAge: '1h' }));
+    seeded(h);
+    await h.sync.full();
+    for (let i = 0; i < 7; i++) {
+      h.clock.advance(10 * 60_000);
+      h.directory.set('carol', h.clock.t, `carol${i}@example.com`);
+      await h.sync.incremental();
+    }
+    assert.equal(h.sync.current!.isFresh(), false, '70 minutes after the last full sync');
+    // Full syncs failing (e.g. sizeLimitExceeded) do not change that either.
+    h.directory.failure = new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'sizeLimitExceeded');
+    await assert.rejects(h.sync.full());
+    assert.equal(h.sync.current!.isFresh(), false);
+    h.directory.failure = null;
+    await h.sync.full();
+    assert.equal(h.sync.current!.isFresh(), true);
+    await h.sync.stop();
+  });
+
+  test('an incremental sync that changed nothing does not rewrite the file, even within the skew window', async () => {
+    const h = harness();
+    seeded(h);
+    await h.sync.full();
+    h.clock.advance(1_000);
+    h.directory.set('carol', h.clock.t, 'carol@example.com');
+    assert.equal((await h.sync.incremental()).changed, 1);
+    const written = (await readSnapshot(h.config.sync.snapshotPath!, snapshotSource(h.config))).header.createdAt;
+    h.clock.advance(1_000);
+    const again = await h.sync.incremental();
+    assert.equal(again.changed, 0, 'carol is re-listed (skew margin) but unchanged');
+    assert.equal((await readSnapshot(h.config.sync.snapshotPath!, snapshotSource(h.config))).header.createdAt, written);
+    await h.sync.stop();
+  });
+
+  test('refuses a full sync that shrinks the snapshot by more than sync.maxShrink, with a log line and rcptgate_sync_refused_total', async () => {
+    const h = harness();
+    for (let i = 0; i < 100; i++) h.directory.set(`u${i}`, h.clock.t, `u${i}@example.com`);
+    await h.sync.full();
+    for (let i = 0; i < 10; i++) h.directory.delete(`u${i}`);
+    await h.sync.full();
+    assert.equal(h.sync.current!.entries, 90, 'exactly 10 % fewer is accepted');
+    for (let i = 10; i < 97; i++) h.directory.delete(`u${i}`);
+    const before = h.sync.current;
+    await assert.rejects(h.sync.full(), /down from 90/);
+    assert.equal(h.sync.current, before, 'the old snapshot is kept');
+    assert.equal(h.sync.current!.get('u50@example.com'), 'u50@example.com');
+    const refused = (await h.metrics.syncRefused.get()).values.find((v) => v.labels.reason === 'shrink')?.value;
+    assert.equal(refused, 1);
+    assert.ok(h.logs.messages().some((m) => m.startsWith('full sync refused')));
+    const onDisk = await readSnapshot(h.config.sync.snapshotPath!, snapshotSource(h.config));
+    assert.equal(onDisk.records.length, 90);
+    await h.sync.stop();
+  });
+
+  test('refuses a full listing that lacks a canary address', async () => {
+    const cfg = configSchema.parse({ ...config(), directory: { ...config().directory, canaries: ['canary@example.com'] } });
+    const h = harness(cfg);
+    seeded(h);
+    await assert.rejects(h.sync.full(), /canary/);
+    h.directory.set('canary', h.clock.t, 'canary@example.com');
+    await h.sync.full();
+    await h.sync.stop();
+  });
+
+  test('does not trust a snapshot whose header lies in the future', async () => {
+    const clock = new FakeClock();
+    const first = harness(config(), new ListingDirectory(), new FakeClock(clock.t + 3_600_000));
+    seeded(first);
+    await first.sync.full();
+    await first.sync.stop();
+    const second = harness(first.config, new ListingDirectory(), clock);
+    assert.equal(await second.sync.load(), true);
+    assert.equal(second.sync.current!.isFresh(), false);
+    await second.sync.stop();
   });
 
   test('leaves no temp files next to the snapshot', async () => {

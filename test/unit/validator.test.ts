@@ -148,14 +148,25 @@ describe('stale-if-error', () => {
     assert.equal(await metric(metrics, 'rcptgate_cache_events_total', { event: 'stale' }), 1);
   });
 
-  it('serves an expired unknown answer while the directory fails', async () => {
+  it('never serves an expired unknown answer: it defers while the directory fails', async () => {
     const { v, dir, clock } = setup();
     await ask(v, 'nobody@example.com');
+    clock.advance(5 * MIN - 1);
+    dir.down();
+    assert.equal((await ask(v, 'nobody@example.com')).verdict, 'unknown', 'fresh for negativeTtl');
+    clock.advance(2);
+    const r = await ask(v, 'nobody@example.com');
+    assert.equal(r.verdict, 'tempfail');
+    assert.equal(r.ttlSeconds, 0);
+  });
+
+  it('defers an address created after its negative answer expired, when the directory is down', async () => {
+    const { v, dir, clock } = setup();
+    assert.equal((await ask(v, 'newbie@example.com')).verdict, 'unknown');
+    dir.entries.set('newbie@example.com', 'newbie@example.com');
     clock.advance(5 * MIN + 1);
     dir.down();
-    const r = await ask(v, 'nobody@example.com');
-    assert.equal(r.verdict, 'unknown');
-    assert.equal(r.source, 'stale');
+    assert.equal((await ask(v, 'newbie@example.com')).verdict, 'tempfail');
   });
 
   it('defers once the staleIfError window has passed', async () => {
@@ -608,17 +619,47 @@ describe('snapshot', () => {
     isFresh: () => fresh,
   });
 
-  it('answers from a fresh snapshot without the directory', async () => {
+  it('answers a snapshot hit without the directory', async () => {
     const { v, dir } = setup({}, { snapshot: snapshot(true) });
     dir.down();
     const valid = await ask(v, 'alice+tag@example.com');
     assert.equal(valid.verdict, 'valid');
     assert.equal(valid.source, 'snapshot');
     assert.equal(valid.canonical, 'Alice@Example.com');
+    assert.equal(dir.calls.length, 0);
+  });
+
+  it('confirms a snapshot miss live: an address added after the last sync is valid, and cached', async () => {
+    const { v, dir } = setup({}, { snapshot: snapshot(true) });
+    const added = await ask(v, 'bob@example.com');
+    assert.equal(added.verdict, 'valid');
+    assert.equal(added.source, 'directory');
+    assert.equal((await ask(v, 'nobody@example.com')).verdict, 'unknown');
+    assert.equal((await ask(v, 'nobody@example.com')).source, 'cache');
+    assert.equal(dir.callsFor('nobody@example.com'), 1, 'a flood reaches the directory once');
+  });
+
+  it('defers a snapshot miss while the directory is down (restart with the directory down)', async () => {
+    const { v, dir } = setup({}, { snapshot: snapshot(true) });
+    dir.down();
+    const r = await ask(v, 'bob@example.com');
+    assert.equal(r.verdict, 'tempfail');
+  });
+
+  it('with sync.confirmMisses false, a snapshot miss is unknown without a directory request while the directory is up', async () => {
+    const { v, dir } = setup({ sync: { confirmMisses: false } }, { snapshot: snapshot(true) });
+    v.health.answered(); // as the readiness probe does
+    const before = dir.calls.length;
     const unknown = await ask(v, 'nobody@example.com');
     assert.equal(unknown.verdict, 'unknown');
     assert.equal(unknown.source, 'snapshot');
-    assert.equal(dir.calls.length, 0);
+    assert.equal(dir.calls.length, before);
+  });
+
+  it('with sync.confirmMisses false, a snapshot miss defers while the directory is down', async () => {
+    const { v, dir } = setup({ sync: { confirmMisses: false } }, { snapshot: snapshot(true) });
+    dir.down();
+    assert.equal((await ask(v, 'nobody@example.com')).verdict, 'tempfail', 'never answered since start');
   });
 
   it('asks the directory when the snapshot is too old', async () => {

@@ -1,0 +1,86 @@
+import type { Config } from '../config/schema.js';
+import { createDirectory } from '../directory/index.js';
+import type { Directory } from '../directory/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { RecipientValidatorImpl, type SnapshotView } from '../recipient/engine.js';
+import { DirectoryHealth } from '../recipient/health.js';
+import { loadOverrides } from '../recipient/overrides.js';
+import type { LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
+
+/** One configuration's directory and engine. */
+export interface Engine {
+  config: Readonly<Config>;
+  directory: Directory;
+  validator: RecipientValidatorImpl;
+}
+
+/** The validator the front ends hold: it always asks the current engine, across reloads. */
+export type AppValidator = RecipientValidator & {
+  cacheSize(): number;
+  lookupNow(address: string, options: LookupOptions): LookupResult | undefined;
+};
+
+/**
+ * True when `next` can change no cached directory answer of `prev`: same LDAP directory settings
+ * and domains. (An LDIF directory is re-read on reload: its answers may have changed.)
+ */
+export function sameAnswers(prev: Readonly<Config>, next: Readonly<Config>): boolean {
+  if (prev.directory.kind !== 'ldap') return false;
+  const key = (c: Readonly<Config>) => JSON.stringify([c.directory, c.domains, c.catchAllDomains]);
+  return key(prev) === key(next);
+}
+
+export interface EngineHolderDeps {
+  logger: Logger;
+  metrics: Metrics;
+  env: NodeJS.ProcessEnv;
+}
+
+/**
+ * Holds the current engine and builds the next one on a reload. Directory health lives here,
+ * not in an engine, so readiness and up/down state carry over a reload; so does the answer
+ * cache, unless the reload changed the directory or domain settings.
+ */
+export class EngineHolder {
+  readonly health: DirectoryHealth;
+  current: Engine;
+  readonly validator: AppValidator;
+
+  constructor(
+    config: Readonly<Config>,
+    private readonly deps: EngineHolderDeps,
+  ) {
+    this.health = new DirectoryHealth({ metrics: deps.metrics, logger: deps.logger });
+    this.current = this.build(config, null, null);
+    this.validator = {
+      lookup: (address, o) => this.current.validator.lookup(address, o),
+      // Promise-free path for answers the engine has at hand (socketmap's hot path).
+      lookupNow: (address, o) => this.current.validator.lookupNow(address, o),
+      isServedDomain: (d) => this.current.validator.isServedDomain(d),
+      servedDomain: (d) => this.current.validator.servedDomain(d),
+      flush: (a) => this.current.validator.flush(a),
+      cacheSize: () => this.current.validator.cacheSize,
+    };
+  }
+
+  private build(config: Readonly<Config>, previous: Engine | null, snapshot: SnapshotView | null): Engine {
+    const { logger, metrics, env } = this.deps;
+    const directory = createDirectory(config, { logger, metrics, env });
+    const overrides = loadOverrides(config.overrides.allowFile, config.overrides.denyFile);
+    const keep = previous !== null && sameAnswers(previous.config, config) ? previous.validator.answerCache : null;
+    const validator = new RecipientValidatorImpl({ config, directory, metrics, logger, overrides, health: this.health, cache: keep, snapshot });
+    return { config, directory, validator };
+  }
+
+  /**
+   * Builds and installs the engine of `config`; returns the old one (its directory is still open)
+   * and whether the cache was kept. Throws, changing nothing, when the config cannot be built.
+   */
+  replace(config: Readonly<Config>, snapshot: SnapshotView | null): { old: Engine; cacheKept: boolean } {
+    const old = this.current;
+    const next = this.build(config, old, snapshot);
+    this.current = next;
+    return { old, cacheKept: next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache };
+  }
+}

@@ -1,0 +1,82 @@
+import { ErrorCodes } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+
+export interface DirectoryState {
+  /** The last request or probe got an answer and no canary is missing. */
+  up: boolean;
+  /** The directory answered at least once since start. */
+  answeredOnce: boolean;
+  lastSuccessAt: number | null;
+  lastError: string | null;
+  /** Canary addresses the last check did not find (see `directory.canaries`). */
+  missingCanaries: readonly string[];
+}
+
+export interface DirectoryHealthDeps {
+  metrics: Metrics;
+  logger: Logger;
+  now?: () => number;
+}
+
+/**
+ * The one owner of "is the directory up": the `rcptgate_directory_up` gauge and the
+ * "directory is failing" / "directory is answering" log lines. Lookups, the readiness probe and
+ * canary checks report here; it outlives config reloads so readiness carries over.
+ */
+export class DirectoryHealth {
+  readonly state: DirectoryState = { up: false, answeredOnce: false, lastSuccessAt: null, lastError: null, missingCanaries: [] };
+  private readonly now: () => number;
+
+  constructor(private readonly deps: DirectoryHealthDeps) {
+    this.now = deps.now ?? Date.now;
+  }
+
+  get canaryMissing(): boolean {
+    return this.state.missingCanaries.length > 0;
+  }
+
+  /** A request got an answer from the directory (found or not found). */
+  answered(): void {
+    const s = this.state;
+    s.answeredOnce = true;
+    s.lastSuccessAt = this.now();
+    if (s.missingCanaries.length > 0) return;
+    s.lastError = null;
+    if (!s.up) this.set(true);
+  }
+
+  /**
+   * A request failed. Our own refusals (DIRECTORY_OVERLOADED: too many requests in flight) say
+   * nothing about the directory, so they never mark it down.
+   */
+  failed(err: Error): void {
+    if ((err as { code?: unknown }).code === ErrorCodes.DIRECTORY_OVERLOADED) return;
+    const s = this.state;
+    const first = s.up || s.lastError === null;
+    s.lastError = err.message;
+    if (first) this.deps.logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'directory is failing');
+    if (s.up || first) this.set(false);
+  }
+
+  /** Result of a canary check: the canaries the directory did not find (empty: all found). */
+  canaries(missing: readonly string[]): void {
+    const s = this.state;
+    const was = s.missingCanaries.length > 0;
+    s.missingCanaries = [...missing];
+    if (missing.length > 0) {
+      s.lastError = `canary address not found: ${missing.join(', ')} (has the bind account lost read rights?)`;
+      if (!was) this.deps.logger.warn({ missing }, 'directory is failing: canary addresses not found; answering tempfail instead of unknown');
+      if (s.up || !was) this.set(false);
+    } else if (was) {
+      s.lastError = null;
+      this.deps.logger.info('canary addresses found again');
+    }
+  }
+
+  private set(up: boolean): void {
+    if (up) this.deps.logger.info('directory is answering');
+    this.state.up = up;
+    this.deps.metrics.directoryUp.set(up ? 1 : 0);
+  }
+}

@@ -69,8 +69,9 @@ export class DirectoryHealth {
       if (!was) this.deps.logger.warn({ missing }, 'directory is failing: canary addresses not found; answering tempfail instead of unknown');
       if (s.up || !was) this.set(false);
     } else if (was) {
-      s.lastError = null;
       this.deps.logger.info('canary addresses found again');
+      // The canary lookups were answers: the directory is up again.
+      this.answered();
     }
   }
 

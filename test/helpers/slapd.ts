@@ -15,7 +15,9 @@
  * Control: stop() (SIGTERM, waits), start() (same port and data), kill() (SIGKILL, waits),
  * pause()/resume() (SIGSTOP/SIGCONT: TCP connects still succeed, nothing answers;
  * await pause()), modify(ldif)
- * (ldapmodify -a as the rootdn: changetype records or plain entries to add).
+ * (ldapmodify -a as the rootdn: changetype records or plain entries to add), revokeReader() /
+ * restoreReader() (with `revocableReader`), reconfigure({ serviceSizeLimit, servicePagedLimit })
+ * (rewrites the limits, restarts).
  *
  * Needs slapd, slapadd (Debian: slapd), ldapmodify (ldap-utils) and, for `tls`, openssl;
  * fails with a message naming the missing one.
@@ -71,6 +73,14 @@ export interface SlapdOptions {
   tls?: boolean;
   /** Cap unpaged searches of the service account at N entries (default: unlimited). */
   serviceSizeLimit?: number;
+  /** Cap the entries a paged search of the service account may return in total (default: unlimited). */
+  servicePagedLimit?: number;
+  /**
+   * ou=people is readable only by members of cn=readers,ou=groups (the service account and the
+   * rootdn): revokeReader() / restoreReader() take the service account's read rights away and
+   * back, as a directory admin's ACL change would. Searches then succeed with fewer entries.
+   */
+  revocableReader?: boolean;
 }
 
 export interface Slapd {
@@ -98,6 +108,11 @@ export interface Slapd {
   pause(): Promise<void>;
   resume(): void;
   modify(ldif: string): Promise<void>;
+  /** Only with `revocableReader`: drop / restore the service account's membership of cn=readers. */
+  revokeReader(): Promise<void>;
+  restoreReader(): Promise<void>;
+  /** Rewrites the limits in the config and restarts slapd (same port and data). */
+  reconfigure(limits: Pick<SlapdOptions, 'serviceSizeLimit' | 'servicePagedLimit'>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -212,6 +227,12 @@ userPassword: ${SERVICE_PASSWORD}
 `;
 }
 
+const READERS_DN = `cn=readers,ou=groups,${BASE_DN}`;
+
+function readersLdif(): string {
+  return `dn: ${READERS_DN}\nobjectClass: groupOfNames\ncn: readers\nmember: ${ADMIN_DN}\nmember: ${SERVICE_DN}\n\n`;
+}
+
 function generatedUser(k: number): string {
   return `dn: uid=user${k},ou=people,${BASE_DN}\nobjectClass: inetOrgPerson\nuid: user${k}\ncn: User ${k}\nsn: ${k}\nmail: user${k}@example.com\n\n`;
 }
@@ -231,6 +252,7 @@ async function writeData(file: string, options: SlapdOptions): Promise<void> {
   const out = createWriteStream(file);
   const write = (text: string) => (out.write(text) ? Promise.resolve() : once(out, 'drain').then(() => undefined));
   await write(baseLdif());
+  if (options.revocableReader) await write(readersLdif());
   const generated = options.generatedUsers ?? 0;
   if (options.fixture ?? true) await write(`${withoutGenerated(await readFile(EXAMPLE_LDIF, 'utf8'), generated)}\n\n`);
   for (const f of options.ldifFiles ?? []) await write(`${await readFile(f, 'utf8')}\n\n`);
@@ -243,7 +265,11 @@ async function writeData(file: string, options: SlapdOptions): Promise<void> {
 function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; certFile: string; keyFile: string }): string {
   const schemaDir = '/etc/ldap/schema';
   const limit = options.serviceSizeLimit;
-  const serviceLimit = limit === undefined ? 'size=unlimited' : `size.soft=${limit} size.hard=${limit} size.prtotal=unlimited`;
+  const paged = options.servicePagedLimit === undefined ? 'unlimited' : String(options.servicePagedLimit);
+  const serviceLimit =
+    limit === undefined && options.servicePagedLimit === undefined
+      ? 'size=unlimited'
+      : `size.soft=${limit ?? 'unlimited'} size.hard=${limit ?? 'unlimited'} size.prtotal=${paged}`;
   return [
     ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include ${path.join(schemaDir, `${s}.schema`)}`),
     `include ${TEST_SCHEMA}`,
@@ -263,6 +289,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
     'index mail,mailAlternateAddress eq,sub',
     `limits dn.exact="${SERVICE_DN}" ${serviceLimit}`,
     'access to attrs=userPassword by anonymous auth by * none',
+    ...(options.revocableReader ? [`access to dn.subtree="ou=people,${BASE_DN}" by group.exact="${READERS_DN}" read by * none`] : []),
     'access to * by * read',
     '',
   ].join('\n');
@@ -301,13 +328,14 @@ export async function startSlapd(options: SlapdOptions = {}): Promise<Slapd> {
     }
     const conf = path.join(dir, 'slapd.conf');
     await writeFile(conf, slapdConf(dir, options, tlsFiles));
+    const writeConf = (limits: Pick<SlapdOptions, 'serviceSizeLimit' | 'servicePagedLimit'>) => writeFile(conf, slapdConf(dir, { ...options, ...limits }, tlsFiles));
     const data = path.join(dir, 'data.ldif');
     await writeData(data, options);
     await run(tools.slapadd!, ['-q', '-f', conf, '-l', data]);
     const port = await freePort();
     let ldapsPort: number | undefined;
     while (options.tls && (ldapsPort === undefined || ldapsPort === port)) ldapsPort = await freePort();
-    return await SlapdInstance.launch(dir, conf, port, ldapsPort, tlsFiles?.caFile, tools);
+    return await SlapdInstance.launch(dir, conf, port, ldapsPort, tlsFiles?.caFile, tools, writeConf);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
     throw err;
@@ -332,13 +360,22 @@ class SlapdInstance implements Slapd {
     readonly ldapsPort: number | undefined,
     readonly caFile: string | undefined,
     private readonly tools: Record<string, string>,
+    private readonly writeConf: (limits: Pick<SlapdOptions, 'serviceSizeLimit' | 'servicePagedLimit'>) => Promise<void>,
   ) {
     this.url = `ldap://127.0.0.1:${port}`;
     this.ldapsUrl = ldapsPort === undefined ? undefined : `ldaps://127.0.0.1:${ldapsPort}`;
   }
 
-  static async launch(dir: string, conf: string, port: number, ldapsPort: number | undefined, caFile: string | undefined, tools: Record<string, string>): Promise<SlapdInstance> {
-    const instance = new SlapdInstance(dir, conf, port, ldapsPort, caFile, tools);
+  static async launch(
+    dir: string,
+    conf: string,
+    port: number,
+    ldapsPort: number | undefined,
+    caFile: string | undefined,
+    tools: Record<string, string>,
+    writeConf: (limits: Pick<SlapdOptions, 'serviceSizeLimit' | 'servicePagedLimit'>) => Promise<void>,
+  ): Promise<SlapdInstance> {
+    const instance = new SlapdInstance(dir, conf, port, ldapsPort, caFile, tools, writeConf);
     await instance.start();
     return instance;
   }
@@ -416,6 +453,20 @@ class SlapdInstance implements Slapd {
 
   async modify(ldif: string): Promise<void> {
     await run(this.tools.ldapmodify!, ['-a', '-x', '-H', this.url, '-D', this.adminDN, '-w', this.adminPassword], ldif);
+  }
+
+  revokeReader(): Promise<void> {
+    return this.modify(`dn: ${READERS_DN}\nchangetype: modify\ndelete: member\nmember: ${SERVICE_DN}\n`);
+  }
+
+  restoreReader(): Promise<void> {
+    return this.modify(`dn: ${READERS_DN}\nchangetype: modify\nadd: member\nmember: ${SERVICE_DN}\n`);
+  }
+
+  async reconfigure(limits: Pick<SlapdOptions, 'serviceSizeLimit' | 'servicePagedLimit'>): Promise<void> {
+    await this.stop();
+    await this.writeConf(limits);
+    await this.start();
   }
 
   async close(): Promise<void> {

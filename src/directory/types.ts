@@ -32,6 +32,8 @@ export interface Directory {
   probe(signal?: AbortSignal): Promise<void>;
   /** Every valid entry (paged), for snapshots. Throws DirectoryError. */
   listAll(options?: { changedSince?: Date; signal?: AbortSignal }): AsyncIterable<DirectoryRecord>;
+  /** The filter a lookup of `address` sends (values escaped), for explanations of cached answers. */
+  filterFor?(address: string): string | undefined;
   /** Domains present in the data (LDIF: used when `domains` is empty). */
   knownDomains?(): string[];
   close(): Promise<void>;

@@ -18,8 +18,9 @@ export interface ParsedAddress {
 
 export type ParseResult = { ok: true; value: ParsedAddress } | { ok: false; reason: string };
 
-const MAX_LOCAL_OCTETS = 64;
-const MAX_ADDRESS_OCTETS = 254;
+/** RFC 5321 limits. */
+export const MAX_LOCAL_OCTETS = 64;
+export const MAX_ADDRESS_OCTETS = 254;
 // atext of RFC 5322 plus any non-ASCII character (RFC 6531 UTF8-non-ascii).
 const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+$/u;
 // Printable ASCII except `"` and `\`, plus UTF-8, inside quotes; `\` escapes any printable character.

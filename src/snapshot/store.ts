@@ -1,6 +1,6 @@
 import { parseAddress } from '../recipient/address.js';
 import type { DirectoryRecord } from '../directory/types.js';
-import type { SnapshotView } from '../recipient/engine.js';
+import type { SnapshotView } from './view.js';
 
 /** The engine's lookup key for a directory address: lowercased, IDN domain as A-label. */
 export function snapshotKey(address: string): string {

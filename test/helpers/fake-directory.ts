@@ -78,6 +78,11 @@ export class FakeDirectory implements Directory {
     };
   }
 
+  /** The filter lookup() reports, as LdapDirectory.filterFor() does. */
+  filterFor(address: string): string {
+    return `(mail=${address})`;
+  }
+
   async probe(): Promise<void> {
     if (this.failure) throw this.failure;
   }

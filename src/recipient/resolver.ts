@@ -1,0 +1,204 @@
+import type { Directory, DirectoryAnswer } from '../directory/types.js';
+import { DirectoryError, ErrorCodes } from '../errors.js';
+import type { Metrics } from '../metrics.js';
+import type { AnswerCache } from './answer-cache.js';
+import type { DirectoryHealth } from './health.js';
+import type { Source } from './types.js';
+
+/** One key's answer, wherever it came from. */
+export interface KeyAnswer {
+  canonical: string | null;
+  dn: string | null;
+  source: Extract<Source, 'cache' | 'directory' | 'stale'>;
+  /** The filter the directory was sent (directory answers only). */
+  filter: string | undefined;
+  ttlMs: number;
+}
+
+export interface ResolverDeps {
+  directory: Directory;
+  cache: AnswerCache | null;
+  health: DirectoryHealth;
+  metrics: Metrics;
+  now: () => number;
+  positiveTtlMs: number;
+  negativeTtlMs: number;
+  staleMs: number;
+  /** The engine-side bound on one directory request. */
+  backstopMs: number;
+  /** `directory.canaries`, normalized. */
+  canaries: readonly string[];
+}
+
+const noop = (): void => undefined;
+
+/**
+ * One key through the cache and the directory: request coalescing, the backstop deadline,
+ * stale-if-error for positive answers only, and canary checks before a negative answer counts.
+ */
+export class Resolver {
+  private readonly inflight = new Map<string, Promise<DirectoryAnswer>>();
+  /** Orders negative answers and canary checks: a check with a higher number was sent after. */
+  private seq = 0;
+  private canaryCheck: { seq: number; done: Promise<void> } | null = null;
+  private nextCanaryCheck: Promise<void> | null = null;
+
+  constructor(private readonly deps: ResolverDeps) {}
+
+  /** The cache slot of `key` (-1 when absent), dropping an answer past its stale-if-error window. */
+  slot(key: string, now: number): number {
+    const cache = this.deps.cache;
+    if (cache === null) return -1;
+    const slot = cache.find(key);
+    if (slot >= 0 && now >= cache.freshUntil(slot) + this.deps.staleMs) {
+      cache.delete(key);
+      this.deps.metrics.cacheEntries.set(cache.size);
+      return -1;
+    }
+    return slot;
+  }
+
+  /** A fresh cached answer of `slot`. */
+  cached(slot: number, now: number, withDn: boolean): KeyAnswer {
+    const cache = this.deps.cache!;
+    return { canonical: cache.canonical(slot), dn: withDn ? cache.dn(slot) : null, source: 'cache', filter: undefined, ttlMs: cache.freshUntil(slot) - now };
+  }
+
+  /**
+   * The answer for `key`. `knownMiss`: the caller just found no fresh cached answer for it,
+   * so the cache is not asked again before the directory.
+   */
+  async resolve(key: string, knownMiss: boolean): Promise<KeyAnswer> {
+    const { cache, metrics } = this.deps;
+    if (!knownMiss && cache !== null) {
+      const now = this.deps.now();
+      const slot = this.slot(key, now);
+      if (slot >= 0 && now < cache.freshUntil(slot)) {
+        metrics.cacheEvent('hit');
+        return this.cached(slot, now, true);
+      }
+    }
+    metrics.cacheEvent('miss');
+    let answer: DirectoryAnswer;
+    try {
+      answer = await this.fetch(key);
+    } catch (err) {
+      return this.afterError(key, err);
+    }
+    const entry = answer.entry;
+    const ttl = entry ? this.deps.positiveTtlMs : this.deps.negativeTtlMs;
+    // While a canary is missing a "no such entry" is no knowledge: never keep it.
+    if (cache && ttl > 0 && (entry !== null || !this.deps.health.canaryMissing)) {
+      cache.set(key, entry, this.deps.now() + ttl);
+      metrics.cacheEntries.set(cache.size);
+    }
+    return { canonical: entry ? entry.canonical : null, dn: entry ? entry.dn : null, source: 'directory', filter: answer.filter, ttlMs: ttl };
+  }
+
+  /** The directory failed: a fresh answer another request stored meanwhile, a stale positive one, or the error. */
+  private afterError(key: string, err: unknown): KeyAnswer {
+    const again = this.deps.cache?.get(key);
+    const now = this.deps.now();
+    if (again && now < again.freshUntil) return { canonical: again.canonical, dn: again.dn, source: 'cache', filter: undefined, ttlMs: again.freshUntil - now };
+    // Positive knowledge may be served stale; negative knowledge may not.
+    if (again && again.canonical !== null && now < again.freshUntil + this.deps.staleMs) {
+      this.deps.metrics.cacheEvent('stale');
+      return { canonical: again.canonical, dn: again.dn, source: 'stale', filter: undefined, ttlMs: 0 };
+    }
+    throw err;
+  }
+
+  /**
+   * Exactly one directory request per key at a time; concurrent askers share it. With canaries,
+   * a "no such entry" counts only once a canary check sent after it found every canary.
+   */
+  private fetch(key: string): Promise<DirectoryAnswer> {
+    const pending = this.inflight.get(key);
+    if (pending) return pending;
+    let p = this.request(key);
+    if (this.deps.canaries.length > 0) p = p.then((a) => (a.entry === null ? this.confirmNegative(++this.seq).then(() => a) : a));
+    this.inflight.set(key, p);
+    const done = (): void => {
+      if (this.inflight.get(key) === p) this.inflight.delete(key);
+    };
+    p.then(done, done);
+    return p;
+  }
+
+  /**
+   * Resolves once a canary check sent after negative answer number `arrival` is done. Negatives
+   * arriving while a check runs share the one queued after it: at most two checks at a time.
+   */
+  private confirmNegative(arrival: number): Promise<void> {
+    const current = this.canaryCheck;
+    if (current === null) return this.startCanaryCheck();
+    if (current.seq > arrival) return current.done;
+    this.nextCanaryCheck ??= current.done
+      .then(noop, noop)
+      .then(() => {
+        this.nextCanaryCheck = null;
+        return this.startCanaryCheck();
+      });
+    return this.nextCanaryCheck;
+  }
+
+  private startCanaryCheck(): Promise<void> {
+    const check = { seq: ++this.seq, done: this.checkCanaries() };
+    this.canaryCheck = check;
+    const clear = (): void => {
+      if (this.canaryCheck === check) this.canaryCheck = null;
+    };
+    check.done.then(clear, clear);
+    return check.done;
+  }
+
+  /** Looks up every canary; reports to the health; throws DirectoryError when the directory fails. */
+  async checkCanaries(): Promise<void> {
+    const { canaries, health, cache, metrics } = this.deps;
+    if (canaries.length === 0) return;
+    const answers = await Promise.all(canaries.map((c) => this.request(c)));
+    const missing = canaries.filter((_, i) => answers[i]!.entry === null);
+    const wasMissing = health.canaryMissing;
+    health.canaries(missing);
+    if (missing.length > 0 && !wasMissing && cache) {
+      // Negatives cached just before were likely served by the same broken directory.
+      cache.deleteNegatives();
+      metrics.cacheEntries.set(cache.size);
+    }
+  }
+
+  /**
+   * One directory request. The directory bounds its own requests; the backstop timer guarantees
+   * a front end never waits longer than the configured timeout plus a margin, whatever the
+   * directory does. (One promise and one timer per request: this runs for every cache miss.)
+   */
+  private request(key: string): Promise<DirectoryAnswer> {
+    const { directory, health, backstopMs } = this.deps;
+    return new Promise<DirectoryAnswer>((resolve, reject) => {
+      let settled = false;
+      const fail = (err: unknown): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        const e = err instanceof DirectoryError ? err : new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `directory failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+        health.failed(e);
+        reject(e);
+      };
+      const timer = setTimeout(() => fail(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer within ${backstopMs} ms`)), backstopMs);
+      let answer: Promise<DirectoryAnswer>;
+      try {
+        answer = directory.lookup(key);
+      } catch (err) {
+        fail(err);
+        return;
+      }
+      answer.then((value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        health.answered();
+        resolve(value);
+      }, fail);
+    });
+  }
+}

@@ -1,0 +1,166 @@
+import { domainRules } from '../config/load.js';
+import type { Config, DomainRule } from '../config/schema.js';
+import type { Directory } from '../directory/types.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { foldLocal, MAX_ADDRESS_OCTETS, MAX_LOCAL_OCTETS, normalizeDomain, parseAddress, stripSubaddress, type ParseResult } from './address.js';
+import { NO_OVERRIDES, type Overrides } from './overrides.js';
+import type { LookupResult, Rule, Verdict } from './types.js';
+
+/** A served domain's rules, with the global defaults filled in. */
+export type EffectiveRule = Required<Pick<DomainRule, 'mode' | 'onDirectoryError'>> & { catchAll: boolean; alwaysValid: ReadonlySet<string> };
+
+/** A lookup the static rules could not decide: the keys to try in the snapshot, cache and directory. */
+export class Pending {
+  constructor(
+    readonly input: string,
+    /** Normalized address. */
+    readonly address: string,
+    readonly domain: string,
+    readonly rule: EffectiveRule,
+    /** The exact address, then the one without sub-address. */
+    readonly candidates: readonly string[],
+    readonly wantExplain: boolean,
+  ) {}
+
+  /** Leading candidates the cache holds a fresh "no such entry" for (set by the cache step). */
+  cachedMisses = 0;
+}
+
+/** A lowercase ASCII dot-atom (RFC 5322 atext): parseAddress() leaves such a local part as it is. */
+const PLAIN_LOCAL = /^[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+/**
+ * parseAddress(), with a shortcut for the common case already in normal form: a lowercase ASCII
+ * dot-atom local part at one of `plainDomains` (domains that normalize to themselves). Same
+ * answer as parseAddress() for every input, without the full parse for those.
+ */
+export function parseServedAddress(input: string, plainDomains: ReadonlySet<string>): ParseResult {
+  const at = input.lastIndexOf('@');
+  if (at > 0 && input.length <= MAX_ADDRESS_OCTETS) {
+    const domain = input.slice(at + 1);
+    if (plainDomains.has(domain)) {
+      const local = input.slice(0, at);
+      if (local.length <= MAX_LOCAL_OCTETS && PLAIN_LOCAL.test(local)) return { ok: true, value: { local, domain, address: input } };
+    }
+  }
+  return parseAddress(input);
+}
+
+/** True when any of `keys` is in `set`. */
+function anyIn(set: ReadonlySet<string>, keys: readonly string[]): boolean {
+  for (let i = 0; i < keys.length; i++) if (set.has(keys[i]!)) return true;
+  return false;
+}
+
+function buildRules(c: Readonly<Config>, directory: Directory): Map<string, EffectiveRule> {
+  const rules = new Map<string, EffectiveRule>();
+  const make = (r: DomainRule, catchAll: boolean): EffectiveRule => ({
+    mode: r.mode ?? c.mode,
+    onDirectoryError: r.onDirectoryError ?? c.onDirectoryError,
+    catchAll: r.catchAll ?? catchAll,
+    alwaysValid: new Set((r.alwaysValid ?? c.alwaysValid).map(foldLocal)),
+  });
+  let served = domainRules(c);
+  if (served.size === 0 && directory.knownDomains) {
+    // LDIF with `domains: []`: every domain in the file is served.
+    served = new Map(directory.knownDomains().map((d) => [d, {}]));
+  }
+  for (const [d, r] of served) rules.set(d, make(r, false));
+  for (const d of c.catchAllDomains) {
+    const n = normalizeDomain(d);
+    if (n) rules.set(n, make(served.get(n) ?? {}, true));
+  }
+  return rules;
+}
+
+export interface StaticRulesDeps {
+  config: Readonly<Config>;
+  directory: Directory;
+  metrics: Metrics;
+  logger: Logger;
+  overrides?: Overrides;
+}
+
+/**
+ * The rules that need no I/O: syntax, served domain, deny / allow lists, always-valid local
+ * parts, catch-all; and shadow mode, applied to every verdict.
+ */
+export class StaticRules {
+  private readonly rules: Map<string, EffectiveRule>;
+  /** Served domains already in normal form (lowercase A-labels), for parseServedAddress(). */
+  private readonly plainDomains = new Set<string>();
+  private readonly delimiters: string;
+  private readonly staticTtl: number;
+  overrides: Overrides;
+  /** `cache.positiveTtl` in seconds: the TTL of static and snapshot answers. */
+  get positiveTtlSeconds(): number {
+    return this.staticTtl;
+  }
+
+  constructor(private readonly deps: StaticRulesDeps, positiveTtlMs: number) {
+    this.rules = buildRules(deps.config, deps.directory);
+    for (const d of this.rules.keys()) if (normalizeDomain(d) === d) this.plainDomains.add(d);
+    this.delimiters = deps.config.recipientDelimiter;
+    this.staticTtl = Math.round(positiveTtlMs / 1000);
+    this.overrides = deps.overrides ?? NO_OVERRIDES;
+  }
+
+  servedDomain(domain: string): string | null {
+    const n = normalizeDomain(domain.startsWith('@') ? domain.slice(1) : domain);
+    return n !== null && this.rules.has(n) ? n : null;
+  }
+
+  servedDomains(): string[] {
+    return [...this.rules.keys()].sort();
+  }
+
+  /** Cheap pre-check for stripSubaddress(): most local parts hold no delimiter at all. */
+  private hasDelimiter(local: string): boolean {
+    for (let i = 0; i < this.delimiters.length; i++) if (local.includes(this.delimiters[i]!)) return true;
+    return false;
+  }
+
+  /** The verdict of the static rules, or what is left to look up. */
+  decide(input: string, wantExplain: boolean): LookupResult | Pending {
+    const parsed = parseServedAddress(input, this.plainDomains);
+    if (!parsed.ok) {
+      const result: LookupResult = { address: input, verdict: 'invalid', source: 'static', ttlSeconds: 0, reason: parsed.reason };
+      if (wantExplain) result.explain = { tried: [], rule: 'syntax', detail: parsed.reason };
+      return result;
+    }
+    const { local, domain, address } = parsed.value;
+    const rule = this.rules.get(domain);
+    if (!rule) {
+      const result: LookupResult = { address: input, verdict: 'not_ours', source: 'static', ttlSeconds: this.staticTtl };
+      if (wantExplain) result.explain = { normalized: address, tried: [], rule: 'not_served' };
+      return result;
+    }
+    const base = this.hasDelimiter(local) ? stripSubaddress(local, this.delimiters) : null;
+    const candidates = base === null ? [address] : [address, `${base}@${domain}`];
+    const p = new Pending(input, address, domain, rule, candidates, wantExplain);
+    const { deny, allow } = this.overrides;
+    if (deny.size > 0 && anyIn(deny, candidates)) return this.result(p, 'unknown', 'deny');
+    if (allow.size > 0 && anyIn(allow, candidates)) return this.result(p, 'valid', 'allow');
+    if (rule.alwaysValid.has(local) || (base !== null && rule.alwaysValid.has(base))) return this.result(p, 'valid', 'always_valid');
+    if (rule.catchAll) return this.result(p, 'valid', 'catch_all');
+    return p;
+  }
+
+  private result(p: Pending, verdict: Verdict, r: Rule): LookupResult {
+    const result: LookupResult = { address: p.input, verdict, source: 'static', ttlSeconds: this.staticTtl };
+    if (p.wantExplain) result.explain = { normalized: p.address, tried: [], rule: r };
+    return this.applyMode(p, result);
+  }
+
+  /** Shadow mode: answer valid, keep what enforce mode would have said, log and count it. */
+  applyMode(p: Pending, result: LookupResult): LookupResult {
+    if (p.rule.mode !== 'shadow') return result;
+    const enforced = result.verdict;
+    if (enforced === 'unknown' || enforced === 'tempfail') {
+      this.deps.metrics.shadowRejections.inc({ domain: p.domain });
+      this.deps.logger.info({ address: p.input, domain: p.domain, enforcedVerdict: enforced, source: result.source }, 'shadow mode: would have refused');
+    }
+    return { ...result, verdict: 'valid', shadow: true, enforcedVerdict: enforced };
+  }
+}

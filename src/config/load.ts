@@ -1,9 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { domainToASCII } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
-import { parseAddress } from '../recipient/address.js';
+import { normalizeDomain, parseAddress } from '../recipient/address.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
 
 export const ENV_PREFIX = 'RCPTGATE_';
@@ -177,14 +176,10 @@ function balancedParens(filter: string): boolean {
   return depth === 0;
 }
 
-/** Lowercase, trailing dot dropped, IDN to A-label; null when not a domain name. */
-export function normalizeDomainName(domain: string): string | null {
-  const trimmed = domain.trim().replace(/\.$/, '');
-  if (trimmed === '' || /[\s@]/.test(trimmed)) return null;
-  const ascii = domainToASCII(trimmed.toLowerCase());
-  if (ascii === '' || ascii.length > 253) return null;
-  if (!ascii.split('.').every((l) => /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/.test(l) || /^xn--[a-z0-9-]+$/.test(l))) return null;
-  return ascii;
+/** A served domain as the engine keys it (address.ts normalizes); address literals are never served. */
+function normalizeDomainName(domain: string): string | null {
+  const d = domain.trim();
+  return d.startsWith('[') ? null : normalizeDomain(d);
 }
 
 export function domainList(config: Config): string[] {

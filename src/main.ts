@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { loadConfig, redact, type LoadedConfig } from './config/load.js';
+import { resolveConfig } from './config/resolve.js';
 import { ConfigError, RcptgateError } from './errors.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
@@ -113,6 +114,8 @@ function usage(message: string, topic: string): number {
 function configCheck(file: string | undefined): number {
   try {
     const { config, file: used } = loadConfig(file);
+    // Secrets, the CA file and the override lists too: exactly what `serve` would refuse.
+    resolveConfig(config);
     out(`# ${used ? `config ${used}` : 'no config file: built-in defaults'} is valid; effective configuration:`);
     // Warnings go to stderr: stdout stays valid YAML.
     for (const w of exposureWarnings(config)) err(`${w.level}: ${w.path}: ${w.message}`);

@@ -4,7 +4,7 @@ import { loadConfig, type LoadedConfig } from '../config/load.js';
 import { ms } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
 import { isExampleDirectory } from '../directory/index.js';
-import { readSecret } from '../config/load.js';
+import { resolveConfig } from '../config/resolve.js';
 import type { Logger } from '../log.js';
 import { Metrics } from '../metrics.js';
 import type { HealthReport, RecipientValidator } from '../recipient/types.js';
@@ -54,8 +54,10 @@ export async function createApp(options: AppOptions): Promise<App> {
   let draining = false;
   let closed = false;
 
-  const engines = new EngineHolder(options.loaded.config, { logger, metrics, env });
   const config = options.loaded.config;
+  // Secrets and files are read once, here: a problem is a ConfigError listing every one.
+  const resolved = resolveConfig(config, env);
+  const engines = new EngineHolder(resolved, { logger, metrics, env });
   const validator = engines.validator;
 
   // Snapshot mode: one syncer at a time; a reload swaps the engine it feeds, or the syncer itself
@@ -65,8 +67,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       ? new SnapshotSync({ config: c, directory: engines.current.directory, metrics, logger, onSnapshot: (s) => engines.current.validator.setSnapshot(s) })
       : null;
   let syncer = newSyncer(config);
-  const adminToken = readSecret(config.admin.tokenFile, env.RCPTGATE_ADMIN_TOKEN, 'admin token');
-  const lookupToken = readSecret(config.http.lookupTokenFile, undefined, 'lookup token');
+  const { adminToken, lookupToken } = resolved;
 
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: syncer?.current ?? null, draining, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
@@ -188,7 +189,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     try {
       const loaded = loadConfig(file ?? options.loaded.file, env);
       const before = engines.current.config;
-      const { old, cacheKept } = engines.replace(loaded.config, syncer?.current ?? null);
+      const { old, cacheKept } = engines.replace(resolveConfig(loaded.config, env), syncer?.current ?? null);
       await reloadSync(before, loaded.config);
       logger.level = loaded.config.log.level;
       for (const key of ['http', 'socketmap', 'policy', 'milter'] as const) {

@@ -1,11 +1,11 @@
 import type { Config } from '../config/schema.js';
+import type { ResolvedConfig } from '../config/resolve.js';
 import { createDirectory } from '../directory/index.js';
 import type { Directory } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { RecipientValidatorImpl, type SnapshotView } from '../recipient/engine.js';
 import { DirectoryHealth } from '../recipient/health.js';
-import { loadOverrides } from '../recipient/overrides.js';
 import type { LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 
 /** One configuration's directory and engine. */
@@ -48,11 +48,11 @@ export class EngineHolder {
   readonly validator: AppValidator;
 
   constructor(
-    config: Readonly<Config>,
+    resolved: ResolvedConfig,
     private readonly deps: EngineHolderDeps,
   ) {
     this.health = new DirectoryHealth({ metrics: deps.metrics, logger: deps.logger });
-    this.current = this.build(config, null, null);
+    this.current = this.build(resolved, null, null);
     this.validator = {
       lookup: (address, o) => this.current.validator.lookup(address, o),
       // Promise-free path for answers the engine has at hand (socketmap's hot path).
@@ -64,10 +64,9 @@ export class EngineHolder {
     };
   }
 
-  private build(config: Readonly<Config>, previous: Engine | null, snapshot: SnapshotView | null): Engine {
+  private build({ config, overrides }: ResolvedConfig, previous: Engine | null, snapshot: SnapshotView | null): Engine {
     const { logger, metrics, env } = this.deps;
     const directory = createDirectory(config, { logger, metrics, env });
-    const overrides = loadOverrides(config.overrides.allowFile, config.overrides.denyFile);
     const keep = previous !== null && sameAnswers(previous.config, config) ? previous.validator.answerCache : null;
     const validator = new RecipientValidatorImpl({ config, directory, metrics, logger, overrides, health: this.health, cache: keep, snapshot });
     return { config, directory, validator };
@@ -77,9 +76,9 @@ export class EngineHolder {
    * Builds and installs the engine of `config`; returns the old one (its directory is still open)
    * and whether the cache was kept. Throws, changing nothing, when the config cannot be built.
    */
-  replace(config: Readonly<Config>, snapshot: SnapshotView | null): { old: Engine; cacheKept: boolean } {
+  replace(resolved: ResolvedConfig, snapshot: SnapshotView | null): { old: Engine; cacheKept: boolean } {
     const old = this.current;
-    const next = this.build(config, old, snapshot);
+    const next = this.build(resolved, old, snapshot);
     this.current = next;
     return { old, cacheKept: next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache };
   }

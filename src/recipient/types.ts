@@ -81,8 +81,8 @@ export interface HealthReport {
   /** False until the directory answered once or a snapshot is loaded, and while draining. */
   ready: boolean;
   draining: boolean;
-  /** Set exactly when `reason` is. */
-  reasonCode?: HealthReasonCode;
+  /** Set exactly when `reason` is. Consumers must accept codes added later. */
+  reasonCode?: HealthReasonCode | (string & {});
   /** Why not ready (or what is degraded), in words. */
   reason?: string;
   directory: {

@@ -253,6 +253,30 @@ describe('rcptgate config check', () => {
     assert.equal(quiet.stderr, '', 'the loopback default warns about nothing');
   });
 
+  it('rejects what serve would: a bindDN without a password and a missing caFile, both listed, exit 78', async () => {
+    const config = writeConfig(
+      'secrets.yaml',
+      [
+        'domains: [example.com]',
+        'directory:',
+        '  kind: ldap',
+        '  ldap:',
+        '    urls: ["ldap://127.0.0.1:1"]',
+        '    bindDN: "cn=rcptgate,dc=example,dc=com"',
+        `    tls: { caFile: "${join(dir, 'no-such-ca.pem')}" }`,
+        '',
+      ].join('\n'),
+    );
+    const r = await run(['config', 'check', '--config', config]);
+    assert.equal(r.code, 78, show(r));
+    assert.match(r.stderr, /^\s+directory\.ldap\.bindPasswordFile: bindDN is set but no bind password/m);
+    assert.match(r.stderr, /^\s+directory\.ldap\.tls\.caFile: cannot read/m);
+    const serve = await run(['check', '--config', config, 'alice@example.com']);
+    assert.equal(serve.code, 78, show(serve));
+    const withPassword = await run(['config', 'check', '--config', config], { RCPTGATE_LDAP_BIND_PASSWORD: 'secret' });
+    assert.doesNotMatch(withPassword.stderr, /bindPasswordFile/);
+  });
+
   it('validates the built-in default without a config file', async () => {
     const r = await run(['config', 'check']);
     assert.equal(r.code, 0, show(r));

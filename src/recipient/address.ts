@@ -113,3 +113,15 @@ export function stripSubaddress(local: string, delimiters: string): string | nul
   }
   return null;
 }
+
+/**
+ * The engine's lookup key for an address from the directory (snapshot entries): the normalized
+ * address, or the input lowercased when it does not parse (it then never matches a lookup).
+ */
+export function addressKey(address: string): string {
+  // Fast path for plain ASCII; anything else (e.g. U+212A, which toLowerCase() makes "k") goes
+  // through parseAddress() and its case folding.
+  if (/^[A-Za-z0-9._%+=&'-]+@[A-Za-z0-9.-]+$/.test(address)) return address.toLowerCase();
+  const parsed = parseAddress(address);
+  return parsed.ok ? parsed.value.address : address;
+}

@@ -1,15 +1,9 @@
-import { parseAddress } from '../recipient/address.js';
+import { addressKey } from '../recipient/address.js';
 import type { DirectoryRecord } from '../directory/types.js';
 import type { SnapshotView } from './view.js';
 
-/** The engine's lookup key for a directory address: lowercased, IDN domain as A-label. */
-export function snapshotKey(address: string): string {
-  // Fast path for plain ASCII; anything else (e.g. U+212A, which toLowerCase() makes "k") goes
-  // through the engine's own parser and case folding.
-  if (/^[A-Za-z0-9._%+=&'-]+@[A-Za-z0-9.-]+$/.test(address)) return address.toLowerCase();
-  const parsed = parseAddress(address);
-  return parsed.ok ? parsed.value.address : address;
-}
+/** The engine's lookup key for a directory address (address.ts owns normalization). */
+export const snapshotKey = addressKey;
 
 /**
  * A full copy of every valid address: address → its entry. Records are shared between the

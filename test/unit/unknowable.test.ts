@@ -5,7 +5,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { DirectoryError, ErrorCodes } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
-import { foldLocal, parseAddress } from '../../src/recipient/address.js';
+import { addressKey, foldLocal, parseAddress } from '../../src/recipient/address.js';
 import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 import { FakeClock, FakeDirectory } from '../helpers/fake-directory.js';
 
@@ -95,6 +95,11 @@ describe('Unicode case folding', () => {
     assert.ok(r.ok);
     assert.notEqual(r.value.address, 'kate@example.com');
     assert.equal(foldLocal('\u212Aate'), '\u212Aate');
+  });
+
+  it('keys a directory address with U+212A as itself in the snapshot, not as kate', () => {
+    assert.equal(addressKey('\u212Aate@Example.com'), '\u212Aate@example.com');
+    assert.equal(addressKey('Kate@Example.com'), 'kate@example.com');
   });
 
   it('still folds ASCII, and non-ASCII that stays non-ASCII', () => {

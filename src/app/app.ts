@@ -1,8 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { loadConfig, type LoadedConfig } from '../config/load.js';
+import type { LoadedConfig } from '../config/load.js';
 import { ms } from '../config/duration.js';
-import type { Config } from '../config/schema.js';
 import { isExampleDirectory } from '../directory/index.js';
 import { resolveConfig } from '../config/resolve.js';
 import type { Logger } from '../log.js';
@@ -12,7 +11,8 @@ import { VERSION } from '../version.js';
 import { createHttpApp } from '../http/app.js';
 import { parseHostPort, type TcpServer } from '../net/tcp-server.js';
 import { createSocketmapServer } from '../socketmap/server.js';
-import { SnapshotSync, snapshotSource } from '../snapshot/sync.js';
+import { createReload } from './reload.js';
+import { SnapshotHolder } from './snapshots.js';
 import { EngineHolder } from './engines.js';
 import { healthReport } from './health-report.js';
 import { ProbeLoop } from './probe.js';
@@ -60,17 +60,12 @@ export async function createApp(options: AppOptions): Promise<App> {
   const engines = new EngineHolder(resolved, { logger, metrics, env });
   const validator = engines.validator;
 
-  // Snapshot mode: one syncer at a time; a reload swaps the engine it feeds, or the syncer itself
-  // when sync.* or the directory changed.
-  const newSyncer = (c: Readonly<Config>): SnapshotSync | null =>
-    c.sync.enabled
-      ? new SnapshotSync({ config: c, directory: engines.current.directory, metrics, logger, onSnapshot: (s) => engines.current.validator.setSnapshot(s) })
-      : null;
-  let syncer = newSyncer(config);
+  const snapshots = new SnapshotHolder(config, engines, { metrics, logger });
   const { adminToken, lookupToken } = resolved;
 
-  const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: syncer?.current ?? null, draining, startedAt });
+  const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
+  const reload = createReload({ file: options.loaded.file, startConfig: config, env, engines, snapshots, probes, metrics, logger });
 
   // --- listeners -------------------------------------------------------------------------
   const addresses: App['addresses'] = {};
@@ -137,7 +132,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     if (notice) logger.info(notice);
     for (const w of exposureWarnings(config)) logger[w.level === 'warning' ? 'warn' : 'info']({ key: w.path }, w.message);
     // The snapshot is loaded before any listener opens, so the first answers already use it.
-    if (syncer) await syncer.load();
+    await snapshots.load();
     try {
       if (config.listen.socketmap) {
         const server = createSocketmapServer(common);
@@ -160,7 +155,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       throw err;
     }
     probes.poke();
-    syncer?.start();
+    snapshots.start();
   };
 
   const close = async (): Promise<void> => {
@@ -168,7 +163,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     draining = true;
     closed = true;
     probes.stop();
-    await syncer?.stop();
+    await snapshots.stop();
     const httpDone = httpServer
       ? new Promise<void>((resolve) => {
           const s = httpServer!;
@@ -185,59 +180,15 @@ export async function createApp(options: AppOptions): Promise<App> {
     await engines.current.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
   };
 
-  const reload = async (file?: string): Promise<boolean> => {
-    try {
-      const loaded = loadConfig(file ?? options.loaded.file, env);
-      const before = engines.current.config;
-      const { old, cacheKept } = engines.replace(resolveConfig(loaded.config, env), syncer?.current ?? null);
-      await reloadSync(before, loaded.config);
-      logger.level = loaded.config.log.level;
-      for (const key of ['http', 'socketmap', 'policy', 'milter'] as const) {
-        if (loaded.config.listen[key] !== config.listen[key]) logger.warn({ listener: key }, 'listen addresses change only on restart');
-      }
-      // Requests in flight on the old directory finish before it closes.
-      setTimeout(() => void old.directory.close().catch(() => undefined), 30_000).unref();
-      probes.poke();
-      metrics.configReloads.inc({ outcome: 'success' });
-      logger.info({ file: loaded.file, cacheKept }, cacheKept ? 'configuration reloaded, cache kept' : 'configuration reloaded, cache flushed');
-      return true;
-    } catch (err) {
-      metrics.configReloads.inc({ outcome: 'failure' });
-      logger.error({ err: { message: (err as Error).message } }, 'reload failed; keeping the running configuration');
-      return false;
-    }
-  };
-
-  /** sync.* (or the directory a snapshot comes from) changed: a new syncer, or none. */
-  const reloadSync = async (before: Readonly<Config>, next: Readonly<Config>): Promise<void> => {
-    if (JSON.stringify(before.sync) === JSON.stringify(next.sync) && snapshotSource(before) === snapshotSource(next)) {
-      syncer?.setDirectory(engines.current.directory);
-      return;
-    }
-    await syncer?.stop();
-    syncer = newSyncer(next);
-    engines.current.validator.setSnapshot(null);
-    if (syncer) {
-      await syncer.load();
-      if (!closed && options.listen) syncer.start();
-    }
-  };
-
   return {
     validator,
     metrics,
     addresses,
-    prepare: async () => {
-      if (syncer) await syncer.load();
-    },
+    prepare: () => snapshots.load(),
     start,
     reload,
     health,
-    syncOnce: async () => {
-      if (!syncer) throw new Error('sync.enabled is false: set sync.enabled and sync.snapshotPath');
-      const r = await syncer.full();
-      return `entries=${r.entries} addresses=${r.addresses} seconds=${r.seconds.toFixed(2)} path=${config.sync.snapshotPath}`;
-    },
+    syncOnce: () => snapshots.syncOnce(),
     close,
   };
 }

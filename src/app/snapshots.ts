@@ -1,0 +1,71 @@
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { SnapshotStore } from '../snapshot/store.js';
+import { SnapshotSync, snapshotSource } from '../snapshot/sync.js';
+import type { EngineHolder } from './engines.js';
+
+/**
+ * Snapshot mode for the app: at most one syncer, feeding whichever engine is current. A reload
+ * that changes `sync.*` (or the directory a snapshot comes from) replaces the syncer, or drops it.
+ */
+export class SnapshotHolder {
+  private syncer: SnapshotSync | null;
+  private running = false;
+
+  constructor(
+    config: Readonly<Config>,
+    private readonly engines: EngineHolder,
+    private readonly deps: { metrics: Metrics; logger: Logger },
+  ) {
+    this.syncer = this.create(config);
+  }
+
+  private create(config: Readonly<Config>): SnapshotSync | null {
+    if (!config.sync.enabled) return null;
+    const { metrics, logger } = this.deps;
+    return new SnapshotSync({ config, directory: this.engines.current.directory, metrics, logger, onSnapshot: (s) => this.engines.current.validator.setSnapshot(s) });
+  }
+
+  get current(): SnapshotStore | null {
+    return this.syncer?.current ?? null;
+  }
+
+  /** Loads the snapshot file, if snapshot mode is on (before any listener opens). */
+  async load(): Promise<void> {
+    await this.syncer?.load();
+  }
+
+  /** Starts the periodic syncs (serve). */
+  start(): void {
+    this.running = true;
+    this.syncer?.start();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.syncer?.stop();
+  }
+
+  /** One full sync (`rcptgate sync`); the report line it prints. */
+  async syncOnce(): Promise<string> {
+    if (!this.syncer) throw new Error('sync.enabled is false: set sync.enabled and sync.snapshotPath');
+    const r = await this.syncer.full();
+    return `entries=${r.entries} addresses=${r.addresses} seconds=${r.seconds.toFixed(2)} path=${this.engines.current.config.sync.snapshotPath}`;
+  }
+
+  /** After the engines were replaced for `next`: keep the syncer (on the new directory) or rebuild it. */
+  async reload(before: Readonly<Config>, next: Readonly<Config>): Promise<void> {
+    if (JSON.stringify(before.sync) === JSON.stringify(next.sync) && snapshotSource(before) === snapshotSource(next)) {
+      this.syncer?.setDirectory(this.engines.current.directory);
+      return;
+    }
+    await this.syncer?.stop();
+    this.syncer = this.create(next);
+    this.engines.current.validator.setSnapshot(null);
+    if (this.syncer) {
+      await this.syncer.load();
+      if (this.running) this.syncer.start();
+    }
+  }
+}

@@ -186,7 +186,9 @@ ${sections.join('\n\n')}
   and compared with ground truth (healthy: 250 odd / 550 even; directory down: 451 for all). CPU per RCPT: Postfix
   (master + daemons, live and reaped) + rcptgate + slapd over the smtp-source run. 5 ms away: bench/servers/delay-proxy.ts
   delays every chunk 5 ms each way (netem is not available) in front of slapd, for both contenders; rcptgate with
-  default settings. Down: slapd stopped, rcptgate's cache flushed.
+  default settings. With 10 sequential sessions and distinct recipients, every cold RCPT waits one round trip on
+  either side, so RCPT/s can only pull ahead where answers need fewer round trips than lookups. Down: slapd
+  stopped, rcptgate's cache flushed.
 - http: autocannon, 10 connections, 4 s, one cached address, against bench/servers/bare-express.ts.
 - memory: bench/memory/cache-rss.ts (1,000,000 cached answers, default V8 flags and \`${HEAP_BUDGET.join(' ')}\`),
   bench/memory/snapshot.ts (1,000,000 generated addresses), and \`rcptgate sync\` against the benchmark slapd.

@@ -92,8 +92,11 @@ function pushRows(ctx: Context, label: string, connections: number, base: SeqRes
     note: `${kinds(victim.replies)}; ${answered} of ${VICTIM_KEYS} answered in ${fmt(victim.seconds)} s${victim.unanswered ? `, ${victim.unanswered} still unanswered 30 s after the end` : ''}; no flood: ${base.requests} in ${fmt(base.seconds)} s`,
     target: { text: '0 TEMP, all answered', pass: temp === 0 && answered === VICTIM_KEYS },
   });
-  ctx.rows.push({ section: 'flood', what: `${tag}: victim p50`, value: victim.p50, unit: 'ms', baseline: { name: 'no flood', value: base.p50 } });
-  ctx.rows.push({ section: 'flood', what: `${tag}: victim p99`, value: victim.p99, unit: 'ms', baseline: { name: 'no flood', value: base.p99 } });
+  // No answer at all has no latency (the C client reports 0): shown as NaN, not as a fast victim.
+  const ms = (v: number) => (victim.requests > 0 ? v : NaN);
+  const none = victim.requests > 0 ? {} : { note: 'no lookup answered' };
+  ctx.rows.push({ section: 'flood', what: `${tag}: victim p50`, value: ms(victim.p50), unit: 'ms', baseline: { name: 'no flood', value: base.p50 }, ...none });
+  ctx.rows.push({ section: 'flood', what: `${tag}: victim p99`, value: ms(victim.p99), unit: 'ms', baseline: { name: 'no flood', value: base.p99 }, ...none });
   ctx.rows.push({ section: 'flood', what: `${tag}: attacker answered`, value: a.rate, unit: 'answers/s', note: `${kinds(a.replies)}; ${a.sent} sent; ${a.closedByServer} connections closed by the server` });
   ctx.rows.push({ section: 'flood', what: `${tag}: peak RSS of rcptgate`, value: peak, unit: 'MB', note: searches });
 }

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix, resolve } from 'node:path';
@@ -140,8 +140,19 @@ function rcptgateArgv(): string[] {
   return ['--import', 'tsx', src];
 }
 
+/**
+ * `config check` reads every file the config names (secrets, CA, lists), as `serve` would. The
+ * rendered config names the pod's mount points; each gets a stand-in file under `dir`.
+ */
 async function configCheck(text: string, dir: string, name: string) {
   const file = join(dir, name);
+  const mounted = [...new Set(text.match(/\/etc\/rcptgate\/[^\s"']+/g) ?? [])];
+  for (const path of mounted) {
+    const local = join(dir, 'mounts', path);
+    await mkdir(dirname(local), { recursive: true });
+    await writeFile(local, path.endsWith('.txt') ? 'someone@example.com\n' : 'stand-in-secret\n');
+    text = text.split(path).join(local);
+  }
   await writeFile(file, text);
   // No RCPTGATE_* from the test environment may leak into the check.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCPTGATE_')));

@@ -9,6 +9,7 @@ import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { rawSearch, resultError, type RawSearchResult } from './raw-search.js';
 import type { LdapConnection } from './connection.js';
+import { LookupQueue, type Pending } from './lookup-queue.js';
 
 /**
  * Turns lookups into searches. A lookup waits in a FIFO queue until a search slot is free or its
@@ -42,31 +43,16 @@ export interface SchedulerOptions {
 /** Enough to tell two matches apart in a log line, not so many that a bad filter floods us. */
 const ENTRIES_PER_KEY = 16;
 
-interface Pending {
-  key: string;
-  deadline: number;
-  resolve: (entries: Entry[]) => void;
-  reject: (err: DirectoryError) => void;
-  done: boolean;
-  /** Must go alone: not batchable, or a batch could not vouch for it. */
-  single: boolean;
-  /** Already retried once after its connection died. */
-  retried: boolean;
-  signal: AbortSignal | undefined;
-  onAbort: (() => void) | undefined;
-}
-
 export class LookupScheduler {
-  /** Retries, served before the queue. */
-  private readonly urgent: Pending[] = [];
-  private readonly queue: Pending[] = [];
-  private head = 0;
+  private readonly queue: LookupQueue;
   private accepted = 0;
   private pumpScheduled = false;
   private waitingForSlot = false;
   private closed = false;
 
-  constructor(private readonly o: SchedulerOptions) {}
+  constructor(private readonly o: SchedulerOptions) {
+    this.queue = new LookupQueue(o.batchSize);
+  }
 
   /** Lookups accepted and not yet answered. */
   get pending(): number {
@@ -102,7 +88,7 @@ export class LookupScheduler {
 
   close(): void {
     this.closed = true;
-    for (let p = this.shiftLive(); p; p = this.shiftLive()) this.fail(p, closedError());
+    for (let p = this.queue.shift(); p; p = this.queue.shift()) this.fail(p, closedError());
   }
 
   // --- the queue ---
@@ -118,18 +104,18 @@ export class LookupScheduler {
   }
 
   private pump(): void {
-    while (!this.closed && this.peekLive()) {
+    while (!this.closed && this.queue.peek()) {
       const conn = this.o.pool.tryAcquire();
       if (!conn) break;
       this.dispatch(conn);
     }
-    if (!this.closed && !this.waitingForSlot && this.peekLive()) this.waitForSlot();
+    if (!this.closed && !this.waitingForSlot && this.queue.peek()) this.waitForSlot();
   }
 
   /** All slots are taken: wait for one until the oldest lookup's deadline. */
   private waitForSlot(): void {
     this.waitingForSlot = true;
-    this.o.pool.acquire(this.peekLive()!.deadline).then(
+    this.o.pool.acquire(this.queue.peek()!.deadline).then(
       (conn) => {
         this.waitingForSlot = false;
         this.dispatch(conn);
@@ -140,55 +126,21 @@ export class LookupScheduler {
         if (err.code === ErrorCodes.DIRECTORY_TIMEOUT || err.code === ErrorCodes.DIRECTORY_OVERLOADED) {
           // Our own queue ran out of time: only the lookups whose deadline passed fail.
           const now = Date.now();
-          for (let p = this.peekLive(); p && p.deadline <= now; p = this.peekLive()) this.fail(this.shiftLive()!, err);
+          for (let p = this.queue.peek(); p && p.deadline <= now; p = this.queue.peek()) this.fail(this.queue.shift()!, err);
         } else {
           // Nothing could connect: every waiting lookup would fail the same way.
-          for (let p = this.shiftLive(); p; p = this.shiftLive()) this.fail(p, err);
+          for (let p = this.queue.shift(); p; p = this.queue.shift()) this.fail(p, err);
         }
         this.pump();
       },
     );
   }
 
-  private peekLive(): Pending | undefined {
-    while (this.urgent.length > 0 && this.urgent[0]!.done) this.urgent.shift();
-    if (this.urgent.length > 0) return this.urgent[0];
-    while (this.head < this.queue.length && this.queue[this.head]!.done) this.head++;
-    if (this.head === this.queue.length && this.head > 0) {
-      this.queue.length = 0;
-      this.head = 0;
-    }
-    return this.queue[this.head];
-  }
-
-  private shiftLive(): Pending | undefined {
-    const p = this.peekLive();
-    if (!p) return undefined;
-    if (this.urgent.length > 0) this.urgent.shift();
-    else if (++this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
-    }
-    return p;
-  }
-
-  /** The oldest lookup, with the ones behind it that may share its search. */
-  private takeBatch(): Pending[] {
-    const first = this.shiftLive();
-    if (!first) return [];
-    const batch = [first];
-    if (first.single) return batch;
-    for (let next = this.peekLive(); next && !next.single && batch.length < this.o.batchSize; next = this.peekLive()) {
-      batch.push(this.shiftLive()!);
-    }
-    return batch;
-  }
-
   private retry(batch: Pending[], singly: boolean): void {
     for (const p of batch) {
       if (p.done) continue;
       if (singly) p.single = true;
-      this.urgent.push(p);
+      this.queue.pushUrgent(p);
     }
     this.schedulePump();
   }
@@ -214,7 +166,7 @@ export class LookupScheduler {
   // --- searches ---
 
   private dispatch(conn: LdapConnection): void {
-    const batch = this.takeBatch();
+    const batch = this.queue.takeBatch();
     if (batch.length === 0) {
       this.o.pool.release(conn);
       return;

@@ -130,7 +130,14 @@ export class LdapDirectory implements Directory {
         this.log.warn({ address, dns: picked.ambiguous, chosen: picked.entry?.dn }, 'several LDAP entries match one address; using the first');
       }
       this.record(picked.entry ? 'found' : 'not_found', started);
-      return { entry: picked.entry, filter: this.filterFor(address) };
+      const filterFor = (a: string): string => this.filterFor(a);
+      // Built only when read (explanations): most answers never need the text.
+      return {
+        entry: picked.entry,
+        get filter() {
+          return filterFor(address);
+        },
+      };
     } catch (err) {
       const error = toDirectoryError(err, { operation: 'search' });
       if (error.code === ErrorCodes.DIRECTORY_OVERLOADED) this.metrics.directoryRequests.inc({ outcome: 'overloaded' });

@@ -1,9 +1,9 @@
-import type { Entry } from 'ldapts';
+import { OrFilter, type Entry, type Filter } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortError } from './connection.js';
 import { batchable, matchBatch } from './answers.js';
-import { expandFilter, parseFilter } from './filter.js';
+import { compileFilter } from './filter.js';
 import { NO_SUCH_OBJECT, isConnectionFailure, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
@@ -45,6 +45,8 @@ const ENTRIES_PER_KEY = 16;
 
 export class LookupScheduler {
   private readonly queue: LookupQueue;
+  /** The lookup filter, parsed once. */
+  private readonly filterOf: (address: string) => Filter;
   private accepted = 0;
   private pumpScheduled = false;
   private waitingForSlot = false;
@@ -52,6 +54,7 @@ export class LookupScheduler {
 
   constructor(private readonly o: SchedulerOptions) {
     this.queue = new LookupQueue(o.batchSize);
+    this.filterOf = compileFilter(o.plan.lookupFilter);
   }
 
   /** Lookups accepted and not yet answered. */
@@ -172,13 +175,12 @@ export class LookupScheduler {
       return;
     }
     const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
-    const template = this.o.plan.lookupFilter;
-    const filter = keys.length === 1 ? expandFilter(template, keys[0]!) : `(|${keys.map((k) => expandFilter(template, k)).join('')})`;
+    const filter = keys.length === 1 ? this.filterOf(keys[0]!) : new OrFilter({ filters: keys.map(this.filterOf) });
     this.o.onSearch?.(keys.length);
     const search = rawSearch(conn.client, {
       baseDN: this.o.baseDN,
       scope: this.o.scope,
-      filter: parseFilter(filter),
+      filter,
       attributes: this.o.plan.attributes,
       sizeLimit: ENTRIES_PER_KEY * keys.length,
       // The server gives up by itself too, so a slow search frees its message ID.

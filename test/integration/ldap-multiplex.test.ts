@@ -156,6 +156,30 @@ describe('multiplexed, batched LDAP lookups against a real slapd', () => {
     }
   });
 
+  test('a lookup still queued at its deadline fails as OVERLOADED (our own refusal), the hung search as TIMEOUT', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const dir = directoryFor(slapd, { poolSize: 1, maxInFlightPerConnection: 1, batchSize: 1, timeout: '800ms' }, metrics);
+    try {
+      await dir.lookup('bob@example.com');
+      await slapd.pause();
+      try {
+        const hung = dir.lookup('alice@example.com').catch((err: unknown) => err);
+        await sleep(100);
+        const queued = dir.lookup('staff@example.com').catch((err: unknown) => err);
+        const [h, q] = await Promise.all([hung, queued]);
+        assert.ok(h instanceof DirectoryError && q instanceof DirectoryError, `${String(h)} / ${String(q)}`);
+        assert.equal(h.code, ErrorCodes.DIRECTORY_TIMEOUT, h.message);
+        assert.equal(q.code, ErrorCodes.DIRECTORY_OVERLOADED, q.message);
+      } finally {
+        slapd.resume();
+      }
+      const outcomes = Object.fromEntries((await metrics.directoryRequests.get()).values.map((v) => [v.labels.outcome, v.value]));
+      assert.deepEqual(outcomes, { found: 1, timeout: 1, overloaded: 1 });
+    } finally {
+      await dir.close();
+    }
+  });
+
   test('lookups queue for a free search slot instead of being refused', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const dir = directoryFor(slapd, { poolSize: 1, maxInFlightPerConnection: 1, batchSize: 1, timeout: '20s' }, metrics);

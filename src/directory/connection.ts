@@ -60,6 +60,15 @@ export class LdapConnection {
     return !this.destroyed && !this.dead && this.client.isConnected;
   }
 
+  /** Holds writes back until uncork(), so searches sent in one turn leave in one system call. */
+  cork(): void {
+    for (const socket of this.sockets) socket.cork();
+  }
+
+  uncork(): void {
+    for (const socket of this.sockets) socket.uncork();
+  }
+
   /** Tears the sockets down now; every search outstanding on them rejects. */
   destroy(): void {
     this.destroyed = true;

@@ -107,11 +107,17 @@ export class LookupScheduler {
   }
 
   private pump(): void {
+    const corked = new Set<LdapConnection>();
     while (!this.closed && this.queue.peek()) {
       const conn = this.o.pool.tryAcquire();
       if (!conn) break;
+      if (!corked.has(conn)) {
+        corked.add(conn);
+        conn.cork();
+      }
       this.dispatch(conn);
     }
+    for (const conn of corked) conn.uncork();
     if (!this.closed && !this.waitingForSlot && this.queue.peek()) this.waitForSlot();
   }
 

@@ -72,12 +72,18 @@ export class LdapDirectory implements Directory {
   private readonly listings = new Set<{ unbind(): Promise<void> }>();
   private closed = false;
   private warnedNoSuchBase = false;
+  /** Metric series resolved once: label lookups per request cost more than the increments. */
+  private readonly counted: Record<'found' | 'not_found' | 'error' | 'timeout' | 'overloaded', { inc(): void }>;
 
   constructor(options: LdapDirectoryOptions) {
     const { config } = options;
     const ca = checkConfig(config, options.bindPassword);
     this.config = config;
     this.metrics = options.metrics;
+    const outcome = (o: string): { inc(): void } => this.metrics.directoryRequests.labels({ outcome: o });
+    this.counted = { found: outcome('found'), not_found: outcome('not_found'), error: outcome('error'), timeout: outcome('timeout'), overloaded: outcome('overloaded') };
+    const single = this.metrics.directorySearches.labels({ kind: 'single' });
+    const batch = this.metrics.directorySearches.labels({ kind: 'batch' });
     this.log = options.logger.child({ component: 'ldap' });
     this.plan = searchPlan(config);
     this.timeoutMs = ms(config.timeout);
@@ -105,7 +111,7 @@ export class LdapDirectory implements Directory {
       batchSize: config.batchSize,
       maxAccepted: config.maxInFlight,
       log: this.log,
-      onSearch: (keys) => this.metrics.directorySearches.inc({ kind: keys > 1 ? 'batch' : 'single' }),
+      onSearch: (keys) => (keys > 1 ? batch : single).inc(),
       noSuchBase: (url, cause) => this.noSuchBase(url, cause),
       overloaded: () => this.overloaded(),
     });
@@ -140,7 +146,7 @@ export class LdapDirectory implements Directory {
       };
     } catch (err) {
       const error = toDirectoryError(err, { operation: 'search' });
-      if (error.code === ErrorCodes.DIRECTORY_OVERLOADED) this.metrics.directoryRequests.inc({ outcome: 'overloaded' });
+      if (error.code === ErrorCodes.DIRECTORY_OVERLOADED) this.counted.overloaded.inc();
       else this.record(error.code === ErrorCodes.DIRECTORY_TIMEOUT ? 'timeout' : 'error', started);
       throw error;
     }
@@ -228,7 +234,7 @@ export class LdapDirectory implements Directory {
   }
 
   private record(outcome: 'found' | 'not_found' | 'error' | 'timeout', started: bigint): void {
-    this.metrics.directoryRequests.inc({ outcome });
+    this.counted[outcome].inc();
     this.metrics.directoryDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
   }
 

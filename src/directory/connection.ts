@@ -41,6 +41,7 @@ export class LdapConnection {
       socket.once('end', () => {
         this.dead = true;
       });
+      socket.on('error', ignoreError);
       if (this.destroyed) socket.destroy();
       return socket;
     };
@@ -58,6 +59,16 @@ export class LdapConnection {
 
   get alive(): boolean {
     return !this.destroyed && !this.dead && this.client.isConnected;
+  }
+
+  /**
+   * ldapts replaces every error listener when it connects and drops its own when a socket
+   * closes; a late error (EPIPE) must not become an uncaught exception, which would stop the
+   * process. Called once the handshake is done; failures still reach ldapts first, and 'close'
+   * marks the connection dead.
+   */
+  guardErrors(): void {
+    for (const socket of this.sockets) if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
   }
 
   /** Holds writes back until uncork(), so searches sent in one turn leave in one system call. */
@@ -83,6 +94,8 @@ export class LdapConnection {
     this.destroy();
   }
 }
+
+function ignoreError(): void {}
 
 /** Resolves or rejects like `work`, unless the time runs out or the signal aborts first. */
 export function deadlineRace<T>(work: Promise<T>, remainingMs: number, onTimeout: () => Error, signal?: AbortSignal): Promise<T> {

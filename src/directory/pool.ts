@@ -201,6 +201,7 @@ export class ConnectionPool {
       try {
         await deadlineRace(this.handshake(conn, (s) => (step = s)), share, () => timeoutError(step, url, this.o.timeoutText));
         if (this.closed) throw closedError();
+        conn.guardErrors();
         return conn;
       } catch (err) {
         conn.destroy();

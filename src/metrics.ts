@@ -121,6 +121,12 @@ export class Metrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly directorySearches = new Counter<'kind'>({
+    name: 'rcptgate_directory_searches_total',
+    help: 'LDAP searches sent for lookups: single (one address) or batch (one OR filter for several).',
+    labelNames: ['kind'],
+    registers: [this.registry],
+  });
   readonly directoryDuration = new Histogram({
     name: 'rcptgate_directory_request_duration_seconds',
     help: 'Time of one directory request.',

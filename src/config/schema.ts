@@ -93,8 +93,12 @@ export const configSchema = z.strictObject({
           matchUserPrincipalName: z.boolean().default(false),
           timeout: duration.default('3s'),
           poolSize: z.number().int().min(1).max(64).default(4),
-          /** Directory requests accepted at once (running or waiting for a pooled connection, bounded by `timeout`); more fail at once (tempfail). */
-          maxInFlight: z.number().int().min(1).max(10_000).default(64),
+          /** LDAP searches outstanding at once on one pooled connection (told apart by message ID). */
+          maxInFlightPerConnection: z.number().int().min(1).max(1_000).default(8),
+          /** Keys per batched search (one OR filter); 1 disables batching. */
+          batchSize: z.number().int().min(1).max(100).default(16),
+          /** Lookups accepted at once (searching or queued until `timeout`); more fail at once (tempfail). A memory bound, far above real load. */
+          maxInFlight: z.number().int().min(1).max(1_000_000).default(10_000),
           /** Page size for full listings (snapshot sync). */
           pageSize: z.number().int().min(1).max(10_000).default(500),
         })

@@ -62,9 +62,11 @@ export class BreakerDirectory implements Directory {
     this.now = options.now ?? Date.now;
     this.onStateChange = options.onStateChange;
     if (inner.knownDomains) this.knownDomains = () => inner.knownDomains!();
+    if (inner.filterFor) this.filterFor = (address) => inner.filterFor!(address);
   }
 
   knownDomains?: () => string[];
+  filterFor?: (address: string) => string | undefined;
 
   get state(): BreakerState {
     return this.current;

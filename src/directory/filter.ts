@@ -120,3 +120,40 @@ export function parseFilter(filter: string): Filter {
   fixTree(parsed);
   return parsed;
 }
+
+/** Placeholders no real address part can be confused with: substitution is one pass, never rescanned. */
+const LOCAL_MARK = 'qz1rcptgatelocalqz1';
+const DOMAIN_MARK = 'qz1rcptgatedomainqz1';
+const ADDRESS_MARK = 'qz1rcptgateaddressqz1';
+const MARKS = new RegExp(`${ADDRESS_MARK}|${LOCAL_MARK}|${DOMAIN_MARK}`, 'g');
+
+function cloneWith(node: Filter, sub: (value: string) => string): Filter {
+  const copy = Object.create(Object.getPrototypeOf(node) as object) as Record<string, unknown>;
+  for (const [key, value] of Object.entries(node as unknown as Record<string, unknown>)) {
+    if (key === 'filters' && Array.isArray(value)) copy[key] = (value as Filter[]).map((child) => cloneWith(child, sub));
+    else if (key === 'filter' && value && typeof value === 'object') copy[key] = cloneWith(value as Filter, sub);
+    else if ((key === 'value' || key === 'initial' || key === 'final') && typeof value === 'string') copy[key] = sub(value);
+    else if (key === 'any' && Array.isArray(value)) copy[key] = value.map((v: unknown) => (typeof v === 'string' ? sub(v) : v));
+    else copy[key] = value;
+  }
+  return copy as unknown as Filter;
+}
+
+/**
+ * A template parsed once: each lookup clones the tree with the address parts put in as raw
+ * values (the tree carries values unescaped; ldapts encodes them on the wire). Sends exactly the
+ * bytes of `parseFilter(expandFilter(template, address))`, without escaping and re-parsing a
+ * filter string per lookup.
+ */
+export function compileFilter(template: string): (address: string) => Filter {
+  const marked = expandDirectives(template, (d) =>
+    d === 's' ? ADDRESS_MARK : d === 'u' ? LOCAL_MARK : d === 'd' ? DOMAIN_MARK : unknownDirective(template, d),
+  );
+  const parsed = parseFilter(marked);
+  return (address) => {
+    const { local, domain } = splitAddress(address);
+    const sub = (value: string): string =>
+      value.includes('qz1rcptgate') ? value.replace(MARKS, (m) => (m === ADDRESS_MARK ? address : m === LOCAL_MARK ? local : domain)) : value;
+    return cloneWith(parsed, sub);
+  };
+}

@@ -23,6 +23,12 @@ export interface LdapSearchPlan {
   canonical(entry: LdapEntry): string | null;
   /** Every address the entry receives mail for, lowercased, without duplicates. */
   addresses(entry: LdapEntry): string[];
+  /**
+   * The attribute values the lookup filter compares a key with, as stored (AD: `smtp:` stripped):
+   * what lets a batched search's entries be matched back to their keys. null with a configured
+   * filter, whose comparisons we cannot know: such lookups are never batched.
+   */
+  matchValues: ((entry: LdapEntry) => string[]) | null;
   /** Filter clause selecting entries changed since `date` (incremental syncs). */
   changedSinceClause(date: Date): string;
 }
@@ -66,7 +72,7 @@ export function activeDirectoryFilter(matchUserPrincipalName: boolean): string {
   return `(&${AD_RECIPIENT_CLASSES}(|(mail=%s)(proxyAddresses=smtp:%s)${upn})${AD_ENABLED_ONLY})`;
 }
 
-function openldapPlan(lookupFilter: string): LdapSearchPlan {
+function openldapPlan(lookupFilter: string, custom: boolean): LdapSearchPlan {
   return {
     preset: 'openldap',
     lookupFilter,
@@ -74,6 +80,7 @@ function openldapPlan(lookupFilter: string): LdapSearchPlan {
     attributes: ['mail', 'mailAlternateAddress'],
     canonical: (entry) => attributeValues(entry, 'mail')[0] ?? attributeValues(entry, 'mailAlternateAddress')[0] ?? null,
     addresses: (entry) => unique([...attributeValues(entry, 'mail'), ...attributeValues(entry, 'mailAlternateAddress')]),
+    matchValues: custom ? null : (entry) => [...attributeValues(entry, 'mail'), ...attributeValues(entry, 'mailAlternateAddress')],
     changedSinceClause: (date) => `(modifyTimestamp>=${generalizedTime(date)})`,
   };
 }
@@ -91,7 +98,7 @@ function smtpProxyAddresses(entry: LdapEntry): { primary: string | null; all: st
   return { primary, all };
 }
 
-function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boolean): LdapSearchPlan {
+function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boolean, custom: boolean): LdapSearchPlan {
   return {
     preset: 'activedirectory',
     lookupFilter,
@@ -104,6 +111,13 @@ function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boole
         ...attributeValues(entry, 'mail'),
         ...(matchUserPrincipalName ? attributeValues(entry, 'userPrincipalName') : []),
       ]),
+    matchValues: custom
+      ? null
+      : (entry) => [
+          ...smtpProxyAddresses(entry).all,
+          ...attributeValues(entry, 'mail'),
+          ...(matchUserPrincipalName ? attributeValues(entry, 'userPrincipalName') : []),
+        ],
     // AD has modifyTimestamp as a constructed alias of whenChanged; the snapshot code may switch to uSNChanged.
     changedSinceClause: (date) => `(whenChanged>=${generalizedTime(date).replace(/Z$/, '.0Z')})`,
   };
@@ -113,9 +127,9 @@ function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boole
 export function searchPlan(ldap: Pick<LdapConfig, 'preset' | 'filter' | 'matchUserPrincipalName'>): LdapSearchPlan {
   switch (ldap.preset) {
     case 'activedirectory':
-      return activeDirectoryPlan(ldap.filter ?? activeDirectoryFilter(ldap.matchUserPrincipalName), ldap.matchUserPrincipalName);
+      return activeDirectoryPlan(ldap.filter ?? activeDirectoryFilter(ldap.matchUserPrincipalName), ldap.matchUserPrincipalName, ldap.filter !== null);
     case 'openldap':
-      return openldapPlan(ldap.filter ?? OPENLDAP_FILTER);
+      return openldapPlan(ldap.filter ?? OPENLDAP_FILTER, ldap.filter !== null);
   }
 }
 

@@ -115,14 +115,22 @@ export class Resolver {
   private fetch(key: string): Promise<DirectoryAnswer> {
     const pending = this.inflight.get(key);
     if (pending) return pending;
+    // A "no such entry" asked while a canary was missing was likely answered under the same lost
+    // rights, even when a later check (after the rights came back) finds every canary.
+    const askedBlind = this.deps.health.canaryMissing;
     let p = this.request(key);
-    if (this.deps.canaries.length > 0) p = p.then((a) => (a.entry === null ? this.confirmNegative(++this.seq).then(() => a) : a));
+    if (this.deps.canaries.length > 0) p = p.then((a) => (a.entry === null ? this.confirmNegative(++this.seq).then(() => this.unlessBlind(a, askedBlind)) : a));
     this.inflight.set(key, p);
     const done = (): void => {
       if (this.inflight.get(key) === p) this.inflight.delete(key);
     };
     p.then(done, done);
     return p;
+  }
+
+  private unlessBlind(a: DirectoryAnswer, askedBlind: boolean): DirectoryAnswer {
+    if (!askedBlind) return a;
+    throw new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, 'no entry found while a canary address was missing: not trusted');
   }
 
   /**

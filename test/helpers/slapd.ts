@@ -81,6 +81,8 @@ export interface SlapdOptions {
    * back, as a directory admin's ACL change would. Searches then succeed with fewer entries.
    */
   revocableReader?: boolean;
+  /** Raw slapd `limits` clause for the service account (e.g. `size.unchecked=0`); overrides the limits above. */
+  serviceLimits?: string;
 }
 
 export interface Slapd {
@@ -267,9 +269,10 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
   const limit = options.serviceSizeLimit;
   const paged = options.servicePagedLimit === undefined ? 'unlimited' : String(options.servicePagedLimit);
   const serviceLimit =
-    limit === undefined && options.servicePagedLimit === undefined
+    options.serviceLimits ??
+    (limit === undefined && options.servicePagedLimit === undefined
       ? 'size=unlimited'
-      : `size.soft=${limit ?? 'unlimited'} size.hard=${limit ?? 'unlimited'} size.prtotal=${paged}`;
+      : `size.soft=${limit ?? 'unlimited'} size.hard=${limit ?? 'unlimited'} size.prtotal=${paged}`);
   return [
     ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include ${path.join(schemaDir, `${s}.schema`)}`),
     `include ${TEST_SCHEMA}`,

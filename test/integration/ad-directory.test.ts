@@ -173,6 +173,44 @@ describe('Active Directory preset over LDAPS', () => {
     assert.equal((await dir.lookup('daniel@ad.example.com')).entry, null);
   });
 
+  it('batched searches give exactly the answers of single searches (proxy addresses, case, disabled accounts)', async () => {
+    const addresses = [
+      'jane@ad.example.com',
+      'j.doe@ad.example.com',
+      'J.Doe@ad.example.com',
+      'm.case@ad.example.com',
+      'MIXED.CASE@ad.example.com',
+      'mailonly@ad.example.com',
+      'sales@ad.example.com',
+      'vertrieb@ad.example.com',
+      'partner@ad.example.com',
+      'partner@partner.example',
+      'dan@ad.example.com',
+      'daniel@ad.example.com',
+      'nobody@ad.example.com',
+      'smtp:jane@ad.example.com',
+      '*@ad.example.com',
+      'jäne@ad.example.com',
+    ];
+    const singles = directory({ batchSize: 1 });
+    const metrics = new Metrics();
+    const batched = new LdapDirectory({
+      config: config({ batchSize: 16, poolSize: 1, maxInFlightPerConnection: 1 }).directory.ldap,
+      bindPassword: dc.servicePassword,
+      metrics,
+      logger: silentLogger(),
+    });
+    opened.push(batched);
+    const expected = await Promise.all(addresses.map(async (a) => (await singles.lookup(a)).entry));
+    for (let round = 0; round < 2; round++) {
+      const order = round ? [...addresses].reverse() : addresses;
+      const got = await Promise.all(order.map(async (a) => [a, (await batched.lookup(a)).entry] as const));
+      for (const [address, entry] of got) assert.deepEqual(entry, expected[addresses.indexOf(address)], address);
+    }
+    const batches = (await metrics.directorySearches.get()).values.find((v) => v.labels.kind === 'batch')?.value ?? 0;
+    assert.ok(batches > 0, 'batches were sent');
+  });
+
   it('never matches filter injection attempts', async () => {
     const dir = directory();
     const attempts = [

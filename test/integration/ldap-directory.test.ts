@@ -124,7 +124,7 @@ describe('LdapDirectory against the fixture directory', () => {
     assert.equal((await dir.lookup('twin@example.com')).entry?.dn, 'uid=twin-a,ou=people,dc=example,dc=com');
   });
 
-  test('counts found and not_found requests and reports the directory up', async () => {
+  test('counts found and not_found requests and searches, and leaves the up/down state to the engine', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const d = directoryFor(slapd, {}, metrics);
     try {
@@ -133,7 +133,10 @@ describe('LdapDirectory against the fixture directory', () => {
       await d.probe();
       const counts = Object.fromEntries((await metrics.directoryRequests.get()).values.map((v) => [v.labels.outcome, v.value]));
       assert.deepEqual(counts, { found: 1, not_found: 1 });
-      assert.equal((await metrics.directoryUp.get()).values[0]?.value, 1);
+      const searches = Object.fromEntries((await metrics.directorySearches.get()).values.map((v) => [v.labels.kind, v.value]));
+      assert.deepEqual(searches, { single: 2 });
+      // rcptgate_directory_up belongs to the engine's health module: the directory never sets it.
+      assert.equal((await metrics.directoryUp.get()).values[0]?.value, 0);
     } finally {
       await d.close();
     }
@@ -254,7 +257,7 @@ describe('LdapDirectory when slapd fails', () => {
     }
   });
 
-  test('waiting for a busy pooled connection counts against the timeout', async () => {
+  test('waiting behind a hung search counts against the timeout', async () => {
     const timeoutMs = 1_000;
     const dir = directoryFor(slapd, { timeout: `${timeoutMs}ms`, poolSize: 1 });
     try {

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { EqualityFilter, OrFilter, PresenceFilter, SubstringFilter } from 'ldapts';
-import { checkFilterTemplate, escapeFilterValue, expandFilter, listFilterFromTemplate, parseFilter } from '../../src/directory/filter.js';
+import { BerWriter, EqualityFilter, OrFilter, PresenceFilter, SubstringFilter, type Filter } from 'ldapts';
+import { checkFilterTemplate, compileFilter, escapeFilterValue, expandFilter, listFilterFromTemplate, parseFilter } from '../../src/directory/filter.js';
 
 /** Any text, metacharacters and non-ASCII included (whole code points: no lone surrogates). */
 const anyText = fc.string({ unit: 'binary', maxLength: 40 });
@@ -120,5 +120,39 @@ describe('checkFilterTemplate', () => {
     assert.equal(checkFilterTemplate('(&(mail=%s)(!(employeeType=disabled)))'), null);
     assert.match(checkFilterTemplate('(mail=%q)') ?? '', /unknown directive/);
     assert.match(checkFilterTemplate('(mail=%s') ?? '', /nbalanced/);
+  });
+});
+
+describe('compileFilter', () => {
+  function wire(filter: Filter): string {
+    const writer = new BerWriter();
+    filter.write(writer);
+    return writer.buffer.toString('hex');
+  }
+  const templates = [
+    '(|(mail=%s)(mailAlternateAddress=%s))',
+    '(&(objectClass=user)(|(mail=%s)(proxyAddresses=smtp:%s))(!(userAccountControl:1.2.840.113556.1.4.803:=2)))',
+    '(&(uid=%u)(associatedDomain=%d))',
+    '(mail=*%u*)',
+    '(&(mail=%u@%d)(description=100%%))',
+  ];
+
+  test('sends exactly the bytes of the expanded and parsed filter', () => {
+    const addresses = ['bob@example.com', 'Bob+Tag@Example.com', 'ålice@bücher.example', '*)(mail=*@x', 'a\\2ab@x', 'noat', 'qz1rcptgatelocalqz1@qz1rcptgatedomainqz1.invalid', 'x@qz1rcptgatelocalqz1'];
+    for (const template of templates) {
+      const compiled = compileFilter(template);
+      for (const address of addresses) assert.equal(wire(compiled(address)), wire(parseFilter(expandFilter(template, address))), `${template} ${address}`);
+    }
+  });
+
+  test('matches expand-and-parse for arbitrary addresses (property)', () => {
+    const compiled = templates.map((t) => [t, compileFilter(t)] as const);
+    fc.assert(
+      fc.property(fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ maxLength: 20 }), (local, domain) => {
+        const address = `${local}@${domain}`;
+        for (const [template, compile] of compiled) assert.equal(wire(compile(address)), wire(parseFilter(expandFilter(template, address))));
+      }),
+      { numRuns: 300 },
+    );
   });
 });

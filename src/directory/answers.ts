@@ -1,0 +1,85 @@
+import type { Entry } from 'ldapts';
+import type { DirectoryEntry } from './types.js';
+import type { LdapEntry, LdapSearchPlan } from './presets.js';
+
+/**
+ * From search entries to answers: which entry answers an address, and which keys of a batched
+ * search each entry answers.
+ *
+ * Matching back must give exactly what a single search would. The preset filters compare
+ * addresses with equality on `mail`, `mailAlternateAddress` (caseIgnoreIA5Match: ASCII case
+ * folding, leading and trailing spaces ignored) and AD's `proxyAddresses=smtp:` / `mail` (case
+ * folding beyond ASCII, by the server's own tables). So only keys of printable ASCII without
+ * spaces ride in a batch — for them ASCII folding is the whole comparison — and a value with any
+ * non-ASCII character never matches one. Should the server still return an entry that matches no
+ * key by these rules, the batch cannot say which key it answers: its unanswered keys are then
+ * asked singly, never answered `unknown` on a guess.
+ */
+
+/** A key that may ride in a batched search (see above). */
+export function batchable(key: string): boolean {
+  for (let i = 0; i < key.length; i++) {
+    const c = key.charCodeAt(i);
+    if (c <= 0x20 || c >= 0x7f) return false;
+  }
+  return key.length > 0;
+}
+
+/** ASCII case folding of an ASCII value; null for a value no batchable key can equal. */
+function foldValue(value: string): string | null {
+  const trimmed = value.trim();
+  for (let i = 0; i < trimmed.length; i++) if (trimmed.charCodeAt(i) >= 0x7f) return null;
+  return trimmed.toLowerCase();
+}
+
+export interface BatchMatch {
+  /** Entries per folded key. */
+  byKey: Map<string, Entry[]>;
+  /** Some entry matched no key: the batch cannot vouch for any key it did not answer. */
+  unaccounted: boolean;
+}
+
+/** Matches a batch's entries to its (batchable) keys; `foldedKeys` are the keys lowercased. */
+export function matchBatch(matchValues: (entry: LdapEntry) => string[], entries: Entry[], foldedKeys: Set<string>): BatchMatch {
+  const byKey = new Map<string, Entry[]>();
+  let unaccounted = false;
+  for (const entry of entries) {
+    let matched = false;
+    const seen = new Set<string>();
+    for (const value of matchValues(entry as LdapEntry)) {
+      const folded = foldValue(value);
+      if (folded === null || !foldedKeys.has(folded) || seen.has(folded)) continue;
+      seen.add(folded);
+      matched = true;
+      const list = byKey.get(folded);
+      if (list) list.push(entry);
+      else byKey.set(folded, [entry]);
+    }
+    if (!matched) unaccounted = true;
+  }
+  return { byKey, unaccounted };
+}
+
+export interface Picked {
+  entry: DirectoryEntry | null;
+  /** Every matching DN when there were several (for a warning), else undefined. */
+  ambiguous?: string[];
+}
+
+/** Several entries: prefer the one whose primary address is the one asked for, then the lowest DN. */
+export function pick(plan: LdapSearchPlan, address: string, entries: Entry[]): Picked {
+  if (entries.length === 0) return { entry: null };
+  if (entries.length === 1) {
+    const only = entries[0] as LdapEntry;
+    return { entry: { dn: only.dn, canonical: plan.canonical(only) ?? address } };
+  }
+  const wanted = address.toLowerCase();
+  const candidates = entries.map((raw) => {
+    const entry = raw as LdapEntry;
+    const canonical = plan.canonical(entry) ?? address;
+    return { dn: entry.dn, canonical, exact: canonical.toLowerCase() === wanted ? 0 : 1, key: entry.dn.toLowerCase() };
+  });
+  candidates.sort((a, b) => a.exact - b.exact || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const chosen = candidates[0]!;
+  return { entry: { dn: chosen.dn, canonical: chosen.canonical }, ambiguous: candidates.map((c) => c.dn) };
+}

@@ -1,0 +1,122 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import { Client } from 'ldapts';
+import { DirectoryError, ErrorCodes } from '../errors.js';
+
+/**
+ * One LDAP connection (one ldapts Client) and every socket it opened, so it can be torn down
+ * hard. Many searches share it: ldapts tells their answers apart by message ID, so `inFlight`
+ * counts the message IDs outstanding on it.
+ */
+
+/** TCP keepalive so a silently vanished server is noticed on idle pooled connections. */
+const KEEPALIVE_MS = 30_000;
+/** An unbind never waits longer than this (the peer may be paused or gone). */
+const UNBIND_GRACE_MS = 1_000;
+
+export class LdapConnection {
+  private readonly sockets = new Set<net.Socket>();
+  private destroyed = false;
+  /** A socket of this connection closed or ended. */
+  private dead = false;
+  readonly client: Client;
+  /** Searches sent on it and not yet answered (each holds one message ID). */
+  inFlight = 0;
+
+  constructor(
+    readonly url: string,
+    connectTimeout: number,
+    tlsOptions: tls.ConnectionOptions | undefined,
+  ) {
+    const track = <S extends net.Socket>(socket: S): S => {
+      this.sockets.add(socket);
+      socket.setKeepAlive(true, KEEPALIVE_MS);
+      socket.setNoDelay(true);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        // ldapts keeps its handlers on the pre-TLS socket after StartTLS, so `isConnected`
+        // can stay true for a dead TLS socket: our own flag catches it.
+        this.dead = true;
+      });
+      socket.once('end', () => {
+        this.dead = true;
+      });
+      socket.on('error', ignoreError);
+      if (this.destroyed) socket.destroy();
+      return socket;
+    };
+    const connect = net.connect as (...args: unknown[]) => net.Socket;
+    const secureConnect = tls.connect as (...args: unknown[]) => tls.TLSSocket;
+    this.client = new Client({
+      url,
+      connectTimeout: Math.max(1, Math.round(connectTimeout)),
+      // Only for ldaps://: ldapts would otherwise speak TLS at once on an ldap:// URL.
+      ...(url.startsWith('ldaps:') && tlsOptions ? { tlsOptions } : {}),
+      createConnection: ((...args: unknown[]) => track(connect(...args))) as typeof net.connect,
+      createSecureConnection: ((...args: unknown[]) => track(secureConnect(...args))) as typeof tls.connect,
+    });
+  }
+
+  get alive(): boolean {
+    return !this.destroyed && !this.dead && this.client.isConnected;
+  }
+
+  /**
+   * ldapts replaces every error listener when it connects and drops its own when a socket
+   * closes; a late error (EPIPE) must not become an uncaught exception, which would stop the
+   * process. Called once the handshake is done; failures still reach ldapts first, and 'close'
+   * marks the connection dead.
+   */
+  guardErrors(): void {
+    for (const socket of this.sockets) if (!socket.listeners('error').includes(ignoreError)) socket.on('error', ignoreError);
+  }
+
+  /** Holds writes back until uncork(), so searches sent in one turn leave in one system call. */
+  cork(): void {
+    for (const socket of this.sockets) socket.cork();
+  }
+
+  uncork(): void {
+    for (const socket of this.sockets) socket.uncork();
+  }
+
+  /** Tears the sockets down now; every search outstanding on them rejects. */
+  destroy(): void {
+    this.destroyed = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  /** Polite goodbye, bounded; always ends destroyed. */
+  async unbind(): Promise<void> {
+    if (!this.destroyed && this.client.isConnected) {
+      await deadlineRace(this.client.unbind(), UNBIND_GRACE_MS, () => new Error('unbind timed out')).catch(() => undefined);
+    }
+    this.destroy();
+  }
+}
+
+function ignoreError(): void {}
+
+/** Resolves or rejects like `work`, unless the time runs out or the signal aborts first. */
+export function deadlineRace<T>(work: Promise<T>, remainingMs: number, onTimeout: () => Error, signal?: AbortSignal): Promise<T> {
+  work.catch(() => undefined); // the loser of the race may still reject
+  return new Promise<T>((resolve, reject) => {
+    if (signal?.aborted) return reject(abortError(signal));
+    const timer = setTimeout(() => finish(() => reject(onTimeout())), Math.max(0, remainingMs));
+    const onAbort = (): void => finish(() => reject(abortError(signal!)));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    function finish(settle: () => void): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    }
+    work.then(
+      (value) => finish(() => resolve(value)),
+      (err: unknown) => finish(() => reject(err)),
+    );
+  });
+}
+
+export function abortError(signal: AbortSignal): DirectoryError {
+  return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, 'LDAP request aborted by the caller', { cause: signal.reason });
+}

@@ -1,0 +1,73 @@
+import type { Entry } from 'ldapts';
+import type { DirectoryError } from '../errors.js';
+
+/**
+ * The lookups waiting for a search slot: first come, first served, retries ahead of new work.
+ * Settled lookups (answered, timed out, aborted) stay in place, flagged, and are skipped; the
+ * array is compacted as its head advances, so memory follows the live queue.
+ */
+
+export interface Pending {
+  key: string;
+  deadline: number;
+  resolve: (entries: Entry[]) => void;
+  reject: (err: DirectoryError) => void;
+  done: boolean;
+  /** Must go alone: not batchable, or a batch could not vouch for it. */
+  single: boolean;
+  /** Already retried once after its connection died. */
+  retried: boolean;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export class LookupQueue {
+  /** Retries, served before the queue. */
+  private readonly urgent: Pending[] = [];
+  private readonly queue: Pending[] = [];
+  private head = 0;
+
+  constructor(private readonly batchSize: number) {}
+
+  push(p: Pending): void {
+    this.queue.push(p);
+  }
+
+  pushUrgent(p: Pending): void {
+    this.urgent.push(p);
+  }
+
+  peek(): Pending | undefined {
+    while (this.urgent.length > 0 && this.urgent[0]!.done) this.urgent.shift();
+    if (this.urgent.length > 0) return this.urgent[0];
+    while (this.head < this.queue.length && this.queue[this.head]!.done) this.head++;
+    if (this.head === this.queue.length && this.head > 0) {
+      this.queue.length = 0;
+      this.head = 0;
+    }
+    return this.queue[this.head];
+  }
+
+  shift(): Pending | undefined {
+    const p = this.peek();
+    if (!p) return undefined;
+    if (this.urgent.length > 0) this.urgent.shift();
+    else if (++this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return p;
+  }
+
+  /** The oldest lookup, with the ones behind it that may share its search. */
+  takeBatch(): Pending[] {
+    const first = this.shift();
+    if (!first) return [];
+    const batch = [first];
+    if (first.single) return batch;
+    for (let next = this.peek(); next && !next.single && batch.length < this.batchSize; next = this.peek()) {
+      batch.push(this.shift()!);
+    }
+    return batch;
+  }
+}

@@ -1,0 +1,242 @@
+import net from 'node:net';
+import type tls from 'node:tls';
+import { DirectoryError, ErrorCodes } from '../errors.js';
+import type { Logger } from '../log.js';
+import { LdapConnection, abortError, deadlineRace } from './connection.js';
+import { toDirectoryError } from './ldap-errors.js';
+
+/**
+ * Up to `poolSize` LDAP connections, each carrying up to `perConnection` searches at once
+ * (LDAP is asynchronous: answers are told apart by message ID). A slot is one message ID on one
+ * connection; a slow search holds its slot, not the connection. Connections open lazily, trying
+ * `urls` in order, and a dead one is dropped at once, so a restarted server is picked up by the
+ * next request. Waiters are served first come, first served, each until its own deadline.
+ */
+
+export interface PoolOptions {
+  urls: string[];
+  poolSize: number;
+  perConnection: number;
+  timeoutMs: number;
+  /** Human form of the timeout, for messages. */
+  timeoutText: string;
+  startTLS: boolean;
+  tlsOptions: tls.ConnectionOptions | undefined;
+  bindDN: string | null;
+  bindPassword: string | null;
+  log: Logger;
+}
+
+interface Waiter {
+  resolve: (conn: LdapConnection) => void;
+  reject: (err: DirectoryError) => void;
+  timer: NodeJS.Timeout;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export class ConnectionPool {
+  private readonly ready: LdapConnection[] = [];
+  private readonly waiters: Waiter[] = [];
+  private connecting = 0;
+  private closed = false;
+
+  constructor(private readonly o: PoolOptions) {}
+
+  /** Connections open or opening (for tests and metrics). */
+  get size(): number {
+    return this.ready.length + this.connecting;
+  }
+
+  /** Reserves a slot now, or returns undefined (and starts opening a connection if allowed). */
+  tryAcquire(): LdapConnection | undefined {
+    const conn = this.freest();
+    if (conn) {
+      conn.inFlight++;
+      return conn;
+    }
+    if (!this.closed && this.ready.length + this.connecting < this.o.poolSize) this.grow();
+    return undefined;
+  }
+
+  /** Reserves a slot, waiting until `deadline` at most. */
+  acquire(deadline: number, signal?: AbortSignal): Promise<LdapConnection> {
+    if (this.closed) return Promise.reject(closedError());
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    const now = this.waiters.length === 0 ? this.tryAcquire() : undefined;
+    if (now) return Promise.resolve(now);
+    return new Promise<LdapConnection>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        signal,
+        onAbort: undefined,
+        timer: setTimeout(() => this.drop(waiter, this.waitTimeout()), Math.max(0, deadline - Date.now())),
+      };
+      if (signal) {
+        waiter.onAbort = () => this.drop(waiter, abortError(signal));
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
+      if (this.ready.length + this.connecting < this.o.poolSize) this.grow();
+    });
+  }
+
+  /** Gives a slot back once its search has settled. */
+  release(conn: LdapConnection): void {
+    conn.inFlight--;
+    if (!conn.alive) this.discard(conn);
+    this.grant();
+  }
+
+  /** Drops a connection now; every search on it fails (and is retried elsewhere by its owner). */
+  discard(conn: LdapConnection): void {
+    const i = this.ready.indexOf(conn);
+    conn.destroy();
+    if (i < 0) return;
+    this.ready.splice(i, 1);
+    if (!this.closed && this.waiters.length > 0 && this.ready.length + this.connecting < this.o.poolSize) this.grow();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) this.settle(w, () => w.reject(closedError()));
+    const all = this.ready.splice(0);
+    await Promise.all(all.map((c) => c.unbind()));
+  }
+
+  /** The live connection with the fewest searches in flight and a free slot. */
+  private freest(): LdapConnection | undefined {
+    let best: LdapConnection | undefined;
+    for (let i = 0; i < this.ready.length; i++) {
+      const conn = this.ready[i]!;
+      if (!conn.alive) {
+        // Its outstanding searches fail through ldapts; release() accounts for them.
+        this.ready.splice(i--, 1);
+        conn.destroy();
+        continue;
+      }
+      if (conn.inFlight < this.o.perConnection && (!best || conn.inFlight < best.inFlight)) best = conn;
+    }
+    return best;
+  }
+
+  private grant(): void {
+    while (this.waiters.length > 0) {
+      const conn = this.freest();
+      if (!conn) return;
+      const waiter = this.waiters.shift()!;
+      conn.inFlight++;
+      this.settle(waiter, () => waiter.resolve(conn));
+    }
+  }
+
+  private drop(waiter: Waiter, err: DirectoryError): void {
+    const i = this.waiters.indexOf(waiter);
+    if (i < 0) return;
+    this.waiters.splice(i, 1);
+    this.settle(waiter, () => waiter.reject(err));
+  }
+
+  private settle(waiter: Waiter, action: () => void): void {
+    clearTimeout(waiter.timer);
+    if (waiter.onAbort) waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    action();
+  }
+
+  /** Waiting ran out: the server is not answering (still connecting), or every slot is taken. */
+  private waitTimeout(): DirectoryError {
+    if (this.ready.length === 0) {
+      return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP connect to ${this.o.urls.join(', ')} got no answer within ${this.o.timeoutText}`);
+    }
+    return new DirectoryError(
+      ErrorCodes.DIRECTORY_OVERLOADED,
+      `no LDAP search slot became free within ${this.o.timeoutText} (${this.ready.length} connections × ${this.o.perConnection} searches in flight)`,
+    );
+  }
+
+  private grow(): void {
+    this.connecting++;
+    this.connect(Date.now() + this.o.timeoutMs).then(
+      (conn) => {
+        this.connecting--;
+        if (this.closed) {
+          void conn.unbind();
+          return;
+        }
+        this.ready.push(conn);
+        this.grant();
+      },
+      (err: DirectoryError) => {
+        this.connecting--;
+        // With nothing open and nothing else opening, waiting is pointless: fail the waiters with the cause.
+        if (this.ready.length === 0 && this.connecting === 0) {
+          for (const w of this.waiters.splice(0)) this.settle(w, () => w.reject(err));
+        }
+      },
+    );
+  }
+
+  /**
+   * A connection outside the pool (paged listings: cookies belong to one connection).
+   * Opens and binds a connection, trying each URL in order; each gets an equal share of the
+   * time left so a hanging first server still leaves time for the next. Auth errors stop the
+   * search: the next replica would refuse the same credentials.
+   */
+  async openDedicated(deadline: number): Promise<LdapConnection> {
+    if (this.closed) throw closedError();
+    return this.connect(deadline);
+  }
+
+  private async connect(deadline: number): Promise<LdapConnection> {
+    const failures: DirectoryError[] = [];
+    const urls = this.o.urls;
+    for (let i = 0; i < urls.length; i++) {
+      const url = urls[i]!;
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      const share = remaining / (urls.length - i);
+      const conn = new LdapConnection(url, share, this.o.tlsOptions);
+      let step = 'connect';
+      try {
+        await deadlineRace(this.handshake(conn, (s) => (step = s)), share, () => timeoutError(step, url, this.o.timeoutText));
+        if (this.closed) throw closedError();
+        conn.guardErrors();
+        return conn;
+      } catch (err) {
+        conn.destroy();
+        const error = toDirectoryError(err, { operation: step, url, bindDN: this.o.bindDN });
+        if (error.code === ErrorCodes.DIRECTORY_AUTH || this.closed) throw error;
+        failures.push(error);
+        this.o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
+      }
+    }
+    if (failures.length === 0) throw timeoutError('connect', urls.join(', '), this.o.timeoutText);
+    if (failures.length === 1) throw failures[0]!;
+    const last = failures[failures.length - 1]!;
+    throw new DirectoryError(last.code as ConstructorParameters<typeof DirectoryError>[0], `no LDAP server answered: ${failures.map((f) => f.message).join('; ')}`, {
+      cause: last,
+    });
+  }
+
+  private async handshake(conn: LdapConnection, step: (name: string) => void): Promise<void> {
+    const { hostname } = new URL(conn.url);
+    if (this.o.startTLS && conn.url.startsWith('ldap:')) {
+      step('StartTLS');
+      const host = hostname.replace(/^\[|\]$/g, '');
+      await conn.client.startTLS({ ...this.o.tlsOptions, host, ...(net.isIP(host) ? {} : { servername: host }) });
+    }
+    step('bind');
+    // An explicit anonymous bind opens the connection now, so failover happens here and not mid-search.
+    if (this.o.bindDN === null) await conn.client.bind('', '');
+    else await conn.client.bind(this.o.bindDN, this.o.bindPassword ?? '');
+  }
+}
+
+export function timeoutError(operation: string, url: string, timeoutText: string): DirectoryError {
+  return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${operation} on ${url} got no answer within ${timeoutText}`);
+}
+
+export function closedError(): DirectoryError {
+  return new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, 'LDAP directory is closed');
+}

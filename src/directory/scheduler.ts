@@ -1,0 +1,292 @@
+import { OrFilter, type Entry, type Filter } from 'ldapts';
+import { DirectoryError, ErrorCodes } from '../errors.js';
+import type { Logger } from '../log.js';
+import { abortError } from './connection.js';
+import { batchable, matchBatch } from './answers.js';
+import { compileFilter } from './filter.js';
+import { NO_SUCH_OBJECT, isConnectionFailure, toDirectoryError } from './ldap-errors.js';
+import { closedError, type ConnectionPool } from './pool.js';
+import type { LdapSearchPlan } from './presets.js';
+import { rawSearch, resultError, type RawSearchResult } from './raw-search.js';
+import type { LdapConnection } from './connection.js';
+import { LookupQueue, type Pending } from './lookup-queue.js';
+
+/**
+ * Turns lookups into searches. A lookup waits in a FIFO queue until a search slot is free or its
+ * deadline (the configured timeout) passes; only then is it refused. Lookups that wait together
+ * leave together: up to `batchSize` keys in one search with an OR filter, matched back to each
+ * key (answers.ts). So under load one search answers many keys, while a lone lookup still goes
+ * out at once, alone. A search whose connection dies is retried once, on another connection; a
+ * batch the server did not answer in full (a limit, an error) is asked again key by key, so no
+ * key ever reads a failed batch as "no such entry".
+ */
+
+export interface SchedulerOptions {
+  pool: ConnectionPool;
+  plan: LdapSearchPlan;
+  baseDN: string;
+  scope: 'base' | 'one' | 'sub';
+  timeoutMs: number;
+  timeoutText: string;
+  /** Keys per search at most; 1 = never batch. */
+  batchSize: number;
+  /** Lookups accepted at once (queued or searching); more are refused at once. */
+  maxAccepted: number;
+  log: Logger;
+  /** Called once per search sent (metrics). */
+  onSearch?: (keys: number) => void;
+  /** A missing base DN: the error every lookup then gets. */
+  noSuchBase: (url: string, cause: unknown) => DirectoryError;
+  overloaded: () => DirectoryError;
+}
+
+/** Enough to tell two matches apart in a log line, not so many that a bad filter floods us. */
+const ENTRIES_PER_KEY = 16;
+
+export class LookupScheduler {
+  private readonly queue: LookupQueue;
+  /** The lookup filter, parsed once. */
+  private readonly filterOf: (address: string) => Filter;
+  private accepted = 0;
+  private pumpScheduled = false;
+  private waitingForSlot = false;
+  private closed = false;
+
+  constructor(private readonly o: SchedulerOptions) {
+    this.queue = new LookupQueue(o.batchSize);
+    this.filterOf = compileFilter(o.plan.lookupFilter);
+  }
+
+  /** Lookups accepted and not yet answered. */
+  get pending(): number {
+    return this.accepted;
+  }
+
+  /** Entries the directory holds for `key` (the search's own answer, not yet picked). */
+  lookup(key: string, signal?: AbortSignal): Promise<Entry[]> {
+    if (this.closed) return Promise.reject(closedError());
+    if (signal?.aborted) return Promise.reject(abortError(signal));
+    if (this.accepted >= this.o.maxAccepted) return Promise.reject(this.o.overloaded());
+    return new Promise<Entry[]>((resolve, reject) => {
+      const p: Pending = {
+        key,
+        deadline: Date.now() + this.o.timeoutMs,
+        resolve,
+        reject,
+        done: false,
+        single: this.o.batchSize <= 1 || this.o.plan.matchValues === null || !batchable(key),
+        retried: false,
+        signal,
+        onAbort: undefined,
+      };
+      if (signal) {
+        p.onAbort = () => this.fail(p, abortError(signal));
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.accepted++;
+      this.queue.push(p);
+      this.schedulePump();
+    });
+  }
+
+  close(): void {
+    this.closed = true;
+    for (let p = this.queue.shift(); p; p = this.queue.shift()) this.fail(p, closedError());
+  }
+
+  // --- the queue ---
+
+  /** Dispatch at the next turn of the event loop, so lookups that arrive together leave together. */
+  private schedulePump(): void {
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    setImmediate(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    const corked = new Set<LdapConnection>();
+    while (!this.closed && this.queue.peek()) {
+      const conn = this.o.pool.tryAcquire();
+      if (!conn) break;
+      if (!corked.has(conn)) {
+        corked.add(conn);
+        conn.cork();
+      }
+      this.dispatch(conn);
+    }
+    for (const conn of corked) conn.uncork();
+    if (!this.closed && !this.waitingForSlot && this.queue.peek()) this.waitForSlot();
+  }
+
+  /** All slots are taken: wait for one until the oldest lookup's deadline. */
+  private waitForSlot(): void {
+    this.waitingForSlot = true;
+    this.o.pool.acquire(this.queue.peek()!.deadline).then(
+      (conn) => {
+        this.waitingForSlot = false;
+        this.dispatch(conn);
+        this.pump();
+      },
+      (err: DirectoryError) => {
+        this.waitingForSlot = false;
+        if (err.code === ErrorCodes.DIRECTORY_TIMEOUT || err.code === ErrorCodes.DIRECTORY_OVERLOADED) {
+          // Our own queue ran out of time: only the lookups whose deadline passed fail.
+          const now = Date.now();
+          for (let p = this.queue.peek(); p && p.deadline <= now; p = this.queue.peek()) this.fail(this.queue.shift()!, err);
+        } else {
+          // Nothing could connect: every waiting lookup would fail the same way.
+          for (let p = this.queue.shift(); p; p = this.queue.shift()) this.fail(p, err);
+        }
+        this.pump();
+      },
+    );
+  }
+
+  private retry(batch: Pending[], singly: boolean): void {
+    for (const p of batch) {
+      if (p.done) continue;
+      if (singly) p.single = true;
+      this.queue.pushUrgent(p);
+    }
+    this.schedulePump();
+  }
+
+  private answer(p: Pending, entries: Entry[]): void {
+    if (p.done) return;
+    this.settle(p);
+    p.resolve(entries);
+  }
+
+  private fail(p: Pending, err: DirectoryError): void {
+    if (p.done) return;
+    this.settle(p);
+    p.reject(err);
+  }
+
+  private settle(p: Pending): void {
+    p.done = true;
+    this.accepted--;
+    if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
+  }
+
+  // --- searches ---
+
+  private dispatch(conn: LdapConnection): void {
+    const batch = this.queue.takeBatch();
+    if (batch.length === 0) {
+      this.o.pool.release(conn);
+      return;
+    }
+    const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
+    const filter = keys.length === 1 ? this.filterOf(keys[0]!) : new OrFilter({ filters: keys.map(this.filterOf) });
+    this.o.onSearch?.(keys.length);
+    const search = rawSearch(conn.client, {
+      baseDN: this.o.baseDN,
+      scope: this.o.scope,
+      filter,
+      attributes: this.o.plan.attributes,
+      sizeLimit: ENTRIES_PER_KEY * keys.length,
+      // The server gives up by itself too, so a slow search frees its message ID.
+      timeLimit: Math.max(1, Math.ceil(this.o.timeoutMs / 1000)),
+    });
+    const watch = this.watch(conn, batch);
+    search.then(
+      (result) => {
+        watch.stop();
+        this.o.pool.release(conn);
+        if (batch.length === 1) this.settleSingle(batch[0]!, result, conn.url);
+        else this.settleBatch(batch, result, conn.url);
+      },
+      (err: unknown) => {
+        watch.stop();
+        this.o.pool.release(conn);
+        this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url }));
+      },
+    );
+  }
+
+  /**
+   * Fails each lookup of a search at its deadline. A search still unanswered a full timeout
+   * later means a hung connection (the server's own time limit would have ended it): it is
+   * dropped, and its other searches are retried elsewhere.
+   */
+  private watch(conn: LdapConnection, batch: Pending[]): { stop: () => void } {
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      const open = batch.filter((p) => !p.done);
+      if (open.length === 0) {
+        timer = setTimeout(() => {
+          this.o.log.warn({ url: conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
+          this.o.pool.discard(conn);
+        }, this.o.timeoutMs);
+        return;
+      }
+      const first = Math.min(...open.map((p) => p.deadline));
+      timer = setTimeout(() => {
+        const now = Date.now();
+        for (const p of open) if (p.deadline <= now) this.fail(p, searchTimeout(conn.url, this.o.timeoutText));
+        arm();
+      }, Math.max(0, first - Date.now()));
+    };
+    arm();
+    return { stop: () => clearTimeout(timer) };
+  }
+
+  private settleSingle(p: Pending, result: RawSearchResult, url: string): void {
+    if (result.status === 0 || (result.status === 4 && result.entries.length > 0)) {
+      // sizeLimitExceeded with entries still proves the address exists.
+      this.answer(p, result.entries);
+      return;
+    }
+    // Any other result, sizeLimitExceeded with no entry included, is no answer: tempfail, never "no such entry".
+    this.fail(p, this.resultFailure(result, url));
+  }
+
+  private settleBatch(batch: Pending[], result: RawSearchResult, url: string): void {
+    if (result.status !== 0) {
+      if (result.status === NO_SUCH_OBJECT) for (const p of batch) this.fail(p, this.resultFailure(result, url));
+      else this.retry(batch, true);
+      return;
+    }
+    const { byKey, unaccounted } = matchBatch(this.o.plan.matchValues!, result.entries, new Set(batch.map((p) => p.key.toLowerCase())));
+    const unsure: Pending[] = [];
+    for (const p of batch) {
+      const entries = byKey.get(p.key.toLowerCase());
+      if (entries) this.answer(p, entries);
+      else if (unaccounted) unsure.push(p);
+      else this.answer(p, []);
+    }
+    if (unsure.length > 0) {
+      this.o.log.debug({ keys: unsure.length }, 'a batched search returned an entry matching no key by our rules; asking its keys singly');
+      this.retry(unsure, true);
+    }
+  }
+
+  private searchFailed(batch: Pending[], error: DirectoryError): void {
+    if (isConnectionFailure(error)) {
+      // A dead connection fails only its own searches, and each is retried once elsewhere.
+      const again = batch.filter((p) => !p.done && !p.retried);
+      for (const p of batch) if (p.retried) this.fail(p, error);
+      for (const p of again) p.retried = true;
+      if (again.length > 0) this.o.log.debug({ keys: again.length, err: error.message }, 'LDAP connection died under a search; retrying on another');
+      this.retry(again, false);
+    } else if (batch.length > 1) {
+      this.retry(batch, true);
+    } else {
+      this.fail(batch[0]!, error);
+    }
+  }
+
+  private resultFailure(result: RawSearchResult, url: string): DirectoryError {
+    const cause = resultError(result);
+    if (result.status === NO_SUCH_OBJECT) return this.o.noSuchBase(url, cause);
+    return toDirectoryError(cause, { operation: 'search', url });
+  }
+}
+
+function searchTimeout(url: string, timeoutText: string): DirectoryError {
+  return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${url} got no answer within ${timeoutText}`);
+}

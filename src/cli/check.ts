@@ -1,6 +1,6 @@
 import type { LookupResult, Verdict } from '../recipient/types.js';
 
-/** `ADDRESS<TAB>VERDICT<TAB>detail` (CONTRACT "Command line"). */
+/** `ADDRESS<TAB>VERDICT<TAB>detail` (README "Command line"). */
 export function formatCheckLine(r: LookupResult): string {
   return `${r.address}\t${r.verdict}\t${detail(r)}`;
 }

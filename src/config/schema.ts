@@ -3,8 +3,8 @@ import { parseDuration } from './duration.js';
 import { parseCidr } from './cidr.js';
 
 /**
- * The one configuration schema. Its defaults are the documented defaults (README table,
- * CONTRACT.md); `rcptgate config check` prints the result of parsing through it.
+ * The one configuration schema. Its defaults are the documented defaults (README
+ * "Configuration"); `rcptgate config check` prints the result of parsing through it.
  */
 
 const duration = z

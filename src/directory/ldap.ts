@@ -117,11 +117,6 @@ export class LdapDirectory implements Directory {
     });
   }
 
-  /** The filter template in use (preset or configured). */
-  get lookupFilter(): string {
-    return this.plan.lookupFilter;
-  }
-
   /** The filter a lookup of `address` sends on its own (values escaped), for explanations. */
   filterFor(address: string): string {
     return expandFilter(this.plan.lookupFilter, address);

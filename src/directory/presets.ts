@@ -132,9 +132,3 @@ export function searchPlan(ldap: Pick<LdapConfig, 'preset' | 'filter' | 'matchUs
       return openldapPlan(ldap.filter ?? OPENLDAP_FILTER, ldap.filter !== null);
   }
 }
-
-/** The default lookup filter of each preset (for docs and `config check`). */
-export const PRESET_FILTERS = {
-  openldap: OPENLDAP_FILTER,
-  activedirectory: activeDirectoryFilter(false),
-} as const;

@@ -1,7 +1,7 @@
 import { domainToASCII } from 'node:url';
 
 /**
- * Recipient address parsing and normalization (CONTRACT "Verdicts"): RFC 5321 limits, dot-atom or
+ * Recipient address parsing and normalization (README "Verdicts"): RFC 5321 limits, dot-atom or
  * quoted local parts, UTF-8 local parts (SMTPUTF8), IDN domains to A-labels, a trailing dot on
  * the domain dropped, case folded. Never throws: bad input is a reason, which the engine turns
  * into the `invalid` verdict.

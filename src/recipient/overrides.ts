@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseAddress } from './address.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 
-/** Static allow/deny lists checked before the directory (CONTRACT "Rollout"). */
+/** Static allow/deny lists checked before the directory (README "Rolling out"). */
 export interface Overrides {
   allow: ReadonlySet<string>;
   deny: ReadonlySet<string>;

@@ -2,7 +2,7 @@
 
 export type Verdict = 'valid' | 'unknown' | 'not_ours' | 'tempfail' | 'invalid';
 
-/** Where an answer came from (CONTRACT "HTTP"). */
+/** Where an answer came from (README "HTTP API"). */
 export type Source = 'cache' | 'directory' | 'snapshot' | 'stale' | 'static';
 
 export type Frontend = 'socketmap' | 'policy' | 'milter' | 'http' | 'cli';

@@ -122,7 +122,7 @@ export const configSchema = z.strictObject({
     .strictObject({
       enabled: z.boolean().default(false),
       interval: duration.default('15m'),
-      /** Incremental refresh between full syncs (modifyTimestamp / uSNChanged). */
+      /** Incremental refresh between full syncs (OpenLDAP modifyTimestamp, AD whenChanged). */
       incrementalInterval: duration.default('1m'),
       /** Measured from the last successful full sync; an older snapshot is not used: live lookups take over. */
       maxAge: duration.default('24h'),

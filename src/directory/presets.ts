@@ -118,7 +118,7 @@ function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boole
           ...attributeValues(entry, 'mail'),
           ...(matchUserPrincipalName ? attributeValues(entry, 'userPrincipalName') : []),
         ],
-    // AD has modifyTimestamp as a constructed alias of whenChanged; the snapshot code may switch to uSNChanged.
+    // whenChanged comes from the DC's clock: incremental syncs overlap the last one by a margin for skew.
     changedSinceClause: (date) => `(whenChanged>=${generalizedTime(date).replace(/Z$/, '.0Z')})`,
   };
 }

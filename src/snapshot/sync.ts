@@ -3,7 +3,7 @@ import { ms } from '../config/duration.js';
 import type { Directory, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { readSnapshot, writeSnapshot } from './file.js';
+import { readSnapshotStore, writeSnapshot } from './file.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 
 /** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
@@ -87,11 +87,11 @@ export class SnapshotSync {
   /** Loads the file from disk; a missing, corrupt or foreign file is logged and ignored. */
   async load(): Promise<boolean> {
     try {
-      const { header, records } = await readSnapshot(this.path, snapshotSource(this.deps.config));
+      const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.now);
       // A header from the future (clock set back, file from another host) proves nothing about
       // freshness: treat the snapshot as stale and sync it in full.
       const trusted = header.createdAt <= this.now() && header.fullAt <= this.now();
-      const store = SnapshotStore.from(records, trusted ? header.fullAt : 0, this.maxAgeMs, this.now);
+      store.createdAt = trusted ? header.fullAt : 0;
       this.lastSyncStartedAt = trusted ? header.createdAt : 0;
       this.lastFullAt = trusted ? header.fullAt : 0;
       this.publish(store);
@@ -119,7 +119,7 @@ export class SnapshotSync {
           listed++;
         }
         this.vet(store, listed);
-        await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records());
+        await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store);
         this.lastSyncStartedAt = started;
         this.lastFullAt = started;
         this.publish(store);
@@ -176,7 +176,7 @@ export class SnapshotSync {
         for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) updates.push(r);
         // The skew margin re-lists recent changes every time: only real changes are written.
         for (const r of updates) if (store.upsert(r)) changed++;
-        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records(), this.lastFullAt);
+        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, this.lastFullAt);
         this.lastSyncStartedAt = started;
         this.publish(store);
         end();

@@ -116,6 +116,9 @@ export const configSchema = z.strictObject({
       positiveTtl: duration.default('1h'),
       negativeTtl: duration.default('5m'),
       staleIfError: duration.default('24h'),
+      /** File keeping the positive answers across restarts (saved periodically and at shutdown). */
+      persistPath: z.string().min(1).nullable().default(null),
+      persistInterval: duration.default('5m'),
     })
     .prefault({}),
   sync: z

@@ -13,7 +13,8 @@
 const CHUNK_MAX = 1 << 24;
 const FIRST_CHUNK = 1 << 16;
 const MAX_CHUNKS = 256;
-const HEAD = 15;
+/** Bytes of a record before its first address. */
+export const HEAD = 15;
 const NO_PARENT = 0xffffffff;
 const LITERAL = 0xff;
 

@@ -14,6 +14,7 @@ import { createSocketmapServer } from '../socketmap/server.js';
 import { createReload } from './reload.js';
 import { SnapshotHolder } from './snapshots.js';
 import { answerPersistence } from '../snapshot/answer-persistence.js';
+import type { SyncProgress } from '../snapshot/progress.js';
 import { EngineHolder } from './engines.js';
 import { healthReport } from './health-report.js';
 import { ProbeLoop } from './probe.js';
@@ -42,7 +43,7 @@ export interface App {
   /** SIGHUP: re-read config (file given at start), flush the cache; connections stay open. */
   reload(file?: string): Promise<boolean>;
   health(): HealthReport;
-  syncOnce(): Promise<string>;
+  syncOnce(onProgress?: (p: SyncProgress) => void): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -61,7 +62,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const engines = new EngineHolder(resolved, { logger, metrics, env });
   const validator = engines.validator;
 
-  const snapshots = new SnapshotHolder(config, engines, { metrics, logger });
+  const snapshots = new SnapshotHolder(config, engines, { metrics, logger, env });
   // cache.persistPath: valid answers survive a restart (follows the current engine's cache).
   const persistence = answerPersistence(config, () => engines.current.validator.answerCache, logger);
   const { adminToken, lookupToken } = resolved;
@@ -194,7 +195,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     start,
     reload,
     health,
-    syncOnce: () => snapshots.syncOnce(),
+    syncOnce: (onProgress?: (p: SyncProgress) => void) => snapshots.syncOnce(onProgress),
     close,
   };
 }

@@ -2,7 +2,7 @@ import { addressKey } from '../recipient/address.js';
 import type { DirectoryRecord } from '../directory/types.js';
 import type { SnapshotView } from './view.js';
 import { HEAD, RecordArena } from './arena.js';
-import { HashIndex, hashBytes } from './table.js';
+import { adoptIndex, HashIndex, hashBytes } from './table.js';
 
 /** The engine's lookup key for a directory address (address.ts owns normalization). */
 export const snapshotKey = addressKey;
@@ -174,6 +174,21 @@ export class SnapshotStore implements SnapshotView {
     return true;
   }
 
+  /** Whether an entry with this DN (compared case-insensitively) is held. */
+  hasDn(dn: string): boolean {
+    const key = dn.toLowerCase();
+    return this.dnSlot(key, this.hashOf(key)) >= 0;
+  }
+
+  /** DNs of the entries holding an address (normally one; several for a shared address). */
+  holders(address: string): string[] {
+    const key = snapshotKey(address);
+    const ids = this.shared.get(key);
+    if (ids) return ids.map((id) => this.arena.dn(this.offsets[id]!));
+    const slot = this.addressSlot(key);
+    return slot < 0 ? [] : [this.arena.dn(this.byAddress.value(slot))];
+  }
+
   *records(): IterableIterator<DirectoryRecord> {
     for (let id = 0; id < this.idCount; id++) if (this.offsets[id] !== NONE) yield this.record(id);
   }
@@ -283,19 +298,4 @@ export class SnapshotStore implements SnapshotView {
     const s = this.byAddress.slots;
     for (let i = 1; i < s.length; i += 2) if (s[i] !== 0) s[i] = this.offsets[RecordArena.idAt(old, s[i]! - 1)]! + 1;
   }
-}
-
-/** Adopts index slots read from a file; every value must pass `valid` and a slot must stay free. */
-function adoptIndex(slots: Uint32Array, what: string, valid: (value: number) => boolean): HashIndex {
-  let count = 0;
-  let bad = false;
-  for (let i = 1; i < slots.length; i += 2) {
-    const v = slots[i]!;
-    if (v === 0) continue;
-    bad ||= !valid(v - 1);
-    count++;
-  }
-  if (bad) throw new Error(`the ${what} index names an unknown entry`);
-  if (slots.length < 8 || count * 10 > (slots.length >>> 1) * 9) throw new Error(`the ${what} index is malformed`);
-  return new HashIndex(0, slots, count);
 }

@@ -3,7 +3,9 @@ import { ms } from '../config/duration.js';
 import type { Directory, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { ChangeFeed } from './changes.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
+import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 
 /** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
@@ -24,6 +26,8 @@ export interface SnapshotSyncDeps {
   logger: Logger;
   /** Called with every new or updated snapshot. */
   onSnapshot: (store: SnapshotStore) => void;
+  /** `sync.detectRemovals`: drops disabled, renamed and deleted entries between full syncs. */
+  changes?: ChangeFeed | null;
   now?: () => number;
 }
 
@@ -105,7 +109,7 @@ export class SnapshotSync {
   }
 
   /** One full sync: read every entry (paged), write the file, replace the snapshot. */
-  async full(): Promise<SyncReport> {
+  async full(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
     return this.exclusive(async () => {
       const started = this.now();
       const t0 = process.hrtime.bigint();
@@ -114,9 +118,10 @@ export class SnapshotSync {
         // Straight into a new store (not published until complete): one copy of the data in memory.
         const store = new SnapshotStore(started, this.maxAgeMs, this.now);
         let listed = 0;
+        const progress = new SyncProgressTicker(this.store?.entries ?? null, this.deps.logger, onProgress);
         for await (const r of this.deps.directory.listAll({ signal: this.abort.signal })) {
           store.upsert(r);
-          listed++;
+          progress.tick(++listed);
         }
         this.vet(store, listed);
         await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store);
@@ -176,6 +181,10 @@ export class SnapshotSync {
         for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) updates.push(r);
         // The skew margin re-lists recent changes every time: only real changes are written.
         for (const r of updates) if (store.upsert(r)) changed++;
+        if (this.deps.changes) {
+          const removals = await this.deps.changes.apply(store, updates, since);
+          changed += removals.removed + removals.refreshed;
+        }
         if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, this.lastFullAt);
         this.lastSyncStartedAt = started;
         this.publish(store);

@@ -99,3 +99,18 @@ export function hashBytes(b: Uint8Array, start: number, end: number): number {
   h ^= h >>> 16;
   return h >>> 0;
 }
+
+/** Adopts index slots read from a file; every value must pass `valid` and a slot must stay free. */
+export function adoptIndex(slots: Uint32Array, what: string, valid: (value: number) => boolean): HashIndex {
+  let count = 0;
+  let bad = false;
+  for (let i = 1; i < slots.length; i += 2) {
+    const v = slots[i]!;
+    if (v === 0) continue;
+    bad ||= !valid(v - 1);
+    count++;
+  }
+  if (bad) throw new Error(`the ${what} index names an unknown entry`);
+  if (slots.length < 8 || count * 10 > (slots.length >>> 1) * 9) throw new Error(`the ${what} index is malformed`);
+  return new HashIndex(0, slots, count);
+}

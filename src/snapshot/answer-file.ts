@@ -67,7 +67,11 @@ export async function saveAnswers(path: string, source: string, cache: AnswerCac
   let count = 0;
   // Oldest first, so that loading rebuilds the same recency order. get() makes each key the most
   // recently used in turn, which leaves the order as it was.
-  for (const key of [...cache.keysByAge()]) {
+  const keys = [...cache.keysByAge()];
+  for (let i = 0; i < keys.length; i++) {
+    // A million answers take a few seconds to encode: let lookups run in between.
+    if ((i & 8191) === 8191) await new Promise((r) => setImmediate(r));
+    const key = keys[i]!;
     const a = cache.get(key);
     if (!a || a.canonical === null || a.dn === null || now >= a.freshUntil + staleMs) continue;
     w.put(key, a.canonical, a.dn, a.freshUntil);

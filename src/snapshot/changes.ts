@@ -11,8 +11,8 @@ import type { SnapshotStore } from './store.js';
  * Removals between full syncs (`sync.detectRemovals`). A timestamp-driven incremental listing
  * (modifyTimestamp / whenChanged with the recipient filter) only returns entries that are still
  * valid; this finds what it cannot:
- *  - entries that changed and no longer match the filter (disabled, mail removed, moved out of
- *    scope): every DN changed in the window, without the filter, minus the valid ones;
+ *  - entries that changed and no longer match the filter (disabled, mail removed): the DNs
+ *    changed in the window that do not match it;
  *  - renamed or moved entries: the new DN arrives as a change; an address it shares with
  *    another DN makes us re-read that DN, which is gone (or no longer valid) after a rename;
  *  - Active Directory (and Samba) deletions: tombstones under CN=Deleted Objects, read with the
@@ -74,7 +74,10 @@ export class ChangeFeed {
     };
     const session = await LdapSession.open(this.config, this.password);
     try {
-      const changed = await session.search(this.config.baseDN, this.config.scope, `(&(objectClass=*)${this.plan.changedSinceClause(since)})`, ['1.1'], [], this.config.pageSize);
+      // Changed and no longer matching: the server does the filtering, so a window full of valid
+      // changes (a bulk load) costs nothing here.
+      const filter = `(&${this.plan.changedSinceClause(since)}(!${this.plan.listFilter}))`;
+      const changed = await session.search(this.config.baseDN, this.config.scope, filter, ['1.1'], [], this.config.pageSize);
       for (const e of changed) suspect(e.dn);
       if (this.plan.preset === 'activedirectory') for (const dn of await this.tombstones(session, since)) suspect(dn);
       // After a rename the new DN shares its addresses with the old one, which is gone.

@@ -43,7 +43,7 @@ export function escapeDnValue(v: string): string {
 export function domainRoot(dn: string): string {
   const parts = dn.split(/,(?=\s*dc=)/i);
   const at = parts.findIndex((p) => /^\s*dc=/i.test(p));
-  return at < 0 ? dn : parts.slice(at).join(',');
+  return at < 0 ? dn : parts.slice(at).join(',').trim();
 }
 
 export class ChangeFeed {

@@ -43,13 +43,13 @@ function percentile(sorted: Float64Array, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-/** Engine lookups (half hits, half misses) answered from `store`; latency per lookup in µs. */
+/** Engine lookups of present addresses, answered from `store` (a miss is confirmed live, so it would time the directory); µs per lookup. */
 async function lookupLatency(engine: RecipientValidatorImpl, store: SnapshotView, users: number): Promise<{ p50: number; p99: number; perSecond: number }> {
   engine.setSnapshot(store);
   const keys: string[] = [];
   for (let i = 0; i < LOOKUPS; i++) {
     const k = 1 + Math.floor(Math.random() * users);
-    keys.push(i % 2 === 0 ? `user${k}@example.com` : `nouser${k}@example.com`);
+    keys.push(`user${k}@example.com`);
   }
   for (let i = 0; i < Math.min(20_000, LOOKUPS); i++) await engine.lookup(keys[i]!, { frontend: 'socketmap' }); // warm-up
   const times = new Float64Array(LOOKUPS);
@@ -59,7 +59,7 @@ async function lookupLatency(engine: RecipientValidatorImpl, store: SnapshotView
     const t0 = process.hrtime.bigint();
     const r = await engine.lookup(keys[i]!, { frontend: 'socketmap' });
     times[i] = Number(process.hrtime.bigint() - t0) / 1e3;
-    if (r.source !== 'snapshot' || (r.verdict === 'valid') !== (i % 2 === 0)) wrong.push(`${keys[i]}: ${r.verdict}/${r.source}`);
+    if (r.source !== 'snapshot' || r.verdict !== 'valid') wrong.push(`${keys[i]}: ${r.verdict}/${r.source}`);
   }
   const total = secondsSince(all);
   if (wrong.length) throw new Error(`${wrong.length} wrong answers, e.g. ${wrong.slice(0, 3).join(', ')}`);

@@ -25,12 +25,11 @@ export interface StoreImage {
 }
 
 /**
- * A full copy of every valid address: address → its entry, in a compact layout (records in a
- * byte arena; an open-addressing index from address to record offset, so a lookup touches two
- * places in memory; another from lowercased DN to entry id), about
- * 80 bytes per address instead of several hundred for JavaScript maps and strings, and written
- * to and read from a file as whole arrays. An incremental refresh replaces an entry's addresses
- * by DN. An address held by several entries stays valid until the last of them goes.
+ * A full copy of every valid address: records in a byte arena, an open-addressing index from
+ * address to record offset (a lookup touches two places in memory), another from lowercased DN
+ * to entry id. About 80 bytes per address instead of several hundred for JavaScript maps and
+ * strings; written to and read from a file as whole arrays. An incremental refresh replaces an
+ * entry's addresses by DN; an address held by several entries stays until the last one goes.
  */
 export class SnapshotStore implements SnapshotView {
   private arena = new RecordArena();

@@ -9,6 +9,7 @@ import { VERSION } from './version.js';
 import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
 import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
+import { progressBar } from './snapshot/progress.js';
 
 const HELP: Record<string, string> = {
   main: `rcptgate ${VERSION} — recipient validation for mail servers
@@ -170,7 +171,10 @@ async function sync(file: string | undefined): Promise<number> {
   const logger = createLogger(loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
   const app = await createApp({ loaded, logger, listen: false });
   try {
-    const report = await app.syncOnce();
+    // On a terminal, a progress bar on stderr (entries listed, rate, time left).
+    const tty = process.stderr.isTTY;
+    const report = await app.syncOnce(tty ? (p) => process.stderr.write(`\r${progressBar(p)}\x1b[K`) : undefined);
+    if (tty) process.stderr.write('\r\x1b[K');
     out(report);
     return EXIT.OK;
   } catch (e) {

@@ -13,6 +13,8 @@ import { parseHostPort, type TcpServer } from '../net/tcp-server.js';
 import { createSocketmapServer } from '../socketmap/server.js';
 import { createReload } from './reload.js';
 import { SnapshotHolder } from './snapshots.js';
+import { answerPersistence } from '../snapshot/answer-persistence.js';
+import type { SyncProgress } from '../snapshot/progress.js';
 import { EngineHolder } from './engines.js';
 import { healthReport } from './health-report.js';
 import { ProbeLoop } from './probe.js';
@@ -41,7 +43,7 @@ export interface App {
   /** SIGHUP: re-read config (file given at start), flush the cache; connections stay open. */
   reload(file?: string): Promise<boolean>;
   health(): HealthReport;
-  syncOnce(): Promise<string>;
+  syncOnce(onProgress?: (p: SyncProgress) => void): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -60,7 +62,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   const engines = new EngineHolder(resolved, { logger, metrics, env });
   const validator = engines.validator;
 
-  const snapshots = new SnapshotHolder(config, engines, { metrics, logger });
+  const snapshots = new SnapshotHolder(config, engines, { metrics, logger, env });
+  // cache.persistPath: valid answers survive a restart (follows the current engine's cache).
+  const persistence = answerPersistence(config, () => engines.current.validator.answerCache, logger);
   const { adminToken, lookupToken } = resolved;
 
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, startedAt });
@@ -133,6 +137,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     for (const w of exposureWarnings(config)) logger[w.level === 'warning' ? 'warn' : 'info']({ key: w.path }, w.message);
     // The snapshot is loaded before any listener opens, so the first answers already use it.
     await snapshots.load();
+    await persistence?.load();
     try {
       if (config.listen.socketmap) {
         const server = createSocketmapServer(common);
@@ -156,6 +161,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     }
     probes.poke();
     snapshots.start();
+    persistence?.start();
   };
 
   const close = async (): Promise<void> => {
@@ -177,6 +183,7 @@ export async function createApp(options: AppOptions): Promise<App> {
         })
       : Promise.resolve();
     await Promise.all([httpDone, ...tcpServers.map((t) => t.server.close(drainMs))]);
+    await persistence?.stop();
     await engines.current.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
   };
 
@@ -188,7 +195,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     start,
     reload,
     health,
-    syncOnce: () => snapshots.syncOnce(),
+    syncOnce: (onProgress?: (p: SyncProgress) => void) => snapshots.syncOnce(onProgress),
     close,
   };
 }

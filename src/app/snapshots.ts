@@ -2,6 +2,8 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SnapshotStore } from '../snapshot/store.js';
+import { createChangeFeed } from '../snapshot/changes.js';
+import type { SyncProgress } from '../snapshot/progress.js';
 import { SnapshotSync, snapshotSource } from '../snapshot/sync.js';
 import type { EngineHolder } from './engines.js';
 
@@ -16,15 +18,16 @@ export class SnapshotHolder {
   constructor(
     config: Readonly<Config>,
     private readonly engines: EngineHolder,
-    private readonly deps: { metrics: Metrics; logger: Logger },
+    private readonly deps: { metrics: Metrics; logger: Logger; env: NodeJS.ProcessEnv },
   ) {
     this.syncer = this.create(config);
   }
 
   private create(config: Readonly<Config>): SnapshotSync | null {
     if (!config.sync.enabled) return null;
-    const { metrics, logger } = this.deps;
-    return new SnapshotSync({ config, directory: this.engines.current.directory, metrics, logger, onSnapshot: (s) => this.engines.current.validator.setSnapshot(s) });
+    const { metrics, logger, env } = this.deps;
+    const changes = createChangeFeed(config, env, logger);
+    return new SnapshotSync({ config, directory: this.engines.current.directory, metrics, logger, onSnapshot: (s) => this.engines.current.validator.setSnapshot(s), changes });
   }
 
   get current(): SnapshotStore | null {
@@ -48,9 +51,9 @@ export class SnapshotHolder {
   }
 
   /** One full sync (`rcptgate sync`); the report line it prints. */
-  async syncOnce(): Promise<string> {
+  async syncOnce(onProgress?: (p: SyncProgress) => void): Promise<string> {
     if (!this.syncer) throw new Error('sync.enabled is false: set sync.enabled and sync.snapshotPath');
-    const r = await this.syncer.full();
+    const r = await this.syncer.full(onProgress);
     return `entries=${r.entries} addresses=${r.addresses} seconds=${r.seconds.toFixed(2)} path=${this.engines.current.config.sync.snapshotPath}`;
   }
 

@@ -116,6 +116,9 @@ export const configSchema = z.strictObject({
       positiveTtl: duration.default('1h'),
       negativeTtl: duration.default('5m'),
       staleIfError: duration.default('24h'),
+      /** File keeping the positive answers across restarts (saved periodically and at shutdown). */
+      persistPath: z.string().min(1).nullable().default(null),
+      persistInterval: duration.default('5m'),
     })
     .prefault({}),
   sync: z
@@ -131,6 +134,8 @@ export const configSchema = z.strictObject({
       /** A full sync that would drop more than this fraction of the snapshot's entries is refused. */
       maxShrink: z.number().min(0).max(1).default(0.1),
       snapshotPath: z.string().min(1).nullable().default(null),
+      /** Incremental syncs also drop disabled, renamed and (Active Directory) deleted entries. */
+      detectRemovals: z.boolean().default(true),
     })
     .prefault({}),
   onDirectoryError: onDirectoryError.default('tempfail'),

@@ -1,19 +1,25 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
+import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { DirectoryRecord } from '../directory/types.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
+import { readV1Body, SNAPSHOT_MAGIC_V1 } from './file-v1.js';
+import { SnapshotStore, type StoreImage } from './store.js';
 
 /**
- * Snapshot file format, version 1:
- *   line 1: `rcptgate-snapshot 1`
- *   line 2: JSON header {createdAt, fullAt, source, entries, addresses, sha256}
- *   then one JSON array per entry: [dn, canonical, [addresses...]]
+ * Snapshot file format, version 2: the compact store's arrays as they are in memory, so a
+ * restart reads a few large sections instead of parsing every entry.
+ *   line 1: `rcptgate-snapshot 2`
+ *   line 2: JSON header {createdAt, fullAt, source, entries, addresses, sha256, layout}
+ *   then the sections named by `layout` (byte lengths): meta (JSON: parents, shared),
+ *   offsets, byAddress, byDn (little-endian uint32 arrays), then the record chunks.
  * `sha256` covers every byte after the header line. `source` identifies the directory (URLs,
  * base DN, filter) so a file written for another directory is refused. Written to a temp file,
  * fsynced, then renamed: a reader sees the old file or the new one, never a torn one.
+ * Version 1 files (JSON lines) are still read, so an upgrade keeps its snapshot.
  */
-export const SNAPSHOT_MAGIC = 'rcptgate-snapshot 1';
+export const SNAPSHOT_MAGIC = 'rcptgate-snapshot 2';
 
 export interface SnapshotHeader {
   /** When the data was last read from the directory (full or incremental sync), ms since epoch. */
@@ -26,6 +32,14 @@ export interface SnapshotHeader {
   sha256: string;
 }
 
+interface Layout {
+  meta: number;
+  offsets: number;
+  byAddress: number;
+  byDn: number;
+  chunks: number[];
+}
+
 export interface SnapshotContents {
   header: SnapshotHeader;
   records: DirectoryRecord[];
@@ -35,24 +49,34 @@ function invalid(path: string, why: string): RcptgateError {
   return new RcptgateError(ErrorCodes.SNAPSHOT_INVALID, `snapshot ${path} rejected: ${why}`);
 }
 
-export async function writeSnapshot(path: string, source: string, createdAt: number, records: Iterable<DirectoryRecord>, fullAt = createdAt): Promise<SnapshotHeader> {
-  const chunks: string[] = [];
-  let entries = 0;
-  let addresses = 0;
-  for (const r of records) {
-    chunks.push(JSON.stringify([r.dn, r.canonical, r.addresses]) + '\n');
-    entries++;
-    addresses += r.addresses.length;
-  }
-  const body = Buffer.from(chunks.join(''), 'utf8');
-  const header: SnapshotHeader = { createdAt, fullAt, source, entries, addresses, sha256: createHash('sha256').update(body).digest('hex') };
+function bytesOf(a: Uint32Array): Buffer {
+  return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+}
+
+/** Writes a store (or builds one from records) as a version-2 snapshot file, atomically. */
+export async function writeSnapshot(
+  path: string,
+  source: string,
+  createdAt: number,
+  data: SnapshotStore | Iterable<DirectoryRecord>,
+  fullAt = createdAt,
+): Promise<SnapshotHeader> {
+  if (endianness() !== 'LE') throw new Error('snapshot files are written on little-endian machines only');
+  const store = data instanceof SnapshotStore ? data : SnapshotStore.from(data, createdAt, Infinity);
+  const image = store.image();
+  const meta = Buffer.from(JSON.stringify({ parents: image.parents, shared: image.shared }), 'utf8');
+  const sections = [meta, bytesOf(image.offsets), bytesOf(image.byAddress), bytesOf(image.byDn), ...image.chunks];
+  const hash = createHash('sha256');
+  for (const s of sections) hash.update(s);
+  const layout: Layout = { meta: meta.length, offsets: sections[1]!.length, byAddress: sections[2]!.length, byDn: sections[3]!.length, chunks: image.chunks.map((c) => c.length) };
+  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, sha256: hash.digest('hex') };
   const dir = dirname(path);
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
     try {
-      await fh.writeFile(`${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n`);
-      await fh.writeFile(body);
+      await fh.writeFile(`${SNAPSHOT_MAGIC}\n${JSON.stringify({ ...header, layout })}\n`);
+      for (const s of sections) await fh.write(s);
       await fh.sync();
     } finally {
       await fh.close();
@@ -70,57 +94,133 @@ export async function writeSnapshot(path: string, source: string, createdAt: num
   return header;
 }
 
-/** Reads and verifies a snapshot; throws SNAPSHOT_INVALID with the reason for anything wrong. */
-export async function readSnapshot(path: string, expectedSource: string): Promise<SnapshotContents> {
-  let buf: Buffer;
+/** Reads and verifies a snapshot into a store; throws SNAPSHOT_INVALID with the reason for anything wrong. */
+export async function readSnapshotStore(path: string, expectedSource: string, maxAgeMs: number, now?: () => number): Promise<{ header: SnapshotHeader; store: SnapshotStore }> {
+  let fh: FileHandle;
   try {
-    buf = await readFile(path);
+    fh = await open(path, 'r');
   } catch (err) {
     throw invalid(path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot read it (${(err as Error).message})`);
   }
-  const nl1 = buf.indexOf(0x0a);
-  const nl2 = nl1 < 0 ? -1 : buf.indexOf(0x0a, nl1 + 1);
-  if (nl1 < 0 || nl2 < 0 || buf.subarray(0, nl1).toString('utf8') !== SNAPSHOT_MAGIC) throw invalid(path, 'not an rcptgate snapshot (version 1)');
-  let header: SnapshotHeader;
   try {
-    header = JSON.parse(buf.subarray(nl1 + 1, nl2).toString('utf8')) as SnapshotHeader;
+    const { size } = await fh.stat();
+    const head = Buffer.alloc(Math.min(size, 1 << 20));
+    try {
+      await fh.read(head, 0, head.length, 0);
+    } catch (err) {
+      throw invalid(path, `cannot read it (${(err as Error).message})`);
+    }
+    const nl1 = head.indexOf(0x0a);
+    const nl2 = nl1 < 0 ? -1 : head.indexOf(0x0a, nl1 + 1);
+    const magic = head.subarray(0, Math.max(0, nl1)).toString('utf8');
+    if (nl1 < 0 || nl2 < 0 || (magic !== SNAPSHOT_MAGIC && magic !== SNAPSHOT_MAGIC_V1)) throw invalid(path, 'not an rcptgate snapshot (version 1 or 2)');
+    const header = parseHeader(path, head.subarray(nl1 + 1, nl2), magic === SNAPSHOT_MAGIC);
+    if (header.source !== expectedSource) throw invalid(path, `written for another directory (${header.source})`);
+    if (magic === SNAPSHOT_MAGIC_V1) {
+      const body = (await readFile(path)).subarray(nl2 + 1);
+      let records: DirectoryRecord[];
+      try {
+        records = readV1Body(body, header.sha256, header.entries);
+      } catch (err) {
+        throw invalid(path, (err as Error).message);
+      }
+      return { header, store: SnapshotStore.from(records, header.createdAt, maxAgeMs, now) };
+    }
+    const image = await readImage(path, fh, nl2 + 1, size, header);
+    let store: SnapshotStore;
+    try {
+      store = SnapshotStore.fromImage(image, header.createdAt, maxAgeMs, now);
+    } catch (err) {
+      throw invalid(path, `inconsistent contents (${(err as Error).message})`);
+    }
+    if (store.entries !== header.entries || store.size !== header.addresses) throw invalid(path, `expected ${header.entries} entries and ${header.addresses} addresses, found ${store.entries} and ${store.size}`);
+    return { header, store };
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads and verifies a snapshot into plain records (tools and tests). */
+export async function readSnapshot(path: string, expectedSource: string): Promise<SnapshotContents> {
+  const { header, store } = await readSnapshotStore(path, expectedSource, Infinity);
+  return { header, records: [...store.records()] };
+}
+
+const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+
+function parseHeader(path: string, line: Buffer, v2: boolean): SnapshotHeader & { layout: Layout } {
+  let header: SnapshotHeader & { layout: Layout };
+  try {
+    header = JSON.parse(line.toString('utf8')) as SnapshotHeader & { layout: Layout };
   } catch {
     throw invalid(path, 'unreadable header');
   }
-  if (
-    header === null ||
-    typeof header !== 'object' ||
-    typeof header.sha256 !== 'string' ||
-    typeof header.createdAt !== 'number' ||
-    typeof header.source !== 'string' ||
-    !Number.isInteger(header.entries) ||
-    header.entries < 0
-  ) {
+  if (header === null || typeof header !== 'object' || typeof header.sha256 !== 'string' || typeof header.createdAt !== 'number' || typeof header.source !== 'string' || !isCount(header.entries)) {
     throw invalid(path, 'incomplete header');
   }
   if (typeof header.fullAt !== 'number') header.fullAt = header.createdAt;
-  if (header.source !== expectedSource) throw invalid(path, `written for another directory (${header.source})`);
-  const body = buf.subarray(nl2 + 1);
-  if (createHash('sha256').update(body).digest('hex') !== header.sha256) throw invalid(path, 'checksum mismatch (truncated or corrupt)');
-  const records: DirectoryRecord[] = [];
-  const text = body.toString('utf8');
-  let start = 0;
-  while (start < text.length) {
-    const end = text.indexOf('\n', start);
-    const line = text.slice(start, end < 0 ? text.length : end);
-    start = end < 0 ? text.length : end + 1;
-    if (line === '') continue;
-    let v: unknown;
-    try {
-      v = JSON.parse(line);
-    } catch {
-      throw invalid(path, `malformed entry ${records.length + 1}`);
+  if (!v2) return header;
+  const l = header.layout;
+  const ok =
+    isCount(header.addresses) &&
+    l !== null &&
+    typeof l === 'object' &&
+    [l.meta, l.offsets, l.byAddress, l.byDn].every(isCount) &&
+    l.offsets % 4 === 0 &&
+    l.byAddress % 8 === 0 &&
+    l.byDn % 8 === 0 &&
+    Array.isArray(l.chunks) &&
+    l.chunks.length <= 256 &&
+    l.chunks.every((c) => isCount(c) && c <= 1 << 24);
+  if (!ok) throw invalid(path, 'incomplete header');
+  return header;
+}
+
+/** Reads the sections named by the header into their own arrays and checks the checksum. */
+async function readImage(path: string, fh: FileHandle, start: number, size: number, header: SnapshotHeader & { layout: Layout }): Promise<StoreImage> {
+  const l = header.layout;
+  const total = l.meta + l.offsets + l.byAddress + l.byDn + l.chunks.reduce((a, b) => a + b, 0);
+  if (size !== start + total) throw invalid(path, `${size - start} body bytes where the header announces ${total} (truncated or corrupt)`);
+  const hash = createHash('sha256');
+  let position = start;
+  const read = async (into: Uint8Array): Promise<void> => {
+    let done = 0;
+    while (done < into.length) {
+      const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
+      if (bytesRead === 0) throw invalid(path, 'file ended early (truncated or corrupt)');
+      done += bytesRead;
     }
-    if (!Array.isArray(v) || typeof v[0] !== 'string' || typeof v[1] !== 'string' || !Array.isArray(v[2]) || !v[2].every((a) => typeof a === 'string')) {
-      throw invalid(path, `malformed entry ${records.length + 1}`);
-    }
-    records.push({ dn: v[0], canonical: v[1], addresses: v[2] as string[] });
+    position += into.length;
+    hash.update(into);
+  };
+  const u32 = async (bytes: number): Promise<Uint32Array> => {
+    const a = new Uint32Array(bytes / 4);
+    await read(new Uint8Array(a.buffer));
+    return a;
+  };
+  const meta = Buffer.allocUnsafe(l.meta);
+  await read(meta);
+  const offsets = await u32(l.offsets);
+  const byAddress = await u32(l.byAddress);
+  const byDn = await u32(l.byDn);
+  const chunks: Buffer[] = [];
+  for (const c of l.chunks) {
+    const b = Buffer.allocUnsafe(c);
+    await read(b);
+    chunks.push(b);
   }
-  if (records.length !== header.entries) throw invalid(path, `expected ${header.entries} entries, found ${records.length}`);
-  return { header, records };
+  if (hash.digest('hex') !== header.sha256) throw invalid(path, 'checksum mismatch (truncated or corrupt)');
+  let m: { parents?: unknown; shared?: unknown };
+  try {
+    m = JSON.parse(meta.toString('utf8')) as typeof m;
+  } catch {
+    throw invalid(path, 'unreadable meta section');
+  }
+  const parents = m.parents;
+  const shared = m.shared;
+  if (!Array.isArray(parents) || !parents.every((p) => typeof p === 'string')) throw invalid(path, 'malformed parent DN list');
+  if (!Array.isArray(shared) || !shared.every((s) => Array.isArray(s) && typeof s[0] === 'string' && Array.isArray(s[1]) && s[1].every(isCount))) {
+    throw invalid(path, 'malformed shared address list');
+  }
+  return { chunks, offsets, byAddress, byDn, parents: parents as string[], shared: shared as Array<[string, number[]]> };
 }

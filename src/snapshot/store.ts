@@ -1,20 +1,47 @@
 import { addressKey } from '../recipient/address.js';
 import type { DirectoryRecord } from '../directory/types.js';
 import type { SnapshotView } from './view.js';
+import { HEAD, RecordArena } from './arena.js';
+import { adoptIndex, HashIndex, hashBytes } from './table.js';
 
 /** The engine's lookup key for a directory address (address.ts owns normalization). */
 export const snapshotKey = addressKey;
 
+/** Entry id with no record (free). */
+const NONE = 0xffffffff;
+
+/** What a snapshot file holds of a store: raw arrays, read back without per-entry parsing. */
+export interface StoreImage {
+  chunks: Buffer[];
+  /** Entry id → record offset (NONE: free id). */
+  offsets: Uint32Array;
+  /** [hash, record offset + 1] pairs. */
+  byAddress: Uint32Array;
+  /** [hash, entry id + 1] pairs. */
+  byDn: Uint32Array;
+  parents: string[];
+  /** Addresses held by several entries: every holder's id. */
+  shared: Array<[string, number[]]>;
+}
+
 /**
- * A full copy of every valid address: address → its entry. Records are shared between the
- * address index and the DN index so an incremental refresh can replace an entry's addresses.
- * An address held by several entries stays valid until the last of them goes.
+ * A full copy of every valid address: records in a byte arena, an open-addressing index from
+ * address to record offset (a lookup touches two places in memory), another from lowercased DN
+ * to entry id. About 80 bytes per address instead of several hundred for JavaScript maps and
+ * strings; written to and read from a file as whole arrays. An incremental refresh replaces an
+ * entry's addresses by DN; an address held by several entries stays until the last one goes.
  */
 export class SnapshotStore implements SnapshotView {
-  private readonly byAddress = new Map<string, DirectoryRecord>();
-  private readonly byDn = new Map<string, DirectoryRecord>();
-  /** Addresses held by more than one entry (rare): every holder, so a removal keeps the others. */
-  private readonly shared = new Map<string, DirectoryRecord[]>();
+  private arena = new RecordArena();
+  private offsets: Uint32Array = new Uint32Array(1024).fill(NONE);
+  /** Ids handed out so far (live or free). */
+  private idCount = 0;
+  private free: number[] = [];
+  private byAddress = new HashIndex();
+  private byDn = new HashIndex();
+  private shared = new Map<string, number[]>();
+  /** The key being looked up, as UTF-8 (grown for long keys). */
+  private key = Buffer.allocUnsafe(1024);
 
   constructor(
     /** When the last full sync started (ms since epoch): `sync.maxAge` counts from here. */
@@ -29,19 +56,69 @@ export class SnapshotStore implements SnapshotView {
     return s;
   }
 
+  /** A store over arrays read from a file; throws when they do not hold together. */
+  static fromImage(image: StoreImage, createdAt: number, maxAgeMs: number, now?: () => number): SnapshotStore {
+    const s = new SnapshotStore(createdAt, maxAgeMs, now);
+    s.arena = RecordArena.of(image.chunks, image.parents);
+    s.offsets = image.offsets;
+    s.idCount = image.offsets.length;
+    // Bounds only, in tight loops over the arrays (the checksum already vouches for the bytes,
+    // and walking a million records would double the time to ready): no index points outside
+    // the data, and a record that runs past its chunk only reads as a miss.
+    const ends = new Float64Array(image.chunks.map((c) => c.length - HEAD));
+    const inData = (off: number) => (off & 0xffffff) <= (ends[off >>> 24] ?? -1);
+    const offsets = image.offsets;
+    for (let id = 0; id < s.idCount; id++) {
+      const off = offsets[id]!;
+      if (off === NONE) s.free.push(id);
+      else if (!inData(off)) throw new Error(`entry ${id} lies outside the data`);
+    }
+    s.byAddress = adoptIndex(image.byAddress, 'address', inData);
+    s.byDn = adoptIndex(image.byDn, 'DN', (id) => id < s.idCount && offsets[id] !== NONE);
+    if (s.byDn.count !== s.idCount - s.free.length) throw new Error('the DN index does not match the entries');
+    for (const [address, ids] of image.shared) {
+      if (!ids.every((id) => id < s.idCount && image.offsets[id] !== NONE)) throw new Error('an address shared by several entries names an unknown entry');
+      s.shared.set(address, ids);
+    }
+    return s;
+  }
+
+  image(): StoreImage {
+    return {
+      chunks: this.arena.usedChunks(),
+      offsets: this.offsets.subarray(0, this.idCount),
+      byAddress: this.byAddress.slots,
+      byDn: this.byDn.slots,
+      parents: this.arena.parents,
+      shared: [...this.shared],
+    };
+  }
+
   /** Distinct addresses. */
   get size(): number {
-    return this.byAddress.size;
+    return this.byAddress.count;
   }
 
   /** Directory entries (DNs). */
   get entries(): number {
-    return this.byDn.size;
+    return this.byDn.count;
   }
 
   /** Canonical address for a normalized address (as the engine passes it), or undefined. */
   get(address: string): string | undefined {
-    return this.byAddress.get(address)?.canonical;
+    const n = this.encode(address);
+    const key = this.key;
+    const h = hashBytes(key, 0, n);
+    const t = this.byAddress;
+    const s = t.slots;
+    for (let i = t.home(h); ; i = t.next(i)) {
+      const v = s[i * 2 + 1]!;
+      if (v === 0) return undefined;
+      if (s[i * 2] !== h) continue;
+      const at = this.arena.findAddress(v - 1, key, n);
+      // Usually the primary address is the one asked for: the key itself, no decoding.
+      if (at >= 0) return this.arena.canonicalIndex(v - 1) === at ? address : this.arena.canonical(v - 1);
+    }
   }
 
   isFresh(): boolean {
@@ -57,59 +134,167 @@ export class SnapshotStore implements SnapshotView {
    * Returns false when the entry was already there unchanged (nothing to write).
    */
   upsert(record: DirectoryRecord): boolean {
-    const key = record.dn.toLowerCase();
-    const old = this.byDn.get(key);
-    const rec: DirectoryRecord = { dn: record.dn, canonical: record.canonical, addresses: [...new Set(record.addresses.map(snapshotKey))] };
-    if (old && old.dn === rec.dn && old.canonical === rec.canonical && old.addresses.length === rec.addresses.length && old.addresses.every((a, i) => a === rec.addresses[i])) return false;
-    if (old) this.detach(old);
-    this.byDn.set(key, rec);
-    for (const a of rec.addresses) this.attach(a, rec);
+    const addresses = record.addresses.length === 1 ? [snapshotKey(record.addresses[0]!)] : [...new Set(record.addresses.map(snapshotKey))];
+    const dnKey = record.dn.toLowerCase();
+    const dnHash = this.hashOf(dnKey);
+    let id = this.dnSlot(dnKey, dnHash);
+    if (id >= 0) {
+      id = this.byDn.value(id);
+      if (this.holds(id, record, addresses)) return false;
+      this.detach(id);
+    } else {
+      id = this.newId();
+      this.byDn.insert(dnHash, id);
+    }
+    this.offsets[id] = this.arena.write({ dn: record.dn, canonical: record.canonical, addresses }, id);
+    for (const a of addresses) this.attach(a, id);
+    this.maybeCompact();
     return true;
+  }
+
+  /** Whether entry `id` already is exactly this record (same DN spelling, primary address, addresses). */
+  private holds(id: number, record: DirectoryRecord, addresses: string[]): boolean {
+    const off = this.offsets[id]!;
+    if (this.arena.dn(off) !== record.dn || this.arena.canonical(off) !== record.canonical) return false;
+    const old = this.arena.addresses(off);
+    return old.length === addresses.length && old.every((a, i) => a === addresses[i]);
   }
 
   remove(dn: string): boolean {
-    const key = dn.toLowerCase();
-    const old = this.byDn.get(key);
-    if (!old) return false;
-    this.detach(old);
-    this.byDn.delete(key);
+    const dnKey = dn.toLowerCase();
+    const slot = this.dnSlot(dnKey, this.hashOf(dnKey));
+    if (slot < 0) return false;
+    const id = this.byDn.value(slot);
+    this.detach(id);
+    this.byDn.removeAt(slot);
+    this.offsets[id] = NONE;
+    this.free.push(id);
+    this.maybeCompact();
     return true;
   }
 
-  *records(): IterableIterator<DirectoryRecord> {
-    yield* this.byDn.values();
+  /** Whether an entry with this DN (compared case-insensitively) is held. */
+  hasDn(dn: string): boolean {
+    const key = dn.toLowerCase();
+    return this.dnSlot(key, this.hashOf(key)) >= 0;
   }
 
-  private attach(address: string, rec: DirectoryRecord): void {
-    const current = this.byAddress.get(address);
-    if (!current) {
-      this.byAddress.set(address, rec);
+  /** DNs of the entries holding an address (normally one; several for a shared address). */
+  holders(address: string): string[] {
+    const key = snapshotKey(address);
+    const ids = this.shared.get(key);
+    if (ids) return ids.map((id) => this.arena.dn(this.offsets[id]!));
+    const slot = this.addressSlot(key);
+    return slot < 0 ? [] : [this.arena.dn(this.byAddress.value(slot))];
+  }
+
+  *records(): IterableIterator<DirectoryRecord> {
+    for (let id = 0; id < this.idCount; id++) if (this.offsets[id] !== NONE) yield this.record(id);
+  }
+
+  private record(id: number): DirectoryRecord {
+    const off = this.offsets[id]!;
+    return { dn: this.arena.dn(off), canonical: this.arena.canonical(off), addresses: this.arena.addresses(off) };
+  }
+
+  /** UTF-8 bytes of `s` into this.key; returns their length. */
+  private encode(s: string): number {
+    if (s.length * 3 > this.key.length) this.key = Buffer.allocUnsafe(s.length * 3);
+    const key = this.key;
+    for (let i = 0; i < s.length; i++) {
+      const c = s.charCodeAt(i);
+      if (c >= 0x80) return key.write(s, 0, 'utf8');
+      key[i] = c;
+    }
+    return s.length;
+  }
+
+  private hashOf(s: string): number {
+    return hashBytes(this.key, 0, this.encode(s));
+  }
+
+  /** Slot in the DN index of the entry with this lowercased DN, or -1. */
+  private dnSlot(dnKey: string, hash: number): number {
+    const t = this.byDn;
+    for (let i = t.home(hash); ; i = t.next(i)) {
+      const v = t.slots[i * 2 + 1]!;
+      if (v === 0) return -1;
+      if (t.slots[i * 2] === hash && this.arena.dn(this.offsets[v - 1]!).toLowerCase() === dnKey) return i;
+    }
+  }
+
+  /** Slot in the address index holding this address, or -1 (this.key holds it after the call). */
+  private addressSlot(address: string): number {
+    const n = this.encode(address);
+    const h = hashBytes(this.key, 0, n);
+    const t = this.byAddress;
+    for (let i = t.home(h); ; i = t.next(i)) {
+      const v = t.slots[i * 2 + 1]!;
+      if (v === 0) return -1;
+      if (t.slots[i * 2] === h && this.arena.findAddress(v - 1, this.key, n) >= 0) return i;
+    }
+  }
+
+  private newId(): number {
+    const reused = this.free.pop();
+    if (reused !== undefined) return reused;
+    if (this.idCount === this.offsets.length) {
+      const grown = new Uint32Array(Math.max(1024, this.offsets.length * 2)).fill(NONE);
+      grown.set(this.offsets);
+      this.offsets = grown;
+    }
+    return this.idCount++;
+  }
+
+  private attach(address: string, id: number): void {
+    const slot = this.addressSlot(address);
+    if (slot < 0) {
+      this.byAddress.insert(hashBytes(this.key, 0, this.encode(address)), this.offsets[id]!);
       return;
     }
-    const holders = this.shared.get(address) ?? [current];
-    holders.push(rec);
+    const holders = this.shared.get(address) ?? [RecordArena.idAt(this.arena.chunks, this.byAddress.value(slot))];
+    holders.push(id);
     this.shared.set(address, holders);
-    this.byAddress.set(address, preferred(address, holders));
+    this.byAddress.set(slot, this.offsets[this.preferred(address, holders)]!);
   }
 
-  private detach(rec: DirectoryRecord): void {
-    for (const a of rec.addresses) {
+  /** Takes an entry's addresses out of the address index; its record becomes garbage. */
+  private detach(id: number): void {
+    const off = this.offsets[id]!;
+    for (const a of this.arena.addresses(off)) {
+      const slot = this.addressSlot(a);
       const holders = this.shared.get(a);
       if (!holders) {
-        if (this.byAddress.get(a) === rec) this.byAddress.delete(a);
+        if (slot >= 0 && this.byAddress.value(slot) === off) this.byAddress.removeAt(slot);
         continue;
       }
-      const rest = holders.filter((h) => h !== rec);
+      const rest = holders.filter((h) => h !== id);
       if (rest.length <= 1) this.shared.delete(a);
       else this.shared.set(a, rest);
-      if (rest.length === 0) this.byAddress.delete(a);
-      else this.byAddress.set(a, preferred(a, rest));
+      if (slot < 0) continue;
+      if (rest.length === 0) this.byAddress.removeAt(slot);
+      else this.byAddress.set(slot, this.offsets[this.preferred(a, rest)]!);
     }
+    this.arena.release(off);
   }
-}
 
-/** Same choice as a live lookup: the entry whose primary address is the one asked for, then the lowest DN. */
-function preferred(address: string, holders: DirectoryRecord[]): DirectoryRecord {
-  const rank = (r: DirectoryRecord) => (snapshotKey(r.canonical) === address ? 0 : 1);
-  return [...holders].sort((x, y) => rank(x) - rank(y) || (x.dn.toLowerCase() < y.dn.toLowerCase() ? -1 : x.dn.toLowerCase() > y.dn.toLowerCase() ? 1 : 0))[0]!;
+  /** Same choice as a live lookup: the entry whose primary address is the one asked for, then the lowest DN. */
+  private preferred(address: string, holders: number[]): number {
+    const keyed = holders.map((id) => {
+      const off = this.offsets[id]!;
+      return { id, rank: snapshotKey(this.arena.canonical(off)) === address ? 0 : 1, dn: this.arena.dn(off).toLowerCase() };
+    });
+    keyed.sort((x, y) => x.rank - y.rank || (x.dn < y.dn ? -1 : x.dn > y.dn ? 1 : 0));
+    return keyed[0]!.id;
+  }
+
+  /** Replaced records are garbage; copy the live ones once garbage outweighs them. */
+  private maybeCompact(): void {
+    const g = this.arena.garbage;
+    if (g <= 1 << 20 || g * 2 <= this.arena.bytes) return;
+    const old = this.arena.compact(this.offsets, this.idCount, NONE);
+    // The address index holds record offsets: move each to where its entry's record went.
+    const s = this.byAddress.slots;
+    for (let i = 1; i < s.length; i += 2) if (s[i] !== 0) s[i] = this.offsets[RecordArena.idAt(old, s[i]! - 1)]! + 1;
+  }
 }

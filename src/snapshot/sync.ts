@@ -3,7 +3,9 @@ import { ms } from '../config/duration.js';
 import type { Directory, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { readSnapshot, writeSnapshot } from './file.js';
+import type { ChangeFeed } from './changes.js';
+import { readSnapshotStore, writeSnapshot } from './file.js';
+import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 
 /** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
@@ -24,6 +26,8 @@ export interface SnapshotSyncDeps {
   logger: Logger;
   /** Called with every new or updated snapshot. */
   onSnapshot: (store: SnapshotStore) => void;
+  /** `sync.detectRemovals`: drops disabled, renamed and deleted entries between full syncs. */
+  changes?: ChangeFeed | null;
   now?: () => number;
 }
 
@@ -87,11 +91,11 @@ export class SnapshotSync {
   /** Loads the file from disk; a missing, corrupt or foreign file is logged and ignored. */
   async load(): Promise<boolean> {
     try {
-      const { header, records } = await readSnapshot(this.path, snapshotSource(this.deps.config));
+      const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.now);
       // A header from the future (clock set back, file from another host) proves nothing about
       // freshness: treat the snapshot as stale and sync it in full.
       const trusted = header.createdAt <= this.now() && header.fullAt <= this.now();
-      const store = SnapshotStore.from(records, trusted ? header.fullAt : 0, this.maxAgeMs, this.now);
+      store.createdAt = trusted ? header.fullAt : 0;
       this.lastSyncStartedAt = trusted ? header.createdAt : 0;
       this.lastFullAt = trusted ? header.fullAt : 0;
       this.publish(store);
@@ -105,7 +109,7 @@ export class SnapshotSync {
   }
 
   /** One full sync: read every entry (paged), write the file, replace the snapshot. */
-  async full(): Promise<SyncReport> {
+  async full(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
     return this.exclusive(async () => {
       const started = this.now();
       const t0 = process.hrtime.bigint();
@@ -114,12 +118,13 @@ export class SnapshotSync {
         // Straight into a new store (not published until complete): one copy of the data in memory.
         const store = new SnapshotStore(started, this.maxAgeMs, this.now);
         let listed = 0;
+        const progress = new SyncProgressTicker(this.store?.entries ?? null, this.deps.logger, onProgress);
         for await (const r of this.deps.directory.listAll({ signal: this.abort.signal })) {
           store.upsert(r);
-          listed++;
+          progress.tick(++listed);
         }
         this.vet(store, listed);
-        await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records());
+        await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store);
         this.lastSyncStartedAt = started;
         this.lastFullAt = started;
         this.publish(store);
@@ -176,7 +181,11 @@ export class SnapshotSync {
         for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) updates.push(r);
         // The skew margin re-lists recent changes every time: only real changes are written.
         for (const r of updates) if (store.upsert(r)) changed++;
-        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store.records(), this.lastFullAt);
+        if (this.deps.changes) {
+          const removals = await this.deps.changes.apply(store, updates, since);
+          changed += removals.removed + removals.refreshed;
+        }
+        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, this.lastFullAt);
         this.lastSyncStartedAt = started;
         this.publish(store);
         end();

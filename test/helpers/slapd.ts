@@ -83,6 +83,8 @@ export interface SlapdOptions {
   revocableReader?: boolean;
   /** Raw slapd `limits` clause for the service account (e.g. `size.unchecked=0`); overrides the limits above. */
   serviceLimits?: string;
+  /** Load the syncprov overlay (RFC 4533 content synchronization) with a session log. */
+  syncprov?: boolean;
 }
 
 export interface Slapd {
@@ -280,6 +282,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
     `argsfile ${path.join(dir, 'slapd.args')}`,
     'modulepath /usr/lib/ldap',
     'moduleload back_mdb',
+    ...(options.syncprov ? ['moduleload syncprov'] : []),
     ...(tls ? [`TLSCACertificateFile ${tls.caFile}`, `TLSCertificateFile ${tls.certFile}`, `TLSCertificateKeyFile ${tls.keyFile}`] : []),
     'database mdb',
     'maxsize 1073741824',
@@ -294,6 +297,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
     'access to attrs=userPassword by anonymous auth by * none',
     ...(options.revocableReader ? [`access to dn.subtree="ou=people,${BASE_DN}" by group.exact="${READERS_DN}" read by * none`] : []),
     'access to * by * read',
+    ...(options.syncprov ? ['overlay syncprov', 'syncprov-checkpoint 100 1', 'syncprov-sessionlog 1000'] : []),
     '',
   ].join('\n');
 }

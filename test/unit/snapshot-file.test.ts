@@ -7,7 +7,9 @@ import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import type { DirectoryRecord } from '../../src/directory/types.js';
 import { ErrorCodes, RcptgateError } from '../../src/errors.js';
-import { readSnapshot, SNAPSHOT_MAGIC, writeSnapshot } from '../../src/snapshot/file.js';
+import { readSnapshot, readSnapshotStore, SNAPSHOT_MAGIC, writeSnapshot } from '../../src/snapshot/file.js';
+import { SNAPSHOT_MAGIC_V1 } from '../../src/snapshot/file-v1.js';
+import { SnapshotStore } from '../../src/snapshot/store.js';
 
 const SOURCE = 'ldap|openldap|dc=example,dc=com|sub|';
 const RECORDS: DirectoryRecord[] = [
@@ -141,14 +143,55 @@ describe('snapshot file', () => {
     await rejectsWith(file, /incomplete header/);
   });
 
-  test('rejects a checksummed body that holds a malformed entry', async () => {
-    // Consistent checksum, wrong shape: only a buggy or hostile writer produces this.
+  test('rejects a checksummed body whose index names an entry that is not there', async () => {
+    // Consistent checksum, inconsistent arrays: only a buggy or hostile writer produces this.
     const { createHash } = await import('node:crypto');
-    const body = '["uid=x,dc=example,dc=com","x@example.com",[1]]\n';
-    const header = { createdAt: 1, source: SOURCE, entries: 1, addresses: 1, sha256: createHash('sha256').update(body).digest('hex') };
-    const file = path.join(dir, 'badentry');
-    await writeFile(file, `${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n${body}`);
-    await rejectsWith(file, /malformed entry 1/);
+    const file = await written('badindex');
+    const buf = await readFile(file);
+    const nl1 = buf.indexOf(0x0a);
+    const nl2 = buf.indexOf(0x0a, nl1 + 1);
+    const header = JSON.parse(buf.subarray(nl1 + 1, nl2).toString('utf8')) as { sha256: string; layout: { meta: number; offsets: number } };
+    const body = Buffer.from(buf.subarray(nl2 + 1));
+    // The first entry's record offset now points far past the data.
+    body.writeUInt32LE(0x05000000, header.layout.meta);
+    header.sha256 = createHash('sha256').update(body).digest('hex');
+    await writeFile(file, Buffer.concat([Buffer.from(`${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n`), body]));
+    await rejectsWith(file, /inconsistent contents \(entry 0 lies outside the data\)/);
+  });
+
+  test('still reads a version-1 (JSON lines) file, so an upgrade keeps serving from its snapshot', async () => {
+    const { createHash } = await import('node:crypto');
+    const body = RECORDS.map((r) => JSON.stringify([r.dn, r.canonical, r.addresses]) + '\n').join('');
+    const header = { createdAt: 7, fullAt: 5, source: SOURCE, entries: 3, addresses: 4, sha256: createHash('sha256').update(body).digest('hex') };
+    const file = path.join(dir, 'v1');
+    await writeFile(file, `${SNAPSHOT_MAGIC_V1}\n${JSON.stringify(header)}\n${body}`);
+    const read = await readSnapshot(file, SOURCE);
+    assert.deepEqual(read.records, RECORDS);
+    assert.deepEqual([read.header.createdAt, read.header.fullAt], [7, 5]);
+    await writeFile(file, `${SNAPSHOT_MAGIC_V1}\n${JSON.stringify(header)}\n${body.replace('[', '{')}`);
+    await rejectsWith(file, /checksum mismatch/);
+  });
+
+  test('round-trips a store with replaced, removed and shared entries as the same answers', async () => {
+    const sub = path.join(dir, 'churn');
+    await mkdir(sub);
+    const file = path.join(sub, 'snapshot');
+    const store = SnapshotStore.from(RECORDS, 1, Infinity);
+    store.upsert({ dn: 'uid=carol,ou=staff,dc=example,dc=com', canonical: 'carol@example.com', addresses: ['carol@example.com', 'ally@example.com'] });
+    store.upsert({ dn: 'UID=Alice,ou=people,dc=example,dc=com', canonical: 'alice@example.com', addresses: ['alice@example.com', 'alice2@example.com'] });
+    store.remove('uid=bob,ou=people,dc=example,dc=com');
+    await writeSnapshot(file, SOURCE, 9, store);
+    const { store: back } = await readSnapshotStore(file, SOURCE, Infinity);
+    for (const a of ['alice@example.com', 'alice2@example.com', 'ally@example.com', 'bob@example.com', 'carol@example.com', 'jürgen@xn--bcher-kva.example']) {
+      assert.equal(back.get(a), store.get(a), a);
+    }
+    assert.equal(back.get('ally@example.com'), 'carol@example.com');
+    assert.deepEqual([back.entries, back.size], [3, 5]);
+    // The loaded store keeps taking changes: a rename drops the old address.
+    back.upsert({ dn: 'uid=carol,ou=staff,dc=example,dc=com', canonical: 'caroline@example.com', addresses: ['caroline@example.com'] });
+    assert.equal(back.get('carol@example.com'), undefined);
+    assert.equal(back.get('ally@example.com'), undefined);
+    assert.equal(back.get('caroline@example.com'), 'caroline@example.com');
   });
 
   test('rejects a missing file with "no such file"', async () => {

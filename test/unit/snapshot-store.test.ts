@@ -128,4 +128,31 @@ describe('snapshot store', () => {
       }),
     );
   });
+
+  test('stays exact through index growth, deletions and record compaction at scale', () => {
+    // Enough churn to grow both indexes several times and to compact the record bytes.
+    const s = new SnapshotStore(0, HOUR);
+    const model = new Map<number, string[]>();
+    let seed = 42;
+    const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    for (let step = 0; step < 60_000; step++) {
+      const k = rand(8_000);
+      if (rand(4) === 0) {
+        s.remove(`uid=u${k},ou=people,dc=example,dc=com`);
+        model.delete(k);
+      } else {
+        const addresses = [`u${k}@example.com`, `alias${rand(20_000)}-of-user-number-${k}@example.com`];
+        s.upsert({ dn: `uid=u${k},ou=people,dc=example,dc=com`, canonical: addresses[0]!, addresses });
+        model.set(k, addresses);
+      }
+    }
+    assert.equal(s.entries, model.size);
+    assert.equal(s.size, model.size * 2);
+    for (let k = 0; k < 8_000; k++) {
+      const addresses = model.get(k);
+      assert.equal(s.get(`u${k}@example.com`), addresses ? `u${k}@example.com` : undefined);
+      if (addresses) assert.equal(s.get(addresses[1]!), `u${k}@example.com`);
+    }
+    assert.equal([...s.records()].length, model.size);
+  });
 });

@@ -1,0 +1,148 @@
+import { Control, type Entry } from 'ldapts';
+import type { Config } from '../config/schema.js';
+import { readSecret } from '../config/load.js';
+import { attributeValues, searchPlan, type LdapEntry, type LdapSearchPlan } from '../directory/presets.js';
+import type { DirectoryRecord } from '../directory/types.js';
+import type { Logger } from '../log.js';
+import { LdapSession } from './ldap-session.js';
+import type { SnapshotStore } from './store.js';
+
+/**
+ * Removals between full syncs (`sync.detectRemovals`). A timestamp-driven incremental listing
+ * (modifyTimestamp / whenChanged with the recipient filter) only returns entries that are still
+ * valid; this finds what it cannot:
+ *  - entries that changed and no longer match the filter (disabled, mail removed): the DNs
+ *    changed in the window that do not match it;
+ *  - renamed or moved entries: the new DN arrives as a change; an address it shares with
+ *    another DN makes us re-read that DN, which is gone (or no longer valid) after a rename;
+ *  - Active Directory (and Samba) deletions: tombstones under CN=Deleted Objects, read with the
+ *    Show Deleted control; the old DN is `CN=<msDS-LastKnownRDN>,<lastKnownParent>`.
+ * OpenLDAP deletions leave nothing to read without syncrepl (RFC 4533), which ldapts 9 cannot
+ * carry (its message parser rejects the IntermediateResponse, 0x79, that holds syncInfoValue):
+ * they wait for the next full sync.
+ */
+const SHOW_DELETED = '1.2.840.113556.1.4.417';
+/** Re-reads per incremental sync; more wait for the full sync. */
+const MAX_RECHECKS = 1000;
+
+type LdapConfig = Config['directory']['ldap'];
+
+export interface ChangeReport {
+  /** Entries dropped from the snapshot. */
+  removed: number;
+  /** Entries re-read and kept (with their current addresses). */
+  refreshed: number;
+}
+
+/** RFC 4514 escaping of an attribute value inside a DN. */
+export function escapeDnValue(v: string): string {
+  return v.replace(/[,+"\\<>;=]/g, (c) => `\\${c}`).replace(/^([ #])/, '\\$1').replace(/ $/, '\\ ');
+}
+
+/** The DC= suffix of a DN: the naming context a deleted object's tombstone lives in. */
+export function domainRoot(dn: string): string {
+  const parts = dn.split(/,(?=\s*dc=)/i);
+  const at = parts.findIndex((p) => /^\s*dc=/i.test(p));
+  return at < 0 ? dn : parts.slice(at).join(',').trim();
+}
+
+export class ChangeFeed {
+  private readonly plan: LdapSearchPlan;
+  private tombstonesWork = true;
+
+  constructor(
+    private readonly config: LdapConfig,
+    private readonly password: string | null,
+    private readonly logger: Logger,
+  ) {
+    this.plan = searchPlan(config);
+  }
+
+  /**
+   * Applies removals since `since` to `store`, given the valid entries the incremental listing
+   * returned (already upserted). Nothing is dropped on hearsay: every suspect DN the snapshot
+   * holds is re-read with the recipient filter and kept when it is (still, or again) valid, so
+   * a change racing with this sync can never turn a valid recipient into `unknown`.
+   */
+  async apply(store: SnapshotStore, updates: DirectoryRecord[], since: Date): Promise<ChangeReport> {
+    const report: ChangeReport = { removed: 0, refreshed: 0 };
+    const valid = new Set(updates.map((u) => u.dn.toLowerCase()));
+    const suspects = new Map<string, string>();
+    const suspect = (dn: string): void => {
+      const key = dn.toLowerCase();
+      if (!valid.has(key) && store.hasDn(dn)) suspects.set(key, dn);
+    };
+    const session = await LdapSession.open(this.config, this.password);
+    try {
+      // Changed and no longer matching: the server does the filtering, so a window full of valid
+      // changes (a bulk load) costs nothing here.
+      const filter = `(&${this.plan.changedSinceClause(since)}(!${this.plan.listFilter}))`;
+      const changed = await session.search(this.config.baseDN, this.config.scope, filter, ['1.1'], [], this.config.pageSize);
+      for (const e of changed) suspect(e.dn);
+      if (this.plan.preset === 'activedirectory') for (const dn of await this.tombstones(session, since)) suspect(dn);
+      // After a rename the new DN shares its addresses with the old one, which is gone.
+      for (const u of updates) for (const a of u.addresses) for (const dn of store.holders(a)) suspect(dn);
+      let left = MAX_RECHECKS;
+      for (const dn of suspects.values()) {
+        if (left-- === 0) {
+          this.logger.warn({ pending: suspects.size - MAX_RECHECKS }, 'more changed entries than one incremental sync re-reads; the rest wait for the next full sync');
+          break;
+        }
+        const record = await this.reread(session, dn);
+        if (record && record.dn.toLowerCase() === dn.toLowerCase()) {
+          store.upsert(record);
+          report.refreshed++;
+        } else if (store.remove(dn)) {
+          report.removed++;
+        }
+      }
+    } finally {
+      await session.close();
+    }
+    return report;
+  }
+
+  /** Old DNs of objects deleted since `since`; an account that may not read them only logs it. */
+  private async tombstones(session: LdapSession, since: Date): Promise<string[]> {
+    let entries: Entry[];
+    try {
+      const filter = `(&(isDeleted=TRUE)${this.plan.changedSinceClause(since)})`;
+      entries = await session.search(domainRoot(this.config.baseDN), 'sub', filter, ['lastKnownParent', 'msDS-LastKnownRDN'], [new Control(SHOW_DELETED)], this.config.pageSize);
+    } catch (err) {
+      if (this.tombstonesWork) this.logger.warn({ err: { message: (err as Error).message } }, 'cannot read deleted objects (Show Deleted control); deletions wait for the next full sync');
+      this.tombstonesWork = false;
+      return [];
+    }
+    this.tombstonesWork = true;
+    const dns: string[] = [];
+    for (const e of entries) {
+      const parent = attributeValues(e as LdapEntry, 'lastKnownParent')[0];
+      // Before msDS-LastKnownRDN existed, the tombstone's own RDN held the name before "\0ADEL:".
+      const rdn = attributeValues(e as LdapEntry, 'msDS-LastKnownRDN')[0] ?? /^CN=(.*?)\\0ADEL:/i.exec(e.dn)?.[1];
+      if (parent && rdn) dns.push(`CN=${escapeDnValue(rdn)},${parent}`);
+    }
+    return dns;
+  }
+
+  /** The entry at `dn` when it exists and is a valid recipient; null otherwise. */
+  private async reread(session: LdapSession, dn: string): Promise<DirectoryRecord | null> {
+    let entries: Entry[];
+    try {
+      entries = await session.search(dn, 'base', this.plan.listFilter, this.plan.attributes);
+    } catch (err) {
+      if ((err as { code?: number }).code === 32) return null; // noSuchObject
+      throw err;
+    }
+    const entry = entries[0] as LdapEntry | undefined;
+    const addresses = entry ? this.plan.addresses(entry) : [];
+    if (!entry || addresses.length === 0) return null;
+    return { dn: entry.dn, canonical: this.plan.canonical(entry) ?? addresses[0]!, addresses };
+  }
+}
+
+/** The feed `sync.detectRemovals` asks for, or null (LDIF directory, or turned off). */
+export function createChangeFeed(config: Readonly<Config>, env: NodeJS.ProcessEnv, logger: Logger): ChangeFeed | null {
+  if (config.directory.kind !== 'ldap' || !config.sync.detectRemovals) return null;
+  const password = readSecret(config.directory.ldap.bindPasswordFile, env.RCPTGATE_LDAP_BIND_PASSWORD, 'bind password');
+  return new ChangeFeed(config.directory.ldap, password, logger);
+}

@@ -1,0 +1,51 @@
+import { readFileSync } from 'node:fs';
+import { Client, type Control, type Entry } from 'ldapts';
+import type { Config } from '../config/schema.js';
+import { ms } from '../config/duration.js';
+import { parseFilter } from '../directory/filter.js';
+
+type LdapConfig = Config['directory']['ldap'];
+
+/**
+ * One short-lived LDAP connection for the change-driven sync (src/snapshot/changes.ts): the
+ * searches it needs (DNs only, base-scope re-reads, AD tombstones with the Show Deleted control)
+ * are not part of the lookup directory's interface. Tries `urls` in order, StartTLS when
+ * configured, simple bind; every request is bounded by `directory.ldap.timeout`.
+ */
+export class LdapSession {
+  private constructor(
+    private readonly client: Client,
+    private readonly timeoutMs: number,
+  ) {}
+
+  static async open(config: LdapConfig, password: string | null): Promise<LdapSession> {
+    const timeoutMs = ms(config.timeout);
+    const ca = config.tls.caFile ? readFileSync(config.tls.caFile) : undefined;
+    const tlsOptions = { ...(ca ? { ca } : {}), rejectUnauthorized: config.tls.rejectUnauthorized };
+    let last: unknown = new Error('directory.ldap.urls is empty');
+    for (const url of config.urls) {
+      const client = new Client({ url, connectTimeout: timeoutMs, timeout: timeoutMs, ...(url.startsWith('ldaps:') ? { tlsOptions } : {}) });
+      try {
+        if (config.startTLS && url.startsWith('ldap:')) await client.startTLS(tlsOptions);
+        if (config.bindDN) await client.bind(config.bindDN, password ?? '');
+        return new LdapSession(client, timeoutMs);
+      } catch (err) {
+        last = err;
+        await client.unbind().catch(() => undefined);
+      }
+    }
+    throw last;
+  }
+
+  /** Every entry under `base` matching `filter` (paged), with the given attributes. */
+  async search(base: string, scope: 'base' | 'one' | 'sub', filter: string, attributes: string[], controls: Control[] = [], pageSize = 500): Promise<Entry[]> {
+    const out: Entry[] = [];
+    const pages = this.client.searchPaginated(base, { scope, filter: parseFilter(filter), attributes, paged: { pageSize }, derefAliases: 'never', timeLimit: Math.ceil(this.timeoutMs / 1000) }, controls);
+    for await (const page of pages) out.push(...page.searchEntries);
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.client.unbind().catch(() => undefined);
+  }
+}

@@ -1,4 +1,3 @@
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LoadedConfig } from '../config/load.js';
 import { ms } from '../config/duration.js';
@@ -9,7 +8,8 @@ import { Metrics } from '../metrics.js';
 import type { HealthReport, RecipientValidator } from '../recipient/types.js';
 import { VERSION } from '../version.js';
 import { createHttpApp } from '../http/app.js';
-import { parseHostPort, type TcpServer } from '../net/tcp-server.js';
+import { startHttpListener, type HttpListener } from '../http/server.js';
+import { type TcpServer } from '../net/tcp-server.js';
 import { createSocketmapServer } from '../socketmap/server.js';
 import { createReload } from './reload.js';
 import { SnapshotHolder } from './snapshots.js';
@@ -74,7 +74,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   // --- listeners -------------------------------------------------------------------------
   const addresses: App['addresses'] = {};
   const tcpServers: Array<{ name: 'socketmap' | 'policy' | 'milter'; server: TcpServer }> = [];
-  let httpServer: http.Server | null = null;
+  let httpListener: HttpListener | null = null;
   const drainMs = ms(config.server.drainTimeout);
 
   const startHttp = async (hostPort: string): Promise<void> => {
@@ -88,28 +88,8 @@ export async function createApp(options: AppOptions): Promise<App> {
       version: VERSION,
       statusPage: config.statusPage,
     });
-    // Node checks the header/request timeouts only every connectionsCheckingInterval (30 s by
-    // default): a slow client would hold its socket far longer than headersTimeout says.
-    const server = http.createServer({ connectionsCheckingInterval: 1_000 }, app);
-    server.maxConnections = config.server.maxConnections;
-    server.keepAliveTimeout = 5_000;
-    server.requestTimeout = 30_000;
-    server.headersTimeout = 10_000;
-    const { host, port } = parseHostPort(hostPort);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    server.on('connection', (socket) => {
-      metrics.connections.inc({ frontend: 'http' });
-      socket.once('close', () => metrics.connections.dec({ frontend: 'http' }));
-    });
-    httpServer = server;
-    addresses.http = server.address() as AddressInfo;
-    logger.info({ frontend: 'http', address: `${addresses.http.address}:${addresses.http.port}` }, 'listening');
+    httpListener = await startHttpListener(hostPort, { handler: app, metrics, logger, maxConnections: config.server.maxConnections });
+    addresses.http = httpListener.address;
   };
 
   const common = {
@@ -170,18 +150,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     closed = true;
     probes.stop();
     await snapshots.stop();
-    const httpDone = httpServer
-      ? new Promise<void>((resolve) => {
-          const s = httpServer!;
-          const force = setTimeout(() => s.closeAllConnections(), drainMs);
-          force.unref();
-          s.close(() => {
-            clearTimeout(force);
-            resolve();
-          });
-          s.closeIdleConnections();
-        })
-      : Promise.resolve();
+    const httpDone = httpListener ? httpListener.close(drainMs) : Promise.resolve();
     await Promise.all([httpDone, ...tcpServers.map((t) => t.server.close(drainMs))]);
     await persistence?.stop();
     await engines.current.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));

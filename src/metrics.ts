@@ -175,7 +175,7 @@ export class Metrics {
   });
   readonly connectionsRejected = new Counter<'frontend'>({
     name: 'rcptgate_connections_rejected_total',
-    help: 'Connections refused because the listener was at its connection limit.',
+    help: 'Connections refused at accept: the listener or the client address was at its connection limit.',
     labelNames: ['frontend'],
     registers: [this.registry],
   });
@@ -195,6 +195,24 @@ export class Metrics {
     name: 'rcptgate_harvest_blocked_total',
     help: 'Recipients refused by directory-harvest protection.',
     labelNames: ['frontend'],
+    registers: [this.registry],
+  });
+  readonly harvestDelayed = new Counter<'frontend'>({
+    name: 'rcptgate_harvest_delayed_total',
+    help: 'Answers held back by the harvest tarpit (the client is flagged), by front end.',
+    labelNames: ['frontend'],
+    registers: [this.registry],
+  });
+  readonly connectionsClosed = new Counter<'frontend' | 'reason'>({
+    name: 'rcptgate_connections_closed_total',
+    help: 'Connections we closed on our own, by reason: idle, request_timeout (a request did not arrive whole in time).',
+    labelNames: ['frontend', 'reason'],
+    registers: [this.registry],
+  });
+  readonly logSuppressed = new Counter<'event'>({
+    name: 'rcptgate_log_suppressed_total',
+    help: 'Warning log lines left out by rate limiting, by event.',
+    labelNames: ['event'],
     registers: [this.registry],
   });
   readonly configReloads = new Counter<'outcome'>({

@@ -1,16 +1,30 @@
 /**
- * Directory harvest protection (CONTRACT "Policy delegation"): a client address that collects
- * more than `maxUnknown` unknown recipients within `windowMs` is refused — every recipient, valid
- * or not, without asking the directory — until `windowMs` has passed since the unknown that
- * tripped it. `maxUnknown: 0` therefore blocks a client at its first unknown recipient.
+ * Directory harvest protection (docs/harvest-protection.md): a client address that collects more
+ * than `maxUnknown` unknown recipients within `windowMs` is flagged. What a flagged client gets
+ * depends on the action:
+ *  - `reject`: every recipient, valid or not, is refused (421) without asking the directory,
+ *    until `windowMs` has passed since the unknown that tripped it.
+ *  - `tarpit` (default): every answer is delayed by `delayMs(client)`, valid and unknown alike,
+ *    so timing tells them apart no better than the reply would; the delay grows by `delayStepMs`
+ *    with each unknown past the limit, up to `maxDelayMs`, and the flag lifts `windowMs` after
+ *    the last unknown. Valid recipients still pass: a shared sending IP is slowed, not deferred.
+ * `maxUnknown: 0` therefore flags a client at its first unknown recipient.
  *
  * Memory is bounded: at most `maxClients` clients are tracked (least recently seen evicted
  * first), each holding at most maxUnknown + 1 timestamps. Clients are keyed by their address as
- * the MTA reports it; requests without a client address are never tracked.
+ * the MTA reports it; the front ends key requests without one by the connection's peer address.
  */
 import { LRUCache } from 'lru-cache';
 
+export type HarvestAction = 'tarpit' | 'reject';
+
 export interface HarvestOptions {
+  /** What a flagged client gets (default tarpit). */
+  action?: HarvestAction;
+  /** Tarpit: added delay per unknown past the limit (ms, default 1000). */
+  delayStepMs?: number;
+  /** Tarpit: the delay never exceeds this (ms, default 5,000). */
+  maxDelayMs?: number;
   /** Unknown recipients tolerated per client within the window. */
   maxUnknown: number;
   /** Sliding window, ms. */
@@ -24,13 +38,18 @@ export interface HarvestOptions {
 interface ClientState {
   /** Times of recent unknown recipients, oldest first. */
   unknowns: number[];
-  /** Refused until this time (ms), or 0. */
+  /** Flagged (refused or tarpitted) until this time (ms), or 0. */
   blockedUntil: number;
+  /** Tarpit: unknowns counted since the client was flagged. */
+  excess: number;
 }
 
 export class HarvestGuard {
   readonly maxUnknown: number;
   readonly windowMs: number;
+  readonly action: HarvestAction;
+  readonly delayStepMs: number;
+  readonly maxDelayMs: number;
   private readonly now: () => number;
   private readonly clients: LRUCache<string, ClientState>;
 
@@ -39,6 +58,9 @@ export class HarvestGuard {
     if (!(options.windowMs > 0)) throw new RangeError('windowMs must be > 0');
     this.maxUnknown = options.maxUnknown;
     this.windowMs = options.windowMs;
+    this.action = options.action ?? 'tarpit';
+    this.delayStepMs = options.delayStepMs ?? 1_000;
+    this.maxDelayMs = options.maxDelayMs ?? 5_000;
     this.now = options.now ?? Date.now;
     this.clients = new LRUCache({ max: options.maxClients ?? 100_000 });
   }
@@ -48,31 +70,49 @@ export class HarvestGuard {
     return this.clients.size;
   }
 
-  /** True while `client` is refused. */
+  /** True while `client` is flagged (refused in reject mode, delayed in tarpit mode). */
   isBlocked(client: string | null | undefined): boolean {
-    if (!client) return false;
+    return this.flagged(client) !== undefined;
+  }
+
+  /** Tarpit mode: how long to hold every answer for `client` now (0 when not flagged). */
+  delayMs(client: string | null | undefined): number {
+    if (this.action !== 'tarpit') return 0;
+    const state = this.flagged(client);
+    return state === undefined ? 0 : Math.min(this.maxDelayMs, this.delayStepMs * Math.max(1, state.excess));
+  }
+
+  private flagged(client: string | null | undefined): ClientState | undefined {
+    if (!client) return undefined;
     const state = this.clients.get(client);
-    if (!state || state.blockedUntil === 0) return false;
-    if (this.now() < state.blockedUntil) return true;
-    // The block has run its course: start counting afresh.
+    if (!state || state.blockedUntil === 0) return undefined;
+    if (this.now() < state.blockedUntil) return state;
+    // The flag has run its course: start counting afresh.
     this.clients.delete(client);
-    return false;
+    return undefined;
   }
 
   /**
-   * Counts one unknown recipient for `client`. Returns true when this one crossed the limit
-   * (the caller refuses it with the harvest reply instead of "user unknown").
+   * Counts one unknown recipient for `client`. Returns true when the client is flagged after it
+   * (reject mode: the caller refuses it with the harvest reply instead of "user unknown").
    */
   recordUnknown(client: string | null | undefined): boolean {
     if (!client) return false;
     const now = this.now();
     let state = this.clients.get(client);
     if (state && state.blockedUntil !== 0) {
-      if (now < state.blockedUntil) return true;
+      if (now < state.blockedUntil) {
+        if (this.action === 'tarpit') {
+          // Each further unknown lengthens the delay and keeps the flag up.
+          state.excess++;
+          state.blockedUntil = now + this.windowMs;
+        }
+        return true;
+      }
       state = undefined;
     }
     if (!state) {
-      state = { unknowns: [], blockedUntil: 0 };
+      state = { unknowns: [], blockedUntil: 0, excess: 0 };
       this.clients.set(client, state);
     }
     const cutoff = now - this.windowMs;
@@ -81,6 +121,7 @@ export class HarvestGuard {
     if (state.unknowns.length > this.maxUnknown) {
       state.blockedUntil = now + this.windowMs;
       state.unknowns = [];
+      state.excess = 1;
       return true;
     }
     return false;

@@ -6,7 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { parseHostPort } from '../net/tcp-server.js';
+import { parseHostPort } from '../net/host-port.js';
 
 export interface HttpListenerOptions {
   /** The request handler (an express app or a plain listener). */

@@ -145,7 +145,7 @@ export function envelopeAddress(args: readonly string[]): string {
   let a = (args[0] ?? '').trim();
   // Some MTAs put ESMTP parameters in the same string: keep only the path.
   if (a.startsWith('<')) {
-    const close = a.indexOf('>');
+    const close = closingBracket(a);
     a = close === -1 ? a.slice(1) : a.slice(1, close);
   } else {
     a = a.split(/\s+/)[0] ?? '';
@@ -153,4 +153,16 @@ export function envelopeAddress(args: readonly string[]): string {
   // Source route "@a,@b:user@domain" (RFC 5321 says ignore it).
   const colon = a.startsWith('@') ? a.indexOf(':') : -1;
   return colon === -1 ? a : a.slice(colon + 1);
+}
+
+/** The '>' that closes a path opened at 0, skipping quoted strings ("a>b"@example.com); -1 if none. */
+function closingBracket(path: string): number {
+  let quoted = false;
+  for (let i = 1; i < path.length; i++) {
+    const c = path[i];
+    if (quoted && c === '\\') i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === '>' && !quoted) return i;
+  }
+  return -1;
 }

@@ -2,12 +2,15 @@
  * Milter front end (protocol version 6; Postfix `smtpd_milters`, Sendmail `INPUT_MAIL_FILTER`).
  * Decides at RCPT only and asks the MTA to skip every later stage it offers to skip. One
  * connection may carry several SMTP sessions (SMFIC_QUIT_NC) and messages (SMFIC_ABORT).
- * Packets are handled strictly in order: a RCPT waiting for the directory holds back the rest.
+ * Packets are handled in order as they arrive (session state is read when a packet is taken);
+ * replies go out in order through the shared pipeline. Only the codec and the reply table live
+ * here.
  */
-import type { HarvestGuard } from '../gate/harvest.js';
+import { Gate, clientKey, type Answer, type GateAnswer } from '../gate/gate.js';
+import type { FrontendServerOptions } from '../gate/frontend-options.js';
 import { ProtocolError } from '../errors.js';
-import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
-import type { LookupResult } from '../recipient/types.js';
+import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, Delayed, type HandlerResult } from '../net/pipeline.js';
+import { DEFAULT_REQUEST_TIMEOUT_MS, TcpServer, type ConnectionContext } from '../net/tcp-server.js';
 import { ACTIONS_NONE, Cmd, MILTER_MIN_VERSION, MILTER_VERSION, Reply, WANTED_SKIPS } from './constants.js';
 import {
   MilterPacketDecoder,
@@ -23,12 +26,12 @@ import {
 } from './codec.js';
 
 export interface MilterServerOptions extends FrontendServerOptions {
-  /** Directory harvest protection; null or absent disables it. */
-  harvest?: HarvestGuard | null;
   /**
-   * ms; 0 disables. Raised to at least MILTER_MIN_IDLE_MS: the MTA keeps the milter connection
-   * for the whole SMTP session and, with DATA skipped, sends nothing while a large message
-   * arrives; closing it then would make the MTA apply milter_default_action (tempfail).
+   * ms; 0 disables. Once options are negotiated it is raised to at least MILTER_MIN_IDLE_MS: the
+   * MTA keeps the milter connection for the whole SMTP session and, with DATA skipped, sends
+   * nothing while a large message arrives; closing it then would make the MTA apply
+   * milter_default_action (tempfail). Before negotiation the request timeout applies: a peer
+   * that connects and says nothing is closed within `requestTimeoutMs`.
    */
   idleTimeoutMs: number;
   maxPacketBytes?: number;
@@ -39,6 +42,7 @@ export const MILTER_MIN_IDLE_MS = 3_600_000;
 export const MILTER_REPLIES = {
   unknown: '550 5.1.1 User unknown',
   tempfail: '451 4.3.0 Recipient address lookup failed',
+  invalid: '501 5.1.3 Bad recipient address syntax',
   harvest: '421 4.7.0 Too many unknown recipients',
 } as const;
 
@@ -49,49 +53,36 @@ export function negotiateProtocol(offered: number): number {
 
 const CONTINUE = encodeMilterPacket(Reply.CONTINUE);
 
-/** Sendmail writes IPv6 clients as "IPv6:2001:db8::1"; Postfix without the prefix. One key for both. */
-function clientKey(address: string): string {
-  return address.replace(/^IPv6:/i, '').toLowerCase();
+/** The reply table. Valid and pass (not ours) continue: the MTA's own checks decide. */
+const REPLIES: Readonly<Record<Answer, Buffer>> = Object.freeze({
+  valid: CONTINUE,
+  pass: CONTINUE,
+  unknown: encodeReplyCode(MILTER_REPLIES.unknown),
+  tempfail: encodeReplyCode(MILTER_REPLIES.tempfail),
+  invalid: encodeReplyCode(MILTER_REPLIES.invalid),
+  harvest: encodeReplyCode(MILTER_REPLIES.harvest),
+});
+
+function reply(a: GateAnswer): Buffer | Delayed {
+  const packet = REPLIES[a.answer];
+  return a.delayMs > 0 ? new Delayed(packet, a.delayMs) : packet;
 }
 
 /** Per-connection protocol state. */
 class MilterSession {
   private negotiated = false;
-  /** Client IP from CONNECT, else the {client_addr} macro. */
+  /** Client IP from CONNECT, else the {client_addr} macro; null until known. */
   private client: string | null = null;
-  private queue: Promise<void> = Promise.resolve();
-  private pending = 0;
-  private closed = false;
 
   constructor(
     private readonly ctx: ConnectionContext,
-    private readonly options: MilterServerOptions,
+    private readonly gate: Gate,
+    private readonly pipeline: () => ConnectionPipeline<MilterPacket>,
+    /** The idle timeout once negotiated (see MilterServerOptions.idleTimeoutMs). */
+    private readonly negotiatedIdleMs: number,
   ) {}
 
-  /** Queues a packet; its reply (if any) is written after those of earlier packets. */
-  enqueue(packet: MilterPacket): void {
-    if (this.pending++ === 0) this.ctx.busy();
-    this.queue = this.queue
-      .then(() => (this.closed ? undefined : this.handle(packet)))
-      .then((reply) => {
-        if (reply && !this.ctx.socket.destroyed) this.ctx.socket.write(reply);
-      })
-      .catch((err: unknown) => this.fail(err))
-      .finally(() => {
-        if (--this.pending === 0 && !this.closed) this.ctx.idle();
-      });
-  }
-
-  fail(err: unknown): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.options.metrics.protocolErrors.inc({ frontend: 'milter' });
-    const code = err instanceof ProtocolError ? err.code : undefined;
-    this.ctx.logger.warn({ reason: (err as Error)?.message, code }, 'milter protocol error, closing connection');
-    this.ctx.destroy();
-  }
-
-  private async handle(packet: MilterPacket): Promise<Buffer | null> {
+  handle(packet: MilterPacket): HandlerResult {
     const { command, data } = packet;
     if (command === Cmd.OPTNEG) return this.negotiate(data);
     if (!this.negotiated) throw new ProtocolError(`milter command 0x${command.toString(16)} before option negotiation`);
@@ -103,6 +94,7 @@ class MilterSession {
       }
       case Cmd.CONNECT: {
         const info = parseConnect(data);
+        // No address (unix socket, unknown family, or left out): counts against the peer.
         this.client = (info.family === 'inet' || info.family === 'inet6') && info.address ? clientKey(info.address) : this.client;
         return CONTINUE;
       }
@@ -114,8 +106,7 @@ class MilterSession {
         this.client = null; // next SMTP session on this connection, new client
         return null;
       case Cmd.QUIT:
-        this.closed = true;
-        this.ctx.close();
+        this.pipeline().finish();
         return null;
       case Cmd.HELO:
       case Cmd.MAIL:
@@ -135,6 +126,7 @@ class MilterSession {
   private negotiate(data: Buffer): Buffer {
     const offer = parseOptneg(data);
     if (offer.version < MILTER_MIN_VERSION) throw new ProtocolError(`milter protocol version ${offer.version} is too old`);
+    if (!this.negotiated) this.ctx.setIdleTimeout(this.negotiatedIdleMs);
     this.negotiated = true;
     this.client = null;
     const reply = { version: Math.min(offer.version, MILTER_VERSION), actions: ACTIONS_NONE, protocol: negotiateProtocol(offer.protocol) };
@@ -142,75 +134,42 @@ class MilterSession {
     return encodeOptneg(reply);
   }
 
-  private async rcpt(args: string[]): Promise<Buffer> {
-    const { validator, metrics, harvest } = this.options;
-    const logger = this.ctx.logger;
+  private rcpt(args: string[]): HandlerResult {
     const recipient = envelopeAddress(args);
-    const client = this.client;
-    if (harvest?.isBlocked(client)) {
-      metrics.harvestBlocked.inc({ frontend: 'milter' });
-      logger.info({ client, recipient }, 'recipient refused: client is harvesting');
-      return encodeReplyCode(MILTER_REPLIES.harvest);
-    }
-    let result: LookupResult;
-    try {
-      result = await validator.lookup(recipient, { frontend: 'milter' });
-    } catch (err) {
-      // The engine promises never to throw; if it does anyway, defer rather than lose mail.
-      logger.error({ err, recipient }, 'validator threw');
-      result = { address: recipient, verdict: 'tempfail', source: 'directory', ttlSeconds: 0, reason: 'internal error' };
-    }
-    logger.debug({ client, recipient, verdict: result.verdict }, 'milter answer');
-    switch (result.verdict) {
-      case 'unknown':
-        if (harvest?.recordUnknown(client)) {
-          metrics.harvestBlocked.inc({ frontend: 'milter' });
-          logger.warn({ client, recipient, maxUnknown: harvest.maxUnknown }, 'client exceeded the unknown-recipient limit: harvest protection engaged');
-          return encodeReplyCode(MILTER_REPLIES.harvest);
-        }
-        return encodeReplyCode(MILTER_REPLIES.unknown);
-      case 'tempfail':
-        return encodeReplyCode(MILTER_REPLIES.tempfail);
-      default:
-        // valid, not_ours, invalid: the MTA's own checks decide.
-        return CONTINUE;
-    }
+    const client = this.client ?? this.ctx.peer.address;
+    const answer = this.gate.recipient(recipient, client, 'milter', this.ctx.logger);
+    return answer instanceof Promise ? answer.then(reply) : reply(answer);
   }
 }
 
-function handleConnection(ctx: ConnectionContext, options: MilterServerOptions): void {
+function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, gate: Gate): void {
   const decoder = new MilterPacketDecoder(options.maxPacketBytes === undefined ? {} : { maxPacketBytes: options.maxPacketBytes });
-  const session = new MilterSession(ctx, options);
-  let broken = false;
-  ctx.socket.on('data', (chunk: Buffer) => {
-    if (broken || ctx.draining) return;
-    let packets: MilterPacket[];
-    try {
-      packets = decoder.push(chunk);
-    } catch (err) {
-      broken = true;
-      ctx.socket.pause();
-      session.fail(err);
-      return;
-    }
-    for (const p of packets) {
-      session.enqueue(p);
-      if (p.command === Cmd.QUIT) {
-        broken = true; // nothing after QUIT counts
-        break;
-      }
-    }
+  const idle = options.idleTimeoutMs === 0 ? 0 : Math.max(options.idleTimeoutMs, MILTER_MIN_IDLE_MS);
+  const session = new MilterSession(ctx, gate, () => pipeline, idle);
+  const pipeline: ConnectionPipeline<MilterPacket> = new ConnectionPipeline<MilterPacket>(ctx, {
+    maxPipeline: options.maxPipeline ?? DEFAULT_MAX_PIPELINE,
+    decode: (chunk, emit) => {
+      for (const p of decoder.push(chunk)) emit(p);
+    },
+    partial: () => decoder.bufferedBytes > 0,
+    handle: (packet) => session.handle(packet),
+    onProtocolError: (err) => {
+      options.metrics.protocolErrors.inc({ frontend: 'milter' });
+      const code = err instanceof ProtocolError ? err.code : undefined;
+      ctx.warn('milter_bad_packet', { reason: (err as Error)?.message, code }, 'milter protocol error, closing connection');
+    },
   });
 }
 
 /** A milter listener on the shared TCP base; call `listen("127.0.0.1:0")`, then `close()`. */
 export function createMilterServer(options: MilterServerOptions): TcpServer {
+  const gate = options.gate ?? new Gate(options);
+  const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   return new TcpServer({
+    ...options,
     frontend: 'milter',
-    metrics: options.metrics,
-    logger: options.logger,
-    maxConnections: options.maxConnections,
-    idleTimeoutMs: options.idleTimeoutMs === 0 ? 0 : Math.max(options.idleTimeoutMs, MILTER_MIN_IDLE_MS),
-    handler: (ctx) => handleConnection(ctx, options),
+    // Until it negotiates, a milter peer has no reason to be silent (see idleTimeoutMs).
+    idleTimeoutMs: options.idleTimeoutMs === 0 ? 0 : Math.min(options.idleTimeoutMs, requestTimeoutMs || options.idleTimeoutMs),
+    handler: (ctx) => handleConnection(ctx, options, gate),
   });
 }

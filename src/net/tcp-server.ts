@@ -1,62 +1,31 @@
 /**
- * The one TCP listener shared by the socketmap, policy and milter front ends (STYLE.md point 3).
- * It owns the socket lifecycle; the protocol lives in a handler.
- *
- * Handler contract
- * ----------------
- * `handler(ctx)` is called once, synchronously, for every accepted connection. It owns the
- * protocol: it reads `ctx.socket` ('data'), parses, writes answers. It must:
- *  - call `ctx.busy()` when it starts work on a request and `ctx.idle()` once every answer it
- *    owes has been written (`socket.write` called). The base closes a draining or timed-out
- *    connection at the first `idle()`, so an answer in flight is never cut off.
- *  - not start new requests once `ctx.draining` is true (the base also pauses the socket).
- *  - call `ctx.close()` (graceful: pending writes flushed) or `ctx.destroy()` to drop a peer,
- *    e.g. after a protocol error. It need not listen for 'error': the base logs socket errors
- *    and a socket error never crashes the process. It may listen for 'close' to clean up.
- * A handler that throws synchronously gets its connection destroyed; the server keeps running.
+ * The one TCP listener shared by the socketmap, policy and milter front ends. It owns the socket
+ * lifecycle; the protocol lives in a handler (contract in connection.ts).
  *
  * The base does: connection tracking, the `rcptgate_connections{frontend}` gauge, refusing
- * connections over `maxConnections` (destroyed at once, `rcptgate_connections_rejected_total`),
- * the idle timeout, and `close(drainMs)`: stop accepting, close idle connections now and busy
- * ones after their current answer, destroy whatever is left after `drainMs`.
+ * connections over `maxConnections` or over `maxConnectionsPerClient` from one address
+ * (destroyed at once, `rcptgate_connections_rejected_total`, rate-limited warnings), the idle and
+ * request timeouts (one sweep timer per listener, no timer work per request), and
+ * `close(drainMs)`: stop accepting, close idle connections now and busy ones after their current
+ * answer, destroy whatever is left after `drainMs`. Sockets are half-open: a peer that sends its
+ * last request and then FIN still gets every answer, then our FIN.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Frontend, RecipientValidator } from '../recipient/types.js';
+import type { Frontend } from '../recipient/types.js';
+import { LogLimiter } from './log-limiter.js';
+import { Peer, PeerTable } from './peers.js';
+import type { ConnectionContext, ConnectionHandler } from './connection.js';
+import { parseHostPort, peerAddress } from './host-port.js';
 
-export interface ConnectionContext {
-  /** Increasing per server, for logs. */
-  readonly id: number;
-  readonly socket: Socket;
-  /** Peer address as "ip:port". */
-  readonly remote: string;
-  /** Child logger carrying frontend, connection id and peer. */
-  readonly logger: Logger;
-  /** True once the server is closing (or the idle timeout fired while busy). */
-  readonly draining: boolean;
-  /** Work on a request started. */
-  busy(): void;
-  /** Every answer owed has been written. Closes the connection if it is draining. */
-  idle(): void;
-  /** Graceful close: flush pending writes, then FIN. */
-  close(): void;
-  /** Drop the connection now. */
-  destroy(): void;
-}
+export type { ConnectionContext, ConnectionHandler } from './connection.js';
+export { parseHostPort, peerAddress } from './host-port.js';
 
-export type ConnectionHandler = (ctx: ConnectionContext) => void;
-
-/** What every socket front end (socketmap, policy, milter) is built from. */
-export interface FrontendServerOptions {
-  validator: RecipientValidator;
-  metrics: Metrics;
-  logger: Logger;
-  /** Open connections allowed at once; more are refused at accept. */
-  maxConnections: number;
-  /** A connection with no traffic for this long is closed (ms; 0 disables). */
-  idleTimeoutMs: number;
-}
+/** Defaults of the per-address limits (README "Limits per client address"). */
+export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 300;
+export const DEFAULT_MAX_OUTSTANDING_PER_CLIENT = 256;
+export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 export interface TcpServerOptions {
   frontend: Frontend;
@@ -64,8 +33,16 @@ export interface TcpServerOptions {
   logger: Logger;
   /** Open connections allowed at once; more are refused at accept. */
   maxConnections: number;
-  /** A connection with no traffic for this long is closed (ms; 0 disables). */
+  /** A connection with no complete request for this long is closed (ms; 0 disables). */
   idleTimeoutMs: number;
+  /** Connections one client address may hold (default 300). */
+  maxConnectionsPerClient?: number;
+  /** Requests of one client address waiting for the engine at once (default 256). */
+  maxOutstandingPerClient?: number;
+  /** A request begun must arrive whole within this (ms; default 10 s; 0 disables). */
+  requestTimeoutMs?: number;
+  /** Shared warning limiter (one per process); a private one otherwise. */
+  logLimiter?: LogLimiter;
   handler: ConnectionHandler;
 }
 
@@ -74,14 +51,13 @@ interface Connection {
   socket: Socket;
   isBusy: boolean;
   isDraining: boolean;
-}
-
-/** Splits "host:port", "[v6]:port". */
-export function parseHostPort(hostPort: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^\s:]+)):(\d{1,5})$/.exec(hostPort);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new TypeError(`expected "host:port", got ${JSON.stringify(hostPort)}`);
-  return { host: (m[1] ?? m[2])!, port };
+  /** The peer sent FIN: close once every answer owed is written. */
+  peerEnded: boolean;
+  idleTimeoutMs: number;
+  /** Time of the last completed request (or of accept). */
+  lastRequestAt: number;
+  /** Since when part of a request has waited for the rest; 0 when none. */
+  partialSince: number;
 }
 
 export class TcpServer {
@@ -89,13 +65,23 @@ export class TcpServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private readonly options: TcpServerOptions;
+  private readonly peers: PeerTable;
+  private readonly limiter: LogLimiter;
+  private readonly requestTimeoutMs: number;
+  private sweepTimer: NodeJS.Timeout | null = null;
   private nextId = 1;
   private closing: Promise<void> | null = null;
 
   constructor(options: TcpServerOptions) {
     this.options = options;
     this.frontend = options.frontend;
-    this.server = net.createServer({ noDelay: true }, (socket) => this.accept(socket));
+    this.requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    this.peers = new PeerTable({
+      maxConnections: options.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+      maxOutstanding: options.maxOutstandingPerClient ?? DEFAULT_MAX_OUTSTANDING_PER_CLIENT,
+    });
+    this.limiter = options.logLimiter ?? new LogLimiter(options.metrics);
+    this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));
     this.server.on('error', (err) => options.logger.error({ err, frontend: this.frontend }, 'listener error'));
   }
 
@@ -113,6 +99,7 @@ export class TcpServer {
       this.server.listen({ host, port }, () => {
         this.server.off('error', onError);
         const addr = this.server.address() as AddressInfo;
+        this.startSweep();
         this.options.logger.info({ frontend: this.frontend, address: `${addr.address}:${addr.port}` }, 'listening');
         resolve(addr);
       });
@@ -136,6 +123,7 @@ export class TcpServer {
         if (!this.server.listening) return r();
         this.server.close(() => r());
       });
+      if (this.sweepTimer) clearInterval(this.sweepTimer);
       const force = setTimeout(() => {
         for (const c of this.connections) c.socket.destroy();
       }, drainMs);
@@ -153,28 +141,73 @@ export class TcpServer {
   }
 
   private accept(socket: Socket): void {
-    const { frontend, metrics, logger, maxConnections, idleTimeoutMs } = this.options;
+    const { frontend, metrics, logger, maxConnections } = this.options;
     // Errors on a refused or half-set-up socket must not become uncaught exceptions.
     socket.on('error', (err) => logger.debug({ err, frontend }, 'socket error'));
     if (this.closing) {
       socket.destroy();
       return;
     }
-    if (this.connections.size >= maxConnections) {
-      metrics.connectionsRejected.inc({ frontend });
-      logger.warn({ frontend, maxConnections, remote: socket.remoteAddress }, 'connection limit reached, refusing');
-      socket.destroy();
-      return;
+    const address = peerAddress(socket);
+    if (this.connections.size >= maxConnections) return this.refuse(socket, address, 'connection limit reached, refusing', { maxConnections });
+    const peer = this.peers.admit(address);
+    if (peer === null) {
+      const perClient = this.peers.limits.maxConnections;
+      return this.refuse(socket, address, 'per-client connection limit reached, refusing', { maxConnectionsPerClient: perClient });
     }
     const id = this.nextId++;
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const connLogger = logger.child({ frontend, conn: id, remote });
-    const conn: Connection = { socket, isBusy: false, isDraining: false, ctx: undefined as unknown as ConnectionContext };
-    conn.ctx = {
+    const now = Date.now();
+    const conn: Connection = {
+      socket,
+      isBusy: false,
+      isDraining: false,
+      peerEnded: false,
+      idleTimeoutMs: this.options.idleTimeoutMs,
+      lastRequestAt: now,
+      partialSince: 0,
+      ctx: undefined as unknown as ConnectionContext,
+    };
+    conn.ctx = this.context(conn, id, remote, peer, connLogger);
+    this.connections.add(conn);
+    metrics.connections.inc({ frontend });
+    socket.once('close', () => {
+      this.connections.delete(conn);
+      this.peers.leave(peer);
+      metrics.connections.dec({ frontend });
+      connLogger.debug('connection closed');
+    });
+    // Half-open sockets: answers owed to a peer that sent FIN are still written, then we end.
+    socket.once('end', () => {
+      conn.peerEnded = true;
+      if (!conn.isBusy) this.endGracefully(conn);
+    });
+    connLogger.debug('connection accepted');
+    try {
+      this.options.handler(conn.ctx);
+    } catch (err) {
+      connLogger.error({ err }, 'connection handler failed');
+      socket.destroy();
+    }
+  }
+
+  private refuse(socket: Socket, remote: string, msg: string, fields: Record<string, unknown>): void {
+    const { frontend, metrics, logger } = this.options;
+    metrics.connectionsRejected.inc({ frontend });
+    this.limiter.warn(logger, `${frontend}_connection_refused`, { frontend, remote, ...fields }, msg);
+    socket.destroy();
+  }
+
+  private context(conn: Connection, id: number, remote: string, peer: Peer, logger: Logger): ConnectionContext {
+    const { socket } = conn;
+    const limiter = this.limiter;
+    return {
       id,
       socket,
       remote,
-      logger: connLogger,
+      peer,
+      logger,
       get draining() {
         return conn.isDraining;
       },
@@ -183,30 +216,57 @@ export class TcpServer {
       },
       idle: () => {
         conn.isBusy = false;
-        if (conn.isDraining) this.endGracefully(conn);
+        if (conn.isDraining || conn.peerEnded) this.endGracefully(conn);
       },
       close: () => this.endGracefully(conn),
       destroy: () => socket.destroy(),
+      progress: (completed, partial) => {
+        if (completed) {
+          const now = Date.now();
+          conn.lastRequestAt = now;
+          conn.partialSince = partial ? now : 0;
+        } else if (!partial) {
+          conn.partialSince = 0;
+        } else if (conn.partialSince === 0) {
+          conn.partialSince = Date.now();
+        }
+      },
+      setIdleTimeout: (ms) => {
+        conn.idleTimeoutMs = ms;
+        this.startSweep();
+      },
+      warn: (event, fields, msg) => limiter.warn(logger, event, fields, msg),
     };
-    this.connections.add(conn);
-    metrics.connections.inc({ frontend });
-    socket.once('close', () => {
-      this.connections.delete(conn);
-      metrics.connections.dec({ frontend });
-      connLogger.debug('connection closed');
-    });
-    if (idleTimeoutMs > 0) {
-      socket.setTimeout(idleTimeoutMs, () => {
-        connLogger.debug({ idleTimeoutMs }, 'idle timeout');
+  }
+
+  /** One timer per listener checks every connection's idle and request timeouts. */
+  private startSweep(): void {
+    const timeouts = [this.requestTimeoutMs, this.options.idleTimeoutMs, ...[...this.connections].map((c) => c.idleTimeoutMs)].filter((t) => t > 0);
+    if (timeouts.length === 0 || this.closing || !this.server.listening) return;
+    const every = Math.min(1_000, Math.max(10, Math.floor(Math.min(...timeouts) / 4)));
+    if (this.sweepTimer && every >= this.sweepEvery) return;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.sweepEvery = every;
+    this.sweepTimer = setInterval(() => this.sweep(), every);
+    this.sweepTimer.unref();
+  }
+
+  private sweepEvery = Infinity;
+
+  private sweep(): void {
+    const now = Date.now();
+    const { frontend, metrics } = this.options;
+    for (const conn of this.connections) {
+      if (conn.isDraining || conn.socket.destroyed) continue;
+      if (this.requestTimeoutMs > 0 && conn.partialSince > 0 && now - conn.partialSince > this.requestTimeoutMs) {
+        metrics.connectionsClosed.inc({ frontend, reason: 'request_timeout' });
+        conn.ctx.warn(`${frontend}_request_timeout`, { requestTimeoutMs: this.requestTimeoutMs }, 'request not complete in time (slow or stalled peer), closing connection');
+        conn.socket.destroy();
+      } else if (conn.idleTimeoutMs > 0 && !conn.isBusy && now - conn.lastRequestAt > conn.idleTimeoutMs) {
+        metrics.connectionsClosed.inc({ frontend, reason: 'idle' });
+        conn.ctx.logger.debug({ idleTimeoutMs: conn.idleTimeoutMs }, 'idle timeout');
         this.drain(conn);
-      });
-    }
-    connLogger.debug('connection accepted');
-    try {
-      this.options.handler(conn.ctx);
-    } catch (err) {
-      connLogger.error({ err }, 'connection handler failed');
-      socket.destroy();
+      }
     }
   }
 

@@ -1,23 +1,26 @@
 /**
- * Postfix socketmap_table(5) front end (CONTRACT.md "Socketmap"): netstring requests `NAME KEY`,
- * one reply per request, in request order even when lookups finish out of order.
- * It translates verdicts into replies; the engine behind `RecipientValidator` does the rest.
+ * Postfix socketmap_table(5) front end (README "Socketmap"): netstring requests `NAME KEY`, one
+ * reply per request. Only the codec and the reply table live here: ordering, backpressure and
+ * limits are the shared pipeline's (net/pipeline.ts), verdict rules the gate's (gate/gate.ts).
  */
-import type { Metrics } from '../metrics.js';
 import { ProtocolError } from '../errors.js';
-import { TcpServer, type ConnectionContext, type FrontendServerOptions } from '../net/tcp-server.js';
-import type { Socket } from 'node:net';
-import type { LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
+import { silentLogger } from '../log.js';
+import { Metrics } from '../metrics.js';
+import { Gate, type Answer } from '../gate/gate.js';
+import type { FrontendServerOptions } from '../gate/frontend-options.js';
+import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, type HandlerResult } from '../net/pipeline.js';
+import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
+import type { LookupResult, RecipientValidator } from '../recipient/types.js';
 import { NetstringDecoder, netstringText } from './netstring.js';
 
-/** The `access` map's answer for an unknown recipient (see README: differs from CONTRACT.md on purpose). */
+/** The `access` map's answer for an unknown recipient (see README: differs from the contract text on purpose). */
 export const ACCESS_REJECT = 'OK 550 5.1.1 User unknown';
+/** The `access` map's answer for an invalid address in a served domain (README "Invalid addresses"). */
+export const ACCESS_INVALID = 'OK 501 5.1.3 Bad recipient address syntax';
 
 export const SOCKETMAP_MAPS = ['recipients', 'domains', 'access'] as const;
 export type SocketmapMap = (typeof SOCKETMAP_MAPS)[number];
 
-/** Requests in flight on one connection before we stop reading from it (backpressure). */
-const MAX_PIPELINE = 256;
 /** TEMP/PERM reasons are short, single-line, printable ASCII. */
 const MAX_REASON = 200;
 
@@ -47,17 +50,11 @@ function splitAddress(key: string): { local: string; domain: string } | null {
   return { local: key.slice(0, at), domain: key.slice(at + 1) };
 }
 
-/** Every socketmap lookup asks the engine with the same options. */
-const SOCKETMAP: LookupOptions = Object.freeze({ frontend: 'socketmap' });
-
 /** A request that needs the engine's verdict. */
 interface Lookup {
   map: 'recipients' | 'access';
   key: string;
 }
-
-/** The engine's optional promise-free path (RecipientValidatorImpl.lookupNow). */
-type LookupNow = (address: string, options: LookupOptions) => LookupResult | undefined;
 
 /** The reply to a request that needs no lookup, or the lookup it needs. */
 function route(validator: RecipientValidator, request: string): string | Lookup {
@@ -80,31 +77,26 @@ function route(validator: RecipientValidator, request: string): string | Lookup 
   }
 }
 
-/** A verdict as the map's reply. */
-function verdictReply({ map, key }: Lookup, r: LookupResult): string {
+/** The reply table: a gate answer as the map's reply. */
+function verdictReply({ map, key }: Lookup, r: LookupResult, answer: Answer): string {
+  if (answer === 'tempfail') return temp(r.reason);
   if (map === 'recipients') {
     // The value only has to be non-empty; an address (with '@') can never read as "OK".
-    if (r.verdict === 'valid') return ok(r.canonical?.includes('@') ? r.canonical : key);
-    if (r.verdict === 'tempfail') return temp(r.reason);
-    return NOTFOUND;
+    // Unknown, not ours and invalid are all NOTFOUND: smtpd then answers 550 5.1.1.
+    return answer === 'valid' ? ok(r.canonical?.includes('@') ? r.canonical : key) : NOTFOUND;
   }
-  switch (r.verdict) {
+  switch (answer) {
     case 'valid':
       return 'OK DUNNO';
     case 'unknown':
       // smtpd prefixes access-map text with "<addr>: Recipient address rejected: ", so this
       // reaches the client as "550 5.1.1 <addr>: Recipient address rejected: User unknown".
       return ACCESS_REJECT;
-    case 'tempfail':
-      return temp(r.reason);
+    case 'invalid':
+      return ACCESS_INVALID;
     default:
       return NOTFOUND;
   }
-}
-
-/** The engine promises not to throw; if it does anyway, defer rather than reject. */
-function internalError(err: unknown): string {
-  return temp(`internal error: ${err instanceof Error ? err.message : String(err)}`);
 }
 
 /**
@@ -112,161 +104,54 @@ function internalError(err: unknown): string {
  * an engine failure becomes TEMP so mail is deferred, not lost.
  */
 export async function socketmapReply(validator: RecipientValidator, request: string): Promise<string> {
-  try {
-    const routed = route(validator, request);
-    if (typeof routed === 'string') return routed;
-    return verdictReply(routed, await validator.lookup(routed.key, SOCKETMAP));
-  } catch (err) {
-    return internalError(err);
-  }
+  const gate = new Gate({ validator, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+  const routed = route(validator, request);
+  if (typeof routed === 'string') return routed;
+  const r = await gate.lookup(routed.key, 'socketmap');
+  return verdictReply(routed, r, gate.answerOf(r));
 }
 
-/** CONTRACT: idle connections close after 5 minutes (server.idleTimeout). */
 export type SocketmapServerOptions = FrontendServerOptions;
 
 /** A socketmap listener on the shared TCP base; call `listen("host:port")` on the result. */
 export function createSocketmapServer(options: SocketmapServerOptions): TcpServer {
-  const { validator, metrics, logger, maxConnections, idleTimeoutMs } = options;
+  const { validator, metrics, logger } = options;
+  const gate = options.gate ?? new Gate({ validator, metrics, logger });
+  const maxPipeline = options.maxPipeline ?? DEFAULT_MAX_PIPELINE;
   return new TcpServer({
+    ...options,
     frontend: 'socketmap',
-    metrics,
-    logger,
-    maxConnections,
-    idleTimeoutMs,
-    handler: (ctx) => void new SocketmapConnection(ctx, validator, metrics),
+    handler: (ctx) => handleConnection(ctx, validator, gate, maxPipeline),
   });
 }
 
-/** A reply owed, in request order; null until its lookup finishes. */
-interface Slot {
-  reply: string | null;
-}
-
-/**
- * One client connection. Replies the engine can give at once (cache, static rules) are written
- * together at the end of the socket read that carried their requests: one write per read, no
- * promise. Lookups that wait for the directory queue a slot; later replies wait behind it.
- */
-class SocketmapConnection {
-  private readonly socket: Socket;
-  private readonly decoder = new NetstringDecoder();
-  /** Replies not yet written, oldest first; the head is still waiting for its lookup. */
-  private readonly queue: Slot[] = [];
-  /** Framed replies of the current read, written when it has been handled. */
-  private out = '';
-  private paused = false;
-  private flushScheduled = false;
-  private closeWhenAnswered = false;
-  private readonly lookupNow: LookupNow | null;
-
-  constructor(
-    private readonly ctx: ConnectionContext,
-    private readonly validator: RecipientValidator,
-    private readonly metrics: Metrics,
-  ) {
-    this.socket = ctx.socket;
-    const now = (validator as { lookupNow?: LookupNow }).lookupNow;
-    this.lookupNow = typeof now === 'function' ? now.bind(validator) : null;
-    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    this.socket.on('drain', this.flushQueue);
-  }
-
-  private onData(chunk: Buffer): void {
-    if (this.ctx.draining || this.closeWhenAnswered) return;
-    try {
-      this.decoder.feed(chunk, this.onFrame);
-    } catch (err) {
-      // The stream has lost its framing: answer what was asked before, then hang up.
-      this.metrics.protocolErrors.inc({ frontend: 'socketmap' });
-      const detail = err instanceof ProtocolError ? { code: err.code, message: err.message } : err;
-      this.ctx.logger.warn({ err: detail }, 'malformed netstring, closing connection');
-      this.closeWhenAnswered = true;
-      this.pause();
-      this.writeOut();
-      if (this.queue.length === 0) this.ctx.close();
-      return;
-    }
-    this.writeOut();
-    if (this.queue.length >= MAX_PIPELINE || this.socket.writableNeedDrain) this.pause();
-  }
-
-  private readonly onFrame = (frame: Buffer): void => {
-    const request = frame.toString();
-    let routed: string | Lookup;
-    try {
-      routed = route(this.validator, request);
-      if (typeof routed !== 'string' && this.lookupNow !== null) {
-        const r = this.lookupNow(routed.key, SOCKETMAP);
-        if (r !== undefined) routed = verdictReply(routed, r);
-      }
-    } catch (err) {
-      routed = internalError(err);
-    }
-    if (typeof routed === 'string') {
-      this.answered(request, routed);
-      if (this.queue.length === 0) this.out += netstringText(routed);
-      else this.queue.push({ reply: routed });
-      return;
-    }
-    const slot: Slot = { reply: null };
-    this.queue.push(slot);
-    this.ctx.busy();
-    const lookup = routed;
-    let pending: Promise<LookupResult>;
-    try {
-      pending = this.validator.lookup(lookup.key, SOCKETMAP);
-    } catch (err) {
-      pending = Promise.reject(err);
-    }
-    pending.then(
-      (r) => this.settle(slot, request, verdictReply(lookup, r)),
-      (err: unknown) => this.settle(slot, request, internalError(err)),
-    );
-  };
-
-  private settle(slot: Slot, request: string, reply: string): void {
-    this.answered(request, reply);
-    slot.reply = reply;
-    if (this.queue[0] === slot && !this.flushScheduled) {
-      // Lookups finishing in the same tick share one write.
-      this.flushScheduled = true;
-      queueMicrotask(this.flushQueue);
-    }
-  }
-
-  private answered(request: string, reply: string): void {
-    if (reply.startsWith('PERM')) this.metrics.protocolErrors.inc({ frontend: 'socketmap' });
+function handleConnection(ctx: ConnectionContext, validator: RecipientValidator, gate: Gate, maxPipeline: number): void {
+  const decoder = new NetstringDecoder();
+  const { logger } = ctx;
+  const answered = (request: string, reply: string): string => {
+    if (reply.charCodeAt(0) === 80 /* P */) gate.metrics.protocolErrors.inc({ frontend: 'socketmap' });
     // Guarded: building the log object costs more than a cached lookup when debug is off.
-    const { logger } = this.ctx;
     if (logger.isLevelEnabled('debug')) logger.debug({ request: printable(request, 300), reply }, 'socketmap lookup');
-  }
-
-  /** Writes every reply at the head of the queue that is ready, keeping request order. */
-  private readonly flushQueue = (): void => {
-    this.flushScheduled = false;
-    const { queue } = this;
-    let text = '';
-    while (queue.length > 0 && queue[0]!.reply !== null) text += netstringText(queue.shift()!.reply!);
-    if (text !== '' && !this.socket.destroyed) this.socket.write(text);
-    if (queue.length === 0) {
-      if (this.closeWhenAnswered) this.ctx.close();
-      this.ctx.idle();
-    }
-    if (this.paused && queue.length < MAX_PIPELINE && !this.ctx.draining && !this.closeWhenAnswered && !this.socket.writableNeedDrain) {
-      this.paused = false;
-      this.socket.resume();
-    }
+    return netstringText(reply);
   };
-
-  private writeOut(): void {
-    if (this.out === '') return;
-    const text = this.out;
-    this.out = '';
-    if (!this.socket.destroyed) this.socket.write(text);
-  }
-
-  private pause(): void {
-    this.paused = true;
-    this.socket.pause();
-  }
+  const handle = (request: string): HandlerResult => {
+    const routed = route(validator, request);
+    if (typeof routed === 'string') return answered(request, routed);
+    // The warm path: the engine's answer at hand, no promise.
+    const now = gate.now(routed.key, 'socketmap');
+    if (now !== undefined) return answered(request, verdictReply(routed, now, gate.answerOf(now)));
+    return gate.lookup(routed.key, 'socketmap').then((r) => answered(request, verdictReply(routed, r, gate.answerOf(r))));
+  };
+  new ConnectionPipeline<string>(ctx, {
+    maxPipeline,
+    decode: (chunk, emit) => decoder.feed(chunk, (frame) => emit(frame.toString())),
+    partial: () => !decoder.atBoundary,
+    handle,
+    onProtocolError: (err) => {
+      // The stream has lost its framing: the pipeline answers what was asked before, then hangs up.
+      gate.metrics.protocolErrors.inc({ frontend: 'socketmap' });
+      const detail = err instanceof ProtocolError ? { code: err.code, message: err.message } : { message: String(err) };
+      ctx.warn('socketmap_bad_frame', { err: detail }, 'malformed netstring, closing connection');
+    },
+  });
 }

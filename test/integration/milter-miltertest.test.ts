@@ -107,7 +107,7 @@ describe('milter driven by miltertest', () => {
     if (!findTool('miltertest')) throw new Error('miltertest not found on PATH: install the Debian package "miltertest"');
     engine = await startSplitEngine();
     const { validator, metrics, logger } = engine;
-    const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
+    const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000, action: 'reject' });
     server = createMilterServer({ validator, metrics, logger, harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
     port = (await server.listen('127.0.0.1:0')).port;
     dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-miltertest-'));

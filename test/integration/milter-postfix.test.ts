@@ -27,7 +27,7 @@ describe('milter behind a real Postfix', () => {
     requirePostfixTools();
     engine = await startSplitEngine();
     const { validator, metrics, logger } = engine;
-    const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
+    const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000, action: 'reject' });
     server = createMilterServer({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
     const { port } = await server.listen('127.0.0.1:0');
     mx = await startPostfix({

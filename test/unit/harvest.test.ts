@@ -2,13 +2,55 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 
-function guard(maxUnknown = 3, windowMs = 1000, maxClients?: number) {
+function guard(maxUnknown = 3, windowMs = 1000, maxClients?: number, action: 'reject' | 'tarpit' = 'reject') {
   const clock = { t: 1_000_000 };
-  const g = new HarvestGuard({ maxUnknown, windowMs, now: () => clock.t, ...(maxClients ? { maxClients } : {}) });
+  const g = new HarvestGuard({ maxUnknown, windowMs, action, now: () => clock.t, ...(maxClients ? { maxClients } : {}) });
   return { g, clock };
 }
 
-describe('harvest guard', () => {
+describe('harvest guard, tarpit mode', () => {
+  it('is the default action', () => {
+    assert.equal(new HarvestGuard({ maxUnknown: 1, windowMs: 1000 }).action, 'tarpit');
+  });
+
+  it('delays nobody until the limit is crossed, then grows the delay per unknown up to the cap', () => {
+    const clock = { t: 1_000_000 };
+    const g = new HarvestGuard({ maxUnknown: 2, windowMs: 1000, delayStepMs: 100, maxDelayMs: 250, now: () => clock.t });
+    g.recordUnknown('c');
+    g.recordUnknown('c');
+    assert.equal(g.delayMs('c'), 0);
+    assert.equal(g.recordUnknown('c'), true);
+    assert.equal(g.delayMs('c'), 100);
+    g.recordUnknown('c');
+    assert.equal(g.delayMs('c'), 200);
+    g.recordUnknown('c');
+    g.recordUnknown('c');
+    assert.equal(g.delayMs('c'), 250, 'capped');
+    assert.equal(g.delayMs('other'), 0, 'only the flagged client');
+  });
+
+  it('lifts the flag a window after the last unknown', () => {
+    const clock = { t: 1_000_000 };
+    const g = new HarvestGuard({ maxUnknown: 0, windowMs: 1000, now: () => clock.t });
+    g.recordUnknown('c');
+    clock.t += 900;
+    g.recordUnknown('c'); // keeps it up
+    clock.t += 900;
+    assert.ok(g.delayMs('c') > 0);
+    clock.t += 101;
+    assert.equal(g.delayMs('c'), 0);
+    assert.equal(g.isBlocked('c'), false);
+  });
+
+  it('never delays in reject mode', () => {
+    const { g } = guard(0);
+    g.recordUnknown('c');
+    assert.equal(g.isBlocked('c'), true);
+    assert.equal(g.delayMs('c'), 0);
+  });
+});
+
+describe('harvest guard, reject mode', () => {
   it('tolerates maxUnknown unknown recipients and trips on the next one', () => {
     const { g } = guard(3);
     for (let i = 0; i < 3; i++) assert.equal(g.recordUnknown('192.0.2.1'), false);

@@ -124,7 +124,7 @@ describe('milter protocol negotiation', () => {
 describe('milter server', () => {
   const validator = new FakeValidator();
   const metrics = new Metrics({ defaultMetrics: false });
-  const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
+  const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000, action: 'reject' });
   let server: TcpServer;
   let port: number;
   const clients: MtaClient[] = [];
@@ -217,7 +217,7 @@ describe('milter server', () => {
   });
 
   it('takes the client address from the {client_addr} macro when CONNECT has none', async () => {
-    const local = new HarvestGuard({ maxUnknown: 0, windowMs: 600_000 });
+    const local = new HarvestGuard({ maxUnknown: 0, windowMs: 600_000, action: 'reject' });
     const s = createMilterServer({ validator, metrics, logger: silentLogger(), harvest: local, maxConnections: 2, idleTimeoutMs: 60_000 });
     const p = (await s.listen('127.0.0.1:0')).port;
     const c = await MtaClient.connect(p);
@@ -235,7 +235,7 @@ describe('milter server', () => {
   });
 
   it('keys a Sendmail-style "IPv6:" client address like the plain one', async () => {
-    const local = new HarvestGuard({ maxUnknown: 0, windowMs: 600_000 });
+    const local = new HarvestGuard({ maxUnknown: 0, windowMs: 600_000, action: 'reject' });
     const s = createMilterServer({ validator, metrics, logger: silentLogger(), harvest: local, maxConnections: 2, idleTimeoutMs: 60_000 });
     const p = (await s.listen('127.0.0.1:0')).port;
     const c = await MtaClient.connect(p);

@@ -85,7 +85,7 @@ class PolicyClient {
 describe('policy server', () => {
   const validator = new FakeValidator();
   const metrics = new Metrics({ defaultMetrics: false });
-  const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 });
+  const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000, action: 'reject' });
   let server: TcpServer;
   let port: number;
   const clients: PolicyClient[] = [];

@@ -1,0 +1,156 @@
+/**
+ * The one gate every socket front end asks (socketmap, policy, milter): it runs the engine,
+ * turns an engine failure into tempfail, decides whether an invalid address is ours to refuse,
+ * and applies directory-harvest protection (docs/harvest-protection.md). Front ends keep only
+ * their codec and a table of reply texts keyed by `Answer`.
+ */
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Frontend, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
+import type { HarvestGuard } from './harvest.js';
+
+/**
+ * What a front end must say:
+ * - `valid`, `unknown`, `tempfail` as the verdicts;
+ * - `invalid`: a syntactically invalid address in a served domain, refused permanently
+ *   (README "Invalid addresses": 501 5.1.3);
+ * - `pass`: not ours (a foreign domain, or an invalid address we cannot place): no opinion;
+ * - `harvest`: reject-mode harvest protection refused the client (421).
+ */
+export type Answer = 'valid' | 'unknown' | 'tempfail' | 'invalid' | 'pass' | 'harvest';
+
+export interface GateAnswer {
+  answer: Answer;
+  /** The engine's answer (null when the harvest guard refused without asking). */
+  result: LookupResult | null;
+  /** Tarpit: hold the reply this long (ms); 0 to send it at once. */
+  delayMs: number;
+}
+
+export interface GateOptions {
+  validator: RecipientValidator;
+  metrics: Metrics;
+  logger: Logger;
+  /** Directory harvest protection; null disables it. */
+  harvest?: HarvestGuard | null;
+}
+
+/** The engine's optional promise-free path (RecipientValidatorImpl.lookupNow). */
+type LookupNow = (address: string, options: LookupOptions) => LookupResult | undefined;
+
+const OPTIONS: Record<Frontend, LookupOptions> = Object.freeze({
+  socketmap: Object.freeze({ frontend: 'socketmap' }),
+  policy: Object.freeze({ frontend: 'policy' }),
+  milter: Object.freeze({ frontend: 'milter' }),
+  http: Object.freeze({ frontend: 'http' }),
+  cli: Object.freeze({ frontend: 'cli' }),
+} as const);
+
+/** The domain of a raw address (after the last '@', angle brackets dropped), or null. */
+function domainOf(address: string): string | null {
+  const s = address.startsWith('<') && address.endsWith('>') ? address.slice(1, -1) : address;
+  const at = s.lastIndexOf('@');
+  return at < 0 || at === s.length - 1 ? null : s.slice(at + 1);
+}
+
+export class Gate {
+  readonly harvest: HarvestGuard | null;
+  private readonly validator: RecipientValidator;
+  readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly lookupNowFn: LookupNow | null;
+
+  constructor(options: GateOptions) {
+    this.validator = options.validator;
+    this.metrics = options.metrics;
+    this.logger = options.logger;
+    this.harvest = options.harvest ?? null;
+    const now = (options.validator as { lookupNow?: LookupNow }).lookupNow;
+    this.lookupNowFn = typeof now === 'function' ? now.bind(options.validator) : null;
+  }
+
+  /** The engine's answer when it has one at hand (no promise), else undefined. Never throws. */
+  now(address: string, frontend: Frontend): LookupResult | undefined {
+    if (this.lookupNowFn === null) return undefined;
+    try {
+      return this.lookupNowFn(address, OPTIONS[frontend]);
+    } catch (err) {
+      return this.failed(address, err);
+    }
+  }
+
+  /** The engine's answer, asking the directory if need be. Never rejects. */
+  lookup(address: string, frontend: Frontend): Promise<LookupResult> {
+    try {
+      return this.validator.lookup(address, OPTIONS[frontend]).catch((err: unknown) => this.failed(address, err));
+    } catch (err) {
+      return Promise.resolve(this.failed(address, err));
+    }
+  }
+
+  /** How a front end must answer `result`. */
+  answerOf(result: LookupResult): Answer {
+    switch (result.verdict) {
+      case 'valid':
+      case 'unknown':
+      case 'tempfail':
+        return result.verdict;
+      case 'invalid': {
+        const domain = domainOf(result.address);
+        return domain !== null && this.validator.isServedDomain(domain) ? 'invalid' : 'pass';
+      }
+      default:
+        return 'pass';
+    }
+  }
+
+  /**
+   * A recipient from a client (policy, milter): the verdict plus harvest protection keyed by
+   * `client`. Synchronous when the engine has the answer at hand.
+   */
+  recipient(address: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
+    const harvest = this.harvest;
+    if (harvest !== null && harvest.action === 'reject' && harvest.isBlocked(client)) {
+      this.metrics.harvestBlocked.inc({ frontend });
+      if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: address }, 'recipient refused: client is harvesting');
+      return { answer: 'harvest', result: null, delayMs: 0 };
+    }
+    // Decided before the lookup, so valid and unknown recipients of a flagged client wait alike.
+    const delayMs = harvest === null ? 0 : harvest.delayMs(client);
+    const result = this.now(address, frontend);
+    if (result !== undefined) return this.judge(result, client, delayMs, frontend, logger);
+    return this.lookup(address, frontend).then((r) => this.judge(r, client, delayMs, frontend, logger));
+  }
+
+  private judge(result: LookupResult, client: string, delayMs: number, frontend: Frontend, logger: Logger): GateAnswer {
+    let answer = this.answerOf(result);
+    const harvest = this.harvest;
+    if (answer === 'unknown' && harvest !== null) {
+      const wasFlagged = harvest.isBlocked(client);
+      if (harvest.recordUnknown(client)) {
+        if (!wasFlagged) {
+          logger.warn({ client, recipient: result.address, maxUnknown: harvest.maxUnknown, action: harvest.action }, 'client exceeded the unknown-recipient limit: harvest protection engaged');
+        }
+        if (harvest.action === 'reject') {
+          this.metrics.harvestBlocked.inc({ frontend });
+          answer = 'harvest';
+        }
+      }
+    }
+    if (delayMs > 0) this.metrics.harvestDelayed.inc({ frontend });
+    if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: result.address, verdict: result.verdict, answer, delayMs }, 'recipient answer');
+    return { answer, result, delayMs };
+  }
+
+  private failed(address: string, err: unknown): LookupResult {
+    // The engine promises never to throw; if it does anyway, defer rather than lose mail.
+    this.logger.error({ err, address }, 'validator threw');
+    return { address, verdict: 'tempfail', source: 'directory', ttlSeconds: 0, reason: 'internal error' };
+  }
+}
+
+/** A client address as a harvest key: Sendmail's "IPv6:" prefix and IPv4-mapped IPv6 dropped. */
+export function clientKey(address: string): string {
+  const a = address.replace(/^IPv6:/i, '').toLowerCase();
+  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}

@@ -1,0 +1,61 @@
+/**
+ * Rate-limited warnings for events a peer can trigger at will (refused connections, wrong
+ * tokens, bad frames): without a limit, 6,000 wrong tokens make 6,000 log lines. Each event
+ * kind may log `burst` lines per `intervalMs`; the rest are counted in
+ * `rcptgate_log_suppressed_total{event}` and reported as `suppressed` on the next line logged.
+ */
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+
+interface Window {
+  startedAt: number;
+  logged: number;
+  suppressed: number;
+}
+
+export interface LogLimiterOptions {
+  /** Lines per event kind per interval (default 10). */
+  burst?: number;
+  /** ms (default 60,000). */
+  intervalMs?: number;
+  now?: () => number;
+}
+
+export class LogLimiter {
+  private readonly windows = new Map<string, Window>();
+  private readonly burst: number;
+  private readonly intervalMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly metrics: Metrics,
+    options: LogLimiterOptions = {},
+  ) {
+    this.burst = options.burst ?? 10;
+    this.intervalMs = options.intervalMs ?? 60_000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Logs `msg` at warn level unless `event` has used up its lines for this interval. */
+  warn(logger: Logger, event: string, fields: Record<string, unknown>, msg: string): void {
+    const now = this.now();
+    let w = this.windows.get(event);
+    if (w === undefined) this.windows.set(event, (w = { startedAt: now, logged: 0, suppressed: 0 }));
+    if (now - w.startedAt >= this.intervalMs) {
+      w.startedAt = now;
+      w.logged = 0;
+    }
+    if (w.logged >= this.burst) {
+      w.suppressed++;
+      this.metrics.logSuppressed.inc({ event });
+      return;
+    }
+    w.logged++;
+    if (w.suppressed > 0) {
+      logger.warn({ ...fields, event, suppressed: w.suppressed }, msg);
+      w.suppressed = 0;
+    } else {
+      logger.warn({ ...fields, event }, msg);
+    }
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * The one connection pipeline of the socket front ends (socketmap, policy, milter): requests in,
+ * replies out in request order, with bounded work per connection and per client address.
+ *
+ * - At most `maxPipeline` requests are started and not yet answered on a connection. The bound is
+ *   checked per request: requests of one read beyond it wait, parsed but not started, and reading
+ *   pauses until the bound, the client's share (`ctx.peer`) and the socket's write buffer have
+ *   room again. Memory per connection is therefore one read plus `maxPipeline` replies.
+ * - Replies the handler has at once are written together at the end of the read that carried
+ *   them (one write per read, no promise, no later tick); a reply that waits holds back the ones
+ *   after it.
+ * - A closed connection drops its waiting requests; lookups already running finish (the engine
+ *   cannot be interrupted) and their replies are discarded.
+ * - A peer that half-closes (last request, then FIN) still gets every reply, then our FIN.
+ * - A tarpit delay (`Delayed`) holds only this connection's reply: the client's share of engine
+ *   work is released as soon as the engine has answered (docs/harvest-protection.md).
+ */
+import type { ConnectionContext } from './tcp-server.js';
+
+export type Reply = string | Buffer;
+
+/** A reply to hold back for `ms` before it is written (harvest tarpit). */
+export class Delayed {
+  constructor(
+    readonly reply: Reply | null,
+    readonly ms: number,
+  ) {}
+}
+
+type Immediate = Reply | null | Delayed;
+export type HandlerResult = Immediate | Promise<Immediate>;
+
+export interface PipelineOptions<T> {
+  /** Feeds one chunk to the decoder, calling `emit` per complete request; throws on bad framing. */
+  decode(chunk: Buffer, emit: (request: T) => void): void;
+  /** True while part of a request is buffered in the decoder. */
+  partial(): boolean;
+  /** Answers one request, in order. A throw is a protocol error. */
+  handle(request: T): HandlerResult;
+  /** Reports a protocol error (log, metric); the pipeline answers what came before, then closes. */
+  onProtocolError(err: unknown): void;
+  /** Requests started and not yet answered on this connection before reading pauses. */
+  maxPipeline: number;
+}
+
+/** A reply owed, in request order; `done` once it may be written. */
+interface Slot {
+  reply: Reply | null;
+  done: boolean;
+}
+
+export const DEFAULT_MAX_PIPELINE = 64;
+
+export class ConnectionPipeline<T> {
+  private readonly socket: ConnectionContext['socket'];
+  private readonly queue: Slot[] = [];
+  private backlog: T[] = [];
+  private backlogHead = 0;
+  private outText = '';
+  private outBuffers: Buffer[] = [];
+  private completed = false;
+  private paused = false;
+  private flushScheduled = false;
+  /** No more requests will be read (protocol error, QUIT, peer FIN); close once all is answered. */
+  private finishing = false;
+  private closed = false;
+  private timers: Set<NodeJS.Timeout> | null = null;
+
+  constructor(
+    private readonly ctx: ConnectionContext,
+    private readonly options: PipelineOptions<T>,
+  ) {
+    this.socket = ctx.socket;
+    this.socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.socket.on('drain', this.flow);
+    this.socket.on('end', () => this.finish());
+    this.socket.once('close', () => this.onClose());
+  }
+
+  /** Stop reading; close gracefully once every reply owed is written (e.g. after QUIT). */
+  finish(): void {
+    this.finishing = true;
+    this.flow();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed || this.finishing || this.ctx.draining) return;
+    this.completed = false;
+    try {
+      this.options.decode(chunk, this.onRequest);
+    } catch (err) {
+      this.options.onProtocolError(err);
+      this.finishing = true;
+    }
+    this.ctx.progress(this.completed, !this.finishing && this.options.partial());
+    this.writeOut();
+    this.flow();
+  }
+
+  private readonly onRequest = (request: T): void => {
+    this.completed = true;
+    if (this.backlogHead === this.backlog.length && this.canStart()) this.dispatch(request);
+    else this.backlog.push(request);
+  };
+
+  private canStart(): boolean {
+    return !this.closed && this.queue.length < this.options.maxPipeline && !this.socket.writableNeedDrain && !this.ctx.peer.full && !this.ctx.draining;
+  }
+
+  private dispatch(request: T): void {
+    let result: HandlerResult;
+    try {
+      result = this.options.handle(request);
+    } catch (err) {
+      this.options.onProtocolError(err);
+      this.finishing = true;
+      this.backlog = [];
+      this.backlogHead = 0;
+      return;
+    }
+    if (result === null) return;
+    if (typeof result === 'string' || Buffer.isBuffer(result)) {
+      if (this.queue.length === 0) this.append(result);
+      else this.queue.push({ reply: result, done: true });
+      return;
+    }
+    const slot: Slot = { reply: null, done: false };
+    if (this.queue.push(slot) === 1) this.ctx.busy();
+    if (result instanceof Delayed) return this.hold(slot, result);
+    const peer = this.ctx.peer;
+    peer.acquire();
+    result.then(
+      (r) => {
+        peer.release();
+        if (r instanceof Delayed) this.hold(slot, r);
+        else this.settle(slot, r);
+      },
+      (err: unknown) => {
+        peer.release();
+        this.ctx.logger.error({ err }, 'request handler failed');
+        this.ctx.destroy();
+      },
+    );
+  }
+
+  private hold(slot: Slot, d: Delayed): void {
+    if (this.closed) return;
+    if (d.ms <= 0) return this.settle(slot, d.reply);
+    const timers = (this.timers ??= new Set());
+    const t = setTimeout(() => {
+      timers.delete(t);
+      this.settle(slot, d.reply);
+    }, d.ms);
+    timers.add(t);
+  }
+
+  private settle(slot: Slot, reply: Reply | null): void {
+    if (this.closed) return;
+    slot.reply = reply;
+    slot.done = true;
+    if (this.queue[0] === slot && !this.flushScheduled) {
+      // Replies finishing in the same tick share one write.
+      this.flushScheduled = true;
+      queueMicrotask(this.flushQueue);
+    }
+  }
+
+  private readonly flushQueue = (): void => {
+    this.flushScheduled = false;
+    if (this.closed) return;
+    const { queue } = this;
+    let n = 0;
+    while (n < queue.length && queue[n]!.done) {
+      const reply = queue[n++]!.reply;
+      if (reply !== null) this.append(reply);
+    }
+    if (n > 0) queue.splice(0, n);
+    this.writeOut();
+    if (n > 0 && queue.length === 0) this.ctx.idle();
+    this.flow();
+  };
+
+  private append(reply: Reply): void {
+    if (typeof reply === 'string') this.outText += reply;
+    else this.outBuffers.push(reply);
+  }
+
+  private writeOut(): void {
+    if (this.socket.destroyed) return;
+    if (this.outText !== '') {
+      this.socket.write(this.outText);
+      this.outText = '';
+    }
+    if (this.outBuffers.length > 0) {
+      this.socket.write(this.outBuffers.length === 1 ? this.outBuffers[0]! : Buffer.concat(this.outBuffers));
+      this.outBuffers = [];
+    }
+  }
+
+  /** Starts waiting requests while there is room, then pauses or resumes reading. */
+  private readonly flow = (): void => {
+    if (this.closed) return;
+    const { backlog } = this;
+    while (this.backlogHead < backlog.length && this.canStart()) {
+      const request = backlog[this.backlogHead]!;
+      backlog[this.backlogHead++] = undefined as T;
+      this.dispatch(request);
+    }
+    if (this.backlogHead === this.backlog.length && this.backlogHead > 0) {
+      this.backlog = [];
+      this.backlogHead = 0;
+    }
+    this.writeOut();
+    const waiting = this.backlogHead < this.backlog.length;
+    if (waiting && this.ctx.peer.full) this.ctx.peer.wait(this.flow);
+    if (this.finishing && !waiting && this.queue.length === 0) {
+      this.ctx.close();
+      return;
+    }
+    const blocked = waiting || this.finishing || this.ctx.draining || this.queue.length >= this.options.maxPipeline || this.socket.writableNeedDrain;
+    if (blocked && !this.paused) {
+      this.paused = true;
+      this.socket.pause();
+    } else if (!blocked && this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  };
+
+  private onClose(): void {
+    this.closed = true;
+    this.backlog = [];
+    this.backlogHead = 0;
+    this.queue.length = 0;
+    this.ctx.peer.forget(this.flow);
+    if (this.timers) for (const t of this.timers) clearTimeout(t);
+  }
+}

@@ -8,7 +8,7 @@ import { Metrics } from '../metrics.js';
 import type { HealthReport, RecipientValidator } from '../recipient/types.js';
 import { VERSION } from '../version.js';
 import { createHttpApp } from '../http/app.js';
-import { startHttpListener, type HttpListener } from '../http/server.js';
+import { PROBE_LISTENER_LIMITS, probeHandler, startHttpListener, type HttpListener } from '../http/server.js';
 import { type TcpServer } from '../net/tcp-server.js';
 import { createSocketmapServer } from '../socketmap/server.js';
 import { createReload } from './reload.js';
@@ -21,6 +21,8 @@ import { ProbeLoop } from './probe.js';
 import { createPolicyServer } from '../policy/server.js';
 import { createMilterServer } from '../milter/server.js';
 import { HarvestGuard } from '../gate/harvest.js';
+import { Gate } from '../gate/gate.js';
+import { LogLimiter } from '../net/log-limiter.js';
 import { exposureWarnings, loopbackNotice } from '../config/exposure.js';
 
 export interface AppOptions {
@@ -36,7 +38,7 @@ export interface App {
   readonly validator: RecipientValidator;
   readonly metrics: Metrics;
   /** Bound addresses after start(), by front end. */
-  readonly addresses: Partial<Record<'http' | 'socketmap' | 'policy' | 'milter', AddressInfo>>;
+  readonly addresses: Partial<Record<'http' | 'socketmap' | 'policy' | 'milter' | 'metrics', AddressInfo>>;
   /** One-shot commands: load the snapshot if configured. */
   prepare(): Promise<void>;
   start(): Promise<void>;
@@ -74,7 +76,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   // --- listeners -------------------------------------------------------------------------
   const addresses: App['addresses'] = {};
   const tcpServers: Array<{ name: 'socketmap' | 'policy' | 'milter'; server: TcpServer }> = [];
-  let httpListener: HttpListener | null = null;
+  const httpListeners: HttpListener[] = [];
+  // One limiter for every listener: warnings a peer can trigger at will are rate-limited.
+  const logLimiter = new LogLimiter(metrics);
   const drainMs = ms(config.server.drainTimeout);
 
   const startHttp = async (hostPort: string): Promise<void> => {
@@ -88,22 +92,39 @@ export async function createApp(options: AppOptions): Promise<App> {
       version: VERSION,
       statusPage: config.statusPage,
     });
-    httpListener = await startHttpListener(hostPort, { handler: app, metrics, logger, maxConnections: config.server.maxConnections });
-    addresses.http = httpListener.address;
+    const perClient = config.server.maxConnectionsPerClient;
+    const listener = await startHttpListener(hostPort, { handler: app, metrics, logger, maxConnections: config.server.maxConnections, maxConnectionsPerClient: perClient, logLimiter });
+    httpListeners.push(listener);
+    addresses.http = listener.address;
   };
 
+  // Probes and scrapes on their own listener: they answer however busy the lookup port is.
+  const startMetrics = async (hostPort: string): Promise<void> => {
+    const listener = await startHttpListener(hostPort, { handler: probeHandler(metrics, health), metrics, logger, logLimiter, name: 'metrics', ...PROBE_LISTENER_LIMITS });
+    httpListeners.push(listener);
+    addresses.metrics = listener.address;
+  };
+
+  // One guard for policy and milter: a harvester is counted whichever door it knocks on.
+  const h = config.policy.harvest;
+  const harvest =
+    h.maxUnknown > 0
+      ? new HarvestGuard({ maxUnknown: h.maxUnknown, windowMs: ms(h.window), action: h.action, delayStepMs: ms(h.delayStep), maxDelayMs: ms(h.maxDelay) })
+      : null;
+  const s = config.server;
   const common = {
     validator,
     metrics,
     logger,
-    maxConnections: config.server.maxConnections,
-    idleTimeoutMs: ms(config.server.idleTimeout),
+    gate: new Gate({ validator, metrics, logger, harvest }),
+    logLimiter,
+    maxConnections: s.maxConnections,
+    maxConnectionsPerClient: s.maxConnectionsPerClient,
+    maxOutstandingPerClient: s.maxOutstandingPerClient,
+    maxPipeline: s.maxPipeline,
+    idleTimeoutMs: ms(s.idleTimeout),
+    requestTimeoutMs: ms(s.requestTimeout),
   };
-  // One guard for policy and milter: a harvester is counted whichever door it knocks on.
-  const harvest =
-    config.policy.harvest.maxUnknown > 0
-      ? new HarvestGuard({ maxUnknown: config.policy.harvest.maxUnknown, windowMs: ms(config.policy.harvest.window) })
-      : null;
 
   const start = async (): Promise<void> => {
     if (isExampleDirectory(config)) {
@@ -125,16 +146,17 @@ export async function createApp(options: AppOptions): Promise<App> {
         addresses.socketmap = await server.listen(config.listen.socketmap);
       }
       if (config.listen.policy) {
-        const server = createPolicyServer({ ...common, harvest });
+        const server = createPolicyServer(common);
         tcpServers.push({ name: 'policy', server });
         addresses.policy = await server.listen(config.listen.policy);
       }
       if (config.listen.milter) {
-        const server = createMilterServer({ ...common, harvest });
+        const server = createMilterServer(common);
         tcpServers.push({ name: 'milter', server });
         addresses.milter = await server.listen(config.listen.milter);
       }
       if (config.listen.http) await startHttp(config.listen.http);
+      if (config.listen.metrics) await startMetrics(config.listen.metrics);
     } catch (err) {
       await close();
       throw err;
@@ -150,8 +172,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     closed = true;
     probes.stop();
     await snapshots.stop();
-    const httpDone = httpListener ? httpListener.close(drainMs) : Promise.resolve();
-    await Promise.all([httpDone, ...tcpServers.map((t) => t.server.close(drainMs))]);
+    await Promise.all([...httpListeners.map((l) => l.close(drainMs)), ...tcpServers.map((t) => t.server.close(drainMs))]);
     await persistence?.stop();
     await engines.current.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
   };

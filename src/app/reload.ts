@@ -34,7 +34,7 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
       const { old, cacheKept } = engines.replace(resolveConfig(loaded.config, env), snapshots.current);
       await snapshots.reload(before, loaded.config);
       logger.level = loaded.config.log.level;
-      for (const key of ['http', 'socketmap', 'policy', 'milter'] as const) {
+      for (const key of ['http', 'socketmap', 'policy', 'milter', 'metrics'] as const) {
         if (loaded.config.listen[key] !== deps.startConfig.listen[key]) logger.warn({ listener: key }, 'listen addresses change only on restart');
       }
       // Requests in flight on the old directory finish before it closes.

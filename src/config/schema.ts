@@ -153,6 +153,12 @@ export const configSchema = z.strictObject({
         .strictObject({
           maxUnknown: z.number().int().min(0).default(20),
           window: duration.default('10m'),
+          /** tarpit: delay every answer for a flagged client; reject: 421 for every recipient. */
+          action: z.enum(['tarpit', 'reject']).default('tarpit'),
+          /** Tarpit delay added per unknown recipient past maxUnknown. */
+          delayStep: duration.default('1s'),
+          /** Tarpit delay cap: below Sendmail's 10 s milter read timeout (docs/harvest-protection.md). */
+          maxDelay: duration.default('5s'),
         })
         .prefault({}),
     })
@@ -161,7 +167,16 @@ export const configSchema = z.strictObject({
     .strictObject({
       /** Per socket listener (socketmap, policy, milter). */
       maxConnections: z.number().int().min(1).default(1000),
+      /** Per socket listener and per client address (README "Limits per client address"). */
+      maxConnectionsPerClient: z.number().int().min(1).default(300),
+      /** Lookups of one client address waiting for the directory at once, per listener. */
+      maxOutstandingPerClient: z.number().int().min(1).default(256),
+      /** Requests in progress or unanswered on one connection before reading from it pauses. */
+      maxPipeline: z.number().int().min(1).max(10_000).default(64),
+      /** No complete request for this long closes a connection (milter: once negotiated, at least 1h). */
       idleTimeout: duration.default('5m'),
+      /** A request begun must arrive whole within this; slower peers (slowloris) are closed. */
+      requestTimeout: duration.default('10s'),
       /** SIGTERM: time to finish in-flight requests before connections are forced closed. */
       drainTimeout: duration.default('10s'),
     })

@@ -1,12 +1,16 @@
 /**
- * The HTTP listeners: the node:http server around the express app (timeouts, connection limit,
- * the connections gauge) and its drain-then-force close. The app itself (routes) does not listen.
+ * The HTTP listeners: the node:http server around the express app (timeouts, connection limits
+ * overall and per client address, the connections gauge) and its drain-then-force close; and the
+ * probe handler of `listen.metrics`, which serves /metrics, /healthz and /readyz only, so that
+ * probes and scrapes answer even while the lookup port is flooded (README "Probes and metrics").
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { parseHostPort } from '../net/host-port.js';
+import { peerAddress, parseHostPort } from '../net/host-port.js';
+import type { LogLimiter } from '../net/log-limiter.js';
+import type { HealthReport } from '../recipient/types.js';
 
 export interface HttpListenerOptions {
   /** The request handler (an express app or a plain listener). */
@@ -15,6 +19,12 @@ export interface HttpListenerOptions {
   logger: Logger;
   /** Open connections allowed at once. */
   maxConnections: number;
+  /** Open connections one client address may hold (default: no per-address limit). */
+  maxConnectionsPerClient?: number;
+  /** Rate-limits the warning for refused connections. */
+  logLimiter?: LogLimiter;
+  /** Label for logs (default "http"). */
+  name?: string;
 }
 
 export interface HttpListener {
@@ -42,12 +52,29 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
       resolve();
     });
   });
+  const perClient = new Map<string, number>();
+  const maxPerClient = options.maxConnectionsPerClient ?? Infinity;
+  const name = options.name ?? 'http';
   server.on('connection', (socket) => {
+    const peer = peerAddress(socket);
+    const held = perClient.get(peer) ?? 0;
+    if (held >= maxPerClient) {
+      metrics.connectionsRejected.inc({ frontend: 'http' });
+      options.logLimiter?.warn(logger, `${name}_connection_refused`, { frontend: 'http', listener: name, remote: peer, maxConnectionsPerClient: maxPerClient }, 'per-client connection limit reached, refusing');
+      socket.destroy();
+      return;
+    }
+    perClient.set(peer, held + 1);
     metrics.connections.inc({ frontend: 'http' });
-    socket.once('close', () => metrics.connections.dec({ frontend: 'http' }));
+    socket.once('close', () => {
+      const n = (perClient.get(peer) ?? 1) - 1;
+      if (n === 0) perClient.delete(peer);
+      else perClient.set(peer, n);
+      metrics.connections.dec({ frontend: 'http' });
+    });
   });
   const address = server.address() as AddressInfo;
-  logger.info({ frontend: 'http', address: `${address.address}:${address.port}` }, 'listening');
+  logger.info({ frontend: 'http', listener: name, address: `${address.address}:${address.port}` }, 'listening');
   return { server, address, close: (drainMs) => closeHttp(server, drainMs) };
 }
 
@@ -62,3 +89,45 @@ function closeHttp(server: http.Server, drainMs: number): Promise<void> {
     server.closeIdleConnections();
   });
 }
+
+/** The `listen.metrics` handler: /metrics, /healthz and /readyz, nothing else. */
+export function probeHandler(metrics: Metrics, health: () => HealthReport): http.RequestListener {
+  const json = (res: http.ServerResponse, status: number, body: unknown): void => {
+    res.writeHead(status, { 'Content-Type': 'application/json; charset=utf-8', 'Cache-Control': 'no-store', 'X-Content-Type-Options': 'nosniff' });
+    res.end(JSON.stringify(body));
+  };
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?', 1)[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' });
+      res.end('method not allowed\n');
+      return;
+    }
+    if (path === '/healthz') return json(res, 200, { status: 'ok' });
+    if (path === '/readyz') {
+      const report = health();
+      return json(res, report.ready ? 200 : 503, report);
+    }
+    if (path === '/metrics') {
+      metrics.registry.metrics().then(
+        (text) => {
+          res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
+          res.end(text);
+        },
+        () => {
+          res.writeHead(500, { 'Content-Type': 'text/plain' });
+          res.end('metrics unavailable\n');
+        },
+      );
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end('not found: this listener serves /metrics, /healthz and /readyz\n');
+  };
+}
+
+/**
+ * Limits of the `listen.metrics` listener: enough for kubelet probes and a few Prometheus
+ * servers, and one address cannot take them all.
+ */
+export const PROBE_LISTENER_LIMITS = Object.freeze({ maxConnections: 128, maxConnectionsPerClient: 32 });

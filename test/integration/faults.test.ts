@@ -120,7 +120,7 @@ async function recoveryTime(client: SocketmapClient, since: number, samples: Sam
 
 function ldapConfig(urls: string[], baseDN: string, serviceDN: string) {
   return validateConfig({
-    listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null },
+    listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
     domains: ['example.com'],
     directory: {
       kind: 'ldap',

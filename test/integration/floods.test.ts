@@ -38,7 +38,7 @@ async function appWith(overrides: Record<string, unknown>): Promise<App> {
   const app = await createApp({
     loaded: {
       config: validateConfig({
-        listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0' },
+        listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
         log: { level: 'silent' },
         ...overrides,
       }),

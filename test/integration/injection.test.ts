@@ -60,7 +60,7 @@ const PAYLOADS = [
 
 function ldapConfig(ldap: Slapd) {
   return validateConfig({
-    listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0' },
+    listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
     domains: ['example.com', 'example.org'],
     directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
     cache: { maxEntries: 0 },
@@ -192,6 +192,8 @@ describe('LDAP injection through every front end (real slapd)', () => {
     assert.equal(await directoryOutcome(app, 'found'), before + 4, 'one found per valid answer');
   });
 
+  const servedDomain = (p: string): boolean => /@example\.com$/i.test(p);
+
   test(`${PAYLOADS.length} injection payloads match nothing on any front end`, async () => {
     const foundBefore = await directoryOutcome(app, 'found');
     const requestsBefore = (await directoryOutcome(app, 'not_found')) + foundBefore;
@@ -215,13 +217,14 @@ describe('LDAP injection through every front end (real slapd)', () => {
         // A line break cannot travel inside a policy attribute; Postfix never sends one.
         if (!/[\r\n]/.test(p)) {
           const action = await policy.ask(p);
-          const expected = verdict === 'unknown' ? /^action=550 5\.1\.1 / : /^action=DUNNO$/;
+          // An invalid address in a served domain is refused for its syntax (README "Invalid addresses").
+          const expected = verdict === 'unknown' ? /^action=550 5\.1\.1 / : verdict === 'invalid' && servedDomain(p) ? /^action=501 5\.1\.3 / : /^action=DUNNO$/;
           if (!expected.test(action)) problems.push(`policy ${JSON.stringify(p)} (${verdict}) → ${action}`);
         }
         // NUL ends a milter string: "alice@example.com\0" on that wire IS alice@example.com.
         if (!p.includes('\0')) {
           const m = await milter.rcpt(p);
-          const expected = verdict === 'unknown' ? '550 5.1.1 User unknown' : 'continue';
+          const expected = verdict === 'unknown' ? '550 5.1.1 User unknown' : verdict === 'invalid' && servedDomain(p) ? '501 5.1.3 Bad recipient address syntax' : 'continue';
           if (m !== expected) problems.push(`milter ${JSON.stringify(p)} (${verdict}) → ${m}`);
         }
       }
@@ -245,7 +248,7 @@ describe('request size limits on every front end', () => {
   let http: string;
   before(async () => {
     app = await createApp({
-      loaded: { config: validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0' }, log: { level: 'silent' } }), file: null },
+      loaded: { config: validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null }, log: { level: 'silent' } }), file: null },
       logger: silentLogger(),
       listen: true,
     });

@@ -36,7 +36,7 @@ describe('rcptgate serve as a real process', () => {
     await writeFile(
       cfg,
       [
-        'listen: { http: "127.0.0.1:0", socketmap: "127.0.0.1:0", policy: null, milter: null }',
+        'listen: { http: "127.0.0.1:0", socketmap: "127.0.0.1:0", policy: null, milter: null, metrics: null }',
         'domains: [example.com]',
         'directory:',
         '  kind: ldap',
@@ -79,7 +79,7 @@ describe('rcptgate serve as a real process', () => {
     await writeFile(ldif, entry('alice'));
     const cfg = path.join(dir, 'ldif.yaml');
     const write = (extra: string) =>
-      writeFile(cfg, ['listen: { http: null, socketmap: "127.0.0.1:0", policy: null, milter: null }', `directory: { kind: ldif, ldif: { path: "${ldif}" } }`, extra].join('\n'));
+      writeFile(cfg, ['listen: { http: null, socketmap: "127.0.0.1:0", policy: null, milter: null, metrics: null }', `directory: { kind: ldif, ldif: { path: "${ldif}" } }`, extra].join('\n'));
     await write('');
     const p = startServe(['--config', cfg]);
     procs.push(p);

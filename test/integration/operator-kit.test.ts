@@ -39,7 +39,7 @@ describe('operator kit against a live rcptgate', () => {
   let browser: Browser;
 
   before(async () => {
-    const config = validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null } });
+    const config = validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null } });
     app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), listen: true });
     await app.start();
     base = `http://127.0.0.1:${app.addresses.http!.port}`;

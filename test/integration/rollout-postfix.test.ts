@@ -26,7 +26,7 @@ describe('rollout rules through a real Postfix backup MX', () => {
     const deny = path.join(dir, 'deny.txt');
     await writeFile(deny, '# leaves today\nbob@example.com\n');
     const config = validateConfig({
-      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null },
+      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
       domains: { 'example.com': {}, 'example.org': { mode: 'shadow' } },
       overrides: { denyFile: deny },
       directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, timeout: '2s' } },

@@ -60,7 +60,7 @@ describe('secrets never appear in logs or config check output', { timeout: 120_0
     await writeFile(wrongPasswordFile, `${WRONG_PASSWORD}\n`, { mode: 0o600 });
     await writeFile(tokenFile, `${TOKEN}\n`, { mode: 0o600 });
     const config = (bindPasswordFile: string) => ({
-      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null },
+      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
       domains: ['example.com'],
       directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, bindPasswordFile, timeout: '1s' } },
       admin: { tokenFile },

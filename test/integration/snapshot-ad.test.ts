@@ -31,7 +31,7 @@ before(async () => {
   dc = await startSambaDC({ bulkUsers: BULK_USERS });
   dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-snapshot-ad-'));
   config = validateConfig({
-    listen: { http: null, socketmap: null, policy: null, milter: null },
+    listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
     domains: ['ad.example.com'],
     directory: {
       kind: 'ldap',

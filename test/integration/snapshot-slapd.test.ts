@@ -82,7 +82,7 @@ before(async () => {
   await writeFile(
     configFile,
     JSON.stringify({
-      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null },
+      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
       domains: ['example.com', 'example.org'],
       directory: {
         kind: 'ldap',

@@ -17,7 +17,7 @@ class FakeValidator implements RecipientValidator {
     this.calls.push(address);
     const local = address.split('@')[0] ?? '';
     if (local.includes('slow')) await new Promise((r) => setTimeout(r, 30));
-    const verdict: Verdict = local.startsWith('valid') ? 'valid' : local.startsWith('unknown') ? 'unknown' : local.startsWith('temp') ? 'tempfail' : 'not_ours';
+    const verdict: Verdict = local.startsWith('valid') ? 'valid' : local.startsWith('unknown') ? 'unknown' : local.startsWith('temp') ? 'tempfail' : local.startsWith('bad') || local.startsWith('"') ? 'invalid' : 'not_ours';
     return { address, verdict, source: 'static', ttlSeconds: 0 };
   }
   isServedDomain() {
@@ -266,5 +266,87 @@ describe('milter server', () => {
     early.send(Cmd.RCPT, z('<valid@example.com>'));
     await early.closed; // RCPT before negotiation is a protocol error
     assert.equal(await good.rcpt('valid@example.com'), 'continue');
+  });
+});
+
+describe('milter harvest guard and address handling', () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const started: Array<{ s: TcpServer; c: MtaClient[] }> = [];
+  after(async () => {
+    for (const { s, c } of started) {
+      for (const x of c) x.socket.destroy();
+      await s.close(100);
+    }
+  });
+  async function serverWith(harvest: HarvestGuard) {
+    const validator = new FakeValidator();
+    const s = createMilterServer({ validator, metrics, logger: silentLogger(), harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
+    const port = (await s.listen('127.0.0.1:0')).port;
+    const entry = { s, c: [] as MtaClient[] };
+    started.push(entry);
+    return {
+      validator,
+      connect: async () => {
+        const c = await MtaClient.connect(port);
+        entry.c.push(c);
+        return c;
+      },
+    };
+  }
+
+  it('counts a session whose CONNECT carries no client address against the peer address', async () => {
+    const guard = new HarvestGuard({ maxUnknown: 1, windowMs: 600_000, action: 'reject' });
+    const { connect } = await serverWith(guard);
+    const first = await connect();
+    await first.negotiate();
+    first.send(Cmd.CONNECT, Buffer.concat([z('unknown'), Buffer.from('U')]));
+    assert.equal(describeReply(await first.next()), 'continue');
+    assert.equal(await first.rcpt('unknown1@example.com'), '550 5.1.1 User unknown');
+    // QUIT_NC and a new CONNECT without an address: still the same peer, no fresh start.
+    first.send(Cmd.QUIT_NC);
+    first.send(Cmd.CONNECT, Buffer.concat([z('unknown'), Buffer.from('U')]));
+    assert.equal(describeReply(await first.next()), 'continue');
+    assert.equal(await first.rcpt('unknown2@example.com'), '421 4.7.0 Too many unknown recipients');
+    assert.equal(guard.isBlocked('127.0.0.1'), true);
+  });
+
+  it('tarpit: a flagged client waits as long for a valid recipient as for an unknown one, and the valid one passes', async () => {
+    const guard = new HarvestGuard({ maxUnknown: 0, windowMs: 600_000, action: 'tarpit', delayStepMs: 400, maxDelayMs: 400 });
+    const { connect } = await serverWith(guard);
+    const c = await connect();
+    await c.session('198.51.100.5');
+    assert.equal(await c.rcpt('unknown-first@example.com'), '550 5.1.1 User unknown'); // flags the client
+    const timed = async (address: string) => {
+      const t = performance.now();
+      const reply = await c.rcpt(address);
+      return { reply, ms: performance.now() - t };
+    };
+    const valid = await timed('valid@example.com');
+    const unknown = await timed('unknown-again@example.com');
+    assert.equal(valid.reply, 'continue', 'a flagged client\'s valid recipient still passes');
+    assert.equal(unknown.reply, '550 5.1.1 User unknown');
+    for (const { ms } of [valid, unknown]) assert.ok(ms >= 390 && ms < 1_500, `delay ${ms.toFixed(0)} ms`);
+    assert.ok(Math.abs(valid.ms - unknown.ms) < 300, `valid ${valid.ms.toFixed(0)} ms, unknown ${unknown.ms.toFixed(0)} ms`);
+    // Another client on the same server is not delayed.
+    const other = await connect();
+    await other.session('198.51.100.6');
+    const t = performance.now();
+    assert.equal(await other.rcpt('valid@example.com'), 'continue');
+    assert.ok(performance.now() - t < 300);
+  });
+
+  it('refuses an invalid address in a served domain with 501 5.1.3', async () => {
+    const { connect } = await serverWith(new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 }));
+    const c = await connect();
+    await c.session();
+    assert.equal(await c.rcpt('bad..dots@example.com'), '501 5.1.3 Bad recipient address syntax');
+  });
+
+  it('does not cut a quoted local part at its ">"', async () => {
+    const { connect, validator } = await serverWith(new HarvestGuard({ maxUnknown: 20, windowMs: 600_000 }));
+    const c = await connect();
+    await c.session();
+    assert.equal(await c.rcpt('"a>b"@example.com'), '501 5.1.3 Bad recipient address syntax');
+    assert.equal(validator.calls.at(-1), '"a>b"@example.com');
   });
 });

@@ -120,10 +120,12 @@ describe('policy server', () => {
     assert.match(await (await connect()).ask({ recipient: 'throw@example.com' }), /^451 4\.3\.0 /);
   });
 
-  it('answers DUNNO for not_ours and invalid recipients', async () => {
+  it('answers DUNNO for not_ours recipients and invalid ones outside our domains, 501 5.1.3 for invalid ones inside', async () => {
     const c = await connect();
     assert.equal(await c.ask({ recipient: 'other@elsewhere.example' }), 'DUNNO');
     assert.equal(await c.ask({ recipient: 'bad' }), 'DUNNO');
+    // In a served domain an invalid address is refused (same connection: the server allows 10).
+    assert.equal(await c.ask({ recipient: 'bad..dots@example.com' }), '501 5.1.3 Bad recipient address syntax');
   });
 
   it('answers DUNNO in every other protocol state without asking the engine', async () => {
@@ -195,5 +197,53 @@ describe('policy server', () => {
     } finally {
       c.socket.destroy();
     }
+  });
+});
+
+describe('policy harvest guard keys', () => {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const servers: TcpServer[] = [];
+  const sockets: net.Socket[] = [];
+  after(async () => {
+    for (const s of sockets) s.destroy();
+    await Promise.all(servers.map((s) => s.close(100)));
+  });
+  async function clientOf(harvest: HarvestGuard) {
+    const server = createPolicyServer({ validator: new FakeValidator(), metrics, logger: silentLogger(), harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
+    servers.push(server);
+    const port = (await server.listen('127.0.0.1:0')).port;
+    return async () => {
+      const c = await PolicyClient.connect(port);
+      sockets.push(c.socket);
+      return c;
+    };
+  }
+
+  it('counts a request with an empty client_address against the connection\'s peer address', async () => {
+    const guard = new HarvestGuard({ maxUnknown: 1, windowMs: 600_000, action: 'reject' });
+    const connect = await clientOf(guard);
+    assert.equal(await (await connect()).ask({ client_address: '', recipient: 'unknown1@example.com' }), '550 5.1.1 User unknown');
+    // Another connection, still no address: the same peer, so the limit holds.
+    assert.equal(await (await connect()).ask({ client_address: '', recipient: 'unknown2@example.com' }), '421 4.7.0 Too many unknown recipients');
+    assert.equal(guard.isBlocked('127.0.0.1'), true);
+  });
+
+  it('tarpit: a flagged client waits as long for a valid recipient as for an unknown one, and the valid one passes', async () => {
+    const guard = new HarvestGuard({ maxUnknown: 0, windowMs: 600_000, action: 'tarpit', delayStepMs: 400, maxDelayMs: 400 });
+    const connect = await clientOf(guard);
+    const c = await connect();
+    const client = '198.51.100.9';
+    assert.equal(await c.ask({ client_address: client, recipient: 'unknown-first@example.com' }), '550 5.1.1 User unknown');
+    const timed = async (recipient: string) => {
+      const t = performance.now();
+      const action = await c.ask({ client_address: client, recipient });
+      return { action, ms: performance.now() - t };
+    };
+    const valid = await timed('valid@example.com');
+    const unknown = await timed('unknown-again@example.com');
+    assert.equal(valid.action, 'DUNNO', 'a flagged client\'s valid recipient still passes');
+    assert.equal(unknown.action, '550 5.1.1 User unknown');
+    for (const { ms } of [valid, unknown]) assert.ok(ms >= 390 && ms < 1_500, `delay ${ms.toFixed(0)} ms`);
+    assert.ok(Math.abs(valid.ms - unknown.ms) < 300, `valid ${valid.ms.toFixed(0)} ms, unknown ${unknown.ms.toFixed(0)} ms`);
   });
 });

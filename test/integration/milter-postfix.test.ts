@@ -86,4 +86,19 @@ describe('milter behind a real Postfix', () => {
     const blocked = (await engine!.metrics.harvestBlocked.get()).values.find((v) => v.labels.frontend === 'milter')?.value;
     assert.equal(blocked, 2);
   });
+
+  it('refuses invalid addresses in a served domain permanently with 501 5.1.3 (Postfix alone would accept them)', async () => {
+    const invalid = ['a..b@example.com', `${'x'.repeat(65)}@example.com`, 'user5.@example.com'];
+    // The milter sees the quoted form, valid syntax: it must not be cut at the '>' (once it
+    // became '"a', invalid, and passed); unknown to the directory, it is refused as unknown.
+    const quoted = '"a>b"@example.com';
+    const r = await swaks({ port: mx!.port, from: FROM, to: [...invalid, quoted, 'alice@example.com'], clientAddress: '127.0.0.5' });
+    for (const [i, address] of invalid.entries()) {
+      assert.match(r.rcpt[i]!.reply?.text ?? '', /^501 5\.1\.3 Bad recipient address syntax$/, `${address}\n${r.transcript}`);
+    }
+    assert.equal(r.rcpt[invalid.length]!.reply?.text, '550 5.1.1 User unknown', r.transcript);
+    assert.equal(r.rcpt[invalid.length + 1]!.reply?.code, 250, r.transcript);
+    const queued = await mx!.queuedRecipients();
+    for (const address of [...invalid, quoted]) assert.ok(!queued.some((q) => q.toLowerCase() === address.toLowerCase()), queued.join(','));
+  });
 });

@@ -143,6 +143,14 @@ describe('socketmap with the real engine over the example directory', () => {
     });
   });
 
+  it('access: refuses an invalid address in a served domain with 501 5.1.3 (a 65-octet local part, misplaced dots)', async () => {
+    for (const key of [`${'x'.repeat(65)}@example.com`, 'a..b@example.com', 'user5.@example.com']) {
+      assert.deepEqual(outcome(await postmapQuery(key, map('access'))), { found: '501 5.1.3 Bad recipient address syntax' }, key);
+    }
+    // Not our domain: no opinion, whatever the syntax.
+    assert.equal(outcome(await postmapQuery('a..b@example.net', map('access'))), 'notfound');
+  });
+
   it('answers PERM (a lookup error) for an unknown map name', async () => {
     const got = outcome(await postmapQuery('alice@example.com', map('virtual')));
     assert.ok(typeof got === 'object' && 'error' in got, JSON.stringify(got));

@@ -91,6 +91,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       lookupAccess: { token: lookupToken, allowFrom: config.http.lookupAllowFrom },
       version: VERSION,
       statusPage: config.statusPage,
+      logLimiter,
     });
     const perClient = config.server.maxConnectionsPerClient;
     const listener = await startHttpListener(hostPort, { handler: app, metrics, logger, maxConnections: config.server.maxConnections, maxConnectionsPerClient: perClient, logLimiter });

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import express, { type Express, type RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { LogLimiter } from '../net/log-limiter.js';
 import type { HealthReport, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
 import { accessControl, LOOPBACK_ONLY, wantsExplain, type LookupAccess } from './access.js';
@@ -24,6 +25,8 @@ export interface HttpAppDeps {
   statusPage: boolean;
   /** Who may use the lookup endpoints (http.lookupTokenFile, http.lookupAllowFrom); default loopback only. */
   lookupAccess?: LookupAccess;
+  /** Rate-limits warnings a client can trigger at will (wrong tokens). */
+  logLimiter?: LogLimiter;
   /** Cache flush for DELETE /v1/cache; defaults to `validator.flush`. */
   flushCache?: (address?: string) => number;
 }
@@ -128,7 +131,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     ],
   });
 
-  const admin = requireAdmin(deps.adminToken, logger);
+  const admin = requireAdmin(deps.adminToken, logger, deps.logLimiter);
   route('/v1/cache', {
     delete: [
       admin,

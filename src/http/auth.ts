@@ -1,6 +1,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Logger } from '../log.js';
+import type { LogLimiter } from '../net/log-limiter.js';
 import { sendProblem } from './problem.js';
 
 /**
@@ -24,7 +25,7 @@ export function bearerToken(header: string | undefined): string | null {
  * Guards the admin endpoints: 404 while admin is disabled (no token configured), 401 without a
  * bearer token, 403 with a wrong one. Never logs the header or either token.
  */
-export function requireAdmin(adminToken: string | null, logger: Logger): RequestHandler {
+export function requireAdmin(adminToken: string | null, logger: Logger, limiter?: LogLimiter): RequestHandler {
   return (req, res, next) => {
     if (adminToken === null) {
       sendProblem(res, 'not-found', 'Admin endpoints are disabled: set admin.tokenFile to enable them.');
@@ -37,7 +38,10 @@ export function requireAdmin(adminToken: string | null, logger: Logger): Request
       return;
     }
     if (!tokensEqual(given, adminToken)) {
-      logger.warn({ remoteAddress: req.socket.remoteAddress, method: req.method, path: req.path }, 'admin request with a wrong token');
+      const fields = { remoteAddress: req.socket.remoteAddress, method: req.method, path: req.path };
+      // Rate-limited: a peer can send wrong tokens as fast as it likes.
+      if (limiter) limiter.warn(logger, 'http_wrong_token', fields, 'admin request with a wrong token');
+      else logger.warn(fields, 'admin request with a wrong token');
       sendProblem(res, 'forbidden', 'The bearer token is not valid for this endpoint.');
       return;
     }

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { describe, it } from 'node:test';
+import request from 'supertest';
+import { createHttpApp } from '../../src/http/app.js';
+import { createLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import { LogLimiter } from '../../src/net/log-limiter.js';
+import { PeerTable } from '../../src/net/peers.js';
+import { FakeValidator, healthReport } from '../helpers/http-fakes.js';
+
+function captured() {
+  const lines: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { lines, logger: createLogger('info', sink) };
+}
+
+async function suppressed(metrics: Metrics, event: string): Promise<number> {
+  return (await metrics.logSuppressed.get()).values.find((v) => v.labels.event === event)?.value ?? 0;
+}
+
+describe('LogLimiter', () => {
+  it('logs `burst` lines per event and interval, counts the rest, and reports them on the next line', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const clock = { t: 0 };
+    const limiter = new LogLimiter(metrics, { burst: 3, intervalMs: 1000, now: () => clock.t });
+    const { lines, logger } = captured();
+    for (let i = 0; i < 100; i++) limiter.warn(logger, 'bad_frame', { i }, 'bad frame');
+    limiter.warn(logger, 'other', {}, 'other event');
+    assert.equal(lines.filter((l) => l['msg'] === 'bad frame').length, 3);
+    assert.equal(lines.filter((l) => l['msg'] === 'other event').length, 1, 'each event has its own budget');
+    assert.equal(await suppressed(metrics, 'bad_frame'), 97);
+    clock.t += 1000;
+    limiter.warn(logger, 'bad_frame', {}, 'bad frame');
+    assert.equal(lines.at(-1)!['suppressed'], 97);
+  });
+});
+
+describe('PeerTable', () => {
+  it('caps connections per address and frees the entry when the last one goes', () => {
+    const table = new PeerTable({ maxConnections: 2, maxOutstanding: 1 });
+    const a = table.admit('192.0.2.1')!;
+    assert.equal(table.admit('192.0.2.1'), a);
+    assert.equal(table.admit('192.0.2.1'), null);
+    assert.ok(table.admit('192.0.2.2'), 'another address is not affected');
+    table.leave(a);
+    table.leave(a);
+    assert.equal(table.size, 1);
+  });
+
+  it('keeps counting lookups of closed connections until they finish, and wakes waiters', () => {
+    const table = new PeerTable({ maxConnections: 5, maxOutstanding: 1 });
+    const p = table.admit('192.0.2.1')!;
+    p.acquire();
+    assert.equal(p.full, true);
+    let woken = 0;
+    p.wait(() => woken++);
+    table.leave(p);
+    // Reconnecting does not escape the share while the old lookup runs.
+    assert.equal(table.admit('192.0.2.1'), p);
+    assert.equal(p.full, true);
+    p.release();
+    assert.equal(woken, 1);
+    assert.equal(p.full, false);
+  });
+});
+
+describe('HTTP wrong tokens', () => {
+  it('are logged at a limited rate and the rest counted in rcptgate_log_suppressed_total', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const { lines, logger } = captured();
+    const app = createHttpApp({
+      validator: new FakeValidator({}),
+      metrics,
+      logger,
+      health: () => healthReport(),
+      adminToken: 'right-token',
+      version: 'test',
+      statusPage: false,
+      logLimiter: new LogLimiter(metrics),
+    });
+    const agent = request(app);
+    for (let i = 0; i < 30; i++) await agent.delete('/v1/cache').set('Authorization', 'Bearer wrong').expect(403);
+    assert.equal(lines.filter((l) => l['msg'] === 'admin request with a wrong token').length, 10);
+    assert.equal(await suppressed(metrics, 'http_wrong_token'), 20);
+  });
+});

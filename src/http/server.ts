@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics.js';
 import { peerAddress, parseHostPort } from '../net/host-port.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import type { HealthReport } from '../recipient/types.js';
+import { publicHealth } from './health-view.js';
 
 export interface HttpListenerOptions {
   /** The request handler (an express app or a plain listener). */
@@ -105,8 +106,9 @@ export function probeHandler(metrics: Metrics, health: () => HealthReport): http
     }
     if (path === '/healthz') return json(res, 200, { status: 'ok' });
     if (path === '/readyz') {
+      // No admin token here: the public view (state and reason code, no directory internals).
       const report = health();
-      return json(res, report.ready ? 200 : 503, report);
+      return json(res, report.ready ? 200 : 503, publicHealth(report));
     }
     if (path === '/metrics') {
       metrics.registry.metrics().then(

@@ -129,7 +129,9 @@ describe('socket front ends under hostile peers (real slapd)', () => {
     assert.ok(refusedLines <= 30, `refusals are logged at a limited rate (${refusedLines} lines)`);
     const suppressed = await metric(app, 'rcptgate_log_suppressed_total');
     const refused = await metric(app, 'rcptgate_connections_rejected_total');
-    assert.ok(refused >= 3 * (IDLE_FLOOD - 300), `refused: ${refused}`);
+    // Fewer on the milter: silent, unnegotiated connections are closed after the request timeout,
+    // which frees slots while the flood is still opening connections.
+    assert.ok(refused >= 2 * (IDLE_FLOOD - 300), `refused: ${refused}`);
     assert.ok(suppressed >= refused - refusedLines, `the rest are counted (${suppressed} suppressed of ${refused} refused, ${refusedLines} logged)`);
   });
 

@@ -221,6 +221,8 @@ export class ConnectionPipeline<T> {
     if (blocked && !this.paused) {
       this.paused = true;
       this.socket.pause();
+      // While we do not read, a partly read request is our delay, not the peer's: stop its clock.
+      this.ctx.progress(false, false);
     } else if (!blocked && this.paused) {
       this.paused = false;
       this.socket.resume();

@@ -247,3 +247,25 @@ describe('policy harvest guard keys', () => {
     assert.ok(Math.abs(valid.ms - unknown.ms) < 300, `valid ${valid.ms.toFixed(0)} ms, unknown ${unknown.ms.toFixed(0)} ms`);
   });
 });
+
+describe('policy connection pipeline', () => {
+  it('does not count the time it stops reading against a partly read request', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    // maxPipeline 2 and 30 ms lookups: 40 requests keep reading paused for about 600 ms, longer
+    // than the 300 ms request timeout, while the 41st request sits half read.
+    const server = createPolicyServer({ validator: new FakeValidator(), metrics, logger: silentLogger(), harvest: null, maxConnections: 2, idleTimeoutMs: 60_000, requestTimeoutMs: 300, maxPipeline: 2 });
+    const port = (await server.listen('127.0.0.1:0')).port;
+    const c = await PolicyClient.connect(port);
+    try {
+      const last = request({ recipient: 'valid-last@example.com' });
+      const half = Math.floor(last.length / 2);
+      c.socket.write(Array.from({ length: 40 }, (_, i) => request({ recipient: `valid-slow${i}@example.com` })).join('') + last.slice(0, half));
+      assert.equal((await c.replies(40)).length, 40);
+      c.socket.write(last.slice(half));
+      assert.deepEqual(await c.replies(1), ['DUNNO']);
+    } finally {
+      c.socket.destroy();
+      await server.close(100);
+    }
+  });
+});

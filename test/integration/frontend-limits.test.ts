@@ -9,6 +9,7 @@
  * Another loopback address (127.0.0.2) stands for a second peer.
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { Writable } from 'node:stream';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
@@ -56,6 +57,18 @@ async function appFor(ldap: Slapd, server: Record<string, unknown>, logs: string
   });
   await app.start();
   return app;
+}
+
+/** GET `path` on loopback `port` from `localAddress`; resolves to the status code. */
+function getFrom(port: number, path: string, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.get({ host: '127.0.0.1', port, path, localAddress, agent: false, timeout: 5_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('timeout', () => req.destroy(new Error('timed out')));
+    req.on('error', reject);
+  });
 }
 
 async function metric(app: App, name: string, labels = ''): Promise<number> {
@@ -190,6 +203,9 @@ describe('socket front ends under hostile peers (real slapd)', () => {
         await sleep(100);
       }
       assert.equal(ok, 13, 'every probe answered');
+      // The flooding address holds at most server.maxConnectionsPerClient of listen.http: another
+      // address still gets through there too.
+      assert.equal(await getFrom(httpPort, '/healthz', '127.0.0.2'), 200);
       const scrape = await fetch(`${base}/metrics`);
       assert.match(await scrape.text(), /rcptgate_connections\{frontend="http"\}/);
       assert.equal((await fetch(`${base}/v1/recipients/alice%40example.com`)).status, 404, 'the probe listener serves no lookups');

@@ -27,7 +27,7 @@ async function configFile(name: string, extra: Record<string, unknown> = {}): Pr
   await writeFile(
     file,
     JSON.stringify({
-      listen: { http: null, socketmap: null, policy: null, milter: null },
+      listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
       domains: ['example.com'],
       directory: {
         kind: 'ldap',

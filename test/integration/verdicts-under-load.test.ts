@@ -90,7 +90,7 @@ test('8 socketmap clients under directory churn, lost rights, outages and broken
   await writeFile(
     configFile,
     JSON.stringify({
-      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null },
+      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
       domains: ['example.com'],
       directory: {
         kind: 'ldap',

@@ -281,7 +281,11 @@ export class TcpServer {
     const { socket } = conn;
     if (socket.destroyed || socket.writableEnded) return;
     // end() flushes what the handler wrote, then sends FIN; destroy once that is done so a peer
-    // that never closes its side cannot keep the connection (and close()) waiting.
+    // that never closes its side cannot keep the connection (and close()) waiting, and destroy
+    // anyway if a peer that never reads keeps the flush from finishing.
     socket.end(() => socket.destroy());
+    const force = setTimeout(() => socket.destroy(), this.requestTimeoutMs || DEFAULT_REQUEST_TIMEOUT_MS);
+    force.unref();
+    socket.once('close', () => clearTimeout(force));
   }
 }

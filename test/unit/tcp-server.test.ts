@@ -298,3 +298,30 @@ describe('TcpServer', () => {
     });
   });
 });
+
+describe('TcpServer closing a peer that never reads', () => {
+  it('destroys the connection when the flush before FIN does not finish within requestTimeoutMs', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const server = new TcpServer({
+      frontend: 'policy',
+      metrics,
+      logger: silentLogger(),
+      maxConnections: 10,
+      idleTimeoutMs: 0,
+      requestTimeoutMs: 300,
+      handler: (ctx) => {
+        // Far more than the socket buffers hold, then a graceful close.
+        ctx.socket.write(Buffer.alloc(32 * 1024 * 1024));
+        ctx.close();
+      },
+    });
+    servers.push(server);
+    const { port } = await server.listen('127.0.0.1:0');
+    const s = await connect(port);
+    s.pause(); // never read
+    const started = Date.now();
+    await until(() => server.connectionCount === 0, 'the connection to be destroyed');
+    assert.ok(Date.now() - started < 3_000);
+    s.destroy();
+  });
+});

@@ -6,7 +6,7 @@
  */
 import { ErrorCodes, ProtocolError } from '../errors.js';
 
-/** CONTRACT.md: "Requests over 10,000 bytes are refused." */
+/** README "Reliability and limits": socketmap requests over 10,000 bytes are refused. */
 export const MAX_NETSTRING_PAYLOAD = 10_000;
 
 const COLON = 0x3a;

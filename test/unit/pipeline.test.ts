@@ -1,0 +1,83 @@
+/**
+ * The shared connection pipeline, through the socketmap front end with a fake engine whose
+ * lookups wait until released: what one connection and one client address may start at once.
+ */
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { createSocketmapServer } from '../../src/socketmap/server.js';
+import { Metrics } from '../../src/metrics.js';
+import { silentLogger } from '../../src/log.js';
+import type { LookupResult, RecipientValidator } from '../../src/recipient/types.js';
+import type { TcpServer } from '../../src/net/tcp-server.js';
+import { connectFrom, netstring, netstrings, sleep } from '../helpers/frontend-clients.js';
+
+/** Lookups stay pending until `release()`; counts how many run at once. */
+class GatedValidator implements RecipientValidator {
+  running = 0;
+  maxRunning = 0;
+  started = 0;
+  private waiting: Array<() => void> = [];
+  async lookup(address: string): Promise<LookupResult> {
+    this.started++;
+    this.maxRunning = Math.max(this.maxRunning, ++this.running);
+    await new Promise<void>((r) => this.waiting.push(r));
+    this.running--;
+    return { address, verdict: 'unknown', source: 'directory', ttlSeconds: 0 };
+  }
+  release(): void {
+    for (const r of this.waiting.splice(0)) r();
+  }
+  isServedDomain() {
+    return true;
+  }
+  servedDomain(d: string) {
+    return d;
+  }
+  flush() {
+    return 0;
+  }
+}
+
+describe('connection pipeline', () => {
+  const servers: TcpServer[] = [];
+  after(() => Promise.all(servers.map((s) => s.close(100))));
+
+  async function serve(validator: GatedValidator, limits: { maxPipeline?: number; maxOutstandingPerClient?: number }) {
+    const server = createSocketmapServer({ validator, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), maxConnections: 50, idleTimeoutMs: 60_000, ...limits });
+    servers.push(server);
+    return (await server.listen('127.0.0.1:0')).port;
+  }
+
+  it('starts at most maxPipeline lookups from one read of 2,000 requests, and answers all of them', async () => {
+    const v = new GatedValidator();
+    const port = await serve(v, { maxPipeline: 16 });
+    const s = await connectFrom(port);
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.write(Array.from({ length: 2_000 }, (_, i) => netstring(`recipients u${i}@example.com`)).join(''));
+    await sleep(200);
+    assert.equal(v.started, 16, 'the bound is checked per request, not after the whole read');
+    while (netstrings(Buffer.concat(chunks)).length < 2_000) {
+      v.release();
+      await sleep(5);
+    }
+    assert.ok(v.maxRunning <= 16, `at most 16 at once (${v.maxRunning})`);
+    assert.deepEqual(new Set(netstrings(Buffer.concat(chunks))), new Set(['NOTFOUND ']));
+    s.destroy();
+  });
+
+  it('shares maxOutstandingPerClient among the connections of one address, and another address is not held up', async () => {
+    const v = new GatedValidator();
+    const port = await serve(v, { maxPipeline: 64, maxOutstandingPerClient: 8 });
+    const flooders = await Promise.all(Array.from({ length: 4 }, () => connectFrom(port, '127.0.0.1')));
+    for (const f of flooders) f.write(Array.from({ length: 50 }, (_, i) => netstring(`recipients f${i}@example.com`)).join(''));
+    await sleep(200);
+    assert.equal(v.running, 8, 'one address: 8 lookups at once over its 4 connections');
+    const other = await connectFrom(port, '127.0.0.2');
+    other.write(netstring('recipients honest@example.com'));
+    await sleep(100);
+    assert.equal(v.running, 9, 'another address starts its lookup at once');
+    for (const f of [...flooders, other]) f.destroy();
+    v.release();
+  });
+});

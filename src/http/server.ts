@@ -37,7 +37,7 @@ export interface HttpListener {
 
 /** Starts one HTTP listener on "host:port"; resolves once it is bound. */
 export async function startHttpListener(hostPort: string, options: HttpListenerOptions): Promise<HttpListener> {
-  const { metrics, logger } = options;
+  const { logger } = options;
   // Node checks the header/request timeouts only every connectionsCheckingInterval (30 s by
   // default): a slow client would hold its socket far longer than headersTimeout says.
   const server = http.createServer({ connectionsCheckingInterval: 1_000 }, options.handler);
@@ -45,6 +45,8 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
   server.keepAliveTimeout = 5_000;
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
+  const name = options.name ?? 'http';
+  countConnections(server, name, options);
   const { host, port } = parseHostPort(hostPort);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -53,9 +55,16 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
       resolve();
     });
   });
+  const address = server.address() as AddressInfo;
+  logger.info({ frontend: 'http', listener: name, address: `${address.address}:${address.port}` }, 'listening');
+  return { server, address, close: (drainMs) => closeHttp(server, drainMs) };
+}
+
+/** The connections gauge and the per-client cap, attached before the first connection. */
+function countConnections(server: http.Server, name: string, options: HttpListenerOptions): void {
+  const { metrics, logger } = options;
   const perClient = new Map<string, number>();
   const maxPerClient = options.maxConnectionsPerClient ?? Infinity;
-  const name = options.name ?? 'http';
   server.on('connection', (socket) => {
     const peer = peerAddress(socket);
     const held = perClient.get(peer) ?? 0;
@@ -74,9 +83,6 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
       metrics.connections.dec({ frontend: 'http' });
     });
   });
-  const address = server.address() as AddressInfo;
-  logger.info({ frontend: 'http', listener: name, address: `${address.address}:${address.port}` }, 'listening');
-  return { server, address, close: (drainMs) => closeHttp(server, drainMs) };
 }
 
 function closeHttp(server: http.Server, drainMs: number): Promise<void> {

@@ -25,7 +25,7 @@ describe('cold lookups under load with default directory settings (real slapd)',
   before(async () => {
     slapd = await startSlapd({ generatedUsers: USERS });
     const config = validateConfig({
-      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null },
+      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
       domains: ['example.com'],
       directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
       log: { level: 'info' },

@@ -39,24 +39,11 @@ const SPEC_URL = new URL('../../openapi.yaml', import.meta.url);
 
 type Method = 'get' | 'post' | 'delete';
 
-/**
- * The HTTP front end as an express app that does not listen (the caller owns the server).
- * Lookups are counted in metrics by the engine itself (options.frontend), not here.
- */
-export function createHttpApp(deps: HttpAppDeps): Express {
-  const { validator, metrics, logger, health, version } = deps;
-  const flush = deps.flushCache ?? ((address?: string) => validator.flush(address));
-  const access = accessControl(deps.lookupAccess ?? LOOPBACK_ONLY, deps.adminToken, logger);
-  const app = express();
-  app.disable('x-powered-by');
-  app.use((_req, res, next) => {
-    // Node's setHeader: express's res.set() adds charset logic this header does not need.
-    res.setHeader('X-Content-Type-Options', 'nosniff');
-    next();
-  });
+type Route = (path: string, handlers: Partial<Record<Method, RequestHandler[]>>) => void;
 
-  /** Registers the handlers of one path; any other method gets 405 with Allow. */
-  const route = (path: string, handlers: Partial<Record<Method, RequestHandler[]>>): void => {
+/** Registers the handlers of one path; any other method gets 405 with Allow. */
+function router(app: Express): Route {
+  return (path, handlers) => {
     const r = app.route(path);
     const allowed: string[] = [];
     for (const [method, hs] of Object.entries(handlers) as Array<[Method, RequestHandler[]]>) {
@@ -69,7 +56,33 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       sendProblem(res, 'method-not-allowed', `${req.method} is not allowed on this resource; allowed: ${allow}.`);
     });
   };
+}
 
+/**
+ * The HTTP front end as an express app that does not listen (the caller owns the server).
+ * Lookups are counted in metrics by the engine itself (options.frontend), not here.
+ */
+export function createHttpApp(deps: HttpAppDeps): Express {
+  const access = accessControl(deps.lookupAccess ?? LOOPBACK_ONLY, deps.adminToken, deps.logger);
+  const app = express();
+  app.disable('x-powered-by');
+  app.use((_req, res, next) => {
+    // Node's setHeader: express's res.set() adds charset logic this header does not need.
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
+  const route = router(app);
+  lookupRoutes(route, deps, access);
+  adminRoutes(route, deps);
+  probeRoutes(route, deps, access);
+  documentRoutes(route, deps);
+  app.use(notFound);
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof accessControl>): void {
+  const { validator } = deps;
   // The engine writes the one debug line per lookup; logging here too would double it.
   const lookup = (address: string, explain: boolean) => validator.lookup(address, { frontend: 'http', explain });
 
@@ -123,7 +136,11 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       },
     ],
   });
+}
 
+function adminRoutes(route: Route, deps: HttpAppDeps): void {
+  const { logger, validator } = deps;
+  const flush = deps.flushCache ?? ((address?: string) => validator.flush(address));
   const admin = requireAdmin(deps.adminToken, logger, deps.logLimiter);
   route('/v1/cache', {
     delete: [
@@ -146,7 +163,10 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       },
     ],
   });
+}
 
+function probeRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof accessControl>): void {
+  const { health, metrics } = deps;
   route('/healthz', {
     get: [(_req, res) => void res.set('Cache-Control', 'no-store').json({ status: 'ok' })],
   });
@@ -168,7 +188,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       },
     ],
   });
+}
 
+function documentRoutes(route: Route, deps: HttpAppDeps): void {
   let spec: Promise<string> | undefined;
   route('/openapi.yaml', {
     get: [
@@ -182,25 +204,19 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       },
     ],
   });
-
-  if (deps.statusPage) {
-    route('/', {
-      get: [
-        // Health only: the former lookup form was a harvest oracle with DNs and filters.
-        async (_req, res) => {
-          res
-            .set('Content-Security-Policy', STATUS_PAGE_CSP)
-            .set('Cache-Control', 'no-store')
-            .type('html')
-            .send(renderStatusPage(publicHealth(health()), version, await statusStats(metrics)));
-        },
-      ],
-    });
-  }
-
-  app.use(notFound);
-  app.use(errorHandler(logger));
-  return app;
+  if (!deps.statusPage) return;
+  route('/', {
+    get: [
+      // Health only: the former lookup form was a harvest oracle with DNs and filters.
+      async (_req, res) => {
+        res
+          .set('Content-Security-Policy', STATUS_PAGE_CSP)
+          .set('Cache-Control', 'no-store')
+          .type('html')
+          .send(renderStatusPage(publicHealth(deps.health()), deps.version, await statusStats(deps.metrics)));
+      },
+    ],
+  });
 }
 
 /** express 5 hands a `*name` wildcard over as its decoded path segments. */

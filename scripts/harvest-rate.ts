@@ -56,7 +56,7 @@ const config = validateConfig({
   http: { lookupAllowFrom: ['::1/128'], lookupTokenFile: path.join(dir, 'token') },
   log: { level: 'silent' },
 });
-const app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), listen: true, env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword } });
+const app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword } });
 await app.start();
 const base = `http://127.0.0.1:${app.addresses.http!.port}`;
 try {

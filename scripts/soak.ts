@@ -58,7 +58,6 @@ async function server(): Promise<void> {
       file: null,
     },
     logger: silentLogger(),
-    listen: true,
   });
   await app.start();
   global.gc?.();

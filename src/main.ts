@@ -143,7 +143,7 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   const logger = createLogger(loaded.config.log.level === 'info' ? 'warn' : loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
   let app;
   try {
-    app = await createApp({ loaded, logger, listen: false });
+    app = await createApp({ loaded, logger });
   } catch (e) {
     if (e instanceof RcptgateError) {
       err(`rcptgate: ${e.message}`);
@@ -169,7 +169,7 @@ async function sync(file: string | undefined): Promise<number> {
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
   const logger = createLogger(loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
-  const app = await createApp({ loaded, logger, listen: false });
+  const app = await createApp({ loaded, logger });
   try {
     // On a terminal, a progress bar on stderr (entries listed, rate, time left).
     const tty = process.stderr.isTTY;
@@ -191,7 +191,7 @@ async function serve(file: string | undefined): Promise<number> {
   const logger = createLogger(loaded.config.log.level);
   let app;
   try {
-    app = await createApp({ loaded, logger, listen: true });
+    app = await createApp({ loaded, logger });
     await app.start();
   } catch (e) {
     logger.fatal({ err: e }, 'cannot start');

@@ -135,7 +135,6 @@ async function startApp(urls: string[], ldap: Slapd): Promise<{ app: App; client
   const app = await createApp({
     loaded: { config: ldapConfig(urls, ldap.baseDN, ldap.serviceDN), file: null },
     logger: silentLogger(),
-    listen: true,
     env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
   });
   await app.start();

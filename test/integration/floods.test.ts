@@ -45,7 +45,6 @@ async function appWith(overrides: Record<string, unknown>): Promise<App> {
       file: null,
     },
     logger: silentLogger(),
-    listen: true,
   });
   await app.start();
   return app;

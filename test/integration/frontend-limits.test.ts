@@ -52,7 +52,6 @@ async function appFor(ldap: Slapd, server: Record<string, unknown>, logs: string
       file: null,
     },
     logger: createLogger('info', sink),
-    listen: true,
     env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
   });
   await app.start();

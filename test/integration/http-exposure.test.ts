@@ -45,7 +45,7 @@ async function serve(password: string, http: Record<string, unknown> = {}): Prom
     http,
     log: { level: 'silent' },
   });
-  const app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), listen: true, env: { RCPTGATE_LDAP_BIND_PASSWORD: password } });
+  const app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: password } });
   apps.push(app);
   await app.start();
   const deadline = Date.now() + 20_000;

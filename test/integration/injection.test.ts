@@ -162,7 +162,7 @@ describe('LDAP injection through every front end (real slapd)', () => {
 
   before(async () => {
     ldap = await startSlapd();
-    app = await createApp({ loaded: { config: ldapConfig(ldap), file: null }, logger: silentLogger(), listen: true, env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword } });
+    app = await createApp({ loaded: { config: ldapConfig(ldap), file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword } });
     await app.start();
     http = `http://127.0.0.1:${app.addresses.http!.port}`;
   });
@@ -250,7 +250,6 @@ describe('request size limits on every front end', () => {
     app = await createApp({
       loaded: { config: validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null }, log: { level: 'silent' } }), file: null },
       logger: silentLogger(),
-      listen: true,
     });
     await app.start();
     http = `http://127.0.0.1:${app.addresses.http!.port}`;

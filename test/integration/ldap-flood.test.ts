@@ -39,7 +39,6 @@ describe('cold lookups under load with default directory settings (real slapd)',
     app = await createApp({
       loaded: { config, file: null },
       logger: createLogger('info', sink),
-      listen: true,
       env: { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword },
     });
     await app.start();

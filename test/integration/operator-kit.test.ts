@@ -40,7 +40,7 @@ describe('operator kit against a live rcptgate', () => {
 
   before(async () => {
     const config = validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null } });
-    app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), listen: true });
+    app = await createApp({ loaded: { config, file: null }, logger: silentLogger() });
     await app.start();
     base = `http://127.0.0.1:${app.addresses.http!.port}`;
     browser = await chromium.launch({

@@ -36,7 +36,7 @@ describe('rollout rules through a real Postfix backup MX', () => {
         logs.push(JSON.parse(line) as Record<string, unknown>);
       },
     } as never);
-    app = await createApp({ loaded: { config, file: null }, logger, listen: true });
+    app = await createApp({ loaded: { config, file: null }, logger });
     await app.start();
     const port = app.addresses.socketmap!.port;
     mx = await startPostfix({

@@ -50,7 +50,7 @@ after(async () => {
 });
 
 async function newApp(): Promise<App> {
-  const app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), listen: false, env: { RCPTGATE_LDAP_BIND_PASSWORD: dc.servicePassword } });
+  const app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: dc.servicePassword } });
   apps.push(app);
   return app;
 }

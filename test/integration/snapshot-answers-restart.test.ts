@@ -19,7 +19,7 @@ let configFile: string;
 const apps: App[] = [];
 
 async function started(): Promise<App> {
-  const app = await createApp({ loaded: loadConfig(configFile, {}), logger: silentLogger(), listen: false });
+  const app = await createApp({ loaded: loadConfig(configFile, {}), logger: silentLogger() });
   apps.push(app);
   await app.start();
   return app;

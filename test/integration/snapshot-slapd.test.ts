@@ -35,7 +35,7 @@ const apps: App[] = [];
 
 async function newApp(): Promise<{ app: App; logs: LogSink }> {
   const logs = new LogSink();
-  const app = await createApp({ loaded: loadConfig(configFile, {}), logger: createLogger('info', logs), listen: false });
+  const app = await createApp({ loaded: loadConfig(configFile, {}), logger: createLogger('info', logs) });
   apps.push(app);
   return { app, logs };
 }
@@ -187,7 +187,7 @@ describe('snapshot mode against slapd with 100,000 users', { concurrency: false 
     const loaded = loadConfig(configFile, {});
     const fast = { ...loaded, config: { ...loaded.config, listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null }, sync: { ...loaded.config.sync, incrementalInterval: '1s' } } };
     const logs = new LogSink();
-    const app = await createApp({ loaded: fast, logger: createLogger('debug', logs), listen: true });
+    const app = await createApp({ loaded: fast, logger: createLogger('debug', logs) });
     apps.push(app);
     await app.start();
     await until('the catch-up incremental sync is done', async () => logs.lines.some((l) => l.msg === 'incremental sync done'), 60_000);

@@ -45,7 +45,7 @@ async function configFile(name: string, extra: Record<string, unknown> = {}): Pr
 }
 
 async function newApp(file: string, start = true): Promise<App> {
-  const app = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger(), listen: true });
+  const app = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger() });
   apps.push(app);
   if (start) await app.start();
   return app;

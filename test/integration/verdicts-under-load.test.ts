@@ -102,7 +102,7 @@ test('8 socketmap clients under directory churn, lost rights, outages and broken
       log: { level: 'silent' },
     }),
   );
-  app = await createApp({ loaded: loadConfig(configFile, {}), logger: silentLogger(), listen: true });
+  app = await createApp({ loaded: loadConfig(configFile, {}), logger: silentLogger() });
   await app.start();
   const started = Date.now();
   while (!app.health().snapshot.loaded) {

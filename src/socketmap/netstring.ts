@@ -44,34 +44,9 @@ export class NetstringDecoder {
   }
 
   /**
-   * Feeds bytes; returns every frame they complete, in order. Throws ProtocolError on malformed
-   * input; the decoder is then unusable (the connection must close: the stream has lost framing).
-   */
-  push(chunk: Uint8Array | string): Buffer[] {
-    return [...this.decode(chunk)];
-  }
-
-  /**
-   * Like push(), but yields each frame as soon as it is complete, so a caller can still answer
-   * the frames that came before a malformed byte in the same chunk (the generator throws there).
-   * Consume it to the end before feeding the next chunk.
-   */
-  *decode(chunk: Uint8Array | string): Generator<Buffer, void, undefined> {
-    const frames: Buffer[] = [];
-    let failure: unknown = null;
-    try {
-      // Frames handed to feed()'s callback may be views of `chunk`: copy what outlives it.
-      this.feed(chunk, (frame, view) => frames.push(view ? Buffer.from(frame) : frame));
-    } catch (err) {
-      failure = err;
-    }
-    yield* frames;
-    if (failure !== null) throw failure;
-  }
-
-  /**
-   * The hot-path form of decode(): calls `onFrame` for each complete frame, in order, then throws
-   * ProtocolError at a malformed byte (after the frames before it). A frame that lies whole in
+   * Calls `onFrame` for each complete frame, in order, then throws ProtocolError at a malformed
+   * byte (after the frames before it, so they can still be answered); the decoder is then
+   * unusable (the connection must close: the stream has lost framing). A frame that lies whole in
    * `chunk` is passed as a view of it (`view` true, valid only during the call), not a copy.
    */
   feed(chunk: Uint8Array | string, onFrame: (frame: Buffer, view: boolean) => void): void {
@@ -159,12 +134,6 @@ export class NetstringDecoder {
 /** `LEN:DATA,` as a string, for replies written as text (the socket encodes it as UTF-8). */
 export function netstringText(data: string): string {
   return `${Buffer.byteLength(data, 'utf8')}:${data},`;
-}
-
-/** `LEN:DATA,` for one reply. */
-export function encodeNetstring(data: string | Uint8Array): Buffer {
-  const payload = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-  return Buffer.concat([Buffer.from(`${payload.length}:`, 'ascii'), payload, Buffer.from(',', 'ascii')]);
 }
 
 function describeByte(b: number): string {

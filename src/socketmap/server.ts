@@ -4,8 +4,6 @@
  * limits are the shared pipeline's (net/pipeline.ts), verdict rules the gate's (gate/gate.ts).
  */
 import { ProtocolError } from '../errors.js';
-import { silentLogger } from '../log.js';
-import { Metrics } from '../metrics.js';
 import { Gate, type Answer } from '../gate/gate.js';
 import type { FrontendServerOptions } from '../gate/frontend-options.js';
 import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, type HandlerResult } from '../net/pipeline.js';
@@ -19,7 +17,6 @@ export const ACCESS_REJECT = 'OK 550 5.1.1 User unknown';
 export const ACCESS_INVALID = 'OK 501 5.1.3 Bad recipient address syntax';
 
 export const SOCKETMAP_MAPS = ['recipients', 'domains', 'access'] as const;
-export type SocketmapMap = (typeof SOCKETMAP_MAPS)[number];
 
 /** TEMP/PERM reasons are short, single-line, printable ASCII. */
 const MAX_REASON = 200;
@@ -100,18 +97,6 @@ function verdictReply({ map, key }: Lookup, r: LookupResult, answer: Answer): st
     default:
       return NOTFOUND;
   }
-}
-
-/**
- * The reply (without netstring framing) to one request payload. Never throws, never rejects:
- * an engine failure becomes TEMP so mail is deferred, not lost.
- */
-export async function socketmapReply(validator: RecipientValidator, request: string): Promise<string> {
-  const gate = new Gate({ validator, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
-  const routed = route(validator, request);
-  if (typeof routed === 'string') return routed;
-  const r = await gate.lookup(routed.key, 'socketmap');
-  return verdictReply(routed, r, gate.answerOf(r));
 }
 
 export type SocketmapServerOptions = FrontendServerOptions;

@@ -18,7 +18,8 @@ import {
   parseStrings,
   type MilterPacket,
 } from '../../src/milter/codec.js';
-import { NetstringDecoder, encodeNetstring } from '../../src/socketmap/netstring.js';
+import { NetstringDecoder } from '../../src/socketmap/netstring.js';
+import { framesOf, netstring } from './netstring.js';
 import { PolicyRequestDecoder, type PolicyRequest } from '../../src/policy/codec.js';
 
 export type Codec = 'netstring' | 'policy' | 'milter' | 'address';
@@ -76,14 +77,14 @@ const ascii = (s: string) => [...s].map((c) => c.charCodeAt(0));
 function netstringProperties(): NamedProperty[] {
   const anyInput = fc.property(fc.integer({ min: 0, max: 64 }), noisyBytes(ascii('0123456789:,recipients @a.b')), cuts, (max, data, c) => {
     const d = new NetstringDecoder(max);
-    const { out, error } = feed(chunked(data, c), (b) => d.push(b), () => {
+    const { out, error } = feed(chunked(data, c), (b) => framesOf(d, b), () => {
       if (d.buffered > max) throw new Error(`netstring decoder holds ${d.buffered} bytes, cap ${max}`);
     });
     for (const frame of out) if (frame.length > max) throw new Error('frame over the cap');
     // After a ProtocolError the decoder must keep refusing, never resync on garbage.
     if (error) {
       try {
-        d.push(',');
+        framesOf(d, ',');
         throw new Error('a failed netstring decoder accepted more input');
       } catch (err) {
         if (!(err instanceof ProtocolError)) throw err;
@@ -92,8 +93,8 @@ function netstringProperties(): NamedProperty[] {
   });
   const roundTrip = fc.property(fc.array(fc.uint8Array({ maxLength: 120 }), { maxLength: 6 }), cuts, (payloads, c) => {
     const d = new NetstringDecoder(120);
-    const wire = Buffer.concat(payloads.map((p) => encodeNetstring(p)));
-    const { out, error } = feed(chunked(wire, c), (b) => d.push(b), () => undefined);
+    const wire = Buffer.concat(payloads.map((p) => netstring(p)));
+    const { out, error } = feed(chunked(wire, c), (b) => framesOf(d, b), () => undefined);
     if (error) throw error;
     if (out.length !== payloads.length || out.some((f, i) => !f.equals(Buffer.from(payloads[i]!)))) throw new Error('netstring round trip changed the frames');
     if (!d.atBoundary) throw new Error('decoder not at a boundary after whole frames');

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { encodeNetstring, MAX_NETSTRING_PAYLOAD, NetstringDecoder } from '../../src/socketmap/netstring.js';
+import { MAX_NETSTRING_PAYLOAD, NetstringDecoder, netstringText } from '../../src/socketmap/netstring.js';
+import { framesOf, netstring } from '../helpers/netstring.js';
 import { ProtocolError } from '../../src/errors.js';
 
 const texts = (frames: Buffer[]) => frames.map((f) => f.toString('utf8'));
@@ -21,7 +22,7 @@ function cut(bytes: Buffer, points: number[]): Buffer[] {
 
 function decodeAll(parts: Buffer[], decoder = new NetstringDecoder()): string[] {
   const out: string[] = [];
-  for (const p of parts) out.push(...texts(decoder.push(p)));
+  for (const p of parts) out.push(...texts(framesOf(decoder, p)));
   return out;
 }
 
@@ -34,12 +35,12 @@ function assertProtocolError(fn: () => unknown, code: string, pattern?: RegExp):
   });
 }
 
-describe('encodeNetstring', () => {
+describe('netstringText (replies)', () => {
   it('frames text as LEN:DATA, counting bytes, not characters', () => {
-    assert.equal(encodeNetstring('OK alice@example.com').toString(), '20:OK alice@example.com,');
-    assert.equal(encodeNetstring('NOTFOUND ').toString(), '9:NOTFOUND ,');
-    assert.equal(encodeNetstring('').toString(), '0:,');
-    assert.equal(encodeNetstring('é').toString('utf8'), '2:é,');
+    assert.equal(netstringText('OK alice@example.com'), '20:OK alice@example.com,');
+    assert.equal(netstringText('NOTFOUND '), '9:NOTFOUND ,');
+    assert.equal(netstringText(''), '0:,');
+    assert.equal(netstringText('é'), '2:é,');
   });
 });
 
@@ -69,7 +70,7 @@ describe('NetstringDecoder', () => {
     const d = new NetstringDecoder();
     const out: string[] = [];
     for (let i = 0; i < wire.length; i++) {
-      out.push(...texts(d.push(wire.subarray(i, i + 1))));
+      out.push(...texts(framesOf(d, wire.subarray(i, i + 1))));
       if (i < wire.length - 1) assert.ok(d.buffered <= 22);
     }
     assert.deepEqual(out, expected);
@@ -79,98 +80,96 @@ describe('NetstringDecoder', () => {
 
   it('keeps a partial frame until its comma arrives', () => {
     const d = new NetstringDecoder();
-    assert.deepEqual(d.push('5:hel'), []);
+    assert.deepEqual(framesOf(d, '5:hel'), []);
     assert.equal(d.atBoundary, false);
     assert.equal(d.buffered, 3);
-    assert.deepEqual(d.push('lo'), []);
-    assert.deepEqual(texts(d.push(',')), ['hello']);
+    assert.deepEqual(framesOf(d, 'lo'), []);
+    assert.deepEqual(texts(framesOf(d, ',')), ['hello']);
     assert.equal(d.atBoundary, true);
   });
 
   it('accepts a payload of exactly the cap', () => {
     const payload = 'x'.repeat(MAX_NETSTRING_PAYLOAD);
-    assert.deepEqual(decodeAll([encodeNetstring(payload)]), [payload]);
+    assert.deepEqual(decodeAll([netstring(payload)]), [payload]);
   });
 
   it('payloads may contain colons, commas and NUL bytes', () => {
     const payload = Buffer.from('a:b,c\0d');
-    const frames = new NetstringDecoder().push(encodeNetstring(payload));
+    const frames = framesOf(new NetstringDecoder(), netstring(payload));
     assert.deepEqual(frames, [payload]);
   });
 
   describe('refuses', () => {
     it('a length over the cap as soon as its digits show it, before any payload', () => {
       const d = new NetstringDecoder();
-      assertProtocolError(() => d.push('10001'), 'RCPTGATE_FRAME_TOO_LARGE', /longer than 10000/);
+      assertProtocolError(() => framesOf(d, '10001'), 'RCPTGATE_FRAME_TOO_LARGE', /longer than 10000/);
       assert.equal(d.buffered, 0);
     });
 
     it('a length with more digits than the cap allows, even when zero-padded', () => {
-      assertProtocolError(() => new NetstringDecoder().push('99999999999999999999'), 'RCPTGATE_FRAME_TOO_LARGE');
-      assertProtocolError(() => new NetstringDecoder(100).push('0001:'), 'RCPTGATE_PROTOCOL', /leading zero/);
+      assertProtocolError(() => framesOf(new NetstringDecoder(), '99999999999999999999'), 'RCPTGATE_FRAME_TOO_LARGE');
+      assertProtocolError(() => framesOf(new NetstringDecoder(100), '0001:'), 'RCPTGATE_PROTOCOL', /leading zero/);
     });
 
     it('a length with a leading zero', () => {
-      assertProtocolError(() => new NetstringDecoder().push('05:hello,'), 'RCPTGATE_PROTOCOL', /leading zero/);
-      assertProtocolError(() => new NetstringDecoder().push('00:,'), 'RCPTGATE_PROTOCOL', /leading zero/);
+      assertProtocolError(() => framesOf(new NetstringDecoder(), '05:hello,'), 'RCPTGATE_PROTOCOL', /leading zero/);
+      assertProtocolError(() => framesOf(new NetstringDecoder(), '00:,'), 'RCPTGATE_PROTOCOL', /leading zero/);
     });
 
     it('an empty length', () => {
-      assertProtocolError(() => new NetstringDecoder().push(':hello,'), 'RCPTGATE_PROTOCOL', /empty/);
+      assertProtocolError(() => framesOf(new NetstringDecoder(), ':hello,'), 'RCPTGATE_PROTOCOL', /empty/);
     });
 
     it('non-digits in the length', () => {
       for (const bad of ['5x:hello,', '-5:hello,', ' 5:hello,', '+5:hello,', 'recipients a@b', '\r\n']) {
-        assertProtocolError(() => new NetstringDecoder().push(bad), 'RCPTGATE_PROTOCOL', /length contains/);
+        assertProtocolError(() => framesOf(new NetstringDecoder(), bad), 'RCPTGATE_PROTOCOL', /length contains/);
       }
     });
 
     it('a frame not terminated by a comma', () => {
-      assertProtocolError(() => new NetstringDecoder().push('5:hello;'), 'RCPTGATE_PROTOCOL', /terminated/);
-      assertProtocolError(() => new NetstringDecoder().push('5:helloo,'), 'RCPTGATE_PROTOCOL', /terminated/);
-      assertProtocolError(() => new NetstringDecoder().push('0:x'), 'RCPTGATE_PROTOCOL', /terminated/);
+      assertProtocolError(() => framesOf(new NetstringDecoder(), '5:hello;'), 'RCPTGATE_PROTOCOL', /terminated/);
+      assertProtocolError(() => framesOf(new NetstringDecoder(), '5:helloo,'), 'RCPTGATE_PROTOCOL', /terminated/);
+      assertProtocolError(() => framesOf(new NetstringDecoder(), '0:x'), 'RCPTGATE_PROTOCOL', /terminated/);
     });
 
     it('further input after a failure', () => {
       const d = new NetstringDecoder();
-      assert.throws(() => d.push('x'), ProtocolError);
-      assertProtocolError(() => d.push('5:hello,'), 'RCPTGATE_PROTOCOL', /already failed/);
+      assert.throws(() => framesOf(d, 'x'), ProtocolError);
+      assertProtocolError(() => framesOf(d, '5:hello,'), 'RCPTGATE_PROTOCOL', /already failed/);
     });
 
     it('an oversize frame that arrives one digit at a time', () => {
       const d = new NetstringDecoder();
-      for (const digit of '1000') d.push(digit);
-      d.push('0'); // 10000 is still allowed
-      assertProtocolError(() => d.push('1'), 'RCPTGATE_FRAME_TOO_LARGE');
+      for (const digit of '1000') framesOf(d, digit);
+      framesOf(d, '0'); // 10000 is still allowed
+      assertProtocolError(() => framesOf(d, '1'), 'RCPTGATE_FRAME_TOO_LARGE');
     });
   });
 
-  it('decode() yields the frames before a malformed byte, then throws', () => {
+  it('feed() hands over the frames before a malformed byte, then throws', () => {
     const d = new NetstringDecoder();
     const got: string[] = [];
-    assert.throws(() => {
-      for (const f of d.decode('1:a,1:b,x')) got.push(f.toString());
-    }, ProtocolError);
+    assert.throws(() => d.feed('1:a,1:b,x', (f) => got.push(f.toString())), ProtocolError);
     assert.deepEqual(got, ['a', 'b']);
   });
 
   it('honours a smaller cap', () => {
     const d = new NetstringDecoder(5);
-    assert.deepEqual(texts(d.push('5:hello,')), ['hello']);
-    assertProtocolError(() => d.push('6'), 'RCPTGATE_FRAME_TOO_LARGE');
+    assert.deepEqual(texts(framesOf(d, '5:hello,')), ['hello']);
+    assertProtocolError(() => framesOf(d, '6'), 'RCPTGATE_FRAME_TOO_LARGE');
   });
 
   describe('properties', () => {
     const payloads = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 });
 
-    it('decodes what encodeNetstring wrote, over any chunking', () => {
+    it('decodes what a client wrote, over any chunking', () => {
       fc.assert(
         fc.property(payloads, fc.array(fc.nat(), { maxLength: 30 }), (frames, rawCuts) => {
-          const wire = Buffer.concat(frames.map((f) => encodeNetstring(f)));
+          const wire = Buffer.concat(frames.map((f) => netstring(f)));
           const parts = cut(wire, rawCuts.map((c) => (wire.length === 0 ? 0 : c % (wire.length + 1))));
           const d = new NetstringDecoder();
           const out: Buffer[] = [];
-          for (const p of parts) out.push(...d.push(p));
+          for (const p of parts) out.push(...framesOf(d, p));
           assert.deepEqual(out.map((b) => Buffer.from(b)), frames.map((f) => Buffer.from(f)));
           assert.equal(d.atBoundary, true);
         }),
@@ -191,7 +190,7 @@ describe('NetstringDecoder', () => {
           const d = new NetstringDecoder(cap);
           try {
             for (const c of chunks) {
-              for (const frame of d.push(c)) assert.ok(frame.length <= cap);
+              for (const frame of framesOf(d, c)) assert.ok(frame.length <= cap);
               assert.ok(d.buffered <= cap, `buffered ${d.buffered}`);
             }
           } catch (err) {

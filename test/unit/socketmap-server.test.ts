@@ -3,8 +3,9 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { after, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { createSocketmapServer, socketmapReply } from '../../src/socketmap/server.js';
-import { encodeNetstring, NetstringDecoder } from '../../src/socketmap/netstring.js';
+import { createSocketmapServer } from '../../src/socketmap/server.js';
+import { NetstringDecoder } from '../../src/socketmap/netstring.js';
+import { framesOf, netstring } from '../helpers/netstring.js';
 import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
 import type { LookupOptions, LookupResult, RecipientValidator, Verdict } from '../../src/recipient/types.js';
@@ -40,6 +41,26 @@ class FakeValidator implements RecipientValidator {
 }
 
 const always = (a: Answer) => new FakeValidator(() => a);
+
+/** The reply to one request, through a real socketmap listener and connection (no shortcut). */
+async function socketmapReply(validator: RecipientValidator, request: string): Promise<string> {
+  const server = createSocketmapServer({ validator, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), maxConnections: 10, idleTimeoutMs: 60_000 });
+  const { port } = await server.listen('127.0.0.1:0');
+  const socket = net.connect({ host: '127.0.0.1', port });
+  try {
+    await once(socket, 'connect');
+    socket.write(netstring(request));
+    const decoder = new NetstringDecoder(100_000);
+    for await (const chunk of socket) {
+      const [reply] = framesOf(decoder, chunk as Buffer);
+      if (reply) return reply.toString();
+    }
+    throw new Error(`no reply to ${JSON.stringify(request)}`);
+  } finally {
+    socket.destroy();
+    await server.close(0);
+  }
+}
 
 /** The reply grammar of socketmap_table(5) plus our rules: no bare OK, no OK OK, clean reasons. */
 function assertWellFormed(reply: string): void {
@@ -192,7 +213,7 @@ describe('socketmap server over a real socket', () => {
         resolve({ replies: out, closed });
       };
       const onData = (d: Buffer) => {
-        out.push(...decoder.push(d).map((b) => b.toString()));
+        out.push(...framesOf(decoder, d).map((b) => b.toString()));
         if (out.length >= n) done(false);
       };
       socket.on('data', onData);
@@ -203,7 +224,7 @@ describe('socketmap server over a real socket', () => {
   it('answers a request written one byte at a time', async () => {
     const { socket } = await start(new FakeValidator((a) => (a === 'bob@example.com' ? { verdict: 'valid', canonical: 'bob@example.com' } : { verdict: 'unknown' })));
     const got = replies(socket, 2);
-    const wire = Buffer.concat([encodeNetstring('recipients bob@example.com'), encodeNetstring('recipients eve@example.com')]);
+    const wire = Buffer.concat([netstring('recipients bob@example.com'), netstring('recipients eve@example.com')]);
     for (const byte of wire) {
       socket.write(Buffer.from([byte]));
       await new Promise((r) => setImmediate(r));
@@ -221,7 +242,7 @@ describe('socketmap server over a real socket', () => {
     const { socket } = await start(v);
     const keys = Array.from({ length: 100 }, (_, i) => `user${i}@example.com`);
     const got = replies(socket, 100);
-    socket.write(Buffer.concat(keys.map((k) => encodeNetstring(`recipients ${k}`))));
+    socket.write(Buffer.concat(keys.map((k) => netstring(`recipients ${k}`))));
     const { replies: answers } = await got;
     assert.deepEqual(answers, keys.map((k, i) => (i % 3 === 0 ? 'NOTFOUND ' : `OK ${k}`)));
     socket.destroy();
@@ -234,7 +255,7 @@ describe('socketmap server over a real socket', () => {
     const got = replies(socket, keys.length);
     // Several writes so the server sees more than its pipeline limit before answering.
     for (let i = 0; i < keys.length; i += 500) {
-      socket.write(Buffer.concat(keys.slice(i, i + 500).map((k) => encodeNetstring(`recipients ${k}`))));
+      socket.write(Buffer.concat(keys.slice(i, i + 500).map((k) => netstring(`recipients ${k}`))));
     }
     const { replies: answers } = await got;
     assert.deepEqual(answers, keys.map((k) => `OK ${k}`));
@@ -244,7 +265,7 @@ describe('socketmap server over a real socket', () => {
   it('answers what was asked before a malformed netstring, then closes the connection', async () => {
     const { socket, metrics } = await start(always({ verdict: 'valid', delayMs: 30 }));
     const got = replies(socket, 5);
-    socket.write(Buffer.concat([encodeNetstring('recipients a@example.com'), Buffer.from('5:hello;')]));
+    socket.write(Buffer.concat([netstring('recipients a@example.com'), Buffer.from('5:hello;')]));
     const result = await got;
     assert.deepEqual(result.replies, ['OK a@example.com']);
     assert.equal(result.closed, true);
@@ -268,7 +289,7 @@ describe('socketmap server over a real socket', () => {
     const other = net.connect({ host: '127.0.0.1', port: server.address()!.port });
     await once(other, 'connect');
     const got = replies(other, 1);
-    other.write(encodeNetstring('domains example.com'));
+    other.write(netstring('domains example.com'));
     assert.deepEqual((await got).replies, ['OK example.com']);
     other.destroy();
   });

@@ -325,11 +325,11 @@ describe('helm chart: ports, probes and security', () => {
     assert.equal(res.code, 0, `config check rejected the rendered config:\n${res.stderr}`);
   });
 
-  it('probes /healthz (liveness) and /readyz (readiness) on the http port', () => {
+  it('probes /healthz (liveness) and /readyz (readiness) on the metrics port, which a lookup flood does not block', () => {
     const { container } = podOf(defaults);
-    assert.deepEqual(container.livenessProbe.httpGet, { path: '/healthz', port: 'http' });
-    assert.deepEqual(container.readinessProbe.httpGet, { path: '/readyz', port: 'http' });
-    assert.ok(container.ports.some((p: any) => p.name === 'http'));
+    assert.deepEqual(container.livenessProbe.httpGet, { path: '/healthz', port: 'metrics' });
+    assert.deepEqual(container.readinessProbe.httpGet, { path: '/readyz', port: 'metrics' });
+    assert.ok(container.ports.some((p: any) => p.name === 'metrics'));
   });
 
   it('runs rcptgate and the test pod non-root, read-only, without capabilities, under seccomp', () => {

@@ -35,9 +35,9 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-async function serve(password: string, http: Record<string, unknown> = {}): Promise<string> {
+async function serve(password: string, http: Record<string, unknown> = {}): Promise<{ base: string; metricsBase: string }> {
   const config = validateConfig({
-    listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
+    listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: '127.0.0.1:0' },
     domains: ['example.com'],
     directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '1s' } },
     cache: { maxEntries: 0 },
@@ -54,12 +54,12 @@ async function serve(password: string, http: Record<string, unknown> = {}): Prom
     assert.ok(Date.now() < deadline, 'the directory probe never finished');
     await new Promise((r) => setTimeout(r, 50));
   }
-  return `http://127.0.0.1:${app.addresses.http!.port}`;
+  return { base: `http://127.0.0.1:${app.addresses.http!.port}`, metricsBase: `http://127.0.0.1:${app.addresses.metrics!.port}` };
 }
 
 describe('HTTP exposure against a real slapd', () => {
   test('no DN, filter, bind DN, URL or error text reaches an unauthenticated client, under a wrong bind password', async () => {
-    const base = await serve(WRONG_PASSWORD);
+    const { base, metricsBase } = await serve(WRONG_PASSWORD);
     const forbidden = [
       ldap.url, `127.0.0.1:${ldap.port}`, ldap.serviceDN, 'ou=services', 'ou=people', ldap.baseDN, '(mail=', 'mailAlternateAddress',
       'nvalid credentials', 'invalidCredentials', WRONG_PASSWORD, 'bind',
@@ -76,15 +76,18 @@ describe('HTTP exposure against a real slapd', () => {
       ['/v1/cache', { method: 'DELETE' }], ['/nope'],
       // /openapi.yaml is left out: a static document whose examples show made-up DNs and filters.
     ];
+    // The same paths on listen.metrics (what Prometheus and the probes reach) come last.
+    const onMetrics = ['/readyz', '/healthz', '/metrics', '/', '/v1/recipients/alice@example.com'];
     const statuses: number[] = [];
-    for (const [p, init] of requests) {
-      const res = await fetch(base + p, init);
+    for (const [p, init] of [...requests, ...onMetrics.map((m): [string] => [`metrics:${m}`])]) {
+      const url = p.startsWith('metrics:') ? metricsBase + p.slice('metrics:'.length) : base + p;
+      const res = await fetch(url, init);
       const text = `${[...res.headers].map(([k, v]) => `${k}: ${v}`).join('\n')}\n${await res.text()}`;
       statuses.push(res.status);
       for (const s of forbidden) assert.ok(!text.includes(s), `${init?.method ?? 'GET'} ${p} (${res.status}) shows ${JSON.stringify(s)}:\n${text.slice(0, 2000)}`);
     }
     // The lookups really ran into the failing directory (tempfail), and explain was refused.
-    assert.deepEqual(statuses, [200, 200, 200, 503, 200, 200, 503, 503, 401, 403, 200, 401, 401, 404]);
+    assert.deepEqual(statuses, [200, 200, 200, 503, 200, 200, 503, 503, 401, 403, 200, 401, 401, 404, 503, 200, 200, 404, 404]);
     const ready = (await (await fetch(`${base}/readyz`)).json()) as { reasonCode?: string; directory: { up: boolean } };
     assert.equal(ready.reasonCode, 'waiting_for_directory');
     assert.equal(ready.directory.up, false);
@@ -98,7 +101,7 @@ describe('HTTP exposure against a real slapd', () => {
   });
 
   test('a client outside http.lookupAllowFrom gets 401 without the token and answers with it', async () => {
-    const base = await serve(ldap.servicePassword, { lookupAllowFrom: ['::1/128'], lookupTokenFile: path.join(dir, 'lookup') });
+    const { base } = await serve(ldap.servicePassword, { lookupAllowFrom: ['::1/128'], lookupTokenFile: path.join(dir, 'lookup') });
     const url = `${base}/v1/recipients/alice@example.com`;
     const none = await fetch(url);
     assert.equal(none.status, 401);

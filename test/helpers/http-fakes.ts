@@ -1,45 +1,18 @@
-/** Fakes for the HTTP front-end tests: a scriptable validator and a health report. */
-import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from '../../src/recipient/types.js';
+/** Fakes for the HTTP front-end tests: the shared validator with a table script, and a health report. */
+import type { HealthReport, LookupResult } from '../../src/recipient/types.js';
+import { FakeValidator as SharedFake, byTable, type FakeAnswer } from './fake-validator.js';
 
 export type Answer = Omit<LookupResult, 'address'> | 'throw';
 
 /**
- * Answers by lower-cased address from `answers`; anything else is `unknown`. Records every call
- * and the most lookups ever in flight at once.
+ * The shared FakeValidator with the HTTP tests' script: answers by lower-cased address from
+ * `answers` (anything else `unknown`), serves example.com only, and reports 7 / 1 flushed entries.
  */
-export class FakeValidator implements RecipientValidator {
-  readonly calls: Array<{ address: string; options: LookupOptions }> = [];
-  readonly flushed: Array<string | undefined> = [];
-  maxInFlight = 0;
-  private inFlight = 0;
-
-  constructor(private readonly answers: Record<string, Answer> = {}) {}
-
-  async lookup(address: string, options: LookupOptions): Promise<LookupResult> {
-    this.calls.push({ address, options });
-    this.inFlight++;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    try {
-      await new Promise((resolve) => setImmediate(resolve)); // let other lookups start
-      const answer = this.answers[address.toLowerCase()] ?? { verdict: 'unknown', source: 'directory', ttlSeconds: 300 };
-      if (answer === 'throw') throw new Error('fake validator exploded at /secret/internal/path');
-      return { address, ...answer };
-    } finally {
-      this.inFlight--;
-    }
-  }
-
-  isServedDomain(domain: string): boolean {
-    return domain.toLowerCase() === 'example.com';
-  }
-
-  servedDomain(domain: string): string | null {
-    return this.isServedDomain(domain) ? 'example.com' : null;
-  }
-
-  flush(address?: string): number {
-    this.flushed.push(address);
-    return address === undefined ? 7 : 1;
+export class FakeValidator extends SharedFake {
+  constructor(answers: Record<string, Answer> = {}) {
+    const table: Record<string, FakeAnswer> = {};
+    for (const [address, a] of Object.entries(answers)) table[address] = a === 'throw' ? new Error('fake validator exploded at /secret/internal/path') : a;
+    super(byTable(table), { served: ['example.com'], flushed: { all: 7, one: 1 } });
   }
 }
 

@@ -71,7 +71,7 @@ describe('GET /v1/recipients/{address}', () => {
       source: 'directory',
       ttlSeconds: 3600,
     });
-    assert.deepEqual(validator.calls, [{ address: 'alice@example.com', options: { frontend: 'http', explain: false } }]);
+    assert.deepEqual(validator.calls, [{ address: 'alice@example.com', options: { frontend: 'http', explain: false }, sync: false }]);
   });
 
   it('answers 200 with valid false for unknown and not_ours', async () => {

@@ -8,28 +8,9 @@ import { MilterPacketDecoder, encodeMilterPacket, parseOptneg, type MilterPacket
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
-import type { LookupResult, RecipientValidator, Verdict } from '../../src/recipient/types.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
+import { FakeValidator, byLocalPart } from '../helpers/fake-validator.js';
 
-class FakeValidator implements RecipientValidator {
-  calls: string[] = [];
-  async lookup(address: string): Promise<LookupResult> {
-    this.calls.push(address);
-    const local = address.split('@')[0] ?? '';
-    if (local.includes('slow')) await new Promise((r) => setTimeout(r, 30));
-    const verdict: Verdict = local.startsWith('valid') ? 'valid' : local.startsWith('unknown') ? 'unknown' : local.startsWith('temp') ? 'tempfail' : local.startsWith('bad') || local.startsWith('"') ? 'invalid' : 'not_ours';
-    return { address, verdict, source: 'static', ttlSeconds: 0 };
-  }
-  isServedDomain() {
-    return true;
-  }
-  servedDomain(d: string) {
-    return d;
-  }
-  flush() {
-    return 0;
-  }
-}
 
 const ALL_OFFERED = 0x1fffff;
 const z = (...parts: string[]) => Buffer.from(parts.map((p) => p + '\0').join(''));
@@ -122,7 +103,7 @@ describe('milter protocol negotiation', () => {
 });
 
 describe('milter server', () => {
-  const validator = new FakeValidator();
+  const validator = new FakeValidator(byLocalPart('not_ours'), { served: null });
   const metrics = new Metrics({ defaultMetrics: false });
   const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000, action: 'reject' });
   let server: TcpServer;
@@ -167,7 +148,7 @@ describe('milter server', () => {
     const c = await connect();
     await c.session();
     await c.rcpt('valid-bare@example.com');
-    assert.equal(validator.calls.at(-1), 'valid-bare@example.com');
+    assert.equal(validator.addresses.at(-1), 'valid-bare@example.com');
   });
 
   it('continues through stages the MTA could not skip and goes on after ABORT', async () => {
@@ -279,7 +260,7 @@ describe('milter harvest guard and address handling', () => {
     }
   });
   async function serverWith(harvest: HarvestGuard) {
-    const validator = new FakeValidator();
+    const validator = new FakeValidator(byLocalPart('not_ours'), { served: null });
     const s = createMilterServer({ validator, metrics, logger: silentLogger(), harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
     const port = (await s.listen('127.0.0.1:0')).port;
     const entry = { s, c: [] as MtaClient[] };
@@ -347,6 +328,6 @@ describe('milter harvest guard and address handling', () => {
     const c = await connect();
     await c.session();
     assert.equal(await c.rcpt('"a>b"@example.com'), '501 5.1.3 Bad recipient address syntax');
-    assert.equal(validator.calls.at(-1), '"a>b"@example.com');
+    assert.equal(validator.addresses.at(-1), '"a>b"@example.com');
   });
 });

@@ -6,38 +6,9 @@ import { createPolicyServer } from '../../src/policy/server.js';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
-import type { LookupResult, RecipientValidator, Verdict } from '../../src/recipient/types.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
+import { FakeValidator, byLocalPart } from '../helpers/fake-validator.js';
 
-/** Verdict by local part: valid*, unknown*, temp*, other*, bad*; "slow" ones answer late. */
-class FakeValidator implements RecipientValidator {
-  calls: string[] = [];
-  async lookup(address: string): Promise<LookupResult> {
-    this.calls.push(address);
-    const local = address.split('@')[0] ?? '';
-    if (local.includes('throw')) throw new Error('boom');
-    if (local.includes('slow')) await new Promise((r) => setTimeout(r, 30));
-    const verdict: Verdict = local.startsWith('valid')
-      ? 'valid'
-      : local.startsWith('unknown')
-        ? 'unknown'
-        : local.startsWith('temp')
-          ? 'tempfail'
-          : local.startsWith('other')
-            ? 'not_ours'
-            : 'invalid';
-    return { address, verdict, source: 'static', ttlSeconds: 0 };
-  }
-  isServedDomain() {
-    return true;
-  }
-  servedDomain(d: string) {
-    return d;
-  }
-  flush() {
-    return 0;
-  }
-}
 
 function request(attrs: Record<string, string>): string {
   const all = { request: 'smtpd_access_policy', protocol_state: 'RCPT', client_address: '192.0.2.1', ...attrs };
@@ -83,7 +54,7 @@ class PolicyClient {
 }
 
 describe('policy server', () => {
-  const validator = new FakeValidator();
+  const validator = new FakeValidator(byLocalPart('invalid'), { served: null });
   const metrics = new Metrics({ defaultMetrics: false });
   const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000, action: 'reject' });
   let server: TcpServer;
@@ -130,11 +101,11 @@ describe('policy server', () => {
 
   it('answers DUNNO in every other protocol state without asking the engine', async () => {
     const c = await connect();
-    const before = validator.calls.length;
+    const before = validator.addresses.length;
     for (const state of ['CONNECT', 'EHLO', 'MAIL', 'DATA', 'END-OF-MESSAGE', 'VRFY', 'ETRN']) {
       assert.equal(await c.ask({ protocol_state: state, recipient: 'unknown9@example.com' }), 'DUNNO');
     }
-    assert.equal(validator.calls.length, before);
+    assert.equal(validator.addresses.length, before);
   });
 
   it('ignores attributes it does not know', async () => {
@@ -174,9 +145,9 @@ describe('policy server', () => {
       assert.match(await c.ask({ ...harvester, recipient: `unknown-h${i}@example.com` }), /^550 5\.1\.1 /, `unknown #${i + 1}`);
     }
     assert.equal(await c.ask({ ...harvester, recipient: 'unknown-h20@example.com' }), '421 4.7.0 Too many unknown recipients');
-    const calls = validator.calls.length;
+    const calls = validator.addresses.length;
     assert.equal(await c.ask({ ...harvester, recipient: 'valid@example.com' }), '421 4.7.0 Too many unknown recipients');
-    assert.equal(validator.calls.length, calls, 'a blocked client costs no directory lookup');
+    assert.equal(validator.addresses.length, calls, 'a blocked client costs no directory lookup');
     assert.equal(await c.ask({ client_address: '203.0.113.67', recipient: 'valid@example.com' }), 'DUNNO');
     assert.match(await c.ask({ client_address: '203.0.113.67', recipient: 'unknown-x@example.com' }), /^550 /);
     const blocked = (await metrics.harvestBlocked.get()).values.find((v) => v.labels.frontend === 'policy')?.value;
@@ -189,7 +160,7 @@ describe('policy server', () => {
     const c = await PolicyClient.connect(p);
     try {
       c.socket.write(request({ recipient: 'valid-slow@example.com' }));
-      while (!validator.calls.includes('valid-slow@example.com')) await new Promise((r) => setTimeout(r, 2));
+      while (!validator.addresses.includes('valid-slow@example.com')) await new Promise((r) => setTimeout(r, 2));
       const closing = s.close(5_000);
       assert.deepEqual(await c.replies(1), ['DUNNO']);
       await c.closed;
@@ -209,7 +180,7 @@ describe('policy harvest guard keys', () => {
     await Promise.all(servers.map((s) => s.close(100)));
   });
   async function clientOf(harvest: HarvestGuard) {
-    const server = createPolicyServer({ validator: new FakeValidator(), metrics, logger: silentLogger(), harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
+    const server = createPolicyServer({ validator: new FakeValidator(byLocalPart('invalid'), { served: null }), metrics, logger: silentLogger(), harvest, maxConnections: 10, idleTimeoutMs: 60_000 });
     servers.push(server);
     const port = (await server.listen('127.0.0.1:0')).port;
     return async () => {
@@ -253,7 +224,7 @@ describe('policy connection pipeline', () => {
     const metrics = new Metrics({ defaultMetrics: false });
     // maxPipeline 2 and 30 ms lookups: 40 requests keep reading paused for about 600 ms, longer
     // than the 300 ms request timeout, while the 41st request sits half read.
-    const server = createPolicyServer({ validator: new FakeValidator(), metrics, logger: silentLogger(), harvest: null, maxConnections: 2, idleTimeoutMs: 60_000, requestTimeoutMs: 300, maxPipeline: 2 });
+    const server = createPolicyServer({ validator: new FakeValidator(byLocalPart('invalid'), { served: null }), metrics, logger: silentLogger(), harvest: null, maxConnections: 2, idleTimeoutMs: 60_000, requestTimeoutMs: 300, maxPipeline: 2 });
     const port = (await server.listen('127.0.0.1:0')).port;
     const c = await PolicyClient.connect(port);
     try {

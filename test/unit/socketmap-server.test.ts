@@ -10,35 +10,9 @@ import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
 import type { LookupOptions, LookupResult, RecipientValidator, Verdict } from '../../src/recipient/types.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
+import { FakeValidator, type FakeAnswer } from '../helpers/fake-validator.js';
 
-type Answer = Partial<LookupResult> & { verdict: Verdict; delayMs?: number };
-
-/** A validator that answers from a table (default: unknown) and records what it was asked. */
-class FakeValidator implements RecipientValidator {
-  readonly asked: Array<{ address: string; options: LookupOptions }> = [];
-  constructor(
-    private readonly answers: (address: string) => Answer | Error = () => ({ verdict: 'unknown' }),
-    private readonly served = new Set(['example.com', 'example.org']),
-  ) {}
-  async lookup(address: string, options: LookupOptions): Promise<LookupResult> {
-    this.asked.push({ address, options });
-    const a = this.answers(address);
-    if (a instanceof Error) throw a;
-    if (a.delayMs) await new Promise((r) => setTimeout(r, a.delayMs));
-    const { delayMs: _d, ...rest } = a;
-    return { address, source: 'directory', ttlSeconds: 60, ...rest };
-  }
-  servedDomain(domain: string): string | null {
-    const d = domain.toLowerCase().replace(/\.$/, '');
-    return this.served.has(d) ? d : null;
-  }
-  isServedDomain(domain: string): boolean {
-    return this.servedDomain(domain) !== null;
-  }
-  flush(): number {
-    return 0;
-  }
-}
+type Answer = FakeAnswer;
 
 const always = (a: Answer) => new FakeValidator(() => a);
 
@@ -96,7 +70,7 @@ describe('socketmapReply', () => {
         const reply = await socketmapReply(v, `${map} alice+tag@example.com`);
         assert.equal(reply, expected[map][verdict]);
         assertWellFormed(reply);
-        assert.deepEqual(v.asked, [{ address: 'alice+tag@example.com', options: { frontend: 'socketmap' } }]);
+        assert.deepEqual(v.calls.map(({ address, options }) => ({ address, options })), [{ address: 'alice+tag@example.com', options: { frontend: 'socketmap' } }]);
       });
     }
   }
@@ -118,7 +92,7 @@ describe('socketmapReply', () => {
     assert.equal(await socketmapReply(v, 'domains example.net'), 'NOTFOUND ');
     assert.equal(await socketmapReply(v, 'domains .example.com'), 'NOTFOUND ');
     assert.equal(await socketmapReply(v, 'domains alice@example.com'), 'NOTFOUND ');
-    assert.equal(v.asked.length, 0);
+    assert.equal(v.calls.length, 0);
   });
 
   it('answers NOTFOUND without asking the engine for keys that are not full addresses', async () => {
@@ -128,14 +102,14 @@ describe('socketmapReply', () => {
         assert.equal(await socketmapReply(v, `${map} ${key}`), 'NOTFOUND ', `${map} ${key}`);
       }
     }
-    assert.equal(v.asked.length, 0);
+    assert.equal(v.calls.length, 0);
   });
 
   it('passes keys with spaces and odd characters to the engine unchanged', async () => {
     const v = always({ verdict: 'unknown' });
     await socketmapReply(v, 'recipients "john doe"@example.com');
     await socketmapReply(v, 'recipients *)(mail=*@example.com');
-    assert.deepEqual(v.asked.map((a) => a.address), ['"john doe"@example.com', '*)(mail=*@example.com']);
+    assert.deepEqual(v.addresses, ['"john doe"@example.com', '*)(mail=*@example.com']);
   });
 
   it('answers PERM for an unknown map name', async () => {
@@ -230,6 +204,20 @@ describe('socketmap server over a real socket', () => {
       await new Promise((r) => setImmediate(r));
     }
     assert.deepEqual((await got).replies, ['OK bob@example.com', 'NOTFOUND ']);
+    socket.destroy();
+  });
+
+  it('answers through the engine\'s synchronous path, in order behind a lookup still waiting', async () => {
+    // alice waits 50 ms for the "directory"; the others are at hand (lookupNow) yet must queue behind her.
+    const v = new FakeValidator((a) => (a.startsWith('alice') ? { verdict: 'valid', canonical: a, delayMs: 50 } : a.startsWith('bob') ? { verdict: 'valid', canonical: a } : { verdict: 'unknown' }), { sync: true });
+    const { socket } = await start(v);
+    const got = replies(socket, 4);
+    socket.write(Buffer.concat(['bob@example.com', 'alice@example.com', 'bob@example.com', 'eve@example.com'].map((a) => netstring(`recipients ${a}`))));
+    assert.deepEqual((await got).replies, ['OK bob@example.com', 'OK alice@example.com', 'OK bob@example.com', 'NOTFOUND ']);
+    assert.deepEqual(
+      v.calls.map((c) => [c.address, c.sync]),
+      [['bob@example.com', true], ['alice@example.com', false], ['bob@example.com', true], ['eve@example.com', true]],
+    );
     socket.destroy();
   });
 

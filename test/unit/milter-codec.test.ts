@@ -48,42 +48,6 @@ describe('milter packet decoder', () => {
     assert.throws(() => d.push(encodeMilterPacket(Cmd.ABORT)), ProtocolError);
   });
 
-  it('decodes the same packets however the bytes are chunked', () => {
-    const packetArb = fc.record({ command: fc.integer({ min: 0, max: 255 }), data: fc.uint8Array({ maxLength: 300 }) });
-    fc.assert(
-      fc.property(fc.array(packetArb, { maxLength: 10 }), fc.array(fc.integer({ min: 1, max: 50 }), { minLength: 1, maxLength: 30 }), (packets, sizes) => {
-        const bytes = Buffer.concat(packets.map((p) => encodeMilterPacket(p.command, p.data)));
-        const d = new MilterPacketDecoder();
-        const got: Array<{ command: number; data: number[] }> = [];
-        let off = 0;
-        for (let i = 0; off < bytes.length; i++) {
-          const n = sizes[i % sizes.length]!;
-          got.push(...d.push(bytes.subarray(off, off + n)).map((p) => ({ command: p.command, data: [...p.data] })));
-          off += n;
-        }
-        assert.deepEqual(got, packets.map((p) => ({ command: p.command, data: [...p.data] })));
-        assert.equal(d.bufferedBytes, 0);
-      }),
-    );
-  });
-
-  it('throws nothing but ProtocolError on garbage and never buffers past the cap', () => {
-    fc.assert(
-      fc.property(fc.array(fc.uint8Array({ maxLength: 5000 }), { maxLength: 30 }), (chunks) => {
-        const d = new MilterPacketDecoder();
-        for (const c of chunks) {
-          try {
-            d.push(c);
-          } catch (err) {
-            assert.ok(err instanceof ProtocolError, String(err));
-            return;
-          }
-          assert.ok(d.bufferedBytes <= DEFAULT_MAX_PACKET_BYTES + 4);
-        }
-      }),
-    );
-  });
-
   it('payload parsers throw nothing but ProtocolError on garbage', () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 200 }), (raw) => {

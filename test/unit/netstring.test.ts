@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import fc from 'fast-check';
 import { MAX_NETSTRING_PAYLOAD, NetstringDecoder, netstringText } from '../../src/socketmap/netstring.js';
 import { framesOf, netstring } from '../helpers/netstring.js';
 import { ProtocolError } from '../../src/errors.js';
@@ -157,49 +156,5 @@ describe('NetstringDecoder', () => {
     const d = new NetstringDecoder(5);
     assert.deepEqual(texts(framesOf(d, '5:hello,')), ['hello']);
     assertProtocolError(() => framesOf(d, '6'), 'RCPTGATE_FRAME_TOO_LARGE');
-  });
-
-  describe('properties', () => {
-    const payloads = fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 20 });
-
-    it('decodes what a client wrote, over any chunking', () => {
-      fc.assert(
-        fc.property(payloads, fc.array(fc.nat(), { maxLength: 30 }), (frames, rawCuts) => {
-          const wire = Buffer.concat(frames.map((f) => netstring(f)));
-          const parts = cut(wire, rawCuts.map((c) => (wire.length === 0 ? 0 : c % (wire.length + 1))));
-          const d = new NetstringDecoder();
-          const out: Buffer[] = [];
-          for (const p of parts) out.push(...framesOf(d, p));
-          assert.deepEqual(out.map((b) => Buffer.from(b)), frames.map((f) => Buffer.from(f)));
-          assert.equal(d.atBoundary, true);
-        }),
-      );
-    });
-
-    it('garbage only ever throws ProtocolError and never buffers past the cap', () => {
-      const cap = 64;
-      const garbage = fc.oneof(
-        fc.uint8Array({ maxLength: 400 }),
-        // Mostly well-formed prefixes: digits, colon, payload, then anything.
-        fc
-          .tuple(fc.nat({ max: 200 }), fc.uint8Array({ maxLength: 250 }), fc.uint8Array({ maxLength: 10 }))
-          .map(([n, body, tail]) => Buffer.concat([Buffer.from(`${n}:`), body, tail])),
-      );
-      fc.assert(
-        fc.property(fc.array(garbage, { minLength: 1, maxLength: 8 }), (chunks) => {
-          const d = new NetstringDecoder(cap);
-          try {
-            for (const c of chunks) {
-              for (const frame of framesOf(d, c)) assert.ok(frame.length <= cap);
-              assert.ok(d.buffered <= cap, `buffered ${d.buffered}`);
-            }
-          } catch (err) {
-            if (!(err instanceof ProtocolError)) throw err;
-            assert.ok(d.buffered <= cap);
-          }
-        }),
-        { numRuns: 2000 },
-      );
-    });
   });
 });

@@ -1,6 +1,6 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomically } from './atomic-file.js';
 import type { AnswerCache } from '../recipient/answer-cache.js';
 
 /**
@@ -81,21 +81,7 @@ export async function saveAnswers(path: string, source: string, cache: AnswerCac
   const hash = createHash('sha256');
   for (const b of blocks) hash.update(b);
   const header: AnswersHeader = { savedAt: now, source, count, sha256: hash.digest('hex') };
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    try {
-      await fh.writeFile(`${ANSWERS_MAGIC}\n${JSON.stringify(header)}\n`);
-      for (const b of blocks) await fh.write(b);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
+  await writeFileAtomically(path, `${ANSWERS_MAGIC}\n${JSON.stringify(header)}\n`, blocks);
   return count;
 }
 

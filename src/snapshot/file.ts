@@ -1,11 +1,11 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
-import { basename, dirname, join } from 'node:path';
 import type { DirectoryRecord } from '../directory/types.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import { readV1Body, SNAPSHOT_MAGIC_V1 } from './file-v1.js';
 import { SnapshotStore, type StoreImage } from './store.js';
+import { writeFileAtomically } from './atomic-file.js';
 
 /**
  * Snapshot file format, version 2: the compact store's arrays as they are in memory, so a
@@ -70,27 +70,7 @@ export async function writeSnapshot(
   for (const s of sections) hash.update(s);
   const layout: Layout = { meta: meta.length, offsets: sections[1]!.length, byAddress: sections[2]!.length, byDn: sections[3]!.length, chunks: image.chunks.map((c) => c.length) };
   const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, sha256: hash.digest('hex') };
-  const dir = dirname(path);
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', 0o600);
-  try {
-    try {
-      await fh.writeFile(`${SNAPSHOT_MAGIC}\n${JSON.stringify({ ...header, layout })}\n`);
-      for (const s of sections) await fh.write(s);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    // Whatever failed, the previous snapshot stays in place and no temp file is left behind.
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  // Persist the rename itself; some filesystems cannot fsync a directory, which is harmless.
-  const dh = await open(dir, 'r').catch(() => null);
-  await dh?.sync().catch(() => undefined);
-  await dh?.close();
+  await writeFileAtomically(path, `${SNAPSHOT_MAGIC}\n${JSON.stringify({ ...header, layout })}\n`, sections);
   return header;
 }
 

@@ -71,7 +71,7 @@ export interface PostmapBulkResult extends PostmapResult {
   elapsedMs: number;
 }
 
-/** A throwaway config directory with the main.cf client tools need (INFRA.md). */
+/** A throwaway config directory with the main.cf that the Postfix client tools need. */
 async function withClientConfig<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-postmap-'));
   try {

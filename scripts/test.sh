@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The one command that installs what the tests need and runs them all (README "Quick start").
+# `npm test`: installs what the tests need, then runs them all (README "Quick start").
 # On a fresh Debian machine with Node and npm: as root it installs the missing Debian packages
 # (apt) and helm (scripts/install-helm.sh); as another user it prints the exact command to run
 # and stops. Idempotent: what is already present is not reinstalled. .ci/run calls it as it is.
@@ -63,5 +63,5 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   log "npm ci"
   npm ci --no-audit --no-fund
 fi
-log "npm test"
-npm test
+log "npm run test:run"
+npm run test:run

@@ -11,6 +11,7 @@ import type { Context } from '../lib/context.js';
 import { cpuMillis } from '../lib/cpu.js';
 import { searchCounter } from '../lib/monitor.js';
 import { keyFile, socketmapSeq, startNullSocketmap } from '../lib/native.js';
+import { ROOT, startNode } from '../lib/procs.js';
 import { postmapConfigDir, postmapRun, writeLdapTable, type PostmapRun } from '../lib/postmap.js';
 import { startRcptgate } from '../lib/rcptgate.js';
 import { fmt } from '../lib/report.js';
@@ -27,6 +28,8 @@ export async function postmapScenario(ctx: Context): Promise<void> {
   const rg = ctx.children.add(await startRcptgate({ dir: ctx.dir, name: 'postmap', slapd })) as Awaited<ReturnType<typeof startRcptgate>>;
   const nullPort = await freePort();
   const nul = ctx.children.add(await startNullSocketmap(tools, nullPort));
+  const nodePort = await freePort();
+  const nodeNul = ctx.children.add(await startNode(path.join(ROOT, 'bench/servers/null-socketmap.ts'), [String(nodePort)], nodePort, { what: 'do-nothing socketmap responder in Node' }));
   const ldapMap = `ldap:${await writeLdapTable(ctx.dir, 'ldap-direct', slapd.port, slapd.baseDN)}`;
   const sm = (port: number) => `socketmap:inet:127.0.0.1:${port}:recipients`;
 
@@ -37,19 +40,30 @@ export async function postmapScenario(ctx: Context): Promise<void> {
   if (warmup.requests !== KEYS || warmup.replies.TEMP) notes.push(`postmap warm-up: ${warmup.requests} answers, ${JSON.stringify(warmup.replies)}`);
 
   let pNull: PostmapRun | null = null;
+  let pNode: PostmapRun | null = null;
   let pWarm: PostmapRun | null = null;
   let pLdap: PostmapRun | null = null;
   let warmCpu = 0;
   for (let round = 0; round < ROUNDS; round++) {
     pNull = best(pNull, await postmapRun(cfDir, sm(nullPort), warmFile, KEYS));
+    pNode = best(pNode, await postmapRun(cfDir, sm(nodePort), warmFile, KEYS));
     const c0 = cpuMillis(rg.pid);
     pWarm = best(pWarm, await postmapRun(cfDir, sm(rg.socketmapPort), warmFile, KEYS));
     warmCpu += cpuMillis(rg.pid) - c0;
     pLdap = best(pLdap, await postmapRun(cfDir, ldapMap, warmFile, KEYS));
   }
   await nul.stop();
+  await nodeNul.stop();
   ctx.log(`postmap warm: C responder ${fmt(pNull!.rate)}/s, rcptgate ${fmt(pWarm!.rate)}/s, ldap: ${fmt(pLdap!.rate)}/s`);
   rows.push({ section: 'postmap', what: 'warm: postmap → do-nothing socketmap responder in C (ceiling)', value: pNull!.rate, unit: 'lookups/s', note: `${pNull!.found} of ${KEYS} answered OK` });
+  rows.push({
+    section: 'postmap',
+    what: "warm: postmap → do-nothing socketmap responder in Node (Node's own floor, for reference)",
+    value: pNode!.rate,
+    unit: 'lookups/s',
+    baseline: { name: 'C responder', value: pNull!.rate },
+    note: `${pNode!.found} of ${KEYS} answered OK; rcptgate reaches ${fmt(pWarm!.rate / pNode!.rate)}× of it`,
+  });
   rows.push({ section: 'postmap', what: 'warm: postmap → Postfix native ldap: (slapd every time)', value: pLdap!.rate, unit: 'lookups/s', baseline: { name: 'C responder', value: pNull!.rate }, note: `${pLdap!.found} found` });
   rows.push({
     section: 'postmap',

@@ -167,7 +167,7 @@ ${sections.join('\n\n')}
   at once — the Postfix client's true ceiling; \`loadgen\` drives sequential socketmap or LDAP clients (LDAP: hand-written
   BER, anonymous, the openldap preset's filter, attributes and size limit) and the flood attacker.
 - postmap: \`postmap -q - MAP < keys\` (one sequential connection, as smtpd does), 10,000 keys. Warm: best of 3 alternating
-  rounds of the C responder, rcptgate (keys cached beforehand) and native \`ldap:\` (ldap_table(5), same filter,
+  rounds of the C responder, the Node do-nothing responder (bench/servers/null-socketmap.ts, for reference), rcptgate (keys cached beforehand) and native \`ldap:\` (ldap_table(5), same filter,
   \`result_attribute = mail\`). Cold: 2 rounds on 10,000 fresh keys, rcptgate's cache flushed (\`DELETE /v1/cache\`) before
   each. CPU from /proc/PID/stat (utime+stime, 10 ms ticks) of rcptgate and slapd around each run; postmap's own CPU from
   the cutime/cstime of the shell that waited for it. slapd's CPU per search = its CPU during the native \`ldap:\` runs
@@ -188,7 +188,9 @@ ${sections.join('\n\n')}
   delays every chunk 5 ms each way (netem is not available) in front of slapd, for both contenders; rcptgate with
   default settings. With 10 sequential sessions and distinct recipients, every cold RCPT waits one round trip on
   either side, so RCPT/s can only pull ahead where answers need fewer round trips than lookups. Down: slapd
-  stopped, rcptgate's cache flushed.
+  stopped, rcptgate's cache flushed. Warm floor: the same run against the C and the Node do-nothing socketmap
+  responders (bench/c/null-socketmap.c, bench/servers/null-socketmap.ts), each behind its own MX, every RCPT accepted:
+  what one reply per wake-up costs a server that does no work.
 - http: autocannon, 10 connections, 4 s, one cached address, against bench/servers/bare-express.ts.
 - memory: bench/memory/cache-rss.ts (1,000,000 cached answers, default V8 flags and \`${HEAP_BUDGET.join(' ')}\`),
   bench/memory/snapshot.ts (1,000,000 generated addresses), and \`rcptgate sync\` against the benchmark slapd.

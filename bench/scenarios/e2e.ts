@@ -11,6 +11,7 @@ import type { Context } from '../lib/context.js';
 import { cpuMillis } from '../lib/cpu.js';
 import { countReplies, smtpSource, startMx, type Mx, type SmtpCounts } from '../lib/mx.js';
 import { writeLdapTable } from '../lib/postmap.js';
+import { startNullSocketmap } from '../lib/native.js';
 import { ROOT, startNode } from '../lib/procs.js';
 import { startRcptgate, type Rcptgate } from '../lib/rcptgate.js';
 import { fmt } from '../lib/report.js';
@@ -20,9 +21,10 @@ const RCPTS = 5;
 const PROXY_DELAY_MS = 5;
 
 interface Contender {
-  name: 'native ldap:' | 'rcptgate';
+  name: string;
   mx: Mx;
-  rg?: Rcptgate;
+  /** The socketmap server whose CPU counts as rcptgate's share (rcptgate, or a do-nothing responder). */
+  server?: { pid: number };
   logOffset: number;
 }
 
@@ -42,11 +44,11 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
   const rg = ctx.children.add(await startRcptgate({ dir, name: 'e2e', slapd })) as Rcptgate;
   const ldapCf = await writeLdapTable(dir, 'e2e-ldap', slapd.port, slapd.baseDN);
   const native: Contender = { name: 'native ldap:', mx: await startMx(`ldap:${ldapCf}`), logOffset: 0 };
-  const ours: Contender = { name: 'rcptgate', mx: await startMx(`socketmap:inet:127.0.0.1:${rg.socketmapPort}:recipients`), rg, logOffset: 0 };
+  const ours: Contender = { name: 'rcptgate', mx: await startMx(`socketmap:inet:127.0.0.1:${rg.socketmapPort}:recipients`), server: rg, logOffset: 0 };
   const mxs = [native.mx, ours.mx];
   try {
     const run = async (c: Contender, count: number, expect: (n: number) => number, slapdUp = true): Promise<E2eRun> => {
-      const cpu = async () => ({ postfix: await c.mx.cpuMillis(), rcptgate: c.rg ? cpuMillis(c.rg.pid) : 0, slapd: slapdUp ? cpuMillis(slapd.pid!) : 0 });
+      const cpu = async () => ({ postfix: await c.mx.cpuMillis(), rcptgate: c.server ? cpuMillis(c.server.pid) : 0, slapd: slapdUp ? cpuMillis(slapd.pid!) : 0 });
       const before = await cpu();
       const t0 = process.hrtime.bigint();
       await smtpSource(c.mx.port, SESSIONS, count, RCPTS);
@@ -69,6 +71,7 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
     const warmRg = await run(ours, messages, truth); // the same recipients again: all cached
     report(ctx, 'warm', warmRg, warmNative, { cpu: 0.7 });
     report(ctx, 'cold', coldRg, coldNative, { cpu: 1.0 });
+    await floors(ctx, messages, run, mxs);
 
     // Directory 5 ms away: both clients behind the same delaying proxy, rcptgate with defaults.
     const proxyPort = await freePort();
@@ -76,7 +79,7 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
     const remote = ctx.children.add(await startRcptgate({ dir, name: 'e2e-remote', slapd, ldapPort: proxyPort })) as Rcptgate;
     const farCf = await writeLdapTable(dir, 'e2e-ldap-far', proxyPort, slapd.baseDN);
     const farNative: Contender = { name: 'native ldap:', mx: await startMx(`ldap:${farCf}`), logOffset: 0 };
-    const farOurs: Contender = { name: 'rcptgate', mx: await startMx(`socketmap:inet:127.0.0.1:${remote.socketmapPort}:recipients`), rg: remote, logOffset: 0 };
+    const farOurs: Contender = { name: 'rcptgate', mx: await startMx(`socketmap:inet:127.0.0.1:${remote.socketmapPort}:recipients`), server: remote, logOffset: 0 };
     mxs.push(farNative.mx, farOurs.mx);
     await run(farOurs, 10, truth);
     await run(farNative, 10, truth);
@@ -104,6 +107,36 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
   } finally {
     for (const mx of mxs) await mx.instance.close();
   }
+}
+
+/**
+ * What a socketmap server costs per RCPT at this request rate when it does nothing: the C and the
+ * Node do-nothing responders behind their own MX (every RCPT accepted). One reply per wake-up
+ * is the regime of a real MX, so this is the floor for rcptgate's share of the warm CPU.
+ */
+async function floors(ctx: Context, messages: number, run: (c: Contender, count: number, expect: (n: number) => number, slapdUp?: boolean) => Promise<E2eRun>, mxs: Mx[]): Promise<void> {
+  const cPort = await freePort();
+  const c = ctx.children.add(await startNullSocketmap(ctx.tools, cPort));
+  const nodePort = await freePort();
+  const node = ctx.children.add(await startNode(path.join(ROOT, 'bench/servers/null-socketmap.ts'), [String(nodePort)], nodePort, { what: 'do-nothing socketmap responder in Node' }));
+  const accept = () => 250;
+  for (const [name, child, port] of [['C', c, cPort], ['Node', node, nodePort]] as const) {
+    const mx = await startMx(`socketmap:inet:127.0.0.1:${port}:recipients`);
+    mxs.push(mx);
+    const contender: Contender = { name, mx, server: child, logOffset: 0 };
+    await run(contender, 20, accept, false);
+    const r = await run(contender, messages, accept, false);
+    ctx.rows.push({
+      section: 'e2e',
+      what: `warm floor: do-nothing socketmap responder in ${name}, its CPU per RCPT (for reference)`,
+      value: r.parts.rcptgate,
+      unit: 'µs',
+      note: `${fmt(r.rate)} RCPT/s; Postfix ${fmt(r.parts.postfix)} µs/RCPT`,
+    });
+    await mx.instance.close();
+  }
+  await c.stop();
+  await node.stop();
 }
 
 function codes(c: SmtpCounts): string {

@@ -136,33 +136,3 @@ export function encodeReplyCode(text: string): Buffer {
   }
   return encodeMilterPacket(Reply.REPLYCODE, Buffer.from(`${text.replace(/%/g, '%%')}\0`, 'utf8'));
 }
-
-/**
- * The recipient (or sender) from MAIL/RCPT arguments: the first string is the address as the
- * client wrote it, maybe in `<>`, maybe followed by ESMTP parameters; the rest are parameters.
- */
-export function envelopeAddress(args: readonly string[]): string {
-  let a = (args[0] ?? '').trim();
-  // Some MTAs put ESMTP parameters in the same string: keep only the path.
-  if (a.startsWith('<')) {
-    const close = closingBracket(a);
-    a = close === -1 ? a.slice(1) : a.slice(1, close);
-  } else {
-    a = a.split(/\s+/)[0] ?? '';
-  }
-  // Source route "@a,@b:user@domain" (RFC 5321 says ignore it).
-  const colon = a.startsWith('@') ? a.indexOf(':') : -1;
-  return colon === -1 ? a : a.slice(colon + 1);
-}
-
-/** The '>' that closes a path opened at 0, skipping quoted strings ("a>b"@example.com); -1 if none. */
-function closingBracket(path: string): number {
-  let quoted = false;
-  for (let i = 1; i < path.length; i++) {
-    const c = path[i];
-    if (quoted && c === '\\') i++;
-    else if (c === '"') quoted = !quoted;
-    else if (c === '>' && !quoted) return i;
-  }
-  return -1;
-}

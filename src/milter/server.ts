@@ -17,13 +17,13 @@ import {
   encodeMilterPacket,
   encodeOptneg,
   encodeReplyCode,
-  envelopeAddress,
   parseConnect,
   parseMacros,
   parseOptneg,
   parseStrings,
   type MilterPacket,
 } from './codec.js';
+import { milterRecipient } from './envelope.js';
 
 export interface MilterServerOptions extends FrontendServerOptions {
   /**
@@ -73,6 +73,8 @@ class MilterSession {
   private negotiated = false;
   /** Client IP from CONNECT, else the {client_addr} macro; null until known. */
   private client: string | null = null;
+  /** `{rcpt_addr}` sent with the RCPT about to come (the MTA's resolved recipient). */
+  private rcptAddr: string | undefined;
 
   constructor(
     private readonly ctx: ConnectionContext,
@@ -88,8 +90,10 @@ class MilterSession {
     if (!this.negotiated) throw new ProtocolError(`milter command 0x${command.toString(16)} before option negotiation`);
     switch (command) {
       case Cmd.MACRO: {
-        const client = parseMacros(data).macros.get('{client_addr}');
+        const { forCommand, macros } = parseMacros(data);
+        const client = macros.get('{client_addr}');
         if (client && !this.client) this.client = clientKey(client);
+        if (forCommand === Cmd.RCPT) this.rcptAddr = macros.get('{rcpt_addr}');
         return null;
       }
       case Cmd.CONNECT: {
@@ -135,7 +139,8 @@ class MilterSession {
   }
 
   private rcpt(args: string[]): HandlerResult {
-    const recipient = envelopeAddress(args);
+    const recipient = milterRecipient(args, this.rcptAddr);
+    this.rcptAddr = undefined;
     const client = this.client ?? this.ctx.peer.address;
     const answer = this.gate.recipient(recipient, client, 'milter', this.ctx.logger);
     return answer instanceof Promise ? answer.then(reply) : reply(answer);

@@ -11,13 +11,13 @@ import { ProtocolError } from '../../src/errors.js';
 import {
   MilterPacketDecoder,
   encodeMilterPacket,
-  envelopeAddress,
   parseConnect,
   parseMacros,
   parseOptneg,
   parseStrings,
   type MilterPacket,
 } from '../../src/milter/codec.js';
+import { envelopeAddress } from '../../src/milter/envelope.js';
 import { NetstringDecoder } from '../../src/socketmap/netstring.js';
 import { framesOf, netstring } from './netstring.js';
 import { PolicyRequestDecoder, type PolicyRequest } from '../../src/policy/codec.js';

@@ -5,6 +5,7 @@
  * example.net — so one Postfix sees 250, 550 and 451 from one milter listener.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
@@ -13,6 +14,42 @@ import { requirePostfixTools, startPostfix, swaks, type PostfixInstance, type Sw
 import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
 
 const FROM = 'sender@client.example';
+
+/**
+ * One raw SMTP session sending each RCPT argument exactly as given (swaks would rewrite them), from
+ * `clientAddress`; the reply line to each RCPT, in order.
+ */
+async function rawRcpts(port: number, clientAddress: string, rcptArgs: string[]): Promise<string[]> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress: clientAddress });
+  socket.setEncoding('latin1');
+  let buffered = '';
+  const waiters: ((line: string) => void)[] = [];
+  socket.on('data', (d: string) => {
+    buffered += d;
+    for (let nl = buffered.indexOf('\r\n'); nl >= 0; nl = buffered.indexOf('\r\n')) {
+      const line = buffered.slice(0, nl);
+      buffered = buffered.slice(nl + 2);
+      if (line[3] !== '-') waiters.shift()?.(line);
+    }
+  });
+  const reply = () => new Promise<string>((resolve) => waiters.push(resolve));
+  const send = (command: string) => {
+    const r = reply();
+    socket.write(`${command}\r\n`);
+    return r;
+  };
+  try {
+    await reply();
+    await send('EHLO client.rcptgate.test');
+    await send(`MAIL FROM:<${FROM}>`);
+    const out: string[] = [];
+    for (const arg of rcptArgs) out.push(await send(`RCPT TO:${arg}`));
+    await send('QUIT');
+    return out;
+  } finally {
+    socket.destroy();
+  }
+}
 
 function replies(r: SwaksResult): string[] {
   return r.rcpt.map((x) => (x.reply ? x.reply.text : '(no reply)'));
@@ -100,5 +137,17 @@ describe('milter behind a real Postfix', () => {
     assert.equal(r.rcpt[invalid.length + 1]!.reply?.code, 250, r.transcript);
     const queued = await mx!.queuedRecipients();
     for (const address of [...invalid, quoted]) assert.ok(!queued.some((q) => q.toLowerCase() === address.toLowerCase()), queued.join(','));
+  });
+
+  it('reads each RCPT the way Postfix routes it: quoting, comments and white space do not let an unknown user through', async () => {
+    // Each form is one Postfix relays to nobody@example.com (its internal form; the policy front
+    // end is given that form). Read as raw text, several passed as foreign domains.
+    const unknown = ['<"nobody@example.com">', '<nobody@example.com (comment)>', '<nobody@example.com >', '< nobody@example.com>', '<nobody(c)@example.com>', '<"nobody"@example.com>', '<nobody\\@example.com>', '<@relay.example:nobody@example.com>', '<nobody@(x)example.com>', '<nobody@example.com.(x)>', '<nobody@ example.com>', '<nobody@example.com;>'];
+    // And the same forms for a valid user reach it, not a syntax error.
+    const valid = ['<"alice@example.com">', '<alice@example.com (comment)>', '< alice@example.com >', '<alice(c)@example.com>'];
+    const got = await rawRcpts(mx!.port, '127.0.0.6', [...unknown, ...valid, '<""@example.com>']);
+    for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
+    for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
+    assert.match(got.at(-1)!, /^501 5\.1\.3 /, 'an empty local part in a served domain');
   });
 });

@@ -9,12 +9,12 @@ import {
   encodeMilterPacket,
   encodeOptneg,
   encodeReplyCode,
-  envelopeAddress,
   parseConnect,
   parseMacros,
   parseOptneg,
   parseStrings,
 } from '../../src/milter/codec.js';
+import { envelopeAddress, milterRecipient } from '../../src/milter/envelope.js';
 
 const z = (...parts: string[]) => Buffer.from(parts.map((p) => p + '\0').join(''));
 
@@ -113,4 +113,33 @@ describe('envelope address from RCPT arguments', () => {
   it('accepts a bare address', () => assert.equal(envelopeAddress(['a@example.com']), 'a@example.com'));
   it('drops a source route', () => assert.equal(envelopeAddress(['<@relay.example:a@example.com>']), 'a@example.com'));
   it('gives an empty string for no arguments', () => assert.equal(envelopeAddress([]), ''));
+  // What Postfix routes by (its internal form), checked against a real Postfix in milter-postfix.test.ts.
+  for (const [raw, routed] of [
+    ['<nobody@example.com >', 'nobody@example.com'],
+    ['< nobody@example.com>', 'nobody@example.com'],
+    ['<"nobody@example.com">', 'nobody@example.com'],
+    ['<"nobody"@example.com>', 'nobody@example.com'],
+    ['<nobody(comment)@example.com>', 'nobody@example.com'],
+    ['<nobody@example.com(a (nested) comment)>', 'nobody@example.com'],
+    ['<nobody\\@example.com>', 'nobody@example.com'],
+    ['<"no body"@example.com>', '"no body"@example.com'],
+    ['<"a\\"b"@example.com>', '"a\\"b"@example.com'],
+    ['<"a>b"@example.com> NOTIFY=NEVER', '"a>b"@example.com'],
+    ['<@a.example,@b.example:nobody@example.com>', 'nobody@example.com'],
+    ['<nobody@[192.0.2.1]>', 'nobody@[192.0.2.1]'],
+  ] as const) {
+    it(`reads ${raw} as Postfix routes it: ${routed}`, () => assert.equal(envelopeAddress([raw]), routed));
+  }
+  it('leaves an unbalanced quote or comment unparseable', () => {
+    assert.equal(envelopeAddress(['<"nobody@example.com>']), '"nobody@example.com>');
+    assert.equal(envelopeAddress(['<nobody(@example.com>']), 'nobody(@example.com>');
+  });
+  it("falls back to the MTA's {rcpt_addr} only where the argument is no address", () => {
+    assert.equal(milterRecipient(['<nobody@example.com;>'], 'nobody@example.com'), 'nobody@example.com');
+    assert.equal(milterRecipient(['<nobody@example.com:x>'], '"nobody@example.com:x"@example.com'), '"nobody@example.com:x"@example.com');
+    // Sendmail: {rcpt_addr} can be a mailer's target; the recipient as given wins.
+    assert.equal(milterRecipient(['<alice@example.com>'], 'alice@internal.example'), 'alice@example.com');
+    assert.equal(milterRecipient(['<bad..dots@example.com>'], 'alice'), 'bad..dots@example.com');
+    assert.equal(milterRecipient(['<alice@example.com>'], undefined), 'alice@example.com');
+  });
 });

@@ -12,6 +12,7 @@
  *   e2e      smtp-source → private Postfix MX → rcptgate or native ldap: (warm, cold, 5 ms, down)
  *   http     HTTP single lookup vs a bare express route
  *   memory   cache and snapshot memory figures
+ *   regress  old build (git, REGRESS_COMMIT) against the working tree: warm and cold postmap, same run
  * `npm run bench -- --only e2e` runs one; `--messages N` sets the e2e size (default 1000).
  * A partial run prints its table but leaves bench/RESULTS.md alone.
  */
@@ -35,8 +36,9 @@ import { httpScenario } from './scenarios/http.js';
 import { HEAP_BUDGET, memoryScenario } from './scenarios/memory.js';
 import { postmapScenario } from './scenarios/postmap.js';
 import { profileScenario } from './scenarios/profile.js';
+import { REGRESS_COMMIT, REGRESS_KEYS, regressScenario } from './scenarios/regress.js';
 
-const SCENARIOS = ['postmap', 'profile', 'ceiling', 'flood', 'e2e', 'http', 'memory'] as const;
+const SCENARIOS = ['postmap', 'profile', 'ceiling', 'flood', 'e2e', 'http', 'memory', 'regress'] as const;
 type Scenario = (typeof SCENARIOS)[number];
 
 const { values } = parseArgs({ options: { only: { type: 'string' }, messages: { type: 'string', default: '1000' } } });
@@ -46,7 +48,7 @@ const ONLY = new Set(only as Scenario[]);
 const FULL_RUN = SCENARIOS.every((s) => ONLY.has(s));
 const MESSAGES = Number(values.messages);
 
-const USERS = 150_000;
+const USERS = 150_000 + REGRESS_KEYS;
 /** Users K@example.com for odd K up to this: ground truth for smtp-source's numbered recipients. */
 const NUMBERED = 10_000;
 const RUN_LIMIT_MS = 25 * 60_000;
@@ -86,6 +88,7 @@ async function main(): Promise<void> {
       ['e2e', () => e2eScenario(ctx, MESSAGES)],
       ['http', () => httpScenario(ctx)],
       ['memory', () => memoryScenario(ctx, USERS + NUMBERED / 2)],
+      ['regress', () => regressScenario(ctx)],
     ];
     for (const [name, step] of steps) {
       if (!ONLY.has(name)) continue;
@@ -194,6 +197,12 @@ ${sections.join('\n\n')}
 - http: autocannon, 10 connections, 4 s, one cached address, against bench/servers/bare-express.ts.
 - memory: bench/memory/cache-rss.ts (1,000,000 cached answers, default V8 flags and \`${HEAP_BUDGET.join(' ')}\`),
   bench/memory/snapshot.ts (1,000,000 generated addresses), and \`rcptgate sync\` against the benchmark slapd.
+- regress: the old build (commit ${REGRESS_COMMIT}, \`git archive\` into a temporary directory, its dependencies shared when
+  its package-lock.json is the same, else \`npm ci\`) and the working tree run side by side, each as the real CLI with
+  default settings (each gets the config its own \`config check\` accepts). \`postmap -q -\` in alternating rounds (each
+  round runs both, the order swaps every round), after an unmeasured JIT warm-up of each: warm, 10,000 cached keys, median
+  of 7 rounds; cold, cache flushed and 4,000 fresh keys per build and round, median of 5 rounds. CPU of each rcptgate
+  process from /proc/PID/stat. Tolerance: the same-build noise of the run (see the regress section).
 `;
 }
 

@@ -13,10 +13,13 @@ export interface Child {
   stop(): Promise<void>;
 }
 
-/** Runs a TypeScript file with `node --import tsx`, waits until it accepts on `port`. */
-export async function startNode(script: string, args: string[], port: number, options: { nodeArgs?: string[]; what: string; env?: NodeJS.ProcessEnv }): Promise<Child> {
+/**
+ * Runs a TypeScript file with `node --import tsx`, waits until it accepts on `port`. `cwd`
+ * (default: this checkout) is where tsx and the tsconfig are found: another build's own tree.
+ */
+export async function startNode(script: string, args: string[], port: number, options: { nodeArgs?: string[]; what: string; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<Child> {
   const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   });

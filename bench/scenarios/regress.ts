@@ -7,6 +7,7 @@
  * of the same run: the confidence interval of the median paired ratio over the rounds.
  */
 import { mkdir } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { materialiseBuild, startBuild, workingTree, type BuildInstance } from '../lib/builds.js';
 import type { Context } from '../lib/context.js';
@@ -56,11 +57,15 @@ export async function regressScenario(ctx: Context): Promise<void> {
     }
     const [oldRg, newRg] = started as [BuildInstance, BuildInstance];
     const cfDir = await postmapConfigDir(await mkdirp(path.join(ctx.dir, 'regress')));
+    // The machine's load over each phase, so a reader can tell a noisy run from a regression.
+    const load = [os.loadavg()[0]!];
     const warm = await warmRounds(ctx, cfDir, oldRg, newRg);
+    load.push(os.loadavg()[0]!);
     const cold = await coldRounds(ctx, cfDir, oldRg, newRg);
+    load.push(os.loadavg()[0]!);
     report(ctx, 'warm', warm, `postmap, every answer cached, ${WARM_KEYS.toLocaleString('en-US')} keys a run`);
     report(ctx, 'cold', cold, `postmap, cache flushed, ${COLD_KEYS.toLocaleString('en-US')} fresh keys a run`);
-    ctx.sections.push(section(oldBuild.deps, warm, cold));
+    ctx.sections.push(section(oldBuild.deps, warm, cold, load.map((x) => x.toFixed(2))));
   } finally {
     await Promise.all(started.map((s) => s.stop()));
     oldBuild.dispose();
@@ -225,7 +230,7 @@ function report(ctx: Context, phase: 'warm' | 'cold', pairs: Pair[], how: string
   });
 }
 
-function section(deps: string, warm: Pair[], cold: Pair[]): string {
+function section(deps: string, warm: Pair[], cold: Pair[], load: string[]): string {
   const rounds = (phase: string, pairs: Pair[]) =>
     pairs.map((p, i) => `| ${phase} | ${i + 1} | ${p.order} | ${fmt(p.old.rate)} | ${fmt(p.new.rate)} | ${fmt(p.new.rate / p.old.rate)} | ${fmt(p.old.cpu)} | ${fmt(p.new.cpu)} | ${fmt(p.new.cpu / p.old.cpu)} |`);
   const line = (phase: string, v: { rate: Figure; cpu: Figure }) =>
@@ -250,8 +255,8 @@ fails instead of passing by default. ${pct(MARGIN)} because single runs of one b
 machine and ${ROUNDS} paired rounds bring the interval to a few per cent: a smaller margin would fail on load alone, a
 larger one would let a real regression through. A regression smaller than the interval's half-width can still pass.
 
-${line('warm', verdicts(warm))}
-${line('cold', verdicts(cold))}
+${line('warm', verdicts(warm))}; load average ${load[0]} → ${load[1]}
+${line('cold', verdicts(cold))}; load average ${load[1]} → ${load[2]}
 
 | phase | round | order | old lookups/s | new lookups/s | new/old | old CPU µs | new CPU µs | new/old |
 |---|---|---|---|---|---|---|---|---|

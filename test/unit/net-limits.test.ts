@@ -70,6 +70,45 @@ describe('PeerTable', () => {
   });
 });
 
+describe('Peer wake-ups', () => {
+  it('a finished request wakes one waiting connection, in turn, not every waiting one', () => {
+    const table = new PeerTable({ maxConnections: 300, maxOutstanding: 1 });
+    const p = table.admit('192.0.2.1')!;
+    p.acquire();
+    // 200 paused connections; a woken one starts a request and, with more to do, waits again.
+    const woken: number[] = [];
+    const conns = Array.from({ length: 200 }, (_, i) => {
+      const wake = (): void => {
+        woken.push(i);
+        p.acquire();
+        p.wait(wake);
+      };
+      p.wait(wake);
+      return wake;
+    });
+    for (let round = 0; round < 400; round++) p.release();
+    // Waking all 200 at every release made a 200-connection flood burn the CPU other clients need.
+    assert.equal(woken.length, 400, 'one wake-up per release');
+    assert.deepEqual(woken.slice(0, 200), conns.map((_, i) => i), 'round-robin over the connections');
+    assert.deepEqual(woken.slice(200), conns.map((_, i) => i));
+  });
+
+  it('a woken connection that cannot use the room passes it on to the next', () => {
+    const table = new PeerTable({ maxConnections: 5, maxOutstanding: 1 });
+    const p = table.admit('192.0.2.1')!;
+    p.acquire();
+    const calls: string[] = [];
+    p.wait(() => calls.push('blocked')); // e.g. its own pipeline is full: starts nothing
+    p.wait(() => {
+      calls.push('starts');
+      p.acquire();
+    });
+    p.release();
+    assert.deepEqual(calls, ['blocked', 'starts']);
+    assert.equal(p.outstanding, 1);
+  });
+});
+
 describe('HTTP wrong tokens', () => {
   it('are logged at a limited rate and the rest counted in rcptgate_log_suppressed_total', async () => {
     const metrics = new Metrics({ defaultMetrics: false });

@@ -58,6 +58,7 @@ export class Listeners {
       maxConnections: s.maxConnections,
       maxConnectionsPerClient: s.maxConnectionsPerClient,
       maxOutstandingPerClient: s.maxOutstandingPerClient,
+      maxOutstanding: s.maxOutstanding,
       maxPipeline: s.maxPipeline,
       idleTimeoutMs: ms(s.idleTimeout),
       requestTimeoutMs: ms(s.requestTimeout),

@@ -171,6 +171,8 @@ export const configSchema = z.strictObject({
       maxConnectionsPerClient: z.number().int().min(1).default(300),
       /** Lookups of one client address waiting for the directory at once, per listener. */
       maxOutstandingPerClient: z.number().int().min(1).default(256),
+      /** Lookups of all clients waiting for the directory at once, per listener; beyond it clients take turns. */
+      maxOutstanding: z.number().int().min(1).default(64),
       /** Requests in progress or unanswered on one connection before reading from it pauses. */
       maxPipeline: z.number().int().min(1).max(10_000).default(64),
       /** No complete request for this long closes a connection (milter: once negotiated, at least 1h). */

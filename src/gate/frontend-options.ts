@@ -22,6 +22,8 @@ export interface FrontendServerOptions {
   maxConnectionsPerClient?: number;
   /** Requests of one client address waiting for the engine at once. */
   maxOutstandingPerClient?: number;
+  /** Requests of all clients waiting for the engine at once; beyond it, clients take turns. */
+  maxOutstanding?: number;
   /** Requests answered or in progress on one connection before reading pauses. */
   maxPipeline?: number;
   /** A request begun must arrive whole within this (ms). */

@@ -1,7 +1,15 @@
 /**
  * Per-client-address accounting for one listener: how many connections an address holds and how
  * many of its requests wait for the engine. One peer can then neither take every connection
- * slot nor every directory slot (README "Limits per client address").
+ * slot nor the directory's time (README "Limits per client address").
+ *
+ * Engine work is shared in turns. A listener has `maxOutstanding` requests waiting for the engine
+ * at once over all clients, one client at most `maxOutstandingPerClient` of them. When the
+ * listener's room is used up, each freed place goes to the client that has waited longest, and a
+ * client with more to do queues again at the back. So a client alone may use the whole room, and
+ * its share shrinks as others ask: a client with one connection waits for one freed place, not
+ * behind the backlog of another that floods from 200 connections. Inside a client, its waiting
+ * connections take turns the same way.
  */
 
 export interface PeerLimits {
@@ -9,6 +17,8 @@ export interface PeerLimits {
   maxConnections: number;
   /** Requests of one address waiting for the engine at once, over all its connections. */
   maxOutstanding: number;
+  /** Requests of all addresses waiting for the engine at once; beyond it, clients take turns. */
+  maxTotalOutstanding: number;
 }
 
 /** One client address. Connections of the same address share it. */
@@ -16,67 +26,95 @@ export class Peer {
   connections = 0;
   outstanding = 0;
   /**
-   * Connections paused because this peer used up its share, in the order they began to wait.
-   * Each freed request wakes the next in turn; one that still has requests after starting one
-   * waits again at the back. So a client's connections share its room round-robin, and a
-   * release costs one wake-up, not one per waiting connection (with 200 waiting connections,
-   * waking them all at every release took most of the process's CPU).
+   * Connections paused for room, in the order they began to wait. Each freed place wakes one in
+   * turn (waking them all at every release took most of the CPU under a 200-connection flood).
    */
   private readonly waiters = new Set<() => void>();
 
   constructor(
     readonly address: string,
-    private readonly limits: PeerLimits,
-    /** Called when the peer holds neither connections nor requests any more. */
-    private readonly onEmpty: (peer: Peer) => void,
+    private readonly table: PeerTable,
   ) {}
 
-  /** True when this peer may not start another engine request now. */
+  /**
+   * True when this peer may not start another engine request now. A client with none in progress
+   * may always start one: one that asks one thing at a time never waits for a turn (this exceeds
+   * the listener's room by at most one request per client, bounded by the connection limits).
+   */
   get full(): boolean {
-    return this.outstanding >= this.limits.maxOutstanding;
+    return this.atOwnLimit || (this.outstanding > 0 && this.table.full);
+  }
+
+  get atOwnLimit(): boolean {
+    return this.outstanding >= this.table.limits.maxOutstanding;
+  }
+
+  /** A connection of this peer is paused for room. */
+  get waiting(): boolean {
+    return this.waiters.size > 0;
   }
 
   acquire(): void {
     this.outstanding++;
+    this.table.outstanding++;
   }
 
   release(): void {
     this.outstanding--;
+    this.table.outstanding--;
     // Lookups of closed connections still count until they finish, so closing and reopening
     // does not escape the share; the entry goes with the last of them.
-    if (this.connections === 0 && this.outstanding === 0) this.onEmpty(this);
-    // A woken connection either starts a request (and waits again at the back if it has more)
-    // or cannot use the room (its own pipeline or write buffer is full; its own progress calls
-    // it back): then the next one is woken, so room never goes unused while someone waits.
-    for (const wake of this.waiters) {
-      if (this.full) return;
-      this.waiters.delete(wake);
-      wake();
-    }
+    if (this.connections === 0 && this.outstanding === 0) this.table.drop(this);
+    // With nothing left in progress it may start one at once (see `full`); else it takes turns.
+    if (this.outstanding === 0) this.wakeOne();
+    if (this.waiting && !this.atOwnLimit) this.table.enqueue(this);
+    this.table.wake();
   }
 
-  /** Calls `wake` once, in turn with the other waiting connections, when room frees up. */
+  /** Calls `wake` once, in turn with the other waiting connections and clients, when room frees up. */
   wait(wake: () => void): void {
     this.waiters.add(wake);
+    // A peer at its own limit queues again at its own release.
+    if (!this.atOwnLimit) this.table.enqueue(this);
   }
 
   forget(wake: () => void): void {
     this.waiters.delete(wake);
   }
+
+  /**
+   * Wakes waiting connections in turn until one starts a request (true). One that cannot use the
+   * room (its own pipeline or write buffer is full) passes it on; its own progress calls it back.
+   */
+  wakeOne(): boolean {
+    for (const wake of this.waiters) {
+      this.waiters.delete(wake);
+      const before = this.outstanding;
+      wake();
+      if (this.outstanding > before) return true;
+    }
+    return false;
+  }
 }
 
 export class PeerTable {
+  /** Requests of all peers waiting for the engine. */
+  outstanding = 0;
   private readonly peers = new Map<string, Peer>();
-  private readonly drop = (peer: Peer): void => {
-    if (this.peers.get(peer.address) === peer) this.peers.delete(peer.address);
-  };
+  /** Peers with a connection paused for room, in turn order. */
+  private readonly turns = new Set<Peer>();
+  private waking = false;
 
   constructor(readonly limits: PeerLimits) {}
+
+  get full(): boolean {
+    return this.outstanding >= this.limits.maxTotalOutstanding;
+  }
 
   /** The peer for a new connection from `address`, or null when it holds its cap already. */
   admit(address: string): Peer | null {
     let peer = this.peers.get(address);
-    if (peer === undefined) this.peers.set(address, (peer = new Peer(address, this.limits, this.drop)));
+    if (peer === undefined) this.peers.set(address, (peer = new Peer(address, this)));
     if (peer.connections >= this.limits.maxConnections) return null;
     peer.connections++;
     return peer;
@@ -90,5 +128,33 @@ export class PeerTable {
 
   get size(): number {
     return this.peers.size;
+  }
+
+  drop(peer: Peer): void {
+    if (this.peers.get(peer.address) === peer) this.peers.delete(peer.address);
+    this.turns.delete(peer);
+  }
+
+  /** `peer` waits for a turn (no-op if it already does: it keeps its place). */
+  enqueue(peer: Peer): void {
+    this.turns.add(peer);
+  }
+
+  /** Hands free room to waiting peers, longest-waiting first, one request per turn. */
+  wake(): void {
+    if (this.waking) return; // the loop below is running and sees the room too
+    this.waking = true;
+    try {
+      for (const peer of this.turns) {
+        if (this.full) return;
+        this.turns.delete(peer);
+        if (peer.atOwnLimit) continue; // back in line at its own release
+        peer.wakeOne();
+        // Its turn is used: to the back of the line while it has connections waiting.
+        if (peer.waiting && !peer.atOwnLimit) this.turns.add(peer);
+      }
+    } finally {
+      this.waking = false;
+    }
   }
 }

@@ -4,7 +4,8 @@
  *
  * The base does: connection tracking, the `rcptgate_connections{frontend}` gauge, refusing
  * connections over `maxConnections` or over `maxConnectionsPerClient` from one address
- * (destroyed at once, `rcptgate_connections_rejected_total`, rate-limited warnings), the idle and
+ * (destroyed at once, `rcptgate_connections_rejected_total`, rate-limited warnings), the turns
+ * clients take at the engine (peers.ts), the idle and
  * request timeouts (one sweep timer per listener, no timer work per request), and
  * `close(drainMs)`: stop accepting, close idle connections now and busy ones after their current
  * answer, destroy whatever is left after `drainMs`. Sockets are half-open: a peer that sends its
@@ -25,6 +26,7 @@ export { parseHostPort, peerAddress } from './host-port.js';
 /** Defaults of the per-address limits (README "Limits per client address"). */
 export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 300;
 export const DEFAULT_MAX_OUTSTANDING_PER_CLIENT = 256;
+export const DEFAULT_MAX_OUTSTANDING = 64;
 export const DEFAULT_REQUEST_TIMEOUT_MS = 10_000;
 
 export interface TcpServerOptions {
@@ -39,6 +41,8 @@ export interface TcpServerOptions {
   maxConnectionsPerClient?: number;
   /** Requests of one client address waiting for the engine at once (default 256). */
   maxOutstandingPerClient?: number;
+  /** Requests of all clients waiting for the engine at once; beyond it clients take turns (default 64). */
+  maxOutstanding?: number;
   /** A request begun must arrive whole within this (ms; default 10 s; 0 disables). */
   requestTimeoutMs?: number;
   /** Shared warning limiter (one per process); a private one otherwise. */
@@ -79,6 +83,7 @@ export class TcpServer {
     this.peers = new PeerTable({
       maxConnections: options.maxConnectionsPerClient ?? DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
       maxOutstanding: options.maxOutstandingPerClient ?? DEFAULT_MAX_OUTSTANDING_PER_CLIENT,
+      maxTotalOutstanding: options.maxOutstanding ?? DEFAULT_MAX_OUTSTANDING,
     });
     this.limiter = options.logLimiter ?? new LogLimiter(options.metrics);
     this.server = net.createServer({ noDelay: true, allowHalfOpen: true }, (socket) => this.accept(socket));

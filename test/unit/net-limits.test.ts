@@ -6,7 +6,7 @@ import { createHttpApp } from '../../src/http/app.js';
 import { createLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { LogLimiter } from '../../src/net/log-limiter.js';
-import { PeerTable } from '../../src/net/peers.js';
+import { type Peer, PeerTable } from '../../src/net/peers.js';
 import { FakeValidator, healthReport } from '../helpers/http-fakes.js';
 
 function captured() {
@@ -43,7 +43,7 @@ describe('LogLimiter', () => {
 
 describe('PeerTable', () => {
   it('caps connections per address and frees the entry when the last one goes', () => {
-    const table = new PeerTable({ maxConnections: 2, maxOutstanding: 1 });
+    const table = new PeerTable({ maxConnections: 2, maxOutstanding: 1, maxTotalOutstanding: 100 });
     const a = table.admit('192.0.2.1')!;
     assert.equal(table.admit('192.0.2.1'), a);
     assert.equal(table.admit('192.0.2.1'), null);
@@ -54,7 +54,7 @@ describe('PeerTable', () => {
   });
 
   it('keeps counting lookups of closed connections until they finish, and wakes waiters', () => {
-    const table = new PeerTable({ maxConnections: 5, maxOutstanding: 1 });
+    const table = new PeerTable({ maxConnections: 5, maxOutstanding: 1, maxTotalOutstanding: 100 });
     const p = table.admit('192.0.2.1')!;
     p.acquire();
     assert.equal(p.full, true);
@@ -72,7 +72,7 @@ describe('PeerTable', () => {
 
 describe('Peer wake-ups', () => {
   it('a finished request wakes one waiting connection, in turn, not every waiting one', () => {
-    const table = new PeerTable({ maxConnections: 300, maxOutstanding: 1 });
+    const table = new PeerTable({ maxConnections: 300, maxOutstanding: 1, maxTotalOutstanding: 100 });
     const p = table.admit('192.0.2.1')!;
     p.acquire();
     // 200 paused connections; a woken one starts a request and, with more to do, waits again.
@@ -94,7 +94,7 @@ describe('Peer wake-ups', () => {
   });
 
   it('a woken connection that cannot use the room passes it on to the next', () => {
-    const table = new PeerTable({ maxConnections: 5, maxOutstanding: 1 });
+    const table = new PeerTable({ maxConnections: 5, maxOutstanding: 1, maxTotalOutstanding: 100 });
     const p = table.admit('192.0.2.1')!;
     p.acquire();
     const calls: string[] = [];
@@ -106,6 +106,54 @@ describe('Peer wake-ups', () => {
     p.release();
     assert.deepEqual(calls, ['blocked', 'starts']);
     assert.equal(p.outstanding, 1);
+  });
+});
+
+describe('turns between clients', () => {
+  /** A connection with endless requests: each wake starts one, then it waits again. */
+  function busyConnection(peer: Peer, name: string, started: string[]): () => void {
+    const wake = (): void => {
+      started.push(name);
+      peer.acquire();
+      if (peer.full) peer.wait(wake);
+    };
+    return wake;
+  }
+
+  it("the listener's room goes round the waiting clients, and a client with nothing in progress starts at once", () => {
+    const table = new PeerTable({ maxConnections: 300, maxOutstanding: 100, maxTotalOutstanding: 4 });
+    const flood = table.admit('192.0.2.1')!;
+    const other = table.admit('192.0.2.2')!;
+    for (let i = 0; i < 4; i++) flood.acquire();
+    assert.equal(flood.full, true, 'the flood holds the whole room');
+    assert.equal(other.full, false, 'a client with nothing in progress may start one anyway');
+    flood.release();
+    other.acquire();
+    assert.equal(other.full, true, 'its second request waits for a turn');
+    const started: string[] = [];
+    flood.wait(busyConnection(flood, 'flood', started));
+    other.wait(busyConnection(other, 'other', started));
+    // Each freed place goes to the client that has waited longest: the flood cannot take them all.
+    for (let i = 0; i < 4; i++) flood.release();
+    assert.deepEqual(started, ['flood', 'other', 'flood', 'other']);
+    assert.equal(table.outstanding, 4);
+  });
+
+  it('a client at its own limit leaves the line and queues again at its own release', () => {
+    const table = new PeerTable({ maxConnections: 300, maxOutstanding: 2, maxTotalOutstanding: 3 });
+    const a = table.admit('192.0.2.1')!;
+    const b = table.admit('192.0.2.2')!;
+    a.acquire();
+    a.acquire();
+    b.acquire();
+    const started: string[] = [];
+    a.wait(busyConnection(a, 'a', started));
+    b.wait(busyConnection(b, 'b', started));
+    a.release(); // a queues behind b, which has waited longer
+    assert.deepEqual(started, ['b']);
+    b.release(); // b is at its own limit again; it queues behind a
+    assert.deepEqual(started, ['b', 'a']);
+    assert.equal(table.outstanding, 3);
   });
 });
 

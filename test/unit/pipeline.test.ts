@@ -16,9 +16,12 @@ class GatedValidator implements RecipientValidator {
   running = 0;
   maxRunning = 0;
   started = 0;
+  /** Addresses in the order their lookups started. */
+  readonly order: string[] = [];
   private waiting: Array<() => void> = [];
   async lookup(address: string): Promise<LookupResult> {
     this.started++;
+    this.order.push(address);
     this.maxRunning = Math.max(this.maxRunning, ++this.running);
     await new Promise<void>((r) => this.waiting.push(r));
     this.running--;
@@ -26,6 +29,10 @@ class GatedValidator implements RecipientValidator {
   }
   release(): void {
     for (const r of this.waiting.splice(0)) r();
+  }
+  /** Lets the `n` oldest running lookups finish. */
+  releaseOldest(n: number): void {
+    for (const r of this.waiting.splice(0, n)) r();
   }
   isServedDomain() {
     return true;
@@ -42,7 +49,7 @@ describe('connection pipeline', () => {
   const servers: TcpServer[] = [];
   after(() => Promise.all(servers.map((s) => s.close(100))));
 
-  async function serve(validator: GatedValidator, limits: { maxPipeline?: number; maxOutstandingPerClient?: number }) {
+  async function serve(validator: GatedValidator, limits: { maxPipeline?: number; maxOutstandingPerClient?: number; maxOutstanding?: number }) {
     const server = createSocketmapServer({ validator, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), maxConnections: 50, idleTimeoutMs: 60_000, ...limits });
     servers.push(server);
     return (await server.listen('127.0.0.1:0')).port;
@@ -77,6 +84,31 @@ describe('connection pipeline', () => {
     other.write(netstring('recipients honest@example.com'));
     await sleep(100);
     assert.equal(v.running, 9, 'another address starts its lookup at once');
+    for (const f of [...flooders, other]) f.destroy();
+    v.release();
+  });
+
+  it('one address flooding from 20 connections holds at most server.maxOutstanding; a one-connection client starts at once and then takes turns with it', async () => {
+    const v = new GatedValidator();
+    const port = await serve(v, { maxPipeline: 64, maxOutstanding: 8 });
+    const flooders = await Promise.all(Array.from({ length: 20 }, () => connectFrom(port, '127.0.0.1')));
+    flooders.forEach((f, c) => f.write(Array.from({ length: 50 }, (_, i) => netstring(`recipients f${c}-${i}@example.com`)).join('')));
+    await sleep(200);
+    // Without turns the flood would hold its whole per-client share (256) and the directory's time.
+    assert.equal(v.running, 8, 'the flood fills the listener room, no more');
+    const other = await connectFrom(port, '127.0.0.2');
+    other.write(netstring('recipients o1@example.com') + netstring('recipients o2@example.com'));
+    await sleep(100);
+    assert.equal(v.order.at(-1), 'o1@example.com', 'a client with nothing in progress starts at once');
+    assert.equal(v.running, 9);
+    const before = v.order.length;
+    for (let i = 0; i < 4 && !v.order.includes('o2@example.com'); i++) {
+      v.releaseOldest(1);
+      await sleep(50);
+    }
+    const between = v.order.slice(before);
+    assert.ok(between.includes('o2@example.com'), `o2 got a turn: ${between.join(' ')}`);
+    assert.ok(between.indexOf('o2@example.com') <= 1, `at most one flood lookup went first: ${between.join(' ')}`);
     for (const f of [...flooders, other]) f.destroy();
     v.release();
   });

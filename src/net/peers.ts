@@ -7,9 +7,9 @@
  * at once over all clients, one client at most `maxOutstandingPerClient` of them. When the
  * listener's room is used up, each freed place goes to the client that has waited longest, and a
  * client with more to do queues again at the back. So a client alone may use the whole room, and
- * its share shrinks as others ask: a client with one connection waits for one freed place, not
- * behind the backlog of another that floods from 200 connections. Inside a client, its waiting
- * connections take turns the same way.
+ * its share shrinks as others ask. A client with nothing in progress may always start one: one
+ * that asks one recipient at a time never waits behind the backlog of another that floods from
+ * 200 connections. Inside a client, its waiting connections take turns the same way.
  */
 
 export interface PeerLimits {
@@ -86,6 +86,7 @@ export class Peer {
 
   forget(wake: () => void): void {
     this.waiters.delete(wake);
+    if (this.current === wake) this.current = null;
   }
 
   /**

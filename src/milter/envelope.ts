@@ -84,8 +84,9 @@ function tokenize(s: string): Token[] | null {
       out.push({ kind: 'special', text: c });
       i++;
     } else {
-      let j = i;
-      while (j < s.length && !' \t()"[\\<>@,;:.'.includes(s[j]!)) j++;
+      // An atom runs to the next special; a stray ")" is text (always at least one character).
+      let j = i + 1;
+      while (j < s.length && !' \t("[\\<>@,;:.'.includes(s[j]!)) j++;
       out.push({ kind: 'text', text: s.slice(i, j) });
       i = j;
     }

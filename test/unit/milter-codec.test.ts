@@ -130,6 +130,7 @@ describe('envelope address from RCPT arguments', () => {
   ] as const) {
     it(`reads ${raw} as Postfix routes it: ${routed}`, () => assert.equal(envelopeAddress([raw]), routed));
   }
+  it('reads a stray ")" as text (it once looped forever)', () => assert.equal(envelopeAddress(['<a)b@example.com>']), '"a)b"@example.com'));
   it('leaves an unbalanced quote or comment unparseable', () => {
     assert.equal(envelopeAddress(['<"nobody@example.com>']), '"nobody@example.com>');
     assert.equal(envelopeAddress(['<nobody(@example.com>']), 'nobody(@example.com>');

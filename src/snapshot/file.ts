@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { open, readFile, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
+import { crc32 } from 'node:zlib';
 import type { DirectoryRecord } from '../directory/types.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import { readV1Body, SNAPSHOT_MAGIC_V1 } from './file-v1.js';
@@ -8,18 +9,23 @@ import { SnapshotStore, type StoreImage } from './store.js';
 import { writeFileAtomically } from './atomic-file.js';
 
 /**
- * Snapshot file format, version 2: the compact store's arrays as they are in memory, so a
- * restart reads a few large sections instead of parsing every entry.
- *   line 1: `rcptgate-snapshot 2`
- *   line 2: JSON header {createdAt, fullAt, source, entries, addresses, sha256, layout}
+ * Snapshot file format, version 3: the compact store's arrays as they are in memory, so a
+ * restart reads a few large sections instead of parsing every entry or rebuilding an index.
+ *   line 1: `rcptgate-snapshot 3`
+ *   line 2: JSON header {createdAt, fullAt, source, entries, addresses, crc32, layout}
  *   then the sections named by `layout` (byte lengths): meta (JSON: parents, shared),
  *   offsets, byAddress, byDn (little-endian uint32 arrays), then the record chunks.
- * `sha256` covers every byte after the header line. `source` identifies the directory (URLs,
- * base DN, filter) so a file written for another directory is refused. Written to a temp file,
- * fsynced, then renamed: a reader sees the old file or the new one, never a torn one.
- * Version 1 files (JSON lines) are still read, so an upgrade keeps its snapshot.
+ * `crc32` holds one CRC-32 per section, in that order: it refuses a corrupt or truncated file
+ * like a cryptographic hash would (the file is not signed either way), at a fraction of the
+ * cost, and each section is checked as soon as it is read. `source` identifies the directory
+ * (URLs, base DN, filter) so a file written for another directory is refused. Written to a
+ * temp file, fsynced, then renamed: a reader sees the old file or the new one, never a torn one.
+ * Version 2 (the same sections under one SHA-256) and version 1 (JSON lines) are still read,
+ * so an upgrade keeps its snapshot; a version this release does not know is refused.
  */
-export const SNAPSHOT_MAGIC = 'rcptgate-snapshot 2';
+export const SNAPSHOT_MAGIC = 'rcptgate-snapshot 3';
+const SNAPSHOT_MAGIC_V2 = 'rcptgate-snapshot 2';
+const KNOWN = [SNAPSHOT_MAGIC_V1, SNAPSHOT_MAGIC_V2, SNAPSHOT_MAGIC];
 
 export interface SnapshotHeader {
   /** When the data was last read from the directory (full or incremental sync), ms since epoch. */
@@ -29,7 +35,10 @@ export interface SnapshotHeader {
   source: string;
   entries: number;
   addresses: number;
-  sha256: string;
+  /** Version 3: CRC-32 of each section. */
+  crc32?: number[];
+  /** Versions 1 and 2: SHA-256 of the body. */
+  sha256?: string;
 }
 
 interface Layout {
@@ -53,7 +62,7 @@ function bytesOf(a: Uint32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Writes a store (or builds one from records) as a version-2 snapshot file, atomically. */
+/** Writes a store (or builds one from records) as a version-3 snapshot file, atomically. */
 export async function writeSnapshot(
   path: string,
   source: string,
@@ -66,10 +75,8 @@ export async function writeSnapshot(
   const image = store.image();
   const meta = Buffer.from(JSON.stringify({ parents: image.parents, shared: image.shared }), 'utf8');
   const sections = [meta, bytesOf(image.offsets), bytesOf(image.byAddress), bytesOf(image.byDn), ...image.chunks];
-  const hash = createHash('sha256');
-  for (const s of sections) hash.update(s);
   const layout: Layout = { meta: meta.length, offsets: sections[1]!.length, byAddress: sections[2]!.length, byDn: sections[3]!.length, chunks: image.chunks.map((c) => c.length) };
-  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, sha256: hash.digest('hex') };
+  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, crc32: sections.map((b) => crc32(b)) };
   await writeFileAtomically(path, `${SNAPSHOT_MAGIC}\n${JSON.stringify({ ...header, layout })}\n`, sections);
   return header;
 }
@@ -93,14 +100,18 @@ export async function readSnapshotStore(path: string, expectedSource: string, ma
     const nl1 = head.indexOf(0x0a);
     const nl2 = nl1 < 0 ? -1 : head.indexOf(0x0a, nl1 + 1);
     const magic = head.subarray(0, Math.max(0, nl1)).toString('utf8');
-    if (nl1 < 0 || nl2 < 0 || (magic !== SNAPSHOT_MAGIC && magic !== SNAPSHOT_MAGIC_V1)) throw invalid(path, 'not an rcptgate snapshot (version 1 or 2)');
-    const header = parseHeader(path, head.subarray(nl1 + 1, nl2), magic === SNAPSHOT_MAGIC);
+    if (nl1 >= 0 && /^rcptgate-snapshot \d+$/.test(magic) && !KNOWN.includes(magic)) {
+      throw invalid(path, `format version ${magic.slice(18)} is not one this release reads (1 to 3): written by a newer release?`);
+    }
+    if (nl1 < 0 || nl2 < 0 || !KNOWN.includes(magic)) throw invalid(path, 'not an rcptgate snapshot (version 1 to 3)');
+    const version = KNOWN.indexOf(magic) + 1;
+    const header = parseHeader(path, head.subarray(nl1 + 1, nl2), version);
     if (header.source !== expectedSource) throw invalid(path, `written for another directory (${header.source})`);
-    if (magic === SNAPSHOT_MAGIC_V1) {
+    if (version === 1) {
       const body = (await readFile(path)).subarray(nl2 + 1);
       let records: DirectoryRecord[];
       try {
-        records = readV1Body(body, header.sha256, header.entries);
+        records = readV1Body(body, header.sha256!, header.entries);
       } catch (err) {
         throw invalid(path, (err as Error).message);
       }
@@ -127,19 +138,21 @@ export async function readSnapshot(path: string, expectedSource: string): Promis
 }
 
 const isCount = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0;
+const isCrc = (v: unknown): v is number => isCount(v) && v <= 0xffffffff;
 
-function parseHeader(path: string, line: Buffer, v2: boolean): SnapshotHeader & { layout: Layout } {
+function parseHeader(path: string, line: Buffer, version: number): SnapshotHeader & { layout: Layout } {
   let header: SnapshotHeader & { layout: Layout };
   try {
     header = JSON.parse(line.toString('utf8')) as SnapshotHeader & { layout: Layout };
   } catch {
     throw invalid(path, 'unreadable header');
   }
-  if (header === null || typeof header !== 'object' || typeof header.sha256 !== 'string' || typeof header.createdAt !== 'number' || typeof header.source !== 'string' || !isCount(header.entries)) {
+  if (header === null || typeof header !== 'object' || typeof header.createdAt !== 'number' || typeof header.source !== 'string' || !isCount(header.entries)) {
     throw invalid(path, 'incomplete header');
   }
+  if (version < 3 ? typeof header.sha256 !== 'string' : !Array.isArray(header.crc32)) throw invalid(path, 'incomplete header');
   if (typeof header.fullAt !== 'number') header.fullAt = header.createdAt;
-  if (!v2) return header;
+  if (version === 1) return header;
   const l = header.layout;
   const ok =
     isCount(header.addresses) &&
@@ -151,45 +164,56 @@ function parseHeader(path: string, line: Buffer, v2: boolean): SnapshotHeader & 
     l.byDn % 8 === 0 &&
     Array.isArray(l.chunks) &&
     l.chunks.length <= 256 &&
-    l.chunks.every((c) => isCount(c) && c <= 1 << 24);
+    l.chunks.every((c) => isCount(c) && c <= 1 << 24) &&
+    (version === 2 || (header.crc32!.length === 4 + l.chunks.length && header.crc32!.every(isCrc)));
   if (!ok) throw invalid(path, 'incomplete header');
   return header;
 }
 
-/** Reads the sections named by the header into their own arrays and checks the checksum. */
+/**
+ * Reads the sections named by the header into their own arrays (no copy) and checks them:
+ * version 3 section by section, each CRC computed while the next section is being read;
+ * version 2 under one SHA-256.
+ */
 async function readImage(path: string, fh: FileHandle, start: number, size: number, header: SnapshotHeader & { layout: Layout }): Promise<StoreImage> {
   const l = header.layout;
   const total = l.meta + l.offsets + l.byAddress + l.byDn + l.chunks.reduce((a, b) => a + b, 0);
   if (size !== start + total) throw invalid(path, `${size - start} body bytes where the header announces ${total} (truncated or corrupt)`);
-  const hash = createHash('sha256');
-  let position = start;
-  const read = async (into: Uint8Array): Promise<void> => {
-    let done = 0;
-    while (done < into.length) {
-      const { bytesRead } = await fh.read(into, done, into.length - done, position + done);
+  const meta = Buffer.allocUnsafe(l.meta);
+  const u32 = (bytes: number) => new Uint32Array(bytes / 4);
+  const offsets = u32(l.offsets);
+  const byAddress = u32(l.byAddress);
+  const byDn = u32(l.byDn);
+  const chunks = l.chunks.map((c) => Buffer.allocUnsafe(c));
+  const sections = [meta, offsets, byAddress, byDn, ...chunks].map((a) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
+  const positions: number[] = [];
+  sections.reduce((at, s) => (positions.push(at), at + s.length), start);
+  const read = async (i: number): Promise<Uint8Array> => {
+    const into = sections[i]!;
+    for (let done = 0; done < into.length; ) {
+      const { bytesRead } = await fh.read(into, done, into.length - done, positions[i]! + done);
       if (bytesRead === 0) throw invalid(path, 'file ended early (truncated or corrupt)');
       done += bytesRead;
     }
-    position += into.length;
-    hash.update(into);
+    return into;
   };
-  const u32 = async (bytes: number): Promise<Uint32Array> => {
-    const a = new Uint32Array(bytes / 4);
-    await read(new Uint8Array(a.buffer));
-    return a;
-  };
-  const meta = Buffer.allocUnsafe(l.meta);
-  await read(meta);
-  const offsets = await u32(l.offsets);
-  const byAddress = await u32(l.byAddress);
-  const byDn = await u32(l.byDn);
-  const chunks: Buffer[] = [];
-  for (const c of l.chunks) {
-    const b = Buffer.allocUnsafe(c);
-    await read(b);
-    chunks.push(b);
+  const sha = header.crc32 === undefined ? createHash('sha256') : null;
+  let pending = read(0);
+  for (let i = 0; i < sections.length; i++) {
+    const bytes = await pending;
+    // The next read runs on libuv's pool while this thread checks the section just read.
+    if (i + 1 < sections.length) pending = read(i + 1);
+    if (sha) sha.update(bytes);
+    else if (crc32(bytes) !== header.crc32![i]) {
+      pending.catch(() => undefined);
+      throw invalid(path, 'checksum mismatch (truncated or corrupt)');
+    }
   }
-  if (hash.digest('hex') !== header.sha256) throw invalid(path, 'checksum mismatch (truncated or corrupt)');
+  if (sha && sha.digest('hex') !== header.sha256) throw invalid(path, 'checksum mismatch (truncated or corrupt)');
+  return { chunks, offsets, byAddress, byDn, ...parseMeta(path, meta) };
+}
+
+function parseMeta(path: string, meta: Buffer): { parents: string[]; shared: Array<[string, number[]]> } {
   let m: { parents?: unknown; shared?: unknown };
   try {
     m = JSON.parse(meta.toString('utf8')) as typeof m;
@@ -202,5 +226,5 @@ async function readImage(path: string, fh: FileHandle, start: number, size: numb
   if (!Array.isArray(shared) || !shared.every((s) => Array.isArray(s) && typeof s[0] === 'string' && Array.isArray(s[1]) && s[1].every(isCount))) {
     throw invalid(path, 'malformed shared address list');
   }
-  return { chunks, offsets, byAddress, byDn, parents: parents as string[], shared: shared as Array<[string, number[]]> };
+  return { parents: parents as string[], shared: shared as Array<[string, number[]]> };
 }

@@ -100,17 +100,37 @@ export function hashBytes(b: Uint8Array, start: number, end: number): number {
   return h >>> 0;
 }
 
-/** Adopts index slots read from a file; every value must pass `valid` and a slot must stay free. */
-export function adoptIndex(slots: Uint32Array, what: string, valid: (value: number) => boolean): HashIndex {
+/**
+ * Which values an index read from a file may hold: record offsets (`chunk << 24 | position`)
+ * whose position is at most `ends[chunk]`, or entry ids set in the bitset `live`.
+ */
+export type KnownValues = { ends: Int32Array } | { live: Uint32Array };
+
+/** Whether `value` is known: an offset inside the data, or a live entry id. */
+export function isKnown(known: KnownValues, value: number): boolean {
+  if ('ends' in known) return (value & 0xffffff) <= (known.ends[value >>> 24] ?? -1);
+  return ((known.live[value >>> 5] ?? 0) >>> (value & 31)) & 1 ? true : false;
+}
+
+/**
+ * Adopts index slots read from a file; every value must be known and a slot must stay free.
+ * One closure-free pass per index: it runs at every start over millions of slots.
+ */
+export function adoptIndex(slots: Uint32Array, what: string, known: KnownValues): HashIndex {
   let count = 0;
-  let bad = false;
+  let bad = 0;
+  const ends = 'ends' in known ? known.ends : null;
+  const live = 'live' in known ? known.live : new Uint32Array(0);
   for (let i = 1; i < slots.length; i += 2) {
     const v = slots[i]!;
     if (v === 0) continue;
-    bad ||= !valid(v - 1);
+    const value = v - 1;
     count++;
+    if (ends !== null) {
+      if ((value & 0xffffff) > (ends[value >>> 24] ?? -1)) bad++;
+    } else if ((((live[value >>> 5] ?? 0) >>> (value & 31)) & 1) === 0) bad++;
   }
-  if (bad) throw new Error(`the ${what} index names an unknown entry`);
+  if (bad > 0) throw new Error(`the ${what} index names an unknown entry`);
   if (slots.length < 8 || count * 10 > (slots.length >>> 1) * 9) throw new Error(`the ${what} index is malformed`);
   return new HashIndex(0, slots, count);
 }

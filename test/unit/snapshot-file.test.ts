@@ -54,7 +54,7 @@ describe('snapshot file', () => {
     assert.equal(header.addresses, 4);
     assert.equal(header.createdAt, 1_700_000_000_000);
     assert.equal(header.source, SOURCE);
-    assert.match(header.sha256, /^[0-9a-f]{64}$/);
+    assert.ok(header.crc32 && header.crc32.length >= 5 && header.crc32.every((c) => Number.isInteger(c) && c >= 0 && c <= 0xffffffff), 'one CRC-32 per section');
     assert.equal(header.fullAt, 1_700_000_000_000, 'a full sync by default');
   });
 
@@ -144,19 +144,95 @@ describe('snapshot file', () => {
   });
 
   test('rejects a checksummed body whose index names an entry that is not there', async () => {
-    // Consistent checksum, inconsistent arrays: only a buggy or hostile writer produces this.
-    const { createHash } = await import('node:crypto');
+    // Consistent checksums, inconsistent arrays: only a buggy or hostile writer produces this.
+    const { crc32 } = await import('node:zlib');
     const file = await written('badindex');
     const buf = await readFile(file);
     const nl1 = buf.indexOf(0x0a);
     const nl2 = buf.indexOf(0x0a, nl1 + 1);
-    const header = JSON.parse(buf.subarray(nl1 + 1, nl2).toString('utf8')) as { sha256: string; layout: { meta: number; offsets: number } };
+    const header = JSON.parse(buf.subarray(nl1 + 1, nl2).toString('utf8')) as { crc32: number[]; layout: { meta: number; offsets: number } };
     const body = Buffer.from(buf.subarray(nl2 + 1));
     // The first entry's record offset now points far past the data.
     body.writeUInt32LE(0x05000000, header.layout.meta);
-    header.sha256 = createHash('sha256').update(body).digest('hex');
+    header.crc32[1] = crc32(body.subarray(header.layout.meta, header.layout.meta + header.layout.offsets));
     await writeFile(file, Buffer.concat([Buffer.from(`${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n`), body]));
     await rejectsWith(file, /inconsistent contents \(entry 0 lies outside the data\)/);
+  });
+
+  test('rejects a checksummed DN index that names a removed entry', async () => {
+    const { crc32 } = await import('node:zlib');
+    const sub = path.join(dir, 'freeid');
+    await mkdir(sub);
+    const file = path.join(sub, 'snapshot');
+    const store = SnapshotStore.from(RECORDS, 1, Infinity);
+    store.remove(RECORDS[0]!.dn); // entry id 0 is free now
+    await writeSnapshot(file, SOURCE, 1, store);
+    const buf = await readFile(file);
+    const nl1 = buf.indexOf(0x0a);
+    const nl2 = buf.indexOf(0x0a, nl1 + 1);
+    const header = JSON.parse(buf.subarray(nl1 + 1, nl2).toString('utf8')) as { crc32: number[]; layout: { meta: number; offsets: number; byAddress: number; byDn: number } };
+    const body = Buffer.from(buf.subarray(nl2 + 1));
+    const at = header.layout.meta + header.layout.offsets + header.layout.byAddress;
+    const byDn = body.subarray(at, at + header.layout.byDn);
+    let slot = 4;
+    while (byDn.readUInt32LE(slot) === 0) slot += 8;
+    byDn.writeUInt32LE(1, slot); // id 0 + 1
+    header.crc32[3] = crc32(byDn);
+    await writeFile(file, Buffer.concat([Buffer.from(`${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n`), body]));
+    await rejectsWith(file, /inconsistent contents \(the DN index names an unknown entry\)/);
+  });
+
+  test('rejects a flipped byte in any section (index arrays, records)', async () => {
+    const file = await written('flipped-sections');
+    const good = await readFile(file);
+    const nl2 = good.indexOf(0x0a, good.indexOf(0x0a) + 1);
+    const { layout } = JSON.parse(good.subarray(good.indexOf(0x0a) + 1, nl2).toString('utf8')) as { layout: { meta: number; offsets: number; byAddress: number; byDn: number } };
+    const body = nl2 + 1;
+    const inside = [body + layout.meta + 1, body + layout.meta + layout.offsets + 3, body + layout.meta + layout.offsets + layout.byAddress + 5, good.length - 2];
+    for (const at of inside) {
+      const buf = Buffer.from(good);
+      buf[at] = buf[at]! ^ 0x10;
+      await writeFile(file, buf);
+      await rejectsWith(file, /checksum mismatch/);
+    }
+  });
+
+  test('still reads a version-2 file (one SHA-256 over the same sections) and refuses it corrupt', async () => {
+    const { createHash } = await import('node:crypto');
+    const file = await written('v2');
+    const buf = await readFile(file);
+    const nl1 = buf.indexOf(0x0a);
+    const nl2 = buf.indexOf(0x0a, nl1 + 1);
+    const header = JSON.parse(buf.subarray(nl1 + 1, nl2).toString('utf8')) as Record<string, unknown>;
+    const body = Buffer.from(buf.subarray(nl2 + 1));
+    delete header.crc32;
+    header.sha256 = createHash('sha256').update(body).digest('hex');
+    const v2 = (b: Buffer) => Buffer.concat([Buffer.from(`rcptgate-snapshot 2\n${JSON.stringify(header)}\n`), b]);
+    await writeFile(file, v2(body));
+    const read = await readSnapshot(file, SOURCE);
+    assert.deepEqual(read.records, RECORDS);
+    assert.equal(read.header.sha256, header.sha256);
+    body[body.length - 3] = body[body.length - 3]! ^ 0x01;
+    await writeFile(file, v2(body));
+    await rejectsWith(file, /checksum mismatch/);
+  });
+
+  test('refuses a format version it does not know, and says so', async () => {
+    const file = await written('v9');
+    const buf = await readFile(file);
+    await writeFile(file, Buffer.concat([Buffer.from('rcptgate-snapshot 9'), buf.subarray(buf.indexOf(0x0a))]));
+    await rejectsWith(file, /format version 9 is not one this release reads \(1 to 3\)/);
+  });
+
+  test('refuses a version-3 header without its checksums', async () => {
+    const file = await written('nocrc');
+    const buf = await readFile(file);
+    const nl1 = buf.indexOf(0x0a);
+    const nl2 = buf.indexOf(0x0a, nl1 + 1);
+    const header = JSON.parse(buf.subarray(nl1 + 1, nl2).toString('utf8')) as Record<string, unknown> & { crc32: number[] };
+    header.crc32 = header.crc32.slice(1);
+    await writeFile(file, Buffer.concat([Buffer.from(`${SNAPSHOT_MAGIC}\n${JSON.stringify(header)}\n`), buf.subarray(nl2 + 1)]));
+    await rejectsWith(file, /incomplete header/);
   });
 
   test('still reads a version-1 (JSON lines) file, so an upgrade keeps serving from its snapshot', async () => {

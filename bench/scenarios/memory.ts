@@ -98,14 +98,22 @@ async function compactStoreRows(ctx: Context, snap: Json): Promise<void> {
   rows.push({ section: 'memory', what: 'snapshot sync, 1,000,000 generated addresses', value: snap.syncSeconds!, unit: 's', baseline: was('legacySyncSeconds') });
   rows.push({ section: 'memory', what: 'RSS added by the 1,000,000-address snapshot', value: snap.deltaMB!, unit: 'MB', baseline: was('legacyDeltaMB'), target: { text: '≤ 120 MB', pass: snap.deltaMB! <= 120 } });
   rows.push({ section: 'memory', what: 'the same, loaded from its file (restarted replica)', value: snap.loadedRssMB!, unit: 'MB', baseline: was('legacyLoadedRssMB'), target: { text: '≤ 120 MB', pass: snap.loadedRssMB! <= 120 } });
-  rows.push({ section: 'memory', what: 'process start to snapshot ready, 1,000,000 addresses', value: snap.readyMs!, unit: 'ms', baseline: was('legacyReadyMs'), target: { text: '≤ 1,000 ms', pass: snap.readyMs! <= 1000 } });
+  rows.push({
+    section: 'memory',
+    what: 'process start to ready (listening, snapshot loaded), 1,000,000 addresses: `node dist/main.js serve`',
+    value: snap.serveReadyMs!,
+    unit: 'ms',
+    baseline: { name: 'previous store (bench child through tsx)', value: snap.legacyReadyMs! },
+    note: `${fmt(snap.serveBeforeLoadMs!)} ms node start, modules, config and app (bare node ${fmt(snap.bareNodeMs!)}); ${fmt(snap.serveLoadMs!)} ms the snapshot load; bench child through tsx: ${fmt(snap.readyMs!)} ms, of which the load ${fmt(snap.loadMs!)} (previous store ${fmt(snap.legacyLoadMs!)})`,
+    target: { text: '≤ 1,000 ms', pass: snap.serveReadyMs! <= 1000 },
+  });
   rows.push({
     section: 'memory',
     what: 'engine lookup p50, 1,000,000-address snapshot',
     value: snap.p50BigMicros!,
     unit: 'µs',
     baseline: { name: '10,000-address p50', value: snap.p50SmallMicros! },
-    note: `previous store ${fmt(snap.legacyP50BigMicros!)} / ${fmt(snap.legacyP50SmallMicros!)} µs`,
+    note: `70 % hits, misses never asked before in both; hits alone ${fmt(snap.p50HitsBigMicros!)} / ${fmt(snap.p50HitsSmallMicros!)} µs, misses alone ${fmt(snap.p50MissesBigMicros!)} / ${fmt(snap.p50MissesSmallMicros!)} µs; previous store ${fmt(snap.legacyP50BigMicros!)} / ${fmt(snap.legacyP50SmallMicros!)} µs`,
     target: { text: '≤ 1.2× 10,000', pass: snap.p50BigMicros! <= 1.2 * snap.p50SmallMicros! },
   });
   ctx.log('memory: snapshot of 10,000,000 addresses (child process)');

@@ -90,6 +90,7 @@ export class SnapshotSync {
 
   /** Loads the file from disk; a missing, corrupt or foreign file is logged and ignored. */
   async load(): Promise<boolean> {
+    const t0 = performance.now();
     try {
       const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.now);
       // A header from the future (clock set back, file from another host) proves nothing about
@@ -100,7 +101,8 @@ export class SnapshotSync {
       this.lastFullAt = trusted ? header.fullAt : 0;
       this.publish(store);
       if (!trusted) this.deps.logger.warn({ path: this.path, createdAt: header.createdAt, fullAt: header.fullAt }, 'snapshot header lies in the future; not trusted as fresh');
-      this.deps.logger.info({ path: this.path, entries: header.entries, addresses: store.size, ageSeconds: store.ageSeconds(), fresh: store.isFresh() }, 'snapshot loaded');
+      const loadMs = Math.round(performance.now() - t0);
+      this.deps.logger.info({ path: this.path, entries: header.entries, addresses: store.size, ageSeconds: store.ageSeconds(), fresh: store.isFresh(), loadMs }, 'snapshot loaded');
       return true;
     } catch (err) {
       this.deps.logger.warn({ path: this.path, err: { message: (err as Error).message } }, 'snapshot not loaded; answering from live lookups until the first sync');

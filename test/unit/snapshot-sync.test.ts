@@ -149,7 +149,9 @@ describe('snapshot sync', () => {
     assert.equal(second.directory.listings.length, 0, 'loading does not ask the directory');
     assert.equal(second.sync.current!.get('bob@example.com'), 'bob@example.com');
     assert.equal(second.sync.current!.ageSeconds(), 300);
-    assert.ok(second.logs.messages().includes('snapshot loaded'));
+    const loaded = second.logs.lines.find((l) => l.msg === 'snapshot loaded');
+    assert.ok(loaded, 'logs "snapshot loaded"');
+    assert.ok(Number.isInteger(loaded.loadMs) && (loaded.loadMs as number) >= 0, 'with the time the load took');
     await second.sync.stop();
   });
 

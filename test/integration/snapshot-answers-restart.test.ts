@@ -44,7 +44,8 @@ before(async () => {
   await writeFile(
     configFile,
     JSON.stringify({
-      listen: { http: null, socketmap: null, policy: null, milter: null },
+      // No listener at all: the default metrics port may be taken by another process.
+      listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
       domains: ['example.com', 'example.org'],
       directory: { kind: 'ldap', ldap: { urls: [ldap.url], bindDN: ldap.serviceDN, bindPasswordFile: passwordFile, baseDN: ldap.baseDN, timeout: '2s' } },
       cache: { persistPath: path.join(dir, 'answers'), positiveTtl: '3s', negativeTtl: '1h', staleIfError: '1h' },

@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 
 log() { printf '== %s\n' "$*"; }
 
-# --- Node >= 22 (tests run on 24): from the npm registry, no root needed -----------------------
-node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
-if [ "$(node_major)" -lt 22 ]; then
+# --- Node >= 22.2 (zlib.crc32; tests run on 24): from the npm registry, no root needed -----------
+# Major * 100 + minor, so 22.2 is 2202.
+node_version() { node -p 'const [a, b] = process.versions.node.split("."); a * 100 + +b' 2>/dev/null || echo 0; }
+if [ "$(node_version)" -lt 2202 ]; then
   NODE_DIR="${RCPTGATE_NODE_DIR:-$HOME/.cache/rcptgate-node24}"
   if [ ! -x "$NODE_DIR/node_modules/.bin/node" ]; then
     log "installing Node 24 from the npm registry into $NODE_DIR"

@@ -197,6 +197,10 @@ ${sections.join('\n\n')}
 - http: autocannon, 10 connections, 4 s, one cached address, against bench/servers/bare-express.ts.
 - memory: bench/memory/cache-rss.ts (1,000,000 cached answers, default V8 flags and \`${HEAP_BUDGET.join(' ')}\`),
   bench/memory/snapshot.ts (1,000,000 generated addresses), and \`rcptgate sync\` against the benchmark slapd.
+  Start to ready: the product as deployed (compiled, \`node dist/main.js serve\`) with its snapshot file, from spawn
+  to its first listener, median of 3, with the stages before the load, the load and loaded-to-listening; the
+  previous store's figure is the like-for-like tsx child. Lookup p50: 7 interleaved rounds, hits and misses apart,
+  every miss an address never asked before (for both sizes), so no miss is an answer-cache hit.
 - regress: the old build (commit ${REGRESS_COMMIT}, \`git archive\` into a temporary directory, its dependencies shared when
   its package-lock.json is the same, else \`npm ci\`) and the working tree run side by side, each as the real CLI with
   default settings (each gets the config its own \`config check\` accepts). \`postmap -q -\` in 61 alternating rounds per

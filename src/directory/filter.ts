@@ -25,7 +25,7 @@ export function escapeFilterValue(value: string | Buffer): string {
 }
 
 /** Splits at the last `@` like Postfix: no `@` means no domain. */
-function splitAddress(address: string): { local: string; domain: string } {
+export function splitAddress(address: string): { local: string; domain: string } {
   const at = address.lastIndexOf('@');
   return at < 0 ? { local: address, domain: '' } : { local: address.slice(0, at), domain: address.slice(at + 1) };
 }
@@ -126,6 +126,15 @@ const LOCAL_MARK = 'qz1rcptgatelocalqz1';
 const DOMAIN_MARK = 'qz1rcptgatedomainqz1';
 const ADDRESS_MARK = 'qz1rcptgateaddressqz1';
 const MARKS = new RegExp(`${ADDRESS_MARK}|${LOCAL_MARK}|${DOMAIN_MARK}`, 'g');
+/** The placeholders parseMarked() leaves where each address part goes. */
+export const ADDRESS_MARKS = Object.freeze({ address: ADDRESS_MARK, local: LOCAL_MARK, domain: DOMAIN_MARK });
+
+/** The template parsed with a placeholder (ADDRESS_MARKS) for each address part. */
+export function parseMarked(template: string): Filter {
+  return parseFilter(
+    expandDirectives(template, (d) => (d === 's' ? ADDRESS_MARK : d === 'u' ? LOCAL_MARK : d === 'd' ? DOMAIN_MARK : unknownDirective(template, d))),
+  );
+}
 
 function cloneWith(node: Filter, sub: (value: string) => string): Filter {
   const copy = Object.create(Object.getPrototypeOf(node) as object) as Record<string, unknown>;
@@ -146,10 +155,7 @@ function cloneWith(node: Filter, sub: (value: string) => string): Filter {
  * filter string per lookup.
  */
 export function compileFilter(template: string): (address: string) => Filter {
-  const marked = expandDirectives(template, (d) =>
-    d === 's' ? ADDRESS_MARK : d === 'u' ? LOCAL_MARK : d === 'd' ? DOMAIN_MARK : unknownDirective(template, d),
-  );
-  const parsed = parseFilter(marked);
+  const parsed = parseMarked(template);
   return (address) => {
     const { local, domain } = splitAddress(address);
     const sub = (value: string): string =>

@@ -1,5 +1,6 @@
 import { Client, SearchRequest, StatusCodeParser, type Control, type Entry, type Filter, type MessageResponse, type ResultCodeError, type SearchResponse } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
+import { ENCODED_FILTER, type LookupEncoder } from './search-encoder.js';
 
 /**
  * One LDAP search whose whole answer we see: result code, entries and response controls.
@@ -45,16 +46,36 @@ export function hasRawSearch(client: Client): boolean {
 }
 
 /** `_send` logs `JSON.stringify(message)` eagerly (even with debug logging off): keep that cheap. */
-function cheapLogText(this: SearchRequest): string {
-  return `SearchRequest #${this.messageId}`;
+class QuietSearchRequest extends SearchRequest {
+  toJSON(): string {
+    return `SearchRequest #${this.messageId}`;
+  }
 }
 
-export async function rawSearch(client: Client, options: RawSearchOptions): Promise<RawSearchResult> {
+/** A lookup search whose bytes search-encoder.ts wrote; ldapts only frames and demultiplexes it. */
+class EncodedSearchRequest extends QuietSearchRequest {
+  constructor(
+    messageId: number,
+    private readonly bytes: Buffer,
+  ) {
+    super({ messageId, filter: ENCODED_FILTER });
+  }
+
+  override write(): Buffer {
+    return this.bytes;
+  }
+}
+
+function internalsOf(client: Client): ClientInternals {
   if (!hasRawSearch(client)) {
     throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'this ldapts version lacks Client._send/_nextMessageId: pin the version in package.json');
   }
-  const internals = client as unknown as ClientInternals;
-  const request = new SearchRequest({
+  return client as unknown as ClientInternals;
+}
+
+export async function rawSearch(client: Client, options: RawSearchOptions): Promise<RawSearchResult> {
+  const internals = internalsOf(client);
+  const request = new QuietSearchRequest({
     messageId: internals._nextMessageId(),
     baseDN: options.baseDN,
     scope: options.scope,
@@ -65,11 +86,22 @@ export async function rawSearch(client: Client, options: RawSearchOptions): Prom
     derefAliases: 'never',
     ...(options.controls ? { controls: options.controls } : {}),
   });
-  Object.defineProperty(request, 'toJSON', { value: cheapLogText });
-  const response = await internals._send(request);
+  return result(await internals._send(request), options.attributes);
+}
+
+/** A lookup search for `keys` (their OR when several), written by `encoder`. */
+export async function lookupSearch(client: Client, encoder: LookupEncoder, keys: readonly string[], sizeLimit: number): Promise<RawSearchResult> {
+  const internals = internalsOf(client);
+  const messageId = internals._nextMessageId();
+  const request = new EncodedSearchRequest(messageId, encoder.encode(messageId, keys, sizeLimit));
+  return result(await internals._send(request), encoder.attributes);
+}
+
+function result(response: SearchResponse | undefined, attributes: readonly string[]): RawSearchResult {
   if (!response) throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'LDAP search ended without a result message');
   const entries: Entry[] = [];
-  for (const entry of response.searchEntries) entries.push(entry.toObject(options.attributes, []));
+  const wanted = attributes as string[];
+  for (const entry of response.searchEntries) entries.push(entry.toObject(wanted, []));
   return { status: response.status, errorMessage: response.errorMessage, entries, controls: response.controls ?? [] };
 }
 

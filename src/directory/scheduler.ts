@@ -1,13 +1,13 @@
-import { OrFilter, type Entry, type Filter } from 'ldapts';
+import type { Entry } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortError } from './connection.js';
 import { batchable, matchBatch } from './answers.js';
-import { compileFilter } from './filter.js';
 import { NO_SUCH_OBJECT, isConnectionFailure, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
-import { rawSearch, resultError, type RawSearchResult } from './raw-search.js';
+import { lookupSearch, resultError, type RawSearchResult } from './raw-search.js';
+import { LookupEncoder } from './search-encoder.js';
 import type { LdapConnection } from './connection.js';
 import { LookupQueue, type Pending } from './lookup-queue.js';
 
@@ -45,8 +45,8 @@ const ENTRIES_PER_KEY = 16;
 
 export class LookupScheduler {
   private readonly queue: LookupQueue;
-  /** The lookup filter, parsed once. */
-  private readonly filterOf: (address: string) => Filter;
+  /** Writes each search's bytes from the lookup filter, compiled once. */
+  private readonly encoder: LookupEncoder;
   private accepted = 0;
   private pumpScheduled = false;
   private waitingForSlot = false;
@@ -54,7 +54,13 @@ export class LookupScheduler {
 
   constructor(private readonly o: SchedulerOptions) {
     this.queue = new LookupQueue(o.batchSize);
-    this.filterOf = compileFilter(o.plan.lookupFilter);
+    this.encoder = new LookupEncoder(o.plan.lookupFilter, {
+      baseDN: o.baseDN,
+      scope: o.scope,
+      attributes: o.plan.attributes,
+      // The server gives up by itself too, so a slow search frees its message ID.
+      timeLimit: Math.max(1, Math.ceil(o.timeoutMs / 1000)),
+    });
   }
 
   /** Lookups accepted and not yet answered. */
@@ -181,17 +187,8 @@ export class LookupScheduler {
       return;
     }
     const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
-    const filter = keys.length === 1 ? this.filterOf(keys[0]!) : new OrFilter({ filters: keys.map(this.filterOf) });
     this.o.onSearch?.(keys.length);
-    const search = rawSearch(conn.client, {
-      baseDN: this.o.baseDN,
-      scope: this.o.scope,
-      filter,
-      attributes: this.o.plan.attributes,
-      sizeLimit: ENTRIES_PER_KEY * keys.length,
-      // The server gives up by itself too, so a slow search frees its message ID.
-      timeLimit: Math.max(1, Math.ceil(this.o.timeoutMs / 1000)),
-    });
+    const search = lookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length);
     const watch = this.watch(conn, batch);
     search.then(
       (result) => {

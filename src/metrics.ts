@@ -251,6 +251,16 @@ export class Metrics {
     duration.observe(seconds);
   }
 
+  /** A hot-path handle on one series of `counter` (label hashing done once, not per increment). */
+  counterCell<L extends string>(counter: Counter<L>, labels: LabelValues<L>): { inc(): void } {
+    return new CounterCell(counter as Counter<string>, labels);
+  }
+
+  /** A hot-path handle on one series of `histogram`; see counterCell(). */
+  histogramCell<L extends string>(histogram: Histogram<L>, labels: LabelValues<L>): { observe(value: number): void } {
+    return new HistogramCell(histogram as Histogram<string>, labels);
+  }
+
   /** Counts one cache event (`rcptgate_cache_events_total{event}`), on the hot path. */
   cacheEvent(event: 'hit' | 'miss' | 'stale' | 'evict'): void {
     let cell = this.cacheCells.get(event);

@@ -5,7 +5,7 @@ import { ms } from '../config/duration.js';
 import { ConfigError, DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
+import type { Directory, DirectoryAnswer, DirectoryEntry, DirectoryRecord } from './types.js';
 import { checkFilterTemplate, expandFilter, parseFilter } from './filter.js';
 import { NO_SUCH_OBJECT, toDirectoryError } from './ldap-errors.js';
 import { searchPlan, type LdapEntry, type LdapSearchPlan } from './presets.js';
@@ -74,16 +74,18 @@ export class LdapDirectory implements Directory {
   private warnedNoSuchBase = false;
   /** Metric series resolved once: label lookups per request cost more than the increments. */
   private readonly counted: Record<'found' | 'not_found' | 'error' | 'timeout' | 'overloaded', { inc(): void }>;
+  private readonly duration: { observe(seconds: number): void };
 
   constructor(options: LdapDirectoryOptions) {
     const { config } = options;
     const ca = checkConfig(config, options.bindPassword);
     this.config = config;
     this.metrics = options.metrics;
-    const outcome = (o: string): { inc(): void } => this.metrics.directoryRequests.labels({ outcome: o });
+    const outcome = (o: string): { inc(): void } => this.metrics.counterCell(this.metrics.directoryRequests, { outcome: o });
     this.counted = { found: outcome('found'), not_found: outcome('not_found'), error: outcome('error'), timeout: outcome('timeout'), overloaded: outcome('overloaded') };
-    const single = this.metrics.directorySearches.labels({ kind: 'single' });
-    const batch = this.metrics.directorySearches.labels({ kind: 'batch' });
+    this.duration = this.metrics.histogramCell(this.metrics.directoryDuration, {});
+    const single = this.metrics.counterCell(this.metrics.directorySearches, { kind: 'single' });
+    const batch = this.metrics.counterCell(this.metrics.directorySearches, { kind: 'batch' });
     this.log = options.logger.child({ component: 'ldap' });
     this.plan = searchPlan(config);
     this.timeoutMs = ms(config.timeout);
@@ -123,7 +125,7 @@ export class LdapDirectory implements Directory {
   }
 
   async lookup(address: string, signal?: AbortSignal): Promise<DirectoryAnswer> {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     try {
       const entries = await this.scheduler.lookup(address, signal);
       const picked = pick(this.plan, address, entries);
@@ -131,14 +133,7 @@ export class LdapDirectory implements Directory {
         this.log.warn({ address, dns: picked.ambiguous, chosen: picked.entry?.dn }, 'several LDAP entries match one address; using the first');
       }
       this.record(picked.entry ? 'found' : 'not_found', started);
-      const filterFor = (a: string): string => this.filterFor(a);
-      // Built only when read (explanations): most answers never need the text.
-      return {
-        entry: picked.entry,
-        get filter() {
-          return filterFor(address);
-        },
-      };
+      return new LdapAnswer(picked.entry, this, address);
     } catch (err) {
       const error = toDirectoryError(err, { operation: 'search' });
       if (error.code === ErrorCodes.DIRECTORY_OVERLOADED) this.counted.overloaded.inc();
@@ -228,9 +223,9 @@ export class LdapDirectory implements Directory {
     return new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `LDAP base DN "${this.config.baseDN}" does not exist on ${url}: check directory.ldap.baseDN`, { cause });
   }
 
-  private record(outcome: 'found' | 'not_found' | 'error' | 'timeout', started: bigint): void {
+  private record(outcome: 'found' | 'not_found' | 'error' | 'timeout', started: number): void {
     this.counted[outcome].inc();
-    this.metrics.directoryDuration.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    this.duration.observe((performance.now() - started) / 1000);
   }
 
   private overloaded(): DirectoryError {
@@ -238,5 +233,18 @@ export class LdapDirectory implements Directory {
       ErrorCodes.DIRECTORY_OVERLOADED,
       `too many LDAP lookups waiting (maxInFlight ${this.config.maxInFlight}): refusing instead of queueing without bound`,
     );
+  }
+}
+
+/** An answer whose filter text is built only when read (explanations): most answers never need it. */
+class LdapAnswer implements DirectoryAnswer {
+  constructor(
+    readonly entry: DirectoryEntry | null,
+    private readonly directory: LdapDirectory,
+    private readonly address: string,
+  ) {}
+
+  get filter(): string {
+    return this.directory.filterFor(this.address);
   }
 }

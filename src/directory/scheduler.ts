@@ -8,6 +8,7 @@ import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { lookupSearch, resultError, type RawSearchResult } from './raw-search.js';
 import { LookupEncoder } from './search-encoder.js';
+import { InFlightSearches } from './in-flight.js';
 import type { LdapConnection } from './connection.js';
 import { LookupQueue, type Pending } from './lookup-queue.js';
 
@@ -51,9 +52,19 @@ export class LookupScheduler {
   private pumpScheduled = false;
   private waitingForSlot = false;
   private closed = false;
+  /** Searches sent and not yet answered, and their deadlines. */
+  private readonly inFlight: InFlightSearches;
 
   constructor(private readonly o: SchedulerOptions) {
     this.queue = new LookupQueue(o.batchSize);
+    this.inFlight = new InFlightSearches({
+      timeoutMs: o.timeoutMs,
+      expire: (p, search) => this.fail(p, searchTimeout(search.conn.url, o.timeoutText)),
+      hung: (search) => {
+        o.log.warn({ url: search.conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
+        o.pool.discard(search.conn);
+      },
+    });
     this.encoder = new LookupEncoder(o.plan.lookupFilter, {
       baseDN: o.baseDN,
       scope: o.scope,
@@ -97,6 +108,7 @@ export class LookupScheduler {
 
   close(): void {
     this.closed = true;
+    this.inFlight.close();
     for (let p = this.queue.shift(); p; p = this.queue.shift()) this.fail(p, closedError());
   }
 
@@ -113,12 +125,16 @@ export class LookupScheduler {
   }
 
   private pump(): void {
-    const corked = new Set<LdapConnection>();
+    // The first search of a turn goes out at once (a lone lookup pays for no corking); the
+    // connections that get more are corked, so those leave in one system call each.
+    let first: LdapConnection | undefined;
+    const corked: LdapConnection[] = [];
     while (!this.closed && this.queue.peek()) {
       const conn = this.o.pool.tryAcquire();
       if (!conn) break;
-      if (!corked.has(conn)) {
-        corked.add(conn);
+      if (first === undefined) first = conn;
+      else if (!corked.includes(conn)) {
+        corked.push(conn);
         conn.cork();
       }
       this.dispatch(conn);
@@ -188,48 +204,20 @@ export class LookupScheduler {
     }
     const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
     this.o.onSearch?.(keys.length);
-    const search = lookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length);
-    const watch = this.watch(conn, batch);
-    search.then(
+    const search = this.inFlight.add(conn, batch);
+    lookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length).then(
       (result) => {
-        watch.stop();
+        this.inFlight.delete(search);
         this.o.pool.release(conn);
         if (batch.length === 1) this.settleSingle(batch[0]!, result, conn.url);
         else this.settleBatch(batch, result, conn.url);
       },
       (err: unknown) => {
-        watch.stop();
+        this.inFlight.delete(search);
         this.o.pool.release(conn);
         this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url }));
       },
     );
-  }
-
-  /**
-   * Fails each lookup of a search at its deadline. A search still unanswered a full timeout
-   * later means a hung connection (the server's own time limit would have ended it): it is
-   * dropped, and its other searches are retried elsewhere.
-   */
-  private watch(conn: LdapConnection, batch: Pending[]): { stop: () => void } {
-    let timer: NodeJS.Timeout | undefined;
-    const arm = (): void => {
-      const open = batch.filter((p) => !p.done);
-      if (open.length === 0) {
-        timer = setTimeout(() => {
-          this.o.log.warn({ url: conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
-          this.o.pool.discard(conn);
-        }, this.o.timeoutMs);
-        return;
-      }
-      const first = Math.min(...open.map((p) => p.deadline));
-      timer = setTimeout(() => {
-        const now = Date.now();
-        for (const p of open) if (p.deadline <= now) this.fail(p, searchTimeout(conn.url, this.o.timeoutText));
-        arm();
-      }, Math.max(0, first - Date.now()));
-    };
-    arm();
-    return { stop: () => clearTimeout(timer) };
   }
 
   private settleSingle(p: Pending, result: RawSearchResult, url: string): void {

@@ -284,7 +284,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
         : { address: p.input, verdict: 'unknown', source: answer.source, ttlSeconds };
     if (p.wantExplain) {
       // A cached answer's filter: the one the directory would send for that key.
-      const filter = answer.filter ?? this.directory.filterFor?.(tried[tried.length - 1]!);
+      const filter = answer.answer?.filter ?? this.directory.filterFor?.(tried[tried.length - 1]!);
       result.explain = {
         normalized: p.address,
         tried: [...tried],

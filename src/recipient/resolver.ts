@@ -10,8 +10,8 @@ export interface KeyAnswer {
   canonical: string | null;
   dn: string | null;
   source: Extract<Source, 'cache' | 'directory' | 'stale'>;
-  /** The filter the directory was sent (directory answers only). */
-  filter: string | undefined;
+  /** The directory's own answer (directory answers only); its filter is read only to explain. */
+  answer: DirectoryAnswer | undefined;
   ttlMs: number;
 }
 
@@ -42,6 +42,9 @@ export class Resolver {
   private seq = 0;
   private canaryCheck: { seq: number; done: Promise<void> } | null = null;
   private nextCanaryCheck: Promise<void> | null = null;
+  /** Directory requests not yet answered, oldest (= earliest backstop) first. */
+  private readonly outstanding = new Set<Outstanding>();
+  private backstop: NodeJS.Timeout | null = null;
 
   constructor(private readonly deps: ResolverDeps) {}
 
@@ -61,7 +64,7 @@ export class Resolver {
   /** A fresh cached answer of `slot`. */
   cached(slot: number, now: number, withDn: boolean): KeyAnswer {
     const cache = this.deps.cache!;
-    return { canonical: cache.canonical(slot), dn: withDn ? cache.dn(slot) : null, source: 'cache', filter: undefined, ttlMs: cache.freshUntil(slot) - now };
+    return { canonical: cache.canonical(slot), dn: withDn ? cache.dn(slot) : null, source: 'cache', answer: undefined, ttlMs: cache.freshUntil(slot) - now };
   }
 
   /**
@@ -92,18 +95,18 @@ export class Resolver {
       cache.set(key, entry, this.deps.now() + ttl);
       metrics.cacheEntries.set(cache.size);
     }
-    return { canonical: entry ? entry.canonical : null, dn: entry ? entry.dn : null, source: 'directory', filter: answer.filter, ttlMs: ttl };
+    return { canonical: entry ? entry.canonical : null, dn: entry ? entry.dn : null, source: 'directory', answer, ttlMs: ttl };
   }
 
   /** The directory failed: a fresh answer another request stored meanwhile, a stale positive one, or the error. */
   private afterError(key: string, err: unknown): KeyAnswer {
     const again = this.deps.cache?.get(key);
     const now = this.deps.now();
-    if (again && now < again.freshUntil) return { canonical: again.canonical, dn: again.dn, source: 'cache', filter: undefined, ttlMs: again.freshUntil - now };
+    if (again && now < again.freshUntil) return { canonical: again.canonical, dn: again.dn, source: 'cache', answer: undefined, ttlMs: again.freshUntil - now };
     // Positive knowledge may be served stale; negative knowledge may not.
     if (again && again.canonical !== null && now < again.freshUntil + this.deps.staleMs) {
       this.deps.metrics.cacheEvent('stale');
-      return { canonical: again.canonical, dn: again.dn, source: 'stale', filter: undefined, ttlMs: 0 };
+      return { canonical: again.canonical, dn: again.dn, source: 'stale', answer: undefined, ttlMs: 0 };
     }
     throw err;
   }
@@ -176,37 +179,68 @@ export class Resolver {
   }
 
   /**
-   * One directory request. The directory bounds its own requests; the backstop timer guarantees
-   * a front end never waits longer than the configured timeout plus a margin, whatever the
-   * directory does. (One promise and one timer per request: this runs for every cache miss.)
+   * One directory request. The directory bounds its own requests; the backstop guarantees a front
+   * end never waits longer than the configured timeout plus a margin, whatever the directory does.
+   * This runs for every cache miss, so there is no timer per request: every request has the same
+   * backstop, so the set of outstanding ones is in deadline order, and one timer, armed for the
+   * oldest, fails what is overdue.
    */
   private request(key: string): Promise<DirectoryAnswer> {
-    const { directory, health, backstopMs } = this.deps;
-    return new Promise<DirectoryAnswer>((resolve, reject) => {
-      let settled = false;
-      const fail = (err: unknown): void => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        const e = err instanceof DirectoryError ? err : new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `directory failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
-        health.failed(e);
-        reject(e);
-      };
-      const timer = setTimeout(() => fail(new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer within ${backstopMs} ms`)), backstopMs);
-      let answer: Promise<DirectoryAnswer>;
-      try {
-        answer = directory.lookup(key);
-      } catch (err) {
-        fail(err);
+    let waiting!: Outstanding;
+    const promise = new Promise<DirectoryAnswer>((resolve, reject) => {
+      waiting = { deadline: performance.now() + this.deps.backstopMs, resolve, reject };
+    });
+    let answer: Promise<DirectoryAnswer>;
+    try {
+      answer = this.deps.directory.lookup(key);
+    } catch (err) {
+      this.fail(waiting, err);
+      return promise;
+    }
+    this.outstanding.add(waiting);
+    if (this.backstop === null) this.armBackstop(waiting.deadline);
+    answer.then(
+      (value) => {
+        if (!this.outstanding.delete(waiting)) return;
+        this.deps.health.answered();
+        waiting.resolve(value);
+      },
+      (err: unknown) => {
+        if (this.outstanding.delete(waiting)) this.fail(waiting, err);
+      },
+    );
+    return promise;
+  }
+
+  private fail(waiting: Outstanding, err: unknown): void {
+    const e = err instanceof DirectoryError ? err : new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `directory failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+    this.deps.health.failed(e);
+    waiting.reject(e);
+  }
+
+  private armBackstop(deadline: number): void {
+    this.backstop = setTimeout(() => this.sweepBackstop(), Math.max(0, deadline - performance.now()));
+    // Outstanding requests keep their own sockets busy; this timer alone must not hold the process.
+    this.backstop.unref();
+  }
+
+  private sweepBackstop(): void {
+    this.backstop = null;
+    const now = performance.now();
+    for (const waiting of this.outstanding) {
+      if (waiting.deadline > now) {
+        this.armBackstop(waiting.deadline);
         return;
       }
-      answer.then((value) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        health.answered();
-        resolve(value);
-      }, fail);
-    });
+      this.outstanding.delete(waiting);
+      this.fail(waiting, new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer within ${this.deps.backstopMs} ms`));
+    }
   }
+}
+
+/** A directory request the backstop watches. */
+interface Outstanding {
+  deadline: number;
+  resolve: (answer: DirectoryAnswer) => void;
+  reject: (err: DirectoryError) => void;
 }

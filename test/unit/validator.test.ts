@@ -275,6 +275,25 @@ describe('directory failures', () => {
     assert.equal((await ask(v, 'x@example.com')).verdict, 'tempfail');
   });
 
+  it('defers each request to a directory that never answers at its own backstop (timeout + 500 ms); late answers change nothing', async () => {
+    const { v, dir } = setup({ directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:1'], baseDN: 'dc=x', timeout: '200ms' } } });
+    dir.hold = true;
+    const t0 = performance.now();
+    const first = ask(v, 'alice@example.com').then((r) => ({ r, ms: performance.now() - t0 }));
+    await new Promise((r) => setTimeout(r, 300));
+    const second = ask(v, 'bob@example.com').then((r) => ({ r, ms: performance.now() - t0 }));
+    const [a, b] = await Promise.all([first, second]);
+    assert.equal(a.r.verdict, 'tempfail');
+    assert.equal(b.r.verdict, 'tempfail');
+    // Never early; late only by what a loaded machine adds.
+    assert.ok(a.ms >= 700 && a.ms < 3_000, `first after ${a.ms} ms`);
+    assert.ok(b.ms >= 1_000 && b.ms < 3_300, `second after ${b.ms} ms`);
+    assert.ok(b.ms - a.ms >= 250, 'the second request has its own deadline, not the first one’s');
+    dir.release();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal((await ask(v, 'alice@example.com')).verdict, 'valid', 'the directory is asked again, and answers');
+  });
+
   it('defers when the exact address is unknown and the base address lookup fails', async () => {
     const { v, dir } = setup();
     dir.queue('not_found', 'error');

@@ -1,0 +1,92 @@
+import type { LdapConnection } from './connection.js';
+import type { Pending } from './lookup-queue.js';
+
+/**
+ * The searches on the wire and their deadlines, watched by one timer for them all rather than
+ * one per search (a cold lookup is one search when it goes alone, so a timer per search was a
+ * timer per lookup). Each lookup fails at its own deadline. A search still unanswered a full
+ * timeout after its last lookup gave up means a hung connection: the server's own time limit
+ * would have ended it.
+ */
+
+/** A search on the wire and the lookups it answers. */
+export interface InFlight {
+  conn: LdapConnection;
+  batch: Pending[];
+  /** When it counts as hung, once none of its lookups waits any more (0: not yet known). */
+  hungAt: number;
+}
+
+export interface InFlightOptions {
+  timeoutMs: number;
+  /** A lookup of `search` reached its deadline. */
+  expire: (p: Pending, search: InFlight) => void;
+  /** `search` is hung (already forgotten here). */
+  hung: (search: InFlight) => void;
+}
+
+export class InFlightSearches {
+  private readonly searches = new Set<InFlight>();
+  private timer: NodeJS.Timeout | null = null;
+  /** When the timer fires (Infinity: not armed). */
+  private timerAt = Infinity;
+
+  constructor(private readonly o: InFlightOptions) {}
+
+  add(conn: LdapConnection, batch: Pending[]): InFlight {
+    const search: InFlight = { conn, batch, hungAt: 0 };
+    this.searches.add(search);
+    let first = Infinity;
+    for (let i = 0; i < batch.length; i++) first = Math.min(first, batch[i]!.deadline);
+    this.arm(first);
+    return search;
+  }
+
+  /** The search got its answer (or its connection failed). */
+  delete(search: InFlight): void {
+    this.searches.delete(search);
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+  }
+
+  /** Makes sure the timer fires by `at`; a timer left armed when nothing is in flight just finds nothing to do. */
+  private arm(at: number): void {
+    if (at >= this.timerAt) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = at;
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - Date.now()));
+    // A search in flight holds its socket open; this timer alone must not hold the process.
+    this.timer.unref();
+  }
+
+  private sweep(): void {
+    this.timer = null;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const search of this.searches) {
+      let open = false;
+      for (const p of search.batch) {
+        if (p.done) continue;
+        if (p.deadline <= now) this.o.expire(p, search);
+        else {
+          open = true;
+          next = Math.min(next, p.deadline);
+        }
+      }
+      if (open) continue;
+      if (search.hungAt === 0) search.hungAt = now + this.o.timeoutMs;
+      if (search.hungAt > now) {
+        next = Math.min(next, search.hungAt);
+        continue;
+      }
+      this.searches.delete(search);
+      this.o.hung(search);
+    }
+    if (next < Infinity) this.arm(next);
+  }
+}

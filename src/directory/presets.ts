@@ -35,13 +35,25 @@ export interface LdapSearchPlan {
 
 /** Every value of an attribute, whatever case the server used for its name. */
 export function attributeValues(entry: LdapEntry, name: string): string[] {
+  // Servers mostly echo the spelling we asked for: look that up before scanning every key.
+  if (name !== 'dn' && Object.hasOwn(entry, name)) return texts(entry[name]);
   const wanted = name.toLowerCase();
   for (const [key, raw] of Object.entries(entry)) {
     if (key.toLowerCase() !== wanted || key === 'dn') continue;
-    const list = Array.isArray(raw) ? raw : [raw];
-    return list.map((v) => (Buffer.isBuffer(v) ? v.toString('utf8') : String(v))).filter((v) => v !== '');
+    return texts(raw);
   }
   return [];
+}
+
+/** An attribute's values as non-empty text. */
+function texts(raw: unknown): string[] {
+  const list: unknown[] = Array.isArray(raw) ? raw : [raw];
+  const out: string[] = [];
+  for (const v of list) {
+    const text = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+    if (text !== '') out.push(text);
+  }
+  return out;
 }
 
 function unique(values: string[]): string[] {

@@ -20,6 +20,15 @@ describe('openldap preset', () => {
     assert.equal(plan.canonical({ dn: 'uid=c', mail: [] }), null);
   });
 
+  test('reads values alike under the requested spelling and any other: text and Buffers, empty values dropped', () => {
+    for (const name of ['mail', 'Mail', 'MAIL']) {
+      const entry = { dn: 'uid=d', [name]: [Buffer.from('Dé@example.com'), '', 'd2@example.com'] };
+      assert.deepEqual(plan.addresses(entry), ['dé@example.com', 'd2@example.com'], name);
+      assert.equal(plan.canonical(entry), 'Dé@example.com', name);
+    }
+    assert.equal(plan.canonical({ dn: 'uid=e', mail: '', mailAlternateAddress: 'e@example.com' }), 'e@example.com');
+  });
+
   test('changedSince uses modifyTimestamp in GeneralizedTime', () => {
     assert.equal(plan.changedSinceClause(new Date('2024-01-31T23:59:59.500Z')), '(modifyTimestamp>=20240131235959Z)');
     assert.equal(generalizedTime(new Date('2000-02-03T04:05:06Z')), '20000203040506Z');

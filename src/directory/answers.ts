@@ -45,15 +45,14 @@ export function matchBatch(matchValues: (entry: LdapEntry) => string[], entries:
   let unaccounted = false;
   for (const entry of entries) {
     let matched = false;
-    const seen = new Set<string>();
     for (const value of matchValues(entry as LdapEntry)) {
       const folded = foldValue(value);
-      if (folded === null || !foldedKeys.has(folded) || seen.has(folded)) continue;
-      seen.add(folded);
+      if (folded === null || !foldedKeys.has(folded)) continue;
       matched = true;
       const list = byKey.get(folded);
-      if (list) list.push(entry);
-      else byKey.set(folded, [entry]);
+      if (list === undefined) byKey.set(folded, [entry]);
+      // Two values of one entry folding alike (mail and an alias in other case): listed once.
+      else if (list[list.length - 1] !== entry) list.push(entry);
     }
     if (!matched) unaccounted = true;
   }

@@ -236,10 +236,12 @@ export class LookupScheduler {
       else this.retry(batch, true);
       return;
     }
-    const { byKey, unaccounted } = matchBatch(this.o.plan.matchValues!, result.entries, new Set(batch.map((p) => p.key.toLowerCase())));
+    const folded = batch.map((p) => p.key.toLowerCase());
+    const { byKey, unaccounted } = matchBatch(this.o.plan.matchValues!, result.entries, new Set(folded));
     const unsure: Pending[] = [];
-    for (const p of batch) {
-      const entries = byKey.get(p.key.toLowerCase());
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      const entries = byKey.get(folded[i]!);
       if (entries) this.answer(p, entries);
       else if (unaccounted) unsure.push(p);
       else this.answer(p, []);

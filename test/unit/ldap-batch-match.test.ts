@@ -35,6 +35,12 @@ describe('batched search answers matched back to their keys', () => {
     assert.equal(match.unaccounted, false);
   });
 
+  test('an entry whose values fold alike (mail and an alias in other case) is listed once per key', () => {
+    const entries: Entry[] = [{ dn: 'uid=bob', mail: ['Bob@example.com', 'bob@example.com'], mailAlternateAddress: ['BOB@EXAMPLE.COM', 'robert@example.com'] }];
+    const match = matchBatch(openldap.matchValues!, entries, new Set(['bob@example.com', 'robert@example.com']));
+    assert.deepEqual(keysOf(match), { 'bob@example.com': ['uid=bob'], 'robert@example.com': ['uid=bob'] });
+  });
+
   test('a non-ASCII value never matches an ASCII key, so the entry is unaccounted (keys go singly)', () => {
     const match = matchBatch(openldap.matchValues!, [{ dn: 'uid=kelvin', mail: '\u212Aate@example.com' }], new Set(['kate@example.com']));
     assert.deepEqual(keysOf(match), {});

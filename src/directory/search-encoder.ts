@@ -1,4 +1,5 @@
 import { OrFilter, PresenceFilter, SearchRequest, type BerWriter, type Filter } from 'ldapts';
+import { element, intSize, lengthSize, writeInt, writeLength } from './ber.js';
 import { ADDRESS_MARKS, compileFilter, parseMarked, splitAddress } from './filter.js';
 
 /**
@@ -119,51 +120,6 @@ function compileTree(template: string): Node | null {
   } catch {
     return null;
   }
-}
-
-/** Octets of a BER length (minimal form, as ldapts writes it). */
-function lengthSize(n: number): number {
-  return n <= 0x7f ? 1 : n <= 0xff ? 2 : n <= 0xffff ? 3 : 4;
-}
-
-function writeLength(buf: Buffer, off: number, n: number): number {
-  if (n <= 0x7f) {
-    buf[off++] = n;
-  } else if (n <= 0xff) {
-    buf[off++] = 0x81;
-    buf[off++] = n;
-  } else if (n <= 0xffff) {
-    buf[off++] = 0x82;
-    buf[off++] = n >> 8;
-    buf[off++] = n & 0xff;
-  } else {
-    if (n > 0xffffff) throw new RangeError('LDAP message too long');
-    buf[off++] = 0x83;
-    buf[off++] = n >> 16;
-    buf[off++] = (n >> 8) & 0xff;
-    buf[off++] = n & 0xff;
-  }
-  return off;
-}
-
-/** Content octets of a non-negative INTEGER (ldapts' minimal two's complement). */
-function intSize(n: number): number {
-  return n <= 0x7f ? 1 : n <= 0x7fff ? 2 : n <= 0x7fffff ? 3 : 4;
-}
-
-function writeInt(buf: Buffer, off: number, n: number): number {
-  const size = intSize(n);
-  buf[off++] = 0x02;
-  buf[off++] = size;
-  for (let shift = (size - 1) * 8; shift >= 0; shift -= 8) buf[off++] = (n >>> shift) & 0xff;
-  return off;
-}
-
-function element(tag: number, content: Buffer): Buffer {
-  const head = Buffer.alloc(1 + lengthSize(content.length));
-  head[0] = tag;
-  writeLength(head, 1, content.length);
-  return Buffer.concat([head, content]);
 }
 
 export interface LookupSearchShape {

@@ -31,22 +31,23 @@ export function milterRecipient(args: readonly string[], rcptAddr: string | unde
 /** The address of the first RCPT argument (ESMTP parameters dropped), as Postfix will route it. */
 export function envelopeAddress(args: readonly string[]): string {
   const arg = (args[0] ?? '').replace(/^\s+/, '');
-  const path = arg.startsWith('<') ? bracketed(arg) : (arg.split(/\s+/)[0] ?? '');
-  const tokens = tokenize(path);
-  // Unbalanced quotes, comments or brackets: not an address; the raw text fails to parse.
-  if (tokens === null) return path;
+  const path = (comments: boolean) => (arg.startsWith('<') ? bracketed(arg, comments) : (arg.split(/\s+/)[0] ?? ''));
+  const tokens = tokenize(path(true));
+  // Unbalanced quotes, comments or brackets: no address. The raw path (a "(" read as text) fails
+  // to parse, and in a served domain (text after the last "@") it is refused for its syntax.
+  if (tokens === null) return path(false);
   return canonical(withoutSourceRoute(tokens).map((t) => t.text).join(''));
 }
 
-/** The text inside `<...>`, up to the '>' that is outside quotes and comments. */
-function bracketed(arg: string): string {
+/** The text inside `<...>`, up to the '>' that is outside quotes (and comments, if `comments`). */
+function bracketed(arg: string, comments: boolean): string {
   let quoted = false;
   let comment = 0;
   for (let i = 1; i < arg.length; i++) {
     const c = arg[i];
     if (c === '\\') i++;
     else if (quoted) quoted = c !== '"';
-    else if (c === '(') comment++;
+    else if (c === '(' && comments) comment++;
     else if (comment > 0) comment -= c === ')' ? 1 : 0;
     else if (c === '"') quoted = true;
     else if (c === '>') return arg.slice(1, i);

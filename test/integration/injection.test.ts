@@ -193,6 +193,18 @@ describe('LDAP injection through every front end (real slapd)', () => {
   });
 
   const servedDomain = (p: string): boolean => /@example\.com$/i.test(p);
+  /**
+   * The milter reads a RCPT argument as Postfix routes it (README "Invalid addresses"): comments
+   * dropped, quoted strings and backslash escapes unquoted. Where that reading differs from the
+   * HTTP API's, this is the milter's answer; none of them is a filter match.
+   */
+  const MILTER_READS = new Map<string, string>([
+    ['alice)(mail=*)@example.com', '550 5.1.1 User unknown'], // "(mail=*)" is a comment: "alice)"@example.com
+    ['\\2a@example.com', '550 5.1.1 User unknown'], // 2a@example.com
+    ['\\28mail=\\2a\\29@example.com', '550 5.1.1 User unknown'], // 28mail=2a29@example.com
+    ['"*@example.com"', '550 5.1.1 User unknown'], // *@example.com, the "*" matched literally
+    ['alice\\@example.com', 'continue'], // alice@example.com: Postfix delivers it to alice
+  ]);
 
   test(`${PAYLOADS.length} injection payloads match nothing on any front end`, async () => {
     const foundBefore = await directoryOutcome(app, 'found');
@@ -224,7 +236,8 @@ describe('LDAP injection through every front end (real slapd)', () => {
         // NUL ends a milter string: "alice@example.com\0" on that wire IS alice@example.com.
         if (!p.includes('\0')) {
           const m = await milter.rcpt(p);
-          const expected = verdict === 'unknown' ? '550 5.1.1 User unknown' : verdict === 'invalid' && servedDomain(p) ? '501 5.1.3 Bad recipient address syntax' : 'continue';
+          const expected =
+            MILTER_READS.get(p) ?? (verdict === 'unknown' ? '550 5.1.1 User unknown' : verdict === 'invalid' && servedDomain(p) ? '501 5.1.3 Bad recipient address syntax' : 'continue');
           if (m !== expected) problems.push(`milter ${JSON.stringify(p)} (${verdict}) → ${m}`);
         }
       }
@@ -237,7 +250,10 @@ describe('LDAP injection through every front end (real slapd)', () => {
       milter.close();
     }
     assert.deepEqual(problems, []);
-    assert.equal(await directoryOutcome(app, 'found'), foundBefore, 'the directory matched no entry for any payload');
+    // No payload matched an entry, except the one the milter reads as the real alice@example.com
+    // (MILTER_READS; the cache is off here, so each lookup reaches the directory).
+    const milterValid = [...MILTER_READS.values()].filter((a) => a === 'continue').length;
+    assert.equal(await directoryOutcome(app, 'found'), foundBefore + milterValid, 'the directory matched no entry for any payload');
     assert.ok(syntacticallyValid >= 15, `most payloads reached the directory as well-formed addresses (${syntacticallyValid})`);
     assert.ok((await directoryOutcome(app, 'not_found')) + foundBefore - requestsBefore >= syntacticallyValid * 4, 'each front end asked the directory itself');
   });

@@ -48,7 +48,7 @@ const ONLY = new Set(only as Scenario[]);
 const FULL_RUN = SCENARIOS.every((s) => ONLY.has(s));
 const MESSAGES = Number(values.messages);
 
-const USERS = 150_000 + REGRESS_KEYS;
+const USERS = 160_000 + REGRESS_KEYS;
 /** Users K@example.com for odd K up to this: ground truth for smtp-source's numbered recipients. */
 const NUMBERED = 10_000;
 const RUN_LIMIT_MS = 25 * 60_000;
@@ -162,7 +162,7 @@ ${sections.join('\n\n')}
 
 - Setup: a private slapd (OpenLDAP, mdb, \`index mail,mailAlternateAddress eq,sub\`, cn=Monitor enabled) bulk-loaded
   with ${USERS.toLocaleString('en-US')} users \`userK@example.com\` and ${(NUMBERED / 2).toLocaleString('en-US')} users \`K@example.com\` (odd K ≤ ${NUMBERED.toLocaleString('en-US')}).
-  rcptgate runs as the real CLI (\`node --import tsx src/main.ts serve\`) in its own process with the product's
+  rcptgate runs as deployed: compiled once per run (\`tsc -p tsconfig.build.json\`, as \`npm start\` and the image do) and started as \`node dist/main.js serve\`, in its own process, with the product's
   DEFAULT settings (pool size, in-flight limits, cache, timeouts); only listen addresses, the domain, the
   directory URL and base DN, the admin token and \`log.level: warn\` are set. Every scenario starts its own instance.
   Keys: 70 % existing users, 30 % unknown, shuffled; every cold run gets users no earlier run touched.
@@ -177,7 +177,8 @@ ${sections.join('\n\n')}
   (one search per lookup) ÷ lookups. LDAP searches per lookup from slapd's cn=Monitor (monitorOpCompleted of searches).
 - profile: a separate rcptgate under \`node --cpu-prof\`; samples are cut to the monotonic-clock window of each phase.
 - ceiling: slapd's own single-search rate with the C LDAP client at 4, 8, 16, 32 and 64 sequential connections, best counts;
-  rcptgate cold with the C socketmap client at 32 sequential connections, 4 s, fresh keys, cache flushed.
+  rcptgate cold with the C socketmap client at 32 sequential connections, 4 s, fresh keys, cache flushed, after a 3 s
+  warm-up on the same path (12,000 other cold keys, 32 connections).
 - flood: a victim (C client from 127.0.0.2, one connection, sequential) asks 300 valid users not cached, 15 s allowed;
   baseline: the same lookups with no flood. Attacker (C, from 127.0.0.1): 1 or 200 connections pipelining
   \`nobody-<random>@example.com\` as fast as the server reads them, for 17 s; the victim starts 1 s in. A fresh rcptgate

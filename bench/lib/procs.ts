@@ -1,5 +1,5 @@
 /** Child processes of the benchmark: started with a pid we own, stopped by that pid. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { waitForPort } from '../../test/helpers/ports.js';
 
@@ -14,11 +14,18 @@ export interface Child {
 }
 
 /**
- * Runs a TypeScript file with `node --import tsx`, waits until it accepts on `port`. `cwd`
- * (default: this checkout) is where tsx and the tsconfig are found: another build's own tree.
+ * Runs a TypeScript file with `node --import tsx` (or compiled JavaScript, `compiled: true`),
+ * waits until it accepts on `port`. `cwd` (default: this checkout) is where tsx and the tsconfig
+ * are found: another build's own tree.
  */
-export async function startNode(script: string, args: string[], port: number, options: { nodeArgs?: string[]; what: string; env?: NodeJS.ProcessEnv; cwd?: string }): Promise<Child> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), '--import', 'tsx', script, ...args], {
+export async function startNode(
+  script: string,
+  args: string[],
+  port: number,
+  options: { nodeArgs?: string[]; what: string; env?: NodeJS.ProcessEnv; cwd?: string; compiled?: boolean },
+): Promise<Child> {
+  const loader = options.compiled ? [] : ['--import', 'tsx'];
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...loader, script, ...args], {
     cwd: options.cwd ?? ROOT,
     env: options.env ?? process.env,
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -66,4 +73,18 @@ export class ChildSet {
   async stopAll(): Promise<void> {
     await Promise.all(this.children.splice(0).map((c) => c.stop()));
   }
+}
+
+let built = false;
+
+/**
+ * Compiles the product once per benchmark process (\`tsc -p tsconfig.build.json\`, as \`npm start\`
+ * and the image do), so rcptgate is measured as deployed, not through tsx's on-the-fly transform.
+ */
+export function buildProduct(): string {
+  if (!built) {
+    execFileSync(process.execPath, [path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(ROOT, 'tsconfig.build.json')], { cwd: ROOT, stdio: 'inherit' });
+    built = true;
+  }
+  return path.join(ROOT, 'dist/main.js');
 }

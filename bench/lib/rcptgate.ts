@@ -1,5 +1,5 @@
 /**
- * The real rcptgate CLI (`src/main.ts serve`) in its own process, with DEFAULT settings: only
+ * The real rcptgate CLI as deployed (compiled, `dist/main.js serve`) in its own process, with DEFAULT settings: only
  * what the benchmark must set (listen addresses, domain, directory URL and base DN, admin
  * token) plus `ldap` extras a scenario asks for (e.g. `batchSize: 1`). Pool size, in-flight
  * limits, cache size and timeouts are the product's defaults, so the figures are what an
@@ -11,7 +11,7 @@ import { stringify } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
 import { freePort } from '../../test/helpers/ports.js';
 import type { Slapd } from '../../test/helpers/slapd.js';
-import { startNode, ROOT, type Child } from './procs.js';
+import { buildProduct, startNode, type Child } from './procs.js';
 
 export interface RcptgateOptions {
   dir: string;
@@ -63,8 +63,9 @@ export async function startRcptgate(o: RcptgateOptions): Promise<Rcptgate> {
   validateConfig(config); // a key the code under test lacks fails here, with its name
   const file = path.join(o.dir, `${o.name}.yaml`);
   await writeFile(file, stringify(config));
-  const child = await startNode(path.join(ROOT, 'src/main.ts'), ['serve', '--config', file], socketmapPort, {
+  const child = await startNode(buildProduct(), ['serve', '--config', file], socketmapPort, {
     what: `rcptgate (${o.name})`,
+    compiled: true,
     ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
   });
   const auth = { authorization: `Bearer ${adminToken}` };

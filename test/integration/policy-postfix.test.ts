@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { createPolicyServer } from '../../src/policy/server.js';
+import { rawRcpts } from '../helpers/raw-smtp.js';
 import { requirePostfixTools, startPostfix, swaks, type PostfixInstance, type SwaksResult } from '../helpers/postfix.js';
 import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
 
@@ -85,13 +86,29 @@ describe('policy delegation behind a real Postfix', () => {
   });
 
   it('refuses invalid addresses in a served domain permanently with 501 5.1.3 (Postfix alone would accept them)', async () => {
-    const invalid = ['a..b@example.com', `${'x'.repeat(65)}@example.com`, 'user5.@example.com', '"a>b"@example.com'];
-    const r = await swaks({ port: mx!.port, from: FROM, to: [...invalid, 'alice@example.com'], clientAddress: '127.0.0.5' });
+    const invalid = ['a..b@example.com', `${'x'.repeat(65)}@example.com`, 'user5.@example.com'];
+    // Postfix hands this one over unquoted (a>b@example.com); read as Postfix routes it, it is the
+    // quoted local part "a>b", valid syntax, unknown to the directory: refused as unknown, as the
+    // milter refuses it.
+    const quoted = '"a>b"@example.com';
+    const r = await swaks({ port: mx!.port, from: FROM, to: [...invalid, quoted, 'alice@example.com'], clientAddress: '127.0.0.5' });
     for (const [i, address] of invalid.entries()) {
       assert.match(r.rcpt[i]!.reply?.text ?? '', /^501 5\.1\.3 <.*>: Recipient address rejected: Bad recipient address syntax$/, `${address}\n${r.transcript}`);
     }
-    assert.equal(r.rcpt[invalid.length]!.reply?.code, 250, r.transcript);
+    assert.match(r.rcpt[invalid.length]!.reply?.text ?? '', /^550 5\.1\.1 <.*>: Recipient address rejected: User unknown$/, r.transcript);
+    assert.equal(r.rcpt[invalid.length + 1]!.reply?.code, 250, r.transcript);
     const queued = await mx!.queuedRecipients();
-    for (const address of invalid) assert.ok(!queued.some((q) => q.toLowerCase() === address.toLowerCase()), queued.join(','));
+    for (const address of [...invalid, quoted]) assert.ok(!queued.some((q) => q.toLowerCase() === address.toLowerCase()), queued.join(','));
+  });
+
+  it('judges each RCPT as Postfix routes it: percent hack, bang path and a requoted domain do not let an unknown user through', async () => {
+    // Postfix gives the policy server the internal form (left) but relays each to
+    // nobody@example.com: its resolver reads "user%site" and "site!user" as user@site when no
+    // domain is left, and reads the domain again as RFC 822 tokens.
+    const unknown = ['<nobody%example.com>', '<example.com!nobody>', '<"nobody%example.com">', '<nobody%"example.com">', '<nobody%EXAMPLE.COM>', '<nobody%example.com%>', '<nobody@"example.com ">', '<nobody@ex\\\\ample.com>', '<nobody@example.com\\\\ >'];
+    const valid = ['<alice%example.com>', '<example.com!alice>', '<alice@"example.com ">'];
+    const got = await rawRcpts(mx!.port, '127.0.0.7', FROM, [...unknown, ...valid]);
+    for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
+    for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
   });
 });

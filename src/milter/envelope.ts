@@ -36,7 +36,9 @@ export function envelopeAddress(args: readonly string[]): string {
   // Unbalanced quotes, comments or brackets: no address. The raw path (a "(" read as text) fails
   // to parse, and in a served domain (text after the last "@") it is refused for its syntax.
   if (tokens === null) return path(false);
-  return canonical(withoutSourceRoute(tokens).map((t) => t.text).join(''));
+  // Postfix ignores angle brackets around the address: <<alice@example.com>> is alice@example.com.
+  const address = withoutSourceRoute(tokens).filter((t) => t.kind !== 'special' || (t.text !== '<' && t.text !== '>'));
+  return canonical(address.map((t) => t.text).join(''));
 }
 
 /** The text inside `<...>`, up to the '>' that is outside quotes (and comments, if `comments`). */

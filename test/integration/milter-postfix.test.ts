@@ -142,9 +142,9 @@ describe('milter behind a real Postfix', () => {
   it('reads each RCPT the way Postfix routes it: quoting, comments and white space do not let an unknown user through', async () => {
     // Each form is one Postfix relays to nobody@example.com (its internal form; the policy front
     // end is given that form). Read as raw text, several passed as foreign domains.
-    const unknown = ['<"nobody@example.com">', '<nobody@example.com (comment)>', '<nobody@example.com >', '< nobody@example.com>', '<nobody(c)@example.com>', '<"nobody"@example.com>', '<nobody\\@example.com>', '<@relay.example:nobody@example.com>', '<nobody@(x)example.com>', '<nobody@example.com.(x)>', '<nobody@ example.com>', '<nobody@example.com;>'];
+    const unknown = ['<"nobody@example.com">', '<nobody@example.com (comment)>', '<nobody@example.com >', '< nobody@example.com>', '<nobody(c)@example.com>', '<"nobody"@example.com>', '<nobody\\@example.com>', '<@relay.example:nobody@example.com>', '<nobody@(x)example.com>', '<nobody@example.com.(x)>', '<nobody@ example.com>', '<nobody@example.com;>', '<<nobody@example.com>>'];
     // And the same forms for a valid user reach it, not a syntax error.
-    const valid = ['<"alice@example.com">', '<alice@example.com (comment)>', '< alice@example.com >', '<alice(c)@example.com>'];
+    const valid = ['<"alice@example.com">', '<alice@example.com (comment)>', '< alice@example.com >', '<alice(c)@example.com>', '<<alice@example.com>>'];
     const got = await rawRcpts(mx!.port, '127.0.0.6', [...unknown, ...valid, '<""@example.com>']);
     for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
     for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);

@@ -150,4 +150,11 @@ describe('milter behind a real Postfix', () => {
     for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
     assert.match(got.at(-1)!, /^501 5\.1\.3 /, 'an empty local part in a served domain');
   });
+
+  it('answers a RCPT with a stray ")" or "]" and goes on answering (once the reader looped forever on it, filling memory)', async () => {
+    const got = await rawRcpts(mx!.port, '127.0.0.8', ['<nobody)@example.com>', '<no]body@example.com>', '<a)b]c)@example.com>', '<alice@example.com>']);
+    // Postfix routes them to the local parts "nobody)", "no]body" and "a)b]c)": unknown users.
+    for (const [i, reply] of got.slice(0, 3).entries()) assert.match(reply, /^550 5\.1\.1 /, `${i}: ${reply}`);
+    assert.match(got[3]!, /^250 /);
+  });
 });

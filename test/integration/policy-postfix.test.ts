@@ -5,6 +5,7 @@
  * example.net — so one Postfix sees 250, 550 and 451 from one policy listener.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
@@ -110,5 +111,18 @@ describe('policy delegation behind a real Postfix', () => {
     const got = await rawRcpts(mx!.port, '127.0.0.7', FROM, [...unknown, ...valid]);
     for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
     for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
+  });
+
+  it('answers a request whose recipient has a stray ")" in the domain, sent straight to the policy port, and goes on answering', async () => {
+    // Postfix itself refuses such a domain; a client on the policy port can send it anyway. Once
+    // the domain reader looped forever on it (filling memory until the process died).
+    const request = (recipient: string) => `request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.9\nrecipient=${recipient}\n\n`;
+    const socket = net.connect({ port: server!.address()!.port, host: '127.0.0.1' });
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (text += d));
+    socket.end(request('nobody@example.com)') + request('nobody@"exa)mple.com"') + request('alice@example.com'));
+    await new Promise((resolve) => socket.once('close', resolve));
+    assert.deepEqual(text.split('\n\n').filter(Boolean), ['action=DUNNO', 'action=DUNNO', 'action=DUNNO']);
   });
 });

@@ -207,6 +207,11 @@ export class ConnectionPipeline<T> {
   /** Starts waiting requests while there is room, then pauses or resumes reading. */
   private readonly flow = (): void => {
     if (this.closed) return;
+    // Draining: what has not started is not started (as if unread); what has, is answered.
+    if (this.ctx.draining && this.backlogHead < this.backlog.length) {
+      this.backlog = [];
+      this.backlogHead = 0;
+    }
     const { backlog } = this;
     while (this.backlogHead < backlog.length && this.canStart()) {
       const request = backlog[this.backlogHead]!;

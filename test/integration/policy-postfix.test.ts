@@ -125,4 +125,15 @@ describe('policy delegation behind a real Postfix', () => {
     await new Promise((resolve) => socket.once('close', resolve));
     assert.deepEqual(text.split('\n\n').filter(Boolean), ['action=DUNNO', 'action=DUNNO', 'action=DUNNO']);
   });
+
+  it('judges a source-routed RCPT where Postfix routes it: through its own domain ([127.0.0.1]) into a served one', async () => {
+    // Postfix strips a domain of its own (here its address literal; by default also localhost and
+    // $myhostname) and routes the rest: each of these goes to nobody@example.com, and
+    // reject_unauth_destination lets it through. The front end sees a domain that is not ours.
+    const unknown = ['<"nobody@example.com"@[127.0.0.1]>', '<"nobody%example.com"@[127.0.0.1]>', '<"example.com!nobody"@[127.0.0.1]>', '<nobody%example.com@[127.0.0.1]>'];
+    const valid = ['<"alice@example.com"@[127.0.0.1]>', '<alice%example.com@[127.0.0.1]>'];
+    const got = await rawRcpts(mx!.port, '127.0.0.10', FROM, [...unknown, ...valid]);
+    for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
+    for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
+  });
 });

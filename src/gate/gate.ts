@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Frontend, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import type { HarvestGuard } from './harvest.js';
+import { servedTarget } from './source-route.js';
 
 /**
  * What a front end must say:
@@ -59,6 +60,7 @@ export class Gate {
   readonly metrics: Metrics;
   private readonly logger: Logger;
   private readonly lookupNowFn: LookupNow | null;
+  private readonly isServed = (domain: string): boolean => this.validator.isServedDomain(domain);
 
   constructor(options: GateOptions) {
     this.validator = options.validator;
@@ -108,7 +110,9 @@ export class Gate {
    * A recipient from a client (policy, milter): the verdict plus harvest protection keyed by
    * `client`. Synchronous when the engine has the answer at hand.
    */
-  recipient(address: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
+  recipient(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
+    // "nobody@example.com"@[127.0.0.1]: judged where the MTA will route it (source-route.ts).
+    const address = servedTarget(recipient, this.isServed);
     const harvest = this.harvest;
     if (harvest !== null && harvest.action === 'reject' && harvest.isBlocked(client)) {
       this.metrics.harvestBlocked.inc({ frontend });

@@ -12,7 +12,7 @@
 
 import { parseAddress } from '../recipient/address.js';
 
-type Token = { kind: 'text' | 'special'; text: string };
+export type Token = { kind: 'text' | 'special'; text: string };
 
 /**
  * The recipient to validate: the RCPT argument read as Postfix does; where that is no address
@@ -36,7 +36,9 @@ export function envelopeAddress(args: readonly string[]): string {
   // Unbalanced quotes, comments or brackets: no address. The raw path (a "(" read as text) fails
   // to parse, and in a served domain (text after the last "@") it is refused for its syntax.
   if (tokens === null) return path(false);
-  return canonical(withoutSourceRoute(tokens).map((t) => t.text).join(''));
+  // Postfix ignores angle brackets around the address: <<alice@example.com>> is alice@example.com.
+  const address = withoutSourceRoute(tokens).filter((t) => t.kind !== 'special' || (t.text !== '<' && t.text !== '>'));
+  return canonical(address.map((t) => t.text).join(''));
 }
 
 /** The text inside `<...>`, up to the '>' that is outside quotes (and comments, if `comments`). */
@@ -56,7 +58,7 @@ function bracketed(arg: string, comments: boolean): string {
 }
 
 /** RFC 822 tokens with comments and white space dropped; null when something is left open. */
-function tokenize(s: string): Token[] | null {
+export function tokenize(s: string): Token[] | null {
   const out: Token[] = [];
   let i = 0;
   while (i < s.length) {
@@ -118,7 +120,7 @@ function withoutSourceRoute(tokens: Token[]): Token[] {
 const UNQUOTED = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\u{10FFFF}]+$/u;
 
 /** The internal form split at its last "@", the local part quoted where it needs it ("a b"). */
-function canonical(internal: string): string {
+export function canonical(internal: string): string {
   const at = internal.lastIndexOf('@');
   if (at <= 0) return internal;
   const local = internal.slice(0, at);

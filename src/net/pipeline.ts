@@ -60,6 +60,8 @@ export class ConnectionPipeline<T> {
   private outBuffers: Buffer[] = [];
   private completed = false;
   private paused = false;
+  /** Told the connection it owes answers (`ctx.busy()`): requests started or waiting to start. */
+  private owing = false;
   private flushScheduled = false;
   /** No more requests will be read (protocol error, QUIT, peer FIN); close once all is answered. */
   private finishing = false;
@@ -100,7 +102,12 @@ export class ConnectionPipeline<T> {
   private readonly onRequest = (request: T): void => {
     this.completed = true;
     if (this.backlogHead === this.backlog.length && this.canStart()) this.dispatch(request);
-    else this.backlog.push(request);
+    else {
+      this.backlog.push(request);
+      // A request waiting for its turn is owed too: a FIN or the idle sweep must not end the
+      // connection before it is answered.
+      this.setOwing(true);
+    }
   };
 
   private canStart(): boolean {
@@ -125,7 +132,8 @@ export class ConnectionPipeline<T> {
       return;
     }
     const slot: Slot = { reply: null, done: false };
-    if (this.queue.push(slot) === 1) this.ctx.busy();
+    this.queue.push(slot);
+    this.setOwing(true);
     if (result instanceof Delayed) return this.hold(slot, result);
     const peer = this.ctx.peer;
     peer.acquire();
@@ -176,7 +184,6 @@ export class ConnectionPipeline<T> {
     }
     if (n > 0) queue.splice(0, n);
     this.writeOut();
-    if (n > 0 && queue.length === 0) this.ctx.idle();
     this.flow();
   };
 
@@ -200,6 +207,11 @@ export class ConnectionPipeline<T> {
   /** Starts waiting requests while there is room, then pauses or resumes reading. */
   private readonly flow = (): void => {
     if (this.closed) return;
+    // Draining: what has not started is not started (as if unread); what has, is answered.
+    if (this.ctx.draining && this.backlogHead < this.backlog.length) {
+      this.backlog = [];
+      this.backlogHead = 0;
+    }
     const { backlog } = this;
     while (this.backlogHead < backlog.length && this.canStart()) {
       const request = backlog[this.backlogHead]!;
@@ -212,6 +224,7 @@ export class ConnectionPipeline<T> {
     }
     this.writeOut();
     const waiting = this.backlogHead < this.backlog.length;
+    if (!waiting && this.queue.length === 0) this.setOwing(false);
     if (waiting && this.ctx.peer.full) this.ctx.peer.wait(this.flow);
     if (this.finishing && !waiting && this.queue.length === 0) {
       this.ctx.close();
@@ -228,6 +241,13 @@ export class ConnectionPipeline<T> {
       this.socket.resume();
     }
   };
+
+  private setOwing(owing: boolean): void {
+    if (owing === this.owing) return;
+    this.owing = owing;
+    if (owing) this.ctx.busy();
+    else this.ctx.idle();
+  }
 
   private onClose(): void {
     this.closed = true;

@@ -10,6 +10,7 @@ import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, Delayed, type HandlerResult }
 import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
 import { PolicyRequestDecoder, encodePolicyReply, type PolicyLimits, type PolicyRequest } from './codec.js';
 import { ProtocolError } from '../errors.js';
+import { routedRecipient } from './route.js';
 
 export interface PolicyServerOptions extends FrontendServerOptions {
   limits?: Partial<PolicyLimits>;
@@ -45,8 +46,10 @@ function reply(a: GateAnswer): string | Delayed {
 /** Answers one request; never rejects (a failure to decide is a 4xx, never a 5xx). */
 export function answerPolicyRequest(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): HandlerResult {
   if (request.get('protocol_state')?.toUpperCase() !== 'RCPT') return DUNNO;
-  const recipient = request.get('recipient') ?? '';
-  if (recipient === '') return DUNNO;
+  const internal = request.get('recipient') ?? '';
+  if (internal === '') return DUNNO;
+  // Judged as Postfix will route it, not as the raw internal form (route.ts).
+  const recipient = routedRecipient(internal);
   // A request without a client address counts against whoever sent it: the connection's peer.
   const client = clientKey(request.get('client_address') || ctx.peer.address);
   const answer = gate.recipient(recipient, client, 'policy', ctx.logger);

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { createApp, type App } from '../../src/app/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
-import { connectFrom, netstring } from '../helpers/frontend-clients.js';
+import { connectFrom, netstring, netstrings, readUntilClose } from '../helpers/frontend-clients.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 /**
@@ -89,6 +89,29 @@ describe('turns between clients at the directory (real slapd)', { timeout: 120_0
       assert.ok(Math.max(...waitedBehind) <= 3 * ROOM, `flood answers while each victim lookup waited: ${waitedBehind.join(' ')}`);
     } finally {
       for (const s of [...flood, victim]) s.destroy();
+    }
+  });
+
+  test('a connection that sends its lookups and then FIN while they wait for their turn still gets every answer', async () => {
+    const port = app.addresses.socketmap!.port;
+    let floodAnswers = 0;
+    const flood = await Promise.all(Array.from({ length: FLOOD_CONNECTIONS }, () => connectFrom(port, '127.0.0.1')));
+    // The client's own other connection keeps lookups in progress, so the new one waits in turn.
+    const busy = await connectFrom(port, '127.0.0.3');
+    const client = await connectFrom(port, '127.0.0.3');
+    try {
+      for (const s of [...flood, busy]) countReplies(s, () => floodAnswers++);
+      flood.forEach((s, c) => s.write(Array.from({ length: FLOOD_PER_CONNECTION }, (_, i) => netstring(`recipients late-${c}-${i}@example.com`)).join('')));
+      busy.write(Array.from({ length: FLOOD_PER_CONNECTION }, (_, i) => netstring(`recipients own-${i}@example.com`)).join(''));
+      while (floodAnswers < 100) await new Promise((r) => setTimeout(r, 10));
+      // Waiting requests did not count as owed: the connection looked idle and our FIN closed it.
+      const received = readUntilClose(client);
+      client.end(Array.from({ length: 5 }, (_, k) => netstring(`recipients user${k + 1}@example.com`)).join(''));
+      const replies = netstrings(await received);
+      assert.ok(floodAnswers < (FLOOD_CONNECTIONS + 1) * FLOOD_PER_CONNECTION, 'the flood lasted until the client was answered (else the test proves nothing)');
+      assert.deepEqual(replies, [1, 2, 3, 4, 5].map((k) => `OK user${k}@example.com`));
+    } finally {
+      for (const s of [...flood, busy, client]) s.destroy();
     }
   });
 });

@@ -142,12 +142,30 @@ describe('milter behind a real Postfix', () => {
   it('reads each RCPT the way Postfix routes it: quoting, comments and white space do not let an unknown user through', async () => {
     // Each form is one Postfix relays to nobody@example.com (its internal form; the policy front
     // end is given that form). Read as raw text, several passed as foreign domains.
-    const unknown = ['<"nobody@example.com">', '<nobody@example.com (comment)>', '<nobody@example.com >', '< nobody@example.com>', '<nobody(c)@example.com>', '<"nobody"@example.com>', '<nobody\\@example.com>', '<@relay.example:nobody@example.com>', '<nobody@(x)example.com>', '<nobody@example.com.(x)>', '<nobody@ example.com>', '<nobody@example.com;>'];
+    const unknown = ['<"nobody@example.com">', '<nobody@example.com (comment)>', '<nobody@example.com >', '< nobody@example.com>', '<nobody(c)@example.com>', '<"nobody"@example.com>', '<nobody\\@example.com>', '<@relay.example:nobody@example.com>', '<nobody@(x)example.com>', '<nobody@example.com.(x)>', '<nobody@ example.com>', '<nobody@example.com;>', '<<nobody@example.com>>'];
     // And the same forms for a valid user reach it, not a syntax error.
-    const valid = ['<"alice@example.com">', '<alice@example.com (comment)>', '< alice@example.com >', '<alice(c)@example.com>'];
+    const valid = ['<"alice@example.com">', '<alice@example.com (comment)>', '< alice@example.com >', '<alice(c)@example.com>', '<<alice@example.com>>'];
     const got = await rawRcpts(mx!.port, '127.0.0.6', [...unknown, ...valid, '<""@example.com>']);
     for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
     for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
     assert.match(got.at(-1)!, /^501 5\.1\.3 /, 'an empty local part in a served domain');
+  });
+
+  it('answers a RCPT with a stray ")" or "]" and goes on answering (once the reader looped forever on it, filling memory)', async () => {
+    const got = await rawRcpts(mx!.port, '127.0.0.8', ['<nobody)@example.com>', '<no]body@example.com>', '<a)b]c)@example.com>', '<alice@example.com>']);
+    // Postfix routes them to the local parts "nobody)", "no]body" and "a)b]c)": unknown users.
+    for (const [i, reply] of got.slice(0, 3).entries()) assert.match(reply, /^550 5\.1\.1 /, `${i}: ${reply}`);
+    assert.match(got[3]!, /^250 /);
+  });
+
+  it('judges a source-routed RCPT where Postfix routes it: through its own domain ([127.0.0.1]) into a served one', async () => {
+    // Postfix strips a domain of its own (here its address literal; by default also localhost and
+    // $myhostname) and routes the rest: each of these goes to nobody@example.com, and
+    // reject_unauth_destination lets it through. The front end sees a domain that is not ours.
+    const unknown = ['<"nobody@example.com"@[127.0.0.1]>', '<"nobody%example.com"@[127.0.0.1]>', '<"example.com!nobody"@[127.0.0.1]>', '<nobody%example.com@[127.0.0.1]>'];
+    const valid = ['<"alice@example.com"@[127.0.0.1]>', '<alice%example.com@[127.0.0.1]>'];
+    const got = await rawRcpts(mx!.port, '127.0.0.10', [...unknown, ...valid]);
+    for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
+    for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
   });
 });

@@ -5,10 +5,12 @@
  * example.net — so one Postfix sees 250, 550 and 451 from one policy listener.
  */
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { createPolicyServer } from '../../src/policy/server.js';
+import { rawRcpts } from '../helpers/raw-smtp.js';
 import { requirePostfixTools, startPostfix, swaks, type PostfixInstance, type SwaksResult } from '../helpers/postfix.js';
 import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
 
@@ -85,13 +87,53 @@ describe('policy delegation behind a real Postfix', () => {
   });
 
   it('refuses invalid addresses in a served domain permanently with 501 5.1.3 (Postfix alone would accept them)', async () => {
-    const invalid = ['a..b@example.com', `${'x'.repeat(65)}@example.com`, 'user5.@example.com', '"a>b"@example.com'];
-    const r = await swaks({ port: mx!.port, from: FROM, to: [...invalid, 'alice@example.com'], clientAddress: '127.0.0.5' });
+    const invalid = ['a..b@example.com', `${'x'.repeat(65)}@example.com`, 'user5.@example.com'];
+    // Postfix hands this one over unquoted (a>b@example.com); read as Postfix routes it, it is the
+    // quoted local part "a>b", valid syntax, unknown to the directory: refused as unknown, as the
+    // milter refuses it.
+    const quoted = '"a>b"@example.com';
+    const r = await swaks({ port: mx!.port, from: FROM, to: [...invalid, quoted, 'alice@example.com'], clientAddress: '127.0.0.5' });
     for (const [i, address] of invalid.entries()) {
       assert.match(r.rcpt[i]!.reply?.text ?? '', /^501 5\.1\.3 <.*>: Recipient address rejected: Bad recipient address syntax$/, `${address}\n${r.transcript}`);
     }
-    assert.equal(r.rcpt[invalid.length]!.reply?.code, 250, r.transcript);
+    assert.match(r.rcpt[invalid.length]!.reply?.text ?? '', /^550 5\.1\.1 <.*>: Recipient address rejected: User unknown$/, r.transcript);
+    assert.equal(r.rcpt[invalid.length + 1]!.reply?.code, 250, r.transcript);
     const queued = await mx!.queuedRecipients();
-    for (const address of invalid) assert.ok(!queued.some((q) => q.toLowerCase() === address.toLowerCase()), queued.join(','));
+    for (const address of [...invalid, quoted]) assert.ok(!queued.some((q) => q.toLowerCase() === address.toLowerCase()), queued.join(','));
+  });
+
+  it('judges each RCPT as Postfix routes it: percent hack, bang path and a requoted domain do not let an unknown user through', async () => {
+    // Postfix gives the policy server the internal form (left) but relays each to
+    // nobody@example.com: its resolver reads "user%site" and "site!user" as user@site when no
+    // domain is left, and reads the domain again as RFC 822 tokens.
+    const unknown = ['<nobody%example.com>', '<example.com!nobody>', '<"nobody%example.com">', '<nobody%"example.com">', '<nobody%EXAMPLE.COM>', '<nobody%example.com%>', '<nobody@"example.com ">', '<nobody@ex\\\\ample.com>', '<nobody@example.com\\\\ >'];
+    const valid = ['<alice%example.com>', '<example.com!alice>', '<alice@"example.com ">'];
+    const got = await rawRcpts(mx!.port, '127.0.0.7', FROM, [...unknown, ...valid]);
+    for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
+    for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
+  });
+
+  it('answers a request whose recipient has a stray ")" in the domain, sent straight to the policy port, and goes on answering', async () => {
+    // Postfix itself refuses such a domain; a client on the policy port can send it anyway. Once
+    // the domain reader looped forever on it (filling memory until the process died).
+    const request = (recipient: string) => `request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=127.0.0.9\nrecipient=${recipient}\n\n`;
+    const socket = net.connect({ port: server!.address()!.port, host: '127.0.0.1' });
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (text += d));
+    socket.end(request('nobody@example.com)') + request('nobody@"exa)mple.com"') + request('alice@example.com'));
+    await new Promise((resolve) => socket.once('close', resolve));
+    assert.deepEqual(text.split('\n\n').filter(Boolean), ['action=DUNNO', 'action=DUNNO', 'action=DUNNO']);
+  });
+
+  it('judges a source-routed RCPT where Postfix routes it: through its own domain ([127.0.0.1]) into a served one', async () => {
+    // Postfix strips a domain of its own (here its address literal; by default also localhost and
+    // $myhostname) and routes the rest: each of these goes to nobody@example.com, and
+    // reject_unauth_destination lets it through. The front end sees a domain that is not ours.
+    const unknown = ['<"nobody@example.com"@[127.0.0.1]>', '<"nobody%example.com"@[127.0.0.1]>', '<"example.com!nobody"@[127.0.0.1]>', '<nobody%example.com@[127.0.0.1]>'];
+    const valid = ['<"alice@example.com"@[127.0.0.1]>', '<alice%example.com@[127.0.0.1]>'];
+    const got = await rawRcpts(mx!.port, '127.0.0.10', FROM, [...unknown, ...valid]);
+    for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
+    for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
   });
 });

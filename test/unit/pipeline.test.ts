@@ -112,4 +112,32 @@ describe('connection pipeline', () => {
     for (const f of [...flooders, other]) f.destroy();
     v.release();
   });
+
+  it('closing the listener: requests waiting for their turn are dropped, the ones started are answered, and close() does not wait out drainMs', async () => {
+    const v = new GatedValidator();
+    const server = createSocketmapServer({ validator: v, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), maxConnections: 50, idleTimeoutMs: 60_000, maxOutstanding: 1 });
+    const { port } = await server.listen('127.0.0.1:0');
+    const running = await connectFrom(port, '127.0.0.2');
+    const waiting = await connectFrom(port, '127.0.0.2');
+    const answers = (s: typeof running) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      return new Promise<string[]>((r) => s.once('close', () => r(netstrings(Buffer.concat(chunks)))));
+    };
+    const [ran, waited] = [answers(running), answers(waiting)];
+    running.write(netstring('recipients first@example.com'));
+    while (v.started < 1) await sleep(5);
+    waiting.write(['a', 'b', 'c'].map((x) => netstring(`recipients ${x}@example.com`)).join(''));
+    await sleep(100);
+    assert.equal(v.started, 1, 'the second connection waits for its turn');
+    const started = Date.now();
+    const closed = server.close(10_000);
+    await sleep(50);
+    v.release();
+    await closed;
+    assert.ok(Date.now() - started < 5_000, `close() took ${Date.now() - started} ms`);
+    assert.deepEqual(await ran, ['NOTFOUND ']);
+    assert.deepEqual(await waited, []);
+    assert.equal(v.started, 1, 'nothing started after close()');
+  });
 });

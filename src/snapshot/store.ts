@@ -25,11 +25,10 @@ export interface StoreImage {
 }
 
 /**
- * A full copy of every valid address: records in a byte arena, an open-addressing index from
- * address to record offset (a lookup touches two places in memory), another from lowercased DN
- * to entry id. About 80 bytes per address instead of several hundred for JavaScript maps and
- * strings; written to and read from a file as whole arrays. An incremental refresh replaces an
- * entry's addresses by DN; an address held by several entries stays until the last one goes.
+ * Every valid address: records in a byte arena, an open-addressing index from address to record
+ * offset (a lookup touches two places in memory), another from lowercased DN to entry id. About
+ * 80 bytes per address; files hold the whole arrays. A refresh replaces an entry's addresses by
+ * DN; an address held by several entries stays until the last one goes.
  */
 export class SnapshotStore implements SnapshotView {
   private arena = new RecordArena();
@@ -132,10 +131,7 @@ export class SnapshotStore implements SnapshotView {
     return Math.max(0, Math.round((this.now() - this.createdAt) / 1000));
   }
 
-  /**
-   * Adds or replaces an entry (by DN, case-insensitively); addresses it no longer has are dropped.
-   * Returns false when the entry was already there unchanged (nothing to write).
-   */
+  /** Adds or replaces an entry (by DN, any case), dropping addresses it lost; false if unchanged. */
   upsert(record: DirectoryRecord): boolean {
     const addresses = record.addresses.length === 1 ? [snapshotKey(record.addresses[0]!)] : [...new Set(record.addresses.map(snapshotKey))];
     const dnKey = record.dn.toLowerCase();

@@ -5,51 +5,15 @@
  * example.net — so one Postfix sees 250, 550 and 451 from one milter listener.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { createMilterServer } from '../../src/milter/server.js';
 import { requirePostfixTools, startPostfix, swaks, type PostfixInstance, type SwaksResult } from '../helpers/postfix.js';
+import { rawRcpts } from '../helpers/raw-smtp.js';
 import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
 
 const FROM = 'sender@client.example';
-
-/**
- * One raw SMTP session sending each RCPT argument exactly as given (swaks would rewrite them), from
- * `clientAddress`; the reply line to each RCPT, in order.
- */
-async function rawRcpts(port: number, clientAddress: string, rcptArgs: string[]): Promise<string[]> {
-  const socket = net.connect({ port, host: '127.0.0.1', localAddress: clientAddress });
-  socket.setEncoding('latin1');
-  let buffered = '';
-  const waiters: ((line: string) => void)[] = [];
-  socket.on('data', (d: string) => {
-    buffered += d;
-    for (let nl = buffered.indexOf('\r\n'); nl >= 0; nl = buffered.indexOf('\r\n')) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 2);
-      if (line[3] !== '-') waiters.shift()?.(line);
-    }
-  });
-  const reply = () => new Promise<string>((resolve) => waiters.push(resolve));
-  const send = (command: string) => {
-    const r = reply();
-    socket.write(`${command}\r\n`);
-    return r;
-  };
-  try {
-    await reply();
-    await send('EHLO client.rcptgate.test');
-    await send(`MAIL FROM:<${FROM}>`);
-    const out: string[] = [];
-    for (const arg of rcptArgs) out.push(await send(`RCPT TO:${arg}`));
-    await send('QUIT');
-    return out;
-  } finally {
-    socket.destroy();
-  }
-}
 
 function replies(r: SwaksResult): string[] {
   return r.rcpt.map((x) => (x.reply ? x.reply.text : '(no reply)'));
@@ -145,14 +109,14 @@ describe('milter behind a real Postfix', () => {
     const unknown = ['<"nobody@example.com">', '<nobody@example.com (comment)>', '<nobody@example.com >', '< nobody@example.com>', '<nobody(c)@example.com>', '<"nobody"@example.com>', '<nobody\\@example.com>', '<@relay.example:nobody@example.com>', '<nobody@(x)example.com>', '<nobody@example.com.(x)>', '<nobody@ example.com>', '<nobody@example.com;>', '<<nobody@example.com>>'];
     // And the same forms for a valid user reach it, not a syntax error.
     const valid = ['<"alice@example.com">', '<alice@example.com (comment)>', '< alice@example.com >', '<alice(c)@example.com>', '<<alice@example.com>>'];
-    const got = await rawRcpts(mx!.port, '127.0.0.6', [...unknown, ...valid, '<""@example.com>']);
+    const got = await rawRcpts(mx!.port, '127.0.0.6', FROM, [...unknown, ...valid, '<""@example.com>']);
     for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
     for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
     assert.match(got.at(-1)!, /^501 5\.1\.3 /, 'an empty local part in a served domain');
   });
 
   it('answers a RCPT with a stray ")" or "]" and goes on answering (once the reader looped forever on it, filling memory)', async () => {
-    const got = await rawRcpts(mx!.port, '127.0.0.8', ['<nobody)@example.com>', '<no]body@example.com>', '<a)b]c)@example.com>', '<alice@example.com>']);
+    const got = await rawRcpts(mx!.port, '127.0.0.8', FROM, ['<nobody)@example.com>', '<no]body@example.com>', '<a)b]c)@example.com>', '<alice@example.com>']);
     // Postfix routes them to the local parts "nobody)", "no]body" and "a)b]c)": unknown users.
     for (const [i, reply] of got.slice(0, 3).entries()) assert.match(reply, /^550 5\.1\.1 /, `${i}: ${reply}`);
     assert.match(got[3]!, /^250 /);
@@ -164,7 +128,7 @@ describe('milter behind a real Postfix', () => {
     // reject_unauth_destination lets it through. The front end sees a domain that is not ours.
     const unknown = ['<"nobody@example.com"@[127.0.0.1]>', '<"nobody%example.com"@[127.0.0.1]>', '<"example.com!nobody"@[127.0.0.1]>', '<nobody%example.com@[127.0.0.1]>'];
     const valid = ['<"alice@example.com"@[127.0.0.1]>', '<alice%example.com@[127.0.0.1]>'];
-    const got = await rawRcpts(mx!.port, '127.0.0.10', [...unknown, ...valid]);
+    const got = await rawRcpts(mx!.port, '127.0.0.10', FROM, [...unknown, ...valid]);
     for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
     for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
   });

@@ -40,8 +40,8 @@ export function topSelfTime(file: string, limit = 25, window?: { fromMicros: num
     const n = hits.get(node.id) ?? 0;
     if (!n) continue;
     const { functionName, url, lineNumber } = node.callFrame;
-    // tsx-compiled sources report line 1 (no source maps in the profile): the file is the useful part.
-    const where = url ? `${url.replace(/^.*\/(node_modules|src)\//, '$1/')}${lineNumber > 0 ? `:${lineNumber + 1}` : ''}` : '';
+    // Sources run through tsx report line 1 (no source maps in the profile): the file is the useful part.
+    const where = url ? `${url.replace(/^.*\/(node_modules|src|dist)\//, '$1/')}${lineNumber > 0 ? `:${lineNumber + 1}` : ''}` : '';
     const key = `${functionName || '(anonymous)'} ${where}`.trim();
     byFn.set(key, (byFn.get(key) ?? 0) + n);
   }

@@ -11,7 +11,8 @@
  * as that inner address. Through any domain the MTA does not strip, Postfix refuses such a
  * recipient from an untrusted client as source-routed, so this refuses nothing it would deliver.
  */
-import { parseAddress } from '../recipient/address.js';
+import { normalizeDomain, parseAddress } from '../recipient/address.js';
+import { canonical, routeOn } from './postfix-address.js';
 
 /** More hops than any real address has; each one shortens the address, so it ends anyway. */
 const MAX_HOPS = 8;
@@ -22,12 +23,17 @@ export function servedTarget(address: string, isServed: (domain: string) => bool
   let current = address;
   for (let hop = 0; hop < MAX_HOPS; hop++) {
     const parsed = parseAddress(current);
-    if (!parsed.ok) return address;
+    if (!parsed.ok) {
+      // An inner address that is no valid address but lands in a served domain is ours to
+      // refuse for its syntax, as the same address asked directly would be.
+      const domain = normalizeDomain(current.slice(current.lastIndexOf('@') + 1));
+      return current !== address && domain !== null && isServed(domain) ? current : address;
+    }
     const { local, domain } = parsed.value;
     if (isServed(domain)) return current;
-    const inner = innerAddress(local.startsWith('"') ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local);
-    if (inner === null) return address;
-    current = inner;
+    const inner = routeOn(local.startsWith('"') ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local);
+    if (inner === null || inner.local === '' || inner.domain === '') return address;
+    current = canonical(`${inner.local}@${inner.domain}`);
   }
   return address;
 }
@@ -38,22 +44,4 @@ function mayRoute(address: string): boolean {
   if (at <= 0) return false;
   const local = address.slice(0, at);
   return local.includes('@') || local.includes('%') || local.includes('!');
-}
-
-/** As Postfix reads a local part: "a@b" is an address; else "site!user" and "user%site" are. */
-function innerAddress(local: string): string | null {
-  const at = local.lastIndexOf('@');
-  if (at >= 0) return quoted(local.slice(0, at), local.slice(at + 1));
-  const bang = local.indexOf('!');
-  if (bang >= 0) return quoted(local.slice(bang + 1), local.slice(0, bang));
-  const percent = local.lastIndexOf('%');
-  if (percent >= 0) return quoted(local.slice(0, percent), local.slice(percent + 1));
-  return null;
-}
-
-const DOT_ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+(\.[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+)*$/u;
-
-function quoted(local: string, domain: string): string | null {
-  if (local === '' || domain === '') return null;
-  return `${DOT_ATOM.test(local) ? local : `"${local.replace(/["\\]/g, '\\$&')}"`}@${domain}`;
 }

@@ -10,9 +10,8 @@
  * given the internal form by Postfix already.
  */
 
+import { canonical, tokenize, type Token } from '../gate/postfix-address.js';
 import { parseAddress } from '../recipient/address.js';
-
-export type Token = { kind: 'text' | 'special'; text: string };
 
 /**
  * The recipient to validate: the RCPT argument read as Postfix does; where that is no address
@@ -57,73 +56,9 @@ function bracketed(arg: string, comments: boolean): string {
   return arg.slice(1);
 }
 
-/** RFC 822 tokens with comments and white space dropped; null when something is left open. */
-export function tokenize(s: string): Token[] | null {
-  const out: Token[] = [];
-  let i = 0;
-  while (i < s.length) {
-    const c = s[i]!;
-    if (c === ' ' || c === '\t') {
-      i++;
-    } else if (c === '(') {
-      const end = skipComment(s, i);
-      if (end < 0) return null;
-      i = end;
-    } else if (c === '"') {
-      let text = '';
-      for (i++; i < s.length && s[i] !== '"'; i++) text += s[i] === '\\' ? (s[++i] ?? '') : s[i];
-      if (i >= s.length) return null;
-      i++;
-      out.push({ kind: 'text', text });
-    } else if (c === '[') {
-      const end = s.indexOf(']', i);
-      if (end < 0) return null;
-      out.push({ kind: 'text', text: s.slice(i, end + 1) });
-      i = end + 1;
-    } else if (c === '\\') {
-      out.push({ kind: 'text', text: s[i + 1] ?? '' });
-      i += 2;
-    } else if ('<>@,;:.'.includes(c)) {
-      out.push({ kind: 'special', text: c });
-      i++;
-    } else {
-      // An atom runs to the next special; a stray ")" is text (always at least one character).
-      let j = i + 1;
-      while (j < s.length && !' \t("[\\<>@,;:.'.includes(s[j]!)) j++;
-      out.push({ kind: 'text', text: s.slice(i, j) });
-      i = j;
-    }
-  }
-  return out;
-}
-
-/** The index after the comment opened at `start` (comments nest); -1 when it never closes. */
-function skipComment(s: string, start: number): number {
-  let depth = 0;
-  for (let i = start; i < s.length; i++) {
-    const c = s[i];
-    if (c === '\\') i++;
-    else if (c === '(') depth++;
-    else if (c === ')' && --depth === 0) return i + 1;
-  }
-  return -1;
-}
-
 /** "@a,@b:user@domain" is user@domain (RFC 5321 4.1.1.3: a source route is ignored). */
 function withoutSourceRoute(tokens: Token[]): Token[] {
   if (tokens[0]?.kind !== 'special' || tokens[0].text !== '@') return tokens;
   const colon = tokens.findIndex((t) => t.kind === 'special' && t.text === ':');
   return colon < 0 ? tokens : tokens.slice(colon + 1);
-}
-
-// RFC 5322 atext (plus UTF-8 for SMTPUTF8) and dots: no quotes; misplaced dots stay invalid.
-const UNQUOTED = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\u{10FFFF}]+$/u;
-
-/** The internal form split at its last "@", the local part quoted where it needs it ("a b"). */
-export function canonical(internal: string): string {
-  const at = internal.lastIndexOf('@');
-  if (at <= 0) return internal;
-  const local = internal.slice(0, at);
-  const quoted = UNQUOTED.test(local) ? local : `"${local.replace(/["\\]/g, '\\$&')}"`;
-  return `${quoted}@${internal.slice(at + 1)}`;
 }

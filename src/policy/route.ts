@@ -8,10 +8,10 @@
  * (swap_bangpath and allow_percent_hack, both on by default). Taken as raw text,
  * `nobody%example.com`, `example.com!nobody` or `nobody@"example.com "` were no address of ours
  * (DUNNO) while Postfix relayed them to example.com: an unknown user got 250. The milter reads
- * the client's own text (milter/envelope.ts); the socketmap is given the resolved address.
+ * the client's own text (milter/envelope.ts; both read with gate/postfix-address.ts); the socketmap is given the resolved address.
  */
 import { parseAddress } from '../recipient/address.js';
-import { canonical, tokenize } from '../milter/envelope.js';
+import { canonical, routeOn, tokenize } from '../gate/postfix-address.js';
 
 /** More rewriting rounds than any address Postfix accepts needs; the input bounds them anyway. */
 const MAX_ROUNDS = 16;
@@ -30,11 +30,9 @@ export function routedRecipient(internal: string): string {
       continue;
     }
     // With no domain: the first "!" makes site!user user@site, else the last "%" becomes "@".
-    const bang = s.indexOf('!');
-    const percent = s.lastIndexOf('%');
-    if (bang >= 0) s = `${s.slice(bang + 1)}@${s.slice(0, bang)}`;
-    else if (percent >= 0) s = `${s.slice(0, percent)}@${s.slice(percent + 1)}`;
-    else return internal;
+    const next = routeOn(s);
+    if (next === null) return internal;
+    s = `${next.local}@${next.domain}`;
   }
   return internal;
 }

@@ -1,0 +1,31 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { routeOn } from '../../src/gate/postfix-address.js';
+import { servedTarget } from '../../src/gate/source-route.js';
+
+// Through a real Postfix: test/integration/policy-postfix.test.ts and milter-postfix.test.ts.
+describe('addresses as Postfix routes them', () => {
+  it('reads a local part that routes on: last "@", else first "!", else last "%"', () => {
+    assert.deepEqual(routeOn('a@b@example.com'), { local: 'a@b', domain: 'example.com' });
+    assert.deepEqual(routeOn('example.com!relay!nobody'), { local: 'relay!nobody', domain: 'example.com' });
+    assert.deepEqual(routeOn('nobody%x%example.com'), { local: 'nobody%x', domain: 'example.com' });
+    assert.equal(routeOn('nobody'), null);
+  });
+
+  const served = (d: string) => d === 'example.com';
+  it('judges a source-routed recipient by the served address it routes on to', () => {
+    assert.equal(servedTarget('"nobody@example.com"@[127.0.0.1]', served), 'nobody@example.com');
+    assert.equal(servedTarget('"nobody%example.com"@localhost', served), 'nobody@example.com');
+    assert.equal(servedTarget('"example.com!nobody"@localhost', served), 'nobody@example.com');
+    assert.equal(servedTarget('"no body%example.com"@localhost', served), '"no body"@example.com');
+  });
+  it('hands on an inner address in a served domain even when its syntax is bad, so it is refused for it', () => {
+    assert.equal(servedTarget('"a..b%example.com"@localhost', served), 'a..b@example.com');
+  });
+  it('leaves everything else as it is', () => {
+    assert.equal(servedTarget('nobody@example.org', served), 'nobody@example.org');
+    assert.equal(servedTarget('"nobody%example.org"@localhost', served), '"nobody%example.org"@localhost');
+    assert.equal(servedTarget('"a..b%example.org"@localhost', served), '"a..b%example.org"@localhost');
+    assert.equal(servedTarget('"!nobody"@localhost', served), '"!nobody"@localhost');
+  });
+});

@@ -2,6 +2,7 @@
  * One raw SMTP session sending each RCPT argument exactly as given (swaks would rewrite them),
  * from `clientAddress`; the reply line to each RCPT, in order. Text is sent as UTF-8.
  */
+import assert from 'node:assert/strict';
 import net from 'node:net';
 
 export async function rawRcpts(port: number, clientAddress: string, from: string, rcptArgs: string[]): Promise<string[]> {
@@ -37,3 +38,24 @@ export async function rawRcpts(port: number, clientAddress: string, from: string
     socket.destroy();
   }
 }
+
+/**
+ * One session with the `unknown` RCPTs, then the `valid` ones, then `more`: each unknown must
+ * get 550 5.1.1 and each valid 250. Returns the replies to `more`.
+ */
+export async function assertUnknownThenValid(port: number, clientAddress: string, from: string, unknown: string[], valid: string[], more: string[] = []): Promise<string[]> {
+  const got = await rawRcpts(port, clientAddress, from, [...unknown, ...valid, ...more]);
+  for (const [i, arg] of unknown.entries()) assert.match(got[i]!, /^550 5\.1\.1 /, `RCPT TO:${arg} -> ${got[i]}`);
+  for (const [i, arg] of valid.entries()) assert.match(got[unknown.length + i]!, /^250 /, `RCPT TO:${arg} -> ${got[unknown.length + i]}`);
+  return got.slice(unknown.length + valid.length);
+}
+
+/**
+ * Source routes through a domain Postfix counts as its own (its address literal; by default also
+ * localhost and $myhostname): Postfix strips it and routes the rest to example.com, and
+ * reject_unauth_destination lets it through, while a front end sees a domain that is not ours.
+ */
+export const SOURCE_ROUTED = {
+  unknown: ['<"nobody@example.com"@[127.0.0.1]>', '<"nobody%example.com"@[127.0.0.1]>', '<"example.com!nobody"@[127.0.0.1]>', '<nobody%example.com@[127.0.0.1]>'],
+  valid: ['<"alice@example.com"@[127.0.0.1]>', '<alice%example.com@[127.0.0.1]>'],
+};

@@ -10,7 +10,7 @@
  * given the internal form by Postfix already.
  */
 
-import { canonical, tokenize, type Token } from '../gate/postfix-address.js';
+import { canonical, isPlainAddress, tokenize, type Token } from '../gate/postfix-address.js';
 import { parseAddress } from '../recipient/address.js';
 
 /**
@@ -22,7 +22,7 @@ import { parseAddress } from '../recipient/address.js';
  */
 export function milterRecipient(args: readonly string[], rcptAddr: string | undefined): string {
   const envelope = envelopeAddress(args);
-  if (rcptAddr === undefined || !rcptAddr.includes('@') || parseAddress(envelope).ok) return envelope;
+  if (rcptAddr === undefined || !rcptAddr.includes('@') || isPlainAddress(envelope) || parseAddress(envelope).ok) return envelope;
   // Postfix gives it in external form, quoted where needed ("a b"@example.com).
   return envelopeAddress([`<${rcptAddr}>`]);
 }

@@ -11,13 +11,13 @@
  * the client's own text (milter/envelope.ts; both read with gate/postfix-address.ts); the socketmap is given the resolved address.
  */
 import { parseAddress } from '../recipient/address.js';
-import { canonical, routeOn, tokenize } from '../gate/postfix-address.js';
+import { canonical, isPlainAddress, routeOn, tokenize } from '../gate/postfix-address.js';
 
 /** More rewriting rounds than any address Postfix accepts needs; the input bounds them anyway. */
 const MAX_ROUNDS = 16;
 
 export function routedRecipient(internal: string): string {
-  if (parseAddress(internal).ok) return internal;
+  if (isPlainAddress(internal) || parseAddress(internal).ok) return internal;
   let s = internal;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const at = s.lastIndexOf('@');

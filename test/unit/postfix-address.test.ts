@@ -29,3 +29,17 @@ describe('addresses as Postfix routes them', () => {
     assert.equal(servedTarget('"!nobody"@localhost', served), '"!nobody"@localhost');
   });
 });
+
+describe('plain addresses (the front ends skip the full parse for them)', () => {
+  it('are exactly the ones parseAddress accepts unchanged among simple forms', async () => {
+    const { isPlainAddress } = await import('../../src/gate/postfix-address.js');
+    const { parseAddress } = await import('../../src/recipient/address.js');
+    for (const a of ['alice@example.com', 'a.b+tag@sub.example.com', 'x=y@example.com.', 'A_B-1@EXAMPLE.COM']) {
+      assert.ok(isPlainAddress(a), a);
+      assert.ok(parseAddress(a).ok, a);
+    }
+    for (const a of ['.a@example.com', 'a..b@example.com', 'a.@example.com', 'a@b@example.com', '"a"@example.com', 'a%b@example.com', 'a!b@example.com', 'a@ex ample.com', 'a@']) {
+      assert.ok(!isPlainAddress(a), a);
+    }
+  });
+});

@@ -110,10 +110,14 @@ export class Metrics {
     labelNames: ['event'],
     registers: [this.registry],
   });
-  readonly cacheEntries = new Gauge({
+  /** The live engine's cache size; the engine sets it, and it is read at scrape time only. */
+  cacheSize: () => number = () => 0;
+  readonly cacheEntries: Gauge = new Gauge({
     name: 'rcptgate_cache_entries',
     help: 'Answers held in the cache.',
     registers: [this.registry],
+    // Read when scraped: a set() per cached answer cost a few per cent of a cold lookup.
+    collect: (): void => this.cacheEntries.set(this.cacheSize()),
   });
   readonly directoryRequests = new Counter<'outcome'>({
     name: 'rcptgate_directory_requests_total',

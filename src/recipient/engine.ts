@@ -65,6 +65,8 @@ export class RecipientValidatorImpl implements RecipientValidator {
     const max = config.cache.maxEntries;
     const kept = deps.cache;
     this.cache = kept && kept.max === max ? kept : max > 0 ? new AnswerCache(max, () => this.metrics.cacheEvent('evict')) : null;
+    // The newest engine is the live one (a reload installs the engine it has just built).
+    deps.metrics.cacheSize = () => this.cache?.size ?? 0;
     this.resolver = new Resolver({
       directory: deps.directory,
       cache: this.cache,
@@ -123,13 +125,11 @@ export class RecipientValidatorImpl implements RecipientValidator {
     if (address === undefined) {
       const n = this.cache.size;
       this.cache.clear();
-      this.metrics.cacheEntries.set(0);
       return n;
     }
     const parsed = parseAddress(address);
     if (!parsed.ok) return 0;
     const removed = this.cache.delete(parsed.value.address) ? 1 : 0;
-    this.metrics.cacheEntries.set(this.cache.size);
     return removed;
   }
 

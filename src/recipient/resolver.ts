@@ -55,7 +55,6 @@ export class Resolver {
     const slot = cache.find(key);
     if (slot >= 0 && now >= cache.freshUntil(slot) + this.deps.staleMs) {
       cache.delete(key);
-      this.deps.metrics.cacheEntries.set(cache.size);
       return -1;
     }
     return slot;
@@ -93,7 +92,6 @@ export class Resolver {
     // While a canary is missing a "no such entry" is no knowledge: never keep it.
     if (cache && ttl > 0 && (entry !== null || !this.deps.health.canaryMissing)) {
       cache.set(key, entry, this.deps.now() + ttl);
-      metrics.cacheEntries.set(cache.size);
     }
     return { canonical: entry ? entry.canonical : null, dn: entry ? entry.dn : null, source: 'directory', answer, ttlMs: ttl };
   }
@@ -165,7 +163,7 @@ export class Resolver {
 
   /** Looks up every canary; reports to the health; throws DirectoryError when the directory fails. */
   async checkCanaries(): Promise<void> {
-    const { canaries, health, cache, metrics } = this.deps;
+    const { canaries, health, cache } = this.deps;
     if (canaries.length === 0) return;
     const answers = await Promise.all(canaries.map((c) => this.request(c)));
     const missing = canaries.filter((_, i) => answers[i]!.entry === null);
@@ -174,7 +172,6 @@ export class Resolver {
     if (missing.length > 0 && !wasMissing && cache) {
       // Negatives cached just before were likely served by the same broken directory.
       cache.deleteNegatives();
-      metrics.cacheEntries.set(cache.size);
     }
   }
 

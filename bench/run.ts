@@ -176,9 +176,14 @@ ${sections.join('\n\n')}
   the cutime/cstime of the shell that waited for it. slapd's CPU per search = its CPU during the native \`ldap:\` runs
   (one search per lookup) ÷ lookups. LDAP searches per lookup from slapd's cn=Monitor (monitorOpCompleted of searches).
 - profile: a separate rcptgate under \`node --cpu-prof\`; samples are cut to the monotonic-clock window of each phase.
-- ceiling: slapd's own single-search rate with the C LDAP client at 4, 8, 16, 32 and 64 sequential connections, best counts;
-  rcptgate cold with the C socketmap client at 32 sequential connections, 4 s, fresh keys, cache flushed, after a 3 s
-  warm-up on the same path (12,000 other cold keys, 32 connections).
+- Steady state: before its cold measurements (postmap cold, ceiling, e2e), rcptgate runs 2 s windows of cold lookups
+  (C client, 32 connections, cache flushed, the scenario's own warm-up keys) until two windows' CPU per lookup are within
+  5 % (3 to 8 windows): a long-running service is measured, not the JIT compiling it (the first seconds of cold
+  lookups cost up to twice the steady figure).
+- ceiling: slapd's own single-search rate with the C LDAP client at 4, 8, 16, 32 and 64 sequential connections (3 s each);
+  the best concurrency is slapd's. Then 5 rounds alternate slapd alone at that concurrency and rcptgate cold (C socketmap
+  client, 32 sequential connections, cache flushed), 3 s each, the same 60,000 keys for both (slapd's entry cache in the
+  same state); the figure is the median over rounds of rcptgate ÷ slapd in the same round.
 - flood: a victim (C client from 127.0.0.2, one connection, sequential) asks 300 valid users not cached, 15 s allowed;
   baseline: the same lookups with no flood. Attacker (C, from 127.0.0.1): 1 or 200 connections pipelining
   \`nobody-<random>@example.com\` as fast as the server reads them, for 17 s; the victim starts 1 s in. A fresh rcptgate

@@ -6,45 +6,27 @@
  * state for both.
  *
  * 1. slapd alone at 4, 8, 16, 32 and 64 sequential connections: the best concurrency is slapd's.
- * 2. rcptgate is warmed up on the measured path until its CPU per lookup is steady: a
- *    long-running service is measured, not the JIT compiling it (the first ~10 s of cold lookups
- *    cost up to twice the steady figure).
+ * 2. rcptgate is warmed up on the measured path until its CPU per lookup is steady
+ *    (warmUntilSteady: a long-running service is measured, not the JIT compiling it).
  * 3. Then rounds alternate slapd alone (at its best concurrency) and rcptgate (cache flushed,
  *    32 connections). The figure is the median over rounds of rcptgate ÷ slapd in the same round,
  *    so load that drifts between rounds falls on both; a best-of for one side and a single run
  *    for the other would compare the upper tail of one with the middle of the other.
  */
 import type { Context } from '../lib/context.js';
-import { cpuMillis } from '../lib/cpu.js';
 import { searchCounter } from '../lib/monitor.js';
-import { keyFile, ldapSeq, socketmapSeq, type NativeTools, type SeqResult } from '../lib/native.js';
-import { startRcptgate, type Rcptgate } from '../lib/rcptgate.js';
+import { keyFile, ldapSeq, type SeqResult } from '../lib/native.js';
+import { coldRun, startRcptgate, warmUntilSteady, type ColdWindow, type Rcptgate } from '../lib/rcptgate.js';
 import { fmt } from '../lib/report.js';
 import { median } from './regress.js';
 
 const LEVEL_SECONDS = 3;
 const ROUND_SECONDS = 3;
 const ROUNDS = 5;
-const WARM_SECONDS = 2;
-const WARM_MIN = 3;
-const WARM_MAX = 8;
-/** Two warm-up windows this close in CPU per lookup: steady. */
-const STEADY = 0.05;
 
 const lat = (r: SeqResult) => `p50 ${fmt(r.p50)} / p99 ${fmt(r.p99)} ms`;
 const kinds = (r: SeqResult) => Object.entries(r.replies).map(([k, v]) => `${k} ${v}`).join(', ');
 const notAnswers = (r: SeqResult) => (r.replies.TEMP ?? 0) + (r.replies.PERM ?? 0) + (r.replies.OTHER ?? 0) + r.unanswered;
-
-interface Cold extends SeqResult {
-  cpuMicros: number;
-}
-
-async function coldRun(tools: NativeTools, rg: Rcptgate, seconds: number, keys: string): Promise<Cold> {
-  await rg.flush();
-  const c0 = cpuMillis(rg.pid);
-  const r = await socketmapSeq(tools, rg.socketmapPort, 32, seconds, keys);
-  return { ...r, cpuMicros: ((cpuMillis(rg.pid) - c0) * 1000) / Math.max(1, r.requests) };
-}
 
 export async function ceilingScenario(ctx: Context): Promise<void> {
   const { slapd, tools, rows } = ctx;
@@ -57,15 +39,10 @@ export async function ceilingScenario(ctx: Context): Promise<void> {
   }
   const bestC = best!.connections;
   const rg = ctx.children.add(await startRcptgate({ dir: ctx.dir, name: 'ceiling', slapd })) as Rcptgate;
-  const warm: number[] = [];
-  for (let i = 0; i < WARM_MAX; i++) {
-    warm.push((await coldRun(tools, rg, WARM_SECONDS, keys)).cpuMicros);
-    const n = warm.length;
-    if (n >= WARM_MIN && Math.abs(warm[n - 1]! - warm[n - 2]!) <= STEADY * warm[n - 2]!) break;
-  }
-  ctx.log(`ceiling: warm-up, rcptgate CPU per cold lookup in ${WARM_SECONDS} s windows: ${warm.map((w) => fmt(w)).join(', ')} µs`);
+  const warm = await warmUntilSteady(tools, rg, keys);
+  ctx.log(`ceiling: rcptgate warmed up: ${warm.text}`);
   const own: SeqResult[] = [];
-  const cold: Cold[] = [];
+  const cold: ColdWindow[] = [];
   const searches = searchCounter(slapd);
   let searched = 0;
   for (let i = 0; i < ROUNDS; i++) {
@@ -73,7 +50,7 @@ export async function ceilingScenario(ctx: Context): Promise<void> {
     const runSlapd = async () => own.push(await ldapSeq(tools, slapd.port, slapd.baseDN, bestC, ROUND_SECONDS, keys));
     const runRcptgate = async () => {
       await searches.start();
-      cold.push(await coldRun(tools, rg, ROUND_SECONDS, keys));
+      cold.push(await coldRun(tools, rg, 32, ROUND_SECONDS, keys));
       searched += await searches.stop();
     };
     if (i % 2 === 0) await runSlapd().then(runRcptgate);
@@ -82,7 +59,7 @@ export async function ceilingScenario(ctx: Context): Promise<void> {
   }
   await rg.stop();
   const ratio = median(cold.map((r, i) => r.rate / own[i]!.rate));
-  const temp = cold.reduce((n, r) => n + notAnswers(r), 0);
+  const temp = cold.reduce((n, r) => n + notAnswers(r), warm.notAnswered);
   const requests = cold.reduce((n, r) => n + r.requests, 0);
   const mid = <T extends SeqResult>(xs: T[]) => [...xs].sort((a, b) => a.rate - b.rate)[xs.length >> 1]!;
   const slapdMid = mid(own);
@@ -102,8 +79,8 @@ export async function ceilingScenario(ctx: Context): Promise<void> {
     baseline: { name: 'slapd alone', value: slapdMid.rate },
     note:
       `paired median ${fmt(ratio)}× (rounds ${cold.map((r, i) => fmt(r.rate / own[i]!.rate)).join(', ')}); ${lat(rgMid)}; ${kinds(rgMid)}; ` +
-      `TEMP or unanswered in all rounds: ${temp}; ${fmt(searched / Math.max(1, requests))} LDAP searches/lookup; ` +
-      `rcptgate CPU ${fmt(median(cold.map((r) => r.cpuMicros)))} µs/lookup after a warm-up of ${warm.length} × ${WARM_SECONDS} s`,
+      `TEMP or unanswered in the warm-up and all rounds: ${temp}; ${fmt(searched / Math.max(1, requests))} LDAP searches/lookup; ` +
+      `rcptgate CPU ${fmt(median(cold.map((r) => r.cpuMicros)))} µs/lookup after a warm-up of ${warm.text}`,
     target: { text: 'paired median ≥ 1.5× slapd alone, 0 TEMP', pass: ratio >= 1.5 && temp === 0 },
   });
 }

@@ -11,9 +11,9 @@ import type { Context } from '../lib/context.js';
 import { cpuMillis } from '../lib/cpu.js';
 import { countReplies, smtpSource, startMx, type Mx, type SmtpCounts } from '../lib/mx.js';
 import { writeLdapTable } from '../lib/postmap.js';
-import { startNullSocketmap } from '../lib/native.js';
+import { keyFile, startNullSocketmap } from '../lib/native.js';
 import { ROOT, startNode } from '../lib/procs.js';
-import { startRcptgate, type Rcptgate } from '../lib/rcptgate.js';
+import { startRcptgate, warmUntilSteady, type Rcptgate } from '../lib/rcptgate.js';
 import { fmt } from '../lib/report.js';
 
 const SESSIONS = 10;
@@ -63,6 +63,9 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
     // Warm-up of both paths (JIT, connections), not measured.
     await run(ours, 20, truth);
     await run(native, 20, truth);
+    // A long-running rcptgate is JIT-warm on its cold path; 100 RCPTs do not get it there.
+    const jitKeys = await keyFile(ctx.dir, 'e2e-jit', ctx.keys.mixed(40_000, 13));
+    ctx.log(`e2e: rcptgate warmed up: ${(await warmUntilSteady(ctx.tools, rg, jitKeys)).text}`);
 
     await rg.flush();
     const coldRg = await run(ours, messages, truth);
@@ -83,6 +86,7 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
     mxs.push(farNative.mx, farOurs.mx);
     await run(farOurs, 10, truth);
     await run(farNative, 10, truth);
+    ctx.log(`e2e: rcptgate (directory ${PROXY_DELAY_MS} ms away) warmed up: ${(await warmUntilSteady(ctx.tools, remote, jitKeys)).text}`);
     await remote.flush();
     const farRg = await run(farOurs, Math.ceil(messages / 2), truth);
     const farN = await run(farNative, Math.ceil(messages / 2), truth);

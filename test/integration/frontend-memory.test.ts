@@ -18,10 +18,12 @@ const STREAM_MS = 20_000;
 /**
  * RSS may grow by this much over its level after start-up (it grew by > 2 GB before). Most of
  * what it does grow is garbage of the 60 KB packets awaiting collection, reached in the first
- * seconds; after that it must stay level.
+ * seconds; after that it must stay level. "Level" leaves room for what legitimately still grows
+ * (the cache of the negative answers streamed, V8 sizing its heap: once 62 MB on a loaded
+ * machine), far below the 200 MB a second of the unbounded queue this test guards against.
  */
 const MAX_GROWTH_MB = 300;
-const MAX_LATE_GROWTH_MB = 60;
+const MAX_LATE_GROWTH_MB = 100;
 
 function rssMb(pid: number): number {
   const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

@@ -33,16 +33,36 @@ export interface LdapSearchPlan {
   changedSinceClause(date: Date): string;
 }
 
-/** Every value of an attribute, whatever case the server used for its name. */
+/**
+ * Every value of an attribute, whatever case the server used for its name, with the values held
+ * under its options (`mail;lang-de`, AD's `proxyAddresses;range=0-1499`): a filter on the type
+ * matches those too (RFC 4512 §2.5), so an entry found by one of them must show it. Values of the
+ * plain description come first (the primary address).
+ */
 export function attributeValues(entry: LdapEntry, name: string): string[] {
-  // Servers mostly echo the spelling we asked for: look that up before scanning every key.
-  if (name !== 'dn' && Object.hasOwn(entry, name)) return texts(entry[name]);
   const wanted = name.toLowerCase();
-  for (const [key, raw] of Object.entries(entry)) {
-    if (key.toLowerCase() !== wanted || key === 'dn') continue;
-    return texts(raw);
+  let plain: string[] = [];
+  let tagged: string[] | null = null;
+  for (const key of Object.keys(entry)) {
+    if (key === 'dn') continue;
+    const semi = key.indexOf(';');
+    const type = semi < 0 ? key : key.slice(0, semi);
+    if (type.length !== wanted.length || type.toLowerCase() !== wanted) continue;
+    if (semi < 0) plain = texts(entry[key]);
+    else (tagged ??= []).push(...texts(entry[key]));
   }
-  return [];
+  return tagged === null ? plain : [...plain, ...tagged];
+}
+
+/**
+ * Every value the entry came back with. We ask only for the attributes the lookup filter
+ * compares, so whatever the server returns (those, under options, or their subtypes, which an
+ * equality filter on the supertype matches too) is something the filter may have matched.
+ */
+function everyValue(entry: LdapEntry): string[] {
+  const out: string[] = [];
+  for (const key of Object.keys(entry)) if (key !== 'dn') out.push(...texts(entry[key]));
+  return out;
 }
 
 /** An attribute's values as non-empty text. */
@@ -92,7 +112,7 @@ function openldapPlan(lookupFilter: string, custom: boolean): LdapSearchPlan {
     attributes: ['mail', 'mailAlternateAddress'],
     canonical: (entry) => attributeValues(entry, 'mail')[0] ?? attributeValues(entry, 'mailAlternateAddress')[0] ?? null,
     addresses: (entry) => unique([...attributeValues(entry, 'mail'), ...attributeValues(entry, 'mailAlternateAddress')]),
-    matchValues: custom ? null : (entry) => [...attributeValues(entry, 'mail'), ...attributeValues(entry, 'mailAlternateAddress')],
+    matchValues: custom ? null : everyValue,
     changedSinceClause: (date) => `(modifyTimestamp>=${generalizedTime(date)})`,
   };
 }

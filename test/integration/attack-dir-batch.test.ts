@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { configSchema, type ConfigInput } from '../../src/config/schema.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import { LdapDirectory } from '../../src/directory/ldap.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+
+type LdapInput = NonNullable<NonNullable<ConfigInput['directory']>['ldap']>;
+
+function directoryFor(slapd: Slapd, ldap: LdapInput = {}): LdapDirectory {
+  const config = configSchema.parse({
+    directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, ...ldap } },
+  }).directory.ldap;
+  return new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+}
+
+/**
+ * Entries a careless directory administrator writes: values under attribute options (RFC 4512
+ * §2.5, `mail;lang-de`). The server's filter `(mailAlternateAddress=x)` matches such values and
+ * returns them under the option's name; a batch that missed them read the key as "no such entry".
+ */
+const TAGGED = `dn: uid=tagged,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: mailRecipient
+uid: tagged
+cn: Tagged
+sn: Tagged
+mail: tagged@example.com
+mail;lang-en: tagged.en@example.com
+mailAlternateAddress;lang-de: tagged.de@example.com`;
+
+describe('batched lookups against entries a careless administrator wrote', () => {
+  let slapd: Slapd;
+  before(async () => {
+    slapd = await startSlapd({ ldifText: [TAGGED] });
+  });
+  after(async () => {
+    await slapd?.close();
+  });
+
+  test('a value under an attribute option is found whether the key goes alone or in a batch', async () => {
+    const keys = ['tagged@example.com', 'tagged.en@example.com', 'tagged.de@example.com', 'TAGGED.DE@example.com', 'bob@example.com', 'nobody@example.com'];
+    const singles = directoryFor(slapd, { batchSize: 1 });
+    // One connection, one search at a time: the lookups queue and leave as one batch.
+    const batched = directoryFor(slapd, { batchSize: 16, poolSize: 1, maxInFlightPerConnection: 1 });
+    try {
+      const expected = await Promise.all(keys.map(async (k) => (await singles.lookup(k)).entry?.dn ?? null));
+      assert.deepEqual(expected, [...Array(4).fill('uid=tagged,ou=people,dc=example,dc=com'), 'uid=bob,ou=people,dc=example,dc=com', null], 'single searches find every tagged value');
+      for (let round = 0; round < 3; round++) {
+        const got = await Promise.all(keys.map(async (k) => (await batched.lookup(k)).entry?.dn ?? null));
+        assert.deepEqual(got, expected, `round ${round}: batching changed an answer`);
+      }
+    } finally {
+      await singles.close();
+      await batched.close();
+    }
+  });
+});

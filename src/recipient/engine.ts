@@ -7,6 +7,7 @@ import type { Metrics } from '../metrics.js';
 import type { SnapshotView } from '../snapshot/view.js';
 import { AnswerCache } from './answer-cache.js';
 import { parseAddress } from './address.js';
+import { steadyNow } from './clock.js';
 import { DirectoryHealth, type DirectoryState } from './health.js';
 import type { Overrides } from './overrides.js';
 import { Resolver, type KeyAnswer } from './resolver.js';
@@ -27,7 +28,7 @@ export interface ValidatorDeps {
   health?: DirectoryHealth;
   /** An answer cache to keep (a reload that cannot have changed its answers). */
   cache?: AnswerCache | null;
-  /** Clock in ms (tests). */
+  /** Clock in ms (tests; default steadyNow: answer lifetimes are real time). */
   now?: () => number;
 }
 
@@ -55,7 +56,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
     this.directory = deps.directory;
     this.metrics = deps.metrics;
     this.logger = deps.logger;
-    this.now = deps.now ?? Date.now;
+    this.now = deps.now ?? steadyNow;
     this.snapshot = deps.snapshot ?? null;
     this.health = deps.health ?? new DirectoryHealth({ metrics: deps.metrics, logger: deps.logger, now: this.now });
     this.confirmMisses = config.sync.confirmMisses;

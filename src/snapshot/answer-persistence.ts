@@ -1,6 +1,7 @@
 import { ms } from '../config/duration.js';
 import type { Config } from '../config/schema.js';
 import type { AnswerCache } from '../recipient/answer-cache.js';
+import { steadyNow } from '../recipient/clock.js';
 import type { Logger } from '../log.js';
 import { loadAnswers, saveAnswers } from './answer-file.js';
 import { snapshotSource } from './sync.js';
@@ -29,7 +30,8 @@ export class AnswerPersistence {
   private readonly now: () => number;
 
   constructor(private readonly deps: AnswerPersistenceDeps) {
-    this.now = deps.now ?? Date.now;
+    // The cache's own clock: its expiry times are on that scale.
+    this.now = deps.now ?? steadyNow;
   }
 
   /** A missing, foreign or corrupt file is logged and ignored: the cache starts empty. */

@@ -1,0 +1,68 @@
+/**
+ * The wall clock stepped back (an NTP step after a boot with a wrong RTC, a VM restored from a
+ * snapshot) while rcptgate holds a cached "no such entry": the negative must still expire after
+ * `cache.negativeTtl` of real time, or a user created meanwhile is rejected for as long as the
+ * step. We cannot step the shared machine's clock in a test, so Date.now is mocked to the stepped
+ * wall clock (the only fake); slapd and every socket are real.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, mock, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createApp, type App } from '../../src/app/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/log.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+
+describe('a wall clock stepped back', () => {
+  let ldap: Slapd;
+  let dir: string;
+  let app: App | undefined;
+  before(async () => {
+    ldap = await startSlapd();
+    dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-clock-'));
+  });
+  after(async () => {
+    mock.restoreAll();
+    await app?.close();
+    await ldap?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a cached negative expires after negativeTtl of real time, not of wall-clock time', async () => {
+    const file = path.join(dir, 'rcptgate.yaml');
+    await writeFile(file, JSON.stringify({
+      listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
+      domains: ['example.com'],
+      directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '2s' } },
+      cache: { negativeTtl: '1s' },
+      log: { level: 'silent' },
+    }));
+    // The wall clock from the start (modules keep a reference to Date.now), stepped below.
+    const wall = Date.now.bind(Date);
+    let step = 0;
+    mock.method(Date, 'now', () => wall() + step);
+    process.env.RCPTGATE_LDAP_BIND_PASSWORD = ldap.servicePassword;
+    try {
+      app = await createApp({ loaded: loadConfig(file, process.env), logger: silentLogger() });
+    } finally {
+      delete process.env.RCPTGATE_LDAP_BIND_PASSWORD;
+    }
+    await app.start();
+    const ask = async () => (await app!.validator.lookup('newcomer@example.com', { frontend: 'http' })).verdict;
+    assert.equal(await ask(), 'unknown', 'not created yet');
+
+    step = -3_600_000;
+    await ldap.modify(`dn: uid=newcomer,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: newcomer
+cn: Newcomer
+sn: Newcomer
+mail: newcomer@example.com
+`);
+    await sleep(1_500);
+    assert.equal(await ask(), 'valid', 'the negative answer outlived negativeTtl because the wall clock went back an hour');
+  });
+});

@@ -13,6 +13,8 @@ import type { Pending } from './lookup-queue.js';
 export interface InFlight {
   conn: LdapConnection;
   batch: Pending[];
+  /** When it was sent (Date.now()). */
+  sentAt: number;
   /** When it counts as hung, once none of its lookups waits any more (0: not yet known). */
   hungAt: number;
 }
@@ -34,7 +36,7 @@ export class InFlightSearches {
   constructor(private readonly o: InFlightOptions) {}
 
   add(conn: LdapConnection, batch: Pending[]): InFlight {
-    const search: InFlight = { conn, batch, hungAt: 0 };
+    const search: InFlight = { conn, batch, sentAt: Date.now(), hungAt: 0 };
     this.searches.add(search);
     let first = Infinity;
     for (let i = 0; i < batch.length; i++) first = Math.min(first, batch[i]!.deadline);

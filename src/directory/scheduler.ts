@@ -59,7 +59,7 @@ export class LookupScheduler {
     this.queue = new LookupQueue(o.batchSize);
     this.inFlight = new InFlightSearches({
       timeoutMs: o.timeoutMs,
-      expire: (p, search) => this.fail(p, searchTimeout(search.conn.url, o.timeoutText)),
+      expire: (p, search) => this.fail(p, this.expired(p, search.sentAt, search.conn.url)),
       hung: (search) => {
         o.log.warn({ url: search.conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
         o.pool.discard(search.conn);
@@ -265,6 +265,21 @@ export class LookupScheduler {
     } else {
       this.fail(batch[0]!, error);
     }
+  }
+
+  /**
+   * A lookup ran out of time with its search on the wire. When our queue took most of its time
+   * the directory had no fair chance: that is our overload, which must not count against the
+   * directory (breaker, directory state), however healthy it is. Half the timeout on the wire
+   * without an answer is the directory's slowness.
+   */
+  private expired(p: Pending, sentAt: number, url: string): DirectoryError {
+    const onWire = p.deadline - sentAt;
+    if (onWire >= this.o.timeoutMs / 2) return searchTimeout(url, this.o.timeoutText);
+    return new DirectoryError(
+      ErrorCodes.DIRECTORY_OVERLOADED,
+      `LDAP lookup waited ${this.o.timeoutMs - onWire} ms of its ${this.o.timeoutText} for a search slot; its search on ${url} got no answer in the ${onWire} ms left`,
+    );
   }
 
   private resultFailure(result: RawSearchResult, url: string): DirectoryError {

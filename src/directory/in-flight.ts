@@ -13,7 +13,7 @@ import type { Pending } from './lookup-queue.js';
 export interface InFlight {
   conn: LdapConnection;
   batch: Pending[];
-  /** When it was sent (Date.now()). */
+  /** When it was sent (performance.now()). */
   sentAt: number;
   /** When it counts as hung, once none of its lookups waits any more (0: not yet known). */
   hungAt: number;
@@ -36,7 +36,7 @@ export class InFlightSearches {
   constructor(private readonly o: InFlightOptions) {}
 
   add(conn: LdapConnection, batch: Pending[]): InFlight {
-    const search: InFlight = { conn, batch, sentAt: Date.now(), hungAt: 0 };
+    const search: InFlight = { conn, batch, sentAt: performance.now(), hungAt: 0 };
     this.searches.add(search);
     let first = Infinity;
     for (let i = 0; i < batch.length; i++) first = Math.min(first, batch[i]!.deadline);
@@ -60,7 +60,7 @@ export class InFlightSearches {
     if (at >= this.timerAt) return;
     if (this.timer) clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - Date.now()));
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, at - performance.now()));
     // A search in flight holds its socket open; this timer alone must not hold the process.
     this.timer.unref();
   }
@@ -68,7 +68,7 @@ export class InFlightSearches {
   private sweep(): void {
     this.timer = null;
     this.timerAt = Infinity;
-    const now = Date.now();
+    const now = performance.now();
     let next = Infinity;
     for (const search of this.searches) {
       let open = false;

@@ -144,13 +144,13 @@ export class LdapDirectory implements Directory {
 
   async probe(signal?: AbortSignal): Promise<void> {
     if (this.closed) throw closedError();
-    const deadline = Date.now() + this.timeoutMs;
+    const deadline = performance.now() + this.timeoutMs;
     const conn = await this.pool.acquire(deadline, signal);
     try {
       const search = rawSearch(conn.client, { baseDN: this.config.baseDN, scope: 'base', filter: parseFilter('(objectClass=*)'), attributes: ['1.1'], sizeLimit: 0, timeLimit: 0 });
       const result = await deadlineRace(
         search,
-        deadline - Date.now(),
+        deadline - performance.now(),
         () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP probe on ${conn.url} got no answer within ${this.config.timeout}`),
         signal,
       );
@@ -172,7 +172,7 @@ export class LdapDirectory implements Directory {
     if (this.closed) throw closedError();
     const filter = changedSince ? `(&${this.plan.listFilter}${this.plan.changedSinceClause(changedSince)})` : this.plan.listFilter;
     // A dedicated connection: paging cookies belong to one connection, and a long sync must not hold pooled slots.
-    const conn = await this.pool.openDedicated(Date.now() + this.timeoutMs);
+    const conn = await this.pool.openDedicated(performance.now() + this.timeoutMs);
     this.listings.add(conn);
     let count = 0;
     try {

@@ -9,6 +9,7 @@ import type { DirectoryError } from '../errors.js';
 
 export interface Pending {
   key: string;
+  /** performance.now() ms: every deadline in the directory is on the monotonic clock, which no wall-clock step moves. */
   deadline: number;
   resolve: (entries: Entry[]) => void;
   reject: (err: DirectoryError) => void;

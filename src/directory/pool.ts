@@ -59,7 +59,7 @@ export class ConnectionPool {
     return undefined;
   }
 
-  /** Reserves a slot, waiting until `deadline` at most. */
+  /** Reserves a slot, waiting until `deadline` (performance.now() ms) at most. */
   acquire(deadline: number, signal?: AbortSignal): Promise<LdapConnection> {
     if (this.closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortError(signal));
@@ -71,7 +71,7 @@ export class ConnectionPool {
         reject,
         signal,
         onAbort: undefined,
-        timer: setTimeout(() => this.drop(waiter, this.waitTimeout()), Math.max(0, deadline - Date.now())),
+        timer: setTimeout(() => this.drop(waiter, this.waitTimeout()), Math.max(0, deadline - performance.now())),
       };
       if (signal) {
         waiter.onAbort = () => this.drop(waiter, abortError(signal));
@@ -157,7 +157,7 @@ export class ConnectionPool {
 
   private grow(): void {
     this.connecting++;
-    this.connect(Date.now() + this.o.timeoutMs).then(
+    this.connect(performance.now() + this.o.timeoutMs).then(
       (conn) => {
         this.connecting--;
         if (this.closed) {
@@ -193,7 +193,7 @@ export class ConnectionPool {
     const urls = this.o.urls;
     for (let i = 0; i < urls.length; i++) {
       const url = urls[i]!;
-      const remaining = deadline - Date.now();
+      const remaining = deadline - performance.now();
       if (remaining <= 0) break;
       const share = remaining / (urls.length - i);
       const conn = new LdapConnection(url, share, this.o.tlsOptions);

@@ -87,7 +87,7 @@ export class LookupScheduler {
     return new Promise<Entry[]>((resolve, reject) => {
       const p: Pending = {
         key,
-        deadline: Date.now() + this.o.timeoutMs,
+        deadline: performance.now() + this.o.timeoutMs,
         resolve,
         reject,
         done: false,
@@ -156,7 +156,7 @@ export class LookupScheduler {
         this.waitingForSlot = false;
         if (err.code === ErrorCodes.DIRECTORY_TIMEOUT || err.code === ErrorCodes.DIRECTORY_OVERLOADED) {
           // Our own queue ran out of time: only the lookups whose deadline passed fail.
-          const now = Date.now();
+          const now = performance.now();
           for (let p = this.queue.peek(); p && p.deadline <= now; p = this.queue.peek()) this.fail(this.queue.shift()!, err);
         } else {
           // Nothing could connect: every waiting lookup would fail the same way.

@@ -2,17 +2,23 @@
  * The wall clock stepped back (an NTP step after a boot with a wrong RTC, a VM restored from a
  * snapshot) while rcptgate holds a cached "no such entry": the negative must still expire after
  * `cache.negativeTtl` of real time, or a user created meanwhile is rejected for as long as the
- * step. We cannot step the shared machine's clock in a test, so Date.now is mocked to the stepped
+ * step. Likewise a lookup whose search hangs as the clock steps must still fail at its deadline,
+ * not an hour later (its queue slot, its search slot and the hung connection held all that time).
+ * We cannot step the shared machine's clock in a test, so Date.now is mocked to the stepped
  * wall clock (the only fake); slapd and every socket are real.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, mock, test } from 'node:test';
+import { after, afterEach, before, describe, mock, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App } from '../../src/app/app.js';
 import { loadConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { LdapDirectory } from '../../src/directory/ldap.js';
+import { DirectoryError, ErrorCodes } from '../../src/errors.js';
+import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
@@ -24,8 +30,8 @@ describe('a wall clock stepped back', () => {
     ldap = await startSlapd();
     dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-clock-'));
   });
+  afterEach(() => mock.restoreAll());
   after(async () => {
-    mock.restoreAll();
     await app?.close();
     await ldap?.close();
     await rm(dir, { recursive: true, force: true });
@@ -64,5 +70,31 @@ mail: newcomer@example.com
 `);
     await sleep(1_500);
     assert.equal(await ask(), 'valid', 'the negative answer outlived negativeTtl because the wall clock went back an hour');
+  });
+
+  test('a lookup whose search hangs while the wall clock steps back still fails at its deadline', async () => {
+    const config = configSchema.parse({
+      directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '500ms', poolSize: 1 } },
+    }).directory.ldap;
+    const dir = new LdapDirectory({ config, bindPassword: ldap.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+    try {
+      assert.ok((await dir.lookup('bob@example.com')).entry);
+      await ldap.pause();
+      try {
+        const started = performance.now();
+        const hung = dir.lookup('alice@example.com').catch((err: unknown) => err);
+        await sleep(100);
+        const wall = Date.now.bind(Date);
+        mock.method(Date, 'now', () => wall() - 3_600_000);
+        const outcome = await Promise.race([hung, sleep(5_000, 'still waiting after 5 s')]);
+        assert.ok(outcome instanceof DirectoryError, `expected the lookup to fail at its deadline, got: ${String(outcome)}`);
+        assert.equal(outcome.code, ErrorCodes.DIRECTORY_TIMEOUT);
+        assert.ok(performance.now() - started < 3_000, `took ${Math.round(performance.now() - started)} ms`);
+      } finally {
+        ldap.resume();
+      }
+    } finally {
+      await dir.close();
+    }
   });
 });

@@ -46,12 +46,20 @@ export class LdifDirectory implements Directory {
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read LDIF file ${path}: ${(err as Error).message}`, { cause: err });
     }
+    let directory: LdifDirectory;
     try {
-      return new LdifDirectory(parseLdif(text), path);
+      directory = new LdifDirectory(parseLdif(text), path);
     } catch (err) {
       if (err instanceof RcptgateError) throw new RcptgateError(err.code, `${path}: ${err.message}`, { cause: err });
       throw err;
     }
+    // Far likelier a file caught mid-rewrite (truncated, then written) than a directory without
+    // recipients: served, it would answer `unknown` for every address (reject-all). A reload then
+    // keeps the running directory.
+    if (directory.records.length === 0 && directory.disabledCount === 0) {
+      throw new RcptgateError(ErrorCodes.LDIF_PARSE, `${path}: no entry with a mail address (empty, or caught while being rewritten?)`);
+    }
+    return directory;
   }
 
   get size(): number {

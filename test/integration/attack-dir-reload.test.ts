@@ -1,0 +1,58 @@
+/**
+ * SIGHUP at the worst moment for an LDIF directory: the administrator rewrites the file in place
+ * (`cat new.ldif > directory.ldif`, an editor without atomic saves), which truncates it before
+ * writing, and the reload reads it in between. An empty directory would answer `unknown` for
+ * every address of the served domains (reject-all); the reload must be refused and the running
+ * directory kept.
+ */
+import assert from 'node:assert/strict';
+import { copyFile, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createApp, type App } from '../../src/app/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { EXAMPLE_LDIF } from '../../src/directory/ldif.js';
+import { silentLogger } from '../../src/log.js';
+
+describe('a reload that reads an LDIF file caught mid-rewrite', () => {
+  let dir: string;
+  let app: App | undefined;
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-reload-'));
+  });
+  after(async () => {
+    await app?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('an LDIF file with no recipient is refused; the running directory keeps answering', async () => {
+    const ldif = path.join(dir, 'directory.ldif');
+    await copyFile(EXAMPLE_LDIF, ldif);
+    const file = path.join(dir, 'rcptgate.yaml');
+    await writeFile(file, JSON.stringify({
+      listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
+      domains: ['example.com'],
+      directory: { kind: 'ldif', ldif: { path: ldif } },
+      log: { level: 'silent' },
+    }));
+    app = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger() });
+    await app.start();
+    const ask = async (a: string) => (await app!.validator.lookup(a, { frontend: 'http' })).verdict;
+    assert.equal(await ask('alice@example.com'), 'valid');
+
+    await truncate(ldif, 0);
+    assert.equal(await app.reload(file), false, 'the reload of an empty LDIF file is refused');
+    assert.equal(await ask('alice@example.com'), 'valid', 'still answered from the running directory');
+
+    // Caught a moment later: only the version line and comments written so far.
+    await writeFile(ldif, 'version: 1\n# recipients follow\n');
+    assert.equal(await app.reload(file), false, 'a file with no recipient entry yet is refused too');
+    assert.equal(await ask('alice@example.com'), 'valid');
+
+    await copyFile(EXAMPLE_LDIF, ldif);
+    assert.equal(await app.reload(file), true, 'the rewritten file reloads');
+    assert.equal(await ask('alice@example.com'), 'valid');
+    assert.equal(await ask('nobody@example.com'), 'unknown');
+  });
+});

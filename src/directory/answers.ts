@@ -10,10 +10,12 @@ import type { LdapEntry, LdapSearchPlan } from './presets.js';
  * addresses with equality on `mail`, `mailAlternateAddress` (caseIgnoreIA5Match: ASCII case
  * folding, leading and trailing spaces ignored) and AD's `proxyAddresses=smtp:` / `mail` (case
  * folding beyond ASCII, by the server's own tables). So only keys of printable ASCII without
- * spaces ride in a batch — for them ASCII folding is the whole comparison — and a value with any
- * non-ASCII character never matches one. Should the server still return an entry that matches no
- * key by these rules, the batch cannot say which key it answers: its unanswered keys are then
- * asked singly, never answered `unknown` on a guess.
+ * spaces ride in a batch — for them ASCII folding is the whole comparison. A value with any
+ * non-ASCII character is one we cannot compare: a server that folds compatibility characters
+ * (a caseIgnoreMatch schema, AD) finds `ｆｕｌｌ@` or the Kelvin sign's `\u212Aate@` by an ASCII key.
+ * So when an entry matches no key by these rules, or holds such a value, the batch cannot say
+ * which keys it answers: its unanswered keys are then asked singly, never answered `unknown` on
+ * a guess.
  */
 
 /** A key that may ride in a batched search (see above). */
@@ -35,7 +37,7 @@ function foldValue(value: string): string | null {
 export interface BatchMatch {
   /** Entries per folded key. */
   byKey: Map<string, Entry[]>;
-  /** Some entry matched no key: the batch cannot vouch for any key it did not answer. */
+  /** Some entry matched no key, or holds a value we cannot compare: the batch cannot vouch for any key it did not answer. */
   unaccounted: boolean;
 }
 
@@ -47,6 +49,7 @@ export function matchBatch(matchValues: (entry: LdapEntry) => string[], entries:
     let matched = false;
     for (const value of matchValues(entry as LdapEntry)) {
       const folded = foldValue(value);
+      if (folded === null) unaccounted = true;
       if (folded === null || !foldedKeys.has(folded)) continue;
       matched = true;
       const list = byKey.get(folded);

@@ -85,6 +85,8 @@ export interface SlapdOptions {
   serviceLimits?: string;
   /** Load the syncprov overlay (RFC 4533 content synchronization) with a session log. */
   syncprov?: boolean;
+  /** A schema file to include instead of TEST_SCHEMA (it must define mailAlternateAddress and mailRecipient). */
+  schemaFile?: string;
 }
 
 export interface Slapd {
@@ -279,7 +281,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
       : `size.soft=${limit ?? 'unlimited'} size.hard=${limit ?? 'unlimited'} size.prtotal=${paged}`);
   return [
     ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include ${path.join(schemaDir, `${s}.schema`)}`),
-    `include ${TEST_SCHEMA}`,
+    `include ${options.schemaFile ?? TEST_SCHEMA}`,
     `pidfile ${path.join(dir, 'slapd.pid')}`,
     `argsfile ${path.join(dir, 'slapd.args')}`,
     'modulepath /usr/lib/ldap',

@@ -4,7 +4,8 @@ import { configSchema, type ConfigInput } from '../../src/config/schema.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';
-import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { FIXTURE_DIR, startSlapd, type Slapd } from '../helpers/slapd.js';
+import path from 'node:path';
 
 type LdapInput = NonNullable<NonNullable<ConfigInput['directory']>['ldap']>;
 
@@ -47,6 +48,50 @@ describe('batched lookups against entries a careless administrator wrote', () =>
     try {
       const expected = await Promise.all(keys.map(async (k) => (await singles.lookup(k)).entry?.dn ?? null));
       assert.deepEqual(expected, [...Array(4).fill('uid=tagged,ou=people,dc=example,dc=com'), 'uid=bob,ou=people,dc=example,dc=com', null], 'single searches find every tagged value');
+      for (let round = 0; round < 3; round++) {
+        const got = await Promise.all(keys.map(async (k) => (await batched.lookup(k)).entry?.dn ?? null));
+        assert.deepEqual(got, expected, `round ${round}: batching changed an answer`);
+      }
+    } finally {
+      await singles.close();
+      await batched.close();
+    }
+  });
+});
+
+/**
+ * A schema whose mailAlternateAddress is a UTF-8 string compared with caseIgnoreMatch: slapd
+ * folds compatibility characters onto ASCII, so `ｆｕｌｌ@`, `ſales@` and `\u212Aate@` (Kelvin
+ * sign) are found by the ASCII keys `full@`, `sales@`, `kate@`. We cannot fold as the server
+ * does, so an entry holding such a value must not vouch for the keys it seems not to answer.
+ */
+const FOLDED = `dn: uid=folded,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+objectClass: mailRecipient
+uid: folded
+cn: Folded
+sn: Folded
+mail: plain@example.com
+mailAlternateAddress: ｆｕｌｌ@example.com
+mailAlternateAddress: ſales@example.com
+mailAlternateAddress: \u212Aate@example.com`;
+
+describe('batched lookups against a directory that folds Unicode onto ASCII', () => {
+  let slapd: Slapd;
+  before(async () => {
+    slapd = await startSlapd({ fixture: false, schemaFile: path.join(FIXTURE_DIR, 'unicode-alternate.schema'), ldifText: [FOLDED] });
+  });
+  after(async () => {
+    await slapd?.close();
+  });
+
+  test('a key the server matched through a value we cannot fold is never "no such entry"', async () => {
+    const keys = ['plain@example.com', 'full@example.com', 'sales@example.com', 'kate@example.com', 'nobody@example.com'];
+    const singles = directoryFor(slapd, { batchSize: 1 });
+    const batched = directoryFor(slapd, { batchSize: 16, poolSize: 1, maxInFlightPerConnection: 1 });
+    try {
+      const expected = await Promise.all(keys.map(async (k) => (await singles.lookup(k)).entry?.dn ?? null));
+      assert.deepEqual(expected, [...Array(4).fill('uid=folded,ou=people,dc=example,dc=com'), null], 'the server folds these values onto the ASCII keys');
       for (let round = 0; round < 3; round++) {
         const got = await Promise.all(keys.map(async (k) => (await batched.lookup(k)).entry?.dn ?? null));
         assert.deepEqual(got, expected, `round ${round}: batching changed an answer`);

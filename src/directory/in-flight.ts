@@ -1,3 +1,4 @@
+import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { LdapConnection } from './connection.js';
 import type { Pending } from './lookup-queue.js';
 
@@ -92,3 +93,20 @@ export class InFlightSearches {
     if (next < Infinity) this.arm(next);
   }
 }
+
+/**
+ * Why lookup `p` of `search` ran out of time. When our queue took most of its time the directory
+ * had no fair chance: that is our overload, which must not count against the directory (breaker,
+ * directory state), however healthy it is. Half the timeout on the wire without an answer is the
+ * directory's slowness.
+ */
+export function expiryError(p: Pending, search: InFlight, timeoutMs: number, timeoutText: string): DirectoryError {
+  const url = search.conn.url;
+  const onWire = Math.round(p.deadline - search.sentAt);
+  if (onWire >= timeoutMs / 2) return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${url} got no answer within ${timeoutText}`);
+  return new DirectoryError(
+    ErrorCodes.DIRECTORY_OVERLOADED,
+    `LDAP lookup waited ${timeoutMs - onWire} ms of its ${timeoutText} for a search slot; its search on ${url} got no answer in the ${onWire} ms left`,
+  );
+}
+

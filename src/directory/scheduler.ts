@@ -8,7 +8,7 @@ import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { lookupSearch, resultError, type RawSearchResult } from './raw-search.js';
 import { LookupEncoder } from './search-encoder.js';
-import { InFlightSearches } from './in-flight.js';
+import { InFlightSearches, expiryError } from './in-flight.js';
 import type { LdapConnection } from './connection.js';
 import { LookupQueue, type Pending } from './lookup-queue.js';
 
@@ -52,6 +52,8 @@ export class LookupScheduler {
   private pumpScheduled = false;
   private waitingForSlot = false;
   private closed = false;
+  /** The last confirming group handed out (lookup-queue.ts). */
+  private groups = 0;
   /** Searches sent and not yet answered, and their deadlines. */
   private readonly inFlight: InFlightSearches;
 
@@ -59,7 +61,7 @@ export class LookupScheduler {
     this.queue = new LookupQueue(o.batchSize);
     this.inFlight = new InFlightSearches({
       timeoutMs: o.timeoutMs,
-      expire: (p, search) => this.fail(p, this.expired(p, search.sentAt, search.conn.url)),
+      expire: (p, search) => this.fail(p, expiryError(p, search, o.timeoutMs, o.timeoutText)),
       hung: (search) => {
         o.log.warn({ url: search.conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
         o.pool.discard(search.conn);
@@ -93,6 +95,7 @@ export class LookupScheduler {
         done: false,
         single: this.o.batchSize <= 1 || this.o.plan.matchValues === null || !batchable(key),
         retried: false,
+        group: 0,
         signal,
         onAbort: undefined,
       };
@@ -239,17 +242,30 @@ export class LookupScheduler {
     const folded = batch.map((p) => p.key.toLowerCase());
     const { byKey, unaccounted } = matchBatch(this.o.plan.matchValues!, result.entries, new Set(folded));
     const unsure: Pending[] = [];
+    const unanswered: Pending[] = [];
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
       const entries = byKey.get(folded[i]!);
       if (entries) this.answer(p, entries);
-      else if (unaccounted) unsure.push(p);
-      else this.answer(p, []);
+      else (unaccounted ? unsure : unanswered).push(p);
     }
+    // An entry may match a key by a value it came back without (an ACL that allows search but not
+    // read): a key left unanswered beside entries is "no such entry" only once a batch of just such
+    // keys finds nothing; a confirming batch that still finds entries sends them singly.
+    if (result.entries.length === 0) for (const p of unanswered) this.answer(p, []);
+    else if (batch[0]!.group !== 0) unsure.push(...unanswered);
+    else if (unanswered.length > 0) this.confirm(unanswered);
     if (unsure.length > 0) {
       this.o.log.debug({ keys: unsure.length }, 'a batched search returned an entry matching no key by our rules; asking its keys singly');
       this.retry(unsure, true);
     }
+  }
+
+  /** Asks `keys` again together, in a batch of their own. */
+  private confirm(keys: Pending[]): void {
+    const group = ++this.groups;
+    for (const p of keys) p.group = group;
+    this.retry(keys, false);
   }
 
   private searchFailed(batch: Pending[], error: DirectoryError): void {
@@ -267,28 +283,9 @@ export class LookupScheduler {
     }
   }
 
-  /**
-   * A lookup ran out of time with its search on the wire. When our queue took most of its time
-   * the directory had no fair chance: that is our overload, which must not count against the
-   * directory (breaker, directory state), however healthy it is. Half the timeout on the wire
-   * without an answer is the directory's slowness.
-   */
-  private expired(p: Pending, sentAt: number, url: string): DirectoryError {
-    const onWire = p.deadline - sentAt;
-    if (onWire >= this.o.timeoutMs / 2) return searchTimeout(url, this.o.timeoutText);
-    return new DirectoryError(
-      ErrorCodes.DIRECTORY_OVERLOADED,
-      `LDAP lookup waited ${this.o.timeoutMs - onWire} ms of its ${this.o.timeoutText} for a search slot; its search on ${url} got no answer in the ${onWire} ms left`,
-    );
-  }
-
   private resultFailure(result: RawSearchResult, url: string): DirectoryError {
     const cause = resultError(result);
     if (result.status === NO_SUCH_OBJECT) return this.o.noSuchBase(url, cause);
     return toDirectoryError(cause, { operation: 'search', url });
   }
-}
-
-function searchTimeout(url: string, timeoutText: string): DirectoryError {
-  return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${url} got no answer within ${timeoutText}`);
 }

@@ -87,6 +87,8 @@ export interface SlapdOptions {
   syncprov?: boolean;
   /** A schema file to include instead of TEST_SCHEMA (it must define mailAlternateAddress and mailRecipient). */
   schemaFile?: string;
+  /** Attributes everyone may search with but not read: a filter on them matches, their values never come back. */
+  searchOnly?: string[];
 }
 
 export interface Slapd {
@@ -300,6 +302,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
     `limits dn.exact="${SERVICE_DN}" ${serviceLimit}`,
     'access to attrs=userPassword by anonymous auth by * none',
     ...(options.revocableReader ? [`access to dn.subtree="ou=people,${BASE_DN}" by group.exact="${READERS_DN}" read by * none`] : []),
+    ...(options.searchOnly?.length ? [`access to attrs=${options.searchOnly.join(',')} by * search`] : []),
     'access to * by * read',
     ...(options.syncprov ? ['overlay syncprov', 'syncprov-checkpoint 100 1', 'syncprov-sessionlog 1000'] : []),
     '',

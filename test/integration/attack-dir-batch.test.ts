@@ -9,11 +9,11 @@ import path from 'node:path';
 
 type LdapInput = NonNullable<NonNullable<ConfigInput['directory']>['ldap']>;
 
-function directoryFor(slapd: Slapd, ldap: LdapInput = {}): LdapDirectory {
+function directoryFor(slapd: Slapd, ldap: LdapInput = {}, metrics = new Metrics({ defaultMetrics: false })): LdapDirectory {
   const config = configSchema.parse({
     directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, ...ldap } },
   }).directory.ldap;
-  return new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+  return new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics, logger: silentLogger() });
 }
 
 /**
@@ -102,3 +102,50 @@ describe('batched lookups against a directory that folds Unicode onto ASCII', ()
     }
   });
 });
+
+/**
+ * An ACL that lets the reader search on mailAlternateAddress but not read it (aliases kept out
+ * of the address book): the server finds alice's entry by `ally@`, and returns it without the
+ * value that matched. In a batch where alice@ found the same entry, ally@ seemed unanswered.
+ */
+describe('batched lookups when an entry comes back without the value that matched', () => {
+  let slapd: Slapd;
+  before(async () => {
+    slapd = await startSlapd({ searchOnly: ['mailAlternateAddress'] });
+  });
+  after(async () => {
+    await slapd?.close();
+  });
+
+  test('a key answered by no visible value of the entries that came back is confirmed before it is "no such entry"', async () => {
+    const keys = ['alice@example.com', 'ally@example.com', 'bob@example.com', 'nobody@example.com', 'ghost@example.com'];
+    const singles = directoryFor(slapd, { batchSize: 1 });
+    const metrics = new Metrics({ defaultMetrics: false });
+    const batched = directoryFor(slapd, { batchSize: 16, poolSize: 1, maxInFlightPerConnection: 1 }, metrics);
+    try {
+      const alice = 'uid=alice,ou=people,dc=example,dc=com';
+      const expected = await Promise.all(keys.map(async (k) => (await singles.lookup(k)).entry?.dn ?? null));
+      assert.deepEqual(expected, [alice, alice, 'uid=bob,ou=people,dc=example,dc=com', null, null], 'alone, ally@ finds alice by the hidden value');
+      const searches = async () => Object.fromEntries((await metrics.directorySearches.get()).values.map((v) => [v.labels.kind, v.value]));
+      for (let round = 0; round < 3; round++) {
+        const before = await searches();
+        const got = await Promise.all(keys.map(async (k) => (await batched.lookup(k)).entry?.dn ?? null));
+        assert.deepEqual(got, expected, `round ${round}: batching changed an answer`);
+        const after = await searches();
+        // One batch, then one confirming batch of its unanswered keys; only keys that batch
+        // cannot settle (it found alice again) go on their own.
+        assert.ok((after.batch ?? 0) - (before.batch ?? 0) <= 2, `batches: ${JSON.stringify(before)} → ${JSON.stringify(after)}`);
+      }
+      // No entry at all for a whole batch needs no confirmation.
+      const before = await searches();
+      const ghosts = await Promise.all(['ghost1@example.com', 'ghost2@example.com', 'ghost3@example.com'].map((k) => batched.lookup(k)));
+      assert.ok(ghosts.every((a) => a.entry === null));
+      const after = await searches();
+      assert.ok((after.batch ?? 0) + (after.single ?? 0) - (before.batch ?? 0) - (before.single ?? 0) <= 2, 'unknown keys of a batch that found nothing are not asked again');
+    } finally {
+      await singles.close();
+      await batched.close();
+    }
+  });
+});
+

@@ -44,6 +44,8 @@ export function snapshotSource(config: Readonly<Config>): string {
 export class SnapshotSync {
   private store: SnapshotStore | null = null;
   private lastSyncStartedAt = 0;
+  /** performance.now() at that start (null: known only from the file). */
+  private lastSyncStartedMono: number | null = null;
   /** Start of the last full sync (from the file after a restart); schedules the next one. */
   private lastFullAt = 0;
   private fullTimer: NodeJS.Timeout | null = null;
@@ -114,6 +116,7 @@ export class SnapshotSync {
   async full(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
     return this.exclusive(async () => {
       const started = this.now();
+      const startedMono = performance.now();
       const t0 = process.hrtime.bigint();
       const end = this.deps.metrics.syncDuration.startTimer({ kind: 'full' });
       try {
@@ -128,6 +131,7 @@ export class SnapshotSync {
         this.vet(store, listed);
         await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store);
         this.lastSyncStartedAt = started;
+        this.lastSyncStartedMono = startedMono;
         this.lastFullAt = started;
         this.publish(store);
         end();
@@ -174,11 +178,12 @@ export class SnapshotSync {
     return this.exclusive(async () => {
       const store = this.store!;
       const started = this.now();
+      const startedMono = performance.now();
       const t0 = process.hrtime.bigint();
       const end = this.deps.metrics.syncDuration.startTimer({ kind: 'incremental' });
       try {
         let changed = 0;
-        const since = new Date(this.lastSyncStartedAt - SKEW_MS);
+        const since = new Date(this.lastStart(started, startedMono) - SKEW_MS);
         const updates: DirectoryRecord[] = [];
         for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) updates.push(r);
         // The skew margin re-lists recent changes every time: only real changes are written.
@@ -189,6 +194,7 @@ export class SnapshotSync {
         }
         if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, this.lastFullAt);
         this.lastSyncStartedAt = started;
+        this.lastSyncStartedMono = startedMono;
         this.publish(store);
         end();
         const report: SyncReport = { kind: 'incremental', entries: store.entries, addresses: store.size, changed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
@@ -201,6 +207,18 @@ export class SnapshotSync {
         throw err;
       }
     });
+  }
+
+  /**
+   * When the last sync started, on the clock as it reads now. A wall clock stepped back since
+   * (it ran ahead at boot, then NTP) would put that start in the future and the listing would
+   * miss every change made meanwhile: then the time elapsed since, by the monotonic clock, says
+   * more than the recorded start.
+   */
+  private lastStart(now: number, nowMono: number): number {
+    if (this.lastSyncStartedMono === null) return Math.min(this.lastSyncStartedAt, now);
+    const byElapsed = now - (nowMono - this.lastSyncStartedMono);
+    return byElapsed < this.lastSyncStartedAt - SKEW_MS ? byElapsed : this.lastSyncStartedAt;
   }
 
   private async exclusive<T>(fn: () => Promise<T>): Promise<T> {

@@ -19,6 +19,7 @@ import { configSchema } from '../../src/config/schema.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';
 import { DirectoryError, ErrorCodes } from '../../src/errors.js';
 import { Metrics } from '../../src/metrics.js';
+import { SnapshotSync } from '../../src/snapshot/sync.js';
 import { silentLogger } from '../../src/log.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
@@ -97,4 +98,33 @@ mail: newcomer@example.com
       await dir.close();
     }
   });
+
+  test('an incremental sync after the clock stepped back still lists what changed since the last sync', async () => {
+    const config = configSchema.parse({
+      domains: ['example.com'],
+      directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
+      sync: { enabled: true, snapshotPath: path.join(dir, 'recipients.snapshot'), detectRemovals: false },
+    });
+    const directory = new LdapDirectory({ config: config.directory.ldap, bindPassword: ldap.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+    // The full sync runs while the clock is an hour ahead (a wrong RTC at boot); NTP then steps it back.
+    let ahead = 3_600_000;
+    const sync = new SnapshotSync({ config, directory, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), onSnapshot: () => undefined, now: () => Date.now() + ahead });
+    try {
+      await sync.full();
+      ahead = 0;
+      await ldap.modify(`dn: uid=latecomer,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: latecomer
+cn: Latecomer
+sn: Latecomer
+mail: latecomer@example.com
+`);
+      await sync.incremental();
+      assert.equal(sync.current?.get('latecomer@example.com'), 'latecomer@example.com', 'the incremental sync asked for changes since an hour ahead and missed the new user');
+    } finally {
+      await sync.stop();
+      await directory.close();
+    }
+  });
 });
+

@@ -1,15 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
  * Writes `head` then `blocks` to a temp file beside `path`, fsyncs it and renames it over
  * `path`: a reader sees the old file or the new one, never a torn one. Whatever fails, the old
  * file stays and no temp file is left behind. The rename is persisted by an fsync of the
- * directory (some filesystems cannot do that, which is harmless).
+ * directory (some filesystems cannot do that, which is harmless). A process killed mid-write
+ * (SIGKILL, the OOM killer during a full sync) leaves its temp file: the next write removes such
+ * leftovers, so a crash loop cannot fill the disk with partial snapshots.
  */
 export async function writeFileAtomically(path: string, head: string, blocks: Iterable<Uint8Array>): Promise<void> {
   const dir = dirname(path);
+  await removeLeftovers(dir, basename(path));
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
   try {
@@ -29,3 +32,28 @@ export async function writeFileAtomically(path: string, head: string, blocks: It
   await dh?.sync().catch(() => undefined);
   await dh?.close();
 }
+
+/**
+ * Removes temp files of `base` whose writer is gone. One process writes a given file one write
+ * at a time, so one named with our own pid is a leftover too (in a container every start gets
+ * the same pid); a live process's (a `rcptgate sync` run beside the server) is left alone.
+ */
+async function removeLeftovers(dir: string, base: string): Promise<void> {
+  const prefix = `.${base}.`;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+    const pid = Number(name.slice(prefix.length).split('.')[0]);
+    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && isAlive(pid))) continue;
+    await unlink(join(dir, name)).catch(() => undefined);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+

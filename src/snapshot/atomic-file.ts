@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { open, readdir, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -33,27 +33,20 @@ export async function writeFileAtomically(path: string, head: string, blocks: It
   await dh?.close();
 }
 
+/** A write in progress touches its temp file all the time; one untouched this long lost its writer. */
+const ABANDONED_MS = 60_000;
+
 /**
- * Removes temp files of `base` whose writer is gone. One process writes a given file one write
- * at a time, so one named with our own pid is a leftover too (in a container every start gets
- * the same pid); a live process's (a `rcptgate sync` run beside the server) is left alone.
+ * Removes temp files of `base` untouched for a minute. Their writer's pid says nothing reliable
+ * (in containers every start gets the same one, and a `rcptgate sync` job sharing the volume has
+ * its own pid namespace); how recently the file was written does.
  */
 async function removeLeftovers(dir: string, base: string): Promise<void> {
   const prefix = `.${base}.`;
   for (const name of await readdir(dir).catch(() => [] as string[])) {
     if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
-    const pid = Number(name.slice(prefix.length).split('.')[0]);
-    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && isAlive(pid))) continue;
-    await unlink(join(dir, name)).catch(() => undefined);
+    const file = join(dir, name);
+    const info = await stat(file).catch(() => null);
+    if (info !== null && Date.now() - info.mtimeMs > ABANDONED_MS) await unlink(file).catch(() => undefined);
   }
 }
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-

@@ -21,6 +21,8 @@ export interface AppOptions {
   loaded: LoadedConfig;
   logger: Logger;
   env?: NodeJS.ProcessEnv;
+  /** How long a directory a reload replaced stays open for work begun on it (default 30 s; tests). */
+  retireAfterMs?: number;
 }
 
 export interface App {
@@ -57,7 +59,7 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
-  const reload = createReload({ file: options.loaded.file, startConfig: config, env, engines, snapshots, probes, metrics, logger });
+  const reload = createReload({ file: options.loaded.file, startConfig: config, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs });
   const listeners = new Listeners({ resolved, validator, metrics, logger, health });
   const drainMs = ms(config.server.drainTimeout);
 

@@ -18,6 +18,8 @@ export interface ReloadDeps {
   probes: ProbeLoop;
   metrics: Metrics;
   logger: Logger;
+  /** How long the replaced directory stays open for lookups begun on it (default 30 s). */
+  retireAfterMs?: number | undefined;
 }
 
 /**
@@ -37,8 +39,9 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
       for (const key of ['http', 'socketmap', 'policy', 'milter', 'metrics'] as const) {
         if (loaded.config.listen[key] !== deps.startConfig.listen[key]) logger.warn({ listener: key }, 'listen addresses change only on restart');
       }
-      // Requests in flight on the old directory finish before it closes.
-      setTimeout(() => void old.directory.close().catch(() => undefined), 30_000).unref();
+      // Requests in flight on the old directory finish before it closes, and so does a sync
+      // running on it (a full sync of a large directory takes longer than the grace period).
+      setTimeout(() => void snapshots.idle().then(() => old.directory.close()).catch(() => undefined), deps.retireAfterMs ?? 30_000).unref();
       probes.poke();
       metrics.configReloads.inc({ outcome: 'success' });
       logger.info({ file: loaded.file, cacheKept }, cacheKept ? 'configuration reloaded, cache kept' : 'configuration reloaded, cache flushed');

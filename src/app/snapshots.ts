@@ -39,6 +39,11 @@ export class SnapshotHolder {
     await this.syncer?.load();
   }
 
+  /** Settles once the sync running now (if any) has ended. */
+  idle(): Promise<void> {
+    return this.syncer?.idle() ?? Promise.resolve();
+  }
+
   /** Starts the periodic syncs (serve). */
   start(): void {
     this.running = true;

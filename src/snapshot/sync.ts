@@ -221,6 +221,14 @@ export class SnapshotSync {
     return byElapsed < this.lastSyncStartedAt - SKEW_MS ? byElapsed : this.lastSyncStartedAt;
   }
 
+  /** Settles once the sync running now (if any) has ended, however it ends. */
+  idle(): Promise<void> {
+    return (this.running ?? Promise.resolve()).then(
+      () => undefined,
+      () => undefined,
+    );
+  }
+
   private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.running) await this.running.catch(() => undefined);
     const p = fn();

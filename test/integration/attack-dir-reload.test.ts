@@ -14,6 +14,9 @@ import { createApp, type App } from '../../src/app/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { EXAMPLE_LDIF } from '../../src/directory/ldif.js';
 import { silentLogger } from '../../src/log.js';
+import { startSlapd } from '../helpers/slapd.js';
+import { startDelayProxy } from '../helpers/delay-proxy.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 describe('a reload that reads an LDIF file caught mid-rewrite', () => {
   let dir: string;
@@ -55,4 +58,38 @@ describe('a reload that reads an LDIF file caught mid-rewrite', () => {
     assert.equal(await ask('alice@example.com'), 'valid');
     assert.equal(await ask('nobody@example.com'), 'unknown');
   });
+
+  test('a reload while a full sync runs lets that sync finish on the directory it started with', async () => {
+    const slapd = await startSlapd({ generatedUsers: 300 });
+    // Far enough away that the paged listing takes a few seconds.
+    const proxy = await startDelayProxy(slapd.port, 40);
+    let syncing: App | undefined;
+    try {
+      const file = path.join(dir, 'snapshot.yaml');
+      const passwordFile = path.join(dir, 'bind-password');
+      await writeFile(passwordFile, slapd.servicePassword, { mode: 0o600 });
+      await writeFile(file, JSON.stringify({
+        listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, bindPasswordFile: passwordFile, pageSize: 10, timeout: '5s' } },
+        sync: { enabled: true, snapshotPath: path.join(dir, 'recipients.snapshot'), interval: '1h', incrementalInterval: '1h' },
+        log: { level: 'silent' },
+      }));
+      // The replaced directory gets 200 ms instead of 30 s: the sync outlasts it either way.
+      syncing = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger(), retireAfterMs: 200 });
+      await syncing.start();
+      await sleep(300);
+      assert.equal(await syncing.reload(file), true);
+      const failures = async () => (await syncing!.metrics.syncFailures.get()).values.reduce((n, v) => n + v.value, 0);
+      const deadline = Date.now() + 30_000;
+      while ((syncing.health().snapshot?.entries ?? 0) === 0 && (await failures()) === 0 && Date.now() < deadline) await sleep(100);
+      assert.equal(await failures(), 0, 'the full sync failed: its directory was closed under it');
+      assert.ok((syncing.health().snapshot?.entries ?? 0) >= 300, JSON.stringify(syncing.health().snapshot));
+    } finally {
+      await syncing?.close();
+      await proxy.close();
+      await slapd.close();
+    }
+  });
 });
+

@@ -109,4 +109,3 @@ export function expiryError(p: Pending, search: InFlight, timeoutMs: number, tim
     `LDAP lookup waited ${timeoutMs - onWire} ms of its ${timeoutText} for a search slot; its search on ${url} got no answer in the ${onWire} ms left`,
   );
 }
-

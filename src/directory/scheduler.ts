@@ -19,7 +19,8 @@ import { LookupQueue, type Pending } from './lookup-queue.js';
  * key (answers.ts). So under load one search answers many keys, while a lone lookup still goes
  * out at once, alone. A search whose connection dies is retried once, on another connection; a
  * batch the server did not answer in full (a limit, an error) is asked again key by key, so no
- * key ever reads a failed batch as "no such entry".
+ * key ever reads a failed batch as "no such entry"; keys a batch left unanswered beside entries
+ * are "no such entry" only once a batch of just those keys finds nothing.
  */
 
 export interface SchedulerOptions {

@@ -148,4 +148,3 @@ describe('batched lookups when an entry comes back without the value that matche
     }
   });
 });
-

@@ -127,4 +127,3 @@ mail: latecomer@example.com
     }
   });
 });
-

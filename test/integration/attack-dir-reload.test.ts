@@ -92,4 +92,3 @@ describe('a reload that reads an LDIF file caught mid-rewrite', () => {
     }
   });
 });
-

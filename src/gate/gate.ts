@@ -6,6 +6,7 @@
  */
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { LogLimiter } from '../net/log-limiter.js';
 import type { Frontend, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import type { HarvestGuard } from './harvest.js';
 import { servedTarget } from './source-route.js';
@@ -34,6 +35,8 @@ export interface GateOptions {
   logger: Logger;
   /** Directory harvest protection; null disables it. */
   harvest?: HarvestGuard | null;
+  /** Shared warning limiter (one per process); a private one otherwise. */
+  logLimiter?: LogLimiter;
 }
 
 /** The engine's optional promise-free path (RecipientValidatorImpl.lookupNow). */
@@ -59,6 +62,7 @@ export class Gate {
   private readonly validator: RecipientValidator;
   readonly metrics: Metrics;
   private readonly logger: Logger;
+  private readonly limiter: LogLimiter;
   private readonly lookupNowFn: LookupNow | null;
   private readonly isServed = (domain: string): boolean => this.validator.isServedDomain(domain);
 
@@ -67,6 +71,7 @@ export class Gate {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.harvest = options.harvest ?? null;
+    this.limiter = options.logLimiter ?? new LogLimiter(options.metrics);
     const now = (options.validator as { lookupNow?: LookupNow }).lookupNow;
     this.lookupNowFn = typeof now === 'function' ? now.bind(options.validator) : null;
   }
@@ -133,7 +138,10 @@ export class Gate {
       const wasFlagged = harvest.isBlocked(client);
       if (harvest.recordUnknown(client)) {
         if (!wasFlagged) {
-          logger.warn({ client, recipient: result.address, maxUnknown: harvest.maxUnknown, action: harvest.action }, 'client exceeded the unknown-recipient limit: harvest protection engaged');
+          // Rate-limited: one line per flagged client, and a client rotating its address (an
+          // IPv6 prefix, a direct peer naming any client_address) is a new client each time.
+          const fields = { client, recipient: result.address, maxUnknown: harvest.maxUnknown, action: harvest.action };
+          this.limiter.warn(logger, 'harvest_engaged', fields, 'client exceeded the unknown-recipient limit: harvest protection engaged');
         }
         if (harvest.action === 'reject') {
           this.metrics.harvestBlocked.inc({ frontend });

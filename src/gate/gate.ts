@@ -4,8 +4,10 @@
  * and applies directory-harvest protection (docs/harvest-protection.md). Front ends keep only
  * their codec and a table of reply texts keyed by `Answer`.
  */
+import { isIP } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { LogLimiter } from '../net/log-limiter.js';
 import type { Frontend, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import type { HarvestGuard } from './harvest.js';
 import { servedTarget } from './source-route.js';
@@ -34,6 +36,8 @@ export interface GateOptions {
   logger: Logger;
   /** Directory harvest protection; null disables it. */
   harvest?: HarvestGuard | null;
+  /** Shared warning limiter (one per process); a private one otherwise. */
+  logLimiter?: LogLimiter;
 }
 
 /** The engine's optional promise-free path (RecipientValidatorImpl.lookupNow). */
@@ -59,6 +63,7 @@ export class Gate {
   private readonly validator: RecipientValidator;
   readonly metrics: Metrics;
   private readonly logger: Logger;
+  private readonly limiter: LogLimiter;
   private readonly lookupNowFn: LookupNow | null;
   private readonly isServed = (domain: string): boolean => this.validator.isServedDomain(domain);
 
@@ -67,6 +72,7 @@ export class Gate {
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.harvest = options.harvest ?? null;
+    this.limiter = options.logLimiter ?? new LogLimiter(options.metrics);
     const now = (options.validator as { lookupNow?: LookupNow }).lookupNow;
     this.lookupNowFn = typeof now === 'function' ? now.bind(options.validator) : null;
   }
@@ -133,7 +139,10 @@ export class Gate {
       const wasFlagged = harvest.isBlocked(client);
       if (harvest.recordUnknown(client)) {
         if (!wasFlagged) {
-          logger.warn({ client, recipient: result.address, maxUnknown: harvest.maxUnknown, action: harvest.action }, 'client exceeded the unknown-recipient limit: harvest protection engaged');
+          // Rate-limited: one line per flagged client, and a client rotating its address (an
+          // IPv6 prefix, a direct peer naming any client_address) is a new client each time.
+          const fields = { client, recipient: result.address, maxUnknown: harvest.maxUnknown, action: harvest.action };
+          this.limiter.warn(logger, 'harvest_engaged', fields, 'client exceeded the unknown-recipient limit: harvest protection engaged');
         }
         if (harvest.action === 'reject') {
           this.metrics.harvestBlocked.inc({ frontend });
@@ -153,8 +162,26 @@ export class Gate {
   }
 }
 
-/** A client address as a harvest key: Sendmail's "IPv6:" prefix and IPv4-mapped IPv6 dropped. */
-export function clientKey(address: string): string {
-  const a = address.replace(/^IPv6:/i, '').toLowerCase();
-  return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+/**
+ * A client address as a harvest key: its IP address in one spelling (Sendmail's "IPv6:" prefix,
+ * a zone, upper case, uncompressed IPv6 and IPv4-mapped IPv6 folded), or null when it is no IP
+ * address. The caller then counts the request against the connection's peer: a key is kept for
+ * up to 100,000 clients, and a peer naming a new 60 kB string per session must neither grow
+ * that by gigabytes nor escape counting.
+ */
+export function clientKey(address: string): string | null {
+  let a = address.replace(/^IPv6:/i, '');
+  const zone = a.indexOf('%');
+  if (zone >= 0) a = a.slice(0, zone);
+  const kind = a.length <= 45 ? isIP(a) : 0;
+  if (kind === 4) return a;
+  if (kind !== 6) return null;
+  a = a.toLowerCase();
+  if (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4) return a.slice(7);
+  const v6 = new URL(`http://[${a}]/`).hostname.slice(1, -1);
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
+  if (mapped === null) return v6;
+  const hi = parseInt(mapped[1]!, 16);
+  const lo = parseInt(mapped[2]!, 16);
+  return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
 }

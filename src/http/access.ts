@@ -1,6 +1,7 @@
 import type { Request, RequestHandler } from 'express';
 import { addressMatcher } from '../config/cidr.js';
 import type { Logger } from '../log.js';
+import type { LogLimiter } from '../net/log-limiter.js';
 import { bearerToken, tokensEqual } from './auth.js';
 import { sendProblem } from './problem.js';
 
@@ -30,7 +31,7 @@ export interface AccessControl {
   explain: RequestHandler;
 }
 
-export function accessControl(access: LookupAccess, adminToken: string | null, logger: Logger): AccessControl {
+export function accessControl(access: LookupAccess, adminToken: string | null, logger: Logger, limiter?: LogLimiter): AccessControl {
   const allowed = addressMatcher(access.allowFrom);
   const tokenMatches = (given: string): Grant | null => {
     if (adminToken !== null && tokensEqual(given, adminToken)) return 'admin';
@@ -43,7 +44,10 @@ export function accessControl(access: LookupAccess, adminToken: string | null, l
     const given = bearerToken(req.get('authorization'));
     if (given !== null) {
       if (tokenMatches(given) !== null) return next();
-      logger.warn({ remoteAddress: req.socket.remoteAddress, method: req.method, path: req.path }, 'lookup request with a wrong token');
+      const fields = { remoteAddress: req.socket.remoteAddress, method: req.method, path: req.path };
+      // Rate-limited: a peer can send wrong tokens as fast as it likes.
+      if (limiter) limiter.warn(logger, 'http_lookup_wrong_token', fields, 'lookup request with a wrong token');
+      else logger.warn(fields, 'lookup request with a wrong token');
       sendProblem(res, 'forbidden', 'The bearer token is not valid for the lookup API.');
       return;
     }

@@ -63,7 +63,7 @@ function router(app: Express): Route {
  * Lookups are counted in metrics by the engine itself (options.frontend), not here.
  */
 export function createHttpApp(deps: HttpAppDeps): Express {
-  const access = accessControl(deps.lookupAccess ?? LOOPBACK_ONLY, deps.adminToken, deps.logger);
+  const access = accessControl(deps.lookupAccess ?? LOOPBACK_ONLY, deps.adminToken, deps.logger, deps.logLimiter);
   const app = express();
   app.disable('x-powered-by');
   app.use((_req, res, next) => {

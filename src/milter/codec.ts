@@ -19,7 +19,16 @@ const EMPTY = Buffer.alloc(0);
 
 export class MilterPacketDecoder {
   private readonly maxPacketBytes: number;
-  private buffer: Buffer = EMPTY;
+  /** The length prefix so far (a split prefix is collected here). */
+  private readonly head = Buffer.alloc(HEADER);
+  private headFilled = 0;
+  /**
+   * The packet being received, allocated whole once its length is known and filled in place:
+   * a packet trickled in one byte per read costs one copy per byte, not a copy of everything
+   * held so far per read (64 kB in 1-byte reads took seconds of CPU).
+   */
+  private packet: Buffer | null = null;
+  private filled = 0;
   private failed: ProtocolError | null = null;
 
   constructor(options: { maxPacketBytes?: number } = {}) {
@@ -28,34 +37,68 @@ export class MilterPacketDecoder {
 
   /** Bytes held between calls: at most one packet plus its length prefix. */
   get bufferedBytes(): number {
-    return this.buffer.length;
+    return this.headFilled + this.filled;
   }
 
   /** Feeds bytes; returns every packet they complete, in order. Throws ProtocolError. */
   push(chunk: Uint8Array): MilterPacket[] {
     if (this.failed) throw this.failed;
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    let buf = this.buffer.length > 0 ? Buffer.concat([this.buffer, bytes]) : bytes;
     const out: MilterPacket[] = [];
     try {
-      while (buf.length >= HEADER) {
-        const length = buf.readUInt32BE(0);
-        if (length === 0) throw new ProtocolError('milter packet without a command byte');
-        if (length > this.maxPacketBytes) {
-          throw new ProtocolError(`milter packet of ${length} bytes exceeds ${this.maxPacketBytes}`, ErrorCodes.FRAME_TOO_LARGE);
+      let i = 0;
+      while (i < bytes.length) {
+        if (this.packet !== null) {
+          i = this.fill(bytes, i, out);
+        } else if (this.headFilled === 0 && bytes.length - i >= HEADER) {
+          const length = this.checked(bytes.readUInt32BE(i));
+          i += HEADER;
+          if (bytes.length - i >= length) {
+            // Whole in this chunk: copy the data out so a packet never pins a large socket chunk.
+            out.push({ command: bytes[i]!, data: Buffer.from(bytes.subarray(i + 1, i + length)) });
+            i += length;
+          } else {
+            this.headFilled = HEADER;
+            this.packet = Buffer.allocUnsafe(length);
+          }
+        } else {
+          const n = Math.min(HEADER - this.headFilled, bytes.length - i);
+          bytes.copy(this.head, this.headFilled, i, i + n);
+          this.headFilled += n;
+          i += n;
+          if (this.headFilled === HEADER) this.packet = Buffer.allocUnsafe(this.checked(this.head.readUInt32BE(0)));
         }
-        if (buf.length < HEADER + length) break;
-        // Copy the data out so a returned packet never pins a large socket chunk.
-        out.push({ command: buf[HEADER]!, data: Buffer.from(buf.subarray(HEADER + 1, HEADER + length)) });
-        buf = buf.subarray(HEADER + length);
       }
     } catch (err) {
       this.failed = err as ProtocolError;
-      this.buffer = EMPTY;
+      this.packet = null;
+      this.headFilled = this.filled = 0;
       throw err;
     }
-    this.buffer = buf.length > 0 ? Buffer.from(buf) : EMPTY;
     return out;
+  }
+
+  /** The packet length of a prefix, refused before any of its data is held. */
+  private checked(length: number): number {
+    if (length === 0) throw new ProtocolError('milter packet without a command byte');
+    if (length > this.maxPacketBytes) {
+      throw new ProtocolError(`milter packet of ${length} bytes exceeds ${this.maxPacketBytes}`, ErrorCodes.FRAME_TOO_LARGE);
+    }
+    return length;
+  }
+
+  /** Copies what `bytes` has of the packet in progress from `i`; returns the next index. */
+  private fill(bytes: Buffer, i: number, out: MilterPacket[]): number {
+    const packet = this.packet!;
+    const n = Math.min(packet.length - this.filled, bytes.length - i);
+    bytes.copy(packet, this.filled, i, i + n);
+    this.filled += n;
+    if (this.filled === packet.length) {
+      out.push({ command: packet[0]!, data: packet.subarray(1) });
+      this.packet = null;
+      this.headFilled = this.filled = 0;
+    }
+    return i + n;
   }
 }
 

@@ -98,8 +98,9 @@ class MilterSession {
       }
       case Cmd.CONNECT: {
         const info = parseConnect(data);
-        // No address (unix socket, unknown family, or left out): counts against the peer.
-        this.client = (info.family === 'inet' || info.family === 'inet6') && info.address ? clientKey(info.address) : this.client;
+        // No IP address (unix socket, unknown family, left out, garbage): counts against the peer.
+        const ip = (info.family === 'inet' || info.family === 'inet6') && info.address ? clientKey(info.address) : null;
+        this.client = ip ?? this.client;
         return CONTINUE;
       }
       case Cmd.RCPT:

@@ -50,8 +50,8 @@ export function answerPolicyRequest(request: PolicyRequest, gate: Gate, ctx: Pic
   if (internal === '') return DUNNO;
   // Judged as Postfix will route it, not as the raw internal form (route.ts).
   const recipient = routedRecipient(internal);
-  // A request without a client address counts against whoever sent it: the connection's peer.
-  const client = clientKey(request.get('client_address') || ctx.peer.address);
+  // A request without a client IP address counts against whoever sent it: the connection's peer.
+  const client = clientKey(request.get('client_address') ?? '') ?? ctx.peer.address;
   const answer = gate.recipient(recipient, client, 'policy', ctx.logger);
   return answer instanceof Promise ? answer.then(reply) : reply(answer);
 }

@@ -177,4 +177,25 @@ describe('HTTP wrong tokens', () => {
     assert.equal(lines.filter((l) => l['msg'] === 'admin request with a wrong token').length, 10);
     assert.equal(await suppressed(metrics, 'http_wrong_token'), 20);
   });
+
+  it('on the lookup API are logged at a limited rate too (one line per request before)', async () => {
+    const metrics = new Metrics({ defaultMetrics: false });
+    const { lines, logger } = captured();
+    const app = createHttpApp({
+      validator: new FakeValidator({}),
+      metrics,
+      logger,
+      health: () => healthReport(),
+      adminToken: 'right-token',
+      lookupAccess: { token: 'lookup-token', allowFrom: [] },
+      version: 'test',
+      statusPage: false,
+      logLimiter: new LogLimiter(metrics),
+    });
+    const agent = request(app);
+    for (let i = 0; i < 30; i++) await agent.get('/v1/recipients/alice@example.com').set('Authorization', 'Bearer wrong').expect(403);
+    await agent.post('/v1/recipients:check').set('Authorization', 'Bearer wrong').send({ addresses: ['a@example.com'] }).expect(403);
+    assert.equal(lines.filter((l) => l['msg'] === 'lookup request with a wrong token').length, 10);
+    assert.equal(await suppressed(metrics, 'http_lookup_wrong_token'), 21);
+  });
 });

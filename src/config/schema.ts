@@ -9,7 +9,20 @@ import { parseCidr } from './cidr.js';
 
 const duration = z
   .string()
-  .refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "500ms", "3s", "5m", "1h", "1d"' });
+  .refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "500ms", "3s", "5m", "1h", "1d"', abort: true });
+
+/** Node.js timers wait at most 2^31-1 ms (about 24.8 days): a longer one fires at once, in a loop. */
+const MAX_TIMER = '24d';
+
+/**
+ * A duration that arms a timer. Bounded by what a timer can wait; `positive` also refuses 0,
+ * for the keys where 0 would mean "every lookup times out" or "run again at once, forever".
+ */
+function timerDuration(positive: boolean) {
+  const max = parseDuration(MAX_TIMER)!;
+  const checked = duration.refine((s) => (parseDuration(s) ?? 0) <= max, { message: `at most ${MAX_TIMER}: a longer timer would fire at once` });
+  return positive ? checked.refine((s) => (parseDuration(s) ?? 1) > 0, { message: 'must be more than 0 (0 does not mean "never" or "no limit" here)' }) : checked;
+}
 
 const hostPort = z
   .string()
@@ -91,7 +104,7 @@ export const configSchema = z.strictObject({
           filter: z.string().min(1).nullable().default(null),
           /** AD preset: also match userPrincipalName. */
           matchUserPrincipalName: z.boolean().default(false),
-          timeout: duration.default('3s'),
+          timeout: timerDuration(true).default('3s'),
           poolSize: z.number().int().min(1).max(64).default(4),
           /** LDAP searches outstanding at once on one pooled connection (told apart by message ID). */
           maxInFlightPerConnection: z.number().int().min(1).max(1_000).default(8),
@@ -118,15 +131,15 @@ export const configSchema = z.strictObject({
       staleIfError: duration.default('24h'),
       /** File keeping the positive answers across restarts (saved periodically and at shutdown). */
       persistPath: z.string().min(1).nullable().default(null),
-      persistInterval: duration.default('5m'),
+      persistInterval: timerDuration(true).default('5m'),
     })
     .prefault({}),
   sync: z
     .strictObject({
       enabled: z.boolean().default(false),
-      interval: duration.default('15m'),
+      interval: timerDuration(true).default('15m'),
       /** Incremental refresh between full syncs (OpenLDAP modifyTimestamp, AD whenChanged). */
-      incrementalInterval: duration.default('1m'),
+      incrementalInterval: timerDuration(true).default('1m'),
       /** Measured from the last successful full sync; an older snapshot is not used: live lookups take over. */
       maxAge: duration.default('24h'),
       /** Ask the directory about an address the snapshot lacks (it may have been added since the last sync). */
@@ -152,13 +165,13 @@ export const configSchema = z.strictObject({
       harvest: z
         .strictObject({
           maxUnknown: z.number().int().min(0).default(20),
-          window: duration.default('10m'),
+          window: duration.refine((s) => (parseDuration(s) ?? 1) > 0, { message: 'must be more than 0' }).default('10m'),
           /** tarpit: delay every answer for a flagged client; reject: 421 for every recipient. */
           action: z.enum(['tarpit', 'reject']).default('tarpit'),
           /** Tarpit delay added per unknown recipient past maxUnknown. */
-          delayStep: duration.default('1s'),
+          delayStep: timerDuration(false).default('1s'),
           /** Tarpit delay cap: below Sendmail's 10 s milter read timeout (docs/harvest-protection.md). */
-          maxDelay: duration.default('5s'),
+          maxDelay: timerDuration(false).default('5s'),
         })
         .prefault({}),
     })
@@ -176,11 +189,11 @@ export const configSchema = z.strictObject({
       /** Requests in progress or unanswered on one connection before reading from it pauses. */
       maxPipeline: z.number().int().min(1).max(10_000).default(64),
       /** No complete request for this long closes a connection (milter: once negotiated, at least 1h). */
-      idleTimeout: duration.default('5m'),
+      idleTimeout: timerDuration(false).default('5m'),
       /** A request begun must arrive whole within this; slower peers (slowloris) are closed. */
-      requestTimeout: duration.default('10s'),
+      requestTimeout: timerDuration(false).default('10s'),
       /** SIGTERM: time to finish in-flight requests before connections are forced closed. */
-      drainTimeout: duration.default('10s'),
+      drainTimeout: timerDuration(false).default('10s'),
     })
     .prefault({}),
   admin: z.strictObject({ tokenFile: z.string().min(1).nullable().default(null) }).prefault({}),

@@ -1,0 +1,76 @@
+/**
+ * Configuration mistakes a careless operator makes, each caught by `config check` (and so at
+ * start-up and on reload) with the key and the problem, instead of a service that starts and
+ * then spins, crashes, or answers every recipient alike.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { validateConfig } from '../../src/config/load.js';
+import { ConfigError } from '../../src/errors.js';
+
+function issuesOf(raw: unknown): Array<{ path: string; message: string }> {
+  try {
+    validateConfig(raw);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.issues;
+  }
+  assert.fail(`accepted ${JSON.stringify(raw)}`);
+}
+
+/** Sets `value` at the dotted `path` of a fresh object. */
+function at(path: string, value: unknown): Record<string, unknown> {
+  const keys = path.split('.');
+  let out: unknown = value;
+  for (const k of keys.reverse()) out = { [k]: out };
+  return out as Record<string, unknown>;
+}
+
+
+describe('durations that arm timers', () => {
+  const timers = [
+    'directory.ldap.timeout',
+    'cache.persistInterval',
+    'sync.interval',
+    'sync.incrementalInterval',
+    'policy.harvest.delayStep',
+    'policy.harvest.maxDelay',
+    'server.idleTimeout',
+    'server.requestTimeout',
+    'server.drainTimeout',
+  ];
+  it('refuses a value longer than a Node.js timer can wait (it would fire at once, in a loop)', () => {
+    for (const key of timers) {
+      for (const bad of ['25d', '600h', '99999999d']) {
+        const issues = issuesOf(at(key, bad));
+        assert.deepEqual(issues.map((i) => i.path), [key], `${key}: ${bad}`);
+        assert.match(issues[0]!.message, /at most 24d/);
+      }
+      assert.doesNotThrow(() => validateConfig(at(key, '24d')), key);
+    }
+  });
+
+  it('refuses 0 where it would time out every lookup, spin a loop, or crash the start', () => {
+    for (const key of ['directory.ldap.timeout', 'cache.persistInterval', 'sync.interval', 'sync.incrementalInterval', 'policy.harvest.window']) {
+      for (const bad of ['0s', '0ms', '0.1ms']) {
+        const issues = issuesOf(at(key, bad));
+        assert.deepEqual(issues.map((i) => i.path), [key], `${key}: ${bad}`);
+        assert.match(issues[0]!.message, /more than 0/);
+      }
+    }
+  });
+
+  it('keeps 0 where it means "off" and long values where no timer is armed', () => {
+    for (const key of ['server.idleTimeout', 'server.requestTimeout', 'server.drainTimeout', 'policy.harvest.delayStep', 'cache.negativeTtl']) {
+      assert.doesNotThrow(() => validateConfig(at(key, '0s')), key);
+    }
+    for (const key of ['cache.staleIfError', 'cache.positiveTtl', 'sync.maxAge', 'policy.harvest.window']) {
+      assert.doesNotThrow(() => validateConfig(at(key, '90d')), key);
+    }
+  });
+
+  it('reports a malformed duration once, not also as out of range', () => {
+    assert.deepEqual(issuesOf(at('directory.ldap.timeout', 'soon')).length, 1);
+  });
+});
+

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
+import { checkFilterTemplate } from '../directory/filter.js';
 import { normalizeDomain, parseAddress } from '../recipient/address.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
 
@@ -135,11 +136,9 @@ function crossCheck(config: Config): ConfigIssue[] {
       issues.push({ path: 'directory.ldap.startTLS', message: 'StartTLS cannot be combined with ldaps:// URLs' });
     }
   }
-  if (ldap.filter !== null && !/%[sud]/.test(ldap.filter)) {
-    issues.push({ path: 'directory.ldap.filter', message: 'the filter must use %s, %u or %d' });
-  }
-  if (ldap.filter !== null && !balancedParens(ldap.filter)) {
-    issues.push({ path: 'directory.ldap.filter', message: 'unbalanced parentheses' });
+  if (ldap.filter !== null) {
+    const problem = filterProblem(ldap.filter);
+    if (problem) issues.push({ path: 'directory.ldap.filter', message: problem });
   }
   const seen = new Set<string>();
   for (const d of domainList(config)) {
@@ -165,6 +164,18 @@ function crossCheck(config: Config): ConfigIssue[] {
     issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });
   }
   return issues;
+}
+
+/** Why the filter template cannot serve, or null; the same parse the LDAP directory does at start. */
+function filterProblem(filter: string): string | null {
+  // %% is a literal percent sign, not a directive.
+  const directives = new Set(filter.match(/%./g)?.filter((d) => d !== '%%'));
+  if (!directives.has('%s') && !directives.has('%u')) {
+    const need = 'the filter must use %s or %u (the address or its local part)';
+    return directives.has('%d') ? `${need}: with %d alone every address of a domain gets the same answer (all valid or all unknown)` : need;
+  }
+  if (!balancedParens(filter)) return 'unbalanced parentheses';
+  return checkFilterTemplate(filter);
 }
 
 function balancedParens(filter: string): boolean {

@@ -74,3 +74,27 @@ describe('durations that arm timers', () => {
   });
 });
 
+
+describe('LDAP filter templates', () => {
+  const filter = (f: string) => issuesOf({ directory: { ldap: { filter: f } } });
+
+  it('refuses a filter that ignores the local part: it would answer every address of a domain alike', () => {
+    for (const f of ['(mail=*@%d)', '(associatedDomain=%d)', '(mail=%%s)', '(&(mail=%%u@%d)(objectClass=*))']) {
+      const issues = filter(f);
+      assert.deepEqual(issues.map((i) => i.path), ['directory.ldap.filter'], f);
+      assert.match(issues[0]!.message, /%s or %u/, f);
+    }
+  });
+
+  it('refuses at config check what the LDAP directory refuses at start', () => {
+    for (const f of ['(mail=%s)(uid=%u)', '(mail=%s)x', '(mail=%x%s)', '((mail=%s))', '(mail=%s)%']) {
+      assert.deepEqual(filter(f).map((i) => i.path), ['directory.ldap.filter'], f);
+    }
+  });
+
+  it('accepts the filters the README shows', () => {
+    for (const f of ['(|(mail=%s)(mailAlternateAddress=%s))', '(mail=%u@%d)', '(&(mail=%s)(!(employeeType=disabled)))', '(proxyAddresses=smtp:%s)', '(mail=%s)']) {
+      assert.doesNotThrow(() => validateConfig({ directory: { ldap: { filter: f } } }), f);
+    }
+  });
+});

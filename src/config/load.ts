@@ -156,9 +156,15 @@ function crossCheck(config: Config): ConfigIssue[] {
   if (config.sync.enabled && config.sync.snapshotPath === null) {
     issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });
   }
+  // With no domains listed (LDIF), the file decides what is served: nothing to compare with here.
+  const served = seen.size > 0 ? new Set([...seen, ...config.catchAllDomains.map(normalizeDomainName)]) : null;
   for (const [i, c] of config.directory.canaries.entries()) {
     const parsed = parseAddress(c);
     if (!parsed.ok) issues.push({ path: `directory.canaries.${i}`, message: `not a valid address: ${parsed.reason}` });
+    else if (served && !served.has(parsed.value.domain)) {
+      // Never found, so every would-be unknown would be deferred for good.
+      issues.push({ path: `directory.canaries.${i}`, message: `${parsed.value.domain} is not a served domain (domains): a canary must be an address the directory holds` });
+    }
   }
   if (/[\s@"\\]/.test(config.recipientDelimiter)) {
     issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });

@@ -98,3 +98,18 @@ describe('LDAP filter templates', () => {
     }
   });
 });
+
+describe('canaries', () => {
+  it('refuses a canary outside the served domains: never found, it would defer every unknown recipient for good', () => {
+    const issues = issuesOf({ domains: ['example.com'], directory: { canaries: ['alice@example.com', 'alice@other.example'] } });
+    assert.deepEqual(issues.map((i) => i.path), ['directory.canaries.1']);
+    assert.match(issues[0]!.message, /other\.example is not a served domain/);
+  });
+
+  it('accepts canaries in served and catch-all domains, written in any case, and any canary when the LDIF decides the domains', () => {
+    assert.doesNotThrow(() =>
+      validateConfig({ domains: { 'Example.COM.': {} }, catchAllDomains: ['legacy.example'], directory: { canaries: ['ALICE@example.com', 'x@LEGACY.example'] } }),
+    );
+    assert.doesNotThrow(() => validateConfig({ directory: { canaries: ['alice@anything.example'] } }));
+  });
+});

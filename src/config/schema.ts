@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseCidr } from './cidr.js';
@@ -34,6 +35,17 @@ const hostPort = z
   }, { message: 'port must be 0..65535' });
 
 const listenAddr = hostPort.nullable();
+
+/** ldap[s]://host[:port][/]: a host name, IPv4 address or [IPv6] address, and digits for the port. */
+const LDAP_URL = /^ldaps?:\/\/(\[[^\]\s/]+\]|[^\s/:@[\]]+)(:\d{1,5})?\/?$/;
+
+function validLdapHostPort(url: string): boolean {
+  const m = LDAP_URL.exec(url);
+  if (!m) return true; // reported by the regex
+  const host = m[1]!;
+  const port = m[2] === undefined ? 389 : Number(m[2].slice(1));
+  return port >= 1 && port <= 65535 && (!host.startsWith('[') || isIP(host.slice(1, -1)) === 6);
+}
 
 /** "10.0.0.0/8", "::1/128", or one address (a /32 or /128). */
 const cidr = z.string().refine((s) => parseCidr(s) !== null, { message: 'expected an IP address or CIDR range like "10.0.0.0/8" or "::1/128"' });
@@ -85,7 +97,8 @@ export const configSchema = z.strictObject({
                     'credentials in the URL are refused: put the account in directory.ldap.bindDN and its password in directory.ldap.bindPasswordFile (or RCPTGATE_LDAP_BIND_PASSWORD)',
                   abort: true,
                 })
-                .regex(/^ldaps?:\/\/[^\s/]+\/?$/, { message: 'expected ldap://host[:port] or ldaps://host[:port]' }),
+                .regex(LDAP_URL, { message: 'expected ldap://host[:port] or ldaps://host[:port] (the search base goes in directory.ldap.baseDN)', abort: true })
+                .refine(validLdapHostPort, { message: 'the port must be 1..65535 and a [bracketed] host an IPv6 address' }),
             )
             .default([]),
           startTLS: z.boolean().default(false),

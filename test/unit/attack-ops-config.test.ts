@@ -113,3 +113,22 @@ describe('canaries', () => {
     assert.doesNotThrow(() => validateConfig({ directory: { canaries: ['alice@anything.example'] } }));
   });
 });
+
+describe('LDAP URLs', () => {
+  const urls = (u: string) => issuesOf({ directory: { ldap: { urls: ['ldap://ok.example', u] } } });
+
+  it('refuses a port out of range, a port that is not a number, two ports, and a bracketed host that is not IPv6', () => {
+    for (const u of ['ldap://127.0.0.1:99999', 'ldap://127.0.0.1:0', 'ldap://127.0.0.1:389x', 'ldap://127.0.0.1:389:636', 'ldaps://dc.example:', 'ldap://[dc.example]:389', 'ldap://[::1', 'ldap://']) {
+      assert.deepEqual(urls(u).map((i) => i.path), ['directory.ldap.urls.1'], u);
+    }
+  });
+
+  it('points a URL carrying the search base at directory.ldap.baseDN', () => {
+    assert.match(urls('ldap://dc.example/dc=example,dc=com')[0]!.message, /directory\.ldap\.baseDN/);
+  });
+
+  it('accepts host names, IPv4, IPv6 in brackets, explicit ports and a trailing slash', () => {
+    const ok = ['ldap://dc.example', 'ldaps://dc.example:636/', 'ldap://127.0.0.1:3268', 'ldap://[::1]:389', 'ldaps://[2001:db8::1]', 'ldap://gc_1.corp.example:3269'];
+    assert.deepEqual(validateConfig({ directory: { ldap: { urls: ok } } }).directory.ldap.urls, ok);
+  });
+});

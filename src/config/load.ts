@@ -166,6 +166,7 @@ function crossCheck(config: Config): ConfigIssue[] {
       issues.push({ path: `directory.canaries.${i}`, message: `${parsed.value.domain} is not a served domain (domains): a canary must be an address the directory holds` });
     }
   }
+  issues.push(...listenConflicts(config));
   if (/[\s@"\\]/.test(config.recipientDelimiter)) {
     issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });
   }
@@ -182,6 +183,27 @@ function filterProblem(filter: string): string | null {
   }
   if (!balancedParens(filter)) return 'unbalanced parentheses';
   return checkFilterTemplate(filter);
+}
+
+/** Two listeners on one port would fail the start with EADDRINUSE: same host, or one of them on every address. */
+function listenConflicts(config: Config): ConfigIssue[] {
+  const wildcard = (h: string) => h === '0.0.0.0' || h === '[::]' || h === '::';
+  const loopback = (h: string) => h === 'localhost' || h.startsWith('127.') || h === '[::1]';
+  const issues: ConfigIssue[] = [];
+  const bound: Array<{ key: string; host: string; port: string; text: string }> = [];
+  for (const [key, text] of Object.entries(config.listen)) {
+    if (text === null) continue;
+    const colon = text.lastIndexOf(':');
+    const host = text.slice(0, colon).toLowerCase();
+    const port = text.slice(colon + 1);
+    if (Number(port) === 0) continue; // any free port
+    const other = bound.find(
+      (b) => b.port === port && (b.host === host || wildcard(b.host) || wildcard(host) || (b.host === 'localhost' && loopback(host)) || (host === 'localhost' && loopback(b.host))),
+    );
+    if (other) issues.push({ path: `listen.${key}`, message: `${text} conflicts with listen.${other.key} (${other.text}): two listeners cannot share a port` });
+    else bound.push({ key, host, port, text });
+  }
+  return issues;
 }
 
 function balancedParens(filter: string): boolean {

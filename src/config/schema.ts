@@ -27,12 +27,18 @@ function timerDuration(positive: boolean) {
 
 const hostPort = z
   .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/, { message: 'expected "host:port"' })
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/, { message: 'expected "host:port"', abort: true })
   .refine((s) => {
     // Only judge the port of a well-formed value; the regex above reports the rest.
     const m = /:(\d{1,5})$/.exec(s);
     return m === null || Number(m[1]) <= 65535;
-  }, { message: 'port must be 0..65535' });
+  }, { message: 'port must be 0..65535' })
+  .refine((s) => {
+    // Digits and dots, or brackets, promise an IP address: "999.1.1.1" would only fail at bind time, as an unknown host.
+    const host = s.slice(0, s.lastIndexOf(':'));
+    if (host.startsWith('[')) return isIP(host.slice(1, -1)) === 6;
+    return !/^[\d.]+$/.test(host) || isIP(host) === 4;
+  }, { message: 'not a valid IP address' });
 
 const listenAddr = hostPort.nullable();
 

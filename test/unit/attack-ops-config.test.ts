@@ -132,3 +132,35 @@ describe('LDAP URLs', () => {
     assert.deepEqual(validateConfig({ directory: { ldap: { urls: ok } } }).directory.ldap.urls, ok);
   });
 });
+
+describe('listen addresses', () => {
+  const off = { http: null, socketmap: null, policy: null, milter: null, metrics: null };
+  const listen = (l: Record<string, string | null>) => ({ listen: { ...off, ...l } });
+
+  it('refuses two listeners on one port (the start would fail with EADDRINUSE), naming both keys', () => {
+    const cases: Array<Record<string, string>> = [
+      { http: '127.0.0.1:9465', socketmap: '127.0.0.1:9465' },
+      { http: '0.0.0.0:9465', socketmap: '127.0.0.1:9465' },
+      { policy: '192.0.2.1:9466', milter: '[::]:9466' },
+      { http: 'localhost:8080', metrics: '127.0.0.1:8080' },
+      { http: '[::1]:8080', metrics: '[::1]:8080' },
+    ];
+    for (const c of cases) {
+      const issues = issuesOf(listen(c));
+      const [first, second] = Object.keys(c);
+      assert.deepEqual(issues.map((i) => i.path), [`listen.${second}`], JSON.stringify(c));
+      assert.match(issues[0]!.message, new RegExp(`listen\\.${first}`));
+    }
+  });
+
+  it('accepts one port on distinct addresses, and port 0 (any free port) several times', () => {
+    assert.doesNotThrow(() => validateConfig(listen({ http: '127.0.0.1:8080', metrics: '192.0.2.1:8080' })));
+    assert.doesNotThrow(() => validateConfig(listen({ http: '127.0.0.1:0', socketmap: '127.0.0.1:0', metrics: '0.0.0.0:0' })));
+  });
+
+  it('refuses a host that looks like an IP address but is not one', () => {
+    for (const bad of ['999.1.1.1:8080', '10.0.0:8080', '[::g]:8080', '[127.0.0.1]:8080']) {
+      assert.deepEqual(issuesOf(listen({ http: bad })).map((i) => i.path), ['listen.http'], bad);
+    }
+  });
+});

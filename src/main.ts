@@ -7,6 +7,7 @@ import { ConfigError, RcptgateError } from './errors.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
 import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
+import { listenFailure } from './cli/start-failure.js';
 import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
 import { progressBar } from './snapshot/progress.js';
@@ -194,7 +195,9 @@ async function serve(file: string | undefined): Promise<number> {
     app = await createApp({ loaded, logger });
     await app.start();
   } catch (e) {
-    logger.fatal({ err: e }, 'cannot start');
+    const listen = listenFailure(e, loaded.config);
+    if (listen) logger.fatal({ key: listen.key, code: listen.code }, listen.message);
+    else logger.fatal({ err: e }, 'cannot start');
     await new Promise((r) => logger.flush(() => r(undefined)));
     return e instanceof RcptgateError ? EXIT.CONFIG : 1;
   }

@@ -5,6 +5,7 @@ import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../err
 import { checkFilterTemplate } from '../directory/filter.js';
 import { normalizeDomain, parseAddress } from '../recipient/address.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
+import { trimSecret } from './resolve.js';
 
 export const ENV_PREFIX = 'RCPTGATE_';
 /** Not config keys: the config file path and the bind password. */
@@ -295,7 +296,8 @@ export function redact(value: unknown): unknown {
 export function readSecret(file: string | null, envValue: string | undefined, what: string): string | null {
   if (file) {
     try {
-      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      // The same trimming as resolveConfig: the password checked there is the one used to bind.
+      return trimSecret(readFileSync(file, 'utf8'));
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read ${what} file ${file}: ${(err as Error).message}`, { cause: err });
     }

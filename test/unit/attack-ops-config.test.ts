@@ -4,8 +4,12 @@
  * then spins, crashes, or answers every recipient alike.
  */
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
-import { validateConfig } from '../../src/config/load.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { readSecret, validateConfig } from '../../src/config/load.js';
+import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/errors.js';
 
 function issuesOf(raw: unknown): Array<{ path: string; message: string }> {
@@ -162,5 +166,56 @@ describe('listen addresses', () => {
     for (const bad of ['999.1.1.1:8080', '10.0.0:8080', '[::g]:8080', '[127.0.0.1]:8080']) {
       assert.deepEqual(issuesOf(listen({ http: bad })).map((i) => i.path), ['listen.http'], bad);
     }
+  });
+});
+
+describe('secret files', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rcptgate-attack-ops-secrets-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const secret = (name: string, text: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, text);
+    return p;
+  };
+  const ldap = (extra: Record<string, unknown>) =>
+    validateConfig({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:389'], bindDN: 'cn=reader,dc=example,dc=com', ...extra } } });
+  const resolveIssues = (config: ReturnType<typeof validateConfig>, env: NodeJS.ProcessEnv = {}) => {
+    try {
+      resolveConfig(config, env);
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      return err.issues;
+    }
+    assert.fail('resolveConfig accepted it');
+  };
+
+  it('refuses an empty bind password (file or environment): a bind DN with no password is an unauthenticated bind', () => {
+    for (const text of ['', '\n', '\r\n']) {
+      const issues = resolveIssues(ldap({ bindPasswordFile: secret('empty', text) }));
+      assert.deepEqual(issues.map((i) => i.path), ['directory.ldap.bindPasswordFile'], JSON.stringify(text));
+      assert.match(issues[0]!.message, /empty/);
+    }
+    const issues = resolveIssues(ldap({}), { RCPTGATE_LDAP_BIND_PASSWORD: '' });
+    assert.match(issues[0]!.message, /RCPTGATE_LDAP_BIND_PASSWORD\) is empty/);
+  });
+
+  it('drops every trailing line break of a secret file, CRLF included, and the directory binds with the same password', () => {
+    for (const text of ['s3cret\n', 's3cret\r\n', 's3cret\n\n', 's3cret']) {
+      const file = secret('pw', text);
+      assert.equal(resolveConfig(ldap({ bindPasswordFile: file }), {}).bindPassword, 's3cret', JSON.stringify(text));
+      assert.equal(readSecret(file, undefined, 'bind password'), 's3cret', JSON.stringify(text));
+    }
+  });
+
+  it('refuses an empty token or one with whitespace: no Bearer header can carry it, so nobody could authenticate', () => {
+    const base = validateConfig({ admin: { tokenFile: secret('admin', '\n') }, http: { lookupTokenFile: secret('lookup', 'two words\n') } });
+    const issues = resolveIssues(base);
+    assert.deepEqual(issues.map((i) => i.path).sort(), ['admin.tokenFile', 'http.lookupTokenFile']);
+    assert.match(issues.find((i) => i.path === 'admin.tokenFile')!.message, /empty/);
+    assert.match(issues.find((i) => i.path === 'http.lookupTokenFile')!.message, /whitespace/);
+    assert.match(resolveIssues(validateConfig({}), { RCPTGATE_ADMIN_TOKEN: '' })[0]!.message, /RCPTGATE_ADMIN_TOKEN\) is empty/);
   });
 });

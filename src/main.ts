@@ -11,6 +11,8 @@ import { listenFailure } from './cli/start-failure.js';
 import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
 import { progressBar } from './snapshot/progress.js';
+import { createDirectory } from './directory/index.js';
+import { Metrics } from './metrics.js';
 
 const HELP: Record<string, string> = {
   main: `rcptgate ${VERSION} — recipient validation for mail servers
@@ -118,6 +120,7 @@ function configCheck(file: string | undefined): number {
     const { config, file: used } = loadConfig(file);
     // Secrets, the CA file and the override lists too: exactly what `serve` would refuse.
     resolveConfig(config);
+    checkDirectory(config);
     out(`# ${used ? `config ${used}` : 'no config file: built-in defaults'} is valid; effective configuration:`);
     // Warnings go to stderr: stdout stays valid YAML.
     for (const w of exposureWarnings(config)) err(`${w.level}: ${w.path}: ${w.message}`);
@@ -134,6 +137,16 @@ function configCheck(file: string | undefined): number {
       return EXIT.CONFIG;
     }
     throw e;
+  }
+}
+
+/** Builds the directory as serve does (the LDIF file read and parsed; nothing connects), so its errors show here too. */
+function checkDirectory(config: LoadedConfig['config']): void {
+  try {
+    void createDirectory(config, { logger: createLogger('silent'), metrics: new Metrics() }).close();
+  } catch (e) {
+    if (e instanceof ConfigError || !(e instanceof RcptgateError) || config.directory.kind !== 'ldif') throw e;
+    throw new ConfigError([{ path: 'directory.ldif.path', message: e.message }]);
   }
 }
 

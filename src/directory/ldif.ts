@@ -46,12 +46,18 @@ export class LdifDirectory implements Directory {
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read LDIF file ${path}: ${(err as Error).message}`, { cause: err });
     }
+    let directory: LdifDirectory;
     try {
-      return new LdifDirectory(parseLdif(text), path);
+      directory = new LdifDirectory(parseLdif(text), path);
     } catch (err) {
       if (err instanceof RcptgateError) throw new RcptgateError(err.code, `${path}: ${err.message}`, { cause: err });
       throw err;
     }
+    // An empty (or wrong) file would answer every recipient unknown, or serve no domain at all.
+    if (directory.size === 0) {
+      throw new RcptgateError(ErrorCodes.CONFIG_INVALID, `${path}: no enabled entry with a mail address (mail, mailAlternateAddress or proxyAddresses)`);
+    }
+    return directory;
   }
 
   get size(): number {

@@ -9,7 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { once } from 'node:events';
-import { startServe } from '../helpers/process.js';
+import { spawn } from 'node:child_process';
+import { REPO_ROOT, startServe } from '../helpers/process.js';
 
 let dir = '';
 before(async () => {
@@ -56,5 +57,41 @@ describe('serve: a listener that cannot bind', () => {
     } finally {
       await serve.kill();
     }
+  });
+});
+
+/** Runs the real CLI to completion. */
+function cli(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('config check: the LDIF directory', () => {
+  it('refuses what serve refuses (missing, malformed or empty file), naming directory.ldif.path, with exit 78', async () => {
+    const malformed = await configFile('malformed.ldif', 'dn: uid=x,dc=example,dc=com\nno colon here\n');
+    const empty = await configFile('empty.ldif', '');
+    const disabledOnly = await configFile('disabled.ldif', 'dn: uid=x,dc=example,dc=com\nmail: x@example.com\naccountStatus: disabled\n');
+    for (const path of [join(dir, 'missing.ldif'), malformed, empty, disabledOnly]) {
+      const config = await configFile('ldif.yaml', `domains: [example.com]\ndirectory: { ldif: { path: "${path}" } }\n`);
+      const check = await cli(['config', 'check', '--config', config]);
+      assert.equal(check.code, 78, `${path}: ${check.stdout}${check.stderr}`);
+      assert.match(check.stderr, /directory\.ldif\.path: /, path);
+      assert.doesNotMatch(check.stderr, /\n\s+at /, 'no stack trace');
+      const serve = await cli(['check', '--config', config, 'x@example.com']);
+      assert.equal(serve.code, 78, `check (as serve) refuses it too: ${serve.stdout}`);
+    }
+  });
+
+  it('still accepts the bundled example directory and an LDIF file of one entry', async () => {
+    assert.equal((await cli(['config', 'check'])).code, 0);
+    const one = await configFile('one.ldif', 'dn: uid=x,dc=example,dc=com\nmail: x@example.com\n');
+    const config = await configFile('one.yaml', `directory: { ldif: { path: "${one}" } }\n`);
+    assert.equal((await cli(['config', 'check', '--config', config])).code, 0);
   });
 });

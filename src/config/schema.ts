@@ -84,7 +84,9 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   /** Plain list, or map of domain → per-domain rules. */
-  domains: z.union([z.array(domainName), z.record(domainName, domainRuleSchema.nullable())]).default([]),
+  domains: z
+    .union([z.array(domainName), z.record(domainName, domainRuleSchema.nullable())], { error: 'expected a list of domains, or a map of domain to its rules' })
+    .default([]),
   catchAllDomains: z.array(domainName).default([]),
   recipientDelimiter: z.string().max(16).default('+'),
   directory: z

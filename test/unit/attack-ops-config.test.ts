@@ -219,3 +219,12 @@ describe('secret files', () => {
     assert.match(resolveIssues(validateConfig({}), { RCPTGATE_ADMIN_TOKEN: '' })[0]!.message, /RCPTGATE_ADMIN_TOKEN\) is empty/);
   });
 });
+
+describe('domains', () => {
+  it('says what the domains key takes when it is neither a list nor a map', () => {
+    for (const bad of ['example.com', 5, true]) {
+      const issues = issuesOf({ domains: bad });
+      assert.deepEqual(issues, [{ path: 'domains', message: 'expected a list of domains, or a map of domain to its rules' }], String(bad));
+    }
+  });
+});

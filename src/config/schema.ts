@@ -58,7 +58,12 @@ const cidr = z.string().refine((s) => parseCidr(s) !== null, { message: 'expecte
 
 const mode = z.enum(['enforce', 'shadow']);
 const onDirectoryError = z.enum(['tempfail', 'accept', 'reject']);
-const localPart = z.string().min(1).max(64);
+const localPart = z
+  .string()
+  .min(1)
+  .max(64)
+  // Compared with the part before the @: a whole address here would never match anything.
+  .refine((s) => !s.includes('@'), { message: 'a local part such as "postmaster", not an address: put whole addresses in overrides.allowFile' });
 
 export const domainRuleSchema = z.strictObject({
   catchAll: z.boolean().optional(),

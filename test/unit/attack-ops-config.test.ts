@@ -228,3 +228,11 @@ describe('domains', () => {
     }
   });
 });
+
+describe('alwaysValid', () => {
+  it('refuses a whole address, which would never match a local part, globally and per domain', () => {
+    const issues = issuesOf({ alwaysValid: ['postmaster', 'abuse@example.com'], domains: { 'example.com': { alwaysValid: ['@example.com'] } } });
+    assert.deepEqual(issues.map((i) => i.path).sort(), ['alwaysValid.1', 'domains.example.com.alwaysValid.0']);
+    assert.match(issues[0]!.message, /overrides\.allowFile/);
+  });
+});

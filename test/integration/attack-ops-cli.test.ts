@@ -95,3 +95,25 @@ describe('config check: the LDIF directory', () => {
     assert.equal((await cli(['config', 'check', '--config', config])).code, 0);
   });
 });
+
+describe('serve: SIGHUP with settings read only at start', () => {
+  it('says which changed keys keep their running value (a rotated admin token, harvest limits) instead of only "reloaded"', async () => {
+    const token = await configFile('admin-token', 'old-token\n');
+    const text = (maxUnknown: number) =>
+      'listen: { http: "127.0.0.1:0", metrics: null, policy: null, milter: null, socketmap: null }\n' +
+      `admin: { tokenFile: "${token}" }\npolicy: { harvest: { maxUnknown: ${maxUnknown} } }\n`;
+    const config = await configFile('reload.yaml', text(20));
+    const serve = startServe(['--config', config], cleanEnv());
+    try {
+      await serve.waitForLog((l) => l.msg === 'listening' && l.listener === 'http');
+      await writeFile(token, 'new-token\n');
+      await writeFile(config, text(2));
+      serve.child.kill('SIGHUP');
+      await serve.waitForLog((l) => /configuration reloaded/.test(String(l.msg)));
+      const warned = serve.logs.filter((l) => l.level === 40 && /changes only on restart/.test(String(l.msg))).map((l) => l.key);
+      assert.deepEqual(warned.sort(), ['admin.tokenFile', 'policy']);
+    } finally {
+      await serve.kill();
+    }
+  });
+});

@@ -15,6 +15,10 @@ export function crossCheck(config: Config): ConfigIssue[] {
       issues.push({ path: 'directory.ldap.startTLS', message: 'StartTLS cannot be combined with ldaps:// URLs' });
     }
   }
+  // "" stays allowed: a Global Catalog is searched from the forest root.
+  if (ldap.baseDN.trim() !== '' && !isDistinguishedName(ldap.baseDN)) {
+    issues.push({ path: 'directory.ldap.baseDN', message: 'not a DN: expected attribute=value pairs separated by commas, such as "dc=example,dc=com" (the server answers invalidDNSyntax: every lookup would defer)' });
+  }
   if (ldap.filter !== null) {
     const problem = filterProblem(ldap.filter);
     if (problem) issues.push({ path: 'directory.ldap.filter', message: problem });
@@ -102,4 +106,10 @@ export function normalizeDomainName(domain: string): string | null {
 
 export function domainList(config: Config): string[] {
   return Array.isArray(config.domains) ? config.domains : Object.keys(config.domains);
+}
+
+/** RFC 4514: RDNs separated by unescaped commas, each attribute=value pairs joined by "+"; values may hold backslash escapes. */
+function isDistinguishedName(dn: string): boolean {
+  const parts = dn.split(/(?<!\\)[,+]/);
+  return parts.every((p) => /^\s*([A-Za-z][A-Za-z0-9-]*|\d+(\.\d+)+)\s*=/.test(p));
 }

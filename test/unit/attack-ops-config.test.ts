@@ -236,3 +236,19 @@ describe('alwaysValid', () => {
     assert.match(issues[0]!.message, /overrides\.allowFile/);
   });
 });
+
+describe('directory.ldap.baseDN', () => {
+  it('refuses what is not a DN (the server would answer invalidDNSyntax and every lookup would defer)', () => {
+    for (const bad of ['example.com', 'dc=example,dc=com,', ',dc=example', 'dc=example;dc=com=x,', 'dc=example,,dc=com', '=example']) {
+      const issues = issuesOf({ directory: { ldap: { baseDN: bad } } });
+      assert.deepEqual(issues.map((i) => i.path), ['directory.ldap.baseDN'], bad);
+      assert.match(issues[0]!.message, /dc=example,dc=com/);
+    }
+  });
+
+  it('accepts DNs with spaces, any case, escaped commas, multi-valued RDNs, OIDs, and "" (a Global Catalog root)', () => {
+    for (const ok of ['', 'dc=example,dc=com', 'DC=Example, DC=COM', 'ou=Smith\\, John,dc=example,dc=com', 'cn=a+uid=b,dc=example', '2.5.4.3=x,dc=example']) {
+      assert.doesNotThrow(() => validateConfig({ directory: { ldap: { baseDN: ok } } }), ok);
+    }
+  });
+});

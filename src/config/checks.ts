@@ -30,8 +30,12 @@ export function crossCheck(config: Config): ConfigIssue[] {
     else if (seen.has(n)) issues.push({ path: `domains.${d}`, message: 'listed twice' });
     else seen.add(n);
   }
+  const refusesCatchAll = new Set(Array.isArray(config.domains) ? [] : Object.entries(config.domains).filter(([, r]) => r?.catchAll === false).map(([d]) => normalizeDomainName(d)));
   for (const [i, d] of config.catchAllDomains.entries()) {
-    if (normalizeDomainName(d) === null) issues.push({ path: `catchAllDomains.${i}`, message: 'not a valid domain name' });
+    const n = normalizeDomainName(d);
+    if (n === null) issues.push({ path: `catchAllDomains.${i}`, message: 'not a valid domain name' });
+    // The per-domain rule would silently win: say which one is meant.
+    else if (refusesCatchAll.has(n)) issues.push({ path: `catchAllDomains.${i}`, message: `${d} is also under domains with catchAll: false; keep one of the two` });
   }
   if (config.sync.enabled && config.directory.kind !== 'ldap') {
     issues.push({ path: 'sync.enabled', message: 'snapshots need directory.kind ldap' });

@@ -9,7 +9,7 @@ import { parseCidr } from './cidr.js';
  */
 
 const duration = z
-  .string()
+  .string({ error: 'expected a duration with its unit, like "500ms", "3s", "5m", "1h", "1d"' })
   .refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "500ms", "3s", "5m", "1h", "1d"', abort: true });
 
 /** Node.js timers wait at most 2^31-1 ms (about 24.8 days): a longer one fires at once, in a loop. */
@@ -26,7 +26,7 @@ function timerDuration(positive: boolean) {
 }
 
 const hostPort = z
-  .string()
+  .string({ error: 'expected "host:port", such as "127.0.0.1:8080"' })
   .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/, { message: 'expected "host:port"', abort: true })
   .refine((s) => {
     // Only judge the port of a well-formed value; the regex above reports the rest.

@@ -252,3 +252,18 @@ describe('directory.ldap.baseDN', () => {
     }
   });
 });
+
+describe('type mistakes', () => {
+  it('says a duration needs its unit and a listen address is a quoted host:port', () => {
+    assert.match(issuesOf({ directory: { ldap: { timeout: 3 } } })[0]!.message, /duration with its unit/);
+    assert.match(issuesOf({ listen: { http: 8080 } })[0]!.message, /"host:port", such as "127\.0\.0\.1:8080"/);
+  });
+});
+
+describe('catch-all rules', () => {
+  it('refuses a domain that is catch-all in catchAllDomains and not in its own rule', () => {
+    const issues = issuesOf({ domains: { 'example.com': { catchAll: false } }, catchAllDomains: ['Example.COM'] });
+    assert.deepEqual(issues.map((i) => i.path), ['catchAllDomains.0']);
+    assert.doesNotThrow(() => validateConfig({ domains: { 'example.com': { catchAll: true } }, catchAllDomains: ['example.com'] }));
+  });
+});

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadOverrides, type Overrides } from '../recipient/overrides.js';
@@ -54,6 +55,8 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
       } catch (err) {
         issues.push({ path: 'directory.ldap.tls.caFile', message: `cannot read ${ldap.tls.caFile}: ${(err as Error).message}` });
       }
+      const problem = ca && caProblem(ca);
+      if (problem) issues.push({ path: 'directory.ldap.tls.caFile', message: `${ldap.tls.caFile}: ${problem}` });
     }
   }
   const adminToken = config.admin.tokenFile ? readText(config.admin.tokenFile, 'admin.tokenFile', 'admin token', issues) : (env.RCPTGATE_ADMIN_TOKEN ?? null);
@@ -90,4 +93,18 @@ function secretProblems(issues: ConfigIssue[], s: { bindPassword: string | null;
     if (token === '') issues.push({ path: key, message: `the token (${from}) is empty` });
     else if (/\s/.test(token)) issues.push({ path: key, message: `the token (${from}) contains whitespace, which an Authorization: Bearer header cannot carry` });
   }
+}
+
+/** Why a CA file cannot verify a server (every TLS connection would fail: all lookups defer), or null. */
+function caProblem(ca: Buffer): string | null {
+  const blocks = ca.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'no PEM certificate ("-----BEGIN CERTIFICATE-----") in the file: a DER file, a key or a CSR cannot verify the server';
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      return `certificate ${i + 1} of the file does not parse: ${(err as Error).message}`;
+    }
+  }
+  return null;
 }

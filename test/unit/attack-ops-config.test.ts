@@ -4,13 +4,15 @@
  * then spins, crashes, or answers every recipient alike.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { readSecret, validateConfig } from '../../src/config/load.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/errors.js';
+import { createCertificateAuthority } from '../helpers/slapd.js';
 
 function issuesOf(raw: unknown): Array<{ path: string; message: string }> {
   try {
@@ -265,5 +267,41 @@ describe('catch-all rules', () => {
     const issues = issuesOf({ domains: { 'example.com': { catchAll: false } }, catchAllDomains: ['Example.COM'] });
     assert.deepEqual(issues.map((i) => i.path), ['catchAllDomains.0']);
     assert.doesNotThrow(() => validateConfig({ domains: { 'example.com': { catchAll: true } }, catchAllDomains: ['example.com'] }));
+  });
+});
+
+describe('directory.ldap.tls.caFile', () => {
+  let dir = '';
+  let ca: { caFile: string; keyFile: string };
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'rcptgate-attack-ops-ca-'));
+    ca = await createCertificateAuthority(dir);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const withCa = (caFile: string) =>
+    validateConfig({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldaps://dc.example'], tls: { caFile } } } });
+
+  it('refuses a file without a PEM certificate (the key, a DER file) or with one that does not parse: every TLS connection would fail', () => {
+    const der = join(dir, 'ca.der');
+    writeFileSync(der, new X509Certificate(readFileSync(ca.caFile)).raw);
+    const pem = readFileSync(ca.caFile, 'utf8');
+    const broken = join(dir, 'broken.pem');
+    writeFileSync(broken, pem.replace(/\n[A-Za-z0-9+/]{20}/, '\nAAAAAAAAAAAAAAAAAAAA'));
+    for (const [file, message] of [[ca.keyFile, /no PEM certificate/], [der, /no PEM certificate/], [broken, /does not parse/]] as const) {
+      try {
+        resolveConfig(withCa(file), {});
+        assert.fail(`accepted ${file}`);
+      } catch (err) {
+        assert.ok(err instanceof ConfigError, String(err));
+        assert.deepEqual(err.issues.map((i) => i.path), ['directory.ldap.tls.caFile'], file);
+        assert.match(err.issues[0]!.message, message, file);
+      }
+    }
+  });
+
+  it('accepts a PEM CA bundle', () => {
+    const bundle = join(dir, 'bundle.pem');
+    writeFileSync(bundle, `# corporate CAs\n${readFileSync(ca.caFile, 'utf8')}\n${readFileSync(ca.caFile, 'utf8')}`);
+    assert.ok(resolveConfig(withCa(bundle), {}).ca);
   });
 });

@@ -7,9 +7,12 @@ import { ConfigError, RcptgateError } from './errors.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
 import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
+import { listenFailure } from './cli/start-failure.js';
 import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
 import { progressBar } from './snapshot/progress.js';
+import { createDirectory } from './directory/index.js';
+import { Metrics } from './metrics.js';
 
 const HELP: Record<string, string> = {
   main: `rcptgate ${VERSION} — recipient validation for mail servers
@@ -117,6 +120,7 @@ function configCheck(file: string | undefined): number {
     const { config, file: used } = loadConfig(file);
     // Secrets, the CA file and the override lists too: exactly what `serve` would refuse.
     resolveConfig(config);
+    checkDirectory(config);
     out(`# ${used ? `config ${used}` : 'no config file: built-in defaults'} is valid; effective configuration:`);
     // Warnings go to stderr: stdout stays valid YAML.
     for (const w of exposureWarnings(config)) err(`${w.level}: ${w.path}: ${w.message}`);
@@ -133,6 +137,16 @@ function configCheck(file: string | undefined): number {
       return EXIT.CONFIG;
     }
     throw e;
+  }
+}
+
+/** Builds the directory as serve does (the LDIF file read and parsed; nothing connects), so its errors show here too. */
+function checkDirectory(config: LoadedConfig['config']): void {
+  try {
+    void createDirectory(config, { logger: createLogger('silent'), metrics: new Metrics() }).close();
+  } catch (e) {
+    if (e instanceof ConfigError || !(e instanceof RcptgateError) || config.directory.kind !== 'ldif') throw e;
+    throw new ConfigError([{ path: 'directory.ldif.path', message: e.message }]);
   }
 }
 
@@ -194,7 +208,9 @@ async function serve(file: string | undefined): Promise<number> {
     app = await createApp({ loaded, logger });
     await app.start();
   } catch (e) {
-    logger.fatal({ err: e }, 'cannot start');
+    const listen = listenFailure(e, loaded.config);
+    if (listen) logger.fatal({ key: listen.key, code: listen.code }, listen.message);
+    else logger.fatal({ err: e }, 'cannot start');
     await new Promise((r) => logger.flush(() => r(undefined)));
     return e instanceof RcptgateError ? EXIT.CONFIG : 1;
   }

@@ -1,5 +1,5 @@
 import { loadConfig } from '../config/load.js';
-import { resolveConfig } from '../config/resolve.js';
+import { resolveConfig, type ResolvedConfig } from '../config/resolve.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -12,6 +12,8 @@ export interface ReloadDeps {
   file: string | null;
   /** The config the listeners were opened with. */
   startConfig: Readonly<Config>;
+  /** The tokens the HTTP listener was opened with (a rotated token file is read again on reload). */
+  startTokens: Pick<ResolvedConfig, 'adminToken' | 'lookupToken'>;
   env: NodeJS.ProcessEnv;
   engines: EngineHolder;
   snapshots: SnapshotHolder;
@@ -25,7 +27,9 @@ export interface ReloadDeps {
 /**
  * SIGHUP: re-read and resolve the config, build the next engine (health carries over; the cache
  * too unless directory or domain settings changed), apply `sync.*`, probe once. A config that
- * fails keeps the running one. Listen addresses change only on restart.
+ * fails keeps the running one. What the listeners and the answer persistence read at start
+ * (listen, server, policy, http, admin, statusPage, cache.persist*) changes only on restart: a
+ * reload that changes it says so.
  */
 export function createReload(deps: ReloadDeps): (file?: string) => Promise<boolean> {
   const { env, engines, snapshots, probes, metrics, logger } = deps;
@@ -33,11 +37,12 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
     try {
       const loaded = loadConfig(file ?? deps.file, env);
       const before = engines.current.config;
-      const { old, cacheKept } = engines.replace(resolveConfig(loaded.config, env), snapshots.current);
+      const resolved = resolveConfig(loaded.config, env);
+      const { old, cacheKept } = engines.replace(resolved, snapshots.current);
       await snapshots.reload(before, loaded.config);
       logger.level = loaded.config.log.level;
-      for (const key of ['http', 'socketmap', 'policy', 'milter', 'metrics'] as const) {
-        if (loaded.config.listen[key] !== deps.startConfig.listen[key]) logger.warn({ listener: key }, 'listen addresses change only on restart');
+      for (const key of restartOnlyChanges(deps, loaded.config, resolved)) {
+        logger.warn({ key }, `${key} changes only on restart: the running value stays`);
       }
       // Requests in flight on the old directory finish before it closes, and so does a sync
       // running on it (a full sync of a large directory takes longer than the grace period).
@@ -52,4 +57,18 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
       return false;
     }
   };
+}
+
+/** Keys read once at start (listeners, HTTP access, answer persistence) that `next` changes. */
+function restartOnlyChanges(deps: ReloadDeps, next: Readonly<Config>, resolved: ResolvedConfig): string[] {
+  const start = deps.startConfig;
+  const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+  const changed: string[] = [];
+  for (const key of Object.keys(start.listen) as Array<keyof Config['listen']>) if (start.listen[key] !== next.listen[key]) changed.push(`listen.${key}`);
+  for (const key of ['server', 'policy', 'statusPage'] as const) if (!same(start[key], next[key])) changed.push(key);
+  if (!same(start.http.lookupAllowFrom, next.http.lookupAllowFrom)) changed.push('http.lookupAllowFrom');
+  if (start.http.lookupTokenFile !== next.http.lookupTokenFile || deps.startTokens.lookupToken !== resolved.lookupToken) changed.push('http.lookupTokenFile');
+  if (start.admin.tokenFile !== next.admin.tokenFile || deps.startTokens.adminToken !== resolved.adminToken) changed.push('admin.tokenFile');
+  for (const key of ['persistPath', 'persistInterval'] as const) if (start.cache[key] !== next.cache[key]) changed.push(`cache.${key}`);
+  return changed;
 }

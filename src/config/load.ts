@@ -2,8 +2,11 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
-import { normalizeDomain, parseAddress } from '../recipient/address.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
+import { trimSecret } from './resolve.js';
+import { crossCheck, domainList, normalizeDomainName } from './checks.js';
+
+export { domainList };
 
 export const ENV_PREFIX = 'RCPTGATE_';
 /** Not config keys: the config file path and the bind password. */
@@ -125,67 +128,6 @@ export function validateConfig(raw: unknown, preIssues: ConfigIssue[] = []): Con
   return config;
 }
 
-function crossCheck(config: Config): ConfigIssue[] {
-  const issues: ConfigIssue[] = [];
-  const ldap = config.directory.ldap;
-  if (config.directory.kind === 'ldap') {
-    if (ldap.urls.length === 0) issues.push({ path: 'directory.ldap.urls', message: 'at least one URL is required with directory.kind ldap' });
-    if (domainList(config).length === 0) issues.push({ path: 'domains', message: 'list the domains to answer for (required with directory.kind ldap)' });
-    if (ldap.startTLS && ldap.urls.some((u) => u.startsWith('ldaps:'))) {
-      issues.push({ path: 'directory.ldap.startTLS', message: 'StartTLS cannot be combined with ldaps:// URLs' });
-    }
-  }
-  if (ldap.filter !== null && !/%[sud]/.test(ldap.filter)) {
-    issues.push({ path: 'directory.ldap.filter', message: 'the filter must use %s, %u or %d' });
-  }
-  if (ldap.filter !== null && !balancedParens(ldap.filter)) {
-    issues.push({ path: 'directory.ldap.filter', message: 'unbalanced parentheses' });
-  }
-  const seen = new Set<string>();
-  for (const d of domainList(config)) {
-    const n = normalizeDomainName(d);
-    if (n === null) issues.push({ path: `domains.${d}`, message: 'not a valid domain name' });
-    else if (seen.has(n)) issues.push({ path: `domains.${d}`, message: 'listed twice' });
-    else seen.add(n);
-  }
-  for (const [i, d] of config.catchAllDomains.entries()) {
-    if (normalizeDomainName(d) === null) issues.push({ path: `catchAllDomains.${i}`, message: 'not a valid domain name' });
-  }
-  if (config.sync.enabled && config.directory.kind !== 'ldap') {
-    issues.push({ path: 'sync.enabled', message: 'snapshots need directory.kind ldap' });
-  }
-  if (config.sync.enabled && config.sync.snapshotPath === null) {
-    issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });
-  }
-  for (const [i, c] of config.directory.canaries.entries()) {
-    const parsed = parseAddress(c);
-    if (!parsed.ok) issues.push({ path: `directory.canaries.${i}`, message: `not a valid address: ${parsed.reason}` });
-  }
-  if (/[\s@"\\]/.test(config.recipientDelimiter)) {
-    issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });
-  }
-  return issues;
-}
-
-function balancedParens(filter: string): boolean {
-  let depth = 0;
-  for (const ch of filter) {
-    if (ch === '(') depth++;
-    else if (ch === ')' && --depth < 0) return false;
-  }
-  return depth === 0;
-}
-
-/** A served domain as the engine keys it (address.ts normalizes); address literals are never served. */
-function normalizeDomainName(domain: string): string | null {
-  const d = domain.trim();
-  return d.startsWith('[') ? null : normalizeDomain(d);
-}
-
-export function domainList(config: Config): string[] {
-  return Array.isArray(config.domains) ? config.domains : Object.keys(config.domains);
-}
-
 /** Served domains, normalized, with their rules (the plain list form gives empty rules). */
 export function domainRules(config: Config): Map<string, DomainRule> {
   const map = new Map<string, DomainRule>();
@@ -256,7 +198,8 @@ export function redact(value: unknown): unknown {
 export function readSecret(file: string | null, envValue: string | undefined, what: string): string | null {
   if (file) {
     try {
-      return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+      // The same trimming as resolveConfig: the password checked there is the one used to bind.
+      return trimSecret(readFileSync(file, 'utf8'));
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read ${what} file ${file}: ${(err as Error).message}`, { cause: err });
     }

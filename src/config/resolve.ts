@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadOverrides, type Overrides } from '../recipient/overrides.js';
@@ -17,9 +18,14 @@ export interface ResolvedConfig {
   overrides: Overrides;
 }
 
+/** Line breaks at the end of a secret file (an editor's newline, CRLF, `echo >>`) are never part of the secret. */
+export function trimSecret(text: string): string {
+  return text.replace(/[\r\n]+$/, '');
+}
+
 function readText(path: string, key: string, what: string, issues: ConfigIssue[]): string | null {
   try {
-    return readFileSync(path, 'utf8').replace(/\r?\n$/, '');
+    return trimSecret(readFileSync(path, 'utf8'));
   } catch (err) {
     issues.push({ path: key, message: `cannot read the ${what} file ${path}: ${(err as Error).message}` });
     return null;
@@ -49,6 +55,8 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
       } catch (err) {
         issues.push({ path: 'directory.ldap.tls.caFile', message: `cannot read ${ldap.tls.caFile}: ${(err as Error).message}` });
       }
+      const problem = ca && caProblem(ca);
+      if (problem) issues.push({ path: 'directory.ldap.tls.caFile', message: `${ldap.tls.caFile}: ${problem}` });
     }
   }
   const adminToken = config.admin.tokenFile ? readText(config.admin.tokenFile, 'admin.tokenFile', 'admin token', issues) : (env.RCPTGATE_ADMIN_TOKEN ?? null);
@@ -59,6 +67,44 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
   } catch (err) {
     issues.push({ path: 'overrides', message: (err as Error).message });
   }
+  secretProblems(issues, { bindPassword, adminToken, lookupToken }, config);
   if (issues.length > 0) throw new ConfigError(issues);
   return { config, bindPassword, adminToken, lookupToken, ca, overrides };
+}
+
+/**
+ * Secrets that read fine but cannot work: an empty bind password turns a bind DN into an
+ * unauthenticated bind (refused, or anonymous rights), and a Bearer header carries neither an
+ * empty token nor one with whitespace, so such a token would lock everyone out.
+ */
+function secretProblems(issues: ConfigIssue[], s: { bindPassword: string | null; adminToken: string | null; lookupToken: string | null }, config: Readonly<Config>): void {
+  const ldap = config.directory.ldap;
+  if (config.directory.kind === 'ldap' && ldap.bindDN !== null && s.bindPassword === '') {
+    const from = ldap.bindPasswordFile ? `the file ${ldap.bindPasswordFile}` : 'RCPTGATE_LDAP_BIND_PASSWORD';
+    issues.push({ path: 'directory.ldap.bindPasswordFile', message: `the bind password (${from}) is empty` });
+  }
+  const tokens: Array<[string, string | null, string | null]> = [
+    ['admin.tokenFile', config.admin.tokenFile, s.adminToken],
+    ['http.lookupTokenFile', config.http.lookupTokenFile, s.lookupToken],
+  ];
+  for (const [key, file, token] of tokens) {
+    if (token === null) continue;
+    const from = file ? `the file ${file}` : 'RCPTGATE_ADMIN_TOKEN';
+    if (token === '') issues.push({ path: key, message: `the token (${from}) is empty` });
+    else if (/\s/.test(token)) issues.push({ path: key, message: `the token (${from}) contains whitespace, which an Authorization: Bearer header cannot carry` });
+  }
+}
+
+/** Why a CA file cannot verify a server (every TLS connection would fail: all lookups defer), or null. */
+function caProblem(ca: Buffer): string | null {
+  const blocks = ca.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) return 'no PEM certificate ("-----BEGIN CERTIFICATE-----") in the file: a DER file, a key or a CSR cannot verify the server';
+  for (const [i, block] of blocks.entries()) {
+    try {
+      new X509Certificate(block);
+    } catch (err) {
+      return `certificate ${i + 1} of the file does not parse: ${(err as Error).message}`;
+    }
+  }
+  return null;
 }

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from './duration.js';
 import { parseCidr } from './cidr.js';
@@ -8,26 +9,61 @@ import { parseCidr } from './cidr.js';
  */
 
 const duration = z
-  .string()
-  .refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "500ms", "3s", "5m", "1h", "1d"' });
+  .string({ error: 'expected a duration with its unit, like "500ms", "3s", "5m", "1h", "1d"' })
+  .refine((s) => parseDuration(s) !== null, { message: 'expected a duration like "500ms", "3s", "5m", "1h", "1d"', abort: true });
+
+/** Node.js timers wait at most 2^31-1 ms (about 24.8 days): a longer one fires at once, in a loop. */
+const MAX_TIMER = '24d';
+
+/**
+ * A duration that arms a timer. Bounded by what a timer can wait; `positive` also refuses 0,
+ * for the keys where 0 would mean "every lookup times out" or "run again at once, forever".
+ */
+function timerDuration(positive: boolean) {
+  const max = parseDuration(MAX_TIMER)!;
+  const checked = duration.refine((s) => (parseDuration(s) ?? 0) <= max, { message: `at most ${MAX_TIMER}: a longer timer would fire at once` });
+  return positive ? checked.refine((s) => (parseDuration(s) ?? 1) > 0, { message: 'must be more than 0 (0 does not mean "never" or "no limit" here)' }) : checked;
+}
 
 const hostPort = z
-  .string()
-  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/, { message: 'expected "host:port"' })
+  .string({ error: 'expected "host:port", such as "127.0.0.1:8080"' })
+  .regex(/^(\[[0-9a-fA-F:.]+\]|[^\s:]+):(\d{1,5})$/, { message: 'expected "host:port"', abort: true })
   .refine((s) => {
     // Only judge the port of a well-formed value; the regex above reports the rest.
     const m = /:(\d{1,5})$/.exec(s);
     return m === null || Number(m[1]) <= 65535;
-  }, { message: 'port must be 0..65535' });
+  }, { message: 'port must be 0..65535' })
+  .refine((s) => {
+    // Digits and dots, or brackets, promise an IP address: "999.1.1.1" would only fail at bind time, as an unknown host.
+    const host = s.slice(0, s.lastIndexOf(':'));
+    if (host.startsWith('[')) return isIP(host.slice(1, -1)) === 6;
+    return !/^[\d.]+$/.test(host) || isIP(host) === 4;
+  }, { message: 'not a valid IP address' });
 
 const listenAddr = hostPort.nullable();
+
+/** ldap[s]://host[:port][/]: a host name, IPv4 address or [IPv6] address, and digits for the port. */
+const LDAP_URL = /^ldaps?:\/\/(\[[^\]\s/]+\]|[^\s/:@[\]]+)(:\d{1,5})?\/?$/;
+
+function validLdapHostPort(url: string): boolean {
+  const m = LDAP_URL.exec(url);
+  if (!m) return true; // reported by the regex
+  const host = m[1]!;
+  const port = m[2] === undefined ? 389 : Number(m[2].slice(1));
+  return port >= 1 && port <= 65535 && (!host.startsWith('[') || isIP(host.slice(1, -1)) === 6);
+}
 
 /** "10.0.0.0/8", "::1/128", or one address (a /32 or /128). */
 const cidr = z.string().refine((s) => parseCidr(s) !== null, { message: 'expected an IP address or CIDR range like "10.0.0.0/8" or "::1/128"' });
 
 const mode = z.enum(['enforce', 'shadow']);
 const onDirectoryError = z.enum(['tempfail', 'accept', 'reject']);
-const localPart = z.string().min(1).max(64);
+const localPart = z
+  .string()
+  .min(1)
+  .max(64)
+  // Compared with the part before the @: a whole address here would never match anything.
+  .refine((s) => !s.includes('@'), { message: 'a local part such as "postmaster", not an address: put whole addresses in overrides.allowFile' });
 
 export const domainRuleSchema = z.strictObject({
   catchAll: z.boolean().optional(),
@@ -53,7 +89,9 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   /** Plain list, or map of domain → per-domain rules. */
-  domains: z.union([z.array(domainName), z.record(domainName, domainRuleSchema.nullable())]).default([]),
+  domains: z
+    .union([z.array(domainName), z.record(domainName, domainRuleSchema.nullable())], { error: 'expected a list of domains, or a map of domain to its rules' })
+    .default([]),
   catchAllDomains: z.array(domainName).default([]),
   recipientDelimiter: z.string().max(16).default('+'),
   directory: z
@@ -72,7 +110,8 @@ export const configSchema = z.strictObject({
                     'credentials in the URL are refused: put the account in directory.ldap.bindDN and its password in directory.ldap.bindPasswordFile (or RCPTGATE_LDAP_BIND_PASSWORD)',
                   abort: true,
                 })
-                .regex(/^ldaps?:\/\/[^\s/]+\/?$/, { message: 'expected ldap://host[:port] or ldaps://host[:port]' }),
+                .regex(LDAP_URL, { message: 'expected ldap://host[:port] or ldaps://host[:port] (the search base goes in directory.ldap.baseDN)', abort: true })
+                .refine(validLdapHostPort, { message: 'the port must be 1..65535 and a [bracketed] host an IPv6 address' }),
             )
             .default([]),
           startTLS: z.boolean().default(false),
@@ -91,7 +130,7 @@ export const configSchema = z.strictObject({
           filter: z.string().min(1).nullable().default(null),
           /** AD preset: also match userPrincipalName. */
           matchUserPrincipalName: z.boolean().default(false),
-          timeout: duration.default('3s'),
+          timeout: timerDuration(true).default('3s'),
           poolSize: z.number().int().min(1).max(64).default(4),
           /** LDAP searches outstanding at once on one pooled connection (told apart by message ID). */
           maxInFlightPerConnection: z.number().int().min(1).max(1_000).default(8),
@@ -118,15 +157,15 @@ export const configSchema = z.strictObject({
       staleIfError: duration.default('24h'),
       /** File keeping the positive answers across restarts (saved periodically and at shutdown). */
       persistPath: z.string().min(1).nullable().default(null),
-      persistInterval: duration.default('5m'),
+      persistInterval: timerDuration(true).default('5m'),
     })
     .prefault({}),
   sync: z
     .strictObject({
       enabled: z.boolean().default(false),
-      interval: duration.default('15m'),
+      interval: timerDuration(true).default('15m'),
       /** Incremental refresh between full syncs (OpenLDAP modifyTimestamp, AD whenChanged). */
-      incrementalInterval: duration.default('1m'),
+      incrementalInterval: timerDuration(true).default('1m'),
       /** Measured from the last successful full sync; an older snapshot is not used: live lookups take over. */
       maxAge: duration.default('24h'),
       /** Ask the directory about an address the snapshot lacks (it may have been added since the last sync). */
@@ -152,13 +191,13 @@ export const configSchema = z.strictObject({
       harvest: z
         .strictObject({
           maxUnknown: z.number().int().min(0).default(20),
-          window: duration.default('10m'),
+          window: duration.refine((s) => (parseDuration(s) ?? 1) > 0, { message: 'must be more than 0' }).default('10m'),
           /** tarpit: delay every answer for a flagged client; reject: 421 for every recipient. */
           action: z.enum(['tarpit', 'reject']).default('tarpit'),
           /** Tarpit delay added per unknown recipient past maxUnknown. */
-          delayStep: duration.default('1s'),
+          delayStep: timerDuration(false).default('1s'),
           /** Tarpit delay cap: below Sendmail's 10 s milter read timeout (docs/harvest-protection.md). */
-          maxDelay: duration.default('5s'),
+          maxDelay: timerDuration(false).default('5s'),
         })
         .prefault({}),
     })
@@ -176,11 +215,11 @@ export const configSchema = z.strictObject({
       /** Requests in progress or unanswered on one connection before reading from it pauses. */
       maxPipeline: z.number().int().min(1).max(10_000).default(64),
       /** No complete request for this long closes a connection (milter: once negotiated, at least 1h). */
-      idleTimeout: duration.default('5m'),
+      idleTimeout: timerDuration(false).default('5m'),
       /** A request begun must arrive whole within this; slower peers (slowloris) are closed. */
-      requestTimeout: duration.default('10s'),
+      requestTimeout: timerDuration(false).default('10s'),
       /** SIGTERM: time to finish in-flight requests before connections are forced closed. */
-      drainTimeout: duration.default('10s'),
+      drainTimeout: timerDuration(false).default('10s'),
     })
     .prefault({}),
   admin: z.strictObject({ tokenFile: z.string().min(1).nullable().default(null) }).prefault({}),

@@ -53,11 +53,14 @@ export class LdifDirectory implements Directory {
       if (err instanceof RcptgateError) throw new RcptgateError(err.code, `${path}: ${err.message}`, { cause: err });
       throw err;
     }
-    // Far likelier a file caught mid-rewrite (truncated, then written) than a directory without
-    // recipients: served, it would answer `unknown` for every address (reject-all). A reload then
-    // keeps the running directory.
-    if (directory.records.length === 0 && directory.disabledCount === 0) {
-      throw new RcptgateError(ErrorCodes.LDIF_PARSE, `${path}: no entry with a mail address (empty, or caught while being rewritten?)`);
+    // Far likelier a file caught mid-rewrite (truncated, then written) or the wrong file than a
+    // directory without recipients: served, it would answer `unknown` for every address
+    // (reject-all). A reload then keeps the running directory.
+    if (directory.size === 0) {
+      throw new RcptgateError(
+        ErrorCodes.CONFIG_INVALID,
+        `${path}: no enabled entry with a mail address (mail, mailAlternateAddress or proxyAddresses): empty, or caught while being rewritten?`,
+      );
     }
     return directory;
   }

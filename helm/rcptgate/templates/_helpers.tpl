@@ -159,6 +159,7 @@ rcptgate's null (unset) and are dropped, so rcptgate's own default applies.
 {{- if and .Values.lookupToken.enabled (not .Values.secrets.existingSecret) (not .Values.secrets.lookupToken) }}
 {{- fail "lookupToken.enabled is true: set secrets.lookupToken or secrets.existingSecret" }}
 {{- end }}
+{{- include "rcptgate.validateRuntime" . }}
 {{- if eq .Values.config.directory.kind "ldap" }}
 {{- if not .Values.config.directory.ldap.urls }}
 {{- fail "config.directory.kind is ldap: list the servers in config.directory.ldap.urls" }}
@@ -166,5 +167,66 @@ rcptgate's null (unset) and are dropped, so rcptgate's own default applies.
 {{- if not .Values.config.domains }}
 {{- fail "config.directory.kind is ldap: list the domains to answer for in config.domains" }}
 {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A duration ("500ms", "3s", "5m", "1h", "1d"; the schema checks the form) in milliseconds. */}}
+{{- define "rcptgate.durationMs" -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000 }}
+{{- $re := "^([0-9]+(?:\\.[0-9]+)?)(ms|s|m|h|d)$" }}
+{{- mulf (float64 (regexReplaceAll $re . "${1}")) (get $units (regexReplaceAll $re . "${2}")) }}
+{{- end }}
+
+{{/*
+Values the schema accepts but the pod could not run with: caught at helm install rather than
+as a crash loop or a pod killed mid-drain.
+*/}}
+{{- define "rcptgate.validateRuntime" -}}
+{{- $cfg := .Values.config }}
+{{- /* Timers: rcptgate refuses more than 24d (a Node.js timer fires at once beyond ~24.8 days) and 0 where it breaks the service. */}}
+{{- $maxTimer := mulf 24 86400000 }}
+{{- range $t := list (list "directory.ldap.timeout" true) (list "sync.interval" true) (list "sync.incrementalInterval" true) (list "cache.persistInterval" true) (list "server.idleTimeout" false) (list "server.requestTimeout" false) (list "server.drainTimeout" false) (list "policy.harvest.delayStep" false) (list "policy.harvest.maxDelay" false) }}
+{{- $path := index $t 0 }}
+{{- $node := $cfg }}
+{{- range $k := splitList "." $path }}{{ $node = (kindIs "map" $node) | ternary (get $node $k) "" }}{{ end }}
+{{- if $node }}
+{{- $ms := include "rcptgate.durationMs" $node | float64 }}
+{{- if gt $ms $maxTimer }}{{ fail (printf "config.%s (%s) is longer than 24d: rcptgate refuses it (a longer timer would fire at once)" $path $node) }}{{ end }}
+{{- if and (index $t 1) (eq $ms 0.0) }}{{ fail (printf "config.%s must be more than 0" $path) }}{{ end }}
+{{- end }}
+{{- end }}
+{{- /* SIGTERM drain: Kubernetes kills the pod after the grace period, preStop sleep included. */}}
+{{- $drain := include "rcptgate.durationMs" (dig "server" "drainTimeout" "10s" $cfg) | float64 }}
+{{- $needed := addf $drain (mulf .Values.preStopSleepSeconds 1000) }}
+{{- if ge $needed (mulf .Values.terminationGracePeriodSeconds 1000) }}
+{{- fail (printf "terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds (%v) plus config.server.drainTimeout (%s), or pods are killed mid-drain" .Values.terminationGracePeriodSeconds .Values.preStopSleepSeconds (dig "server" "drainTimeout" "10s" $cfg)) }}
+{{- end }}
+{{- /* Two listeners on one port: rcptgate would exit with EADDRINUSE. */}}
+{{- $listeners := include "rcptgate.listeners" . | fromYaml }}
+{{- $seen := dict }}
+{{- range $name := keys $listeners | sortAlpha }}
+{{- $port := toString (index $listeners $name) }}
+{{- if hasKey $seen $port }}{{ fail (printf "containerPorts.%s and containerPorts.%s are both %s: each enabled listener needs its own port" (get $seen $port) $name $port) }}{{ end }}
+{{- $_ := set $seen $port $name }}
+{{- end }}
+{{- /* The root file system is read-only: the answer file must lie on a mounted volume. */}}
+{{- $persist := dig "cache" "persistPath" "" $cfg }}
+{{- if $persist }}
+{{- $writable := list (printf "%s/" (include "rcptgate.dataDir" .)) "/tmp/" }}
+{{- range .Values.extraVolumeMounts }}{{ if not .readOnly }}{{ $writable = append $writable (printf "%s/" (trimSuffix "/" .mountPath)) }}{{ end }}{{ end }}
+{{- $ok := false }}
+{{- range $writable }}{{ if hasPrefix . $persist }}{{ $ok = true }}{{ end }}{{ end }}
+{{- if not $ok }}
+{{- fail (printf "config.cache.persistPath (%s) is on the read-only root file system: put it under %s/ (the data volume) or a writable extraVolumeMounts path" $persist (include "rcptgate.dataDir" .)) }}
+{{- end }}
+{{- end }}
+{{- if and (dig "sync" "enabled" false $cfg) (ne $cfg.directory.kind "ldap") }}
+{{- fail "config.sync.enabled needs config.directory.kind ldap (a snapshot is a copy of an LDAP directory)" }}
+{{- end }}
+{{- /* A PodDisruptionBudget that no eviction can satisfy blocks every node drain. */}}
+{{- $min := .Values.podDisruptionBudget.minAvailable }}
+{{- $replicas := int (include "rcptgate.minReplicas" .) }}
+{{- if and (gt $replicas 1) (not (kindIs "string" $min)) (ge (int $min) $replicas) }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%v) must be below the replica count (%d), or no pod can ever be evicted and node drains hang" $min $replicas) }}
 {{- end }}
 {{- end }}

@@ -1,0 +1,119 @@
+/**
+ * The real CLI against operator mistakes that only show once files are read or sockets bound:
+ * each gives one line naming the key and the problem, never a stack trace.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { once } from 'node:events';
+import { spawn } from 'node:child_process';
+import { REPO_ROOT, startServe } from '../helpers/process.js';
+
+let dir = '';
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'rcptgate-attack-ops-'));
+});
+after(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Environment without the runner's own RCPTGATE_* variables. */
+const cleanEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCPTGATE_')));
+
+async function configFile(name: string, text: string): Promise<string> {
+  const p = join(dir, name);
+  await writeFile(p, text);
+  return p;
+}
+
+describe('serve: a listener that cannot bind', () => {
+  let holder: Server;
+  let port = 0;
+  before(async () => {
+    holder = createServer();
+    holder.listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    port = (holder.address() as { port: number }).port;
+  });
+  after(() => holder?.close());
+
+  it('names the listen key and the cause in its fatal log line, without a stack trace, and exits non-zero', async () => {
+    const config = await configFile(
+      'busy.yaml',
+      `listen: { http: null, metrics: null, policy: null, milter: "127.0.0.1:0", socketmap: "127.0.0.1:${port}" }\n`,
+    );
+    const serve = startServe(['--config', config], { ...cleanEnv() });
+    try {
+      const code = await serve.exited;
+      assert.notEqual(code, 0);
+      const fatal = serve.logs.find((l) => l.level === 60);
+      assert.ok(fatal, `a fatal log line: ${JSON.stringify(serve.logs)}`);
+      assert.equal(fatal.key, 'listen.socketmap');
+      assert.match(String(fatal.msg), new RegExp(`listen\\.socketmap \\(127\\.0\\.0\\.1:${port}\\): the address is already in use`));
+      assert.equal(fatal.err, undefined, 'no error object (with its stack) on the fatal line');
+    } finally {
+      await serve.kill();
+    }
+  });
+});
+
+/** Runs the real CLI to completion. */
+function cli(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+    child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('config check: the LDIF directory', () => {
+  it('refuses what serve refuses (missing, malformed or empty file), naming directory.ldif.path, with exit 78', async () => {
+    const malformed = await configFile('malformed.ldif', 'dn: uid=x,dc=example,dc=com\nno colon here\n');
+    const empty = await configFile('empty.ldif', '');
+    const disabledOnly = await configFile('disabled.ldif', 'dn: uid=x,dc=example,dc=com\nmail: x@example.com\naccountStatus: disabled\n');
+    for (const path of [join(dir, 'missing.ldif'), malformed, empty, disabledOnly]) {
+      const config = await configFile('ldif.yaml', `domains: [example.com]\ndirectory: { ldif: { path: "${path}" } }\n`);
+      const check = await cli(['config', 'check', '--config', config]);
+      assert.equal(check.code, 78, `${path}: ${check.stdout}${check.stderr}`);
+      assert.match(check.stderr, /directory\.ldif\.path: /, path);
+      assert.doesNotMatch(check.stderr, /\n\s+at /, 'no stack trace');
+      const serve = await cli(['check', '--config', config, 'x@example.com']);
+      assert.equal(serve.code, 78, `check (as serve) refuses it too: ${serve.stdout}`);
+    }
+  });
+
+  it('still accepts the bundled example directory and an LDIF file of one entry', async () => {
+    assert.equal((await cli(['config', 'check'])).code, 0);
+    const one = await configFile('one.ldif', 'dn: uid=x,dc=example,dc=com\nmail: x@example.com\n');
+    const config = await configFile('one.yaml', `directory: { ldif: { path: "${one}" } }\n`);
+    assert.equal((await cli(['config', 'check', '--config', config])).code, 0);
+  });
+});
+
+describe('serve: SIGHUP with settings read only at start', () => {
+  it('says which changed keys keep their running value (a rotated admin token, harvest limits) instead of only "reloaded"', async () => {
+    const token = await configFile('admin-token', 'old-token\n');
+    const text = (maxUnknown: number) =>
+      'listen: { http: "127.0.0.1:0", metrics: null, policy: null, milter: null, socketmap: null }\n' +
+      `admin: { tokenFile: "${token}" }\npolicy: { harvest: { maxUnknown: ${maxUnknown} } }\n`;
+    const config = await configFile('reload.yaml', text(20));
+    const serve = startServe(['--config', config], cleanEnv());
+    try {
+      await serve.waitForLog((l) => l.msg === 'listening' && l.listener === 'http');
+      await writeFile(token, 'new-token\n');
+      await writeFile(config, text(2));
+      serve.child.kill('SIGHUP');
+      await serve.waitForLog((l) => /configuration reloaded/.test(String(l.msg)));
+      const warned = serve.logs.filter((l) => l.level === 40 && /changes only on restart/.test(String(l.msg))).map((l) => l.key);
+      assert.deepEqual(warned.sort(), ['admin.tokenFile', 'policy']);
+    } finally {
+      await serve.kill();
+    }
+  });
+});

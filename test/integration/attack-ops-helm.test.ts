@@ -1,0 +1,73 @@
+/**
+ * Helm values the schema's types allow but the pod could not run with, refused at
+ * `helm template` / `helm install` time with the key named, instead of a crash loop, a pod killed
+ * mid-drain, or a node drain that never ends. Uses the real helm (scripts/install-helm.sh).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const exec = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CHART = join(ROOT, 'helm/rcptgate');
+let helm = '';
+
+async function template(args: string[]): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout } = await exec(helm, ['template', 'mx', CHART, ...args], { maxBuffer: 32 << 20, timeout: 120_000 });
+    return { ok: true, output: stdout };
+  } catch (err) {
+    const e = err as { stderr?: string; code?: unknown };
+    if (typeof e.code !== 'number') throw err;
+    return { ok: false, output: e.stderr ?? '' };
+  }
+}
+
+before(async () => {
+  const { stdout } = await exec('bash', [join(ROOT, 'scripts/install-helm.sh')], { timeout: 20 * 60_000 });
+  helm = stdout.trim().split('\n').pop() ?? '';
+  assert.ok(helm && existsSync(helm), `scripts/install-helm.sh printed no usable helm path (helm is required): ${stdout}`);
+}, { timeout: 21 * 60_000 });
+
+describe('helm chart: values that render but could not run', () => {
+  const refused: Array<[string, string[], RegExp]> = [
+    ['a drain longer than the grace period allows', ['--set', 'config.server.drainTimeout=60s'], /terminationGracePeriodSeconds \(30\) must exceed preStopSleepSeconds \(5\) plus config\.server\.drainTimeout \(60s\)/],
+    ['a grace period that the preStop sleep alone uses up', ['--set', 'terminationGracePeriodSeconds=12', '--set', 'preStopSleepSeconds=5'], /terminationGracePeriodSeconds \(12\)/],
+    ['two enabled listeners on one container port', ['--set', 'containerPorts.http=9465'], /containerPorts\.http and containerPorts\.socketmap are both 9465/],
+    ['a timer duration over 24d', ['--set', 'config.directory.ldap.timeout=25d'], /config\.directory\.ldap\.timeout \(25d\) is longer than 24d/],
+    ['a zero lookup timeout', ['--set', 'config.directory.ldap.timeout=0s'], /config\.directory\.ldap\.timeout must be more than 0/],
+    ['a zero sync interval', ['--set', 'config.sync.interval=0m'], /config\.sync\.interval must be more than 0/],
+    ['an answer file on the read-only root file system', ['--set', 'config.cache.persistPath=/data/answers.bin'], /config\.cache\.persistPath \(\/data\/answers\.bin\) is on the read-only root file system/],
+    ['snapshot sync without LDAP', ['--set', 'config.sync.enabled=true'], /config\.sync\.enabled needs config\.directory\.kind ldap/],
+    ['a PodDisruptionBudget no eviction can satisfy', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=2'], /podDisruptionBudget\.minAvailable \(2\) must be below the replica count \(2\)/],
+    ['an LDAP URL with a port out of range (schema)', ['--set', 'config.directory.ldap.urls={ldap://dc.example:99999}'], /directory\/ldap\/urls\/0/],
+    ['a whole address in alwaysValid (schema)', ['--set', 'config.alwaysValid={abuse@example.com}'], /alwaysValid\/0/],
+  ];
+  for (const [what, args, message] of refused) {
+    it(`refuses ${what}, naming the key`, async () => {
+      const r = await template(args);
+      assert.equal(r.ok, false, `helm template accepted ${args.join(' ')}`);
+      assert.match(r.output, message);
+    });
+  }
+
+  it('accepts the neighbouring values that do work', async () => {
+    const fine = [
+      ['--set', 'config.server.drainTimeout=20s'],
+      ['--set', 'containerPorts.milter=9465', '--set', 'listeners.socketmap.enabled=false'],
+      ['--set', 'config.directory.ldap.timeout=24d', '--set', 'config.server.idleTimeout=0s'],
+      ['--set', 'config.cache.persistPath=/var/lib/rcptgate/answers.bin'],
+      ['--set', 'replicaCount=3', '--set', 'podDisruptionBudget.minAvailable=2'],
+      ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=50%'],
+      ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://[::1]:389,ldaps://dc.example:636/}'],
+    ];
+    for (const args of fine) {
+      const r = await template(args);
+      assert.ok(r.ok, `${args.join(' ')}: ${r.output}`);
+    }
+  });
+});

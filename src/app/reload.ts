@@ -1,5 +1,6 @@
 import { loadConfig } from '../config/load.js';
 import { resolveConfig, type ResolvedConfig } from '../config/resolve.js';
+import { isExampleDirectory } from '../directory/index.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -37,6 +38,12 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
     try {
       const loaded = loadConfig(file ?? deps.file, env);
       const before = engines.current.config;
+      // Without a directory section a config means the bundled example directory, meant for a
+      // first run without any config. Reached by a reload, it is a file cut short (read while
+      // being rewritten): every real address would become `unknown`.
+      if (isExampleDirectory(loaded.config) && !isExampleDirectory(before)) {
+        throw new Error(`${loaded.file ?? 'the configuration'} has no directory section: it would switch to the bundled example directory (a file cut short while being rewritten?)`);
+      }
       const resolved = resolveConfig(loaded.config, env);
       const { old, cacheKept } = engines.replace(resolved, snapshots.current);
       await snapshots.reload(before, loaded.config);

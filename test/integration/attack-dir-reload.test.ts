@@ -91,4 +91,42 @@ describe('a reload that reads an LDIF file caught mid-rewrite', () => {
       await slapd.close();
     }
   });
+
+  test('a reload to a config file cut before its directory section keeps the running directory', async () => {
+    const slapd = await startSlapd();
+    let running: App | undefined;
+    try {
+      const file = path.join(dir, 'cut.yaml');
+      const passwordFile = path.join(dir, 'cut-password');
+      await writeFile(passwordFile, slapd.servicePassword, { mode: 0o600 });
+      const head = [
+        'listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null }',
+        'log: { level: silent }',
+        'domains: [example.com]',
+      ];
+      const directory = [
+        'directory:',
+        '  kind: ldap',
+        '  ldap:',
+        `    urls: ["${slapd.url}"]`,
+        `    baseDN: "${slapd.baseDN}"`,
+        `    bindDN: "${slapd.serviceDN}"`,
+        `    bindPasswordFile: "${passwordFile}"`,
+      ];
+      await writeFile(file, [...head, ...directory, ''].join('\n'));
+      running = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger() });
+      await running.start();
+      const ask = async (a: string) => (await running!.validator.lookup(a, { frontend: 'http' })).verdict;
+      // user3@ is in the directory, not in the bundled example.
+      assert.equal(await ask('user3@example.com'), 'valid');
+
+      await writeFile(file, [...head, ''].join('\n'));
+      assert.equal(await running.reload(file), false, 'a reload onto the bundled example directory is refused');
+      assert.equal(await ask('user3@example.com'), 'valid', 'still answered by the directory');
+    } finally {
+      await running?.close();
+      await slapd.close();
+    }
+  });
 });
+

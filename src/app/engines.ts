@@ -72,14 +72,21 @@ export class EngineHolder {
     return { config, directory, validator };
   }
 
-  /**
-   * Builds and installs the engine of `config`; returns the old one (its directory is still open)
-   * and whether the cache was kept. Throws, changing nothing, when the config cannot be built.
-   */
-  replace(resolved: ResolvedConfig, snapshot: SnapshotView | null): { old: Engine; cacheKept: boolean } {
+  /** Builds the engine of `config` without installing it. Throws, changing nothing, when the config cannot be built. */
+  prepare(resolved: ResolvedConfig, snapshot: SnapshotView | null): Engine {
+    return this.build(resolved, this.current, snapshot);
+  }
+
+  /** Installs `next` (from prepare()); returns the old engine (its directory is still open) and whether the cache was kept. */
+  install(next: Engine): { old: Engine; cacheKept: boolean } {
     const old = this.current;
-    const next = this.build(resolved, old, snapshot);
     this.current = next;
     return { old, cacheKept: next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache };
+  }
+
+  /** Drops an engine from prepare() unused: its directory closes, and the live engine's cache is the one counted again. */
+  discard(next: Engine): void {
+    this.deps.metrics.cacheSize = () => this.current.validator.cacheSize;
+    void next.directory.close().catch(() => undefined);
   }
 }

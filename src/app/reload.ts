@@ -5,6 +5,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { EngineHolder } from './engines.js';
+import { checkNewDirectory } from './preflight.js';
 import type { ProbeLoop } from './probe.js';
 import type { SnapshotHolder } from './snapshots.js';
 
@@ -27,8 +28,9 @@ export interface ReloadDeps {
 
 /**
  * SIGHUP: re-read and resolve the config, build the next engine (health carries over; the cache
- * too unless directory or domain settings changed), apply `sync.*`, probe once. A config that
- * fails keeps the running one. What the listeners and the answer persistence read at start
+ * too unless directory or domain settings changed), check that its directory still finds what
+ * the running one found (preflight.ts), apply `sync.*`, probe once. A config that fails keeps
+ * the running one. What the listeners and the answer persistence read at start
  * (listen, server, policy, http, admin, statusPage, cache.persist*) changes only on restart: a
  * reload that changes it says so.
  */
@@ -45,7 +47,14 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
         throw new Error(`${loaded.file ?? 'the configuration'} has no directory section: it would switch to the bundled example directory (a file cut short while being rewritten?)`);
       }
       const resolved = resolveConfig(loaded.config, env);
-      const { old, cacheKept } = engines.replace(resolved, snapshots.current);
+      const next = engines.prepare(resolved, snapshots.current);
+      try {
+        await checkNewDirectory(engines.current, next);
+      } catch (err) {
+        engines.discard(next);
+        throw err;
+      }
+      const { old, cacheKept } = engines.install(next);
       await snapshots.reload(before, loaded.config);
       logger.level = loaded.config.log.level;
       for (const key of restartOnlyChanges(deps, loaded.config, resolved)) {

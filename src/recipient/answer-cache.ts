@@ -176,6 +176,15 @@ export class AnswerCache {
     return n;
   }
 
+  /** Up to `n` keys with a valid answer, most recently used first, looking at `scan` keys at most. */
+  recentPositives(n: number, scan = 10_000): string[] {
+    const out: string[] = [];
+    for (let s = this.mru, left = scan; s !== NONE && out.length < n && left > 0; s = this.prev[s]!, left--) {
+      if (this.canonical(s) !== null) out.push(this.keys[s]!);
+    }
+    return out;
+  }
+
   /** Keys from least to most recently used (tests, diagnostics). */
   *keysByAge(): Generator<string> {
     for (let s = this.lru; s !== NONE; s = this.next[s]!) yield this.keys[s]!;

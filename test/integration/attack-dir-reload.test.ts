@@ -6,7 +6,7 @@
  * directory kept.
  */
 import assert from 'node:assert/strict';
-import { copyFile, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -126,6 +126,74 @@ describe('a reload that reads an LDIF file caught mid-rewrite', () => {
     } finally {
       await running?.close();
       await slapd.close();
+    }
+  });
+
+  test('a reload whose directory finds none of the recently valid addresses is refused', async () => {
+    // Anonymous may not read ou=people: searches without the bind account succeed with no entries.
+    const slapd = await startSlapd({ revocableReader: true });
+    let running: App | undefined;
+    try {
+      const file = path.join(dir, 'anonymous.yaml');
+      const passwordFile = path.join(dir, 'anonymous-password');
+      await writeFile(passwordFile, slapd.servicePassword, { mode: 0o600 });
+      const lines = [
+        'listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null }',
+        'log: { level: silent }',
+        'domains: [example.com]',
+        'directory:',
+        '  kind: ldap',
+        '  ldap:',
+        `    urls: ["${slapd.url}"]`,
+        `    baseDN: "${slapd.baseDN}"`,
+        `    bindDN: "${slapd.serviceDN}"`,
+        `    bindPasswordFile: "${passwordFile}"`,
+      ];
+      await writeFile(file, [...lines, ''].join('\n'));
+      running = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger() });
+      await running.start();
+      const ask = async (a: string) => (await running!.validator.lookup(a, { frontend: 'http' })).verdict;
+      for (const a of ['user1@example.com', 'user2@example.com', 'bob@example.com']) assert.equal(await ask(a), 'valid', a);
+      assert.equal(await ask('nobody@example.com'), 'unknown');
+
+      // Cut after the base DN: no bind account.
+      await writeFile(file, [...lines.slice(0, 8), ''].join('\n'));
+      assert.equal(await running.reload(file), false, 'a reload whose directory sees none of them is refused');
+      assert.equal(await ask('user4@example.com'), 'valid', 'an address not cached is still found by the running directory');
+
+      // A reload that still finds them goes through.
+      await writeFile(file, [...lines, '    timeout: 2s', ''].join('\n'));
+      assert.equal(await running.reload(file), true);
+      assert.equal(await ask('user5@example.com'), 'valid');
+    } finally {
+      await running?.close();
+      await slapd.close();
+    }
+  });
+
+  test('an LDIF file caught half written is refused when it lacks the recently valid addresses', async () => {
+    const ldif = path.join(dir, 'half.ldif');
+    await copyFile(EXAMPLE_LDIF, ldif);
+    const file = path.join(dir, 'half.yaml');
+    await writeFile(file, JSON.stringify({
+      listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
+      domains: ['example.com', 'example.org'],
+      directory: { kind: 'ldif', ldif: { path: ldif } },
+      log: { level: 'silent' },
+    }));
+    let running: App | undefined;
+    try {
+      running = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger() });
+      await running.start();
+      const ask = async (a: string) => (await running!.validator.lookup(a, { frontend: 'http' })).verdict;
+      for (const a of ['staff@example.com', 'carol@example.org', 'dave@example.org']) assert.equal(await ask(a), 'valid', a);
+      // The first entries only: the write had not got further.
+      const text = await readFile(EXAMPLE_LDIF, 'utf8');
+      await writeFile(ldif, text.slice(0, text.indexOf('dn: uid=carol.mixed')));
+      assert.equal(await running.reload(file), false);
+      assert.equal(await ask('first-last@example.com'), 'valid', 'the running directory still answers');
+    } finally {
+      await running?.close();
     }
   });
 });

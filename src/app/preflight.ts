@@ -1,0 +1,25 @@
+import type { Engine } from './engines.js';
+
+/** Addresses a reload asks the new directory for. */
+const SAMPLES = 3;
+
+/**
+ * Before a reload installs a new directory: the addresses the running engine most recently found
+ * valid must not all read as "no such entry" there. A config file read while being rewritten
+ * (cut before the bind account: anonymous searches that see nothing), a wrong base DN or filter,
+ * an LDIF file half written: each would make every address `unknown` (reject-all). The check is
+ * only refused on a clean answer: a new directory that fails or is unreachable (a reload during
+ * an outage) proves nothing, and the reload goes through.
+ */
+export async function checkNewDirectory(current: Engine, next: Engine): Promise<void> {
+  const cache = current.validator.answerCache;
+  // The same answer cache: the reload cannot have changed what the directory answers.
+  if (cache === null || next.validator.answerCache === cache) return;
+  const keys = cache.recentPositives(SAMPLES);
+  if (keys.length === 0) return;
+  const answers = await Promise.allSettled(keys.map((k) => next.directory.lookup(k)));
+  if (answers.some((a) => a.status === 'rejected' || a.value.entry !== null)) return;
+  throw new Error(
+    `the new configuration's directory finds none of ${keys.join(', ')}, which the running one found valid: keeping the running configuration (wrong base DN, bind account or filter, or a file read while being rewritten?)`,
+  );
+}

@@ -18,8 +18,8 @@ export interface Pending {
   single: boolean;
   /** Already retried once after its connection died. */
   retried: boolean;
-  /** Non-zero: left unanswered beside entries, asked again only with the keys of the same group. */
-  group: number;
+  /** Left unanswered beside entries: asked again only with other such keys. */
+  confirming: boolean;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
 }
@@ -62,13 +62,13 @@ export class LookupQueue {
     return p;
   }
 
-  /** The oldest lookup, with the ones behind it that may share its search (a confirming group only its own). */
+  /** The oldest lookup, with the ones behind it that may share its search (keys being confirmed only with each other). */
   takeBatch(): Pending[] {
     const first = this.shift();
     if (!first) return [];
     const batch = [first];
     if (first.single) return batch;
-    for (let next = this.peek(); next && !next.single && next.group === first.group && batch.length < this.batchSize; next = this.peek()) {
+    for (let next = this.peek(); next && !next.single && next.confirming === first.confirming && batch.length < this.batchSize; next = this.peek()) {
       batch.push(this.shift()!);
     }
     return batch;

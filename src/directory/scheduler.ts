@@ -53,8 +53,6 @@ export class LookupScheduler {
   private pumpScheduled = false;
   private waitingForSlot = false;
   private closed = false;
-  /** The last confirming group handed out (lookup-queue.ts). */
-  private groups = 0;
   /** Searches sent and not yet answered, and their deadlines. */
   private readonly inFlight: InFlightSearches;
 
@@ -96,7 +94,7 @@ export class LookupScheduler {
         done: false,
         single: this.o.batchSize <= 1 || this.o.plan.matchValues === null || !batchable(key),
         retried: false,
-        group: 0,
+        confirming: false,
         signal,
         onAbort: undefined,
       };
@@ -252,9 +250,9 @@ export class LookupScheduler {
     }
     // An entry may match a key by a value it came back without (an ACL that allows search but not
     // read): a key left unanswered beside entries is "no such entry" only once a batch of just such
-    // keys finds nothing; a confirming batch that still finds entries sends them singly.
+    // keys finds nothing; a confirming batch that still finds entries sends its unanswered keys singly.
     if (result.entries.length === 0) for (const p of unanswered) this.answer(p, []);
-    else if (batch[0]!.group !== 0) unsure.push(...unanswered);
+    else if (batch[0]!.confirming) unsure.push(...unanswered);
     else if (unanswered.length > 0) this.confirm(unanswered);
     if (unsure.length > 0) {
       this.o.log.debug({ keys: unsure.length }, 'a batched search returned an entry matching no key by our rules; asking its keys singly');
@@ -262,10 +260,9 @@ export class LookupScheduler {
     }
   }
 
-  /** Asks `keys` again together, in a batch of their own. */
+  /** Asks `keys` again in batches of such keys only (from any batch: under load they fill up). */
   private confirm(keys: Pending[]): void {
-    const group = ++this.groups;
-    for (const p of keys) p.group = group;
+    for (const p of keys) p.confirming = true;
     this.retry(keys, false);
   }
 

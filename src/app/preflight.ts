@@ -1,3 +1,4 @@
+import { ErrorCodes, type DirectoryError } from '../errors.js';
 import type { Engine } from './engines.js';
 
 /** Addresses a reload asks the new directory for. */
@@ -7,9 +8,10 @@ const SAMPLES = 3;
  * Before a reload installs a new directory: the addresses the running engine most recently found
  * valid must not all read as "no such entry" there. A config file read while being rewritten
  * (cut before the bind account: anonymous searches that see nothing), a wrong base DN or filter,
- * an LDIF file half written: each would make every address `unknown` (reject-all). The check is
- * only refused on a clean answer: a new directory that fails or is unreachable (a reload during
- * an outage) proves nothing, and the reload goes through.
+ * an LDIF file half written: each would make every address `unknown` (reject-all). A bind account
+ * the new directory refuses (a password file rewritten wrong) would defer every lookup: refused
+ * too. Anything else that fails (a timeout, an unreachable server: a reload during an outage)
+ * proves nothing, and the reload goes through.
  */
 export async function checkNewDirectory(current: Engine, next: Engine): Promise<void> {
   const cache = current.validator.answerCache;
@@ -18,6 +20,8 @@ export async function checkNewDirectory(current: Engine, next: Engine): Promise<
   const keys = cache.recentPositives(SAMPLES);
   if (keys.length === 0) return;
   const answers = await Promise.allSettled(keys.map((k) => next.directory.lookup(k)));
+  const refused = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected' && (a.reason as DirectoryError)?.code === ErrorCodes.DIRECTORY_AUTH);
+  if (refused) throw new Error(`the new configuration's directory refuses its bind account: ${(refused.reason as Error).message}; keeping the running configuration`);
   if (answers.some((a) => a.status === 'rejected' || a.value.entry !== null)) return;
   throw new Error(
     `the new configuration's directory finds none of ${keys.join(', ')}, which the running one found valid: keeping the running configuration (wrong base DN, bind account or filter, or a file read while being rewritten?)`,

@@ -161,6 +161,14 @@ describe('a reload that reads an LDIF file caught mid-rewrite', () => {
       assert.equal(await running.reload(file), false, 'a reload whose directory sees none of them is refused');
       assert.equal(await ask('user4@example.com'), 'valid', 'an address not cached is still found by the running directory');
 
+      // A password file rewritten with the wrong secret: the server refuses the bind, every
+      // lookup would defer. A definite refusal, not an outage: the reload is refused too.
+      const wrongPassword = path.join(dir, 'anonymous-wrong-password');
+      await writeFile(wrongPassword, 'not-the-secret', { mode: 0o600 });
+      await writeFile(file, [...lines.slice(0, 9), `    bindPasswordFile: "${wrongPassword}"`, ''].join('\n'));
+      assert.equal(await running.reload(file), false, 'a reload whose bind account is refused is refused');
+      assert.equal(await ask('user3@example.com'), 'valid', 'still answered by the running directory');
+
       // A reload that still finds them goes through.
       await writeFile(file, [...lines, '    timeout: 2s', ''].join('\n'));
       assert.equal(await running.reload(file), true);

@@ -16,13 +16,13 @@ const SAMPLES = 3;
 export async function checkNewDirectory(current: Engine, next: Engine): Promise<void> {
   const cache = current.validator.answerCache;
   // The same answer cache: the reload cannot have changed what the directory answers.
-  if (cache === null || next.validator.answerCache === cache) return;
-  const keys = cache.recentPositives(SAMPLES);
-  if (keys.length === 0) return;
-  const answers = await Promise.allSettled(keys.map((k) => next.directory.lookup(k)));
+  if (cache !== null && next.validator.answerCache === cache) return;
+  const keys = cache?.recentPositives(SAMPLES) ?? [];
+  // Nothing known valid yet: the probe (a bind and a base search) still tells a refused account.
+  const answers = await Promise.allSettled(keys.length > 0 ? keys.map((k) => next.directory.lookup(k)) : [next.directory.probe().then(() => null)]);
   const refused = answers.find((a): a is PromiseRejectedResult => a.status === 'rejected' && (a.reason as DirectoryError)?.code === ErrorCodes.DIRECTORY_AUTH);
   if (refused) throw new Error(`the new configuration's directory refuses its bind account: ${(refused.reason as Error).message}; keeping the running configuration`);
-  if (answers.some((a) => a.status === 'rejected' || a.value.entry !== null)) return;
+  if (keys.length === 0 || answers.some((a) => a.status === 'rejected' || a.value?.entry !== null)) return;
   throw new Error(
     `the new configuration's directory finds none of ${keys.join(', ')}, which the running one found valid: keeping the running configuration (wrong base DN, bind account or filter, or a file read while being rewritten?)`,
   );

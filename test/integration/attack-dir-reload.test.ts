@@ -153,6 +153,15 @@ describe('a reload that reads an LDIF file caught mid-rewrite', () => {
       running = await createApp({ loaded: loadConfig(file, {}), logger: silentLogger() });
       await running.start();
       const ask = async (a: string) => (await running!.validator.lookup(a, { frontend: 'http' })).verdict;
+      // A password file rewritten with the wrong secret: the server refuses the bind and every
+      // lookup would defer. A definite refusal, not an outage: the reload is refused, also
+      // before anything was found valid.
+      const wrongPassword = path.join(dir, 'anonymous-wrong-password');
+      await writeFile(wrongPassword, 'not-the-secret', { mode: 0o600 });
+      const wrong = [...lines.slice(0, 9), `    bindPasswordFile: "${wrongPassword}"`, ''].join('\n');
+      await writeFile(file, wrong);
+      assert.equal(await running.reload(file), false, 'a reload whose bind account is refused is refused (empty cache)');
+      await writeFile(file, [...lines, ''].join('\n'));
       for (const a of ['user1@example.com', 'user2@example.com', 'bob@example.com']) assert.equal(await ask(a), 'valid', a);
       assert.equal(await ask('nobody@example.com'), 'unknown');
 
@@ -161,11 +170,7 @@ describe('a reload that reads an LDIF file caught mid-rewrite', () => {
       assert.equal(await running.reload(file), false, 'a reload whose directory sees none of them is refused');
       assert.equal(await ask('user4@example.com'), 'valid', 'an address not cached is still found by the running directory');
 
-      // A password file rewritten with the wrong secret: the server refuses the bind, every
-      // lookup would defer. A definite refusal, not an outage: the reload is refused too.
-      const wrongPassword = path.join(dir, 'anonymous-wrong-password');
-      await writeFile(wrongPassword, 'not-the-secret', { mode: 0o600 });
-      await writeFile(file, [...lines.slice(0, 9), `    bindPasswordFile: "${wrongPassword}"`, ''].join('\n'));
+      await writeFile(file, wrong);
       assert.equal(await running.reload(file), false, 'a reload whose bind account is refused is refused');
       assert.equal(await ask('user3@example.com'), 'valid', 'still answered by the running directory');
 

@@ -131,7 +131,12 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
           return;
         }
         const explain = wantsExplain(req.query['explain']);
-        const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(a, explain));
+        // A client gone before its answer starts no further lookups: batch after batch sent and
+        // reset would otherwise keep up to 1000 lookups each running past every connection cap.
+        let gone = false;
+        res.once('close', () => (gone = !res.writableFinished));
+        const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(a, explain), () => gone);
+        if (gone) return;
         res.json({ results: results.map((r) => toBody(r, explain)) });
       },
     ],

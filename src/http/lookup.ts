@@ -38,12 +38,15 @@ export function retryAfterSeconds(result: LookupResult): number {
   return Number.isFinite(ttl) && ttl >= 1 ? ttl : DEFAULT_RETRY_AFTER_SECONDS;
 }
 
-/** Maps `items` through `fn` with at most `limit` calls pending, keeping the input order. */
-export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+/**
+ * Maps `items` through `fn` with at most `limit` calls pending, keeping the input order. Once
+ * `stopped()` is true no further call starts (the result then has holes).
+ */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>, stopped: () => boolean = () => false): Promise<R[]> {
   const out = new Array<R>(items.length);
   let next = 0;
   const worker = async (): Promise<void> => {
-    while (next < items.length) {
+    while (next < items.length && !stopped()) {
       const i = next++;
       out[i] = await fn(items[i] as T);
     }

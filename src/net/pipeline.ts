@@ -5,7 +5,9 @@
  * - At most `maxPipeline` requests are started and not yet answered on a connection. The bound is
  *   checked per request: requests of one read beyond it wait, parsed but not started, and reading
  *   pauses until the bound, the client's share (`ctx.peer`) and the socket's write buffer have
- *   room again. Memory per connection is therefore one read plus `maxPipeline` replies.
+ *   room again. A read is decoded a slice at a time; once requests wait, or 64 kB of replies
+ *   answered at once are held, the rest of it goes back to the socket unread. Memory per
+ *   connection is therefore one read plus `maxPipeline` replies (and one slice's worth).
  * - Replies the handler has at once are written together at the end of the read that carried
  *   them (one write per read, no promise, no later tick); a reply that waits holds back the ones
  *   after it.
@@ -51,6 +53,14 @@ interface Slot {
 
 export const DEFAULT_MAX_PIPELINE = 64;
 
+/** A read is decoded this much at a time, so that the connection can stop midway (below). */
+const SLICE = 4_096;
+/**
+ * Replies of one read held before the rest of the read is put back unread. Without it one 64 kB
+ * read of 6-byte socketmap requests held 780 kB of 70-byte replies for a peer that never reads.
+ */
+const MAX_HELD_OUTPUT = 65_536;
+
 export class ConnectionPipeline<T> {
   private readonly socket: ConnectionContext['socket'];
   private readonly queue: Slot[] = [];
@@ -58,6 +68,8 @@ export class ConnectionPipeline<T> {
   private backlogHead = 0;
   private outText = '';
   private outBuffers: Buffer[] = [];
+  /** Length of the replies appended and not yet written. */
+  private outBytes = 0;
   private completed = false;
   private paused = false;
   /** Told the connection it owes answers (`ctx.busy()`): requests started or waiting to start. */
@@ -88,15 +100,36 @@ export class ConnectionPipeline<T> {
   private onData(chunk: Buffer): void {
     if (this.closed || this.finishing || this.ctx.draining) return;
     this.completed = false;
+    let rest: Buffer | null = null;
     try {
-      this.options.decode(chunk, this.onRequest);
+      for (let at = 0; at < chunk.length; at += SLICE) {
+        if (at > 0 && this.mustStop()) {
+          rest = chunk.subarray(at);
+          break;
+        }
+        this.options.decode(chunk.length <= SLICE ? chunk : chunk.subarray(at, at + SLICE), this.onRequest);
+      }
     } catch (err) {
       this.options.onProtocolError(err);
       this.finishing = true;
+      rest = null;
     }
-    this.ctx.progress(this.completed, !this.finishing && this.options.partial());
+    if (rest !== null && !this.socket.destroyed) {
+      // The rest of the read goes back unread: parsed, its requests would only wait, and the
+      // replies of requests answered at once (a 6-byte request, a 70-byte PERM) would pile up.
+      this.paused = true;
+      this.socket.pause();
+      this.socket.unshift(rest);
+    }
+    // A request cut where the read was put back is our delay, not the peer's: no clock for it.
+    this.ctx.progress(this.completed, rest === null && !this.finishing && this.options.partial());
     this.writeOut();
     this.flow();
+  }
+
+  /** Decode no further in this read: requests wait for their turn, or enough replies are held. */
+  private mustStop(): boolean {
+    return this.finishing || this.outBytes >= MAX_HELD_OUTPUT || this.backlogHead < this.backlog.length;
   }
 
   private readonly onRequest = (request: T): void => {
@@ -190,10 +223,12 @@ export class ConnectionPipeline<T> {
   private append(reply: Reply): void {
     if (typeof reply === 'string') this.outText += reply;
     else this.outBuffers.push(reply);
+    this.outBytes += reply.length;
   }
 
   private writeOut(): void {
     if (this.socket.destroyed) return;
+    this.outBytes = 0;
     if (this.outText !== '') {
       this.socket.write(this.outText);
       this.outText = '';

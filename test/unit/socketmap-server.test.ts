@@ -282,3 +282,32 @@ describe('socketmap server over a real socket', () => {
     other.destroy();
   });
 });
+
+describe('a peer that never reads its replies', () => {
+  it('gets at most about 64 kB of replies held for it per read, however many tiny requests the read carried', async () => {
+    const server = createSocketmapServer({ validator: always({ verdict: 'valid' }), metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), maxConnections: 10, idleTimeoutMs: 60_000 });
+    // The listener's own sockets, to read how much waits in their write buffers.
+    const accepted: net.Socket[] = [];
+    (server as unknown as { server: net.Server }).server.on('connection', (s: net.Socket) => accepted.push(s));
+    const { port } = await server.listen('127.0.0.1:0');
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('error', () => undefined);
+    try {
+      await once(socket, 'connect');
+      socket.pause(); // never read
+      // 6-byte requests answered at once by a 72-byte PERM: 12 times the bytes in replies.
+      socket.write('3:a b,'.repeat(1_000_000));
+      let held = 0;
+      for (let i = 0; i < 30; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        held = Math.max(held, ...accepted.map((s) => s.writableLength));
+      }
+      assert.equal(accepted.length, 1);
+      // About 95 kB now; 340 kB when a whole read was answered at once.
+      assert.ok(held > 0 && held < 200_000, `${held} bytes of replies held in the write buffer`);
+    } finally {
+      socket.destroy();
+      await server.close(0);
+    }
+  });
+});

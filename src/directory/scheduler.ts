@@ -19,8 +19,10 @@ import { LookupQueue, type Pending } from './lookup-queue.js';
  * key (answers.ts). So under load one search answers many keys, while a lone lookup still goes
  * out at once, alone. A search whose connection dies is retried once, on another connection; a
  * batch the server did not answer in full (a limit, an error) is asked again key by key, so no
- * key ever reads a failed batch as "no such entry"; keys a batch left unanswered beside entries
- * are "no such entry" only once a batch of just those keys finds nothing.
+ * key ever reads a failed batch as "no such entry". Once the directory has shown that it returns
+ * entries without the value that matched (an attribute it lets us search but not read), keys a
+ * batch left unanswered beside entries are "no such entry" only once a batch of just those keys
+ * finds nothing.
  */
 
 export interface SchedulerOptions {
@@ -53,6 +55,12 @@ export class LookupScheduler {
   private pumpScheduled = false;
   private waitingForSlot = false;
   private closed = false;
+  /**
+   * The directory returned an entry that matches its key by no value it came back with: it hides
+   * values (search rights without read), so an unanswered key beside found entries may be hidden
+   * too. Learned, not assumed: confirming every mixed batch doubles the searches of normal traffic.
+   */
+  private valuesHidden = false;
   /** Searches sent and not yet answered, and their deadlines. */
   private readonly inFlight: InFlightSearches;
 
@@ -225,6 +233,10 @@ export class LookupScheduler {
   private settleSingle(p: Pending, result: RawSearchResult, url: string): void {
     if (result.status === 0 || (result.status === 4 && result.entries.length > 0)) {
       // sizeLimitExceeded with entries still proves the address exists.
+      const match = this.o.plan.matchValues;
+      if (!this.valuesHidden && match !== null && result.entries.length > 0 && batchable(p.key)) {
+        if (matchBatch(match, result.entries, new Set([p.key.toLowerCase()])).unaccounted) this.learnHiddenValues();
+      }
       this.answer(p, result.entries);
       return;
     }
@@ -240,6 +252,7 @@ export class LookupScheduler {
     }
     const folded = batch.map((p) => p.key.toLowerCase());
     const { byKey, unaccounted } = matchBatch(this.o.plan.matchValues!, result.entries, new Set(folded));
+    if (unaccounted && !this.valuesHidden) this.learnHiddenValues();
     const unsure: Pending[] = [];
     const unanswered: Pending[] = [];
     for (let i = 0; i < batch.length; i++) {
@@ -251,13 +264,18 @@ export class LookupScheduler {
     // An entry may match a key by a value it came back without (an ACL that allows search but not
     // read): a key left unanswered beside entries is "no such entry" only once a batch of just such
     // keys finds nothing; a confirming batch that still finds entries sends its unanswered keys singly.
-    if (result.entries.length === 0) for (const p of unanswered) this.answer(p, []);
+    if (result.entries.length === 0 || !this.valuesHidden) for (const p of unanswered) this.answer(p, []);
     else if (batch[0]!.confirming) unsure.push(...unanswered);
     else if (unanswered.length > 0) this.confirm(unanswered);
     if (unsure.length > 0) {
       this.o.log.debug({ keys: unsure.length }, 'a batched search returned an entry matching no key by our rules; asking its keys singly');
       this.retry(unsure, true);
     }
+  }
+
+  private learnHiddenValues(): void {
+    this.valuesHidden = true;
+    this.o.log.info('the directory returned an entry without the value that matched (search rights without read, or values that cannot be compared): keys a batch leaves unanswered beside found entries are confirmed from now on');
   }
 
   /** Asks `keys` again in batches of such keys only (from any batch: under load they fill up). */

@@ -182,8 +182,23 @@ async function check(file: string | undefined, addresses: string[], explain: boo
 async function sync(file: string | undefined): Promise<number> {
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
+  if (!loaded.config.sync.enabled) {
+    // A configuration matter, not a passing failure: a cron job retrying on 75 would never succeed.
+    err('rcptgate: sync needs sync.enabled: true and sync.snapshotPath in the configuration');
+    return EXIT.CONFIG;
+  }
   const logger = createLogger(loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
-  const app = await createApp({ loaded, logger });
+  let app;
+  try {
+    app = await createApp({ loaded, logger });
+  } catch (e) {
+    // Unreadable secrets or files: the same one-line-per-problem report as check, not a stack trace.
+    if (e instanceof RcptgateError) {
+      err(`rcptgate: ${e.message}`);
+      return EXIT.CONFIG;
+    }
+    throw e;
+  }
   try {
     // On a terminal, a progress bar on stderr (entries listed, rate, time left).
     const tty = process.stderr.isTTY;

@@ -117,3 +117,30 @@ describe('serve: SIGHUP with settings read only at start', () => {
     }
   });
 });
+
+describe('sync: configuration problems', () => {
+  it('an unreadable bind password file is reported by key with exit 78, not as a stack trace (exit 70)', async () => {
+    const config = await configFile(
+      'sync-nopw.yaml',
+      [
+        'domains: [example.com]',
+        'directory:',
+        '  kind: ldap',
+        '  ldap: { urls: ["ldap://127.0.0.1:1"], baseDN: "dc=example,dc=com", bindDN: "cn=reader,dc=example,dc=com",',
+        `          bindPasswordFile: "${join(dir, 'no-such-password')}" }`,
+        `sync: { enabled: true, snapshotPath: "${join(dir, 'snapshot.bin')}" }`,
+        '',
+      ].join('\n'),
+    );
+    const r = await cli(['sync', '--config', config]);
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /directory\.ldap\.bindPasswordFile: cannot read the bind password file/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('sync without sync.enabled is a configuration error (78), not a passing failure (75) a cron job would retry for ever', async () => {
+    const r = await cli(['sync']);
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /sync\.enabled/);
+  });
+});

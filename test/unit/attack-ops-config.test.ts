@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readSecret, validateConfig } from '../../src/config/load.js';
+import { loadConfig, readSecret, validateConfig } from '../../src/config/load.js';
 import { resolveConfig } from '../../src/config/resolve.js';
 import { ConfigError } from '../../src/errors.js';
 import { createCertificateAuthority } from '../helpers/slapd.js';
@@ -303,5 +303,20 @@ describe('directory.ldap.tls.caFile', () => {
     const bundle = join(dir, 'bundle.pem');
     writeFileSync(bundle, `# corporate CAs\n${readFileSync(ca.caFile, 'utf8')}\n${readFileSync(ca.caFile, 'utf8')}`);
     assert.ok(resolveConfig(withCa(bundle), {}).ca);
+  });
+});
+
+describe('environment overrides', () => {
+  it('names the variable that set a bad value, and says a number was expected rather than NaN', () => {
+    try {
+      loadConfig(null, { RCPTGATE_SERVER_MAX_CONNECTIONS: '1_000', RCPTGATE_DIRECTORY_LDAP_URLS: 'ldap://a:389;ldap://b:389', RCPTGATE_LOG_LEVEL: 'INFO' });
+      assert.fail('accepted');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      const byPath = Object.fromEntries(err.issues.map((i) => [i.path, i.message]));
+      assert.match(byPath['server.maxConnections']!, /expected number, received string \(set by RCPTGATE_SERVER_MAX_CONNECTIONS\)/);
+      assert.match(byPath['directory.ldap.urls.0']!, /\(set by RCPTGATE_DIRECTORY_LDAP_URLS\)$/);
+      assert.match(byPath['log.level']!, /\(set by RCPTGATE_LOG_LEVEL\)$/);
+    }
   });
 });

@@ -71,3 +71,11 @@ describe('helm chart: values that render but could not run', () => {
     }
   });
 });
+
+describe('helm chart: schema bounds shared with rcptgate', () => {
+  it('refuses a cache larger than rcptgate accepts', async () => {
+    const r = await template(['--set', 'config.cache.maxEntries=1000000000']);
+    assert.equal(r.ok, false);
+    assert.match(r.output, /cache\/maxEntries/);
+  });
+});

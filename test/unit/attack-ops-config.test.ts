@@ -320,3 +320,12 @@ describe('environment overrides', () => {
     }
   });
 });
+
+describe('cache.maxEntries', () => {
+  it('refuses a size whose slots cannot be reserved at start (1e9 crashed the start with a RangeError stack)', () => {
+    const issues = issuesOf({ cache: { maxEntries: 1_000_000_000 } });
+    assert.deepEqual(issues.map((i) => i.path), ['cache.maxEntries']);
+    assert.match(issues[0]!.message, /reserves its slots at start/);
+    assert.equal(validateConfig({ cache: { maxEntries: 10_000_000 } }).cache.maxEntries, 10_000_000);
+  });
+});

@@ -40,6 +40,10 @@ export function crossCheck(config: Config): ConfigIssue[] {
   if (config.sync.enabled && config.directory.kind !== 'ldap') {
     issues.push({ path: 'sync.enabled', message: 'snapshots need directory.kind ldap' });
   }
+  if (config.cache.persistPath !== null && config.cache.persistPath === config.sync.snapshotPath) {
+    // Two writers of different formats on one file: each save destroys the other's.
+    issues.push({ path: 'cache.persistPath', message: 'the same file as sync.snapshotPath: give each its own file' });
+  }
   if (config.sync.enabled && config.sync.snapshotPath === null) {
     issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });
   }

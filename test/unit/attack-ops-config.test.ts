@@ -329,3 +329,32 @@ describe('cache.maxEntries', () => {
     assert.equal(validateConfig({ cache: { maxEntries: 10_000_000 } }).cache.maxEntries, 10_000_000);
   });
 });
+
+describe('files rcptgate writes', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rcptgate-attack-ops-files-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const ldap = { domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:389'] } } };
+
+  it('refuses the snapshot and the answer file on one path: each save would destroy the other', () => {
+    const file = join(dir, 'state.bin');
+    const issues = issuesOf({ ...ldap, sync: { enabled: true, snapshotPath: file }, cache: { persistPath: file } });
+    assert.deepEqual(issues.map((i) => i.path), ['cache.persistPath']);
+  });
+
+  it('refuses a path whose directory does not exist or is a file: every save would fail', () => {
+    const plainFile = join(dir, 'plain');
+    writeFileSync(plainFile, '');
+    const config = validateConfig({ ...ldap, sync: { enabled: true, snapshotPath: join(dir, 'missing', 'snap.bin') }, cache: { persistPath: join(plainFile, 'answers.bin') } });
+    try {
+      resolveConfig(config, {});
+      assert.fail('accepted');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.deepEqual(err.issues.map((i) => i.path).sort(), ['cache.persistPath', 'sync.snapshotPath']);
+    }
+    assert.doesNotThrow(() => resolveConfig(validateConfig({ ...ldap, sync: { enabled: true, snapshotPath: join(dir, 'snap.bin') }, cache: { persistPath: join(dir, 'a.bin') } }), {}));
+  });
+});

@@ -217,6 +217,11 @@ async function sync(file: string | undefined): Promise<number> {
 async function serve(file: string | undefined): Promise<number> {
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
+  if (Object.values(loaded.config.listen).every((l) => l === null)) {
+    // It would run, answer nobody and look healthy to a process supervisor.
+    err('rcptgate: every listener is disabled (listen.http, socketmap, policy, milter and metrics are all null): nothing to serve');
+    return EXIT.CONFIG;
+  }
   const logger = createLogger(loaded.config.log.level);
   let app;
   try {

@@ -63,7 +63,8 @@ describe('serve: a listener that cannot bind', () => {
 /** Runs the real CLI to completion. */
 function cli(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A command that should have exited but serves on is stopped (SIGTERM) and fails its test.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -142,5 +143,14 @@ describe('sync: configuration problems', () => {
     const r = await cli(['sync']);
     assert.equal(r.code, 78, r.stderr);
     assert.match(r.stderr, /sync\.enabled/);
+  });
+});
+
+describe('serve: nothing to serve', () => {
+  it('refuses to run with every listener disabled (exit 78) instead of idling with no port open', async () => {
+    const config = await configFile('no-listeners.yaml', 'listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null }\n');
+    const r = await cli(['serve', '--config', config]);
+    assert.equal(r.code, 78, r.stdout + r.stderr);
+    assert.match(r.stderr, /every listener is disabled/);
   });
 });

@@ -44,6 +44,8 @@ describe('helm chart: values that render but could not run', () => {
     ['an answer file on the read-only root file system', ['--set', 'config.cache.persistPath=/data/answers.bin'], /config\.cache\.persistPath \(\/data\/answers\.bin\) is on the read-only root file system/],
     ['snapshot sync without LDAP', ['--set', 'config.sync.enabled=true'], /config\.sync\.enabled needs config\.directory\.kind ldap/],
     ['a PodDisruptionBudget no eviction can satisfy', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=2'], /podDisruptionBudget\.minAvailable \(2\) must be below the replica count \(2\)/],
+    ['a loopback listenHost (probes and the Service reach the pod IP)', ['--set', 'listenHost=127.0.0.1'], /listenHost 127\.0\.0\.1 is loopback/],
+    ['a loopback listenHost written as localhost', ['--set', 'listenHost=localhost'], /listenHost localhost is loopback/],
     ['an LDAP URL with a port out of range (schema)', ['--set', 'config.directory.ldap.urls={ldap://dc.example:99999}'], /directory\/ldap\/urls\/0/],
     ['a whole address in alwaysValid (schema)', ['--set', 'config.alwaysValid={abuse@example.com}'], /alwaysValid\/0/],
   ];
@@ -62,6 +64,7 @@ describe('helm chart: values that render but could not run', () => {
       ['--set', 'config.directory.ldap.timeout=24d', '--set', 'config.server.idleTimeout=0s'],
       ['--set', 'config.cache.persistPath=/var/lib/rcptgate/answers.bin'],
       ['--set', 'replicaCount=3', '--set', 'podDisruptionBudget.minAvailable=2'],
+      ['--set', 'listenHost=[::]'],
       ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=50%'],
       ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://[::1]:389,ldaps://dc.example:636/}'],
     ];

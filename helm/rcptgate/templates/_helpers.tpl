@@ -201,6 +201,10 @@ as a crash loop or a pod killed mid-drain.
 {{- if ge $needed (mulf .Values.terminationGracePeriodSeconds 1000) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds (%v) plus config.server.drainTimeout (%s), or pods are killed mid-drain" .Values.terminationGracePeriodSeconds .Values.preStopSleepSeconds (dig "server" "drainTimeout" "10s" $cfg)) }}
 {{- end }}
+{{- /* Kubelet probes and Service traffic reach the pod IP: a loopback-only pod is restarted for ever. */}}
+{{- if regexMatch "^(localhost|127\\.[0-9.]+|\\[::1\\])$" .Values.listenHost }}
+{{- fail (printf "listenHost %s is loopback: the probes and the Service reach the pod IP, so the pod would never be ready and be restarted in a loop; use \"0.0.0.0\" or \"[::]\" (the NetworkPolicy restricts clients)" .Values.listenHost) }}
+{{- end }}
 {{- /* Two listeners on one port: rcptgate would exit with EADDRINUSE. */}}
 {{- $listeners := include "rcptgate.listeners" . | fromYaml }}
 {{- $seen := dict }}

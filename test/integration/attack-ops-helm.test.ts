@@ -45,6 +45,7 @@ describe('helm chart: values that render but could not run', () => {
     ['snapshot sync without LDAP', ['--set', 'config.sync.enabled=true'], /config\.sync\.enabled needs config\.directory\.kind ldap/],
     ['a PodDisruptionBudget no eviction can satisfy', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=2'], /podDisruptionBudget\.minAvailable \(2\) must be below the replica count \(2\)/],
     ['a loopback listenHost (probes and the Service reach the pod IP)', ['--set', 'listenHost=127.0.0.1'], /listenHost 127\.0\.0\.1 is loopback/],
+    ['an autoscaler whose minimum is above its maximum', ['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=8'], /autoscaling\.minReplicas \(8\) is above autoscaling\.maxReplicas \(6\)/],
     ['a loopback listenHost written as localhost', ['--set', 'listenHost=localhost'], /listenHost localhost is loopback/],
     ['an LDAP URL with a port out of range (schema)', ['--set', 'config.directory.ldap.urls={ldap://dc.example:99999}'], /directory\/ldap\/urls\/0/],
     ['a whole address in alwaysValid (schema)', ['--set', 'config.alwaysValid={abuse@example.com}'], /alwaysValid\/0/],

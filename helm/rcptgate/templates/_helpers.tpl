@@ -227,6 +227,9 @@ as a crash loop or a pod killed mid-drain.
 {{- if and (dig "sync" "enabled" false $cfg) (ne $cfg.directory.kind "ldap") }}
 {{- fail "config.sync.enabled needs config.directory.kind ldap (a snapshot is a copy of an LDAP directory)" }}
 {{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%v) is above autoscaling.maxReplicas (%v)" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
+{{- end }}
 {{- /* A PodDisruptionBudget that no eviction can satisfy blocks every node drain. */}}
 {{- $min := .Values.podDisruptionBudget.minAvailable }}
 {{- $replicas := int (include "rcptgate.minReplicas" .) }}

@@ -26,14 +26,14 @@ export function crossCheck(config: Config): ConfigIssue[] {
   const seen = new Set<string>();
   for (const d of domainList(config)) {
     const n = normalizeDomainName(d);
-    if (n === null) issues.push({ path: `domains.${d}`, message: 'not a valid domain name' });
+    if (n === null) issues.push({ path: `domains.${d}`, message: badDomain(d) });
     else if (seen.has(n)) issues.push({ path: `domains.${d}`, message: 'listed twice' });
     else seen.add(n);
   }
   const refusesCatchAll = new Set(Array.isArray(config.domains) ? [] : Object.entries(config.domains).filter(([, r]) => r?.catchAll === false).map(([d]) => normalizeDomainName(d)));
   for (const [i, d] of config.catchAllDomains.entries()) {
     const n = normalizeDomainName(d);
-    if (n === null) issues.push({ path: `catchAllDomains.${i}`, message: 'not a valid domain name' });
+    if (n === null) issues.push({ path: `catchAllDomains.${i}`, message: badDomain(d) });
     // The per-domain rule would silently win: say which one is meant.
     else if (refusesCatchAll.has(n)) issues.push({ path: `catchAllDomains.${i}`, message: `${d} is also under domains with catchAll: false; keep one of the two` });
   }
@@ -120,4 +120,11 @@ export function domainList(config: Config): string[] {
 function isDistinguishedName(dn: string): boolean {
   const parts = dn.split(/(?<!\\)[,+]/);
   return parts.every((p) => /^\s*([A-Za-z][A-Za-z0-9-]*|\d+(\.\d+)+)\s*=/.test(p));
+}
+
+/** The usual ways a domain is miswritten, said plainly (no domain here is matched by pattern). */
+function badDomain(d: string): string {
+  if (d.includes('*')) return 'not a valid domain name: wildcards are not supported, list each domain (subdomains are separate domains)';
+  if (d.startsWith('@') || d.includes('@')) return 'not a valid domain name: write the domain alone, without "@"';
+  return 'not a valid domain name';
 }

@@ -358,3 +358,13 @@ describe('files rcptgate writes', () => {
     assert.doesNotThrow(() => resolveConfig(validateConfig({ ...ldap, sync: { enabled: true, snapshotPath: join(dir, 'snap.bin') }, cache: { persistPath: join(dir, 'a.bin') } }), {}));
   });
 });
+
+describe('domain names written like patterns', () => {
+  it('says wildcards are not supported and a domain takes no "@"', () => {
+    const issues = issuesOf({ domains: ['*.example.com', '@example.org'], catchAllDomains: ['*.legacy.example'] });
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i.message]));
+    assert.match(byPath['domains.*.example.com']!, /wildcards are not supported/);
+    assert.match(byPath['domains.@example.org']!, /without "@"/);
+    assert.match(byPath['catchAllDomains.0']!, /wildcards are not supported/);
+  });
+});

@@ -223,10 +223,20 @@ async function serve(file: string | undefined): Promise<number> {
     return EXIT.CONFIG;
   }
   const logger = createLogger(loaded.config.log.level);
-  let app;
+  let app: Awaited<ReturnType<typeof createApp>> | undefined;
+  // Node's default for SIGHUP is to exit: one sent while starting (a config reloader reacting to
+  // the same change) would kill the process silently. It is kept for when the listeners are up.
+  let started = false;
+  let reloadWhenStarted = false;
+  process.on('SIGHUP', () => {
+    if (started && app) void app.reload(file);
+    else reloadWhenStarted = true;
+  });
   try {
     app = await createApp({ loaded, logger });
     await app.start();
+    started = true;
+    if (reloadWhenStarted) void app.reload(file);
   } catch (e) {
     const listen = listenFailure(e, loaded.config);
     if (listen) logger.fatal({ key: listen.key, code: listen.code }, listen.message);
@@ -234,13 +244,14 @@ async function serve(file: string | undefined): Promise<number> {
     await new Promise((r) => logger.flush(() => r(undefined)));
     return e instanceof RcptgateError ? EXIT.CONFIG : 1;
   }
+  const running = app;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'draining and stopping');
-      void app.close().then(
+      void running.close().then(
         () => logger.flush(() => resolve(EXIT.OK)),
         (e: unknown) => {
           logger.error({ err: e }, 'error while stopping');
@@ -250,9 +261,6 @@ async function serve(file: string | undefined): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      void app.reload(file);
-    });
   });
 }
 

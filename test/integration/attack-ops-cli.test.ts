@@ -3,8 +3,8 @@
  * each gives one line naming the key and the problem, never a stack trace.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -152,5 +152,51 @@ describe('serve: nothing to serve', () => {
     const r = await cli(['serve', '--config', config]);
     assert.equal(r.code, 78, r.stdout + r.stderr);
     assert.match(r.stderr, /every listener is disabled/);
+  });
+});
+
+/** True once the process has a handler for SIGHUP (Linux: bit 0 of SigCgt in /proc/PID/status). */
+async function catchesSighup(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status);
+  return m !== null && (BigInt(`0x${m[1]}`) & 1n) === 1n;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+    s.on('error', () => resolve(false));
+  });
+}
+
+describe('serve: SIGHUP while starting', () => {
+  it('is kept for when the listeners are up instead of killing the process (Node exits on an unhandled SIGHUP)', async () => {
+    // A directory large enough that the start takes a while after the config is read.
+    const entries: string[] = [];
+    for (let i = 0; i < 150_000; i++) entries.push(`dn: uid=u${i},dc=example,dc=com\nmail: u${i}@example.com\n`);
+    const ldif = await configFile('large.ldif', entries.join('\n'));
+    const holder = createServer();
+    holder.listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const port = (holder.address() as { port: number }).port;
+    await new Promise((r) => holder.close(r));
+    const config = await configFile(
+      'hup-start.yaml',
+      `listen: { http: "127.0.0.1:${port}", metrics: null, policy: null, milter: null, socketmap: null }\ndirectory: { ldif: { path: "${ldif}" } }\n`,
+    );
+    const serve = startServe(['--config', config], cleanEnv());
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!(await catchesSighup(serve.child.pid!))) {
+        assert.ok(Date.now() < deadline, 'rcptgate never installed a SIGHUP handler');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(await portOpen(port), false, 'the SIGHUP handler must exist before the listeners are up');
+      serve.child.kill('SIGHUP');
+      await serve.waitForLog((l) => /configuration reloaded/.test(String(l.msg)), 30_000);
+      assert.equal(await portOpen(port), true, 'still serving');
+    } finally {
+      await serve.kill();
+    }
   });
 });

@@ -15,6 +15,10 @@ export function crossCheck(config: Config): ConfigIssue[] {
       issues.push({ path: 'directory.ldap.startTLS', message: 'StartTLS cannot be combined with ldaps:// URLs' });
     }
   }
+  if (ldap.scope === 'base') {
+    // A base search looks at the baseDN entry alone: no recipient is ever found.
+    issues.push({ path: 'directory.ldap.scope', message: 'base searches only the baseDN entry itself, so every recipient would be unknown: use sub (or one when the entries sit right under baseDN)' });
+  }
   // "" stays allowed: a Global Catalog is searched from the forest root.
   if (ldap.baseDN.trim() !== '' && !isDistinguishedName(ldap.baseDN)) {
     issues.push({ path: 'directory.ldap.baseDN', message: 'not a DN: expected attribute=value pairs separated by commas, such as "dc=example,dc=com" (the server answers invalidDNSyntax: every lookup would defer)' });

@@ -77,6 +77,12 @@ describe('helm chart: values that render but could not run', () => {
 });
 
 describe('helm chart: schema bounds shared with rcptgate', () => {
+  it('refuses scope base, which rcptgate refuses (it would find no recipient)', async () => {
+    const r = await template(['--set', 'config.directory.ldap.scope=base']);
+    assert.equal(r.ok, false);
+    assert.match(r.output, /ldap\/scope/);
+  });
+
   it('refuses a cache larger than rcptgate accepts', async () => {
     const r = await template(['--set', 'config.cache.maxEntries=1000000000']);
     assert.equal(r.ok, false);

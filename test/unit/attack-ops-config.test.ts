@@ -368,3 +368,11 @@ describe('domain names written like patterns', () => {
     assert.match(byPath['catchAllDomains.0']!, /wildcards are not supported/);
   });
 });
+
+describe('directory.ldap.scope', () => {
+  it('refuses base: it searches the baseDN entry alone, so every recipient would be unknown (reject-all, seen against slapd)', () => {
+    const issues = issuesOf({ directory: { ldap: { scope: 'base' } } });
+    assert.deepEqual(issues.map((i) => i.path), ['directory.ldap.scope']);
+    for (const scope of ['one', 'sub']) assert.doesNotThrow(() => validateConfig({ directory: { ldap: { scope } } }));
+  });
+});

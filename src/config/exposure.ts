@@ -46,7 +46,31 @@ export function exposureWarnings(config: Config): ExposureIssue[] {
       message: `listen.http is exposed (${config.listen.http}) but the lookup API answers loopback clients only: set http.lookupTokenFile to use it from other hosts`,
     });
   }
+  warnings.push(...directoryWarnings(config));
   return warnings;
+}
+
+/** LDAP settings that work but put the bind password on the wire in clear, or leave unknown answers unguarded. */
+function directoryWarnings(config: Config): ExposureIssue[] {
+  const ldap = config.directory.ldap;
+  if (config.directory.kind !== 'ldap') return [];
+  const out: ExposureIssue[] = [];
+  const plain = ldap.urls.filter((u) => u.startsWith('ldap://') && !ldap.startTLS && !/^ldap:\/\/(localhost|127\.[\d.]+|\[::1\])(:|\/|$)/.test(u));
+  if (ldap.bindDN !== null && plain.length > 0) {
+    out.push({
+      level: 'warning',
+      path: 'directory.ldap.startTLS',
+      message: `the bind password goes in clear to ${plain.join(', ')}: use ldaps:// or set directory.ldap.startTLS${ldap.tls.caFile ? ' (tls.caFile is set but no connection uses TLS)' : ''}`,
+    });
+  }
+  if (config.directory.canaries.length === 0) {
+    out.push({
+      level: 'note',
+      path: 'directory.canaries',
+      message: 'no canary addresses: if the bind account loses its read rights, searches find nothing and every recipient is answered unknown; list one or two addresses that always exist',
+    });
+  }
+  return out;
 }
 
 /**

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { loadConfig, readSecret, validateConfig } from '../../src/config/load.js';
 import { resolveConfig } from '../../src/config/resolve.js';
+import { exposureWarnings } from '../../src/config/exposure.js';
 import { ConfigError } from '../../src/errors.js';
 import { createCertificateAuthority } from '../helpers/slapd.js';
 
@@ -374,5 +375,25 @@ describe('directory.ldap.scope', () => {
     const issues = issuesOf({ directory: { ldap: { scope: 'base' } } });
     assert.deepEqual(issues.map((i) => i.path), ['directory.ldap.scope']);
     for (const scope of ['one', 'sub']) assert.doesNotThrow(() => validateConfig({ directory: { ldap: { scope } } }));
+  });
+});
+
+describe('config check advice for LDAP', () => {
+  const ldap = (extra: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+    validateConfig({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldap://dc.example:389'], ...extra }, ...top } });
+
+  it('warns when the bind password would cross the network in clear, and when caFile is set but unused', () => {
+    const w = exposureWarnings(ldap({ bindDN: 'cn=reader,dc=example,dc=com', tls: { caFile: '/etc/ca.pem' } }, { canaries: ['a@example.com'] }));
+    assert.deepEqual(w.map((x) => [x.level, x.path]), [['warning', 'directory.ldap.startTLS']]);
+    assert.match(w[0]!.message, /in clear to ldap:\/\/dc\.example:389.*tls\.caFile is set but no connection uses TLS/);
+    for (const safe of [{ startTLS: true }, { urls: ['ldaps://dc.example'] }, { urls: ['ldap://127.0.0.1:389'] }, {}]) {
+      const bind = 'urls' in safe || 'startTLS' in safe ? { bindDN: 'cn=reader,dc=example,dc=com' } : {};
+      assert.deepEqual(exposureWarnings(ldap({ ...bind, ...safe }, { canaries: ['a@example.com'] })), [], JSON.stringify(safe));
+    }
+  });
+
+  it('notes that without canaries a bind account that loses its rights makes every recipient unknown', () => {
+    assert.deepEqual(exposureWarnings(ldap({})).map((x) => [x.level, x.path]), [['note', 'directory.canaries']]);
+    assert.deepEqual(exposureWarnings(validateConfig({})), []);
   });
 });

@@ -1,6 +1,7 @@
 import type { ConfigIssue } from '../errors.js';
 import { checkFilterTemplate } from '../directory/filter.js';
 import { normalizeDomain, parseAddress } from '../recipient/address.js';
+import { ms } from './duration.js';
 import type { Config } from './schema.js';
 
 /** Checks across keys, after the schema: what no single key's type can tell. */
@@ -47,6 +48,13 @@ export function crossCheck(config: Config): ConfigIssue[] {
   if (config.cache.persistPath !== null && config.cache.persistPath === config.sync.snapshotPath) {
     // Two writers of different formats on one file: each save destroys the other's.
     issues.push({ path: 'cache.persistPath', message: 'the same file as sync.snapshotPath: give each its own file' });
+  }
+  if (config.sync.enabled && ms(config.sync.maxAge) <= ms(config.sync.interval)) {
+    // Age counts from the last full sync: the snapshot would go stale before the next one replaced it.
+    issues.push({
+      path: 'sync.maxAge',
+      message: `${config.sync.maxAge} is not longer than sync.interval (${config.sync.interval}): the snapshot would expire before the next full sync; make it several intervals long`,
+    });
   }
   if (config.sync.enabled && config.sync.snapshotPath === null) {
     issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });

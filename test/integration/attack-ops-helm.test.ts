@@ -43,6 +43,7 @@ describe('helm chart: values that render but could not run', () => {
     ['a zero sync interval', ['--set', 'config.sync.interval=0m'], /config\.sync\.interval must be more than 0/],
     ['an answer file on the read-only root file system', ['--set', 'config.cache.persistPath=/data/answers.bin'], /config\.cache\.persistPath \(\/data\/answers\.bin\) is on the read-only root file system/],
     ['snapshot sync without LDAP', ['--set', 'config.sync.enabled=true'], /config\.sync\.enabled needs config\.directory\.kind ldap/],
+    ['a snapshot that expires before the next full sync', ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://dc.example}', '--set', 'config.sync.enabled=true', '--set', 'config.sync.interval=1d'], /config\.sync\.maxAge \(24h\) must be longer than config\.sync\.interval \(1d\)/],
     ['a PodDisruptionBudget no eviction can satisfy', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=2'], /podDisruptionBudget\.minAvailable \(2\) must be below the replica count \(2\)/],
     ['a loopback listenHost (probes and the Service reach the pod IP)', ['--set', 'listenHost=127.0.0.1'], /listenHost 127\.0\.0\.1 is loopback/],
     ['an autoscaler whose minimum is above its maximum', ['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=8'], /autoscaling\.minReplicas \(8\) is above autoscaling\.maxReplicas \(6\)/],

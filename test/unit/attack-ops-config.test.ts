@@ -397,3 +397,20 @@ describe('config check advice for LDAP', () => {
     assert.deepEqual(exposureWarnings(validateConfig({})), []);
   });
 });
+
+describe('sync.maxAge', () => {
+  const sync = (s: Record<string, unknown>) => ({
+    domains: ['example.com'],
+    directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:389'] } },
+    sync: { enabled: true, snapshotPath: '/var/lib/rcptgate/snapshot', ...s },
+  });
+
+  it('refuses a maxAge not longer than the full sync interval: the snapshot would expire before the next full sync', () => {
+    for (const [interval, maxAge] of [['1d', '24h'], ['2h', '1h']]) {
+      const issues = issuesOf(sync({ interval, maxAge }));
+      assert.deepEqual(issues.map((i) => i.path), ['sync.maxAge'], `${interval} / ${maxAge}`);
+    }
+    assert.doesNotThrow(() => validateConfig(sync({ interval: '1d', maxAge: '3d' })));
+    assert.doesNotThrow(() => validateConfig({ sync: { interval: '2d' } }), 'nothing to compare while sync is off');
+  });
+});

@@ -224,6 +224,13 @@ as a crash loop or a pod killed mid-drain.
 {{- fail (printf "config.cache.persistPath (%s) is on the read-only root file system: put it under %s/ (the data volume) or a writable extraVolumeMounts path" $persist (include "rcptgate.dataDir" .)) }}
 {{- end }}
 {{- end }}
+{{- if dig "sync" "enabled" false $cfg }}
+{{- $interval := dig "sync" "interval" "15m" $cfg }}
+{{- $maxAge := dig "sync" "maxAge" "24h" $cfg }}
+{{- if le (include "rcptgate.durationMs" $maxAge | float64) (include "rcptgate.durationMs" $interval | float64) }}
+{{- fail (printf "config.sync.maxAge (%s) must be longer than config.sync.interval (%s): the snapshot would expire before the next full sync" $maxAge $interval) }}
+{{- end }}
+{{- end }}
 {{- if and (dig "sync" "enabled" false $cfg) (ne $cfg.directory.kind "ldap") }}
 {{- fail "config.sync.enabled needs config.directory.kind ldap (a snapshot is a copy of an LDAP directory)" }}
 {{- end }}

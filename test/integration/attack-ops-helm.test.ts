@@ -44,6 +44,8 @@ describe('helm chart: values that render but could not run', () => {
     ['an answer file on the read-only root file system', ['--set', 'config.cache.persistPath=/data/answers.bin'], /config\.cache\.persistPath \(\/data\/answers\.bin\) is on the read-only root file system/],
     ['snapshot sync without LDAP', ['--set', 'config.sync.enabled=true'], /config\.sync\.enabled needs config\.directory\.kind ldap/],
     ['a snapshot that expires before the next full sync', ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://dc.example}', '--set', 'config.sync.enabled=true', '--set', 'config.sync.interval=1d'], /config\.sync\.maxAge \(24h\) must be longer than config\.sync\.interval \(1d\)/],
+    ['an extraEnv variable that moves a listener away from its container port and Service', ['--set', 'extraEnv[0].name=RCPTGATE_LISTEN_HTTP', '--set', 'extraEnv[0].value=0.0.0.0:9000'], /extraEnv RCPTGATE_LISTEN_HTTP sets what the chart owns/],
+    ['an extraEnv variable that moves the snapshot off the data volume', ['--set', 'extraEnv[0].name=RCPTGATE_SYNC_SNAPSHOT_PATH', '--set', 'extraEnv[0].value=/snap'], /extraEnv RCPTGATE_SYNC_SNAPSHOT_PATH/],
     ['a PodDisruptionBudget no eviction can satisfy', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=2'], /podDisruptionBudget\.minAvailable \(2\) must be below the replica count \(2\)/],
     ['a loopback listenHost (probes and the Service reach the pod IP)', ['--set', 'listenHost=127.0.0.1'], /listenHost 127\.0\.0\.1 is loopback/],
     ['an autoscaler whose minimum is above its maximum', ['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=8'], /autoscaling\.minReplicas \(8\) is above autoscaling\.maxReplicas \(6\)/],
@@ -67,6 +69,7 @@ describe('helm chart: values that render but could not run', () => {
       ['--set', 'config.cache.persistPath=/var/lib/rcptgate/answers.bin'],
       ['--set', 'replicaCount=3', '--set', 'podDisruptionBudget.minAvailable=2'],
       ['--set', 'listenHost=[::]'],
+      ['--set', 'extraEnv[0].name=RCPTGATE_LOG_LEVEL', '--set', 'extraEnv[0].value=debug', '--set', 'extraEnv[1].name=RCPTGATE_LDAP_BIND_PASSWORD', '--set', 'extraEnv[1].valueFrom.secretKeyRef.name=ldap', '--set', 'extraEnv[1].valueFrom.secretKeyRef.key=pw'],
       ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=50%'],
       ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://[::1]:389,ldaps://dc.example:636/}'],
     ];

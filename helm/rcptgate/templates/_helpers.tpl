@@ -237,6 +237,12 @@ as a crash loop or a pod killed mid-drain.
 {{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
 {{- fail (printf "autoscaling.minReplicas (%v) is above autoscaling.maxReplicas (%v)" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
 {{- end }}
+{{- /* Environment variables override the config file: one for a key the chart owns would part the pod from its Service, probes or mounts. */}}
+{{- range .Values.extraEnv }}
+{{- if regexMatch "^RCPTGATE_(CONFIG|LISTEN_.*|SYNC_SNAPSHOT_PATH|DIRECTORY_LDAP_BIND_PASSWORD_FILE|ADMIN_TOKEN_FILE|HTTP_LOOKUP_TOKEN_FILE|OVERRIDES_.*)$" (.name | default "") }}
+{{- fail (printf "extraEnv %s sets what the chart owns (listen addresses, secret and snapshot paths, override files): use containerPorts, listeners, listenHost, secrets, overrides or config.sync instead" .name) }}
+{{- end }}
+{{- end }}
 {{- /* A PodDisruptionBudget that no eviction can satisfy blocks every node drain. */}}
 {{- $min := .Values.podDisruptionBudget.minAvailable }}
 {{- $replicas := int (include "rcptgate.minReplicas" .) }}

@@ -1,4 +1,5 @@
 import type { ConfigIssue } from '../errors.js';
+import { ms } from './duration.js';
 import { isLoopbackHost, isLoopbackRange } from './cidr.js';
 import type { Config } from './schema.js';
 
@@ -46,8 +47,22 @@ export function exposureWarnings(config: Config): ExposureIssue[] {
       message: `listen.http is exposed (${config.listen.http}) but the lookup API answers loopback clients only: set http.lookupTokenFile to use it from other hosts`,
     });
   }
-  warnings.push(...directoryWarnings(config));
+  warnings.push(...directoryWarnings(config), ...milterTimeoutNotes(config));
   return warnings;
+}
+
+/** Sendmail waits 10 s for a milter reply by default, then goes on without it (no F= flag: the mail passes). */
+function milterTimeoutNotes(config: Config): ExposureIssue[] {
+  if (config.listen.milter === null) return [];
+  const slow: Array<[string, string]> = [['policy.harvest.maxDelay', config.policy.harvest.maxDelay]];
+  if (config.directory.kind === 'ldap') slow.push(['directory.ldap.timeout', config.directory.ldap.timeout]);
+  return slow
+    .filter(([, d]) => ms(d) >= 10_000)
+    .map(([path, d]) => ({
+      level: 'note' as const,
+      path,
+      message: `${d} reaches Sendmail's default milter timeout (10 s, T=R:10s): Sendmail would give up before rcptgate answers; keep it below, or raise the timeout in INPUT_MAIL_FILTER (Postfix waits 30 s)`,
+    }));
 }
 
 /** LDAP settings that work but put the bind password on the wire in clear, or leave unknown answers unguarded. */

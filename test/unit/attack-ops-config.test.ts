@@ -414,3 +414,12 @@ describe('sync.maxAge', () => {
     assert.doesNotThrow(() => validateConfig({ sync: { interval: '2d' } }), 'nothing to compare while sync is off');
   });
 });
+
+describe('config check advice for the milter', () => {
+  it('notes a lookup timeout or tarpit delay that reaches Sendmail\'s 10 s milter timeout, only while the milter listens', () => {
+    const slow = { domains: ['example.com'], directory: { kind: 'ldap', canaries: ['a@example.com'], ldap: { urls: ['ldaps://dc.example'], timeout: '15s' } }, policy: { harvest: { maxDelay: '10s' } } };
+    assert.deepEqual(exposureWarnings(validateConfig(slow)).map((w) => w.path).sort(), ['directory.ldap.timeout', 'policy.harvest.maxDelay']);
+    assert.deepEqual(exposureWarnings(validateConfig({ ...slow, listen: { milter: null } })), []);
+    assert.deepEqual(exposureWarnings(validateConfig({ ...slow, directory: { ...slow.directory, ldap: { urls: ['ldaps://dc.example'], timeout: '3s' } }, policy: {} })), []);
+  });
+});

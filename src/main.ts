@@ -182,8 +182,23 @@ async function check(file: string | undefined, addresses: string[], explain: boo
 async function sync(file: string | undefined): Promise<number> {
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
+  if (!loaded.config.sync.enabled) {
+    // A configuration matter, not a passing failure: a cron job retrying on 75 would never succeed.
+    err('rcptgate: sync needs sync.enabled: true and sync.snapshotPath in the configuration');
+    return EXIT.CONFIG;
+  }
   const logger = createLogger(loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
-  const app = await createApp({ loaded, logger });
+  let app;
+  try {
+    app = await createApp({ loaded, logger });
+  } catch (e) {
+    // Unreadable secrets or files: the same one-line-per-problem report as check, not a stack trace.
+    if (e instanceof RcptgateError) {
+      err(`rcptgate: ${e.message}`);
+      return EXIT.CONFIG;
+    }
+    throw e;
+  }
   try {
     // On a terminal, a progress bar on stderr (entries listed, rate, time left).
     const tty = process.stderr.isTTY;
@@ -202,11 +217,26 @@ async function sync(file: string | undefined): Promise<number> {
 async function serve(file: string | undefined): Promise<number> {
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
+  if (Object.values(loaded.config.listen).every((l) => l === null)) {
+    // It would run, answer nobody and look healthy to a process supervisor.
+    err('rcptgate: every listener is disabled (listen.http, socketmap, policy, milter and metrics are all null): nothing to serve');
+    return EXIT.CONFIG;
+  }
   const logger = createLogger(loaded.config.log.level);
-  let app;
+  let app: Awaited<ReturnType<typeof createApp>> | undefined;
+  // Node's default for SIGHUP is to exit: one sent while starting (a config reloader reacting to
+  // the same change) would kill the process silently. It is kept for when the listeners are up.
+  let started = false;
+  let reloadWhenStarted = false;
+  process.on('SIGHUP', () => {
+    if (started && app) void app.reload(file);
+    else reloadWhenStarted = true;
+  });
   try {
     app = await createApp({ loaded, logger });
     await app.start();
+    started = true;
+    if (reloadWhenStarted) void app.reload(file);
   } catch (e) {
     const listen = listenFailure(e, loaded.config);
     if (listen) logger.fatal({ key: listen.key, code: listen.code }, listen.message);
@@ -214,13 +244,14 @@ async function serve(file: string | undefined): Promise<number> {
     await new Promise((r) => logger.flush(() => r(undefined)));
     return e instanceof RcptgateError ? EXIT.CONFIG : 1;
   }
+  const running = app;
   return new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;
       logger.info({ signal }, 'draining and stopping');
-      void app.close().then(
+      void running.close().then(
         () => logger.flush(() => resolve(EXIT.OK)),
         (e: unknown) => {
           logger.error({ err: e }, 'error while stopping');
@@ -230,9 +261,6 @@ async function serve(file: string | undefined): Promise<number> {
     };
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      void app.reload(file);
-    });
   });
 }
 

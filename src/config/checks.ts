@@ -1,6 +1,7 @@
 import type { ConfigIssue } from '../errors.js';
 import { checkFilterTemplate } from '../directory/filter.js';
 import { normalizeDomain, parseAddress } from '../recipient/address.js';
+import { ms } from './duration.js';
 import type { Config } from './schema.js';
 
 /** Checks across keys, after the schema: what no single key's type can tell. */
@@ -15,6 +16,10 @@ export function crossCheck(config: Config): ConfigIssue[] {
       issues.push({ path: 'directory.ldap.startTLS', message: 'StartTLS cannot be combined with ldaps:// URLs' });
     }
   }
+  if (ldap.scope === 'base') {
+    // A base search looks at the baseDN entry alone: no recipient is ever found.
+    issues.push({ path: 'directory.ldap.scope', message: 'base searches only the baseDN entry itself, so every recipient would be unknown: use sub (or one when the entries sit right under baseDN)' });
+  }
   // "" stays allowed: a Global Catalog is searched from the forest root.
   if (ldap.baseDN.trim() !== '' && !isDistinguishedName(ldap.baseDN)) {
     issues.push({ path: 'directory.ldap.baseDN', message: 'not a DN: expected attribute=value pairs separated by commas, such as "dc=example,dc=com" (the server answers invalidDNSyntax: every lookup would defer)' });
@@ -26,19 +31,30 @@ export function crossCheck(config: Config): ConfigIssue[] {
   const seen = new Set<string>();
   for (const d of domainList(config)) {
     const n = normalizeDomainName(d);
-    if (n === null) issues.push({ path: `domains.${d}`, message: 'not a valid domain name' });
+    if (n === null) issues.push({ path: `domains.${d}`, message: badDomain(d) });
     else if (seen.has(n)) issues.push({ path: `domains.${d}`, message: 'listed twice' });
     else seen.add(n);
   }
   const refusesCatchAll = new Set(Array.isArray(config.domains) ? [] : Object.entries(config.domains).filter(([, r]) => r?.catchAll === false).map(([d]) => normalizeDomainName(d)));
   for (const [i, d] of config.catchAllDomains.entries()) {
     const n = normalizeDomainName(d);
-    if (n === null) issues.push({ path: `catchAllDomains.${i}`, message: 'not a valid domain name' });
+    if (n === null) issues.push({ path: `catchAllDomains.${i}`, message: badDomain(d) });
     // The per-domain rule would silently win: say which one is meant.
     else if (refusesCatchAll.has(n)) issues.push({ path: `catchAllDomains.${i}`, message: `${d} is also under domains with catchAll: false; keep one of the two` });
   }
   if (config.sync.enabled && config.directory.kind !== 'ldap') {
     issues.push({ path: 'sync.enabled', message: 'snapshots need directory.kind ldap' });
+  }
+  if (config.cache.persistPath !== null && config.cache.persistPath === config.sync.snapshotPath) {
+    // Two writers of different formats on one file: each save destroys the other's.
+    issues.push({ path: 'cache.persistPath', message: 'the same file as sync.snapshotPath: give each its own file' });
+  }
+  if (config.sync.enabled && ms(config.sync.maxAge) <= ms(config.sync.interval)) {
+    // Age counts from the last full sync: the snapshot would go stale before the next one replaced it.
+    issues.push({
+      path: 'sync.maxAge',
+      message: `${config.sync.maxAge} is not longer than sync.interval (${config.sync.interval}): the snapshot would expire before the next full sync; make it several intervals long`,
+    });
   }
   if (config.sync.enabled && config.sync.snapshotPath === null) {
     issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });
@@ -116,4 +132,11 @@ export function domainList(config: Config): string[] {
 function isDistinguishedName(dn: string): boolean {
   const parts = dn.split(/(?<!\\)[,+]/);
   return parts.every((p) => /^\s*([A-Za-z][A-Za-z0-9-]*|\d+(\.\d+)+)\s*=/.test(p));
+}
+
+/** The usual ways a domain is miswritten, said plainly (no domain here is matched by pattern). */
+function badDomain(d: string): string {
+  if (d.includes('*')) return 'not a valid domain name: wildcards are not supported, list each domain (subdomains are separate domains)';
+  if (d.startsWith('@') || d.includes('@')) return 'not a valid domain name: write the domain alone, without "@"';
+  return 'not a valid domain name';
 }

@@ -1,4 +1,5 @@
 import type { ConfigIssue } from '../errors.js';
+import { ms } from './duration.js';
 import { isLoopbackHost, isLoopbackRange } from './cidr.js';
 import type { Config } from './schema.js';
 
@@ -46,7 +47,45 @@ export function exposureWarnings(config: Config): ExposureIssue[] {
       message: `listen.http is exposed (${config.listen.http}) but the lookup API answers loopback clients only: set http.lookupTokenFile to use it from other hosts`,
     });
   }
+  warnings.push(...directoryWarnings(config), ...milterTimeoutNotes(config));
   return warnings;
+}
+
+/** Sendmail waits 10 s for a milter reply by default, then goes on without it (no F= flag: the mail passes). */
+function milterTimeoutNotes(config: Config): ExposureIssue[] {
+  if (config.listen.milter === null) return [];
+  const slow: Array<[string, string]> = [['policy.harvest.maxDelay', config.policy.harvest.maxDelay]];
+  if (config.directory.kind === 'ldap') slow.push(['directory.ldap.timeout', config.directory.ldap.timeout]);
+  return slow
+    .filter(([, d]) => ms(d) >= 10_000)
+    .map(([path, d]) => ({
+      level: 'note' as const,
+      path,
+      message: `${d} reaches Sendmail's default milter timeout (10 s, T=R:10s): Sendmail would give up before rcptgate answers; keep it below, or raise the timeout in INPUT_MAIL_FILTER (Postfix waits 30 s)`,
+    }));
+}
+
+/** LDAP settings that work but put the bind password on the wire in clear, or leave unknown answers unguarded. */
+function directoryWarnings(config: Config): ExposureIssue[] {
+  const ldap = config.directory.ldap;
+  if (config.directory.kind !== 'ldap') return [];
+  const out: ExposureIssue[] = [];
+  const plain = ldap.urls.filter((u) => u.startsWith('ldap://') && !ldap.startTLS && !/^ldap:\/\/(localhost|127\.[\d.]+|\[::1\])(:|\/|$)/.test(u));
+  if (ldap.bindDN !== null && plain.length > 0) {
+    out.push({
+      level: 'warning',
+      path: 'directory.ldap.startTLS',
+      message: `the bind password goes in clear to ${plain.join(', ')}: use ldaps:// or set directory.ldap.startTLS${ldap.tls.caFile ? ' (tls.caFile is set but no connection uses TLS)' : ''}`,
+    });
+  }
+  if (config.directory.canaries.length === 0) {
+    out.push({
+      level: 'note',
+      path: 'directory.canaries',
+      message: 'no canary addresses: if the bind account loses its read rights, searches find nothing and every recipient is answered unknown; list one or two addresses that always exist',
+    });
+  }
+  return out;
 }
 
 /**

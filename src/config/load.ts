@@ -41,7 +41,8 @@ function coerce(text: string, sample: unknown, path: string[]): unknown {
     if (/^(false|0|no)$/i.test(text)) return false;
     return text; // the schema reports it
   }
-  if (typeof sample === 'number') return text.trim() === '' ? text : Number(text);
+  // Text that is no number stays text: "expected number, received string" beats "received NaN".
+  if (typeof sample === 'number') return text.trim() === '' || Number.isNaN(Number(text)) ? text : Number(text);
   if (sample === null && /^(null|)$/i.test(text.trim())) return null;
   if (typeof sample === 'string' || sample === null) return /^null$/i.test(text.trim()) ? null : text;
   return text;
@@ -65,7 +66,9 @@ function setPath(target: Record<string, unknown>, path: string[], value: unknown
 }
 
 /** Applies RCPTGATE_* variables onto the raw (file) object. Unknown RCPTGATE_* names are issues. */
-export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: ConfigIssue[]): void {
+export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, issues: ConfigIssue[]): Map<string, string> {
+  /** Key path → the variable that set it, so a bad value is reported where it was written. */
+  const origins = new Map<string, string>();
   const defaults = configSchema.parse({});
   const known = new Map<string, { path: string[]; sample: unknown }>();
   for (const leaf of leaves(defaults)) known.set(envName(leaf.path), leaf);
@@ -79,7 +82,20 @@ export function applyEnv(raw: Record<string, unknown>, env: NodeJS.ProcessEnv, i
       continue;
     }
     setPath(raw, leaf.path, coerce(text, leaf.sample, leaf.path));
+    origins.set(leaf.path.join('.'), name);
   }
+  return origins;
+}
+
+/** Issues about keys an environment variable set name that variable too. */
+function withOrigins(err: ConfigError, origins: Map<string, string>): ConfigError {
+  if (origins.size === 0) return err;
+  return new ConfigError(
+    err.issues.map((i) => {
+      const origin = [...origins].find(([path]) => i.path === path || i.path.startsWith(`${path}.`));
+      return origin ? { ...i, message: `${i.message} (set by ${origin[1]})` } : i;
+    }),
+  );
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {
@@ -179,8 +195,12 @@ export function loadConfig(file: string | null | undefined, env: NodeJS.ProcessE
       throw new ConfigError(issues);
     }
   }
-  applyEnv(raw, env, issues);
-  return { config: deepFreeze(validateConfig(raw, issues)), file: path };
+  const origins = applyEnv(raw, env, issues);
+  try {
+    return { config: deepFreeze(validateConfig(raw, issues)), file: path };
+  } catch (err) {
+    throw err instanceof ConfigError ? withOrigins(err, origins) : err;
+  }
 }
 
 /** Secret-looking keys are replaced; file paths to secrets are not secrets. */

@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadOverrides, type Overrides } from '../recipient/overrides.js';
 import type { Config } from './schema.js';
@@ -61,6 +62,14 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
   }
   const adminToken = config.admin.tokenFile ? readText(config.admin.tokenFile, 'admin.tokenFile', 'admin token', issues) : (env.RCPTGATE_ADMIN_TOKEN ?? null);
   const lookupToken = config.http.lookupTokenFile ? readText(config.http.lookupTokenFile, 'http.lookupTokenFile', 'lookup token', issues) : null;
+  const written: Array<[string, string | null]> = [
+    ['sync.snapshotPath', config.sync.enabled ? config.sync.snapshotPath : null],
+    ['cache.persistPath', config.cache.persistPath],
+  ];
+  for (const [key, file] of written) {
+    const problem = file === null ? null : writableDirProblem(file);
+    if (problem) issues.push({ path: key, message: problem });
+  }
   let overrides: Overrides = { allow: new Set(), deny: new Set() };
   try {
     overrides = loadOverrides(config.overrides.allowFile, config.overrides.denyFile);
@@ -107,4 +116,16 @@ function caProblem(ca: Buffer): string | null {
     }
   }
   return null;
+}
+
+/** Why a file cannot be written where it is (every save would fail, logged, and a restart start cold), or null. */
+function writableDirProblem(file: string): string | null {
+  const dir = dirname(resolve(file));
+  try {
+    if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
+    accessSync(dir, constants.W_OK);
+    return null;
+  } catch (err) {
+    return `cannot write into ${dir}: ${(err as Error).message}`;
+  }
 }

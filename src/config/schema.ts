@@ -151,7 +151,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   cache: z
     .strictObject({
-      maxEntries: z.number().int().min(0).default(100_000),
+      // The cache reserves every slot at start (about 80 bytes each before any answer): 10 million take ~0.8 GB.
+      maxEntries: z.number().int().min(0).max(10_000_000, { message: 'at most 10000000: the cache reserves its slots at start (about 80 bytes each)' }).default(100_000),
       positiveTtl: duration.default('1h'),
       negativeTtl: duration.default('5m'),
       staleIfError: duration.default('24h'),

@@ -3,8 +3,8 @@
  * each gives one line naming the key and the problem, never a stack trace.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -63,7 +63,8 @@ describe('serve: a listener that cannot bind', () => {
 /** Runs the real CLI to completion. */
 function cli(args: string[], env: NodeJS.ProcessEnv = cleanEnv()): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // A command that should have exited but serves on is stopped (SIGTERM) and fails its test.
+    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], timeout: 30_000 });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
@@ -112,6 +113,88 @@ describe('serve: SIGHUP with settings read only at start', () => {
       await serve.waitForLog((l) => /configuration reloaded/.test(String(l.msg)));
       const warned = serve.logs.filter((l) => l.level === 40 && /changes only on restart/.test(String(l.msg))).map((l) => l.key);
       assert.deepEqual(warned.sort(), ['admin.tokenFile', 'policy']);
+    } finally {
+      await serve.kill();
+    }
+  });
+});
+
+describe('sync: configuration problems', () => {
+  it('an unreadable bind password file is reported by key with exit 78, not as a stack trace (exit 70)', async () => {
+    const config = await configFile(
+      'sync-nopw.yaml',
+      [
+        'domains: [example.com]',
+        'directory:',
+        '  kind: ldap',
+        '  ldap: { urls: ["ldap://127.0.0.1:1"], baseDN: "dc=example,dc=com", bindDN: "cn=reader,dc=example,dc=com",',
+        `          bindPasswordFile: "${join(dir, 'no-such-password')}" }`,
+        `sync: { enabled: true, snapshotPath: "${join(dir, 'snapshot.bin')}" }`,
+        '',
+      ].join('\n'),
+    );
+    const r = await cli(['sync', '--config', config]);
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /directory\.ldap\.bindPasswordFile: cannot read the bind password file/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('sync without sync.enabled is a configuration error (78), not a passing failure (75) a cron job would retry for ever', async () => {
+    const r = await cli(['sync']);
+    assert.equal(r.code, 78, r.stderr);
+    assert.match(r.stderr, /sync\.enabled/);
+  });
+});
+
+describe('serve: nothing to serve', () => {
+  it('refuses to run with every listener disabled (exit 78) instead of idling with no port open', async () => {
+    const config = await configFile('no-listeners.yaml', 'listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null }\n');
+    const r = await cli(['serve', '--config', config]);
+    assert.equal(r.code, 78, r.stdout + r.stderr);
+    assert.match(r.stderr, /every listener is disabled/);
+  });
+});
+
+/** True once the process has a handler for SIGHUP (Linux: bit 0 of SigCgt in /proc/PID/status). */
+async function catchesSighup(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  const m = /^SigCgt:\s*([0-9a-f]+)$/m.exec(status);
+  return m !== null && (BigInt(`0x${m[1]}`) & 1n) === 1n;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+    s.on('error', () => resolve(false));
+  });
+}
+
+describe('serve: SIGHUP while starting', () => {
+  it('is kept for when the listeners are up instead of killing the process (Node exits on an unhandled SIGHUP)', async () => {
+    // A directory large enough that the start takes a while after the config is read.
+    const entries: string[] = [];
+    for (let i = 0; i < 150_000; i++) entries.push(`dn: uid=u${i},dc=example,dc=com\nmail: u${i}@example.com\n`);
+    const ldif = await configFile('large.ldif', entries.join('\n'));
+    const holder = createServer();
+    holder.listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const port = (holder.address() as { port: number }).port;
+    await new Promise((r) => holder.close(r));
+    const config = await configFile(
+      'hup-start.yaml',
+      `listen: { http: "127.0.0.1:${port}", metrics: null, policy: null, milter: null, socketmap: null }\ndirectory: { ldif: { path: "${ldif}" } }\n`,
+    );
+    const serve = startServe(['--config', config], cleanEnv());
+    try {
+      const deadline = Date.now() + 20_000;
+      while (!(await catchesSighup(serve.child.pid!))) {
+        assert.ok(Date.now() < deadline, 'rcptgate never installed a SIGHUP handler');
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(await portOpen(port), false, 'the SIGHUP handler must exist before the listeners are up');
+      serve.child.kill('SIGHUP');
+      await serve.waitForLog((l) => /configuration reloaded/.test(String(l.msg)), 30_000);
+      assert.equal(await portOpen(port), true, 'still serving');
     } finally {
       await serve.kill();
     }

@@ -24,6 +24,7 @@ import { PrometheusRule, ServiceMonitor } from '@kubernetes-models/prometheus-op
 import { validateConfig } from '../../src/config/load.js';
 import { configSchema } from '../../src/config/schema.js';
 import { ms } from '../../src/config/duration.js';
+import { createCertificateAuthority } from '../helpers/slapd.js';
 
 const exec = promisify(execFile);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -142,7 +143,8 @@ function rcptgateArgv(): string[] {
 
 /**
  * `config check` reads every file the config names (secrets, CA, lists), as `serve` would. The
- * rendered config names the pod's mount points; each gets a stand-in file under `dir`.
+ * rendered config names the pod's mount points; each gets a stand-in file (or, for the data
+ * volume, a directory) under `dir`.
  */
 async function configCheck(text: string, dir: string, name: string) {
   const file = join(dir, name);
@@ -150,13 +152,24 @@ async function configCheck(text: string, dir: string, name: string) {
   for (const path of mounted) {
     const local = join(dir, 'mounts', path);
     await mkdir(dirname(local), { recursive: true });
-    await writeFile(local, path.endsWith('.txt') ? 'someone@example.com\n' : 'stand-in-secret\n');
+    // A CA bundle must hold a certificate that parses (config check reads it): a real one, made here.
+    const content = path.endsWith('.txt') ? 'someone@example.com\n' : /\.(crt|pem)$/.test(path) ? await standInCa(dir) : 'stand-in-secret\n';
+    await writeFile(local, content);
     text = text.split(path).join(local);
   }
+  // Files rcptgate writes (snapshot, answers) lie on the data volume: config check wants its directory.
+  const data = join(dir, 'mounts', 'var/lib/rcptgate');
+  await mkdir(data, { recursive: true });
+  text = text.split('/var/lib/rcptgate/').join(`${data}/`);
   await writeFile(file, text);
   // No RCPTGATE_* from the test environment may leak into the check.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCPTGATE_')));
   return run(process.execPath, [...rcptgateArgv(), 'config', 'check', '--config', file], { env });
+}
+
+async function standInCa(dir: string): Promise<string> {
+  const { caFile } = await createCertificateAuthority(await mkdtemp(join(dir, 'ca-')));
+  return readFile(caFile, 'utf8');
 }
 
 async function freePort(): Promise<number> {

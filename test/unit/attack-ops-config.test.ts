@@ -9,8 +9,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { readSecret, validateConfig } from '../../src/config/load.js';
+import { loadConfig, readSecret, validateConfig } from '../../src/config/load.js';
 import { resolveConfig } from '../../src/config/resolve.js';
+import { exposureWarnings } from '../../src/config/exposure.js';
 import { ConfigError } from '../../src/errors.js';
 import { createCertificateAuthority } from '../helpers/slapd.js';
 
@@ -303,5 +304,122 @@ describe('directory.ldap.tls.caFile', () => {
     const bundle = join(dir, 'bundle.pem');
     writeFileSync(bundle, `# corporate CAs\n${readFileSync(ca.caFile, 'utf8')}\n${readFileSync(ca.caFile, 'utf8')}`);
     assert.ok(resolveConfig(withCa(bundle), {}).ca);
+  });
+});
+
+describe('environment overrides', () => {
+  it('names the variable that set a bad value, and says a number was expected rather than NaN', () => {
+    try {
+      loadConfig(null, { RCPTGATE_SERVER_MAX_CONNECTIONS: '1_000', RCPTGATE_DIRECTORY_LDAP_URLS: 'ldap://a:389;ldap://b:389', RCPTGATE_LOG_LEVEL: 'INFO' });
+      assert.fail('accepted');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      const byPath = Object.fromEntries(err.issues.map((i) => [i.path, i.message]));
+      assert.match(byPath['server.maxConnections']!, /expected number, received string \(set by RCPTGATE_SERVER_MAX_CONNECTIONS\)/);
+      assert.match(byPath['directory.ldap.urls.0']!, /\(set by RCPTGATE_DIRECTORY_LDAP_URLS\)$/);
+      assert.match(byPath['log.level']!, /\(set by RCPTGATE_LOG_LEVEL\)$/);
+    }
+  });
+});
+
+describe('cache.maxEntries', () => {
+  it('refuses a size whose slots cannot be reserved at start (1e9 crashed the start with a RangeError stack)', () => {
+    const issues = issuesOf({ cache: { maxEntries: 1_000_000_000 } });
+    assert.deepEqual(issues.map((i) => i.path), ['cache.maxEntries']);
+    assert.match(issues[0]!.message, /reserves its slots at start/);
+    assert.equal(validateConfig({ cache: { maxEntries: 10_000_000 } }).cache.maxEntries, 10_000_000);
+  });
+});
+
+describe('files rcptgate writes', () => {
+  let dir = '';
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'rcptgate-attack-ops-files-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+  const ldap = { domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:389'] } } };
+
+  it('refuses the snapshot and the answer file on one path: each save would destroy the other', () => {
+    const file = join(dir, 'state.bin');
+    const issues = issuesOf({ ...ldap, sync: { enabled: true, snapshotPath: file }, cache: { persistPath: file } });
+    assert.deepEqual(issues.map((i) => i.path), ['cache.persistPath']);
+  });
+
+  it('refuses a path whose directory does not exist or is a file: every save would fail', () => {
+    const plainFile = join(dir, 'plain');
+    writeFileSync(plainFile, '');
+    const config = validateConfig({ ...ldap, sync: { enabled: true, snapshotPath: join(dir, 'missing', 'snap.bin') }, cache: { persistPath: join(plainFile, 'answers.bin') } });
+    try {
+      resolveConfig(config, {});
+      assert.fail('accepted');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.deepEqual(err.issues.map((i) => i.path).sort(), ['cache.persistPath', 'sync.snapshotPath']);
+    }
+    assert.doesNotThrow(() => resolveConfig(validateConfig({ ...ldap, sync: { enabled: true, snapshotPath: join(dir, 'snap.bin') }, cache: { persistPath: join(dir, 'a.bin') } }), {}));
+  });
+});
+
+describe('domain names written like patterns', () => {
+  it('says wildcards are not supported and a domain takes no "@"', () => {
+    const issues = issuesOf({ domains: ['*.example.com', '@example.org'], catchAllDomains: ['*.legacy.example'] });
+    const byPath = Object.fromEntries(issues.map((i) => [i.path, i.message]));
+    assert.match(byPath['domains.*.example.com']!, /wildcards are not supported/);
+    assert.match(byPath['domains.@example.org']!, /without "@"/);
+    assert.match(byPath['catchAllDomains.0']!, /wildcards are not supported/);
+  });
+});
+
+describe('directory.ldap.scope', () => {
+  it('refuses base: it searches the baseDN entry alone, so every recipient would be unknown (reject-all, seen against slapd)', () => {
+    const issues = issuesOf({ directory: { ldap: { scope: 'base' } } });
+    assert.deepEqual(issues.map((i) => i.path), ['directory.ldap.scope']);
+    for (const scope of ['one', 'sub']) assert.doesNotThrow(() => validateConfig({ directory: { ldap: { scope } } }));
+  });
+});
+
+describe('config check advice for LDAP', () => {
+  const ldap = (extra: Record<string, unknown>, top: Record<string, unknown> = {}) =>
+    validateConfig({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldap://dc.example:389'], ...extra }, ...top } });
+
+  it('warns when the bind password would cross the network in clear, and when caFile is set but unused', () => {
+    const w = exposureWarnings(ldap({ bindDN: 'cn=reader,dc=example,dc=com', tls: { caFile: '/etc/ca.pem' } }, { canaries: ['a@example.com'] }));
+    assert.deepEqual(w.map((x) => [x.level, x.path]), [['warning', 'directory.ldap.startTLS']]);
+    assert.match(w[0]!.message, /in clear to ldap:\/\/dc\.example:389.*tls\.caFile is set but no connection uses TLS/);
+    for (const safe of [{ startTLS: true }, { urls: ['ldaps://dc.example'] }, { urls: ['ldap://127.0.0.1:389'] }, {}]) {
+      const bind = 'urls' in safe || 'startTLS' in safe ? { bindDN: 'cn=reader,dc=example,dc=com' } : {};
+      assert.deepEqual(exposureWarnings(ldap({ ...bind, ...safe }, { canaries: ['a@example.com'] })), [], JSON.stringify(safe));
+    }
+  });
+
+  it('notes that without canaries a bind account that loses its rights makes every recipient unknown', () => {
+    assert.deepEqual(exposureWarnings(ldap({})).map((x) => [x.level, x.path]), [['note', 'directory.canaries']]);
+    assert.deepEqual(exposureWarnings(validateConfig({})), []);
+  });
+});
+
+describe('sync.maxAge', () => {
+  const sync = (s: Record<string, unknown>) => ({
+    domains: ['example.com'],
+    directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:389'] } },
+    sync: { enabled: true, snapshotPath: '/var/lib/rcptgate/snapshot', ...s },
+  });
+
+  it('refuses a maxAge not longer than the full sync interval: the snapshot would expire before the next full sync', () => {
+    for (const [interval, maxAge] of [['1d', '24h'], ['2h', '1h']]) {
+      const issues = issuesOf(sync({ interval, maxAge }));
+      assert.deepEqual(issues.map((i) => i.path), ['sync.maxAge'], `${interval} / ${maxAge}`);
+    }
+    assert.doesNotThrow(() => validateConfig(sync({ interval: '1d', maxAge: '3d' })));
+    assert.doesNotThrow(() => validateConfig({ sync: { interval: '2d' } }), 'nothing to compare while sync is off');
+  });
+});
+
+describe('config check advice for the milter', () => {
+  it('notes a lookup timeout or tarpit delay that reaches Sendmail\'s 10 s milter timeout, only while the milter listens', () => {
+    const slow = { domains: ['example.com'], directory: { kind: 'ldap', canaries: ['a@example.com'], ldap: { urls: ['ldaps://dc.example'], timeout: '15s' } }, policy: { harvest: { maxDelay: '10s' } } };
+    assert.deepEqual(exposureWarnings(validateConfig(slow)).map((w) => w.path).sort(), ['directory.ldap.timeout', 'policy.harvest.maxDelay']);
+    assert.deepEqual(exposureWarnings(validateConfig({ ...slow, listen: { milter: null } })), []);
+    assert.deepEqual(exposureWarnings(validateConfig({ ...slow, directory: { ...slow.directory, ldap: { urls: ['ldaps://dc.example'], timeout: '3s' } }, policy: {} })), []);
   });
 });

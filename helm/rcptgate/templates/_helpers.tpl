@@ -201,6 +201,10 @@ as a crash loop or a pod killed mid-drain.
 {{- if ge $needed (mulf .Values.terminationGracePeriodSeconds 1000) }}
 {{- fail (printf "terminationGracePeriodSeconds (%v) must exceed preStopSleepSeconds (%v) plus config.server.drainTimeout (%s), or pods are killed mid-drain" .Values.terminationGracePeriodSeconds .Values.preStopSleepSeconds (dig "server" "drainTimeout" "10s" $cfg)) }}
 {{- end }}
+{{- /* Kubelet probes and Service traffic reach the pod IP: a loopback-only pod is restarted for ever. */}}
+{{- if regexMatch "^(localhost|127\\.[0-9.]+|\\[::1\\])$" .Values.listenHost }}
+{{- fail (printf "listenHost %s is loopback: the probes and the Service reach the pod IP, so the pod would never be ready and be restarted in a loop; use \"0.0.0.0\" or \"[::]\" (the NetworkPolicy restricts clients)" .Values.listenHost) }}
+{{- end }}
 {{- /* Two listeners on one port: rcptgate would exit with EADDRINUSE. */}}
 {{- $listeners := include "rcptgate.listeners" . | fromYaml }}
 {{- $seen := dict }}
@@ -220,8 +224,24 @@ as a crash loop or a pod killed mid-drain.
 {{- fail (printf "config.cache.persistPath (%s) is on the read-only root file system: put it under %s/ (the data volume) or a writable extraVolumeMounts path" $persist (include "rcptgate.dataDir" .)) }}
 {{- end }}
 {{- end }}
+{{- if dig "sync" "enabled" false $cfg }}
+{{- $interval := dig "sync" "interval" "15m" $cfg }}
+{{- $maxAge := dig "sync" "maxAge" "24h" $cfg }}
+{{- if le (include "rcptgate.durationMs" $maxAge | float64) (include "rcptgate.durationMs" $interval | float64) }}
+{{- fail (printf "config.sync.maxAge (%s) must be longer than config.sync.interval (%s): the snapshot would expire before the next full sync" $maxAge $interval) }}
+{{- end }}
+{{- end }}
 {{- if and (dig "sync" "enabled" false $cfg) (ne $cfg.directory.kind "ldap") }}
 {{- fail "config.sync.enabled needs config.directory.kind ldap (a snapshot is a copy of an LDAP directory)" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (gt (int .Values.autoscaling.minReplicas) (int .Values.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%v) is above autoscaling.maxReplicas (%v)" .Values.autoscaling.minReplicas .Values.autoscaling.maxReplicas) }}
+{{- end }}
+{{- /* Environment variables override the config file: one for a key the chart owns would part the pod from its Service, probes or mounts. */}}
+{{- range .Values.extraEnv }}
+{{- if regexMatch "^RCPTGATE_(CONFIG|LISTEN_.*|SYNC_SNAPSHOT_PATH|DIRECTORY_LDAP_BIND_PASSWORD_FILE|ADMIN_TOKEN_FILE|HTTP_LOOKUP_TOKEN_FILE|OVERRIDES_.*)$" (.name | default "") }}
+{{- fail (printf "extraEnv %s sets what the chart owns (listen addresses, secret and snapshot paths, override files): use containerPorts, listeners, listenHost, secrets, overrides or config.sync instead" .name) }}
+{{- end }}
 {{- end }}
 {{- /* A PodDisruptionBudget that no eviction can satisfy blocks every node drain. */}}
 {{- $min := .Values.podDisruptionBudget.minAvailable }}

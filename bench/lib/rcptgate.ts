@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { validateConfig } from '../../src/config/load.js';
-import { freePort } from '../../test/helpers/ports.js';
+import { freePort, waitForPort } from '../../test/helpers/ports.js';
 import type { Slapd } from '../../test/helpers/slapd.js';
 import { cpuMillis } from './cpu.js';
 import { socketmapSeq, type NativeTools, type SeqResult } from './native.js';
@@ -71,6 +71,8 @@ export async function startRcptgate(o: RcptgateOptions): Promise<Rcptgate> {
     compiled: true,
     ...(o.nodeArgs ? { nodeArgs: o.nodeArgs } : {}),
   });
+  // The socketmap port answering does not mean the HTTP one does yet: the admin API (cache flush) is used at once.
+  await waitForPort(httpPort, 30_000, `rcptgate (${o.name}) HTTP`);
   const auth = { authorization: `Bearer ${adminToken}` };
   const flush = async () => {
     const res = await fetch(`http://127.0.0.1:${httpPort}/v1/cache`, { method: 'DELETE', headers: auth });

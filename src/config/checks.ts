@@ -7,6 +7,27 @@ import type { Config } from './schema.js';
 /** Checks across keys, after the schema: what no single key's type can tell. */
 
 export function crossCheck(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [...directoryChecks(config)];
+  const seen = domainChecks(config, issues);
+  issues.push(...syncChecks(config));
+  // With no domains listed (LDIF), the file decides what is served: nothing to compare with here.
+  const served = seen.size > 0 ? new Set([...seen, ...config.catchAllDomains.map(normalizeDomainName)]) : null;
+  for (const [i, c] of config.directory.canaries.entries()) {
+    const parsed = parseAddress(c);
+    if (!parsed.ok) issues.push({ path: `directory.canaries.${i}`, message: `not a valid address: ${parsed.reason}` });
+    else if (served && !served.has(parsed.value.domain)) {
+      // Never found, so every would-be unknown would be deferred for good.
+      issues.push({ path: `directory.canaries.${i}`, message: `${parsed.value.domain} is not a served domain (domains): a canary must be an address the directory holds` });
+    }
+  }
+  issues.push(...listenConflicts(config));
+  if (/[\s@"\\]/.test(config.recipientDelimiter)) {
+    issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });
+  }
+  return issues;
+}
+
+function directoryChecks(config: Config): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   const ldap = config.directory.ldap;
   if (config.directory.kind === 'ldap') {
@@ -28,6 +49,11 @@ export function crossCheck(config: Config): ConfigIssue[] {
     const problem = filterProblem(ldap.filter);
     if (problem) issues.push({ path: 'directory.ldap.filter', message: problem });
   }
+  return issues;
+}
+
+/** Domain lists; returns the served domains, normalized. */
+function domainChecks(config: Config, issues: ConfigIssue[]): Set<string> {
   const seen = new Set<string>();
   for (const d of domainList(config)) {
     const n = normalizeDomainName(d);
@@ -42,6 +68,11 @@ export function crossCheck(config: Config): ConfigIssue[] {
     // The per-domain rule would silently win: say which one is meant.
     else if (refusesCatchAll.has(n)) issues.push({ path: `catchAllDomains.${i}`, message: `${d} is also under domains with catchAll: false; keep one of the two` });
   }
+  return seen;
+}
+
+function syncChecks(config: Config): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
   if (config.sync.enabled && config.directory.kind !== 'ldap') {
     issues.push({ path: 'sync.enabled', message: 'snapshots need directory.kind ldap' });
   }
@@ -58,20 +89,6 @@ export function crossCheck(config: Config): ConfigIssue[] {
   }
   if (config.sync.enabled && config.sync.snapshotPath === null) {
     issues.push({ path: 'sync.snapshotPath', message: 'required when sync.enabled is true' });
-  }
-  // With no domains listed (LDIF), the file decides what is served: nothing to compare with here.
-  const served = seen.size > 0 ? new Set([...seen, ...config.catchAllDomains.map(normalizeDomainName)]) : null;
-  for (const [i, c] of config.directory.canaries.entries()) {
-    const parsed = parseAddress(c);
-    if (!parsed.ok) issues.push({ path: `directory.canaries.${i}`, message: `not a valid address: ${parsed.reason}` });
-    else if (served && !served.has(parsed.value.domain)) {
-      // Never found, so every would-be unknown would be deferred for good.
-      issues.push({ path: `directory.canaries.${i}`, message: `${parsed.value.domain} is not a served domain (domains): a canary must be an address the directory holds` });
-    }
-  }
-  issues.push(...listenConflicts(config));
-  if (/[\s@"\\]/.test(config.recipientDelimiter)) {
-    issues.push({ path: 'recipientDelimiter', message: 'must not contain whitespace, "@", quotes or backslashes' });
   }
   return issues;
 }

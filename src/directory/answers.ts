@@ -62,6 +62,12 @@ export function matchBatch(matchValues: (entry: LdapEntry) => string[], entries:
   return { byKey, unaccounted };
 }
 
+/** A key's own search found entries, none of which holds the key among the values returned. */
+export function hidesValues(plan: LdapSearchPlan, key: string, entries: Entry[]): boolean {
+  if (plan.matchValues === null || entries.length === 0 || !batchable(key)) return false;
+  return matchBatch(plan.matchValues, entries, new Set([key.toLowerCase()])).unaccounted;
+}
+
 export interface Picked {
   entry: DirectoryEntry | null;
   /** Every matching DN when there were several (for a warning), else undefined. */

@@ -2,7 +2,7 @@ import type { Entry } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortError } from './connection.js';
-import { batchable, matchBatch } from './answers.js';
+import { batchable, hidesValues, matchBatch } from './answers.js';
 import { NO_SUCH_OBJECT, isConnectionFailure, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
@@ -20,9 +20,8 @@ import { LookupQueue, type Pending } from './lookup-queue.js';
  * out at once, alone. A search whose connection dies is retried once, on another connection; a
  * batch the server did not answer in full (a limit, an error) is asked again key by key, so no
  * key ever reads a failed batch as "no such entry". Once the directory has shown that it returns
- * entries without the value that matched (an attribute it lets us search but not read), keys a
- * batch left unanswered beside entries are "no such entry" only once a batch of just those keys
- * finds nothing.
+ * entries without the value that matched (search without read rights), keys a batch left
+ * unanswered beside entries are "no such entry" only once a batch of just those keys finds nothing.
  */
 
 export interface SchedulerOptions {
@@ -55,11 +54,8 @@ export class LookupScheduler {
   private pumpScheduled = false;
   private waitingForSlot = false;
   private closed = false;
-  /**
-   * The directory returned an entry that matches its key by no value it came back with: it hides
-   * values (search rights without read), so an unanswered key beside found entries may be hidden
-   * too. Learned, not assumed: confirming every mixed batch doubles the searches of normal traffic.
-   */
+  /** An entry came back matching its key by no value it holds: the directory hides values (search
+   * without read rights). Learned, not assumed: confirming every mixed batch doubles the searches. */
   private valuesHidden = false;
   /** Searches sent and not yet answered, and their deadlines. */
   private readonly inFlight: InFlightSearches;
@@ -233,10 +229,7 @@ export class LookupScheduler {
   private settleSingle(p: Pending, result: RawSearchResult, url: string): void {
     if (result.status === 0 || (result.status === 4 && result.entries.length > 0)) {
       // sizeLimitExceeded with entries still proves the address exists.
-      const match = this.o.plan.matchValues;
-      if (!this.valuesHidden && match !== null && result.entries.length > 0 && batchable(p.key)) {
-        if (matchBatch(match, result.entries, new Set([p.key.toLowerCase()])).unaccounted) this.learnHiddenValues();
-      }
+      if (!this.valuesHidden && hidesValues(this.o.plan, p.key, result.entries)) this.learnHiddenValues();
       this.answer(p, result.entries);
       return;
     }
@@ -261,9 +254,8 @@ export class LookupScheduler {
       if (entries) this.answer(p, entries);
       else (unaccounted ? unsure : unanswered).push(p);
     }
-    // An entry may match a key by a value it came back without (an ACL that allows search but not
-    // read): a key left unanswered beside entries is "no such entry" only once a batch of just such
-    // keys finds nothing; a confirming batch that still finds entries sends its unanswered keys singly.
+    // Where values are hidden, a key left unanswered beside entries is "no such entry" only once a batch of
+    // just such keys finds nothing; a confirming batch that still finds entries sends those keys singly.
     if (result.entries.length === 0 || !this.valuesHidden) for (const p of unanswered) this.answer(p, []);
     else if (batch[0]!.confirming) unsure.push(...unanswered);
     else if (unanswered.length > 0) this.confirm(unanswered);

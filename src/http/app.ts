@@ -118,11 +118,8 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
       async (req, res) => {
         if (req.body === undefined) {
           const empty = !req.get('transfer-encoding') && Number(req.get('content-length') ?? 0) === 0;
-          if (empty) {
-            sendProblem(res, 'invalid-request', 'The body must be a JSON object {"addresses": [...]}.');
-          } else {
-            sendProblem(res, 'unsupported-media-type', 'The body must be application/json.');
-          }
+          if (empty) sendProblem(res, 'invalid-request', 'The body must be a JSON object {"addresses": [...]}.');
+          else sendProblem(res, 'unsupported-media-type', 'The body must be application/json.');
           return;
         }
         const parsed = parseBatchRequest(req.body, MAX_BATCH);

@@ -155,16 +155,8 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   if (typeof loaded === 'number') return loaded;
   // Logs go to stderr so stdout stays one line per address.
   const logger = createLogger(loaded.config.log.level === 'info' ? 'warn' : loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
-  let app;
-  try {
-    app = await createApp({ loaded, logger });
-  } catch (e) {
-    if (e instanceof RcptgateError) {
-      err(`rcptgate: ${e.message}`);
-      return EXIT.CONFIG;
-    }
-    throw e;
-  }
+  const app = await appOrExit(loaded, logger);
+  if (typeof app === 'number') return app;
   try {
     await app.prepare();
     // Always ask for the explanation: the detail column names the rule that decided.
@@ -179,6 +171,19 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   }
 }
 
+/** The app, or EXIT.CONFIG after one line: unreadable secrets or files are a report, not a stack trace. */
+async function appOrExit(loaded: Parameters<typeof createApp>[0]['loaded'], logger: Parameters<typeof createApp>[0]['logger']): Promise<Awaited<ReturnType<typeof createApp>> | number> {
+  try {
+    return await createApp({ loaded, logger });
+  } catch (e) {
+    if (e instanceof RcptgateError) {
+      err(`rcptgate: ${e.message}`);
+      return EXIT.CONFIG;
+    }
+    throw e;
+  }
+}
+
 async function sync(file: string | undefined): Promise<number> {
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
@@ -188,17 +193,8 @@ async function sync(file: string | undefined): Promise<number> {
     return EXIT.CONFIG;
   }
   const logger = createLogger(loaded.config.log.level, { write: (s: string) => process.stderr.write(s) } as never);
-  let app;
-  try {
-    app = await createApp({ loaded, logger });
-  } catch (e) {
-    // Unreadable secrets or files: the same one-line-per-problem report as check, not a stack trace.
-    if (e instanceof RcptgateError) {
-      err(`rcptgate: ${e.message}`);
-      return EXIT.CONFIG;
-    }
-    throw e;
-  }
+  const app = await appOrExit(loaded, logger);
+  if (typeof app === 'number') return app;
   try {
     // On a terminal, a progress bar on stderr (entries listed, rate, time left).
     const tty = process.stderr.isTTY;

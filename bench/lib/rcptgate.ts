@@ -82,11 +82,12 @@ export async function startRcptgate(o: RcptgateOptions): Promise<Rcptgate> {
   return Object.assign(child, { socketmapPort, httpPort, flush, metrics });
 }
 
-/** One cold run for warming up: cache flushed, `connections` sequential C clients. */
+/** A cold run's figures, with rcptgate's CPU per lookup. */
 export interface ColdWindow extends SeqResult {
   cpuMicros: number;
 }
 
+/** One cold run: cache flushed, `connections` sequential C clients on `keys`. */
 export async function coldRun(tools: NativeTools, rg: Rcptgate, connections: number, seconds: number, keys: string): Promise<ColdWindow> {
   await rg.flush();
   const c0 = cpuMillis(rg.pid);

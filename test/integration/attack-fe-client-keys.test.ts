@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { createApp, type App } from '../../src/app/app.js';
 import { validateConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
-import { encodeMilterPacket } from '../../src/milter/codec.js';
+import { MilterPacketDecoder, encodeMilterPacket } from '../../src/milter/codec.js';
 import { Cmd, Family } from '../../src/milter/constants.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { connectFrom, milterOptneg, milterRcpt, policyActions, policyRequest, readUntilClose } from '../helpers/frontend-clients.js';
@@ -29,12 +29,10 @@ function milterConnect(address: string, family: number = Family.INET): Buffer {
 
 /** Milter replies, one string per packet: "c" for continue, else the reply code text. */
 function milterReplies(buf: Buffer): string[] {
-  const out: string[] = [];
-  for (let i = 0; i + 5 <= buf.length; i += 4 + buf.readUInt32BE(i)) {
-    const cmd = String.fromCharCode(buf[i + 4]!);
-    out.push(cmd === 'y' ? buf.subarray(i + 5, i + 4 + buf.readUInt32BE(i)).toString('utf8').replace(/\0$/, '') : cmd);
-  }
-  return out;
+  return new MilterPacketDecoder().push(buf).map((p) => {
+    const cmd = String.fromCharCode(p.command);
+    return cmd === 'y' ? p.data.toString('utf8').replace(/\0$/, '') : cmd;
+  });
 }
 
 describe('harvest protection keys clients by IP address (real slapd)', () => {

@@ -87,6 +87,11 @@ export interface ColdWindow extends SeqResult {
   cpuMicros: number;
 }
 
+/** Requests not answered OK or NOTFOUND (TEMP, PERM, anything else, or no answer at all). */
+export function notAnswered(r: SeqResult): number {
+  return r.requests - (r.replies.OK ?? 0) - (r.replies.NOTFOUND ?? 0) + r.unanswered;
+}
+
 /** One cold run: cache flushed, `connections` sequential C clients on `keys`. */
 export async function coldRun(tools: NativeTools, rg: Rcptgate, connections: number, seconds: number, keys: string): Promise<ColdWindow> {
   await rg.flush();
@@ -109,15 +114,15 @@ const STEADY = 0.05;
  */
 export async function warmUntilSteady(tools: NativeTools, rg: Rcptgate, keys: string): Promise<{ windows: number[]; text: string; notAnswered: number }> {
   const windows: number[] = [];
-  let notAnswered = 0;
+  let missed = 0;
   for (let i = 0; i < WARM_MAX; i++) {
     const r = await coldRun(tools, rg, 32, WARM_SECONDS, keys);
     windows.push(r.cpuMicros);
-    notAnswered += r.requests - (r.replies.OK ?? 0) - (r.replies.NOTFOUND ?? 0) + r.unanswered;
+    missed += notAnswered(r);
     const n = windows.length;
     if (n >= WARM_MIN && Math.abs(windows[n - 1]! - windows[n - 2]!) <= STEADY * windows[n - 2]!) break;
   }
   await rg.flush();
-  const text = `${windows.length} × ${WARM_SECONDS} s of cold lookups (CPU per lookup ${windows.map((w) => fmt(w)).join(', ')} µs${notAnswered ? `; ${notAnswered} not answered OK/NOTFOUND` : ''})`;
-  return { windows, text, notAnswered };
+  const text = `${windows.length} × ${WARM_SECONDS} s of cold lookups (CPU per lookup ${windows.map((w) => fmt(w)).join(', ')} µs${missed ? `; ${missed} not answered OK/NOTFOUND` : ''})`;
+  return { windows, text, notAnswered: missed };
 }

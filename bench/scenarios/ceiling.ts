@@ -16,7 +16,7 @@
 import type { Context } from '../lib/context.js';
 import { searchCounter } from '../lib/monitor.js';
 import { keyFile, ldapSeq, type SeqResult } from '../lib/native.js';
-import { coldRun, startRcptgate, warmUntilSteady, type ColdWindow, type Rcptgate } from '../lib/rcptgate.js';
+import { coldRun, notAnswered, startRcptgate, warmUntilSteady, type ColdWindow, type Rcptgate } from '../lib/rcptgate.js';
 import { fmt } from '../lib/report.js';
 import { median } from './regress.js';
 
@@ -26,7 +26,6 @@ const ROUNDS = 5;
 
 const lat = (r: SeqResult) => `p50 ${fmt(r.p50)} / p99 ${fmt(r.p99)} ms`;
 const kinds = (r: SeqResult) => Object.entries(r.replies).map(([k, v]) => `${k} ${v}`).join(', ');
-const notAnswers = (r: SeqResult) => (r.replies.TEMP ?? 0) + (r.replies.PERM ?? 0) + (r.replies.OTHER ?? 0) + r.unanswered;
 
 export async function ceilingScenario(ctx: Context): Promise<void> {
   const { slapd, tools, rows } = ctx;
@@ -59,7 +58,7 @@ export async function ceilingScenario(ctx: Context): Promise<void> {
   }
   await rg.stop();
   const ratio = median(cold.map((r, i) => r.rate / own[i]!.rate));
-  const temp = cold.reduce((n, r) => n + notAnswers(r), warm.notAnswered);
+  const temp = cold.reduce((n, r) => n + notAnswered(r), warm.notAnswered);
   const requests = cold.reduce((n, r) => n + r.requests, 0);
   const mid = <T extends SeqResult>(xs: T[]) => [...xs].sort((a, b) => a.rate - b.rate)[xs.length >> 1]!;
   const slapdMid = mid(own);

@@ -77,8 +77,8 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
     report(ctx, 'cold', coldRg, coldNative, { cpu: 1.0 });
     const floor = await floors(ctx, messages, run, mxs);
     // What no socketmap server can go below: Postfix's own CPU behind the C do-nothing responder, plus that responder's.
-    const least = (floor.parts.postfix + floor.parts.rcptgate) / warmNative.cpuPerRcpt;
-    warmCpu.note += `; any socketmap server ≥ ${fmt(least)}× native: Postfix ${fmt(floor.parts.postfix)} + the C do-nothing responder ${fmt(floor.parts.rcptgate)} µs/RCPT (warm floor below)`;
+    const least = (r: E2eRun) => fmt((r.parts.postfix + r.parts.rcptgate) / warmNative.cpuPerRcpt);
+    warmCpu.note += `; any socketmap server ≥ ${least(floor.c)}× native: Postfix ${fmt(floor.c.parts.postfix)} + the C do-nothing responder ${fmt(floor.c.parts.rcptgate)} µs/RCPT; Node's do-nothing responder ${least(floor.node)}× (warm floors below)`;
 
     // Directory 5 ms away: both clients behind the same delaying proxy, rcptgate with defaults.
     const proxyPort = await freePort();
@@ -126,20 +126,20 @@ export async function e2eScenario(ctx: Context, messages: number): Promise<void>
  * Node do-nothing responders behind their own MX (every RCPT accepted). One reply per wake-up
  * is the regime of a real MX, so this is the floor for rcptgate's share of the warm CPU.
  */
-async function floors(ctx: Context, messages: number, run: (c: Contender, count: number, expect: (n: number) => number, slapdUp?: boolean) => Promise<E2eRun>, mxs: Mx[]): Promise<E2eRun> {
+async function floors(ctx: Context, messages: number, run: (c: Contender, count: number, expect: (n: number) => number, slapdUp?: boolean) => Promise<E2eRun>, mxs: Mx[]): Promise<{ c: E2eRun; node: E2eRun }> {
   const cPort = await freePort();
   const c = ctx.children.add(await startNullSocketmap(ctx.tools, cPort));
   const nodePort = await freePort();
   const node = ctx.children.add(await startNode(path.join(ROOT, 'bench/servers/null-socketmap.ts'), [String(nodePort)], nodePort, { what: 'do-nothing socketmap responder in Node' }));
   const accept = () => 250;
-  let cFloor: E2eRun | null = null;
+  const floor: Partial<Record<'C' | 'Node', E2eRun>> = {};
   for (const [name, child, port] of [['C', c, cPort], ['Node', node, nodePort]] as const) {
     const mx = await startMx(`socketmap:inet:127.0.0.1:${port}:recipients`);
     mxs.push(mx);
     const contender: Contender = { name, mx, server: child, logOffset: 0 };
     await run(contender, 20, accept, false);
     const r = await run(contender, messages, accept, false);
-    if (name === 'C') cFloor = r;
+    floor[name] = r;
     ctx.rows.push({
       section: 'e2e',
       what: `warm floor: do-nothing socketmap responder in ${name}, its CPU per RCPT (for reference)`,
@@ -151,7 +151,7 @@ async function floors(ctx: Context, messages: number, run: (c: Contender, count:
   }
   await c.stop();
   await node.stop();
-  return cFloor!;
+  return { c: floor.C!, node: floor.Node! };
 }
 
 function codes(c: SmtpCounts): string {

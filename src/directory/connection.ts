@@ -55,6 +55,23 @@ export class LdapConnection {
       createConnection: ((...args: unknown[]) => track(connect(...args))) as typeof net.connect,
       createSecureConnection: ((...args: unknown[]) => track(secureConnect(...args))) as typeof tls.connect,
     });
+    this.watchStream();
+  }
+
+  /**
+   * After bytes that are not BER, ldapts reads nothing more from the connection (it keeps the bad
+   * bytes in front of every later chunk) or drops the rest of the chunk; after a Notice of
+   * Disconnection (RFC 4511 §4.4.1: the only message with ID 0) the server answers nothing more.
+   * Either way the searches in flight would wait out the timeout and defer mail: closing now fails
+   * them as a lost connection, and each is retried once on another.
+   */
+  private watchStream(): void {
+    const parser = (this.client as unknown as { messageParser?: Partial<StreamEvents> }).messageParser;
+    if (typeof parser?.on !== 'function') throw new Error('this ldapts version lacks Client.messageParser: pin the version in package.json');
+    parser.on('error', () => this.destroy());
+    parser.on('message', (message) => {
+      if (message.messageId === 0) this.destroy();
+    });
   }
 
   get alive(): boolean {
@@ -93,6 +110,11 @@ export class LdapConnection {
     }
     this.destroy();
   }
+}
+
+interface StreamEvents {
+  on(event: 'error', listener: (err: Error) => void): unknown;
+  on(event: 'message', listener: (message: { messageId: number }) => void): unknown;
 }
 
 function ignoreError(): void {}

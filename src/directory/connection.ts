@@ -22,6 +22,8 @@ export class LdapConnection {
   readonly client: Client;
   /** Searches sent on it and not yet answered (each holds one message ID). */
   inFlight = 0;
+  /** When the server last sent anything on it (performance.now()): how a silently cut connection shows. */
+  lastMessageAt = performance.now();
 
   constructor(
     readonly url: string,
@@ -70,6 +72,7 @@ export class LdapConnection {
     if (typeof parser?.on !== 'function') throw new Error('this ldapts version lacks Client.messageParser: pin the version in package.json');
     parser.on('error', () => this.destroy());
     parser.on('message', (message) => {
+      this.lastMessageAt = performance.now();
       if (message.messageId === 0) this.destroy();
     });
   }

@@ -98,6 +98,18 @@ export class ConnectionPool {
     if (!this.closed && this.waiters.length > 0 && this.ready.length + this.connecting < this.o.poolSize) this.grow();
   }
 
+  /**
+   * `conn` is hung: a search on it got no answer long after the server's own time limit. An idle
+   * connection that has heard nothing from the server since that search left is most likely cut
+   * off the same way (a partition, a firewall that lost its state: no FIN, no RST), and nothing
+   * else would ever show it: it would wait for the next lookup, breaker trial or readiness probe
+   * and make it wait out the timeout too. Replacing an idle connection costs one reconnect.
+   */
+  discardHung(conn: LdapConnection, since: number): void {
+    this.discard(conn);
+    for (const other of [...this.ready]) if (other.inFlight === 0 && other.lastMessageAt < since) this.discard(other);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) this.settle(w, () => w.reject(closedError()));

@@ -67,7 +67,7 @@ export class LookupScheduler {
       expire: (p, search) => this.fail(p, expiryError(p, search, o.timeoutMs, o.timeoutText)),
       hung: (search) => {
         o.log.warn({ url: search.conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
-        o.pool.discard(search.conn);
+        o.pool.discardHung(search.conn, search.sentAt);
       },
     });
     this.encoder = new LookupEncoder(o.plan.lookupFilter, {

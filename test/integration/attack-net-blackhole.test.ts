@@ -1,0 +1,133 @@
+/**
+ * The network between rcptgate and its directory goes silent: every packet dropped, no FIN, no
+ * RST (a partition, or a firewall that lost its connection state). The real slapd stays healthy
+ * behind a proxy that stops forwarding on every open connection and accepts new ones without
+ * answering the bind. When the path heals, the old connections stay dead (their state is gone),
+ * new ones work. Under a steady load of socketmap lookups:
+ *  - while cut off: every uncached lookup is TEMP within the timeout (plus a margin), never a
+ *    wrong verdict; /readyz stays 200 (rcptgate degrades by itself) and reports the directory
+ *    down, as does `rcptgate_directory_up`;
+ *  - once the path heals, fresh lookups are answered right within a few seconds: no lookup,
+ *    breaker trial or probe is left to find a dead pooled connection one timeout at a time.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createApp, type App } from '../../src/app/app.js';
+import { validateConfig } from '../../src/config/load.js';
+import { silentLogger } from '../../src/log.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { SocketmapClient } from '../helpers/socketmap-client.js';
+
+const USERS = 3_000;
+/** The default timeout: how long a dead connection takes to show is what this test is about. */
+const TIMEOUT_MS = 3_000;
+const ANSWER_BOUND_MS = TIMEOUT_MS + 2_000;
+/** The breaker's longest cooldown (2 s) and a reconnect, with room for a loaded machine (it took 9 to 14 s while each dead pooled connection had to fail a lookup first). */
+const RECOVERY_MS = 5_000;
+
+interface Sample {
+  exists: boolean;
+  reply: string;
+  at: number;
+  ms: number;
+}
+
+const isWrong = (s: Sample) => (s.exists ? s.reply.startsWith('NOTFOUND') : s.reply.startsWith('OK'));
+const summary = (a: Sample[]) => `${a.length} answers, ${a.filter((s) => s.reply.startsWith('TEMP')).length} TEMP, ${a.filter(isWrong).length} wrong`;
+
+describe('a silent black hole between rcptgate and slapd', { timeout: 120_000 }, () => {
+  let slapd: Slapd;
+  let proxy: FaultProxy;
+  let app: App;
+  let clients: SocketmapClient[] = [];
+  before(async () => {
+    slapd = await startSlapd({ generatedUsers: USERS });
+    proxy = await startFaultProxy(slapd.port);
+    const config = validateConfig({
+      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: '127.0.0.1:0' },
+      domains: ['example.com'],
+      directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: `${TIMEOUT_MS}ms`, poolSize: 4 } },
+      log: { level: 'silent' },
+    });
+    app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword } });
+    await app.start();
+    clients = await Promise.all(Array.from({ length: 8 }, () => SocketmapClient.connect(app.addresses.socketmap!.port)));
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await app?.close();
+    await proxy?.close();
+    await slapd?.close();
+  });
+
+  async function health(): Promise<{ status: number; up: boolean; gauge: string | undefined }> {
+    const base = `http://127.0.0.1:${app.addresses.metrics!.port}`;
+    const res = await fetch(`${base}/readyz`);
+    const body = (await res.json()) as { directory: { up: boolean } };
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    return { status: res.status, up: body.directory.up, gauge: metrics.split('\n').find((l) => l.startsWith('rcptgate_directory_up '))?.split(' ')[1] };
+  }
+
+  test('uncached lookups TEMP within the timeout while cut off, health says down, recovery within seconds of the heal', async () => {
+    const t0 = Date.now();
+    const samples: Sample[] = [];
+    let seq = 0;
+    let running = true;
+    /** Every address is asked once: each lookup goes to the directory. */
+    const loop = async (client: SocketmapClient): Promise<void> => {
+      while (running) {
+        const n = ++seq;
+        const exists = n % 2 === 0 && n < USERS;
+        const address = exists ? `user${n}@example.com` : `ghost${n}@example.com`;
+        const at = Date.now() - t0;
+        const reply = await client.query('recipients', address).catch(() => null);
+        if (reply === null) return;
+        samples.push({ exists, reply, at, ms: Date.now() - t0 - at });
+        await sleep(5);
+      }
+    };
+    const loops = clients.map(loop);
+    try {
+      await sleep(1_000);
+      assert.equal(samples.filter((s) => s.reply.startsWith('TEMP')).length, 0, `healthy: ${summary(samples)}`);
+      assert.ok(proxy.open().length > 0);
+
+      for (const c of proxy.open()) c.blackhole();
+      proxy.mode = 'blackhole';
+      const holeAt = Date.now() - t0;
+      await sleep(TIMEOUT_MS + 1_000);
+      const down = await health();
+      assert.deepEqual(down, { status: 200, up: false, gauge: '0' }, '/readyz stays 200 and says the directory is down');
+      await sleep(3_000);
+      proxy.mode = 'pass';
+      const healAt = Date.now() - t0;
+
+      let recoveredAt = Infinity;
+      while (Date.now() - t0 - healAt < RECOVERY_MS * 3) {
+        await sleep(100);
+        const recent = samples.filter((s) => s.at >= Date.now() - t0 - 300);
+        if (recent.length > 10 && recent.every((s) => !s.reply.startsWith('TEMP'))) {
+          recoveredAt = Math.min(...recent.map((s) => s.at));
+          break;
+        }
+      }
+      running = false;
+      await Promise.all(loops);
+
+      const cutOff = samples.filter((s) => s.at >= holeAt + 200 && s.at + s.ms <= healAt);
+      assert.ok(cutOff.length > 0 && cutOff.every((s) => s.reply.startsWith('TEMP')), `uncached lookups defer while cut off: ${summary(cutOff)}`);
+      const slowest = Math.max(...samples.filter((s) => s.at >= holeAt).map((s) => s.ms));
+      assert.ok(slowest <= ANSWER_BOUND_MS, `slowest answer ${slowest} ms; bound ${ANSWER_BOUND_MS} ms`);
+      assert.deepEqual(samples.filter(isWrong).slice(0, 3), [], `no wrong verdict: ${summary(samples)}`);
+      const recovery = recoveredAt - healAt;
+      assert.ok(recovery <= RECOVERY_MS, `lookups answered again ${recovery} ms after the path healed; bound ${RECOVERY_MS} ms`);
+      assert.deepEqual(await health(), { status: 200, up: true, gauge: '1' });
+      console.log(`black hole: ${summary(samples)}; slowest ${slowest} ms; recovered ${recovery} ms after the heal`);
+    } finally {
+      running = false;
+      await Promise.all(loops);
+    }
+  });
+});

@@ -13,7 +13,8 @@ import { once } from 'node:events';
  *  - cut(): both sockets destroyed.
  * `mode` decides what a new connection gets: `pass`, `blackhole` (accepted, never forwarded:
  * a server that takes TCP but never answers the bind), or `refuse` (accepted then reset at once).
- * `downBytesPerSecond` throttles server → client.
+ * `downBytesPerSecond` throttles server → client. `record` keeps every byte the client sent (to see
+ * what crossed in clear); `onServerMessage` sees each whole server message once it is forwarded.
  */
 
 export type ProxyMode = 'pass' | 'blackhole' | 'refuse';
@@ -41,17 +42,33 @@ export interface FaultProxy {
   mode: ProxyMode;
   /** 0 = unthrottled. */
   downBytesPerSecond: number;
+  /** Keep what clients send, in `sent` (off by default). */
+  record: boolean;
+  /** Everything clients sent while `record` was on. */
+  readonly sent: Buffer[];
+  onServerMessage: ((conn: FaultConnection, message: Buffer) => void) | null;
   /** Connections not closed yet. */
   open(): FaultConnection[];
   close(): Promise<void>;
 }
 
-/** Splits a byte stream into whole BER TLVs (LDAP messages), so injections never land mid-message. */
+/**
+ * Splits a byte stream into whole BER TLVs (LDAP messages), so injections never land mid-message.
+ * Every LDAP message starts with 0x30; anything else (TLS records, after LDAPS or StartTLS) passes
+ * through as it comes from then on.
+ */
 function framer(onMessage: (msg: Buffer) => void): (chunk: Buffer) => void {
   let buf: Buffer = Buffer.alloc(0);
+  let raw = false;
   return (chunk) => {
+    if (raw) return onMessage(chunk);
     buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
     for (;;) {
+      if (buf.length > 0 && buf[0] !== 0x30) {
+        raw = true;
+        onMessage(buf);
+        return;
+      }
       if (buf.length < 2) return;
       let len = buf[1]!;
       let header = 2;
@@ -69,7 +86,15 @@ function framer(onMessage: (msg: Buffer) => void): (chunk: Buffer) => void {
   };
 }
 
-export async function startFaultProxy(upstreamPort: number, scheme = 'ldap'): Promise<FaultProxy> {
+export interface FaultProxyOptions {
+  /** URL scheme of `url` (default ldap). */
+  scheme?: string;
+  /** Where the proxy listens (default 127.0.0.1; any 127.0.0.0/8 address is local on Linux). */
+  host?: string;
+}
+
+export async function startFaultProxy(upstreamPort: number, options: FaultProxyOptions = {}): Promise<FaultProxy> {
+  const { scheme = 'ldap', host = '127.0.0.1' } = options;
   const sockets = new Set<net.Socket>();
   const timers = new Set<NodeJS.Timeout>();
   let nextId = 0;
@@ -79,6 +104,9 @@ export async function startFaultProxy(upstreamPort: number, scheme = 'ldap'): Pr
     connections: [],
     mode: 'pass',
     downBytesPerSecond: 0,
+    record: false,
+    sent: [],
+    onServerMessage: null,
     open: () => proxy.connections.filter((c) => !c.closed),
     close: async () => {
       for (const t of timers) clearTimeout(t);
@@ -105,10 +133,10 @@ export async function startFaultProxy(upstreamPort: number, scheme = 'ldap'): Pr
     }
     proxy.connections.push(forwarding(++nextId, client, upstreamPort, proxy, sockets, timers));
   });
-  server.listen(0, '127.0.0.1');
+  server.listen(0, host);
   await once(server, 'listening');
   const { port } = server.address() as net.AddressInfo;
-  return Object.assign(proxy, { url: `${scheme}://127.0.0.1:${port}`, port });
+  return Object.assign(proxy, { url: `${scheme}://${host}:${port}`, port });
 }
 
 function silentConnection(id: number, client: net.Socket): FaultConnection {
@@ -203,9 +231,11 @@ function forwarding(id: number, client: net.Socket, upstreamPort: number, proxy:
   const frame = framer((msg) => {
     outbox.push(msg);
     drain();
+    proxy.onServerMessage?.(conn, msg);
   });
   client.on('data', (chunk: Buffer) => {
     if (holed) return;
+    if (proxy.record) proxy.sent.push(chunk);
     conn.up += chunk.length;
     upstream.write(chunk);
   });

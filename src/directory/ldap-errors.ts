@@ -36,6 +36,11 @@ const RESULT_NAMES: Record<number, string> = {
 const AUTH_CODES = new Set([7, 8, 13, 48, 49, 50]);
 /** The server is there but will not serve now; try again later. */
 const UNAVAILABLE_CODES = new Set([51, 52]);
+/** Busy (51) or unavailable (52): this server cannot serve now; another might. */
+export function isUnavailableResult(code: number): boolean {
+  return UNAVAILABLE_CODES.has(code);
+}
+
 /** LDAP result code 32: the base DN does not exist. */
 export const NO_SUCH_OBJECT = 32;
 

@@ -3,7 +3,7 @@ import type tls from 'node:tls';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { LdapConnection, abortError, deadlineRace } from './connection.js';
-import { toDirectoryError } from './ldap-errors.js';
+import { isUnavailableResult, toDirectoryError } from './ldap-errors.js';
 
 /**
  * Up to `poolSize` LDAP connections, each carrying up to `perConnection` searches at once
@@ -12,6 +12,9 @@ import { toDirectoryError } from './ldap-errors.js';
  * `urls` in order, and a dead one is dropped at once, so a restarted server is picked up by the
  * next request. Waiters are served first come, first served, each until its own deadline.
  */
+
+/** How long a server that said busy or unavailable is tried last by new connections. */
+const REST_MS = 30_000;
 
 export interface PoolOptions {
   urls: string[];
@@ -40,6 +43,8 @@ export class ConnectionPool {
   private readonly waiters: Waiter[] = [];
   private connecting = 0;
   private closed = false;
+  /** URLs whose server said busy or unavailable, and until when (performance.now()) new connections try them last. */
+  private readonly resting = new Map<string, number>();
 
   constructor(private readonly o: PoolOptions) {}
 
@@ -96,6 +101,23 @@ export class ConnectionPool {
     if (i < 0) return;
     this.ready.splice(i, 1);
     if (!this.closed && this.waiters.length > 0 && this.ready.length + this.connecting < this.o.poolSize) this.grow();
+  }
+
+  /**
+   * `conn`'s server answered a search with `status`. Busy (51) or unavailable (52) says this
+   * server cannot serve now, not that the directory cannot: while another URL has not said so
+   * too, its connections are dropped and new ones try the others first for a while (returns true:
+   * worth asking again). Otherwise nothing changes: reconnecting would only add binds to busy servers.
+   */
+  refusedBy(conn: LdapConnection, status: number): boolean {
+    if (!isUnavailableResult(status)) return false;
+    const now = performance.now();
+    this.resting.set(conn.url, now + REST_MS);
+    if (!this.o.urls.some((url) => (this.resting.get(url) ?? 0) <= now)) return false;
+    // Every connection to it: a retry must not land on a sibling (searches in flight there are retried once too).
+    this.discard(conn);
+    for (const other of [...this.ready]) if (other.url === conn.url) this.discard(other);
+    return true;
   }
 
   /**
@@ -202,7 +224,7 @@ export class ConnectionPool {
 
   private async connect(deadline: number): Promise<LdapConnection> {
     const failures: DirectoryError[] = [];
-    const urls = this.o.urls;
+    const urls = this.order();
     for (let i = 0; i < urls.length; i++) {
       const url = urls[i]!;
       const remaining = deadline - performance.now();
@@ -229,6 +251,14 @@ export class ConnectionPool {
     throw new DirectoryError(last.code as ConstructorParameters<typeof DirectoryError>[0], `no LDAP server answered: ${failures.map((f) => f.message).join('; ')}`, {
       cause: last,
     });
+  }
+
+  /** The URLs in their configured order, those resting after the others. */
+  private order(): string[] {
+    if (this.resting.size === 0) return this.o.urls;
+    const now = performance.now();
+    for (const [url, until] of this.resting) if (until <= now) this.resting.delete(url);
+    return [...this.o.urls.filter((u) => !this.resting.has(u)), ...this.o.urls.filter((u) => this.resting.has(u))];
   }
 
   private async handshake(conn: LdapConnection, step: (name: string) => void): Promise<void> {

@@ -1,7 +1,7 @@
 import type { Entry } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
-import { abortError } from './connection.js';
+import { abortError, type LdapConnection } from './connection.js';
 import { batchable, hidesValues, matchBatch } from './answers.js';
 import { NO_SUCH_OBJECT, isConnectionFailure, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
@@ -9,7 +9,6 @@ import type { LdapSearchPlan } from './presets.js';
 import { lookupSearch, resultError, type RawSearchResult } from './raw-search.js';
 import { LookupEncoder } from './search-encoder.js';
 import { InFlightSearches, expiryError } from './in-flight.js';
-import type { LdapConnection } from './connection.js';
 import { LookupQueue, type Pending } from './lookup-queue.js';
 
 /**
@@ -215,8 +214,8 @@ export class LookupScheduler {
       (result) => {
         this.inFlight.delete(search);
         this.o.pool.release(conn);
-        if (batch.length === 1) this.settleSingle(batch[0]!, result, conn.url);
-        else this.settleBatch(batch, result, conn.url);
+        if (batch.length === 1) this.settleSingle(batch[0]!, result, conn);
+        else this.settleBatch(batch, result, conn);
       },
       (err: unknown) => {
         this.inFlight.delete(search);
@@ -226,20 +225,23 @@ export class LookupScheduler {
     );
   }
 
-  private settleSingle(p: Pending, result: RawSearchResult, url: string): void {
+  private settleSingle(p: Pending, result: RawSearchResult, conn: LdapConnection): void {
     if (result.status === 0 || (result.status === 4 && result.entries.length > 0)) {
       // sizeLimitExceeded with entries still proves the address exists.
       if (!this.valuesHidden && hidesValues(this.o.plan, p.key, result.entries)) this.learnHiddenValues();
       this.answer(p, result.entries);
       return;
     }
-    // Any other result, sizeLimitExceeded with no entry included, is no answer: tempfail, never "no such entry".
-    this.fail(p, this.resultFailure(result, url));
+    // Any other result, sizeLimitExceeded with no entry included, is no answer: tempfail, never "no such entry"
+    // (unless a server that cannot serve now, busy or unavailable, leaves another to answer).
+    if (this.o.pool.refusedBy(conn, result.status)) this.retryOnce([p], this.resultFailure(result, conn.url));
+    else this.fail(p, this.resultFailure(result, conn.url));
   }
 
-  private settleBatch(batch: Pending[], result: RawSearchResult, url: string): void {
+  private settleBatch(batch: Pending[], result: RawSearchResult, conn: LdapConnection): void {
     if (result.status !== 0) {
-      if (result.status === NO_SUCH_OBJECT) for (const p of batch) this.fail(p, this.resultFailure(result, url));
+      if (result.status === NO_SUCH_OBJECT) for (const p of batch) this.fail(p, this.resultFailure(result, conn.url));
+      else if (this.o.pool.refusedBy(conn, result.status)) this.retryOnce(batch, this.resultFailure(result, conn.url));
       else this.retry(batch, true);
       return;
     }
@@ -276,19 +278,19 @@ export class LookupScheduler {
     this.retry(keys, false);
   }
 
+  /** A dead connection fails only its own searches, and each is retried once elsewhere. */
   private searchFailed(batch: Pending[], error: DirectoryError): void {
-    if (isConnectionFailure(error)) {
-      // A dead connection fails only its own searches, and each is retried once elsewhere.
-      const again = batch.filter((p) => !p.done && !p.retried);
-      for (const p of batch) if (p.retried) this.fail(p, error);
-      for (const p of again) p.retried = true;
-      if (again.length > 0) this.o.log.debug({ keys: again.length, err: error.message }, 'LDAP connection died under a search; retrying on another');
-      this.retry(again, false);
-    } else if (batch.length > 1) {
-      this.retry(batch, true);
-    } else {
-      this.fail(batch[0]!, error);
-    }
+    if (isConnectionFailure(error)) this.retryOnce(batch, error);
+    else if (batch.length > 1) this.retry(batch, true);
+    else this.fail(batch[0]!, error);
+  }
+
+  private retryOnce(batch: Pending[], error: DirectoryError): void {
+    const again = batch.filter((p) => !p.done && !p.retried);
+    for (const p of batch) if (p.retried) this.fail(p, error);
+    for (const p of again) p.retried = true;
+    if (again.length > 0) this.o.log.debug({ keys: again.length, err: error.message }, 'LDAP search failed with its connection or server; retrying on another');
+    this.retry(again, false);
   }
 
   private resultFailure(result: RawSearchResult, url: string): DirectoryError {

@@ -47,9 +47,29 @@ export interface FaultProxy {
   /** Everything clients sent while `record` was on. */
   readonly sent: Buffer[];
   onServerMessage: ((conn: FaultConnection, message: Buffer) => void) | null;
+  /** Rewrites each whole server LDAP message before it is forwarded (null drops it). */
+  transform: ((message: Buffer) => Buffer | null) | null;
   /** Connections not closed yet. */
   open(): FaultConnection[];
   close(): Promise<void>;
+}
+
+/** Where the protocolOp of a whole LDAP message starts (after the sequence header and the message ID). */
+export function protocolOpOffset(msg: Buffer): number {
+  const header = msg[1]! & 0x80 ? 2 + (msg[1]! & 0x7f) : 2;
+  return header + 2 + msg[header + 1]!;
+}
+
+/**
+ * `msg` with its LDAPResult code set to `code`, when it is a SearchResultDone (0x65) with a short
+ * length; other messages unchanged.
+ */
+export function withResultCode(msg: Buffer, code: number): Buffer {
+  const op = protocolOpOffset(msg);
+  if (msg[op] !== 0x65 || msg[op + 1]! & 0x80 || msg[op + 2] !== 0x0a) return msg;
+  const copy = Buffer.from(msg);
+  copy[op + 4] = code;
+  return copy;
 }
 
 /**
@@ -107,6 +127,7 @@ export async function startFaultProxy(upstreamPort: number, options: FaultProxyO
     record: false,
     sent: [],
     onServerMessage: null,
+    transform: null,
     open: () => proxy.connections.filter((c) => !c.closed),
     close: async () => {
       for (const t of timers) clearTimeout(t);
@@ -228,7 +249,9 @@ function forwarding(id: number, client: net.Socket, upstreamPort: number, proxy:
     }, (1000 * slice.length) / rate);
     timers.add(timer);
   };
-  const frame = framer((msg) => {
+  const frame = framer((original) => {
+    const msg = proxy.transform && original[0] === 0x30 ? proxy.transform(original) : original;
+    if (!msg) return;
     outbox.push(msg);
     drain();
     proxy.onServerMessage?.(conn, msg);

@@ -14,7 +14,8 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { protocolOpOffset, startFaultProxy, withResultCode, type FaultProxy } from '../helpers/fault-proxy.js';
+import { DirectoryError } from '../../src/errors.js';
 
 const TIMEOUT_MS = 4_000;
 
@@ -100,4 +101,55 @@ describe('a directory connection that receives garbage or a Notice of Disconnect
       await close();
     }
   });
+});
+
+/**
+ * A server that answers every search with busy (51) or unavailable (52): it cannot serve now,
+ * another server might. slapd does not answer so on demand, so the proxy rewrites the result code
+ * of slapd's real SearchResultDone (and drops the entries, as a busy server sends none).
+ */
+describe('a server that answers busy or unavailable, with a healthy second URL', () => {
+  let slapd: Slapd;
+  let proxy: FaultProxy;
+  before(async () => {
+    slapd = await startSlapd();
+    proxy = await startFaultProxy(slapd.port);
+  });
+  after(async () => {
+    await proxy?.close();
+    await slapd?.close();
+  });
+
+  const directoryFor = (urls: string[]): LdapDirectory => {
+    const config = configSchema.parse({
+      directory: { kind: 'ldap', ldap: { urls, baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: `${TIMEOUT_MS}ms`, poolSize: 2 } },
+    }).directory.ldap;
+    return new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+  };
+  const addresses = ['bob@example.com', 'nobody@example.com', 'ally@example.com', 'staff@example.com', 'user1@example.com', 'ghost@example.com'];
+  const truth = ['bob@example.com', null, 'alice@example.com', 'staff@example.com', 'user1@example.com', null];
+
+  for (const code of [51, 52]) {
+    test(`result code ${code}: lookups, batched or alone, are answered by the other server; with that server alone they are tempfail`, async () => {
+      proxy.transform = (msg) => (msg[protocolOpOffset(msg)] === 0x64 ? null : withResultCode(msg, code));
+      const both = directoryFor([proxy.url, slapd.url]);
+      const alone = directoryFor([proxy.url]);
+      try {
+        for (let round = 0; round < 2; round++) {
+          const together = await Promise.all(addresses.map((a) => both.lookup(a)));
+          assert.deepEqual(together.map((a) => a.entry?.canonical ?? null), truth, `round ${round}, batched`);
+          for (let i = 0; i < addresses.length; i++) assert.equal((await both.lookup(addresses[i]!)).entry?.canonical ?? null, truth[i], `round ${round}, alone`);
+        }
+        const results = await Promise.allSettled(addresses.map((a) => alone.lookup(a)));
+        for (const r of results) {
+          assert.equal(r.status, 'rejected', 'a busy server alone never answers "no such entry"');
+          assert.ok((r as PromiseRejectedResult).reason instanceof DirectoryError);
+        }
+      } finally {
+        proxy.transform = null;
+        await both.close();
+        await alone.close();
+      }
+    });
+  }
 });

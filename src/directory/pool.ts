@@ -110,14 +110,18 @@ export class ConnectionPool {
    * worth asking again). Otherwise nothing changes: reconnecting would only add binds to busy servers.
    */
   refusedBy(conn: LdapConnection, status: number): boolean {
-    if (!isUnavailableResult(status)) return false;
-    const now = performance.now();
-    this.resting.set(conn.url, now + REST_MS);
-    if (!this.o.urls.some((url) => (this.resting.get(url) ?? 0) <= now)) return false;
+    if (!isUnavailableResult(status) || !this.rest(conn.url)) return false;
     // Every connection to it: a retry must not land on a sibling (searches in flight there are retried once too).
     this.discard(conn);
     for (const other of [...this.ready]) if (other.url === conn.url) this.discard(other);
     return true;
+  }
+
+  /** New connections try `url` last for a while; returns whether some other URL is not resting. */
+  private rest(url: string): boolean {
+    const now = performance.now();
+    this.resting.set(url, now + REST_MS);
+    return this.o.urls.some((u) => (this.resting.get(u) ?? 0) <= now);
   }
 
   /**
@@ -125,9 +129,12 @@ export class ConnectionPool {
    * connection that has heard nothing from the server since that search left is most likely cut
    * off the same way (a partition, a firewall that lost its state: no FIN, no RST), and nothing
    * else would ever show it: it would wait for the next lookup, breaker trial or readiness probe
-   * and make it wait out the timeout too. Replacing an idle connection costs one reconnect.
+   * and make it wait out the timeout too. Replacing an idle connection costs one reconnect. The
+   * server may be what hangs (it binds, but its searches never end): new connections try the
+   * other URLs first for a while.
    */
   discardHung(conn: LdapConnection, since: number): void {
+    this.rest(conn.url);
     this.discard(conn);
     for (const other of [...this.ready]) if (other.inFlight === 0 && other.lastMessageAt < since) this.discard(other);
   }

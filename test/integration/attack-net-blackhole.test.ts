@@ -15,9 +15,13 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApp, type App } from '../../src/app/app.js';
 import { validateConfig } from '../../src/config/load.js';
+import { configSchema } from '../../src/config/schema.js';
+import { LdapDirectory } from '../../src/directory/ldap.js';
+import { DirectoryError } from '../../src/errors.js';
+import { Metrics } from '../../src/metrics.js';
 import { silentLogger } from '../../src/log.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
-import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
+import { protocolOpOffset, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
 
 const USERS = 3_000;
@@ -129,5 +133,52 @@ describe('a silent black hole between rcptgate and slapd', { timeout: 120_000 },
       running = false;
       await Promise.all(loops);
     }
+  });
+});
+
+/**
+ * The first URL's server accepts connections and binds but never answers a search (a hung
+ * backend, a proxy in front of a lost server). The proxy drops slapd's search answers on their
+ * way back. Lookups that were on it are tempfail at their deadline; once its connection is found
+ * hung, new connections go to the second URL, and lookups are answered again.
+ */
+describe('a first URL whose server binds but never answers a search', () => {
+  let slapd: Slapd;
+  let proxy: FaultProxy;
+  before(async () => {
+    slapd = await startSlapd();
+    proxy = await startFaultProxy(slapd.port);
+    // SearchResultEntry (0x64) and SearchResultDone (0x65) never come back; the bind answer does.
+    proxy.transform = (msg) => ([0x64, 0x65].includes(msg[protocolOpOffset(msg)]!) ? null : msg);
+  });
+  after(async () => {
+    await proxy?.close();
+    await slapd?.close();
+  });
+
+  test('the second URL answers once the first one\'s connection is found hung', async () => {
+    const timeoutMs = 1_000;
+    const config = configSchema.parse({
+      directory: { kind: 'ldap', ldap: { urls: [proxy.url, slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: `${timeoutMs}ms`, poolSize: 2 } },
+    }).directory.ldap;
+    const directory = new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+    const started = Date.now();
+    const outcomes: { at: number; answer: string }[] = [];
+    try {
+      while (Date.now() - started < 6 * timeoutMs) {
+        const at = Date.now() - started;
+        const answer = await directory.lookup('bob@example.com').then(
+          (a) => a.entry?.canonical ?? 'null',
+          (e: unknown) => (e instanceof DirectoryError ? 'tempfail' : String(e)),
+        );
+        outcomes.push({ at, answer });
+        await sleep(50);
+      }
+    } finally {
+      await directory.close();
+    }
+    assert.ok(outcomes.every((o) => o.answer === 'bob@example.com' || o.answer === 'tempfail'), 'never "no such entry"');
+    const late = outcomes.filter((o) => o.at >= 4 * timeoutMs);
+    assert.ok(late.length > 0 && late.every((o) => o.answer === 'bob@example.com'), `answered by the second URL after ${4 * timeoutMs} ms: ${JSON.stringify(outcomes.map((o) => `${o.at}:${o.answer}`))}`);
   });
 });

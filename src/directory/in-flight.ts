@@ -18,6 +18,8 @@ export interface InFlight {
   sentAt: number;
   /** When it counts as hung, once none of its lookups waits any more (0: not yet known). */
   hungAt: number;
+  /** Half the timeout after it was sent: when to ask whether its connection went silent (0: asked). */
+  checkAt: number;
 }
 
 export interface InFlightOptions {
@@ -26,6 +28,8 @@ export interface InFlightOptions {
   expire: (p: Pending, search: InFlight) => void;
   /** `search` is hung (already forgotten here). */
   hung: (search: InFlight) => void;
+  /** Half the timeout passed and lookups of `search` still wait (called once per search). */
+  slow: (search: InFlight) => void;
 }
 
 export class InFlightSearches {
@@ -37,9 +41,10 @@ export class InFlightSearches {
   constructor(private readonly o: InFlightOptions) {}
 
   add(conn: LdapConnection, batch: Pending[]): InFlight {
-    const search: InFlight = { conn, batch, sentAt: performance.now(), hungAt: 0 };
+    const sentAt = performance.now();
+    const search: InFlight = { conn, batch, sentAt, hungAt: 0, checkAt: sentAt + this.o.timeoutMs / 2 };
     this.searches.add(search);
-    let first = Infinity;
+    let first = search.checkAt;
     for (let i = 0; i < batch.length; i++) first = Math.min(first, batch[i]!.deadline);
     this.arm(first);
     return search;
@@ -81,7 +86,14 @@ export class InFlightSearches {
           next = Math.min(next, p.deadline);
         }
       }
-      if (open) continue;
+      if (open) {
+        if (search.checkAt > now) next = Math.min(next, search.checkAt);
+        else if (search.checkAt > 0) {
+          search.checkAt = 0;
+          this.o.slow(search);
+        }
+        continue;
+      }
       if (search.hungAt === 0) search.hungAt = now + this.o.timeoutMs;
       if (search.hungAt > now) {
         next = Math.min(next, search.hungAt);

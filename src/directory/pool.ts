@@ -104,14 +104,13 @@ export class ConnectionPool {
   }
 
   /**
-   * `conn`'s server answered a search with `status`. Busy (51) or unavailable (52) says this
-   * server cannot serve now, not that the directory cannot: while another URL has not said so
-   * too, its connections are dropped and new ones try the others first for a while (returns true:
-   * worth asking again). Otherwise nothing changes: reconnecting would only add binds to busy servers.
+   * `conn`'s server answered busy (51) or unavailable (52): it cannot serve now, another may. While
+   * another URL has not said so too, every connection to it is dropped (a retry must not land on a
+   * sibling) and new ones try the others first; returns true: worth asking again. Otherwise nothing
+   * changes: reconnecting would only add binds to busy servers.
    */
   refusedBy(conn: LdapConnection, status: number): boolean {
     if (!isUnavailableResult(status) || !this.rest(conn.url)) return false;
-    // Every connection to it: a retry must not land on a sibling (searches in flight there are retried once too).
     this.discard(conn);
     for (const other of [...this.ready]) if (other.url === conn.url) this.discard(other);
     return true;
@@ -125,15 +124,25 @@ export class ConnectionPool {
   }
 
   /**
-   * `conn` is hung: a search on it got no answer long after the server's own time limit. An idle
-   * connection that has heard nothing from the server since that search left is most likely cut
-   * off the same way (a partition, a firewall that lost its state: no FIN, no RST), and nothing
-   * else would ever show it: it would wait for the next lookup, breaker trial or readiness probe
-   * and make it wait out the timeout too. Replacing an idle connection costs one reconnect. The
-   * server may be what hangs (it binds, but its searches never end): new connections try the
-   * other URLs first for a while.
+   * A search on `conn` has waited half the timeout. Nothing at all back on `conn` since `since`,
+   * while another connection heard from the server: this connection is what is broken (a flow
+   * dropped in the network, no FIN, no RST). Dropping it retries its searches once elsewhere,
+   * within their deadline. A server slow everywhere is left alone.
+   */
+  dropIfSilent(conn: LdapConnection, since: number): void {
+    if (conn.lastMessageAt >= since || !this.ready.some((other) => other !== conn && other.lastMessageAt >= since)) return;
+    this.o.log.warn({ url: conn.url }, 'LDAP connection silent for half the timeout while others answer; dropping it and retrying its searches');
+    this.discard(conn);
+  }
+
+  /**
+   * `conn` is hung: a search got no answer long after the server's own time limit. Idle connections
+   * silent since that search left are likely cut off the same way (a partition, a firewall that lost
+   * its state): only a lookup, trial or probe failing on each, one timeout at a time, would show it,
+   * so they are replaced too. The server may be what hangs: new connections try other URLs first.
    */
   discardHung(conn: LdapConnection, since: number): void {
+    this.o.log.warn({ url: conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
     this.rest(conn.url);
     this.discard(conn);
     for (const other of [...this.ready]) if (other.inFlight === 0 && other.lastMessageAt < since) this.discard(other);

@@ -64,10 +64,8 @@ export class LookupScheduler {
     this.inFlight = new InFlightSearches({
       timeoutMs: o.timeoutMs,
       expire: (p, search) => this.fail(p, expiryError(p, search, o.timeoutMs, o.timeoutText)),
-      hung: (search) => {
-        o.log.warn({ url: search.conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
-        o.pool.discardHung(search.conn, search.sentAt);
-      },
+      hung: (search) => o.pool.discardHung(search.conn, search.sentAt),
+      slow: (search) => o.pool.dropIfSilent(search.conn, search.sentAt),
     });
     this.encoder = new LookupEncoder(o.plan.lookupFilter, {
       baseDN: o.baseDN,

@@ -161,7 +161,11 @@ export class LdapDirectory implements Directory {
       }
       if (result.status !== 0) throw resultError(result);
     } catch (err) {
-      throw toDirectoryError(err, { operation: 'probe', url: conn.url });
+      const error = toDirectoryError(err, { operation: 'probe', url: conn.url });
+      // A base search unanswered for the whole timeout: this connection (or its server) is hung. Lookups
+      // would show it too, but in a quiet time only probes come, and each would wait on it again.
+      if (error.code === ErrorCodes.DIRECTORY_TIMEOUT && !signal?.aborted) this.pool.discardHung(conn, deadline - this.timeoutMs);
+      throw error;
     } finally {
       this.pool.release(conn);
     }

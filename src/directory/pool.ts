@@ -136,13 +136,13 @@ export class ConnectionPool {
   }
 
   /**
-   * `conn` is hung: a search got no answer long after the server's own time limit. Idle connections
-   * silent since that search left are likely cut off the same way (a partition, a firewall that lost
-   * its state): only a lookup, trial or probe failing on each, one timeout at a time, would show it,
-   * so they are replaced too. The server may be what hangs: new connections try other URLs first.
+   * `conn` is hung: a search (a lookup's, a probe's) got no answer in time. Idle connections silent
+   * since it left are likely cut off the same way (a partition, a firewall that lost its state): only
+   * a lookup, trial or probe failing on each, one timeout at a time, would show it, so they are
+   * replaced too. The server may be what hangs: new connections try other URLs first for a while.
    */
   discardHung(conn: LdapConnection, since: number): void {
-    this.o.log.warn({ url: conn.url }, 'LDAP connection hung (a search got no answer within twice the timeout); dropping it');
+    this.o.log.warn({ url: conn.url }, 'LDAP connection hung (a search got no answer in time); dropping it');
     this.rest(conn.url);
     this.discard(conn);
     for (const other of [...this.ready]) if (other.inFlight === 0 && other.lastMessageAt < since) this.discard(other);

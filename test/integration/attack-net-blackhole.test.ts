@@ -230,3 +230,40 @@ describe('one pooled connection black-holed mid-flight while the others answer',
     }
   });
 });
+
+/**
+ * A quiet time: no lookups, only the readiness probe. The pooled connection's flow dies silently
+ * (a firewall that lost its state), the path itself works. The probe that finds the dead
+ * connection fails at the timeout; the next one must reach the directory on a new connection,
+ * not wait on the same dead one again (only lookups would otherwise ever replace it, and the
+ * directory would be reported down for as long as none came).
+ */
+describe('the readiness probe on a silently dead pooled connection', () => {
+  let slapd: Slapd;
+  let proxy: FaultProxy;
+  before(async () => {
+    slapd = await startSlapd();
+    proxy = await startFaultProxy(slapd.port);
+  });
+  after(async () => {
+    await proxy?.close();
+    await slapd?.close();
+  });
+
+  test('fails once, then the next probe answers on a new connection', async () => {
+    const config = configSchema.parse({
+      directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '1s', poolSize: 2 } },
+    }).directory.ldap;
+    const directory = new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+    try {
+      await directory.probe();
+      for (const c of proxy.open()) c.blackhole();
+      await assert.rejects(directory.probe(), DirectoryError);
+      await directory.probe();
+      await directory.probe();
+      assert.equal((await directory.lookup('bob@example.com')).entry?.canonical, 'bob@example.com');
+    } finally {
+      await directory.close();
+    }
+  });
+});

@@ -9,11 +9,11 @@ import { isUnavailableResult, toDirectoryError } from './ldap-errors.js';
  * Up to `poolSize` LDAP connections, each carrying up to `perConnection` searches at once
  * (LDAP is asynchronous: answers are told apart by message ID). A slot is one message ID on one
  * connection; a slow search holds its slot, not the connection. Connections open lazily, trying
- * `urls` in order, and a dead one is dropped at once, so a restarted server is picked up by the
- * next request. Waiters are served first come, first served, each until its own deadline.
+ * `urls` in order (a server that lately said busy or hung, last), and a dead one is dropped at once,
+ * so a restarted server is picked up by the next request. Waiters are served first come, first
+ * served, each until its own deadline.
  */
-
-/** How long a server that said busy or unavailable is tried last by new connections. */
+/** How long a server that said busy or unavailable, or hung, is tried last by new connections. */
 const REST_MS = 30_000;
 
 export interface PoolOptions {

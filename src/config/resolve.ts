@@ -121,6 +121,12 @@ function caProblem(ca: Buffer): string | null {
 /** Why a file cannot be written where it is (every save would fail, logged, and a restart start cold), or null. */
 function writableDirProblem(file: string): string | null {
   const dir = dirname(resolve(file));
+  // Read back at start and replaced by rename: a FIFO would hang the start, a device (/dev/null) be replaced.
+  const there = statSync(file, { throwIfNoEntry: false });
+  if (there && !there.isFile()) {
+    const kind = there.isDirectory() ? 'a directory' : there.isFIFO() ? 'a FIFO' : there.isSocket() ? 'a socket' : 'a device';
+    return `${file} is ${kind}, not a regular file: rcptgate reads it back at start and replaces it with a file of its own`;
+  }
   try {
     if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
     accessSync(dir, constants.W_OK);

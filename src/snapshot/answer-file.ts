@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
-import { writeFileAtomically } from './atomic-file.js';
+import { readRegularFile, writeFileAtomically } from './atomic-file.js';
 import type { AnswerCache } from '../recipient/answer-cache.js';
 
 /**
@@ -92,7 +91,7 @@ export async function saveAnswers(path: string, source: string, cache: AnswerCac
 export async function loadAnswers(path: string, source: string, cache: AnswerCache, now: number, staleMs: number): Promise<number> {
   let buf: Buffer;
   try {
-    buf = await readFile(path);
+    buf = await readRegularFile(path);
   } catch (err) {
     throw new Error((err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot read it (${(err as Error).message})`);
   }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /**
@@ -12,6 +13,9 @@ import { basename, dirname, join } from 'node:path';
  */
 export async function writeFileAtomically(path: string, head: string, blocks: Iterable<Uint8Array>): Promise<void> {
   const dir = dirname(path);
+  // rename() would put our file in the place of a FIFO or a device node (/dev/null, as root).
+  const there = await stat(path).catch(() => null);
+  if (there !== null && !there.isFile()) throw notRegular(there);
   await removeLeftovers(dir, basename(path));
   const tmp = join(dir, `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await open(tmp, 'wx', 0o600);
@@ -48,5 +52,37 @@ async function removeLeftovers(dir: string, base: string): Promise<void> {
     const file = join(dir, name);
     const info = await stat(file).catch(() => null);
     if (info !== null && Date.now() - info.mtimeMs > ABANDONED_MS) await unlink(file).catch(() => undefined);
+  }
+}
+
+function notRegular(info: Stats): Error {
+  const kind = info.isDirectory() ? 'a directory' : info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'a device';
+  return new Error(`not a regular file: ${kind}`);
+}
+
+/**
+ * Opens a file we read back (snapshot, answer file) and checks that it is a regular file. A FIFO
+ * would block open() until some writer appeared (the start would hang before any listener
+ * opened, on a thread of libuv's pool) and a device such as /dev/zero never ends: both are refused.
+ */
+export async function openRegularFile(path: string): Promise<FileHandle> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const info = await fh.stat();
+    if (!info.isFile()) throw notRegular(info);
+    return fh;
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+}
+
+/** The whole content of a regular file (see openRegularFile). */
+export async function readRegularFile(path: string): Promise<Buffer> {
+  const fh = await openRegularFile(path);
+  try {
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
 }

@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { open, readFile, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { crc32 } from 'node:zlib';
 import type { DirectoryRecord } from '../directory/types.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import { readV1Body, SNAPSHOT_MAGIC_V1 } from './file-v1.js';
 import { SnapshotStore, type StoreImage } from './store.js';
-import { writeFileAtomically } from './atomic-file.js';
+import { openRegularFile, writeFileAtomically } from './atomic-file.js';
 
 /**
  * Snapshot file format, version 3: the compact store's arrays as they are in memory, so a
@@ -85,7 +85,7 @@ export async function writeSnapshot(
 export async function readSnapshotStore(path: string, expectedSource: string, maxAgeMs: number, now?: () => number): Promise<{ header: SnapshotHeader; store: SnapshotStore }> {
   let fh: FileHandle;
   try {
-    fh = await open(path, 'r');
+    fh = await openRegularFile(path);
   } catch (err) {
     throw invalid(path, (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : `cannot read it (${(err as Error).message})`);
   }
@@ -108,7 +108,7 @@ export async function readSnapshotStore(path: string, expectedSource: string, ma
     const header = parseHeader(path, head.subarray(nl1 + 1, nl2), version);
     if (header.source !== expectedSource) throw invalid(path, `written for another directory (${header.source})`);
     if (version === 1) {
-      const body = (await readFile(path)).subarray(nl2 + 1);
+      const body = (await fh.readFile()).subarray(nl2 + 1);
       let records: DirectoryRecord[];
       try {
         records = readV1Body(body, header.sha256!, header.entries);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { ResolvedConfig } from '../config/resolve.js';
 import { createDirectory } from '../directory/index.js';
@@ -13,6 +14,21 @@ export interface Engine {
   config: Readonly<Config>;
   directory: Directory;
   validator: RecipientValidatorImpl;
+  /** What the LDAP directory was built from (settings, bind password, CA); null for LDIF. */
+  directoryKey: string | null;
+}
+
+/**
+ * Everything an LDAP directory is built from. A reload with the same key keeps the running
+ * directory: a new one would open (and bind) a pool of its own while the old one stays open for
+ * the work begun on it, so a storm of SIGHUPs multiplied the connections to the server. A
+ * rotated password or CA file changes the key. An LDIF file is read again on every reload.
+ */
+function directoryKey({ config, bindPassword, ca }: ResolvedConfig): string | null {
+  if (config.directory.kind !== 'ldap') return null;
+  return createHash('sha256')
+    .update(JSON.stringify([config.directory.ldap, bindPassword, ca?.toString('base64') ?? null]))
+    .digest('hex');
 }
 
 /** The validator the front ends hold: it always asks the current engine, across reloads. */
@@ -64,12 +80,14 @@ export class EngineHolder {
     };
   }
 
-  private build({ config, overrides }: ResolvedConfig, previous: Engine | null, snapshot: SnapshotView | null): Engine {
+  private build(resolved: ResolvedConfig, previous: Engine | null, snapshot: SnapshotView | null): Engine {
+    const { config, overrides } = resolved;
     const { logger, metrics, env } = this.deps;
-    const directory = createDirectory(config, { logger, metrics, env });
+    const key = directoryKey(resolved);
+    const directory = key !== null && previous?.directoryKey === key ? previous.directory : createDirectory(config, { logger, metrics, env });
     const keep = previous !== null && sameAnswers(previous.config, config) ? previous.validator.answerCache : null;
     const validator = new RecipientValidatorImpl({ config, directory, metrics, logger, overrides, health: this.health, cache: keep, snapshot });
-    return { config, directory, validator };
+    return { config, directory, validator, directoryKey: key };
   }
 
   /** Builds the engine of `config` without installing it. Throws, changing nothing, when the config cannot be built. */
@@ -84,9 +102,9 @@ export class EngineHolder {
     return { old, cacheKept: next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache };
   }
 
-  /** Drops an engine from prepare() unused: its directory closes, and the live engine's cache is the one counted again. */
+  /** Drops an engine from prepare() unused: its directory closes (unless the live engine shares it), and the live engine's cache is the one counted again. */
   discard(next: Engine): void {
     this.deps.metrics.cacheSize = () => this.current.validator.cacheSize;
-    void next.directory.close().catch(() => undefined);
+    if (next.directory !== this.current.directory) void next.directory.close().catch(() => undefined);
   }
 }

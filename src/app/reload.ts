@@ -62,7 +62,9 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
       }
       // Requests in flight on the old directory finish before it closes, and so does a sync
       // running on it (a full sync of a large directory takes longer than the grace period).
-      setTimeout(() => void snapshots.idle().then(() => old.directory.close()).catch(() => undefined), deps.retireAfterMs ?? 30_000).unref();
+      if (old.directory !== engines.current.directory) {
+        setTimeout(() => void snapshots.idle().then(() => old.directory.close()).catch(() => undefined), deps.retireAfterMs ?? 30_000).unref();
+      }
       probes.poke();
       metrics.configReloads.inc({ outcome: 'success' });
       logger.info({ file: loaded.file, cacheKept }, cacheKept ? 'configuration reloaded, cache kept' : 'configuration reloaded, cache flushed');

@@ -1,0 +1,75 @@
+/**
+ * SIGHUP storms against the real process and a real slapd: a config reloader or a careless loop
+ * sending a hundred SIGHUPs while mail flows. Every reload built a new LDAP connection pool even
+ * when the directory settings had not changed, and kept the replaced one open for 30 s for work
+ * begun on it: 100 reloads took rcptgate from 3 to 215 connections to slapd (each one bound).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { listenerPort, startServe, type ServeProcess } from '../helpers/process.js';
+import { requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
+
+let ldap: Slapd;
+let dir: string;
+const serves: ServeProcess[] = [];
+
+before(async () => {
+  ldap = await startSlapd();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-ops2-reload-'));
+});
+after(async () => {
+  for (const s of serves) await s.kill();
+  await ldap?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+/** Established TCP connections to slapd (only the rcptgate under test connects to it). */
+function connectionsToSlapd(): number {
+  const { ss } = requireTools('ss');
+  return execFileSync(ss!, ['-tnH', 'state', 'established', `( dport = :${ldap.port} )`]).toString().split('\n').filter((l) => l.trim() !== '').length;
+}
+
+describe('a storm of SIGHUPs while lookups run', () => {
+  test('reloads of an unchanged directory keep its connections instead of opening a pool per reload', async () => {
+    const passwordFile = path.join(dir, 'bind-password');
+    await writeFile(passwordFile, ldap.servicePassword);
+    const configFile = path.join(dir, 'rcptgate.yaml');
+    await writeFile(
+      configFile,
+      JSON.stringify({
+        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, bindPasswordFile: passwordFile, timeout: '2s', poolSize: 2 } },
+        log: { level: 'info' },
+      }),
+    );
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCPTGATE_')));
+    const serve = startServe(['--config', configFile], env);
+    serves.push(serve);
+    const port = await listenerPort(serve, 'http');
+    const verdict = async (address: string) => ((await (await fetch(`http://127.0.0.1:${port}/v1/recipients/${address}`)).json()) as { verdict: string }).verdict;
+    assert.equal(await verdict('alice@example.com'), 'valid');
+    const reloads = 40;
+    for (let i = 0; i < reloads; i++) {
+      serve.child.kill('SIGHUP');
+      await sleep(30);
+      // A lookup the cache cannot answer, so the directory of the moment is asked.
+      assert.equal(await verdict(`nobody${i}@example.com`), 'unknown');
+    }
+    // Signals sent close together may arrive as one: wait until the reloads have settled.
+    let done = 0;
+    for (let seen = -1; seen !== done; await sleep(500)) {
+      seen = done;
+      done = serve.logs.filter((l) => /configuration reloaded/.test(String(l.msg))).length;
+    }
+    assert.ok(done >= reloads / 2, `only ${done} reloads logged`);
+    assert.equal(await verdict('alice@example.com'), 'valid');
+    const open = connectionsToSlapd();
+    assert.ok(open <= 2 + 1, `${open} connections to slapd after ${done} reloads of an unchanged config (poolSize 2)`);
+  });
+});

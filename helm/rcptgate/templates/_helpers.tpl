@@ -215,8 +215,15 @@ as a crash loop or a pod killed mid-drain.
 {{- end }}
 {{- /* The root file system is read-only: the answer file must lie on a mounted volume. */}}
 {{- $persist := dig "cache" "persistPath" "" $cfg }}
+{{- if hasPrefix "/tmp/" $persist }}
+{{- /* /tmp is a 16Mi memory-backed volume: about 80 bytes per answer, twice during a save, would exceed it and get the pod evicted. */}}
+{{- fail (printf "config.cache.persistPath (%s) is on /tmp, a 16Mi memory-backed scratch volume: the answer file (about 80 bytes per cached answer, twice while a save runs) would outgrow it and get the pod evicted; put it under %s/" $persist (include "rcptgate.dataDir" .)) }}
+{{- end }}
+{{- if and $persist (dig "sync" "enabled" false $cfg) (eq $persist (printf "%s/snapshot.json" (include "rcptgate.dataDir" .))) }}
+{{- fail (printf "config.cache.persistPath is the snapshot file (%s): give the answer file a name of its own, e.g. %s/answers.bin" $persist (include "rcptgate.dataDir" .)) }}
+{{- end }}
 {{- if $persist }}
-{{- $writable := list (printf "%s/" (include "rcptgate.dataDir" .)) "/tmp/" }}
+{{- $writable := list (printf "%s/" (include "rcptgate.dataDir" .)) }}
 {{- range .Values.extraVolumeMounts }}{{ if not .readOnly }}{{ $writable = append $writable (printf "%s/" (trimSuffix "/" .mountPath)) }}{{ end }}{{ end }}
 {{- $ok := false }}
 {{- range $writable }}{{ if hasPrefix . $persist }}{{ $ok = true }}{{ end }}{{ end }}
@@ -248,5 +255,12 @@ as a crash loop or a pod killed mid-drain.
 {{- $replicas := int (include "rcptgate.minReplicas" .) }}
 {{- if and (gt $replicas 1) (not (kindIs "string" $min)) (ge (int $min) $replicas) }}
 {{- fail (printf "podDisruptionBudget.minAvailable (%v) must be below the replica count (%d), or no pod can ever be evicted and node drains hang" $min $replicas) }}
+{{- end }}
+{{- /* Kubernetes rounds a percentage up: 60% of 2 pods keeps both. */}}
+{{- if and (gt $replicas 1) (kindIs "string" $min) (hasSuffix "%" $min) }}
+{{- $kept := ceil (divf (mulf (float64 (trimSuffix "%" $min)) $replicas) 100) | int }}
+{{- if ge $kept $replicas }}
+{{- fail (printf "podDisruptionBudget.minAvailable (%s) keeps %d of %d pods (Kubernetes rounds up): no pod can ever be evicted and node drains hang; use a lower percentage or a number below %d" $min $kept $replicas $replicas) }}
+{{- end }}
 {{- end }}
 {{- end }}

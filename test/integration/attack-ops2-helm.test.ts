@@ -1,0 +1,88 @@
+/**
+ * Helm values that render but would hurt a running release: a percentage PodDisruptionBudget
+ * that no eviction can satisfy, an answer file on the pod's small memory-backed /tmp, an answer
+ * file on the snapshot's own path, and a liveness probe that restarts a pod still loading a large
+ * snapshot and answer file (measured: 2,000,000 snapshot addresses and 1,000,000 saved answers
+ * took 6.5 s from spawn to listening on an unthrottled, loaded 2-core machine; a CPU limit of a
+ * quarter core makes that about 26 s, near the liveness probe's 30 s, and every restart starts
+ * the load again). Uses the real helm (scripts/install-helm.sh).
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseAllDocuments } from 'yaml';
+
+const exec = promisify(execFile);
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+const CHART = join(ROOT, 'helm/rcptgate');
+let helm = '';
+
+async function template(args: string[]): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout } = await exec(helm, ['template', 'mx', CHART, ...args], { maxBuffer: 32 << 20, timeout: 120_000 });
+    return { ok: true, output: stdout };
+  } catch (err) {
+    const e = err as { stderr?: string; code?: unknown };
+    if (typeof e.code !== 'number') throw err;
+    return { ok: false, output: e.stderr ?? '' };
+  }
+}
+
+before(async () => {
+  const { stdout } = await exec('bash', [join(ROOT, 'scripts/install-helm.sh')], { timeout: 20 * 60_000 });
+  helm = stdout.trim().split('\n').pop() ?? '';
+  assert.ok(helm && existsSync(helm), `scripts/install-helm.sh printed no usable helm path (helm is required): ${stdout}`);
+}, { timeout: 21 * 60_000 });
+
+const LDAP_SYNC = ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://dc.example}', '--set', 'config.sync.enabled=true'];
+
+describe('helm chart: values that render but hurt the running release', () => {
+  const refused: Array<[string, string[], RegExp]> = [
+    // Kubernetes rounds a percentage minAvailable up: 60 % of 2 pods is 2.
+    ['a percentage PodDisruptionBudget that keeps every pod (100 %)', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=100%'], /podDisruptionBudget\.minAvailable \(100%\) keeps 2 of 2 pods/],
+    ['a percentage PodDisruptionBudget that rounds up to every pod (60 % of 2)', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=60%'], /podDisruptionBudget\.minAvailable \(60%\) keeps 2 of 2 pods/],
+    ['the same under an autoscaler at its minimum', ['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=3', '--set', 'podDisruptionBudget.minAvailable=70%'], /keeps 3 of 3 pods/],
+    ['an answer file on the memory-backed 16Mi /tmp', ['--set', 'config.cache.persistPath=/tmp/answers.bin'], /config\.cache\.persistPath \(\/tmp\/answers\.bin\) is on \/tmp/],
+    ['an answer file on the snapshot path', [...LDAP_SYNC, '--set', 'config.cache.persistPath=/var/lib/rcptgate/snapshot.json'], /config\.cache\.persistPath is the snapshot file/],
+  ];
+  for (const [what, args, message] of refused) {
+    it(`refuses ${what}, naming the key`, async () => {
+      const r = await template(args);
+      assert.equal(r.ok, false, `helm template accepted ${args.join(' ')}`);
+      assert.match(r.output, message);
+    });
+  }
+
+  it('accepts percentages that leave a pod to evict, and an answer file on the data volume', async () => {
+    const fine = [
+      ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=50%'],
+      ['--set', 'replicaCount=5', '--set', 'podDisruptionBudget.minAvailable=60%'],
+      ['--set', 'replicaCount=1', '--set', 'podDisruptionBudget.minAvailable=100%'],
+      [...LDAP_SYNC, '--set', 'config.cache.persistPath=/var/lib/rcptgate/answers.bin'],
+    ];
+    for (const args of fine) {
+      const r = await template(args);
+      assert.ok(r.ok, `${args.join(' ')}: ${r.output}`);
+    }
+  });
+
+  it('gives the start a startup probe of its own, so liveness cannot restart a pod still loading its snapshot', async () => {
+    const r = await template([]);
+    assert.ok(r.ok, r.output);
+    const deployment = parseAllDocuments(r.output)
+      .map((d) => d.toJS() as { kind?: string; spec?: any })
+      .find((o) => o?.kind === 'Deployment');
+    const container = deployment!.spec.template.spec.containers[0];
+    const startup = container.startupProbe;
+    assert.ok(startup, 'no startupProbe: the liveness probe (about 30 s) runs from the first second');
+    assert.deepEqual(startup.httpGet, { path: '/healthz', port: 'metrics' });
+    const budget = startup.periodSeconds * startup.failureThreshold;
+    assert.ok(budget >= 300, `the start may take ${budget} s only`);
+    const live = container.livenessProbe;
+    assert.ok(live.periodSeconds * live.failureThreshold <= 60, 'liveness still notices a hung process within a minute');
+  });
+});

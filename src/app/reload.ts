@@ -35,6 +35,27 @@ export interface ReloadDeps {
  * reload that changes it says so.
  */
 export function createReload(deps: ReloadDeps): (file?: string) => Promise<boolean> {
+  const once = reloadOnce(deps);
+  // One reload at a time. Two side by side both replaced the syncer (after a change of sync.*)
+  // and both started the second one, so every sync ran twice; each also judged the new config
+  // against an engine the other was about to replace. SIGHUPs that arrive while a reload runs
+  // make one more reload after it, which reads the file as it is then.
+  let tail: Promise<unknown> = Promise.resolve();
+  let waiting: { file: string | undefined; result: Promise<boolean> } | null = null;
+  return (file?: string): Promise<boolean> => {
+    if (waiting !== null && waiting.file === file) return waiting.result;
+    const entry: { file: string | undefined; result: Promise<boolean> } = { file, result: Promise.resolve(false) };
+    entry.result = tail.then(() => {
+      if (waiting === entry) waiting = null;
+      return once(file);
+    });
+    waiting = entry;
+    tail = entry.result.catch(() => undefined);
+    return entry.result;
+  };
+}
+
+function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
   const { env, engines, snapshots, probes, metrics, logger } = deps;
   return async (file?: string): Promise<boolean> => {
     try {

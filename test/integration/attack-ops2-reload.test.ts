@@ -3,6 +3,8 @@
  * sending a hundred SIGHUPs while mail flows. Every reload built a new LDAP connection pool even
  * when the directory settings had not changed, and kept the replaced one open for 30 s for work
  * begun on it: 100 reloads took rcptgate from 3 to 215 connections to slapd (each one bound).
+ * And reloads ran side by side: two SIGHUPs after a change of `sync.*` each replaced the syncer,
+ * and both started the second one, so every sync ran twice from then on.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -11,12 +13,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createApp, type App } from '../../src/app/app.js';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
 import { listenerPort, startServe, type ServeProcess } from '../helpers/process.js';
 import { requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 let ldap: Slapd;
 let dir: string;
 const serves: ServeProcess[] = [];
+const apps: App[] = [];
 
 before(async () => {
   ldap = await startSlapd();
@@ -24,6 +30,7 @@ before(async () => {
 });
 after(async () => {
   for (const s of serves) await s.kill();
+  for (const a of apps) await a.close();
   await ldap?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
@@ -71,5 +78,38 @@ describe('a storm of SIGHUPs while lookups run', () => {
     assert.equal(await verdict('alice@example.com'), 'valid');
     const open = connectionsToSlapd();
     assert.ok(open <= 2 + 1, `${open} connections to slapd after ${done} reloads of an unchanged config (poolSize 2)`);
+  });
+});
+
+describe('SIGHUPs that arrive while a reload runs', () => {
+  test('after a change of sync.* two reloads in a row leave one syncer, not two running every sync', async () => {
+    const passwordFile = path.join(dir, 'bind-password-2');
+    await writeFile(passwordFile, ldap.servicePassword);
+    const configFile = path.join(dir, 'sync.yaml');
+    const text = (interval: string) =>
+      JSON.stringify({
+        listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, bindPasswordFile: passwordFile, timeout: '2s' } },
+        sync: { enabled: true, snapshotPath: path.join(dir, 'snapshot'), interval, incrementalInterval: '1s', maxAge: '2h' },
+        log: { level: 'debug' },
+      });
+    await writeFile(configFile, text('1h'));
+    const lines: Array<{ msg?: string }> = [];
+    const logger = createLogger('debug', { write: (s: string) => void lines.push(JSON.parse(s) as { msg?: string }) } as never);
+    const app = await createApp({ loaded: loadConfig(configFile, {}), logger, retireAfterMs: 100 });
+    apps.push(app);
+    await app.start();
+    while (!lines.some((l) => l.msg === 'full sync done')) await sleep(50);
+    await writeFile(configFile, text('50m'));
+    // What two SIGHUPs do: main.ts calls reload() on each, without waiting for the first.
+    const results = await Promise.all([app.reload(), app.reload()]);
+    assert.deepEqual(results, [true, true]);
+    await sleep(500);
+    const from = lines.length;
+    await sleep(6_000);
+    const syncs = lines.slice(from).filter((l) => /^(incremental|full) sync done$/.test(String(l.msg))).length;
+    // One syncer: one incremental sync a second at most (fewer on a loaded machine).
+    assert.ok(syncs >= 1 && syncs <= 8, `${syncs} syncs in 6 s with sync.incrementalInterval 1s`);
   });
 });

@@ -1,7 +1,8 @@
 /**
  * Helm values that render but would hurt a running release: a percentage PodDisruptionBudget
  * that no eviction can satisfy, an answer file on the pod's small memory-backed /tmp, an answer
- * file on the snapshot's own path, and a liveness probe that restarts a pod still loading a large
+ * file on the snapshot's own path, extra volumes that clash with the chart's own (the API server
+ * refuses the pod), and a liveness probe that restarts a pod still loading a large
  * snapshot and answer file (measured: 2,000,000 snapshot addresses and 1,000,000 saved answers
  * took 6.5 s from spawn to listening on an unthrottled, loaded 2-core machine; a CPU limit of a
  * quarter core makes that about 26 s, near the liveness probe's 30 s, and every restart starts
@@ -47,6 +48,9 @@ describe('helm chart: values that render but hurt the running release', () => {
     ['a percentage PodDisruptionBudget that rounds up to every pod (60 % of 2)', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=60%'], /podDisruptionBudget\.minAvailable \(60%\) keeps 2 of 2 pods/],
     ['the same under an autoscaler at its minimum', ['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=3', '--set', 'podDisruptionBudget.minAvailable=70%'], /keeps 3 of 3 pods/],
     ['an answer file on the memory-backed 16Mi /tmp', ['--set', 'config.cache.persistPath=/tmp/answers.bin'], /config\.cache\.persistPath \(\/tmp\/answers\.bin\) is on \/tmp/],
+    // What one reaches for to keep the snapshot on a claim: the API server refuses the duplicates.
+    ['an extra volume named like the chart\'s data volume', ['--set', 'extraVolumes[0].name=data', '--set', 'extraVolumes[0].persistentVolumeClaim.claimName=snap'], /extraVolumes: the name data is the chart's own volume/],
+    ['an extra mount on the snapshot directory', ['--set', 'extraVolumes[0].name=snap', '--set', 'extraVolumes[0].persistentVolumeClaim.claimName=snap', '--set', 'extraVolumeMounts[0].name=snap', '--set', 'extraVolumeMounts[0].mountPath=/var/lib/rcptgate/'], /extraVolumeMounts: \/var\/lib\/rcptgate is where the chart mounts its data volume/],
     ['an answer file on the snapshot path', [...LDAP_SYNC, '--set', 'config.cache.persistPath=/var/lib/rcptgate/snapshot.json'], /config\.cache\.persistPath is the snapshot file/],
   ];
   for (const [what, args, message] of refused) {
@@ -63,6 +67,7 @@ describe('helm chart: values that render but hurt the running release', () => {
       ['--set', 'replicaCount=5', '--set', 'podDisruptionBudget.minAvailable=60%'],
       ['--set', 'replicaCount=1', '--set', 'podDisruptionBudget.minAvailable=100%'],
       [...LDAP_SYNC, '--set', 'config.cache.persistPath=/var/lib/rcptgate/answers.bin'],
+      ['--set', 'extraVolumes[0].name=ca', '--set', 'extraVolumes[0].configMap.name=ldap-ca', '--set', 'extraVolumeMounts[0].name=ca', '--set', 'extraVolumeMounts[0].mountPath=/etc/rcptgate/ca'],
     ];
     for (const args of fine) {
       const r = await template(args);

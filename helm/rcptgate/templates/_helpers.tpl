@@ -250,6 +250,21 @@ as a crash loop or a pod killed mid-drain.
 {{- fail (printf "extraEnv %s sets what the chart owns (listen addresses, secret and snapshot paths, override files): use containerPorts, listeners, listenHost, secrets, overrides or config.sync instead" .name) }}
 {{- end }}
 {{- end }}
+{{- /* The API server refuses a pod with two volumes of one name or two mounts on one path; the release would render, then fail to apply. */}}
+{{- $owned := dict "config" (include "rcptgate.configDir" .) "secrets" (include "rcptgate.secretDir" .) "data" (include "rcptgate.dataDir" .) "tmp" "/tmp" }}
+{{- range .Values.extraVolumes }}
+{{- if hasKey $owned (.name | default "") }}
+{{- fail (printf "extraVolumes: the name %s is the chart's own volume (config, secrets, data, tmp): name yours differently" .name) }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraVolumeMounts }}
+{{- $path := trimSuffix "/" (.mountPath | default "") }}
+{{- range $name, $owner := $owned }}
+{{- if eq $path $owner }}
+{{- fail (printf "extraVolumeMounts: %s is where the chart mounts its %s volume (the snapshot and Node's scratch space live on emptyDirs the chart owns): mount yours elsewhere" $path $name) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- /* A PodDisruptionBudget that no eviction can satisfy blocks every node drain. */}}
 {{- $min := .Values.podDisruptionBudget.minAvailable }}
 {{- $replicas := int (include "rcptgate.minReplicas" .) }}

@@ -58,6 +58,9 @@ export class SnapshotHolder {
   /** One full sync (`rcptgate sync`); the report line it prints. */
   async syncOnce(onProgress?: (p: SyncProgress) => void): Promise<string> {
     if (!this.syncer) throw new Error('sync.enabled is false: set sync.enabled and sync.snapshotPath');
+    // The snapshot on disk is what the listing is vetted against (sync.maxShrink), as in serve:
+    // without it a directory that suddenly lists far fewer entries would replace it unchecked.
+    if (!this.syncer.current) await this.syncer.load();
     const r = await this.syncer.full(onProgress);
     return `entries=${r.entries} addresses=${r.addresses} seconds=${r.seconds.toFixed(2)} path=${this.engines.current.config.sync.snapshotPath}`;
   }

@@ -69,6 +69,9 @@ export class SnapshotHolder {
   async reload(before: Readonly<Config>, next: Readonly<Config>): Promise<void> {
     if (JSON.stringify(before.sync) === JSON.stringify(next.sync) && snapshotSource(before) === snapshotSource(next)) {
       this.syncer?.setDirectory(this.engines.current.directory);
+      // A sync that ended while the reload checked the new directory published to the engine it
+      // replaced: the new one would serve an older snapshot, or none, until the next sync succeeds.
+      if (this.syncer?.current) this.engines.current.validator.setSnapshot(this.syncer.current);
       return;
     }
     await this.syncer?.stop();

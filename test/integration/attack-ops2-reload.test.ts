@@ -113,3 +113,38 @@ describe('SIGHUPs that arrive while a reload runs', () => {
     assert.ok(syncs >= 1 && syncs <= 8, `${syncs} syncs in 6 s with sync.incrementalInterval 1s`);
   });
 });
+
+describe('a reload while the first full sync runs', () => {
+  test('the snapshot that sync publishes reaches the new configuration\'s engine', async () => {
+    const [source, replica] = await Promise.all([startSlapd({ generatedUsers: 5_000 }), startSlapd()]);
+    try {
+      const passwordFile = path.join(dir, 'bind-password-3');
+      await writeFile(passwordFile, source.servicePassword);
+      await writeFile(path.join(dir, 'replica-password'), replica.servicePassword);
+      const configFile = path.join(dir, 'first-sync.yaml');
+      const text = (url: string) =>
+        JSON.stringify({
+          listen: { http: null, socketmap: null, policy: null, milter: null, metrics: null },
+          domains: ['example.com'],
+          directory: { kind: 'ldap', ldap: { urls: [url], baseDN: source.baseDN, bindDN: source.serviceDN, bindPasswordFile: passwordFile, timeout: '3s' } },
+          sync: { enabled: true, snapshotPath: path.join(dir, 'first-sync-snapshot'), maxAge: '2h' },
+          log: { level: 'silent' },
+        });
+      await writeFile(configFile, text(source.url));
+      const app = await createApp({ loaded: loadConfig(configFile, {}), logger: createLogger('silent'), retireAfterMs: 100 });
+      apps.push(app);
+      // The new directory hangs: the reload's check of it waits out its timeout, and the first
+      // full sync, still on the directory it started with, completes and publishes meanwhile.
+      await replica.pause();
+      await app.start();
+      await writeFile(configFile, text(replica.url));
+      assert.equal(await app.reload(), true);
+      assert.ok(app.health().snapshot.loaded, 'the first full sync did not complete during the reload');
+      const r = await app.validator.lookup('user1@example.com', { frontend: 'http' });
+      assert.equal(`${r.verdict}/${r.source}`, 'valid/snapshot', 'the engine of the new config has no snapshot while its directory is down');
+    } finally {
+      replica.resume();
+      await Promise.all([source.close(), replica.close()]);
+    }
+  });
+});

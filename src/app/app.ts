@@ -55,7 +55,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const validator = engines.validator;
   const snapshots = new SnapshotHolder(config, engines, { metrics, logger, env });
   // cache.persistPath: valid answers survive a restart (follows the current engine's cache).
-  const persistence = answerPersistence(config, () => engines.current.validator.answerCache, logger);
+  const persistence = answerPersistence(config, () => engines.current.config, () => engines.current.validator.answerCache, logger);
 
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);

@@ -9,8 +9,11 @@ import { snapshotSource } from './sync.js';
 export interface AnswerPersistenceDeps {
   /** `cache.persistPath`. */
   path: string;
-  /** Identifies the directory (as for snapshots): answers from another one are not loaded. */
-  source: string;
+  /**
+   * Identifies the directory now in use (as for snapshots): answers from another one are not
+   * loaded. Read at every save: a reload may have changed the directory the answers come from.
+   */
+  source: () => string;
   /** The current engine's cache (a config reload builds a new engine). */
   cache: () => AnswerCache | null;
   /** `cache.staleIfError`: answers past it are worth nothing and are neither saved nor loaded. */
@@ -41,7 +44,7 @@ export class AnswerPersistence {
     if (!cache) return 0;
     const t0 = process.hrtime.bigint();
     try {
-      const n = await loadAnswers(this.deps.path, this.deps.source, cache, this.now(), this.deps.staleMs);
+      const n = await loadAnswers(this.deps.path, this.deps.source(), cache, this.now(), this.deps.staleMs);
       this.deps.logger.info({ path: this.deps.path, answers: n, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }, 'cached answers loaded');
       return n;
     } catch (err) {
@@ -59,7 +62,7 @@ export class AnswerPersistence {
     if (this.saving) return this.saving;
     const cache = this.deps.cache();
     if (!cache || !this.loaded) return Promise.resolve();
-    this.saving = saveAnswers(this.deps.path, this.deps.source, cache, this.now(), this.deps.staleMs)
+    this.saving = saveAnswers(this.deps.path, this.deps.source(), cache, this.now(), this.deps.staleMs)
       .then((n) => this.deps.logger.debug({ path: this.deps.path, answers: n }, 'cached answers saved'))
       .catch((err: unknown) => this.deps.logger.warn({ path: this.deps.path, err: { message: (err as Error).message } }, 'saving cached answers failed; the previous file stays'))
       .finally(() => (this.saving = null));
@@ -74,9 +77,13 @@ export class AnswerPersistence {
   }
 }
 
-/** The persistence `cache.persistPath` asks for, or null (not set, or no cache). */
-export function answerPersistence(config: Readonly<Config>, cache: () => AnswerCache | null, logger: Logger): AnswerPersistence | null {
+/**
+ * The persistence `cache.persistPath` asks for, or null (not set, or no cache). `current` is the
+ * config in use (it changes on reload); path and intervals are read once, at start.
+ */
+export function answerPersistence(config: Readonly<Config>, current: () => Readonly<Config>, cache: () => AnswerCache | null, logger: Logger): AnswerPersistence | null {
   const path = config.cache.persistPath;
   if (!path || config.cache.maxEntries === 0) return null;
-  return new AnswerPersistence({ path, source: snapshotSource(config), cache, staleMs: ms(config.cache.staleIfError), intervalMs: ms(config.cache.persistInterval), logger });
+  const source = () => snapshotSource(current());
+  return new AnswerPersistence({ path, source, cache, staleMs: ms(config.cache.staleIfError), intervalMs: ms(config.cache.persistInterval), logger });
 }

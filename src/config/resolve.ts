@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadOverrides, type Overrides } from '../recipient/overrides.js';
@@ -119,7 +119,9 @@ function caProblem(ca: Buffer): string | null {
 }
 
 /** Why a file cannot be written where it is (every save would fail, logged, and a restart start cold), or null. */
-function writableDirProblem(file: string): string | null {
+function writableDirProblem(link: string): string | null {
+  // A symbolic link is followed by the writer (snapshot/atomic-file.ts): check where it points.
+  const file = realpathOr(link);
   const dir = dirname(resolve(file));
   // Read back at start and replaced by rename: a FIFO would hang the start, a device (/dev/null) be replaced.
   const there = statSync(file, { throwIfNoEntry: false });
@@ -133,5 +135,17 @@ function writableDirProblem(file: string): string | null {
     return null;
   } catch (err) {
     return `cannot write into ${dir}: ${(err as Error).message}`;
+  }
+}
+
+function realpathOr(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    try {
+      return resolve(dirname(path), readlinkSync(path));
+    } catch {
+      return path;
+    }
   }
 }

@@ -1,17 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { open, readdir, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 
 /**
- * Writes `head` then `blocks` to a temp file beside `path`, fsyncs it and renames it over
- * `path`: a reader sees the old file or the new one, never a torn one. Whatever fails, the old
+ * Writes `head` then `blocks` to a temp file beside `path` (a link followed), fsyncs it and
+ * renames it over `path`: a reader sees the old file or the new one, never a torn one. Whatever fails, the old
  * file stays and no temp file is left behind. The rename is persisted by an fsync of the
  * directory (some filesystems cannot do that, which is harmless). A process killed mid-write
  * (SIGKILL, the OOM killer during a full sync) leaves its temp file: the next write removes such
  * leftovers, so a crash loop cannot fill the disk with partial snapshots.
  */
-export async function writeFileAtomically(path: string, head: string, blocks: Iterable<Uint8Array>): Promise<void> {
+export async function writeFileAtomically(linkOrPath: string, head: string, blocks: Iterable<Uint8Array>): Promise<void> {
+  const path = await followLinks(linkOrPath);
   const dir = dirname(path);
   // rename() would put our file in the place of a FIFO or a device node (/dev/null, as root).
   const there = await stat(path).catch(() => null);
@@ -35,6 +36,17 @@ export async function writeFileAtomically(path: string, head: string, blocks: It
   const dh = await open(dir, 'r').catch(() => null);
   await dh?.sync().catch(() => undefined);
   await dh?.close();
+}
+
+/**
+ * Where a write must land: a symbolic link (the file kept on another volume) is followed, so the
+ * file it points to is replaced and the link stays; one that points nowhere yet, to its target.
+ */
+async function followLinks(path: string): Promise<string> {
+  const real = await realpath(path).catch(() => null);
+  if (real !== null) return real;
+  const target = await readlink(path).catch(() => null);
+  return target === null ? path : resolve(dirname(path), target);
 }
 
 /** A write in progress touches its temp file all the time; one untouched this long lost its writer. */

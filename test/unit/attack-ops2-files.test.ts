@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { constants } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, open, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -80,14 +80,28 @@ describe('a snapshot or answer file path that is no regular file', () => {
     assert.deepEqual((await readdir(sub)).sort(), ['answers', 'snapshot']);
   });
 
-  test('a symbolic link to a regular file is still read and replaced as before', async () => {
-    const target = path.join(dir, 'real-snapshot');
+  test('a symbolic link is followed: the file it points to is replaced, the link stays', async () => {
+    // An operator who keeps the snapshot on a larger volume through a link: replacing the link
+    // with a file would put every later snapshot on the small one, without a word.
+    const volume = path.join(dir, 'volume');
+    await mkdir(volume);
+    const target = path.join(volume, 'snapshot');
     await writeSnapshot(target, SOURCE, 1, RECORDS);
     const link = path.join(dir, 'link-snapshot');
     await symlink(target, link);
     assert.equal((await readSnapshotStore(link, SOURCE, Infinity)).store.get('alice@example.com'), 'alice@example.com');
     await writeSnapshot(link, SOURCE, 2, RECORDS);
-    assert.equal((await readSnapshotStore(link, SOURCE, Infinity)).header.createdAt, 2);
+    assert.ok((await lstat(link)).isSymbolicLink(), 'the link was replaced by a file');
+    assert.equal((await readSnapshotStore(target, SOURCE, Infinity)).header.createdAt, 2);
+    assert.deepEqual(await readdir(volume), ['snapshot']);
+    // A link to a file not yet written: the first save creates it where the link points.
+    const later = path.join(dir, 'link-to-new');
+    await symlink(path.join(volume, 'answers'), later);
+    const cache = new AnswerCache(10);
+    cache.set('alice@example.com', { canonical: 'alice@example.com', dn: 'uid=alice,dc=example,dc=com' }, Date.now() + 60_000);
+    await saveAnswers(later, SOURCE, cache, Date.now(), 3_600_000);
+    assert.ok((await lstat(later)).isSymbolicLink());
+    assert.deepEqual((await readdir(volume)).sort(), ['answers', 'snapshot']);
   });
 
   test('config check refuses such a path for sync.snapshotPath and cache.persistPath', async () => {
@@ -106,6 +120,16 @@ describe('a snapshot or answer file path that is no regular file', () => {
       const byKey = Object.fromEntries(err.issues.map((i) => [i.path, i.message]));
       assert.match(byKey['sync.snapshotPath'] ?? '', /is a FIFO, not a regular file/);
       assert.match(byKey['cache.persistPath'] ?? '', /\/dev\/null is a device, not a regular file/);
+    }
+    // A link is checked where it points: here into a directory that does not exist.
+    const dangling = path.join(dir, 'dangling-link');
+    await symlink(path.join(dir, 'no-such-volume', 'snapshot'), dangling);
+    try {
+      resolveConfig(validateConfig({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:389'] } }, sync: { enabled: true, snapshotPath: dangling } }), {});
+      assert.fail('accepted a link into a missing directory');
+    } catch (err) {
+      assert.ok(err instanceof ConfigError, String(err));
+      assert.match(err.issues[0]!.message, /no-such-volume/);
     }
     await writeFile(path.join(dir, 'plain'), '');
     assert.doesNotThrow(() =>

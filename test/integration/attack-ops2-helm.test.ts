@@ -48,6 +48,7 @@ describe('helm chart: values that render but hurt the running release', () => {
     ['a percentage PodDisruptionBudget that rounds up to every pod (60 % of 2)', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=60%'], /podDisruptionBudget\.minAvailable \(60%\) keeps 2 of 2 pods/],
     ['the same under an autoscaler at its minimum', ['--set', 'autoscaling.enabled=true', '--set', 'autoscaling.minReplicas=3', '--set', 'podDisruptionBudget.minAvailable=70%'], /keeps 3 of 3 pods/],
     ['a minAvailable that is neither a number nor a percentage (schema)', ['--set', 'replicaCount=2', '--set', 'podDisruptionBudget.minAvailable=half'], /podDisruptionBudget\/minAvailable/],
+    ['an answer file path that names the data directory itself', ['--set', 'config.cache.persistPath=/var/lib/rcptgate/'], /config\.cache\.persistPath \(\/var\/lib\/rcptgate\/\) names a directory/],
     ['an answer file on the memory-backed 16Mi /tmp', ['--set', 'config.cache.persistPath=/tmp/answers.bin'], /config\.cache\.persistPath \(\/tmp\/answers\.bin\) is on \/tmp/],
     // What one reaches for to keep the snapshot on a claim: the API server refuses the duplicates.
     ['an extra volume named like the chart\'s data volume', ['--set', 'extraVolumes[0].name=data', '--set', 'extraVolumes[0].persistentVolumeClaim.claimName=snap'], /extraVolumes: the name data is the chart's own volume/],

@@ -215,6 +215,9 @@ as a crash loop or a pod killed mid-drain.
 {{- end }}
 {{- /* The root file system is read-only: the answer file must lie on a mounted volume. */}}
 {{- $persist := dig "cache" "persistPath" "" $cfg }}
+{{- if hasSuffix "/" $persist }}
+{{- fail (printf "config.cache.persistPath (%s) names a directory: give the answer file a name, e.g. %s/answers.bin" $persist (include "rcptgate.dataDir" .)) }}
+{{- end }}
 {{- if hasPrefix "/tmp/" $persist }}
 {{- /* /tmp is a 16Mi memory-backed volume: about 80 bytes per answer, twice during a save, would exceed it and get the pod evicted. */}}
 {{- fail (printf "config.cache.persistPath (%s) is on /tmp, a 16Mi memory-backed scratch volume: the answer file (about 80 bytes per cached answer, twice while a save runs) would outgrow it and get the pod evicted; put it under %s/" $persist (include "rcptgate.dataDir" .)) }}

@@ -3,6 +3,7 @@ import { accessSync, constants, readFileSync, readlinkSync, realpathSync, statSy
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { loadOverrides, type Overrides } from '../recipient/overrides.js';
+import { nonRegularKind } from '../snapshot/atomic-file.js';
 import type { Config } from './schema.js';
 
 /** What a validated config still needs from outside before anything runs: secrets and files. */
@@ -125,10 +126,7 @@ function writableDirProblem(link: string): string | null {
   const dir = dirname(resolve(file));
   // Read back at start and replaced by rename: a FIFO would hang the start, a device (/dev/null) be replaced.
   const there = statSync(file, { throwIfNoEntry: false });
-  if (there && !there.isFile()) {
-    const kind = there.isDirectory() ? 'a directory' : there.isFIFO() ? 'a FIFO' : there.isSocket() ? 'a socket' : 'a device';
-    return `${file} is ${kind}, not a regular file: rcptgate reads it back at start and replaces it with a file of its own`;
-  }
+  if (there && !there.isFile()) return `${file} is ${nonRegularKind(there)}, not a regular file: rcptgate reads it back at start and replaces it with a file of its own`;
   try {
     if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
     accessSync(dir, constants.W_OK);

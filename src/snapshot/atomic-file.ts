@@ -5,11 +5,11 @@ import { basename, dirname, join, resolve } from 'node:path';
 
 /**
  * Writes `head` then `blocks` to a temp file beside `path` (a link followed), fsyncs it and
- * renames it over `path`: a reader sees the old file or the new one, never a torn one. Whatever fails, the old
- * file stays and no temp file is left behind. The rename is persisted by an fsync of the
- * directory (some filesystems cannot do that, which is harmless). A process killed mid-write
- * (SIGKILL, the OOM killer during a full sync) leaves its temp file: the next write removes such
- * leftovers, so a crash loop cannot fill the disk with partial snapshots.
+ * renames it over `path`: a reader sees the old file or the new one, never a torn one. Whatever
+ * fails, the old file stays and no temp file is left behind. The rename is persisted by an fsync
+ * of the directory (some filesystems cannot do that, which is harmless). A process killed
+ * mid-write (SIGKILL, the OOM killer during a full sync) leaves its temp file: the next write
+ * removes such leftovers, so a crash loop cannot fill the disk with partial snapshots.
  */
 export async function writeFileAtomically(linkOrPath: string, head: string, blocks: Iterable<Uint8Array>): Promise<void> {
   const path = await followLinks(linkOrPath);
@@ -67,9 +67,13 @@ async function removeLeftovers(dir: string, base: string): Promise<void> {
   }
 }
 
+/** What a path that is no regular file holds, for messages: "a directory", "a FIFO", … */
+export function nonRegularKind(info: Stats): string {
+  return info.isDirectory() ? 'a directory' : info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'a device';
+}
+
 function notRegular(info: Stats): Error {
-  const kind = info.isDirectory() ? 'a directory' : info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'a device';
-  return new Error(`not a regular file: ${kind}`);
+  return new Error(`not a regular file: ${nonRegularKind(info)}`);
 }
 
 /**

@@ -92,9 +92,10 @@ export class Listeners {
       version: VERSION,
       statusPage: config.statusPage,
       logLimiter: this.logLimiter,
+      lookupTurns: { maxOutstanding: config.server.maxOutstanding, maxOutstandingPerClient: config.server.maxOutstandingPerClient },
     });
     const s = config.server;
-    const listener = await startHttpListener(hostPort, { handler: app, metrics, logger, maxConnections: s.maxConnections, maxConnectionsPerClient: s.maxConnectionsPerClient, logLimiter: this.logLimiter });
+    const listener = await startHttpListener(hostPort, { handler: app, metrics, logger, maxConnections: s.maxConnections, maxConnectionsPerClient: s.maxConnectionsPerClient, maxPipeline: s.maxPipeline, logLimiter: this.logLimiter });
     this.http.push(listener);
     this.addresses.http = listener.address;
   }

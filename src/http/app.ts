@@ -1,8 +1,10 @@
 import { readFile } from 'node:fs/promises';
-import express, { type Express, type RequestHandler } from 'express';
+import express, { type Express, type Request, type RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { LogLimiter } from '../net/log-limiter.js';
+import { peerAddress } from '../net/host-port.js';
+import { DEFAULT_MAX_OUTSTANDING, DEFAULT_MAX_OUTSTANDING_PER_CLIENT } from '../net/tcp-server.js';
 import type { HealthReport, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
 import { accessControl, LOOPBACK_ONLY, wantsExplain, type LookupAccess } from './access.js';
@@ -12,6 +14,7 @@ import { BATCH_CONCURRENCY, MAX_BATCH, mapLimit, retryAfterSeconds, toBody } fro
 import { sendProblem } from './problem.js';
 import { parseBatchRequest } from './batch-request.js';
 import { STATUS_PAGE_CSP, renderStatusPage, type StatusStats } from './status-page.js';
+import { ABANDONED, LookupTurns, type LookupTurnLimits } from './turns.js';
 
 export interface HttpAppDeps {
   validator: RecipientValidator;
@@ -27,6 +30,8 @@ export interface HttpAppDeps {
   lookupAccess?: LookupAccess;
   /** Rate-limits warnings a client can trigger at will (wrong tokens). */
   logLimiter?: LogLimiter;
+  /** Lookups waiting for the engine at once (server.maxOutstanding*; README "Limits per client address"). */
+  lookupTurns?: LookupTurnLimits;
   /** Cache flush for DELETE /v1/cache; defaults to `validator.flush`. */
   flushCache?: (address?: string) => number;
 }
@@ -83,8 +88,11 @@ export function createHttpApp(deps: HttpAppDeps): Express {
 
 function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof accessControl>): void {
   const { validator } = deps;
-  // The engine writes the one debug line per lookup; logging here too would double it.
-  const lookup = (address: string, explain: boolean) => validator.lookup(address, { frontend: 'http', explain });
+  const turns = new LookupTurns(deps.lookupTurns ?? { maxOutstanding: DEFAULT_MAX_OUTSTANDING, maxOutstandingPerClient: DEFAULT_MAX_OUTSTANDING_PER_CLIENT });
+  // The engine writes the one debug line per lookup; logging here too would double it. Lookups
+  // take turns per client address (turns.ts); one whose connection is gone before its turn never runs.
+  const lookup = (req: Request, address: string, explain: boolean, gone: () => boolean = () => false) =>
+    turns.run(peerAddress(req.socket), () => validator.lookup(address, { frontend: 'http', explain }), () => gone() || req.socket.destroyed);
 
   // A wildcard, so that an unencoded "/" in a local part (RFC 5321 allows it) still reaches us.
   route('/v1/recipients/*address', {
@@ -95,7 +103,8 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
         const address = wildcardParam(req.params);
         // Most lookups carry no query string: skip parsing one.
         const explain = req.url.includes('?') && wantsExplain(req.query['explain']);
-        const result = await lookup(address, explain);
+        const result = await lookup(req, address, explain);
+        if (result === ABANDONED) return;
         const body = toBody(result, explain);
         if (result.verdict === 'invalid') {
           sendProblem(res, 'invalid-address', result.reason ?? 'Not a syntactically valid email address.', { ...body });
@@ -132,9 +141,14 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
         // reset would otherwise keep up to 1000 lookups each running past every connection cap.
         let gone = false;
         res.once('close', () => (gone = !res.writableFinished));
-        const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(a, explain), () => gone);
+        const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(req, a, explain, () => gone), () => gone);
         if (gone) return;
-        res.json({ results: results.map((r) => toBody(r, explain)) });
+        const bodies = [];
+        for (const r of results) {
+          if (r === ABANDONED) return;
+          bodies.push(toBody(r, explain));
+        }
+        res.json({ results: bodies });
       },
     ],
   });

@@ -5,7 +5,7 @@
  * probes and scrapes answer even while the lookup port is flooded (README "Probes and metrics").
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { peerAddress, parseHostPort } from '../net/host-port.js';
@@ -26,6 +26,8 @@ export interface HttpListenerOptions {
   logLimiter?: LogLimiter;
   /** Label for logs (default "http"). */
   name?: string;
+  /** Requests read and not yet answered on one connection; a client further ahead is closed (default: no bound). */
+  maxPipeline?: number;
 }
 
 export interface HttpListener {
@@ -40,12 +42,13 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
   const { logger } = options;
   // Node checks the header/request timeouts only every connectionsCheckingInterval (30 s by
   // default): a slow client would hold its socket far longer than headersTimeout says.
-  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, options.handler);
+  const name = options.name ?? 'http';
+  const handler = options.maxPipeline === undefined ? options.handler : boundedPipeline(options.handler, options.maxPipeline, (socket) => tooFarAhead(socket, name, options));
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, handler);
   server.maxConnections = options.maxConnections;
   server.keepAliveTimeout = 5_000;
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
-  const name = options.name ?? 'http';
   countConnections(server, name, options);
   const { host, port } = parseHostPort(hostPort);
   await new Promise<void>((resolve, reject) => {
@@ -83,6 +86,38 @@ function countConnections(server: http.Server, name: string, options: HttpListen
       metrics.connections.dec({ frontend: 'http' });
     });
   });
+}
+
+/**
+ * Closes a connection that has more than `max` requests unanswered. Node parses pipelined
+ * requests and hands each to the app at once, pausing only once answers pile up unwritten, and
+ * a socket's pause() does not stop its parser: requests whose answers wait for the directory
+ * were read without bound (70,000 GET requests written on one connection took 226 MB, and
+ * 1.2 GB while the directory hung). No HTTP client in use pipelines (browsers and curl gave it
+ * up), so a connection this far ahead is hostile. The requests of its last read that were parsed
+ * after the close are dropped unanswered.
+ */
+function boundedPipeline(handler: http.RequestListener, max: number, onExcess: (socket: Socket) => void): http.RequestListener {
+  const open = new WeakMap<Socket, number>();
+  return (req, res) => {
+    const socket = req.socket;
+    if (socket.destroyed) return;
+    const n = (open.get(socket) ?? 0) + 1;
+    if (n > max) {
+      onExcess(socket);
+      socket.destroy();
+      return;
+    }
+    open.set(socket, n);
+    res.once('close', () => open.set(socket, (open.get(socket) ?? 1) - 1));
+    handler(req, res);
+  };
+}
+
+function tooFarAhead(socket: Socket, name: string, options: HttpListenerOptions): void {
+  options.metrics.connectionsClosed.inc({ frontend: 'http', reason: 'pipeline' });
+  const fields = { frontend: 'http', listener: name, remote: peerAddress(socket), maxPipeline: options.maxPipeline };
+  options.logLimiter?.warn(options.logger, `${name}_pipeline_exceeded`, fields, 'client pipelined more requests than server.maxPipeline without reading the answers, closing connection');
 }
 
 function closeHttp(server: http.Server, drainMs: number): Promise<void> {

@@ -40,11 +40,16 @@ export class MilterPacketDecoder {
     return this.headFilled + this.filled;
   }
 
-  /** Feeds bytes; returns every packet they complete, in order. Throws ProtocolError. */
-  push(chunk: Uint8Array): MilterPacket[] {
+  /**
+   * Feeds bytes; returns every packet they complete, in order. Throws ProtocolError. With
+   * `onPacket`, each packet is handed to it as it completes instead (and [] returned), so the
+   * packets before a malformed length are delivered before the throw and can still be answered.
+   */
+  push(chunk: Uint8Array, onPacket?: (packet: MilterPacket) => void): MilterPacket[] {
     if (this.failed) throw this.failed;
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    const out: MilterPacket[] = [];
+    const list: MilterPacket[] = [];
+    const out = onPacket === undefined ? list : { push: onPacket };
     try {
       let i = 0;
       while (i < bytes.length) {
@@ -75,7 +80,7 @@ export class MilterPacketDecoder {
       this.headFilled = this.filled = 0;
       throw err;
     }
-    return out;
+    return list;
   }
 
   /** The packet length of a prefix, refused before any of its data is held. */
@@ -88,7 +93,7 @@ export class MilterPacketDecoder {
   }
 
   /** Copies what `bytes` has of the packet in progress from `i`; returns the next index. */
-  private fill(bytes: Buffer, i: number, out: MilterPacket[]): number {
+  private fill(bytes: Buffer, i: number, out: { push(p: MilterPacket): unknown }): number {
     const packet = this.packet!;
     const n = Math.min(packet.length - this.filled, bytes.length - i);
     bytes.copy(packet, this.filled, i, i + n);

@@ -154,9 +154,7 @@ function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, 
   const session = new MilterSession(ctx, gate, () => pipeline, idle);
   const pipeline: ConnectionPipeline<MilterPacket> = new ConnectionPipeline<MilterPacket>(ctx, {
     maxPipeline: options.maxPipeline ?? DEFAULT_MAX_PIPELINE,
-    decode: (chunk, emit) => {
-      for (const p of decoder.push(chunk)) emit(p);
-    },
+    decode: (chunk, emit) => void decoder.push(chunk, emit),
     partial: () => decoder.bufferedBytes > 0,
     handle: (packet) => session.handle(packet),
     onProtocolError: (err) => {

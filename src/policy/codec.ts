@@ -48,11 +48,17 @@ export class PolicyRequestDecoder {
     return this.partial.length === 0 && this.requestBytes === 0;
   }
 
-  /** Feeds bytes; returns every request they complete, in order. Throws ProtocolError. */
-  push(chunk: Uint8Array): PolicyRequest[] {
+  /**
+   * Feeds bytes; returns every request they complete, in order. Throws ProtocolError. With
+   * `onRequest`, each request is handed to it as it completes instead (and [] returned), so the
+   * requests before a malformed line are delivered before the throw and can still be answered.
+   */
+  push(chunk: Uint8Array, onRequest?: (request: PolicyRequest) => void): PolicyRequest[] {
     if (this.failed) throw this.failed;
+    const out: PolicyRequest[] = [];
     try {
-      return this.consume(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      this.consume(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength), onRequest ?? ((r) => out.push(r)));
+      return out;
     } catch (err) {
       this.failed = err as ProtocolError;
       this.partial = EMPTY;
@@ -61,8 +67,7 @@ export class PolicyRequestDecoder {
     }
   }
 
-  private consume(chunk: Buffer): PolicyRequest[] {
-    const out: PolicyRequest[] = [];
+  private consume(chunk: Buffer, deliver: (request: PolicyRequest) => void): void {
     const { maxLineBytes, maxRequestBytes } = this.limits;
     let start = 0;
     for (;;) {
@@ -77,13 +82,13 @@ export class PolicyRequestDecoder {
       }
       if (nl === -1) {
         if (end > start) this.partial = Buffer.concat([this.partial, chunk.subarray(start, end)]);
-        return out;
+        return;
       }
       const line = this.partial.length > 0 ? Buffer.concat([this.partial, chunk.subarray(start, end)]) : chunk.subarray(start, end);
       this.partial = EMPTY;
       start = nl + 1;
       const request = this.line(line);
-      if (request) out.push(request);
+      if (request) deliver(request);
     }
   }
 

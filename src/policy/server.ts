@@ -60,9 +60,7 @@ function handleConnection(ctx: ConnectionContext, options: PolicyServerOptions, 
   const decoder = new PolicyRequestDecoder(options.limits);
   new ConnectionPipeline<PolicyRequest>(ctx, {
     maxPipeline: options.maxPipeline ?? DEFAULT_MAX_PIPELINE,
-    decode: (chunk, emit) => {
-      for (const request of decoder.push(chunk)) emit(request);
-    },
+    decode: (chunk, emit) => void decoder.push(chunk, emit),
     partial: () => !decoder.atBoundary,
     handle: (request) => answerPolicyRequest(request, gate, ctx),
     onProtocolError: (err) => {

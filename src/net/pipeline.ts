@@ -134,6 +134,8 @@ export class ConnectionPipeline<T> {
 
   private readonly onRequest = (request: T): void => {
     this.completed = true;
+    // After a QUIT in the same read: nothing more is answered, so nothing more is looked up.
+    if (this.finishing) return;
     if (this.backlogHead === this.backlog.length && this.canStart()) this.dispatch(request);
     else {
       this.backlog.push(request);

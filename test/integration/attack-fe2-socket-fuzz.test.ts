@@ -223,4 +223,17 @@ describe('socket front ends under fuzzed clients (real sockets, real engine)', (
     const milter = await exchange(app.addresses.milter!.port, [Buffer.concat([milterOptneg(), milterRcpt('nobody@example.com'), Buffer.from([0, 0, 0, 0])])]);
     assert.deepEqual(milterRepliesStrict(milter.out), ['O', 'y:550 5.1.1 User unknown']);
   });
+
+  test('milter: packets after QUIT in the same read are neither answered nor looked up', async () => {
+    const lookups = async () => {
+      const text = await app.metrics.registry.metrics();
+      return [...text.matchAll(/^rcptgate_lookups_total\{[^}]*frontend="milter"[^}]*\} (\S+)$/gm)].reduce((sum, m) => sum + Number(m[1]), 0);
+    };
+    const before = await lookups();
+    const after = [milterRcpt('nobody@example.com'), milterRcpt('alice@example.com')];
+    const { out, closedInTime } = await exchange(app.addresses.milter!.port, [Buffer.concat([milterOptneg(), encodeMilterPacket(Cmd.QUIT), ...after])]);
+    assert.ok(closedInTime);
+    assert.deepEqual(milterRepliesStrict(out), ['O']);
+    assert.equal((await lookups()) - before, 0);
+  });
 });

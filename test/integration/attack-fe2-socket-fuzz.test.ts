@@ -215,6 +215,62 @@ describe('socket front ends under fuzzed clients (real sockets, real engine)', (
     );
   });
 
+  test('socketmap and policy: well-framed requests of every kind, pipelined in any chunking and pace, are answered one each, in order', async () => {
+    // [socketmap request, its reply] and [policy attributes, its action]: lookups (answered
+    // later) mixed with requests answered at once, so a slow answer must hold back quick ones.
+    const socketmapCases = fc.constantFrom(
+      ['recipients alice@example.com', 'OK alice@example.com'],
+      ['recipients nobody@example.com', 'NOTFOUND '],
+      ['access nobody@example.com', 'OK 550 5.1.1 User unknown'],
+      ['access alice@example.com', 'OK DUNNO'],
+      ['domains example.com', 'OK example.com'],
+      ['domains elsewhere.example', 'NOTFOUND '],
+      ['recipients example.com', 'NOTFOUND '],
+      ['nomap x@example.com', 'PERM unknown map "nomap": expected one of recipients, domains, access'],
+      ['recipients', 'PERM malformed request: expected "NAME KEY"'],
+    );
+    const policyCases = fc.constantFrom(
+      [policyRequest('alice@example.com'), 'DUNNO'],
+      [policyRequest('nobody@example.com'), '550 5.1.1 User unknown'],
+      [policyRequest('a..b@example.com'), '501 5.1.3 Bad recipient address syntax'],
+      [policyRequest('someone@elsewhere.example'), 'DUNNO'],
+      ['request=smtpd_access_policy\nprotocol_state=DATA\nrecipient=nobody@example.com\n\n', 'DUNNO'],
+      ['protocol_state=RCPT\nrecipient=nobody@example.com\nrecipient=bob@example.com\n\n', 'DUNNO'],
+      ['x=1\r\nprotocol_state=RCPT\r\nrecipient=nobody@example.com\r\n\r\n', '550 5.1.1 User unknown'],
+    );
+    const pace = fc.array(fc.integer({ min: 0, max: 15 }), { maxLength: 4 });
+    const paced = async (port: number, input: Buffer, c: number[], delays: number[]) => {
+      const pieces = split(input, c);
+      const s = net.connect(port, '127.0.0.1');
+      s.on('error', () => undefined);
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+      await new Promise<void>((resolve) => s.once('connect', () => resolve()));
+      for (const [i, p] of pieces.entries()) {
+        s.write(p);
+        await new Promise((r) => setTimeout(r, delays[i % Math.max(1, delays.length)] ?? 0));
+      }
+      s.end();
+      await closed;
+      return Buffer.concat(chunks);
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.array(socketmapCases, { minLength: 1, maxLength: 20 }), cuts, pace, async (cases, c, delays) => {
+        const out = await paced(app.addresses.socketmap!.port, Buffer.from(cases.map(([r]) => netstring(r)).join('')), c, delays);
+        assert.deepEqual(netstringsStrict(out), cases.map(([, reply]) => reply));
+      }),
+      { numRuns: RUNS },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(policyCases, { minLength: 1, maxLength: 20 }), cuts, pace, async (cases, c, delays) => {
+        const out = await paced(app.addresses.policy!.port, Buffer.from(cases.map(([r]) => r).join('')), c, delays);
+        assert.equal(out.toString(), cases.map(([, a]) => `action=${a}\n\n`).join(''));
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
   // Found by the properties above: the decoders returned a read's requests as one array and
   // threw it away at a malformed one, so requests of the same read before it went unanswered.
   test('requests in the same read before a malformed one are answered, then the connection closes', async () => {

@@ -6,12 +6,14 @@
  */
 import http from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { peerAddress, parseHostPort } from '../net/host-port.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import type { HealthReport } from '../recipient/types.js';
 import { publicHealth } from './health-view.js';
+import { problemBody } from './problem.js';
 
 export interface HttpListenerOptions {
   /** The request handler (an express app or a plain listener). */
@@ -50,6 +52,7 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   countConnections(server, name, options);
+  server.on('clientError', answerClientError);
   const { host, port } = parseHostPort(hostPort);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -86,6 +89,33 @@ function countConnections(server: http.Server, name: string, options: HttpListen
       metrics.connections.dec({ frontend: 'http' });
     });
   });
+}
+
+/** What Node's parser says, said for a person (the URL case is the one people hit: curl sends UTF-8 raw). */
+const PARSE_HINTS: Readonly<Record<string, string>> = {
+  HPE_INVALID_URL: 'The request target has a character that must be percent-encoded: encode a UTF-8 address as its bytes (jörg@example.com is j%C3%B6rg@example.com).',
+  HPE_INVALID_TRANSFER_ENCODING: 'The request has both Transfer-Encoding and Content-Length (or a Transfer-Encoding that does not end in chunked): send one framing only.',
+  HPE_UNEXPECTED_CONTENT_LENGTH: 'The request has more than one Content-Length.',
+};
+
+/**
+ * Node answers a request its parser refuses with a bare "400 Bad Request" and no word of why
+ * (a lookup of jörg@example.com typed into curl got just that). The 400 now carries a
+ * problem+json body naming the fault; 408, 413 and 431 keep Node's bare answers. As Node does, nothing
+ * is written once a response has gone out on the connection, and the connection is closed.
+ */
+function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  if (socket.writable && (socket as Socket).bytesWritten === 0 && err.code !== undefined) {
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.write('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
+    else if (err.code === 'HPE_HEADER_OVERFLOW') socket.write('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n');
+    else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') socket.write('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n');
+    else if (err.code.startsWith('HPE_')) {
+      const detail = PARSE_HINTS[err.code] ?? `The request is not valid HTTP/1.1: ${err.reason ?? err.message}.`;
+      const body = JSON.stringify(problemBody('invalid-request', detail));
+      socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+  }
+  socket.destroy();
 }
 
 /**

@@ -1,0 +1,88 @@
+/**
+ * Requests Node's HTTP parser refuses, on the real listeners: Node answered them with a bare
+ * "400 Bad Request" and no body, so a person who typed `curl http://…/v1/recipients/jörg@…`
+ * (curl sends the UTF-8 bytes raw) learned nothing. They now get problem+json naming the fault;
+ * smuggling attempts (Content-Length with Transfer-Encoding, two Content-Lengths) are still
+ * refused and the connection closed, and a request after them on the same connection is not
+ * served. Oversized headers keep 431.
+ */
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { createApp, type App } from '../../src/app/app.js';
+import { validateConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+
+/** Sends `request` raw; resolves with everything received until the server closes. */
+function raw(port: number, request: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    s.on('error', () => undefined);
+    const timer = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`not closed; got ${Buffer.concat(chunks).toString()}`));
+    }, 5_000);
+    s.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    });
+    s.write(request);
+  });
+}
+
+function problem(response: string): { status: number; type: string; detail: string } {
+  const [head, body] = response.split('\r\n\r\n', 2) as [string, string];
+  assert.match(head, /^HTTP\/1\.1 400 /);
+  assert.match(head, /\r\nContent-Type: application\/problem\+json\r\n/i);
+  return JSON.parse(body) as { status: number; type: string; detail: string };
+}
+
+describe('HTTP requests the parser refuses (real listeners)', () => {
+  let app: App;
+
+  before(async () => {
+    app = await createApp({
+      loaded: {
+        config: validateConfig({ listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: '127.0.0.1:0' }, log: { level: 'warn' } }),
+        file: null,
+      },
+      logger: createLogger('silent'),
+      env: {},
+    });
+    await app.start();
+  });
+  after(async () => {
+    await app?.close();
+  });
+
+  test('a raw UTF-8 address in the path gets 400 problem+json saying to percent-encode it; encoded, it is looked up', async () => {
+    const port = app.addresses.http!.port;
+    const p = problem(await raw(port, Buffer.from('GET /v1/recipients/jörg@example.com HTTP/1.1\r\nHost: rcptgate\r\n\r\n', 'utf8')));
+    assert.equal(p.type, 'https://rcptgate.dev/problems/invalid-request');
+    assert.equal(p.status, 400);
+    assert.match(p.detail, /percent-encoded.*j%C3%B6rg@example\.com/);
+    const encoded = await raw(port, 'GET /v1/recipients/j%C3%B6rg@example.com HTTP/1.1\r\nHost: rcptgate\r\nConnection: close\r\n\r\n');
+    assert.match(encoded, /^HTTP\/1\.1 200 /);
+    assert.match(encoded, /"address":"jörg@example\.com","verdict":"unknown"/);
+  });
+
+  test('smuggling attempts are refused with a reason and the request behind them is not served', async () => {
+    for (const port of [app.addresses.http!.port, app.addresses.metrics!.port]) {
+      const smuggled = 'GET /healthz HTTP/1.1\r\nHost: rcptgate\r\n\r\n';
+      const clTe = await raw(port, `POST /v1/recipients:check HTTP/1.1\r\nHost: rcptgate\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
+      assert.match(problem(clTe).detail, /both Transfer-Encoding and Content-Length/);
+      assert.doesNotMatch(clTe, /HTTP\/1\.1 200/, 'the smuggled request is not answered');
+      const twoLengths = await raw(port, `POST /v1/recipients:check HTTP/1.1\r\nHost: rcptgate\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}${smuggled}`);
+      assert.match(problem(twoLengths).detail, /more than one Content-Length/);
+      assert.doesNotMatch(twoLengths, /HTTP\/1\.1 200/);
+      assert.match(problem(await raw(port, 'BREW / HTTP/1.1\r\n\r\n')).detail, /not valid HTTP\/1\.1/);
+    }
+  });
+
+  test('oversized headers keep 431', async () => {
+    const response = await raw(app.addresses.http!.port, `GET /healthz HTTP/1.1\r\nHost: rcptgate\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    assert.match(response, /^HTTP\/1\.1 431 /);
+  });
+});

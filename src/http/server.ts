@@ -91,12 +91,8 @@ function countConnections(server: http.Server, name: string, options: HttpListen
   });
 }
 
-/** What Node's parser says, said for a person (the URL case is the one people hit: curl sends UTF-8 raw). */
-const PARSE_HINTS: Readonly<Record<string, string>> = {
-  HPE_INVALID_URL: 'The request target has a character that must be percent-encoded: encode a UTF-8 address as its bytes (jörg@example.com is j%C3%B6rg@example.com).',
-  HPE_INVALID_TRANSFER_ENCODING: 'The request has both Transfer-Encoding and Content-Length (or a Transfer-Encoding that does not end in chunked): send one framing only.',
-  HPE_UNEXPECTED_CONTENT_LENGTH: 'The request has more than one Content-Length.',
-};
+/** The fault people hit most (curl sends a UTF-8 path raw), with what to do about it. */
+const URL_HINT = ' Percent-encode characters outside ASCII as UTF-8 bytes: jörg@example.com is j%C3%B6rg@example.com.';
 
 /**
  * Node answers a request its parser refuses with a bare "400 Bad Request" and no word of why
@@ -110,7 +106,7 @@ function answerClientError(err: Error & { code?: string; reason?: string }, sock
     else if (err.code === 'HPE_HEADER_OVERFLOW') socket.write('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n');
     else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') socket.write('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n');
     else if (err.code.startsWith('HPE_')) {
-      const detail = PARSE_HINTS[err.code] ?? `The request is not valid HTTP/1.1: ${err.reason ?? err.message}.`;
+      const detail = `The request is not valid HTTP/1.1: ${err.reason ?? err.message}.${err.code === 'HPE_INVALID_URL' ? URL_HINT : ''}`;
       const body = JSON.stringify(problemBody('invalid-request', detail));
       socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     }

@@ -62,7 +62,7 @@ describe('HTTP requests the parser refuses (real listeners)', () => {
     const p = problem(await raw(port, Buffer.from('GET /v1/recipients/jörg@example.com HTTP/1.1\r\nHost: rcptgate\r\n\r\n', 'utf8')));
     assert.equal(p.type, 'https://rcptgate.dev/problems/invalid-request');
     assert.equal(p.status, 400);
-    assert.match(p.detail, /percent-encoded.*j%C3%B6rg@example\.com/);
+    assert.match(p.detail, /Invalid char in url path.*Percent-encode .* j%C3%B6rg@example\.com/);
     const encoded = await raw(port, 'GET /v1/recipients/j%C3%B6rg@example.com HTTP/1.1\r\nHost: rcptgate\r\nConnection: close\r\n\r\n');
     assert.match(encoded, /^HTTP\/1\.1 200 /);
     assert.match(encoded, /"address":"jörg@example\.com","verdict":"unknown"/);
@@ -72,12 +72,14 @@ describe('HTTP requests the parser refuses (real listeners)', () => {
     for (const port of [app.addresses.http!.port, app.addresses.metrics!.port]) {
       const smuggled = 'GET /healthz HTTP/1.1\r\nHost: rcptgate\r\n\r\n';
       const clTe = await raw(port, `POST /v1/recipients:check HTTP/1.1\r\nHost: rcptgate\r\nContent-Type: application/json\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${smuggled}`);
-      assert.match(problem(clTe).detail, /both Transfer-Encoding and Content-Length/);
+      assert.match(problem(clTe).detail, /not valid HTTP\/1\.1: Transfer-Encoding can't be present with Content-Length/);
       assert.doesNotMatch(clTe, /HTTP\/1\.1 200/, 'the smuggled request is not answered');
       const twoLengths = await raw(port, `POST /v1/recipients:check HTTP/1.1\r\nHost: rcptgate\r\nContent-Length: 2\r\nContent-Length: 40\r\n\r\n{}${smuggled}`);
-      assert.match(problem(twoLengths).detail, /more than one Content-Length/);
+      assert.match(problem(twoLengths).detail, /not valid HTTP\/1\.1: Duplicate Content-Length/);
       assert.doesNotMatch(twoLengths, /HTTP\/1\.1 200/);
-      assert.match(problem(await raw(port, 'BREW / HTTP/1.1\r\n\r\n')).detail, /not valid HTTP\/1\.1/);
+      assert.match(problem(await raw(port, 'BREW / HTTP/1.1\r\n\r\n')).detail, /not valid HTTP\/1\.1: Invalid method/);
+      // Content-Length after Transfer-Encoding is the same attempt, reported from the other side.
+      assert.match(problem(await raw(port, `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n`)).detail, /Content-Length can't be present with Transfer-Encoding/);
     }
   });
 

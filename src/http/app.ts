@@ -139,8 +139,12 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
         const explain = wantsExplain(req.query['explain']);
         // A client gone before its answer starts no further lookups: batch after batch sent and
         // reset would otherwise keep up to 1000 lookups each running past every connection cap.
+        // Its FIN counts as gone too (a half-closed client still gets a single lookup's answer).
         let gone = false;
         res.once('close', () => (gone = !res.writableFinished));
+        const left = (): void => void (gone = true);
+        req.socket.once('end', left);
+        res.once('finish', () => req.socket.off('end', left));
         const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(req, a, explain, () => gone), () => gone);
         if (gone) return;
         const bodies = [];

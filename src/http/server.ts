@@ -14,6 +14,7 @@ import type { LogLimiter } from '../net/log-limiter.js';
 import type { HealthReport } from '../recipient/types.js';
 import { publicHealth } from './health-view.js';
 import { problemBody } from './problem.js';
+import { ConnectionRequests } from './connection-requests.js';
 
 export interface HttpListenerOptions {
   /** The request handler (an express app or a plain listener). */
@@ -45,14 +46,23 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
   // Node checks the header/request timeouts only every connectionsCheckingInterval (30 s by
   // default): a slow client would hold its socket far longer than headersTimeout says.
   const name = options.name ?? 'http';
-  const handler = options.maxPipeline === undefined ? options.handler : boundedPipeline(options.handler, options.maxPipeline, (socket) => tooFarAhead(socket, name, options));
-  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, handler);
+  const requests = new ConnectionRequests(options.maxPipeline ?? Infinity, (socket) => tooFarAhead(socket, name, options));
+  const server = http.createServer({ connectionsCheckingInterval: 1_000 }, requests.handler(options.handler));
+  // A client that sends its request and then FIN still gets the answer, then our FIN. Node's
+  // default ends the socket at the client's FIN: an answer not ready yet (any uncached lookup)
+  // was lost. (The property is Node's own switch for this, kept from its first releases.)
+  (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.maxConnections = options.maxConnections;
   server.keepAliveTimeout = 5_000;
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;
   countConnections(server, name, options);
-  server.on('clientError', answerClientError);
+  server.on('clientError', (err: Error, socket: Duplex) => requests.clientError(err, socket as Socket));
+  // Node drops a CONNECT (a proxy tunnel request) without a word when no one listens for it.
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    const body = JSON.stringify(problemBody('method-not-allowed', 'CONNECT is not supported: this is no proxy.'));
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`, () => socket.destroy());
+  });
   const { host, port } = parseHostPort(hostPort);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -89,55 +99,6 @@ function countConnections(server: http.Server, name: string, options: HttpListen
       metrics.connections.dec({ frontend: 'http' });
     });
   });
-}
-
-/** The fault people hit most (curl sends a UTF-8 path raw), with what to do about it. */
-const URL_HINT = ' Percent-encode characters outside ASCII as UTF-8 bytes: jörg@example.com is j%C3%B6rg@example.com.';
-
-/**
- * Node answers a request its parser refuses with a bare "400 Bad Request" and no word of why
- * (a lookup of jörg@example.com typed into curl got just that). The 400 now carries a
- * problem+json body naming the fault; 408, 413 and 431 keep Node's bare answers. As Node does,
- * nothing is written once a response has gone out on the connection, and it is closed.
- */
-function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
-  if (socket.writable && (socket as Socket).bytesWritten === 0 && err.code !== undefined) {
-    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') socket.write('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n');
-    else if (err.code === 'HPE_HEADER_OVERFLOW') socket.write('HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n');
-    else if (err.code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') socket.write('HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n');
-    else if (err.code.startsWith('HPE_')) {
-      const detail = `The request is not valid HTTP/1.1: ${err.reason ?? err.message}.${err.code === 'HPE_INVALID_URL' ? URL_HINT : ''}`;
-      const body = JSON.stringify(problemBody('invalid-request', detail));
-      socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
-    }
-  }
-  socket.destroy();
-}
-
-/**
- * Closes a connection that has more than `max` requests unanswered. Node parses pipelined
- * requests and hands each to the app at once, pausing only once answers pile up unwritten, and
- * a socket's pause() does not stop its parser: requests whose answers wait for the directory
- * were read without bound (GET requests written on one connection that never reads took
- * 220 MB within 4 s; now 11 MB). No HTTP client in use pipelines (browsers and curl gave it
- * up), so a connection this far ahead is hostile. The requests of its last read that were parsed
- * after the close are dropped unanswered.
- */
-function boundedPipeline(handler: http.RequestListener, max: number, onExcess: (socket: Socket) => void): http.RequestListener {
-  const open = new WeakMap<Socket, number>();
-  return (req, res) => {
-    const socket = req.socket;
-    if (socket.destroyed) return;
-    const n = (open.get(socket) ?? 0) + 1;
-    if (n > max) {
-      onExcess(socket);
-      socket.destroy();
-      return;
-    }
-    open.set(socket, n);
-    res.once('close', () => open.set(socket, (open.get(socket) ?? 1) - 1));
-    handler(req, res);
-  };
 }
 
 function tooFarAhead(socket: Socket, name: string, options: HttpListenerOptions): void {

@@ -4,8 +4,8 @@
  * (Content-Length and Transfer-Encoding in every combination, Expect, Connection, odd media
  * types) and bodies (JSON of the wrong shape, deep nesting, truncated). Invariants: every
  * response is well-formed HTTP with a status below 500 or the 503 of a lookup (a 500 is a bug),
- * every error body is problem+json, the connection ends, and an honest lookup is answered
- * correctly after every case.
+ * every whole request gets an answer (Node dropped a CONNECT without one), every error body is
+ * problem+json, and an honest lookup is answered correctly after every case.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -109,7 +109,12 @@ describe('HTTP listener under fuzzed requests (real socket, real engine)', () =>
         }
         if (h.framing === 'te-identity') lines.push('Transfer-Encoding: identity');
         const { out } = await raw(app.addresses.http!.port, Buffer.concat([Buffer.from(`${lines.join('\r\n')}\r\n\r\n`, 'utf8'), payload]));
-        for (const r of responses(out)) {
+        const answers = responses(out);
+        // A request whose body never came whole (the client's FIN cut it) may go unanswered; so may
+        // one with a large body the route does not read: closing with it unread sends a reset,
+        // which makes the client's kernel drop the answer it had received.
+        if (h.framing !== 'cl-wrong' && payload.length < 1_000) assert.ok(answers.some((r) => r.status >= 200), `no answer to ${m} ${p}`);
+        for (const r of answers) {
           assert.ok(r.status < 500 || r.status === 503, `status ${r.status} for ${m} ${p}: ${r.body.slice(0, 300)}`);
           if (r.status >= 400 && r.body !== '') assert.match(r.head, /\r\ncontent-type: application\/problem\+json/i, `${r.status} body is problem+json`);
         }

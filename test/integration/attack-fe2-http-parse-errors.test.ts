@@ -4,7 +4,7 @@
  * (curl sends the UTF-8 bytes raw) learned nothing. They now get problem+json naming the fault;
  * smuggling attempts (Content-Length with Transfer-Encoding, two Content-Lengths) are still
  * refused and the connection closed, and a request after them on the same connection is not
- * served. Oversized headers keep 431.
+ * served; a good request before a malformed one is still answered. Oversized headers keep 431.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
@@ -81,6 +81,20 @@ describe('HTTP requests the parser refuses (real listeners)', () => {
       // Content-Length after Transfer-Encoding is the same attempt, reported from the other side.
       assert.match(problem(await raw(port, `POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n`)).detail, /Content-Length can't be present with Transfer-Encoding/);
     }
+  });
+
+  test('a good request before a malformed one on the same connection is answered first, then the 400', async () => {
+    const response = await raw(app.addresses.http!.port, 'GET /v1/recipients/alice@example.com HTTP/1.1\r\nHost: rcptgate\r\n\r\nGARBAGE\r\n\r\n');
+    const statuses = [...response.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+    assert.deepEqual(statuses, ['200', '400']);
+    assert.match(response, /"verdict":"valid"[\s\S]*Invalid method/);
+  });
+
+  test('CONNECT gets 405 problem+json instead of a silent close', async () => {
+    const response = await raw(app.addresses.http!.port, 'CONNECT mail.example:25 HTTP/1.1\r\nHost: mail.example:25\r\n\r\n');
+    const [head, body] = response.split('\r\n\r\n', 2) as [string, string];
+    assert.match(head, /^HTTP\/1\.1 405 /);
+    assert.equal((JSON.parse(body) as { type: string }).type, 'https://rcptgate.dev/problems/method-not-allowed');
   });
 
   test('oversized headers keep 431', async () => {

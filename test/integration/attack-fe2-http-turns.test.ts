@@ -134,4 +134,19 @@ describe('HTTP requests pipelined on one connection (real slapd)', () => {
     const statuses = await pipelined(app.addresses.http!.port, ['GET /v1/recipients/alice@example.com HTTP/1.1\r\nHost: rcptgate\r\n\r\n']);
     assert.deepEqual([...statuses], [[200, 1]]);
   });
+
+  // Node ended the socket at the client's FIN, so an answer not ready by then was lost.
+  test('a client that sends a cold lookup and then FIN still gets its answer', async () => {
+    for (const version of ['1.1', '1.0']) {
+      const s = net.connect(app.addresses.http!.port, '127.0.0.1');
+      const chunks: Buffer[] = [];
+      s.on('data', (c: Buffer) => chunks.push(c));
+      s.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+      s.end(`GET /v1/recipients/user${version === '1.1' ? 1 : 2}@example.com HTTP/${version}\r\nHost: rcptgate\r\n\r\n`);
+      await closed;
+      const text = Buffer.concat(chunks).toString();
+      assert.match(text, /^HTTP\/1\.1 200 [\s\S]*"verdict":"valid","valid":true,"source":"directory"/, `HTTP/${version}: ${text}`);
+    }
+  });
 });

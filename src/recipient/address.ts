@@ -102,12 +102,21 @@ export function parseAddress(input: string): ParseResult {
   return { ok: true, value: { local, domain, address } };
 }
 
+/** Local parts Postfix never splits, whatever the delimiter (its split_addr). */
+const UNSPLIT = new Set(['postmaster', 'mailer-daemon', 'double-bounce']);
+
 /**
  * The local part without its sub-address, following Postfix: cut at the first character that is
- * one of `delimiters`; null when there is none or nothing would be left.
+ * one of `delimiters`; null when there is none or nothing would be left. As in Postfix
+ * (`owner_request_special`), with `-` among the delimiters `owner-foo` and `foo-request` are
+ * mailing-list addresses of their own, not sub-addresses of `owner` and `foo`: accepting them
+ * because `owner` exists would be a wrong `valid`.
  */
 export function stripSubaddress(local: string, delimiters: string): string | null {
   if (delimiters.length === 0 || local.startsWith('"')) return null;
+  const lower = local.toLowerCase();
+  if (UNSPLIT.has(lower)) return null;
+  if (delimiters.includes('-') && (lower.startsWith('owner-') || (lower.length > 8 && lower.endsWith('-request')))) return null;
   for (let i = 0; i < local.length; i++) {
     if (delimiters.includes(local[i]!)) return i > 0 ? local.slice(0, i) : null;
   }

@@ -119,6 +119,19 @@ describe('stripSubaddress', () => {
     ['alice-x+y', '+', 'alice-x'],
     ['a.b_c', '_', 'a.b'],
     ['"a+b"', '+', null],
+    // Postfix's split_addr: owner-foo and foo-request are not split once "-" is a delimiter, and
+    // postmaster, mailer-daemon and double-bounce never are (seen against Postfix 3.7's own tables).
+    ['owner-list', '+-', null],
+    ['OWNER-list', '-', null],
+    ['list-request', '+-', null],
+    ['list-request+x', '+-', 'list'],
+    ['-request', '-', null],
+    ['x-request', '-', null],
+    ['owner-list', '+', null],
+    ['owner+list', '+', 'owner'],
+    ['list-requests', '-', 'list'],
+    ['mailer-daemon', '-', null],
+    ['double-bounce', '-', null],
   ];
   for (const [local, delimiters, expected] of cases) {
     it(`${local} with ${JSON.stringify(delimiters)} → ${expected}`, () => {

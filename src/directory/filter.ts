@@ -80,6 +80,16 @@ export function listFilterFromTemplate(template: string): string {
   return out.replace(/\*{2,}/g, '*');
 }
 
+/** True when the template holds the directive `%x` (`%%x` is a literal, not a directive). */
+export function templateUses(template: string, directive: 's' | 'u' | 'd'): boolean {
+  let found = false;
+  expandDirectives(template, (d) => {
+    if (d === directive) found = true;
+    return '';
+  });
+  return found;
+}
+
 /** Why a filter template cannot be used, or null when it is fine. For config checks. */
 export function checkFilterTemplate(template: string): string | null {
   try {

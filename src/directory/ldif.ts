@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ErrorCodes, RcptgateError } from '../errors.js';
-import { parseAddress } from '../recipient/address.js';
+import { normalizeDomain, parseAddress } from '../recipient/address.js';
 import { parseLdif, type LdifRecord } from './ldif-parser.js';
 import type { Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
 
@@ -108,6 +108,9 @@ function toDirectoryRecord(r: LdifRecord): DirectoryRecord | 'disabled' | null {
   for (const a of all) {
     const parsed = parseAddress(a.trim());
     if (parsed.ok) addresses.add(parsed.value.address);
+    // `@domain`: a catch-all entry, which lookups try last as Postfix's tables do.
+    const domain = !parsed.ok && a.trim().startsWith('@') ? normalizeDomain(a.trim().slice(1)) : null;
+    if (domain !== null) addresses.add(`@${domain}`);
   }
   if (addresses.size === 0) return null;
   const canonical = primaryProxy ?? mail[0] ?? all[0]!;

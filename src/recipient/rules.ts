@@ -1,5 +1,6 @@
 import { domainRules } from '../config/load.js';
 import type { Config, DomainRule } from '../config/schema.js';
+import { templateUses } from '../directory/filter.js';
 import type { Directory } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -18,7 +19,7 @@ export class Pending {
     readonly address: string,
     readonly domain: string,
     readonly rule: EffectiveRule,
-    /** The exact address, then the one without sub-address. */
+    /** The exact address, then the one without sub-address, then `@domain` (catch-all entries). */
     readonly candidates: readonly string[],
     readonly wantExplain: boolean,
   ) {}
@@ -51,6 +52,16 @@ export function parseServedAddress(input: string, plainDomains: ReadonlySet<stri
 function anyIn(set: ReadonlySet<string>, keys: readonly string[]): boolean {
   for (let i = 0; i < keys.length; i++) if (set.has(keys[i]!)) return true;
   return false;
+}
+
+/**
+ * Whether lookups also try `@domain`, as Postfix's own tables do after `user@domain` and `user`
+ * (an entry holding `@example.com` accepts every address there). Not under a configured filter
+ * that asks for the local part: ldap_table(5) suppresses a query whose `%u` would be empty.
+ */
+function asksDomainKey(c: Readonly<Config>): boolean {
+  const filter = c.directory.kind === 'ldap' ? c.directory.ldap.filter : null;
+  return filter === null || !templateUses(filter, 'u');
 }
 
 function buildRules(c: Readonly<Config>, directory: Directory): Map<string, EffectiveRule> {
@@ -91,6 +102,7 @@ export class StaticRules {
   /** Served domains already in normal form (lowercase A-labels), for parseServedAddress(). */
   private readonly plainDomains = new Set<string>();
   private readonly delimiters: string;
+  private readonly domainKey: boolean;
   private readonly staticTtl: number;
   overrides: Overrides;
   /** `cache.positiveTtl` in seconds: the TTL of static and snapshot answers. */
@@ -102,6 +114,7 @@ export class StaticRules {
     this.rules = buildRules(deps.config, deps.directory);
     for (const d of this.rules.keys()) if (normalizeDomain(d) === d) this.plainDomains.add(d);
     this.delimiters = deps.config.recipientDelimiter;
+    this.domainKey = asksDomainKey(deps.config);
     this.staticTtl = Math.round(positiveTtlMs / 1000);
     this.overrides = deps.overrides ?? NO_OVERRIDES;
   }
@@ -138,6 +151,7 @@ export class StaticRules {
     }
     const base = this.hasDelimiter(local) ? stripSubaddress(local, this.delimiters) : null;
     const candidates = base === null ? [address] : [address, `${base}@${domain}`];
+    if (this.domainKey) candidates.push(`@${domain}`);
     const p = new Pending(input, address, domain, rule, candidates, wantExplain);
     const { deny, allow } = this.overrides;
     if (deny.size > 0 && anyIn(deny, candidates)) return this.result(p, 'unknown', 'deny');

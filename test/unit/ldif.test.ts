@@ -201,6 +201,11 @@ describe('LdifDirectory from other data', () => {
     assert.equal(dir.disabledCount, 2);
   });
 
+  it('indexes an @domain value (a catch-all entry, asked last as Postfix does)', async () => {
+    const dir = LdifDirectory.fromText('dn: uid=c,dc=x\nmail: @Catch.Example.\n');
+    assert.equal((await dir.lookup('@catch.example')).entry?.dn, 'uid=c,dc=x');
+  });
+
   it('indexes IDN addresses by their A-label', async () => {
     const dir = LdifDirectory.fromText('dn: uid=u,dc=x\nmail: user@bücher.example\n');
     assert.ok((await dir.lookup('user@xn--bcher-kva.example')).entry);

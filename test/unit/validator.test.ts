@@ -233,7 +233,8 @@ describe('request coalescing', () => {
     const { v, dir } = setup();
     dir.delayMs = 5;
     await Promise.all(['alice', 'bob', 'nobody'].flatMap((u) => Array.from({ length: 10 }, () => ask(v, `${u}@example.com`))));
-    assert.deepEqual([...dir.calls].sort(), ['alice@example.com', 'bob@example.com', 'nobody@example.com']);
+    // nobody@ is unknown, so its `@domain` (a catch-all entry) is asked too: once.
+    assert.deepEqual([...dir.calls].sort(), ['@example.com', 'alice@example.com', 'bob@example.com', 'nobody@example.com']);
   });
 
   it('asks again after a shared request has finished', async () => {
@@ -388,7 +389,35 @@ describe('sub-addresses', () => {
   it('does not strip with an empty delimiter', async () => {
     const { v, dir } = setup({ recipientDelimiter: '' });
     assert.equal((await ask(v, 'alice+tag@example.com')).verdict, 'unknown');
-    assert.deepEqual(dir.calls, ['alice+tag@example.com']);
+    assert.deepEqual(dir.calls, ['alice+tag@example.com', '@example.com']);
+  });
+});
+
+describe('catch-all entries (`@domain`)', () => {
+  // Postfix's own tables try `@domain` after `user@domain` and `user`: an entry holding
+  // `@example.com` accepts every address of the domain (seen against Postfix 3.7's ldap: table).
+  const catchAll = () => new FakeDirectory({ 'alice@example.com': 'alice@example.com', '@example.com': '@example.com' });
+
+  it('answers valid through an entry holding @domain, after the exact and the base address', async () => {
+    const { v, dir } = setup({}, { directory: catchAll() });
+    const r = await ask(v, 'anyone+tag@example.com', 'http', true);
+    assert.equal(r.verdict, 'valid');
+    assert.equal(r.canonical, '@example.com');
+    assert.deepEqual(r.explain?.tried, ['anyone+tag@example.com', 'anyone@example.com', '@example.com']);
+    assert.deepEqual(dir.calls, ['anyone+tag@example.com', 'anyone@example.com', '@example.com']);
+    assert.equal((await ask(v, 'alice@example.com')).canonical, 'alice@example.com', 'an address of its own still answers for itself');
+  });
+
+  it('asks @domain once for many unknown addresses, then answers them from the cache', async () => {
+    const { v, dir } = setup();
+    for (const u of ['x', 'y', 'z']) assert.equal((await ask(v, `${u}@example.com`)).verdict, 'unknown');
+    assert.equal(dir.callsFor('@example.com'), 1);
+  });
+
+  it('does not ask @domain under a filter that needs the local part (Postfix suppresses such a query)', async () => {
+    const { v, dir } = setup({ directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:1'], baseDN: 'dc=example,dc=com', filter: '(&(uid=%u)(mail=%s))' } } }, { directory: catchAll() });
+    assert.equal((await ask(v, 'anyone@example.com')).verdict, 'unknown');
+    assert.deepEqual(dir.calls, ['anyone@example.com']);
   });
 });
 
@@ -587,9 +616,10 @@ describe('metrics', () => {
     await ask(v, 'alice@example.com');
     await ask(v, 'alice@example.com');
     await ask(v, 'nobody@example.com');
-    assert.equal(await metric(metrics, 'rcptgate_cache_events_total', { event: 'miss' }), 2);
+    // nobody@ and, as it is unknown, @example.com (a catch-all entry would answer it).
+    assert.equal(await metric(metrics, 'rcptgate_cache_events_total', { event: 'miss' }), 3);
     assert.equal(await metric(metrics, 'rcptgate_cache_events_total', { event: 'hit' }), 1);
-    assert.equal(await metric(metrics, 'rcptgate_cache_entries'), 2);
+    assert.equal(await metric(metrics, 'rcptgate_cache_entries'), 3);
   });
 });
 
@@ -611,8 +641,8 @@ describe('flush and eviction', () => {
     const { v, metrics } = setup();
     await ask(v, 'alice@example.com');
     await ask(v, 'nobody@example.com');
-    assert.equal(v.cacheSize, 2);
-    assert.equal(v.flush(), 2);
+    assert.equal(v.cacheSize, 3, 'alice@, nobody@ and @example.com');
+    assert.equal(v.flush(), 3);
     assert.equal(v.cacheSize, 0);
     assert.equal(await metric(metrics, 'rcptgate_cache_entries'), 0);
     assert.equal((await ask(v, 'alice@example.com')).source, 'directory');
@@ -623,7 +653,7 @@ describe('flush and eviction', () => {
     await ask(v, 'alice@example.com');
     await ask(v, 'bob@example.com');
     await ask(v, 'alice@example.com'); // alice is now the most recently used
-    await ask(v, 'nobody@example.com');
+    await ask(v, 'first-last@example.com');
     assert.equal(v.cacheSize, 2);
     assert.equal(await metric(metrics, 'rcptgate_cache_events_total', { event: 'evict' }), 1);
     assert.equal((await ask(v, 'alice@example.com')).source, 'cache');

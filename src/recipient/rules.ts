@@ -19,7 +19,7 @@ export class Pending {
     readonly address: string,
     readonly domain: string,
     readonly rule: EffectiveRule,
-    /** The exact address, then the one without sub-address, then `@domain` (catch-all entries). */
+    /** The exact address, its unquoted form, the one without sub-address, then `@domain` (catch-all entries). */
     readonly candidates: readonly string[],
     readonly wantExplain: boolean,
   ) {}
@@ -46,6 +46,11 @@ export function parseServedAddress(input: string, plainDomains: ReadonlySet<stri
     }
   }
   return parseAddress(input);
+}
+
+/** A quoted local part's content: quotes and backslash escapes removed. */
+function unquote(local: string): string {
+  return local.slice(1, -1).replace(/\\(.)/g, '$1');
 }
 
 /** True when any of `keys` is in `set`. */
@@ -150,7 +155,11 @@ export class StaticRules {
       return result;
     }
     const base = this.hasDelimiter(local) ? stripSubaddress(local, this.delimiters) : null;
-    const candidates = base === null ? [address] : [address, `${base}@${domain}`];
+    const candidates = [address];
+    // A local part that must stay quoted: Postfix's tables are also asked for its unquoted (internal)
+    // form, so an entry holding `p(x)@example.com` or `john doe@example.com` answers `"p(x)"@…` too.
+    if (local.charCodeAt(0) === 0x22) candidates.push(`${unquote(local)}@${domain}`);
+    if (base !== null) candidates.push(`${base}@${domain}`);
     if (this.domainKey) candidates.push(`@${domain}`);
     const p = new Pending(input, address, domain, rule, candidates, wantExplain);
     const { deny, allow } = this.overrides;

@@ -414,6 +414,14 @@ describe('catch-all entries (`@domain`)', () => {
     assert.equal(dir.callsFor('@example.com'), 1);
   });
 
+  it('asks for a quoted local part unquoted too, as Postfix asks its tables for both forms', async () => {
+    const { v, dir } = setup({}, { directory: new FakeDirectory({ 'p(x)@example.com': 'p(x)@example.com', 'john doe@example.com': 'john doe@example.com' }) });
+    assert.equal((await ask(v, '"p(x)"@example.com')).verdict, 'valid');
+    assert.equal((await ask(v, '"john doe"@example.com')).verdict, 'valid');
+    assert.equal((await ask(v, '"a\\"b"@example.com')).verdict, 'unknown');
+    assert.deepEqual(dir.calls.slice(-2), ['a"b@example.com', '@example.com']);
+  });
+
   it('does not ask @domain under a filter that needs the local part (Postfix suppresses such a query)', async () => {
     const { v, dir } = setup({ directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:1'], baseDN: 'dc=example,dc=com', filter: '(&(uid=%u)(mail=%s))' } } }, { directory: catchAll() });
     assert.equal((await ask(v, 'anyone@example.com')).verdict, 'unknown');

@@ -43,6 +43,8 @@ const CORPUS_LDIF = [
   person('pct', 'mail: user%host@example.com'),
   person('bang', 'mail: host!user@example.com'),
   person('long', `mail: ${'l'.repeat(64)}@example.com`),
+  person('toolong', `mail: ${'t'.repeat(65)}@example.com`),
+  person('backslash', 'mail: a\\b@example.com'),
   person('stray', 'mail: stray@example.net'),
   person('tagged', 'mail: tagged@example.com', 'mailAlternateAddress;lang-de: tagged.de@example.com'),
   person('emptyext', 'mail: empty+@example.com'),
@@ -69,16 +71,19 @@ const CORPUS = [
   'plus@example.com', 'plus+other@example.com', '"john doe"@example.com', '"alice"@example.com', '"alice+x"@example.com', 'trail@example.com',
   'trail@example.com.', 'aliased@example.com', 'referred@example.com', 'info@xn--bcher-kva.example', 'INFO@XN--BCHER-KVA.EXAMPLE',
   'info@bücher.example', 'dave@example.org', 'dave@example.org.', 'mover@example.com', '@catchall.example', '@example.com',
-  'postmaster@example.com',
+  'postmaster@example.com', `${'t'.repeat(65)}@example.com`, '"a\\\\b"@example.com', 'a\\b@example.com',
 ];
 
 /**
  * Where rcptgate answers otherwise on purpose, with its reply code: postmaster is always valid
- * (RFC 5321 §4.5.1, README `alwaysValid`). (`<@catchall.example>` agrees: Postfix asks for
+ * (RFC 5321 §4.5.1, README `alwaysValid`); an over-long local part is invalid. (`<@catchall.example>` agrees: Postfix asks for
  * `""@catchall.example`, which rcptgate, as Postfix, finds through the catch-all entry.)
  */
 const DOCUMENTED: Record<string, string> = {
   '<postmaster@example.com>': '250',
+  // A local part over 64 octets is invalid (RFC 5321 §4.5.3.1.1, README "Verdicts"), even where
+  // a directory holds one: such an address cannot cross the Internet intact.
+  [`<${'t'.repeat(65)}@example.com>`]: '550',
 };
 
 async function startRcptgate(slapd: Slapd, ldap: Record<string, unknown>, cache: Record<string, unknown> = {}) {

@@ -21,7 +21,7 @@ import { Metrics } from '../../src/metrics.js';
 import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
 import { createSocketmapServer } from '../../src/socketmap/server.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
-import { startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import { postmapBulk, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { rawRcpts } from '../helpers/raw-smtp.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
@@ -115,19 +115,22 @@ describe("verdicts against Postfix's own ldap: table on the same slapd", () => {
   let server: TcpServer;
   let native: PostfixInstance;
   let viaRcptgate: PostfixInstance;
+  let cf: string;
+  let socketmap: string;
 
   before(async () => {
     slapd = await startSlapd({ ldifText: CORPUS_LDIF });
     tmp = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-differential-'));
-    const cf = path.join(tmp, 'ldap.cf');
+    cf = path.join(tmp, 'ldap.cf');
     const table = [`server_host = ldap://127.0.0.1:${slapd.port}`, 'version = 3', 'bind = no', `search_base = ${slapd.baseDN}`, 'scope = sub'];
     table.push('query_filter = (|(mail=%s)(mailAlternateAddress=%s))', 'result_attribute = mail', 'timeout = 10');
     await writeFile(cf, `${table.join('\n')}\n`, { mode: 0o644 });
     ours = await startRcptgate(slapd, {});
     server = createSocketmapServer({ validator: ours.validator, metrics: ours.metrics, logger: silentLogger(), maxConnections: 100, idleTimeoutMs: 300_000 });
     const { port } = await server.listen('127.0.0.1:0');
+    socketmap = `socketmap:inet:127.0.0.1:${port}:recipients`;
     native = await startPostfix({ mainCf: { ...MX_SETTINGS, relay_recipient_maps: `ldap:${cf}` } });
-    viaRcptgate = await startPostfix({ mainCf: { ...MX_SETTINGS, relay_recipient_maps: `socketmap:inet:127.0.0.1:${port}:recipients` } });
+    viaRcptgate = await startPostfix({ mainCf: { ...MX_SETTINGS, relay_recipient_maps: socketmap } });
   });
 
   after(async () => {
@@ -150,6 +153,28 @@ describe("verdicts against Postfix's own ldap: table on the same slapd", () => {
       const wrong = args.filter((a, i) => got[i] !== (DOCUMENTED[a] ?? expected[i])).map((a) => `${a}: native ${expected[args.indexOf(a)]}, rcptgate ${got[args.indexOf(a)]}`);
       assert.deepEqual(wrong, [], `${pass}: answers that differ from Postfix's own ldap: table`);
     }
+  });
+
+  test('postmap -q: the keys only one side finds are those rcptgate normalizes and Postfix never sends raw', async () => {
+    // One postmap process per map (each start costs seconds here), every key on one connection.
+    const [nativeRun, oursRun] = [await postmapBulk(CORPUS, `ldap:${cf}`), await postmapBulk(CORPUS, socketmap)];
+    assert.equal(nativeRun.stderr.trim() + oursRun.stderr.trim(), '', 'no lookup errors');
+    const onlyNative = CORPUS.filter((k) => nativeRun.found.has(k) && !oursRun.found.has(k));
+    const onlyOurs = CORPUS.filter((k) => oursRun.found.has(k) && !nativeRun.found.has(k));
+    // postmap asks the native table the raw key; smtpd would first strip the trailing dot, try
+    // the sub-address's base and @domain. A value outside the served domains is not ours. And
+    // keys over the RFC limits, without a local part or with an unquoted backslash are no
+    // addresses as written (smtpd sends `""@…` and `"a\\b"@…`).
+    const notRaw = ['@catchall.example', 'stray@example.net', `${'t'.repeat(65)}@example.com`, 'trail@example.com.', 'a\\b@example.com'];
+    assert.deepEqual(onlyNative.sort(), notRaw.sort());
+    // rcptgate does what smtpd does before asking a table: sub-addresses, trailing dots, quotes
+    // that are not needed, U-labels, @domain; and postmaster is always valid.
+    assert.deepEqual(onlyOurs.sort(), [
+      'alice+x@example.com', 'alice+@example.com', 'alice++x@example.com', 'alice+x-y@example.com', 'alice-x+y@example.com', 'ally+tag@example.com',
+      'bob@example.com.', 'bob@EXAMPLE.COM.', 'list-x@example.com', 'list+x@example.com', 'anyone@catchall.example',
+      'x+y@catchall.example', '"p(x)"@example.com', '"alice"@example.com', '"alice+x"@example.com', 'info@bücher.example', 'dave@example.org.',
+      'postmaster@example.com', '"a\\\\b"@example.com',
+    ].sort());
   });
 
   test('the corpus asked all at once, so batched OR searches mix its keys, answers as one search per key does', async () => {

@@ -27,11 +27,22 @@ export function batchable(key: string): boolean {
   return key.length > 0;
 }
 
-/** ASCII case folding of an ASCII value; null for a value no batchable key can equal. */
+/**
+ * ASCII case folding of a value, with leading and trailing spaces (U+0020) dropped as
+ * caseIgnoreIA5Match drops them; null for a value we cannot compare: non-ASCII, or holding a
+ * control character. A tab is not a space to slapd's IA5 matching (`tab@x<TAB>` is not found by
+ * `tab@x`) but is one to RFC 4518 string preparation (AD, caseIgnoreMatch), so neither way is safe.
+ */
 function foldValue(value: string): string | null {
-  const trimmed = value.trim();
-  for (let i = 0; i < trimmed.length; i++) if (trimmed.charCodeAt(i) >= 0x7f) return null;
-  return trimmed.toLowerCase();
+  let start = 0;
+  let end = value.length;
+  while (start < end && value.charCodeAt(start) === 0x20) start++;
+  while (end > start && value.charCodeAt(end - 1) === 0x20) end--;
+  for (let i = start; i < end; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c >= 0x7f) return null;
+  }
+  return value.slice(start, end).toLowerCase();
 }
 
 export interface BatchMatch {

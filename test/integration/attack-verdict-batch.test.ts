@@ -1,0 +1,59 @@
+/**
+ * Batched OR searches against values a careless directory administrator stores: white space
+ * around or inside an address. A batch must answer each key exactly as that key's own search.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { configSchema } from '../../src/config/schema.js';
+import { LdapDirectory } from '../../src/directory/ldap.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+
+const b64 = (s: string): string => Buffer.from(s).toString('base64');
+const person = (uid: string, ...lines: string[]): string =>
+  `dn: uid=${uid},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nobjectClass: mailRecipient\nuid: ${uid}\ncn: ${uid}\nsn: ${uid}\n${lines.join('\n')}`;
+
+const SPACES = [
+  // slapd's caseIgnoreIA5Match ignores leading and trailing spaces, but not a tab: `tab@…` alone
+  // finds nothing. The entry comes back in a batch for `other@…`, and must not vouch for `tab@…`.
+  person('tabbed', `mail:: ${b64('tab@example.com\t')}`, 'mail: other@example.com'),
+  person('spaced', `mail:: ${b64('  spaced@example.com ')}`, 'mail: spaced2@example.com'),
+  person('inner', `mailAlternateAddress:: ${b64('in  ner@example.com')}`, 'mail: inner2@example.com'),
+  person('crlf', `mail:: ${b64('crlf@example.com\r\n')}`, 'mail: crlf2@example.com'),
+];
+
+function directoryFor(slapd: Slapd, ldap: Record<string, unknown>): LdapDirectory {
+  const config = configSchema.parse({ directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, ...ldap } } });
+  return new LdapDirectory({ config: config.directory.ldap, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+}
+
+describe('batched lookups against addresses stored with white space', () => {
+  let slapd: Slapd;
+  before(async () => {
+    slapd = await startSlapd({ ldifText: SPACES });
+  });
+  after(async () => {
+    await slapd?.close();
+  });
+
+  test('a batch answers each key as its own search does, whatever white space the stored values carry', async () => {
+    const keys = ['tab@example.com', 'other@example.com', 'spaced@example.com', 'spaced2@example.com', 'inner2@example.com', 'crlf@example.com', 'crlf2@example.com', 'nobody@example.com'];
+    const singles = directoryFor(slapd, { batchSize: 1 });
+    // One connection, one search at a time: the lookups queue and leave as one batch.
+    const batched = directoryFor(slapd, { batchSize: 16, poolSize: 1, maxInFlightPerConnection: 1 });
+    try {
+      const expected: (string | null)[] = [];
+      for (const k of keys) expected.push((await singles.lookup(k)).entry?.dn ?? null);
+      assert.equal(expected[0], null, "slapd's own search does not find tab@ (a tab is not an insignificant space to it)");
+      assert.equal(expected[2], 'uid=spaced,ou=people,dc=example,dc=com', 'leading and trailing spaces are insignificant');
+      for (let round = 0; round < 3; round++) {
+        const got = await Promise.all(keys.map(async (k) => (await batched.lookup(k)).entry?.dn ?? null));
+        assert.deepEqual(got, expected, `round ${round}: batching changed an answer`);
+      }
+    } finally {
+      await singles.close();
+      await batched.close();
+    }
+  });
+});

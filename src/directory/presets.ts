@@ -65,12 +65,17 @@ function everyValue(entry: LdapEntry): string[] {
   return out;
 }
 
-/** An attribute's values as non-empty text. */
+/**
+ * An attribute's values as non-empty text, without leading and trailing spaces: the directory's
+ * matching ignores them (` bob@example.com ` is found by `bob@example.com`), so a full listing
+ * must key the entry by the address too, or a snapshot would miss it.
+ */
 function texts(raw: unknown): string[] {
   const list: unknown[] = Array.isArray(raw) ? raw : [raw];
   const out: string[] = [];
   for (const v of list) {
-    const text = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+    let text = Buffer.isBuffer(v) ? v.toString('utf8') : String(v);
+    if (text.charCodeAt(0) === 0x20 || text.charCodeAt(text.length - 1) === 0x20) text = text.replace(/^ +| +$/g, '');
     if (text !== '') out.push(text);
   }
   return out;

@@ -5,7 +5,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { configSchema } from '../../src/config/schema.js';
+import { validateConfig } from '../../src/config/load.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';
+import type { DirectoryRecord } from '../../src/directory/types.js';
+import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
+import { SnapshotStore } from '../../src/snapshot/store.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
@@ -54,6 +58,25 @@ describe('batched lookups against addresses stored with white space', () => {
     } finally {
       await singles.close();
       await batched.close();
+    }
+  });
+
+  test('a full listing keys a value stored with spaces by its address, so the snapshot answers it as the directory does', async () => {
+    const directory = directoryFor(slapd, {});
+    try {
+      const records: DirectoryRecord[] = [];
+      for await (const r of directory.listAll()) records.push(r);
+      const config = validateConfig({ domains: ['example.com'], sync: { confirmMisses: false }, directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN } } });
+      const metrics = new Metrics({ defaultMetrics: false });
+      const snapshot = SnapshotStore.from(records, Date.now(), 3_600_000);
+      const v = new RecipientValidatorImpl({ config, directory, metrics, logger: silentLogger(), snapshot });
+      assert.equal((await directory.lookup('spaced@example.com')).entry?.dn, 'uid=spaced,ou=people,dc=example,dc=com', 'the directory finds it');
+      v.health.answered(); // the directory answers: a snapshot miss would be a plain `unknown`
+      const spaced = await v.lookup('spaced@example.com', { frontend: 'http' });
+      // With sync.confirmMisses off a snapshot miss is final: it must not be a miss.
+      assert.deepEqual([spaced.verdict, spaced.source, spaced.canonical], ['valid', 'snapshot', 'spaced@example.com']);
+    } finally {
+      await directory.close();
     }
   });
 });

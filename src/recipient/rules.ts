@@ -1,3 +1,4 @@
+import { domainToUnicode } from 'node:url';
 import { domainRules } from '../config/load.js';
 import type { Config, DomainRule } from '../config/schema.js';
 import { templateUses } from '../directory/filter.js';
@@ -19,7 +20,7 @@ export class Pending {
     readonly address: string,
     readonly domain: string,
     readonly rule: EffectiveRule,
-    /** The exact address, its unquoted form, the one without sub-address, then `@domain` (catch-all entries). */
+    /** The keys to look up, the normalized address first (StaticRules.lookupKeys()). */
     readonly candidates: readonly string[],
     readonly wantExplain: boolean,
   ) {}
@@ -108,6 +109,8 @@ export class StaticRules {
   private readonly plainDomains = new Set<string>();
   private readonly delimiters: string;
   private readonly domainKey: boolean;
+  /** Served IDN domains (A-label) → their U-label form. */
+  private readonly unicodeDomains = new Map<string, string>();
   private readonly staticTtl: number;
   overrides: Overrides;
   /** `cache.positiveTtl` in seconds: the TTL of static and snapshot answers. */
@@ -120,6 +123,10 @@ export class StaticRules {
     for (const d of this.rules.keys()) if (normalizeDomain(d) === d) this.plainDomains.add(d);
     this.delimiters = deps.config.recipientDelimiter;
     this.domainKey = asksDomainKey(deps.config);
+    for (const d of this.rules.keys()) {
+      const unicode = /(^|\.)xn--/.test(d) ? domainToUnicode(d) : '';
+      if (unicode !== '' && unicode !== d) this.unicodeDomains.set(d, unicode);
+    }
     this.staticTtl = Math.round(positiveTtlMs / 1000);
     this.overrides = deps.overrides ?? NO_OVERRIDES;
   }
@@ -139,6 +146,29 @@ export class StaticRules {
     return false;
   }
 
+  /**
+   * The keys to look up, in order: the address (first: `local@domain` itself); for a local part
+   * that must stay quoted its unquoted form, as Postfix asks its tables for the external and then
+   * the internal form (an entry holding `p(x)@example.com` answers `"p(x)"@…`); the address
+   * without sub-address; `@domain`. At an IDN domain each key also comes with the U-label form of
+   * the domain: a directory may hold either (SMTPUTF8 systems store U-labels) and compares them
+   * as different strings.
+   */
+  private lookupKeys(local: string, domain: string, base: string | null): string[] {
+    const unicode = this.unicodeDomains.get(domain);
+    if (unicode === undefined && base === null && !this.domainKey && local.charCodeAt(0) !== 0x22) return [`${local}@${domain}`];
+    const locals = [local];
+    if (local.charCodeAt(0) === 0x22) locals.push(unquote(local));
+    if (base !== null) locals.push(base);
+    if (this.domainKey) locals.push('');
+    const keys: string[] = [];
+    for (const l of locals) {
+      keys.push(`${l}@${domain}`);
+      if (unicode !== undefined) keys.push(`${l}@${unicode}`);
+    }
+    return keys;
+  }
+
   /** The verdict of the static rules, or what is left to look up. */
   decide(input: string, wantExplain: boolean): LookupResult | Pending {
     const parsed = parseServedAddress(input, this.plainDomains);
@@ -155,12 +185,7 @@ export class StaticRules {
       return result;
     }
     const base = this.hasDelimiter(local) ? stripSubaddress(local, this.delimiters) : null;
-    const candidates = [address];
-    // A local part that must stay quoted: Postfix's tables are also asked for its unquoted (internal)
-    // form, so an entry holding `p(x)@example.com` or `john doe@example.com` answers `"p(x)"@…` too.
-    if (local.charCodeAt(0) === 0x22) candidates.push(`${unquote(local)}@${domain}`);
-    if (base !== null) candidates.push(`${base}@${domain}`);
-    if (this.domainKey) candidates.push(`@${domain}`);
+    const candidates = this.lookupKeys(local, domain, base);
     const p = new Pending(input, address, domain, rule, candidates, wantExplain);
     const { deny, allow } = this.overrides;
     if (deny.size > 0 && anyIn(deny, candidates)) return this.result(p, 'unknown', 'deny');

@@ -23,7 +23,7 @@ import { createSocketmapServer } from '../../src/socketmap/server.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { postmapBulk, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { rawRcpts } from '../helpers/raw-smtp.js';
-import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { FIXTURE_DIR, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const person = (uid: string, ...lines: string[]): string =>
@@ -220,5 +220,49 @@ describe("verdicts against Postfix's own ldap: table on the same slapd", () => {
     }
     assert.deepEqual([...verdicts.keys()], ['valid'], `verdicts while the entry moved: ${JSON.stringify([...verdicts])}`);
     assert.ok(verdicts.get('valid')! >= 20, 'the lookups ran during the moves');
+  });
+});
+
+/**
+ * SMTPUTF8 addresses in a directory that holds UTF-8 (mailAlternateAddress as a caseIgnoreMatch
+ * directory string): U-label domains, non-ASCII local parts in either case, NFC and NFD spellings.
+ * Postfix sends such keys as the client wrote them (lowercased by smtpd); rcptgate must find
+ * whatever the native table finds.
+ */
+describe("SMTPUTF8 keys against Postfix's own ldap: table", () => {
+  const utf8 = (uid: string, address: string): string => person(uid, `mailAlternateAddress:: ${b64(address)}`);
+  let slapd: Slapd;
+  let tmp: string;
+  before(async () => {
+    const entries = [utf8('ulabel', 'info@bücher.example'), utf8('jose', 'josé@example.com'), utf8('nfd', 'rene\u0301@example.com'), utf8('upper', 'ÄRGER@example.com')];
+    slapd = await startSlapd({ fixture: false, schemaFile: path.join(FIXTURE_DIR, 'unicode-alternate.schema'), ldifText: entries });
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-differential-'));
+  });
+  after(async () => {
+    await slapd?.close();
+    if (tmp) await rm(tmp, { recursive: true, force: true });
+  });
+
+  test('every key the native table finds, rcptgate finds, whether the directory holds the U-label or the client writes the A-label', async () => {
+    const cf = path.join(tmp, 'ldap.cf');
+    const table = [`server_host = ldap://127.0.0.1:${slapd.port}`, 'version = 3', 'bind = no', `search_base = ${slapd.baseDN}`, 'scope = sub'];
+    table.push('query_filter = (|(mail=%s)(mailAlternateAddress=%s))', 'result_attribute = mailAlternateAddress');
+    await writeFile(cf, `${table.join('\n')}\n`, { mode: 0o644 });
+    const ours = await startRcptgate(slapd, {});
+    const server = createSocketmapServer({ validator: ours.validator, metrics: ours.metrics, logger: silentLogger(), maxConnections: 10, idleTimeoutMs: 60_000 });
+    try {
+      const { port } = await server.listen('127.0.0.1:0');
+      const keys = ['info@bücher.example', 'INFO@BÜCHER.EXAMPLE', 'josé@example.com', 'JOSÉ@example.com', 'jose\u0301@example.com', 'rené@example.com', 'rene\u0301@example.com', 'ärger@example.com', 'ÄRGER@example.com', 'nobody@bücher.example'];
+      const native = await postmapBulk(keys, `ldap:${cf}`);
+      const viaRcptgate = await postmapBulk([...keys, 'info@xn--bcher-kva.example'], `socketmap:inet:127.0.0.1:${port}:recipients`);
+      assert.deepEqual(keys.filter((k) => native.found.has(k)), keys.slice(0, -1), 'the native table finds every spelling but nobody@');
+      assert.deepEqual(keys.filter((k) => native.found.has(k) && !viaRcptgate.found.has(k)), [], 'keys the native table finds and rcptgate does not');
+      assert.ok(!viaRcptgate.found.has('nobody@bücher.example'));
+      // The same mailbox written with the A-label (RFC 5890: the same domain).
+      assert.equal(viaRcptgate.found.get('info@xn--bcher-kva.example'), 'info@bücher.example');
+    } finally {
+      await server.close(1000);
+      await ours.directory.close();
+    }
   });
 });

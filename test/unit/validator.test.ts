@@ -422,6 +422,14 @@ describe('catch-all entries (`@domain`)', () => {
     assert.deepEqual(dir.calls.slice(-2), ['a"b@example.com', '@example.com']);
   });
 
+  it('asks for an address at an IDN domain with the U-label too, as a directory may hold either form', async () => {
+    const dir = new FakeDirectory({ 'info@bücher.example': 'info@bücher.example' });
+    const { v } = setup({ domains: ['bücher.example'] }, { directory: dir });
+    for (const a of ['info@bücher.example', 'INFO@XN--BCHER-KVA.example', 'info+x@xn--bcher-kva.example']) assert.equal((await ask(v, a)).verdict, 'valid', a);
+    assert.equal((await ask(v, 'nobody@bücher.example')).verdict, 'unknown');
+    assert.deepEqual(dir.calls.slice(-4), ['nobody@xn--bcher-kva.example', 'nobody@bücher.example', '@xn--bcher-kva.example', '@bücher.example']);
+  });
+
   it('does not ask @domain under a filter that needs the local part (Postfix suppresses such a query)', async () => {
     const { v, dir } = setup({ directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:1'], baseDN: 'dc=example,dc=com', filter: '(&(uid=%u)(mail=%s))' } } }, { directory: catchAll() });
     assert.equal((await ask(v, 'anyone@example.com')).verdict, 'unknown');

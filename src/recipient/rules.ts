@@ -154,11 +154,18 @@ export class StaticRules {
    * the domain: a directory may hold either (SMTPUTF8 systems store U-labels) and compares them
    * as different strings.
    */
-  private lookupKeys(local: string, domain: string, base: string | null): string[] {
+  private lookupKeys(address: string, local: string, domain: string, base: string | null): string[] {
     const unicode = this.unicodeDomains.get(domain);
-    if (unicode === undefined && base === null && !this.domainKey && local.charCodeAt(0) !== 0x22) return [`${local}@${domain}`];
+    const quoted = local.charCodeAt(0) === 0x22;
+    if (unicode === undefined && !quoted) {
+      // The common case, without building strings twice.
+      const keys = [address];
+      if (base !== null) keys.push(`${base}@${domain}`);
+      if (this.domainKey) keys.push(`@${domain}`);
+      return keys;
+    }
     const locals = [local];
-    if (local.charCodeAt(0) === 0x22) locals.push(unquote(local));
+    if (quoted) locals.push(unquote(local));
     if (base !== null) locals.push(base);
     if (this.domainKey) locals.push('');
     const keys: string[] = [];
@@ -185,7 +192,7 @@ export class StaticRules {
       return result;
     }
     const base = this.hasDelimiter(local) ? stripSubaddress(local, this.delimiters) : null;
-    const candidates = this.lookupKeys(local, domain, base);
+    const candidates = this.lookupKeys(address, local, domain, base);
     const p = new Pending(input, address, domain, rule, candidates, wantExplain);
     const { deny, allow } = this.overrides;
     if (deny.size > 0 && anyIn(deny, candidates)) return this.result(p, 'unknown', 'deny');

@@ -10,7 +10,7 @@ import { parseAddress } from './address.js';
 import { steadyNow } from './clock.js';
 import { DirectoryHealth, type DirectoryState } from './health.js';
 import type { Overrides } from './overrides.js';
-import { Resolver, type KeyAnswer } from './resolver.js';
+import { Resolver, settled, type KeyAnswer } from './resolver.js';
 import { Pending, StaticRules } from './rules.js';
 import type { LookupOptions, LookupResult, RecipientValidator, Verdict } from './types.js';
 
@@ -129,9 +129,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
       return n;
     }
     const parsed = parseAddress(address);
-    if (!parsed.ok) return 0;
-    const removed = this.cache.delete(parsed.value.address) ? 1 : 0;
-    return removed;
+    return parsed.ok && this.cache.delete(parsed.value.address) ? 1 : 0;
   }
 
   async lookup(address: string, options: LookupOptions): Promise<LookupResult> {
@@ -243,17 +241,19 @@ export class RecipientValidatorImpl implements RecipientValidator {
     const tried = candidates.slice(0, p.cachedMisses);
     for (let i = 0; i < p.cachedMisses; i++) this.metrics.cacheEvent('hit');
     let last: KeyAnswer | null = null;
+    let first: KeyAnswer | null = null;
     try {
       for (let i = p.cachedMisses; i < candidates.length; i++) {
         tried.push(candidates[i]!);
         // The cache step already found no fresh answer for the first key left.
         last = await this.resolver.resolve(candidates[i]!, i === p.cachedMisses);
+        first ??= last;
         if (last.canonical !== null) break;
       }
     } catch (err) {
       return this.directoryError(p, tried, err instanceof DirectoryError ? err.message : 'directory error');
     }
-    return this.directoryResult(p, last!, tried);
+    return this.directoryResult(p, settled(first!, last!), tried);
   }
 
   /** The verdict when the directory cannot answer: `onDirectoryError` of the domain (tempfail by default). */

@@ -15,6 +15,16 @@ export interface KeyAnswer {
   ttlMs: number;
 }
 
+/**
+ * The answer of a lookup from the answers of its keys, `first` to `last`: the last one, except that
+ * an unknown the directory was asked for stays the directory's answer when later keys (the base,
+ * `@domain`) came from the cache, and holds only while all of them do.
+ */
+export function settled(first: KeyAnswer, last: KeyAnswer): KeyAnswer {
+  if (last === first || last.canonical !== null || first.source !== 'directory') return last;
+  return { ...first, ttlMs: Math.min(first.ttlMs, last.ttlMs) };
+}
+
 export interface ResolverDeps {
   directory: Directory;
   cache: AnswerCache | null;

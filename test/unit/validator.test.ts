@@ -430,6 +430,14 @@ describe('catch-all entries (`@domain`)', () => {
     assert.deepEqual(dir.calls.slice(-4), ['nobody@xn--bcher-kva.example', 'nobody@bücher.example', '@xn--bcher-kva.example', '@bücher.example']);
   });
 
+  it("reports an unknown as the directory's answer when only @domain came from the cache", async () => {
+    const { v } = setup();
+    await ask(v, 'x@example.com');
+    const r = await ask(v, 'y@example.com');
+    assert.deepEqual([r.verdict, r.source], ['unknown', 'directory']);
+    assert.equal((await ask(v, 'y@example.com')).source, 'cache');
+  });
+
   it('does not ask @domain under a filter that needs the local part (Postfix suppresses such a query)', async () => {
     const { v, dir } = setup({ directory: { kind: 'ldap', ldap: { urls: ['ldap://127.0.0.1:1'], baseDN: 'dc=example,dc=com', filter: '(&(uid=%u)(mail=%s))' } } }, { directory: catchAll() });
     assert.equal((await ask(v, 'anyone@example.com')).verdict, 'unknown');

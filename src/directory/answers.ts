@@ -53,13 +53,13 @@ export interface BatchMatch {
 }
 
 /** Matches a batch's entries to its (batchable) keys; `foldedKeys` are the keys lowercased. */
-export function matchBatch(matchValues: (entry: LdapEntry) => string[], entries: Entry[], foldedKeys: Set<string>): BatchMatch {
+export function matchBatch(matchValues: (entry: LdapEntry) => (string | null)[], entries: Entry[], foldedKeys: Set<string>): BatchMatch {
   const byKey = new Map<string, Entry[]>();
   let unaccounted = false;
   for (const entry of entries) {
     let matched = false;
     for (const value of matchValues(entry as LdapEntry)) {
-      const folded = foldValue(value);
+      const folded = value === null ? null : foldValue(value);
       if (folded === null) unaccounted = true;
       if (folded === null || !foldedKeys.has(folded)) continue;
       matched = true;

@@ -25,10 +25,11 @@ export interface LdapSearchPlan {
   addresses(entry: LdapEntry): string[];
   /**
    * The attribute values the lookup filter compares a key with, as stored (AD: `smtp:` stripped):
-   * what lets a batched search's entries be matched back to their keys. null with a configured
-   * filter, whose comparisons we cannot know: such lookups are never batched.
+   * what lets a batched search's entries be matched back to their keys; a null value is one no
+   * batch can compare. null with a configured filter, whose comparisons we cannot know: such
+   * lookups are never batched.
    */
-  matchValues: ((entry: LdapEntry) => string[]) | null;
+  matchValues: ((entry: LdapEntry) => (string | null)[]) | null;
   /** Filter clause selecting entries changed since `date` (incremental syncs). */
   changedSinceClause(date: Date): string;
 }
@@ -122,17 +123,38 @@ function openldapPlan(lookupFilter: string, custom: boolean): LdapSearchPlan {
   };
 }
 
-/** `smtp:`/`SMTP:` proxy addresses without their prefix; X400:, SIP: and the like are skipped. */
-function smtpProxyAddresses(entry: LdapEntry): { primary: string | null; all: string[] } {
+/**
+ * `smtp:`/`SMTP:` proxy addresses without their prefix; X400:, SIP: and the like are skipped. A
+ * value with white space after the prefix (`smtp: lead@…`) is left out of `all`: the space is
+ * inside the value, so `proxyAddresses=smtp:lead@…` does not find it on Samba, and whether a DC
+ * ignores it we cannot know, so `blurred` says a batch cannot compare it.
+ */
+function smtpProxyAddresses(entry: LdapEntry): { primary: string | null; all: string[]; blurred: boolean } {
   let primary: string | null = null;
+  let blurred = false;
   const all: string[] = [];
   for (const value of attributeValues(entry, 'proxyAddresses')) {
     if (value.slice(0, 5).toLowerCase() !== 'smtp:') continue;
     const address = value.slice(5);
+    if (address.charCodeAt(0) <= 0x20) {
+      blurred = true;
+      continue;
+    }
     all.push(address);
     if (primary === null && value.startsWith('SMTP:')) primary = address;
   }
-  return { primary, all };
+  return { primary, all, blurred };
+}
+
+/** What the AD filter compares a key with; null for a value no batch can compare. */
+function activeDirectoryMatchValues(entry: LdapEntry, matchUserPrincipalName: boolean): (string | null)[] {
+  const proxies = smtpProxyAddresses(entry);
+  return [
+    ...proxies.all,
+    ...(proxies.blurred ? [null] : []),
+    ...attributeValues(entry, 'mail'),
+    ...(matchUserPrincipalName ? attributeValues(entry, 'userPrincipalName') : []),
+  ];
 }
 
 function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boolean, custom: boolean): LdapSearchPlan {
@@ -148,13 +170,7 @@ function activeDirectoryPlan(lookupFilter: string, matchUserPrincipalName: boole
         ...attributeValues(entry, 'mail'),
         ...(matchUserPrincipalName ? attributeValues(entry, 'userPrincipalName') : []),
       ]),
-    matchValues: custom
-      ? null
-      : (entry) => [
-          ...smtpProxyAddresses(entry).all,
-          ...attributeValues(entry, 'mail'),
-          ...(matchUserPrincipalName ? attributeValues(entry, 'userPrincipalName') : []),
-        ],
+    matchValues: custom ? null : (entry) => activeDirectoryMatchValues(entry, matchUserPrincipalName),
     // whenChanged comes from the DC's clock: incremental syncs overlap the last one by a margin for skew.
     changedSinceClause: (date) => `(whenChanged>=${generalizedTime(date).replace(/Z$/, '.0Z')})`,
   };

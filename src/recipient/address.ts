@@ -125,12 +125,16 @@ export function stripSubaddress(local: string, delimiters: string): string | nul
 
 /**
  * The engine's lookup key for an address from the directory (snapshot entries): the normalized
- * address, or the input lowercased when it does not parse (it then never matches a lookup).
+ * address, or the input as it is when it does not parse (it then never matches a lookup). Only
+ * what the directory's own search also looks past is normalized: case, and a U-label domain
+ * (lookups ask for both forms). A stored `"alice"@…`, `<bob@…>` or `carol@….` is found by no
+ * search for alice@, bob@ or carol@, so the snapshot must not answer them either.
  */
 export function addressKey(address: string): string {
   // Fast path for plain ASCII; anything else (e.g. U+212A, which toLowerCase() makes "k") goes
   // through parseAddress() and its case folding.
   if (/^[A-Za-z0-9._%+=&'-]+@[A-Za-z0-9.-]+$/.test(address)) return address.toLowerCase();
   const parsed = parseAddress(address);
-  return parsed.ok ? parsed.value.address : address;
+  if (!parsed.ok || address.endsWith('.')) return address;
+  return foldLocal(address.slice(0, address.lastIndexOf('@'))) === parsed.value.local ? parsed.value.address : address;
 }

@@ -25,6 +25,9 @@ const SPACES = [
   person('spaced', `mail:: ${b64('  spaced@example.com ')}`, 'mail: spaced2@example.com'),
   person('inner', `mailAlternateAddress:: ${b64('in  ner@example.com')}`, 'mail: inner2@example.com'),
   person('crlf', `mail:: ${b64('crlf@example.com\r\n')}`, 'mail: crlf2@example.com'),
+  // Addresses stored in a form no search for the plain address finds.
+  person('quoted', 'mail: "quoted"@example.com'),
+  person('angle', 'mail: <angle@example.com>'),
 ];
 
 function directoryFor(slapd: Slapd, ldap: Record<string, unknown>): LdapDirectory {
@@ -75,6 +78,23 @@ describe('batched lookups against addresses stored with white space', () => {
       const spaced = await v.lookup('spaced@example.com', { frontend: 'http' });
       // With sync.confirmMisses off a snapshot miss is final: it must not be a miss.
       assert.deepEqual([spaced.verdict, spaced.source, spaced.canonical], ['valid', 'snapshot', 'spaced@example.com']);
+    } finally {
+      await directory.close();
+    }
+  });
+
+  test('the snapshot answers a value stored as "quoted"@ or <angle@> as the directory does: unknown for the plain address', async () => {
+    const directory = directoryFor(slapd, {});
+    try {
+      const records: DirectoryRecord[] = [];
+      for await (const r of directory.listAll()) records.push(r);
+      const config = validateConfig({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN } } });
+      const v = new RecipientValidatorImpl({ config, directory, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), snapshot: SnapshotStore.from(records, Date.now(), 3_600_000) });
+      for (const address of ['quoted@example.com', 'angle@example.com']) {
+        assert.equal((await directory.lookup(address)).entry, null, `the directory's own search does not find ${address}`);
+        const r = await v.lookup(address, { frontend: 'http' });
+        assert.deepEqual([r.verdict, r.source], ['unknown', 'directory'], address);
+      }
     } finally {
       await directory.close();
     }

@@ -71,10 +71,14 @@ function skipComment(s: string, start: number): number {
 // RFC 5322 atext (plus UTF-8 for SMTPUTF8) and dots: no quotes; misplaced dots stay invalid.
 const UNQUOTED = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~.\u0080-\u{10FFFF}]+$/u;
 
-/** The internal form split at its last "@", the local part quoted where it needs it ("a b"). */
+/**
+ * The internal form split at its last "@", the local part quoted where it needs it ("a b"); an
+ * empty one is `""`, as Postfix writes it (`<@example.com>` is `""@example.com`, which a catch-all
+ * entry answers in Postfix's own tables).
+ */
 export function canonical(internal: string): string {
   const at = internal.lastIndexOf('@');
-  if (at <= 0) return internal;
+  if (at < 0) return internal;
   const local = internal.slice(0, at);
   const quoted = UNQUOTED.test(local) ? local : `"${local.replace(/["\\]/g, '\\$&')}"`;
   return `${quoted}@${internal.slice(at + 1)}`;

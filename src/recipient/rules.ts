@@ -165,7 +165,9 @@ export class StaticRules {
       return keys;
     }
     const locals = [local];
-    if (quoted) locals.push(unquote(local));
+    const unquoted = quoted ? unquote(local) : '';
+    // `""@domain` unquoted is `@domain`: asked as the domain key, and never when that is off.
+    if (unquoted !== '') locals.push(unquoted);
     if (base !== null) locals.push(base);
     if (this.domainKey) locals.push('');
     const keys: string[] = [];

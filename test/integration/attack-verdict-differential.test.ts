@@ -19,6 +19,9 @@ import { LdapDirectory } from '../../src/directory/ldap.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { RecipientValidatorImpl } from '../../src/recipient/engine.js';
+import { HarvestGuard } from '../../src/gate/harvest.js';
+import { createMilterServer } from '../../src/milter/server.js';
+import { createPolicyServer } from '../../src/policy/server.js';
 import { createSocketmapServer } from '../../src/socketmap/server.js';
 import type { TcpServer } from '../../src/net/tcp-server.js';
 import { postmapBulk, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
@@ -152,6 +155,40 @@ describe("verdicts against Postfix's own ldap: table on the same slapd", () => {
       const got = (await rawRcpts(viaRcptgate.port, '127.0.0.1', 'sender@sender.example', args)).map((r) => r.slice(0, 3));
       const wrong = args.filter((a, i) => got[i] !== (DOCUMENTED[a] ?? expected[i])).map((a) => `${a}: native ${expected[args.indexOf(a)]}, rcptgate ${got[args.indexOf(a)]}`);
       assert.deepEqual(wrong, [], `${pass}: answers that differ from Postfix's own ldap: table`);
+    }
+  });
+
+  test('policy delegation and the milter behind real Postfix MXes answer the corpus as the native table does', async () => {
+    const { validator, metrics } = ours;
+    const logger = silentLogger();
+    // The corpus is one client's many unknown recipients on purpose: no tarpit for it.
+    const harvest = new HarvestGuard({ maxUnknown: 1_000_000, windowMs: 600_000 });
+    const policy = createPolicyServer({ validator, metrics, logger, harvest, maxConnections: 20, idleTimeoutMs: 60_000 });
+    const milter = createMilterServer({ validator, metrics, logger, harvest, maxConnections: 20, idleTimeoutMs: 60_000 });
+    const mxes: PostfixInstance[] = [];
+    try {
+      const policyPort = (await policy.listen('127.0.0.1:0')).port;
+      const milterPort = (await milter.listen('127.0.0.1:0')).port;
+      const restrictions = `reject_unauth_destination, check_policy_service inet:127.0.0.1:${policyPort}, permit`;
+      mxes.push(await startPostfix({ mainCf: { ...MX_SETTINGS, smtpd_recipient_restrictions: restrictions } }));
+      mxes.push(await startPostfix({ mainCf: { ...MX_SETTINGS, smtpd_milters: `inet:127.0.0.1:${milterPort}`, milter_default_action: 'tempfail' } }));
+      const args = CORPUS.map((k) => `<${k}>`);
+      const expected = (await rawRcpts(native.port, '127.0.0.1', 'sender@sender.example', args)).map((r) => r.slice(0, 3));
+      for (const [name, mx] of [['policy', mxes[0]!], ['milter', mxes[1]!]] as const) {
+        const got = (await rawRcpts(mx.port, '127.0.0.1', 'sender@sender.example', args)).map((r) => r.slice(0, 3));
+        const wrong: string[] = [];
+        for (let i = 0; i < args.length; i++) {
+          const want = DOCUMENTED[args[i]!] ?? expected[i]!;
+          // An invalid address in a served domain is 501 5.1.3 from policy and milter (README), where the table says 550.
+          const invalid = got[i] === '501' && want === '550' && (await validator.lookup(CORPUS[i]!, { frontend: 'http' })).verdict === 'invalid';
+          if (got[i] !== want && !invalid) wrong.push(`${args[i]}: native ${expected[i]}, rcptgate ${got[i]}`);
+        }
+        assert.deepEqual(wrong, [], `${name}: answers that differ from Postfix's own ldap: table`);
+      }
+    } finally {
+      for (const mx of mxes) await mx.close();
+      await policy.close(1000);
+      await milter.close(1000);
     }
   });
 

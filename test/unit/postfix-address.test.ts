@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { routeOn } from '../../src/gate/postfix-address.js';
+import { canonical, routeOn } from '../../src/gate/postfix-address.js';
 import { servedTarget } from '../../src/gate/source-route.js';
 
 // Through a real Postfix: test/integration/policy-postfix.test.ts and milter-postfix.test.ts.
@@ -10,6 +10,13 @@ describe('addresses as Postfix routes them', () => {
     assert.deepEqual(routeOn('example.com!relay!nobody'), { local: 'relay!nobody', domain: 'example.com' });
     assert.deepEqual(routeOn('nobody%x%example.com'), { local: 'nobody%x', domain: 'example.com' });
     assert.equal(routeOn('nobody'), null);
+  });
+
+  it('writes the internal form as Postfix does: quoted where needed, an empty local part as ""', () => {
+    assert.equal(canonical('a b@example.com'), '"a b"@example.com');
+    assert.equal(canonical('@example.com'), '""@example.com');
+    assert.equal(canonical('alice@example.com'), 'alice@example.com');
+    assert.equal(canonical('example.com'), 'example.com');
   });
 
   const served = (d: string) => d === 'example.com';

@@ -110,7 +110,9 @@ describe('milter behind a real Postfix', () => {
     // And the same forms for a valid user reach it, not a syntax error.
     const valid = ['<"alice@example.com">', '<alice@example.com (comment)>', '< alice@example.com >', '<alice(c)@example.com>', '<<alice@example.com>>'];
     const got = await assertUnknownThenValid(mx!.port, '127.0.0.6', FROM, unknown, valid, ['<""@example.com>']);
-    assert.match(got.at(-1)!, /^501 5\.1\.3 /, 'an empty local part in a served domain');
+    // `""` is a valid (quoted) local part in RFC 5321: looked up like any other, as the socketmap
+    // and Postfix's own tables do (a catch-all entry would accept it).
+    assert.match(got.at(-1)!, /^550 5\.1\.1 /, 'an empty quoted local part in a served domain');
   });
 
   it('answers a RCPT with a stray ")" or "]" and goes on answering (once the reader looped forever on it, filling memory)', async () => {

@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import { peerAddress } from '../net/host-port.js';
 import { DEFAULT_MAX_OUTSTANDING, DEFAULT_MAX_OUTSTANDING_PER_CLIENT } from '../net/tcp-server.js';
-import type { HealthReport, RecipientValidator } from '../recipient/types.js';
+import type { HealthReport, LookupResult, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
 import { accessControl, LOOPBACK_ONLY, wantsExplain, type LookupAccess } from './access.js';
 import { adminHealth, publicHealth } from './health-view.js';
@@ -86,12 +86,14 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   return app;
 }
 
+type Lookup = (req: Request, address: string, explain: boolean, gone?: () => boolean) => Promise<LookupResult | typeof ABANDONED>;
+
 function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof accessControl>): void {
   const { validator } = deps;
   const turns = new LookupTurns(deps.lookupTurns ?? { maxOutstanding: DEFAULT_MAX_OUTSTANDING, maxOutstandingPerClient: DEFAULT_MAX_OUTSTANDING_PER_CLIENT });
   // The engine writes the one debug line per lookup; logging here too would double it. Lookups
   // take turns per client address (turns.ts); one whose connection is gone before its turn never runs.
-  const lookup = (req: Request, address: string, explain: boolean, gone: () => boolean = () => false) =>
+  const lookup: Lookup = (req, address, explain, gone = () => false) =>
     turns.run(peerAddress(req.socket), () => validator.lookup(address, { frontend: 'http', explain }), () => gone() || req.socket.destroyed);
 
   // A wildcard, so that an unencoded "/" in a local part (RFC 5321 allows it) still reaches us.
@@ -124,38 +126,43 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
       access.lookup,
       access.explain,
       express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
-      async (req, res) => {
-        if (req.body === undefined) {
-          const empty = !req.get('transfer-encoding') && Number(req.get('content-length') ?? 0) === 0;
-          if (empty) sendProblem(res, 'invalid-request', 'The body must be a JSON object {"addresses": [...]}.');
-          else sendProblem(res, 'unsupported-media-type', 'The body must be application/json.');
-          return;
-        }
-        const parsed = parseBatchRequest(req.body, MAX_BATCH);
-        if (!parsed.ok) {
-          sendProblem(res, 'invalid-request', parsed.detail, { errors: parsed.errors });
-          return;
-        }
-        const explain = wantsExplain(req.query['explain']);
-        // A client gone before its answer starts no further lookups: batch after batch sent and
-        // reset would otherwise keep up to 1000 lookups each running past every connection cap.
-        // Its FIN counts as gone too (a half-closed client still gets a single lookup's answer).
-        let gone = false;
-        res.once('close', () => (gone = !res.writableFinished));
-        const left = (): void => void (gone = true);
-        req.socket.once('end', left);
-        res.once('finish', () => req.socket.off('end', left));
-        const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(req, a, explain, () => gone), () => gone);
-        if (gone) return;
-        const bodies = [];
-        for (const r of results) {
-          if (r === ABANDONED) return;
-          bodies.push(toBody(r, explain));
-        }
-        res.json({ results: bodies });
-      },
+      checkBatch(lookup),
     ],
   });
+}
+
+/** POST /v1/recipients:check: up to MAX_BATCH addresses, answered together. */
+function checkBatch(lookup: Lookup): RequestHandler {
+  return async (req, res) => {
+    if (req.body === undefined) {
+      const empty = !req.get('transfer-encoding') && Number(req.get('content-length') ?? 0) === 0;
+      if (empty) sendProblem(res, 'invalid-request', 'The body must be a JSON object {"addresses": [...]}.');
+      else sendProblem(res, 'unsupported-media-type', 'The body must be application/json.');
+      return;
+    }
+    const parsed = parseBatchRequest(req.body, MAX_BATCH);
+    if (!parsed.ok) {
+      sendProblem(res, 'invalid-request', parsed.detail, { errors: parsed.errors });
+      return;
+    }
+    const explain = wantsExplain(req.query['explain']);
+    // A client gone before its answer starts no further lookups: batch after batch sent and
+    // reset would otherwise keep up to 1000 lookups each running past every connection cap.
+    // Its FIN counts as gone too (a half-closed client still gets a single lookup's answer).
+    let gone = false;
+    res.once('close', () => (gone = !res.writableFinished));
+    const left = (): void => void (gone = true);
+    req.socket.once('end', left);
+    res.once('finish', () => req.socket.off('end', left));
+    const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(req, a, explain, () => gone), () => gone);
+    if (gone) return;
+    const bodies = [];
+    for (const r of results) {
+      if (r === ABANDONED) return;
+      bodies.push(toBody(r, explain));
+    }
+    res.json({ results: bodies });
+  };
 }
 
 function adminRoutes(route: Route, deps: HttpAppDeps): void {

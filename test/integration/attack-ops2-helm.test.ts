@@ -9,35 +9,16 @@
  * the load again). Uses the real helm (scripts/install-helm.sh).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { parseAllDocuments } from 'yaml';
+import { HELM_INSTALL_MS, helmTemplate, installHelm } from '../helpers/helm.js';
 
-const exec = promisify(execFile);
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const CHART = join(ROOT, 'helm/rcptgate');
 let helm = '';
-
-async function template(args: string[]): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout } = await exec(helm, ['template', 'mx', CHART, ...args], { maxBuffer: 32 << 20, timeout: 120_000 });
-    return { ok: true, output: stdout };
-  } catch (err) {
-    const e = err as { stderr?: string; code?: unknown };
-    if (typeof e.code !== 'number') throw err;
-    return { ok: false, output: e.stderr ?? '' };
-  }
-}
+const template = (args: string[]) => helmTemplate(helm, args);
 
 before(async () => {
-  const { stdout } = await exec('bash', [join(ROOT, 'scripts/install-helm.sh')], { timeout: 20 * 60_000 });
-  helm = stdout.trim().split('\n').pop() ?? '';
-  assert.ok(helm && existsSync(helm), `scripts/install-helm.sh printed no usable helm path (helm is required): ${stdout}`);
-}, { timeout: 21 * 60_000 });
+  helm = await installHelm();
+}, { timeout: HELM_INSTALL_MS + 60_000 });
 
 const LDAP_SYNC = ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://dc.example}', '--set', 'config.sync.enabled=true'];
 

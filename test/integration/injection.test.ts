@@ -200,6 +200,7 @@ describe('LDAP injection through every front end (real slapd)', () => {
    */
   const MILTER_READS = new Map<string, string>([
     ['alice)(mail=*)@example.com', '550 5.1.1 User unknown'], // "(mail=*)" is a comment: "alice)"@example.com
+    ['(mail=*)@example.com', '550 5.1.1 User unknown'], // the comment leaves ""@example.com, as Postfix writes it: no such user
     ['\\2a@example.com', '550 5.1.1 User unknown'], // 2a@example.com
     ['\\28mail=\\2a\\29@example.com', '550 5.1.1 User unknown'], // 28mail=2a29@example.com
     ['"*@example.com"', '550 5.1.1 User unknown'], // *@example.com, the "*" matched literally

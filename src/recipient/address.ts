@@ -134,6 +134,11 @@ export function addressKey(address: string): string {
   // Fast path for plain ASCII; anything else (e.g. U+212A, which toLowerCase() makes "k") goes
   // through parseAddress() and its case folding.
   if (/^[A-Za-z0-9._%+=&'-]+@[A-Za-z0-9.-]+$/.test(address)) return address.toLowerCase();
+  // A catch-all value (`@Example.COM`), which lookups ask for last as `@example.com`.
+  if (address.startsWith('@') && !address.endsWith('.')) {
+    const domain = normalizeDomain(address.slice(1));
+    if (domain !== null) return `@${domain}`;
+  }
   const parsed = parseAddress(address);
   if (!parsed.ok || address.endsWith('.')) return address;
   return foldLocal(address.slice(0, address.lastIndexOf('@'))) === parsed.value.local ? parsed.value.address : address;

@@ -50,6 +50,12 @@ describe('snapshot store', () => {
     assert.equal(s.entries, 0);
   });
 
+  test('keys a catch-all value (@domain) as lookups ask for it, whatever its case', () => {
+    const s = SnapshotStore.from([{ dn: 'uid=catch,dc=example,dc=com', canonical: '@Catch.Example', addresses: ['@Catch.Example'] }], 0, HOUR);
+    assert.equal(s.get('@catch.example'), '@Catch.Example');
+    assert.equal(s.get('anyone@catch.example'), undefined);
+  });
+
   test('remove drops every address of the entry and reports whether it existed', () => {
     const s = SnapshotStore.from([rec('alice', 'alice@example.com', 'ally@example.com'), rec('bob', 'bob@example.com')], 0, HOUR);
     assert.equal(s.remove('uid=alice,ou=people,dc=example,dc=com'), true);

@@ -5,6 +5,9 @@ import type { Logger } from '../log.js';
 import { LdapConnection, abortError, deadlineRace } from './connection.js';
 import { isUnavailableResult, toDirectoryError } from './ldap-errors.js';
 
+/** How long a server that said busy or unavailable, or hung, is tried last by new connections. */
+const REST_MS = 30_000;
+
 /**
  * Up to `poolSize` LDAP connections, each carrying up to `perConnection` searches at once
  * (LDAP is asynchronous: answers are told apart by message ID). A slot is one message ID on one
@@ -13,8 +16,6 @@ import { isUnavailableResult, toDirectoryError } from './ldap-errors.js';
  * so a restarted server is picked up by the next request. Waiters are served first come, first
  * served, each until its own deadline.
  */
-/** How long a server that said busy or unavailable, or hung, is tried last by new connections. */
-const REST_MS = 30_000;
 
 export interface PoolOptions {
   urls: string[];

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { once } from 'node:events';
+import { tlvHeader, tlvLength } from './ber-frame.js';
 
 /**
  * A loopback TCP proxy in front of a real LDAP server that can cut one chosen connection and
@@ -26,20 +27,13 @@ function searchCounter(onSearch: () => void): (chunk: Buffer) => void {
   return (chunk) => {
     buf = Buffer.concat([buf, chunk]);
     for (;;) {
-      if (buf.length < 2 || buf[0] !== 0x30) return;
-      let len = buf[1]!;
-      let header = 2;
-      if (len & 0x80) {
-        const n = len & 0x7f;
-        if (buf.length < 2 + n) return;
-        len = 0;
-        for (let i = 0; i < n; i++) len = len * 256 + buf[2 + i]!;
-        header = 2 + n;
-      }
-      if (buf.length < header + len) return;
+      if (buf[0] !== 0x30) return;
+      const whole = tlvLength(buf);
+      if (whole === 0) return;
+      const header = tlvHeader(buf);
       const idLen = buf[header + 1]!;
       if (buf[header + 2 + idLen] === 0x63) onSearch();
-      buf = buf.subarray(header + len);
+      buf = buf.subarray(whole);
     }
   };
 }

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { once } from 'node:events';
+import { tlvLength } from './ber-frame.js';
 
 /**
  * A loopback TCP proxy in front of a real LDAP server whose connections can half-fail the way
@@ -89,19 +90,10 @@ function framer(onMessage: (msg: Buffer) => void): (chunk: Buffer) => void {
         onMessage(buf);
         return;
       }
-      if (buf.length < 2) return;
-      let len = buf[1]!;
-      let header = 2;
-      if (len & 0x80) {
-        const n = len & 0x7f;
-        if (buf.length < 2 + n) return;
-        len = 0;
-        for (let i = 0; i < n; i++) len = len * 256 + buf[2 + i]!;
-        header = 2 + n;
-      }
-      if (buf.length < header + len) return;
-      onMessage(buf.subarray(0, header + len));
-      buf = buf.subarray(header + len);
+      const whole = tlvLength(buf);
+      if (whole === 0) return;
+      onMessage(buf.subarray(0, whole));
+      buf = buf.subarray(whole);
     }
   };
 }

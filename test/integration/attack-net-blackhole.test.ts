@@ -23,6 +23,7 @@ import { silentLogger } from '../../src/log.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { protocolOpOffset, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { isWrong, summary, type LookupSample } from '../helpers/lookup-samples.js';
 
 const USERS = 3_000;
 /** The default timeout: how long a dead connection takes to show is what this test is about. */
@@ -35,15 +36,8 @@ const ANSWER_BOUND_MS = TIMEOUT_MS + 2_000;
  */
 const RECOVERY_MS = 6_500;
 
-interface Sample {
-  exists: boolean;
-  reply: string;
-  at: number;
-  ms: number;
-}
+type Sample = LookupSample;
 
-const isWrong = (s: Sample) => (s.exists ? s.reply.startsWith('NOTFOUND') : s.reply.startsWith('OK'));
-const summary = (a: Sample[]) => `${a.length} answers, ${a.filter((s) => s.reply.startsWith('TEMP')).length} TEMP, ${a.filter(isWrong).length} wrong`;
 
 describe('a silent black hole between rcptgate and slapd', { timeout: 120_000 }, () => {
   let slapd: Slapd;

@@ -14,22 +14,15 @@ import { validateConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { isTemp, isWrong, summary, type LookupSample } from '../helpers/lookup-samples.js';
 
 const USERS = 20_000;
 const CONNECTIONS = 32;
 const TIMEOUT_MS = 1_000;
 const RECOVERY_MS = 5_000;
 
-interface Sample {
-  exists: boolean;
-  reply: string;
-  at: number;
-  ms: number;
-}
+type Sample = LookupSample;
 
-const isWrong = (s: Sample) => (s.exists ? s.reply.startsWith('NOTFOUND') : s.reply.startsWith('OK'));
-const isTemp = (s: Sample) => s.reply.startsWith('TEMP');
-const summary = (a: Sample[]) => `${a.length} answers, ${a.filter(isTemp).length} TEMP, ${a.filter(isWrong).length} wrong`;
 
 describe('slapd restarted under 32 connections of cold lookups', { timeout: 120_000 }, () => {
   let slapd: Slapd;

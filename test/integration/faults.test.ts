@@ -22,6 +22,7 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { closedPortUrl, startSlapd, type Slapd } from '../helpers/slapd.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { isWrong, summary, type LookupSample } from '../helpers/lookup-samples.js';
 
 const USERS = 2_000;
 /** Users 1..LOAD_USERS feed the load; the rest stay uncached for recovery checks. */
@@ -32,12 +33,8 @@ const ANSWER_BOUND_MS = TIMEOUT_MS + 2_500;
 const RECOVERY_MS = 5_000;
 const POOL_SIZE = 4;
 
-interface Sample {
+interface Sample extends LookupSample {
   address: string;
-  exists: boolean;
-  reply: string;
-  ms: number;
-  at: number;
 }
 
 const rand = (n: number) => Math.floor(Math.random() * n);
@@ -49,10 +46,6 @@ const freshUser = () => {
   if (reserved >= USERS) throw new Error('ran out of reserved users');
   return `user${++reserved}@example.com`;
 };
-
-function isWrong(s: Sample): boolean {
-  return s.exists ? s.reply.startsWith('NOTFOUND') : s.reply.startsWith('OK');
-}
 
 /** Sequential lookups on `connections` socketmap connections until stop(). */
 class Load {
@@ -141,11 +134,6 @@ async function startApp(urls: string[], ldap: Slapd): Promise<{ app: App; client
   const port = app.addresses.socketmap!.port;
   const clients = await Promise.all(Array.from({ length: 8 }, () => SocketmapClient.connect(port)));
   return { app, clients };
-}
-
-function summary(samples: Sample[]): string {
-  const temp = samples.filter((s) => s.reply.startsWith('TEMP')).length;
-  return `${samples.length} answers, ${temp} TEMP, ${samples.filter(isWrong).length} wrong`;
 }
 
 function assertNoneWrong(samples: Sample[]): void {

@@ -13,6 +13,7 @@
  *    400 with no word of why (a lookup of jörg@example.com typed into curl, which sends the UTF-8
  *    raw, got just that), and closed at once, so a good request before the bad one got no answer.
  *    408, 413 and 431 keep Node's bare answers.
+ *  - a request whose Transfer-Encoding does not end in chunked gets that 400 at once.
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
@@ -27,6 +28,8 @@ export class ConnectionRequests {
   private readonly open = new WeakMap<Socket, number>();
   /** What to do once a connection has no request left unanswered. */
   private readonly whenAnswered = new WeakMap<Socket, () => void>();
+  /** Connections answered 400 for a request of unknowable length (refuse()). */
+  private readonly refused = new WeakSet<Socket>();
 
   constructor(
     private readonly maxPipeline: number,
@@ -50,12 +53,32 @@ export class ConnectionRequests {
         this.open.set(socket, left);
         if (left === 0) this.whenAnswered.get(socket)?.();
       });
-      app(req, res);
+      if (lengthKnown(req)) app(req, res);
+      else this.refuse(socket, res);
     };
+  }
+
+  /**
+   * RFC 9112 §6.3: a request whose Transfer-Encoding does not end in chunked has no knowable
+   * length, so the connection cannot go on. Node sometimes waited for a body end that never came,
+   * and the request was never answered; now it gets a 400 at once, and the parse error Node may
+   * raise on its body afterwards only closes the connection.
+   */
+  private refuse(socket: Socket, res: http.ServerResponse): void {
+    this.refused.add(socket);
+    const body = JSON.stringify(problemBody('invalid-request', 'Transfer-Encoding must end with chunked: the length of this request cannot be known.'));
+    res.writeHead(400, { 'content-type': 'application/problem+json', 'content-length': Buffer.byteLength(body), connection: 'close' }).end(body);
+  }
+
+  /** Runs `then` once the connection has no request left unanswered. */
+  private afterAnswers(socket: Socket, then: () => void): void {
+    if ((this.open.get(socket) ?? 0) === 0) then();
+    else this.whenAnswered.set(socket, then);
   }
 
   /** The server's 'clientError': a parse error is answered after the requests before it. */
   clientError(err: ParserError, socket: Socket): void {
+    if (this.refused.has(socket)) return this.afterAnswers(socket, () => socket.destroy());
     if (!err.code?.startsWith('HPE_') || err.code.endsWith('_OVERFLOW')) return bare(err, socket);
     const answer = (): void => {
       if (socket.writable) {
@@ -65,9 +88,14 @@ export class ConnectionRequests {
       }
       socket.destroy();
     };
-    if ((this.open.get(socket) ?? 0) === 0) answer();
-    else this.whenAnswered.set(socket, answer);
+    this.afterAnswers(socket, answer);
   }
+}
+
+/** False for a Transfer-Encoding whose last coding is not chunked (`identity`, `gzip`). */
+function lengthKnown(req: http.IncomingMessage): boolean {
+  const te = req.headers['transfer-encoding'];
+  return te === undefined || /(^|,)\s*chunked\s*$/i.test(te);
 }
 
 /** Timeouts, oversized headers, resets: as Node answers them (nothing once a response went out). */

@@ -97,6 +97,12 @@ describe('HTTP requests the parser refuses (real listeners)', () => {
     assert.equal((JSON.parse(body) as { type: string }).type, 'https://rcptgate.dev/problems/method-not-allowed');
   });
 
+  test('a request whose Transfer-Encoding does not end in chunked gets 400 problem+json at once', async () => {
+    const body = '{"addresses":["alice@example.com"]}';
+    const response = await raw(app.addresses.http!.port, `POST /v1/recipients:check HTTP/1.1\r\nHost: rcptgate\r\nContent-Type: application/json\r\nTransfer-Encoding: identity\r\n\r\n${body}`);
+    assert.match(response, /^HTTP\/1\.1 400 [\s\S]*content-type: application\/problem\+json[\s\S]*problems\/invalid-request[\s\S]*Transfer-Encoding must end with chunked/i);
+  });
+
   test('oversized headers keep 431', async () => {
     const response = await raw(app.addresses.http!.port, `GET /healthz HTTP/1.1\r\nHost: rcptgate\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
     assert.match(response, /^HTTP\/1\.1 431 /);

@@ -26,6 +26,8 @@ export interface RcptgateOptions {
   ldap?: Record<string, unknown>;
   /** Extra node flags (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** Extra top-level config sections (e.g. `sync`). */
+  extra?: Record<string, unknown>;
 }
 
 export interface Rcptgate extends Child {
@@ -62,6 +64,7 @@ export async function startRcptgate(o: RcptgateOptions): Promise<Rcptgate> {
     directory: { kind: 'ldap', ldap: { urls: [`ldap://127.0.0.1:${o.ldapPort ?? o.slapd.port}`], baseDN: o.slapd.baseDN, ...o.ldap } },
     admin: { tokenFile },
     log: { level: 'warn' },
+    ...o.extra,
   };
   validateConfig(config); // a key the code under test lacks fails here, with its name
   const file = path.join(o.dir, `${o.name}.yaml`);

@@ -73,10 +73,24 @@ export function matchBatch(matchValues: (entry: LdapEntry) => (string | null)[],
   return { byKey, unaccounted };
 }
 
-/** A key's own search found entries, none of which holds the key among the values returned. */
+/**
+ * A key's own search found an entry that does not hold the key among the values returned, or
+ * holds a value we cannot compare: what matchBatch() calls unaccounted, for one key. It runs on
+ * every single search that finds entries, so without matchBatch's map and set.
+ */
 export function hidesValues(plan: LdapSearchPlan, key: string, entries: Entry[]): boolean {
   if (plan.matchValues === null || entries.length === 0 || !batchable(key)) return false;
-  return matchBatch(plan.matchValues, entries, new Set([key.toLowerCase()])).unaccounted;
+  const folded = key.toLowerCase();
+  for (const entry of entries) {
+    let matched = false;
+    for (const value of plan.matchValues(entry as LdapEntry)) {
+      const f = value === null ? null : foldValue(value);
+      if (f === null) return true;
+      if (f === folded) matched = true;
+    }
+    if (!matched) return true;
+  }
+  return false;
 }
 
 export interface Picked {

@@ -36,7 +36,9 @@ export class LookupQueue {
     this.queue.push(p);
   }
 
-  pushUrgent(p: Pending): void {
+  /** `singly`: from now on it goes in a search of its own. */
+  pushUrgent(p: Pending, singly = false): void {
+    if (singly) p.single = true;
     this.urgent.push(p);
   }
 

@@ -1,4 +1,4 @@
-import { Client, SearchRequest, StatusCodeParser, type Control, type Entry, type Filter, type MessageResponse, type ResultCodeError, type SearchResponse } from 'ldapts';
+import { Client, SearchRequest, StatusCodeParser, type Control, type Entry, type Filter, type MessageResponse, type ResultCodeError, type SearchEntry, type SearchResponse } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import { ENCODED_FILTER, type LookupEncoder } from './search-encoder.js';
 
@@ -34,15 +34,27 @@ export interface RawSearchResult {
   controls: Control[];
 }
 
+/** What ldapts keeps per outstanding message ID: its parser answers it, a closing socket fails it. */
+interface MessageDetails {
+  message: SearchRequest;
+  resolve(response: SearchResponse | undefined): void;
+  reject(err: unknown): void;
+  timeoutTimer: null;
+  socket: unknown;
+}
+
 interface ClientInternals {
   _nextMessageId(): number;
   _send(message: SearchRequest): Promise<SearchResponse | undefined>;
+  messageDetailsByMessageId: Map<string, MessageDetails>;
+  socket?: { write(bytes: Buffer): boolean };
+  connected: boolean;
 }
 
 /** True when this ldapts exposes the message path we rely on. */
 export function hasRawSearch(client: Client): boolean {
   const c = client as unknown as Partial<ClientInternals>;
-  return typeof c._send === 'function' && typeof c._nextMessageId === 'function';
+  return typeof c._send === 'function' && typeof c._nextMessageId === 'function' && c.messageDetailsByMessageId instanceof Map;
 }
 
 /** `_send` logs `JSON.stringify(message)` eagerly (even with debug logging off): keep that cheap. */
@@ -68,7 +80,7 @@ class EncodedSearchRequest extends QuietSearchRequest {
 
 function internalsOf(client: Client): ClientInternals {
   if (!hasRawSearch(client)) {
-    throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'this ldapts version lacks Client._send/_nextMessageId: pin the version in package.json');
+    throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'this ldapts version lacks Client._send/_nextMessageId/messageDetailsByMessageId: pin the version in package.json');
   }
   return client as unknown as ClientInternals;
 }
@@ -89,20 +101,83 @@ export async function rawSearch(client: Client, options: RawSearchOptions): Prom
   return result(await internals._send(request), options.attributes);
 }
 
-/** A lookup search for `keys` (their OR when several), written by `encoder`. */
-export async function lookupSearch(client: Client, encoder: LookupEncoder, keys: readonly string[], sizeLimit: number): Promise<RawSearchResult> {
+/**
+ * Sends a lookup search for `keys` (their OR when several), written by `encoder`; `done` or
+ * `failed` is called once. It registers the message ID as ldapts' `_send` does, so ldapts still
+ * matches the answer to it and fails it when the socket closes or errs, but without what `_send`
+ * adds per message on the cold path: a promise and its `finally`, a write callback, a debug line
+ * built eagerly. The answer is handed over from ldapts' parser, with no promise between.
+ */
+export function sendLookupSearch(
+  client: Client,
+  encoder: LookupEncoder,
+  keys: readonly string[],
+  sizeLimit: number,
+  done: (result: RawSearchResult) => void,
+  failed: (err: unknown) => void,
+): void {
   const internals = internalsOf(client);
+  const socket = internals.socket;
+  if (!internals.connected || !socket) {
+    // `_send`'s own words (a lost connection: retried elsewhere), never within the caller's turn.
+    queueMicrotask(() => failed(new Error('Socket connection not established')));
+    return;
+  }
   const messageId = internals._nextMessageId();
   const request = new EncodedSearchRequest(messageId, encoder.encode(messageId, keys, sizeLimit));
-  return result(await internals._send(request), encoder.attributes);
+  internals.messageDetailsByMessageId.set(String(messageId), {
+    message: request,
+    resolve: (response) => {
+      let answer: RawSearchResult;
+      try {
+        answer = result(response, encoder.attributes);
+      } catch (err) {
+        failed(err);
+        return;
+      }
+      done(answer);
+    },
+    reject: failed,
+    timeoutTimer: null,
+    socket,
+  });
+  socket.write(request.write());
 }
 
 function result(response: SearchResponse | undefined, attributes: readonly string[]): RawSearchResult {
   if (!response) throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'LDAP search ended without a result message');
   const entries: Entry[] = [];
-  const wanted = attributes as string[];
-  for (const entry of response.searchEntries) entries.push(entry.toObject(wanted, []));
+  for (const entry of response.searchEntries) entries.push(entryObject(entry, attributes));
   return { status: response.status, errorMessage: response.errorMessage, entries, controls: response.controls ?? [] };
+}
+
+/**
+ * What ldapts' `SearchEntry.toObject(attributes, [])` returns, built without its per-entry set
+ * and locale-aware lowercasing (a share of the cold path's CPU): one value as itself, several
+ * as an array, none as []; every value as a Buffer when one is not text; a requested attribute
+ * the server did not return as []. A unit test holds the two to the same output.
+ */
+export function entryObject(entry: SearchEntry, attributes: readonly string[]): Entry {
+  const out: Entry = { dn: entry.name };
+  const returned = entry.attributes;
+  for (const attribute of returned) {
+    const values = attribute.values;
+    let binary = false;
+    for (let i = 0; i < values.length && !binary; i++) binary = Buffer.isBuffer(values[i]);
+    if (binary) {
+      const buffers = attribute.parsedBuffers;
+      out[attribute.type] = buffers.length === 1 ? buffers[0]! : buffers;
+    } else {
+      const texts = values as string[];
+      out[attribute.type] = texts.length === 1 ? texts[0]! : texts;
+    }
+  }
+  for (const name of attributes) {
+    if (out[name] !== undefined) continue;
+    const lower = name.toLowerCase();
+    if (!returned.some((a) => a.type.toLowerCase() === lower)) out[name] = [];
+  }
+  return out;
 }
 
 /** The ldapts error class for a non-success result, so ldap-errors.ts words it like any other. */

@@ -6,9 +6,9 @@ import { batchable, hidesValues, matchBatch } from './answers.js';
 import { NO_SUCH_OBJECT, isConnectionFailure, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
-import { lookupSearch, resultError, type RawSearchResult } from './raw-search.js';
+import { resultError, sendLookupSearch, type RawSearchResult } from './raw-search.js';
 import { LookupEncoder } from './search-encoder.js';
-import { InFlightSearches, expiryError } from './in-flight.js';
+import { InFlightSearches, expiryError, type InFlight } from './in-flight.js';
 import { LookupQueue, type Pending } from './lookup-queue.js';
 
 /**
@@ -171,30 +171,25 @@ export class LookupScheduler {
   }
 
   private retry(batch: Pending[], singly: boolean): void {
-    for (const p of batch) {
-      if (p.done) continue;
-      if (singly) p.single = true;
-      this.queue.pushUrgent(p);
-    }
+    for (const p of batch) if (!p.done) this.queue.pushUrgent(p, singly);
     this.schedulePump();
   }
 
   private answer(p: Pending, entries: Entry[]): void {
-    if (p.done) return;
-    this.settle(p);
-    p.resolve(entries);
+    if (this.settle(p)) p.resolve(entries);
   }
 
   private fail(p: Pending, err: DirectoryError): void {
-    if (p.done) return;
-    this.settle(p);
-    p.reject(err);
+    if (this.settle(p)) p.reject(err);
   }
 
-  private settle(p: Pending): void {
+  /** Marks `p` answered; false when it already was. */
+  private settle(p: Pending): boolean {
+    if (p.done) return false;
     p.done = true;
     this.accepted--;
     if (p.onAbort) p.signal?.removeEventListener('abort', p.onAbort);
+    return true;
   }
 
   // --- searches ---
@@ -208,19 +203,23 @@ export class LookupScheduler {
     const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
     this.o.onSearch?.(keys.length);
     const search = this.inFlight.add(conn, batch);
-    lookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length).then(
-      (result) => {
-        this.inFlight.delete(search);
-        this.o.pool.release(conn);
-        if (batch.length === 1) this.settleSingle(batch[0]!, result, conn);
-        else this.settleBatch(batch, result, conn);
-      },
-      (err: unknown) => {
-        this.inFlight.delete(search);
-        this.o.pool.release(conn);
-        this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url }));
-      },
-    );
+    const answered = (r: RawSearchResult) => (batch.length === 1 ? this.settleSingle(batch[0]!, r, conn) : this.settleBatch(batch, r, conn));
+    const failed = (err: unknown) => this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url }));
+    sendLookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length, (r) => this.settled(search, () => answered(r)), (e) => this.settled(search, () => failed(e)));
+  }
+
+  /** A search ended: its slot is freed, then its lookups settled. This runs inside ldapts' parser,
+   * where a throw would escape from the socket's data event: a fault of ours fails them instead. */
+  private settled(search: InFlight, settle: () => void): void {
+    this.inFlight.delete(search);
+    this.o.pool.release(search.conn);
+    try {
+      settle();
+    } catch (err) {
+      this.o.log.error({ err }, 'settling an LDAP search failed unexpectedly');
+      const error = new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'internal error while reading an LDAP answer');
+      for (const p of search.batch) this.fail(p, error);
+    }
   }
 
   private settleSingle(p: Pending, result: RawSearchResult, conn: LdapConnection): void {

@@ -124,6 +124,25 @@ describe('LdapDirectory against the fixture directory', () => {
     assert.equal((await dir.lookup('twin@example.com')).entry?.dn, 'uid=twin-a,ou=people,dc=example,dc=com');
   });
 
+  test('a fault of ours while reading an answer fails that lookup with a directory error, and the next one is answered', { timeout: 15_000 }, async () => {
+    // Answers are settled inside ldapts' message parser: a throw there must not escape from the
+    // socket's data event (the process would stop). A real server cannot make our code throw, so
+    // the search plan's value reader is made to, on this one lookup.
+    const local = directoryFor(slapd);
+    try {
+      const plan = (local as unknown as { plan: { matchValues: ((e: unknown) => (string | null)[]) | null } }).plan;
+      const real = plan.matchValues;
+      plan.matchValues = () => {
+        throw new Error('injected fault');
+      };
+      await rejectsWith(local.lookup('alice@example.com'), ErrorCodes.DIRECTORY_PROTOCOL, /internal error/);
+      plan.matchValues = real;
+      assert.equal((await local.lookup('alice@example.com')).entry?.canonical, 'alice@example.com');
+    } finally {
+      await local.close();
+    }
+  });
+
   test('counts found and not_found requests and searches, and leaves the up/down state to the engine', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const d = directoryFor(slapd, {}, metrics);

@@ -2,6 +2,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { Client } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
+import { LdapMessageStream } from './lookup-reader.js';
+import { lookupSinkOf } from './raw-search.js';
 
 /**
  * One LDAP connection (one ldapts Client) and every socket it opened, so it can be torn down
@@ -24,6 +26,7 @@ export class LdapConnection {
   inFlight = 0;
   /** When the server last sent anything on it (performance.now()): how a silently cut connection shows. */
   lastMessageAt = performance.now();
+  private stream: LdapMessageStream | undefined;
 
   constructor(
     readonly url: string,
@@ -36,6 +39,8 @@ export class LdapConnection {
       socket.setNoDelay(true);
       socket.once('close', () => {
         this.sockets.delete(socket);
+        // A partial message of a closed socket must not run into what a later one reads.
+        this.stream?.reset();
         // ldapts keeps its handlers on the pre-TLS socket after StartTLS, so `isConnected`
         // can stay true for a dead TLS socket: our own flag catches it.
         this.dead = true;
@@ -61,20 +66,35 @@ export class LdapConnection {
   }
 
   /**
-   * After bytes that are not BER, ldapts reads nothing more from the connection (it keeps the bad
-   * bytes in front of every later chunk) or drops the rest of the chunk; after a Notice of
+   * Puts lookup-reader.ts in front of ldapts' parser: lookup answers are read there, every other
+   * message is handed on whole. ldapts attaches `socketDataHandler` to each socket it reads (the
+   * plain one, then the TLS one after StartTLS), so replacing it covers both.
+   *
+   * After bytes that are not an LDAP message the stream cannot be trusted (ldapts itself kept the
+   * bad bytes in front of every later chunk, or dropped the rest of the chunk); after a Notice of
    * Disconnection (RFC 4511 §4.4.1: the only message with ID 0) the server answers nothing more.
    * Either way the searches in flight would wait out the timeout and defer mail: closing now fails
    * them as a lost connection, and each is retried once on another.
    */
   private watchStream(): void {
-    const parser = (this.client as unknown as { messageParser?: Partial<StreamEvents> }).messageParser;
-    if (typeof parser?.on !== 'function') throw new Error('this ldapts version lacks Client.messageParser: pin the version in package.json');
+    const client = this.client as unknown as Partial<ClientStream>;
+    const parser = client.messageParser;
+    const registry = client.messageDetailsByMessageId;
+    if (typeof parser?.on !== 'function' || typeof parser.read !== 'function' || typeof client.socketDataHandler !== 'function' || !(registry instanceof Map)) {
+      throw new Error('this ldapts version lacks Client.messageParser/socketDataHandler: pin the version in package.json');
+    }
     parser.on('error', () => this.destroy());
-    parser.on('message', (message) => {
-      this.lastMessageAt = performance.now();
-      if (message.messageId === 0) this.destroy();
+    this.stream = new LdapMessageStream({
+      lookup: (id) => lookupSinkOf(this.client, id),
+      other: (message) => parser.read(message, registry),
+      heard: (id) => {
+        this.lastMessageAt = performance.now();
+        if (id === 0) this.destroy();
+      },
+      broken: () => this.destroy(),
     });
+    const stream = this.stream;
+    client.socketDataHandler = (data: Buffer) => stream.push(data);
   }
 
   get alive(): boolean {
@@ -115,9 +135,14 @@ export class LdapConnection {
   }
 }
 
-interface StreamEvents {
-  on(event: 'error', listener: (err: Error) => void): unknown;
-  on(event: 'message', listener: (message: { messageId: number }) => void): unknown;
+/** The parts of ldapts' Client the stream is read through. */
+interface ClientStream {
+  socketDataHandler: (data: Buffer) => void;
+  messageParser: {
+    on(event: 'error', listener: (err: Error) => void): unknown;
+    read(data: Buffer, registry: Map<string, unknown>): void;
+  };
+  messageDetailsByMessageId: Map<string, unknown>;
 }
 
 function ignoreError(): void {}

@@ -1,5 +1,6 @@
 import { Client, SearchRequest, StatusCodeParser, type Control, type Entry, type Filter, type MessageResponse, type ResultCodeError, type SearchEntry, type SearchResponse } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
+import type { LookupSink } from './lookup-reader.js';
 import { ENCODED_FILTER, type LookupEncoder } from './search-encoder.js';
 
 /**
@@ -103,10 +104,10 @@ export async function rawSearch(client: Client, options: RawSearchOptions): Prom
 
 /**
  * Sends a lookup search for `keys` (their OR when several), written by `encoder`; `done` or
- * `failed` is called once. It registers the message ID as ldapts' `_send` does, so ldapts still
- * matches the answer to it and fails it when the socket closes or errs, but without what `_send`
- * adds per message on the cold path: a promise and its `finally`, a write callback, a debug line
- * built eagerly. The answer is handed over from ldapts' parser, with no promise between.
+ * `failed` is called once. It registers the message ID as ldapts' `_send` does, so a socket that
+ * closes or errs still fails it, but without what `_send` adds per message on the cold path: a
+ * promise and its `finally`, a write callback, a debug line built eagerly. The answer is handed
+ * over by lookup-reader.ts from the connection's data, with no promise between.
  */
 export function sendLookupSearch(
   client: Client,
@@ -125,23 +126,50 @@ export function sendLookupSearch(
   }
   const messageId = internals._nextMessageId();
   const request = new EncodedSearchRequest(messageId, encoder.encode(messageId, keys, sizeLimit));
-  internals.messageDetailsByMessageId.set(String(messageId), {
-    message: request,
-    resolve: (response) => {
-      let answer: RawSearchResult;
-      try {
-        answer = result(response, encoder.attributes);
-      } catch (err) {
-        failed(err);
-        return;
-      }
-      done(answer);
-    },
-    reject: failed,
-    timeoutTimer: null,
-    socket,
-  });
+  const registry = internals.messageDetailsByMessageId;
+  registry.set(String(messageId), new LookupDetails(request, socket, encoder.attributes, registry, done, failed));
   socket.write(request.write());
+}
+
+/**
+ * A lookup search outstanding on a connection, kept where ldapts keeps its messages, so a socket
+ * that closes or fails fails it like any other. lookup-reader.ts reads its answer into it (ldapts'
+ * parser does where that reader is not in front of the socket).
+ */
+class LookupDetails implements MessageDetails, LookupSink {
+  readonly timeoutTimer = null;
+  readonly entries: Entry[] = [];
+
+  constructor(
+    readonly message: EncodedSearchRequest,
+    readonly socket: unknown,
+    readonly attributes: readonly string[],
+    private readonly registry: Map<string, MessageDetails>,
+    private readonly done: (result: RawSearchResult) => void,
+    readonly reject: (err: unknown) => void,
+  ) {}
+
+  finish(status: number, errorMessage: string): void {
+    this.registry.delete(String(this.message.messageId));
+    this.done({ status, errorMessage, entries: this.entries, controls: [] });
+  }
+
+  resolve(response: SearchResponse | undefined): void {
+    let answer: RawSearchResult;
+    try {
+      answer = result(response, this.attributes);
+    } catch (err) {
+      this.reject(err);
+      return;
+    }
+    this.done(answer);
+  }
+}
+
+/** The lookup search outstanding under message `id` on `client`, if that is what it is. */
+export function lookupSinkOf(client: Client, id: number): LookupSink | undefined {
+  const details = (client as unknown as ClientInternals).messageDetailsByMessageId.get(String(id));
+  return details instanceof LookupDetails ? details : undefined;
 }
 
 function result(response: SearchResponse | undefined, attributes: readonly string[]): RawSearchResult {

@@ -179,8 +179,9 @@ export class LdapMessageStream {
       else if (op === SEARCH_DONE) readDone(c, sink);
       // A continuation reference (RFC 4511 §4.5.3) is not followed for a lookup, as ldapts' own search.
     } catch (err) {
-      if (!(err instanceof BadAnswer)) throw err;
-      this.stop(`the directory sent a malformed search answer (${err.message})`);
+      // Nothing may escape from a socket's data event (the process would stop): a fault of ours
+      // past the parse closes this connection like a malformed answer, and its searches retry.
+      this.stop(err instanceof BadAnswer ? `the directory sent a malformed search answer (${err.message})` : `internal error while reading a search answer: ${String(err)}`);
     }
   }
 }

@@ -208,12 +208,12 @@ export class LookupScheduler {
     sendLookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length, (r) => this.settled(search, () => answered(r)), (e) => this.settled(search, () => failed(e)));
   }
 
-  /** A search ended: its slot is freed, then its lookups settled. This runs inside ldapts' parser,
-   * where a throw would escape from the socket's data event: a fault of ours fails them instead. */
+  /** A search ended: its slot is freed, then its lookups settled. This runs inside the socket's
+   * data event (lookup-reader.ts), which a throw must not escape: a fault of ours fails them. */
   private settled(search: InFlight, settle: () => void): void {
-    this.inFlight.delete(search);
-    this.o.pool.release(search.conn);
     try {
+      this.inFlight.delete(search);
+      this.o.pool.release(search.conn);
       settle();
     } catch (err) {
       this.o.log.error({ err }, 'settling an LDAP search failed unexpectedly');

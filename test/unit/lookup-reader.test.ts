@@ -132,6 +132,21 @@ describe('LdapMessageStream', () => {
     }
   });
 
+  test('a throw from whoever takes the answer does not escape: the stream stops, as for a malformed answer', () => {
+    const { stream, seen } = reader([9], ['mail']);
+    const throwing = new LdapMessageStream({
+      lookup: () => ({ attributes: [], entries: [], finish: () => { throw new Error('injected'); } }),
+      other: () => undefined,
+      heard: () => undefined,
+      broken: (reason) => seen.broken.push(reason),
+    });
+    assert.doesNotThrow(() => throwing.push(doneMessage(9, 0, '')));
+    assert.equal(seen.broken.length, 1);
+    assert.match(seen.broken[0]!, /internal error.*injected/);
+    stream.push(doneMessage(9, 0, ''));
+    assert.deepEqual(seen.finished, [{ status: 0, errorMessage: '' }]);
+  });
+
   test('a partial message left by a closed socket does not run into the next one', () => {
     const { stream, seen } = reader([9], ['mail']);
     const bytes = entryMessage(9, 'uid=b,dc=x', [['mail', ['b@x']]]);

@@ -11,6 +11,7 @@
  *   node --import tsx bench/servers/ldap-forwarder.ts PORT LDAP_PORT BASE_DN
  */
 import net from 'node:net';
+import { takeRequests } from './netstring-requests.js';
 
 const [port, ldapPort, baseDN] = [Number(process.argv[2]), Number(process.argv[3]), process.argv[4] ?? ''];
 
@@ -111,20 +112,13 @@ net
       if (out) socket.write(out);
     };
     socket.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
-      for (;;) {
-        const colon = pending.indexOf(58);
-        if (colon < 0) break;
-        const n = Number(pending.toString('latin1', 0, colon));
-        if (pending.length < colon + n + 2) break;
-        const request = pending.toString('utf8', colon + 1, colon + 1 + n);
-        pending = pending.subarray(colon + n + 2);
+      pending = takeRequests(pending.length ? Buffer.concat([pending, chunk]) : chunk, (key) => {
         const o: Owed = { reply: null, found: null, flush };
         order.push(o);
         nextId = nextId >= 0x7fffffff ? 1 : nextId + 1;
         owed.set(nextId, o);
-        ldap.write(searchRequest(nextId, request.slice(request.indexOf(' ') + 1)));
-      }
+        ldap.write(searchRequest(nextId, key));
+      });
     });
     socket.on('error', () => socket.destroy());
   })

@@ -7,6 +7,7 @@
  *   node --import tsx bench/servers/null-socketmap.ts PORT
  */
 import net from 'node:net';
+import { takeRequests } from './netstring-requests.js';
 
 const port = Number(process.argv[2]);
 net
@@ -14,18 +15,11 @@ net
     socket.setNoDelay(true);
     let pending: Buffer = Buffer.alloc(0);
     socket.on('data', (chunk: Buffer) => {
-      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
       let out = '';
-      for (;;) {
-        const colon = pending.indexOf(58);
-        if (colon < 0) break;
-        const len = Number(pending.toString('latin1', 0, colon));
-        if (pending.length < colon + len + 2) break;
-        const request = pending.toString('latin1', colon + 1, colon + 1 + len);
-        pending = pending.subarray(colon + len + 2);
-        const reply = `OK ${request.slice(request.indexOf(' ') + 1)}`;
-        out += `${reply.length}:${reply},`;
-      }
+      pending = takeRequests(pending.length ? Buffer.concat([pending, chunk]) : chunk, (key) => {
+        const reply = `OK ${key}`;
+        out += `${Buffer.byteLength(reply)}:${reply},`;
+      });
       if (out) socket.write(out);
     });
     socket.on('error', () => socket.destroy());

@@ -33,6 +33,8 @@ export interface LookupSink {
   /** Attributes the search asked for: one the server did not return reads as []. */
   readonly attributes: readonly string[];
   readonly entries: Entry[];
+  /** The search's size limit (0: none): a server that sends more entries does not keep to it. */
+  readonly maxEntries: number;
   /** The SearchResultDone: result code and diagnostic message. */
   finish(status: number, errorMessage: string): void;
 }
@@ -175,7 +177,11 @@ export class LdapMessageStream {
     const sink = op === SEARCH_ENTRY || op === SEARCH_DONE || op === SEARCH_REFERENCE ? this.h.lookup(id) : undefined;
     if (sink === undefined) return this.h.other(m);
     try {
-      if (op === SEARCH_ENTRY) sink.entries.push(readEntry(c, sink.attributes));
+      if (op === SEARCH_ENTRY) {
+        // Memory stays bounded whatever the server sends: past the size limit asked, stop reading.
+        if (sink.maxEntries > 0 && sink.entries.length >= sink.maxEntries) throw new BadAnswer(`more entries than the size limit of ${sink.maxEntries}`);
+        sink.entries.push(readEntry(c, sink.attributes));
+      }
       else if (op === SEARCH_DONE) readDone(c, sink);
       // A continuation reference (RFC 4511 §4.5.3) is not followed for a lookup, as ldapts' own search.
     } catch (err) {

@@ -127,7 +127,7 @@ export function sendLookupSearch(
   const messageId = internals._nextMessageId();
   const request = new EncodedSearchRequest(messageId, encoder.encode(messageId, keys, sizeLimit));
   const registry = internals.messageDetailsByMessageId;
-  registry.set(String(messageId), new LookupDetails(request, socket, encoder.attributes, registry, done, failed));
+  registry.set(String(messageId), new LookupDetails(request, socket, encoder.attributes, sizeLimit, registry, done, failed));
   socket.write(request.write());
 }
 
@@ -144,6 +144,7 @@ class LookupDetails implements MessageDetails, LookupSink {
     readonly message: EncodedSearchRequest,
     readonly socket: unknown,
     readonly attributes: readonly string[],
+    readonly maxEntries: number,
     private readonly registry: Map<string, MessageDetails>,
     private readonly done: (result: RawSearchResult) => void,
     readonly reject: (err: unknown) => void,

@@ -45,7 +45,7 @@ interface Seen {
 
 function reader(ids: number[], attributes: string[]): { stream: LdapMessageStream; seen: Seen } {
   const seen: Seen = { entries: [], finished: [], other: [], heard: [], broken: [] };
-  const sink: LookupSink = { attributes, entries: seen.entries, finish: (status, errorMessage) => seen.finished.push({ status, errorMessage }) };
+  const sink: LookupSink = { attributes, entries: seen.entries, maxEntries: 4, finish: (status, errorMessage) => seen.finished.push({ status, errorMessage }) };
   const stream = new LdapMessageStream({
     lookup: (id) => (ids.includes(id) ? sink : undefined),
     other: (m) => seen.other.push(Buffer.from(m)),
@@ -75,7 +75,7 @@ const value = fc.oneof(
 const attrs = fc.array(fc.tuple(fc.constantFrom(...TYPES), fc.array(value, { maxLength: 3 })), { maxLength: 4 });
 const answer = fc.record({
   id: fc.integer({ min: 1, max: 0x7fffffff }),
-  entries: fc.array(fc.tuple(fc.string({ maxLength: 20 }), attrs), { maxLength: 3 }),
+  entries: fc.array(fc.tuple(fc.string({ maxLength: 20 }), attrs), { maxLength: 4 }),
   status: fc.constantFrom(0, 4, 32, 51, 52),
   diagnostic: fc.string({ maxLength: 300 }),
   cuts: fc.array(fc.double({ min: 0, max: 1, noNaN: true }), { maxLength: 6 }),
@@ -120,6 +120,7 @@ describe('LdapMessageStream', () => {
       ['over 32 MB', Buffer.from([0x30, 0x84, 0x7f, 0xff, 0xff, 0xff])],
       ['bad message ID', Buffer.from([0x30, 0x03, 0x04, 0x01, 0x09])],
       ['entry without attributes list', message(9, tlv(0x64, octets('uid=b,dc=x'), octets('not a sequence')))],
+      ['more entries than the size limit', Buffer.concat(Array.from({ length: 5 }, (_, i) => entryMessage(9, `uid=${i},dc=x`, [['mail', [`${i}@x`]]])))],
       ['value overrunning its set', Buffer.concat([message(9, Buffer.from([0x64, 0x0c, 0x04, 0x00, 0x30, 0x08, 0x30, 0x06, 0x04, 0x00, 0x31, 0x02, 0x04, 0x09]))])],
     ];
     for (const [name, bytes] of cases) {
@@ -135,7 +136,7 @@ describe('LdapMessageStream', () => {
   test('a throw from whoever takes the answer does not escape: the stream stops, as for a malformed answer', () => {
     const { stream, seen } = reader([9], ['mail']);
     const throwing = new LdapMessageStream({
-      lookup: () => ({ attributes: [], entries: [], finish: () => { throw new Error('injected'); } }),
+      lookup: () => ({ attributes: [], entries: [], maxEntries: 4, finish: () => { throw new Error('injected'); } }),
       other: () => undefined,
       heard: () => undefined,
       broken: (reason) => seen.broken.push(reason),

@@ -181,8 +181,9 @@ export class LdapMessageStream {
         // Memory stays bounded whatever the server sends: past the size limit asked, stop reading.
         if (sink.maxEntries > 0 && sink.entries.length >= sink.maxEntries) throw new BadAnswer(`more entries than the size limit of ${sink.maxEntries}`);
         sink.entries.push(readEntry(c, sink.attributes));
+      } else if (op === SEARCH_DONE) {
+        readDone(c, sink);
       }
-      else if (op === SEARCH_DONE) readDone(c, sink);
       // A continuation reference (RFC 4511 §4.5.3) is not followed for a lookup, as ldapts' own search.
     } catch (err) {
       // Nothing may escape from a socket's data event (the process would stop): a fault of ours

@@ -115,8 +115,6 @@ export class LookupScheduler {
     for (let p = this.queue.shift(); p; p = this.queue.shift()) this.fail(p, closedError());
   }
 
-  // --- the queue ---
-
   /** Dispatch at the next turn of the event loop, so lookups that arrive together leave together. */
   private schedulePump(): void {
     if (this.pumpScheduled) return;
@@ -203,9 +201,13 @@ export class LookupScheduler {
     const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
     this.o.onSearch?.(keys.length);
     const search = this.inFlight.add(conn, batch);
-    const answered = (r: RawSearchResult) => (batch.length === 1 ? this.settleSingle(batch[0]!, r, conn) : this.settleBatch(batch, r, conn));
-    const failed = (err: unknown) => this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url }));
-    sendLookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length, (r) => this.settled(search, () => answered(r)), (e) => this.settled(search, () => failed(e)));
+    const answered = (r: RawSearchResult) => this.settled(search, () => (batch.length === 1 ? this.settleSingle(batch[0]!, r, conn) : this.settleBatch(batch, r, conn)));
+    const failed = (err: unknown) => this.settled(search, () => this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url })));
+    try {
+      sendLookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length, answered, failed);
+    } catch (err) {
+      failed(err); // sent from a timer callback: a throw (encoding, a missing ldapts internal) fails the search
+    }
   }
 
   /** A search ended: its slot is freed, then its lookups settled. This runs inside the socket's
@@ -217,8 +219,7 @@ export class LookupScheduler {
       settle();
     } catch (err) {
       this.o.log.error({ err }, 'settling an LDAP search failed unexpectedly');
-      const error = new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'internal error while reading an LDAP answer');
-      for (const p of search.batch) this.fail(p, error);
+      for (const p of search.batch) this.fail(p, new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'internal error while reading an LDAP answer'));
     }
   }
 

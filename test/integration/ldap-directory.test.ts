@@ -143,6 +143,24 @@ describe('LdapDirectory against the fixture directory', () => {
     }
   });
 
+  test('a fault of ours while a search is sent fails that lookup with a directory error, and the next one is answered', { timeout: 15_000 }, async () => {
+    // Searches are sent from a timer callback, where a throw would stop the process. A real server
+    // cannot make our encoder throw, so it is made to, on this one lookup.
+    const local = directoryFor(slapd);
+    try {
+      const encoder = (local as unknown as { scheduler: { encoder: { encode: (...args: unknown[]) => Buffer } } }).scheduler.encoder;
+      const real = encoder.encode;
+      encoder.encode = () => {
+        throw new Error('injected fault');
+      };
+      await rejectsWith(local.lookup('alice@example.com'), ErrorCodes.DIRECTORY_UNAVAILABLE, /search .* failed: injected fault/);
+      encoder.encode = real;
+      assert.equal((await local.lookup('alice@example.com')).entry?.canonical, 'alice@example.com');
+    } finally {
+      await local.close();
+    }
+  });
+
   test('counts found and not_found requests and searches, and leaves the up/down state to the engine', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const d = directoryFor(slapd, {}, metrics);

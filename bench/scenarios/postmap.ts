@@ -158,7 +158,7 @@ export async function postmapScenario(ctx: Context): Promise<void> {
 }
 
 /**
- * The same cold keys asked of an rcptgate that keeps a snapshot of the directory (`sync.enabled`, a
+ * The same cold keys asked of an rcptgate that keeps a snapshot of the directory (`sync.enabled`,
  * everything else default): present addresses are answered from memory, the rest still asked
  * live (`sync.confirmMisses`). For reference: how a large backup MX answers never-asked keys.
  */

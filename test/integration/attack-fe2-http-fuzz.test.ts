@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
+import { startApp } from '../helpers/app.js';
 
 const RUNS = 150;
 
@@ -57,15 +56,7 @@ describe('HTTP listener under fuzzed requests (real socket, real engine)', () =>
   let app: App;
 
   before(async () => {
-    app = await createApp({
-      loaded: {
-        config: validateConfig({ listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null }, log: { level: 'warn' } }),
-        file: null,
-      },
-      logger: createLogger('silent'),
-      env: {},
-    });
-    await app.start();
+    app = await startApp({ listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null }, log: { level: 'warn' } });
   });
   after(async () => {
     await app?.close();

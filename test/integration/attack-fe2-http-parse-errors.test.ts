@@ -9,9 +9,8 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
+import { startApp } from '../helpers/app.js';
 
 /** Sends `request` raw; resolves with everything received until the server closes. */
 function raw(port: number, request: string | Buffer): Promise<string> {
@@ -43,15 +42,7 @@ describe('HTTP requests the parser refuses (real listeners)', () => {
   let app: App;
 
   before(async () => {
-    app = await createApp({
-      loaded: {
-        config: validateConfig({ listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: '127.0.0.1:0' }, log: { level: 'warn' } }),
-        file: null,
-      },
-      logger: createLogger('silent'),
-      env: {},
-    });
-    await app.start();
+    app = await startApp({ listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: '127.0.0.1:0' }, log: { level: 'warn' } });
   });
   after(async () => {
     await app?.close();

@@ -12,12 +12,11 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
 import { sleep } from '../helpers/frontend-clients.js';
+import { startApp } from '../helpers/app.js';
 
 async function httpLookups(app: App): Promise<number> {
   const text = await app.metrics.registry.metrics();
@@ -64,24 +63,16 @@ describe('HTTP requests pipelined on one connection (real slapd)', () => {
 
   before(async () => {
     ldap = await startSlapd();
-    app = await createApp({
-      loaded: {
-        config: validateConfig({
-          listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
-          domains: ['example.com'],
-          // maxInFlight 200: the directory accepts 200 lookups at once and refuses more (tempfail).
-          directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, maxInFlight: 200, timeout: '10s' } },
-          cache: { maxEntries: 0 },
-          // Room for the 2,000 pipelined requests of the first test (the default is 64).
-          server: { maxPipeline: 2500 },
-          log: { level: 'warn' },
-        }),
-        file: null,
-      },
-      logger: createLogger('silent'),
-      env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
-    });
-    await app.start();
+    app = await startApp({
+      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
+      domains: ['example.com'],
+      // maxInFlight 200: the directory accepts 200 lookups at once and refuses more (tempfail).
+      directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, maxInFlight: 200, timeout: '10s' } },
+      cache: { maxEntries: 0 },
+      // Room for the 2,000 pipelined requests of the first test (the default is 64).
+      server: { maxPipeline: 2500 },
+      log: { level: 'warn' },
+    }, { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
   });
   after(async () => {
     await app?.close();

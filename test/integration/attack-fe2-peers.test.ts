@@ -8,10 +8,9 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { sleep } from '../helpers/frontend-clients.js';
+import { startApp } from '../helpers/app.js';
 
 interface Held {
   socket: net.Socket;
@@ -31,19 +30,11 @@ describe('per-client connection caps on a dual-stack listener', () => {
   let app: App;
 
   before(async () => {
-    app = await createApp({
-      loaded: {
-        config: validateConfig({
-          listen: { http: '[::]:0', socketmap: '[::]:0', policy: null, milter: null, metrics: null },
-          server: { maxConnectionsPerClient: 3 },
-          log: { level: 'warn' },
-        }),
-        file: null,
-      },
-      logger: createLogger('silent'),
-      env: {},
+    app = await startApp({
+      listen: { http: '[::]:0', socketmap: '[::]:0', policy: null, milter: null, metrics: null },
+      server: { maxConnectionsPerClient: 3 },
+      log: { level: 'warn' },
     });
-    await app.start();
   });
   after(async () => {
     await app?.close();

@@ -9,11 +9,10 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
 import { sleep } from '../helpers/frontend-clients.js';
+import { startApp } from '../helpers/app.js';
 
 /** One SMTP session: EHLO, then `script` written at once; the replies after EHLO's. */
 async function session(port: number, script: string, replies: number, hangUp = false): Promise<string[]> {
@@ -60,20 +59,12 @@ for (const frontend of ['milter', 'policy'] as const) {
 
     before(async () => {
       requirePostfixTools();
-      app = await createApp({
-        loaded: {
-          config: validateConfig({
-            listen: { http: null, socketmap: null, policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
-            // 100 unknown recipients per session: harvest protection would (rightly) step in.
-            policy: { harvest: { maxUnknown: 0 } },
-            log: { level: 'warn' },
-          }),
-          file: null,
-        },
-        logger: createLogger('silent'),
-        env: {},
+      app = await startApp({
+        listen: { http: null, socketmap: null, policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
+        // 100 unknown recipients per session: harvest protection would (rightly) step in.
+        policy: { harvest: { maxUnknown: 0 } },
+        log: { level: 'warn' },
       });
-      await app.start();
       const hook: Record<string, string> =
         frontend === 'milter'
           ? { smtpd_milters: `inet:127.0.0.1:${app.addresses.milter!.port}`, milter_default_action: 'tempfail' }

@@ -15,12 +15,11 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { MilterPacketDecoder, encodeMilterPacket } from '../../src/milter/codec.js';
 import { Cmd, Family } from '../../src/milter/constants.js';
 import { milterOptneg, milterRcpt, netstring, policyRequest } from '../helpers/frontend-clients.js';
+import { startApp } from '../helpers/app.js';
 
 const RUNS = 60;
 const CLOSE_WITHIN_MS = 5_000;
@@ -111,21 +110,13 @@ describe('socket front ends under fuzzed clients (real sockets, real engine)', (
   let app: App;
 
   before(async () => {
-    app = await createApp({
-      loaded: {
-        config: validateConfig({
-          listen: { http: null, socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
-          // The bundled example directory. Harvest protection off: cases would wait out its tarpit.
-          policy: { harvest: { maxUnknown: 0 } },
-          server: { requestTimeout: '2s' },
-          log: { level: 'warn' },
-        }),
-        file: null,
-      },
-      logger: createLogger('silent'),
-      env: {},
+    app = await startApp({
+      listen: { http: null, socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
+      // The bundled example directory. Harvest protection off: cases would wait out its tarpit.
+      policy: { harvest: { maxUnknown: 0 } },
+      server: { requestTimeout: '2s' },
+      log: { level: 'warn' },
     });
-    await app.start();
   });
   after(async () => {
     await app?.close();

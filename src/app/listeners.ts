@@ -30,7 +30,7 @@ export interface ListenerDeps {
 function harvestGuard(config: Readonly<Config>): HarvestGuard | null {
   const h = config.policy.harvest;
   if (h.maxUnknown <= 0) return null;
-  return new HarvestGuard({ maxUnknown: h.maxUnknown, windowMs: ms(h.window), action: h.action, delayStepMs: ms(h.delayStep), maxDelayMs: ms(h.maxDelay) });
+  return new HarvestGuard({ maxUnknown: h.maxUnknown, windowMs: ms(h.window), action: h.action, delayStepMs: ms(h.delayStep), maxDelayMs: ms(h.maxDelay), ipv6PrefixBits: h.ipv6Prefix });
 }
 
 /** Every listener of `serve`, opened in one go and closed (drained) in one go. */

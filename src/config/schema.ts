@@ -199,6 +199,8 @@ export const configSchema = z.strictObject({
           delayStep: timerDuration(false).default('1s'),
           /** Tarpit delay cap: below Sendmail's 10 s milter read timeout (docs/harvest-protection.md). */
           maxDelay: timerDuration(false).default('5s'),
+          /** IPv6 clients count per network of this many leading bits: a host may send from any address of its /64. */
+          ipv6Prefix: z.number().int().min(1).max(128).default(64),
         })
         .prefault({}),
     })

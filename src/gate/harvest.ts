@@ -13,7 +13,11 @@
  * Memory is bounded: at most `maxClients` clients are tracked (least recently seen evicted
  * first), each holding at most maxUnknown + 1 timestamps. Clients are keyed by their address as
  * the MTA reports it; the front ends key requests without one by the connection's peer address.
+ * An IPv6 client counts as its network (`ipv6PrefixBits`, /64 by default): one host or customer
+ * holds at least a /64 and may send from any address in it, so a key per address would let a
+ * harvester start a fresh count with every connection.
  */
+import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
 
 export type HarvestAction = 'tarpit' | 'reject';
@@ -31,6 +35,8 @@ export interface HarvestOptions {
   windowMs: number;
   /** Clients tracked at once (default 100,000). */
   maxClients?: number;
+  /** IPv6 clients count per network of this many leading bits (default 64; 128: per address). */
+  ipv6PrefixBits?: number;
   /** Milliseconds clock, injectable for tests. */
   now?: () => number;
 }
@@ -50,6 +56,7 @@ export class HarvestGuard {
   readonly action: HarvestAction;
   readonly delayStepMs: number;
   readonly maxDelayMs: number;
+  readonly ipv6PrefixBits: number;
   private readonly now: () => number;
   private readonly clients: LRUCache<string, ClientState>;
 
@@ -63,6 +70,14 @@ export class HarvestGuard {
     this.maxDelayMs = options.maxDelayMs ?? 5_000;
     this.now = options.now ?? Date.now;
     this.clients = new LRUCache({ max: options.maxClients ?? 100_000 });
+    const bits = options.ipv6PrefixBits ?? 64;
+    if (!Number.isInteger(bits) || bits < 1 || bits > 128) throw new RangeError('ipv6PrefixBits must be an integer from 1 to 128');
+    this.ipv6PrefixBits = bits;
+  }
+
+  /** The key `client` is counted under: an IPv6 address as its network, anything else as it is. */
+  keyOf(client: string): string {
+    return ipv6Network(client, this.ipv6PrefixBits) ?? client;
   }
 
   /** Clients currently tracked. */
@@ -126,4 +141,25 @@ export class HarvestGuard {
     }
     return false;
   }
+}
+
+/**
+ * `address` as its network of `bits` leading bits in one spelling (`2001:db8:1:2::/64`), or null
+ * when it is no IPv6 address, is IPv4-mapped (that client is the IPv4 address), or bits is 128.
+ */
+export function ipv6Network(address: string, bits: number): string | null {
+  if (bits >= 128 || address.length > 45 || isIP(address) !== 6) return null;
+  // The URL parser spells every form (dotted tail, upper case, uncompressed) in compressed hex.
+  const hex = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  const cut = hex.indexOf('::');
+  const head = cut < 0 ? hex.split(':') : hex.slice(0, cut).split(':').filter(Boolean);
+  const tail = cut < 0 ? [] : hex.slice(cut + 2).split(':').filter(Boolean);
+  const groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail].map((g) => parseInt(g, 16));
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return null;
+  for (let i = 0; i < 8; i++) {
+    const keep = Math.max(0, Math.min(16, bits - i * 16));
+    groups[i] = groups[i]! & ((0xffff << (16 - keep)) & 0xffff);
+  }
+  const network = new URL(`http://[${groups.map((g) => g.toString(16)).join(':')}]/`).hostname.slice(1, -1);
+  return `${network}/${bits}`;
 }

@@ -366,6 +366,8 @@ export interface SwaksOptions {
   helo?: string;
   /** Source address of the connection (any 127.x.y.z on loopback): distinct SMTP clients. */
   clientAddress?: string;
+  /** The SMTP client address Postfix is told by XCLIENT (`IPV6:2001:db8::1`); needs smtpd_authorized_xclient_hosts. */
+  xclientAddress?: string;
   timeoutSeconds?: number;
 }
 
@@ -387,6 +389,7 @@ export async function swaks(options: SwaksOptions): Promise<SwaksResult> {
     '--body', 'rcptgate integration test\n',
   ];
   if (options.clientAddress) args.push('--local-interface', options.clientAddress);
+  if (options.xclientAddress) args.push('--xclient-addr', options.xclientAddress);
   const r = await run(bin, args, { timeoutMs: ((options.timeoutSeconds ?? 120) + 30) * 1000 });
   const transcript = r.stdout + r.stderr;
   return { exitCode: r.code, ...parseTranscript(transcript, options.to), transcript };

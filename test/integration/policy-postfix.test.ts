@@ -40,6 +40,10 @@ describe('policy delegation behind a real Postfix', () => {
         smtpd_error_sleep_time: '0',
         smtpd_soft_error_limit: '100',
         smtpd_hard_error_limit: '100',
+        // XCLIENT from loopback names the IPv6 clients of the harvest test (no IPv6 network here to
+        // send from); Postfix takes an IPv6 ADDR only with IPv6 enabled. It still listens on 127.0.0.1 only.
+        smtpd_authorized_xclient_hosts: '127.0.0.0/8',
+        inet_protocols: 'ipv4, ipv6',
       },
     });
   });
@@ -84,6 +88,23 @@ describe('policy delegation behind a real Postfix', () => {
 
     const blocked = (await engine!.metrics.harvestBlocked.get()).values.find((v) => v.labels.frontend === 'policy')?.value;
     assert.equal(blocked, 2);
+  });
+
+  it('counts IPv6 clients per /64: a harvester rotating its address within its network is still refused, its neighbour network is not', async () => {
+    // Each session names a fresh address of 2001:db8:66:1::/64 (XCLIENT, as Postfix reports a
+    // real client): 20 unknowns spread over 20 addresses, then the 21st unknown is refused.
+    const session = (i: number, to: string) => swaks({ port: mx!.port, from: FROM, to: [to], xclientAddress: `IPV6:2001:db8:66:1:${(i + 1).toString(16)}::${i + 7}` });
+    for (let i = 0; i < 20; i++) {
+      const r = await session(i, `v6ghost${i}@example.com`);
+      assert.equal(r.rcpt[0]!.reply?.code, 550, r.transcript);
+    }
+    const tripped = await session(20, 'v6ghost20@example.com');
+    assert.match(tripped.rcpt[0]!.reply?.text ?? '', /^421 4\.7\.0 .*Too many unknown recipients$/, tripped.transcript);
+    const rotated = await swaks({ port: mx!.port, from: FROM, to: ['alice@example.com'], xclientAddress: 'IPV6:2001:DB8:66:1:ffff:ffff:ffff:ffff' });
+    assert.match(rotated.rcpt[0]!.reply?.text ?? '', /^421 4\.7\.0 .*Too many unknown recipients$/, rotated.transcript);
+    const neighbour = await swaks({ port: mx!.port, from: FROM, to: ['alice@example.com', 'v6ghost0@example.com'], xclientAddress: 'IPV6:2001:db8:66:2::1' });
+    assert.equal(neighbour.rcpt[0]!.reply?.code, 250, neighbour.transcript);
+    assert.match(neighbour.rcpt[1]!.reply?.text ?? '', /^550 5\.1\.1 /, neighbour.transcript);
   });
 
   it('refuses invalid addresses in a served domain permanently with 501 5.1.3 (Postfix alone would accept them)', async () => {

@@ -81,6 +81,14 @@ describe('durations that arm timers', () => {
   });
 });
 
+describe('harvest keys of IPv6 clients', () => {
+  it('count a /64 by default, take 1 to 128 bits, and refuse anything else', () => {
+    assert.equal(validateConfig({}).policy.harvest.ipv6Prefix, 64);
+    for (const bits of [1, 48, 128]) assert.equal(validateConfig(at('policy.harvest.ipv6Prefix', bits)).policy.harvest.ipv6Prefix, bits);
+    for (const bad of [0, 129, 56.5, '64', '/64']) assert.deepEqual(issuesOf(at('policy.harvest.ipv6Prefix', bad)).map((i) => i.path), ['policy.harvest.ipv6Prefix'], String(bad));
+  });
+});
+
 
 describe('LDAP filter templates', () => {
   const filter = (f: string) => issuesOf({ directory: { ldap: { filter: f } } });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HarvestGuard } from '../../src/gate/harvest.js';
+import { HarvestGuard, ipv6Network } from '../../src/gate/harvest.js';
 
 function guard(maxUnknown = 3, windowMs = 1000, maxClients?: number, action: 'reject' | 'tarpit' = 'reject') {
   const clock = { t: 1_000_000 };
@@ -123,5 +123,29 @@ describe('harvest guard, reject mode', () => {
   it('refuses nonsense limits', () => {
     assert.throws(() => new HarvestGuard({ maxUnknown: -1, windowMs: 1000 }), RangeError);
     assert.throws(() => new HarvestGuard({ maxUnknown: 1, windowMs: 0 }), RangeError);
+    for (const ipv6PrefixBits of [0, 129, 64.5]) assert.throws(() => new HarvestGuard({ maxUnknown: 1, windowMs: 1000, ipv6PrefixBits }), RangeError);
+  });
+});
+
+describe('harvest guard, IPv6 networks', () => {
+  it('spells a network one way, whatever the spelling of the address', () => {
+    for (const a of ['2001:db8:1:2:3:4:5:6', '2001:DB8:0001:0002:0000::ffff', '2001:db8:1:2::', '2001:db8:1:2:ffff:ffff:255.255.255.255']) assert.equal(ipv6Network(a, 64), '2001:db8:1:2::/64', a);
+    assert.equal(ipv6Network('2001:db8:abcd:1234::1', 48), '2001:db8:abcd::/48');
+    assert.equal(ipv6Network('2001:db8:abcd:ffff::1', 50), '2001:db8:abcd:c000::/50');
+    assert.equal(ipv6Network('8000::1', 1), '8000::/1');
+  });
+
+  it('leaves IPv4, IPv4-mapped, /128 and what is no address as they are', () => {
+    for (const a of ['192.0.2.1', '::ffff:192.0.2.1', '::ffff:c000:201', 'not an address', '', `${'1:'.repeat(30)}1`]) assert.equal(ipv6Network(a, 64), null, a);
+    assert.equal(ipv6Network('2001:db8::1', 128), null);
+  });
+
+  it('flags a network whose addresses each send one unknown, not its neighbour', () => {
+    const g = new HarvestGuard({ maxUnknown: 3, windowMs: 1000, action: 'reject' });
+    for (let i = 1; i <= 4; i++) g.recordUnknown(g.keyOf(`2001:db8:0:1::${i}`));
+    assert.equal(g.isBlocked(g.keyOf('2001:db8:0:1:ffff::9')), true);
+    assert.equal(g.isBlocked(g.keyOf('2001:db8:0:2::1')), false);
+    assert.equal(g.keyOf('192.0.2.1'), '192.0.2.1');
+    assert.equal(new HarvestGuard({ maxUnknown: 1, windowMs: 1000, ipv6PrefixBits: 128 }).keyOf('2001:db8::1'), '2001:db8::1');
   });
 });

@@ -1,9 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
 import { trimSecret } from './resolve.js';
+import { readRegularFileSync } from './regular-file.js';
 import { crossCheck, domainList, normalizeDomainName } from './checks.js';
 
 export { domainList };
@@ -180,7 +180,7 @@ export function loadConfig(file: string | null | undefined, env: NodeJS.ProcessE
   if (path) {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readRegularFileSync(path, 'utf8');
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
     }
@@ -219,7 +219,7 @@ export function readSecret(file: string | null, envValue: string | undefined, wh
   if (file) {
     try {
       // The same trimming as resolveConfig: the password checked there is the one used to bind.
-      return trimSecret(readFileSync(file, 'utf8'));
+      return trimSecret(readRegularFileSync(file, 'utf8'));
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read ${what} file ${file}: ${(err as Error).message}`, { cause: err });
     }

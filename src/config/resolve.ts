@@ -1,9 +1,9 @@
 import { X509Certificate } from 'node:crypto';
-import { accessSync, constants, readFileSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, readlinkSync, realpathSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
-import { loadOverrides, type Overrides } from '../recipient/overrides.js';
-import { nonRegularKind } from '../snapshot/atomic-file.js';
+import { readAddressList, type Overrides } from '../recipient/overrides.js';
+import { nonRegularKind, readRegularFileSync } from './regular-file.js';
 import type { Config } from './schema.js';
 
 /** What a validated config still needs from outside before anything runs: secrets and files. */
@@ -27,10 +27,20 @@ export function trimSecret(text: string): string {
 
 function readText(path: string, key: string, what: string, issues: ConfigIssue[]): string | null {
   try {
-    return trimSecret(readFileSync(path, 'utf8'));
+    return trimSecret(readRegularFileSync(path, 'utf8'));
   } catch (err) {
     issues.push({ path: key, message: `cannot read the ${what} file ${path}: ${(err as Error).message}` });
     return null;
+  }
+}
+
+function addressList(file: string | null, key: string, issues: ConfigIssue[]): Set<string> {
+  if (file === null) return new Set();
+  try {
+    return readAddressList(file);
+  } catch (err) {
+    issues.push({ path: key, message: (err as Error).message });
+    return new Set();
   }
 }
 
@@ -53,7 +63,7 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
     }
     if (ldap.tls.caFile !== null) {
       try {
-        ca = readFileSync(ldap.tls.caFile);
+        ca = readRegularFileSync(ldap.tls.caFile);
       } catch (err) {
         issues.push({ path: 'directory.ldap.tls.caFile', message: `cannot read ${ldap.tls.caFile}: ${(err as Error).message}` });
       }
@@ -71,12 +81,10 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
     const problem = file === null ? null : writableDirProblem(file);
     if (problem) issues.push({ path: key, message: problem });
   }
-  let overrides: Overrides = { allow: new Set(), deny: new Set() };
-  try {
-    overrides = loadOverrides(config.overrides.allowFile, config.overrides.denyFile);
-  } catch (err) {
-    issues.push({ path: 'overrides', message: (err as Error).message });
-  }
+  const overrides: Overrides = {
+    allow: addressList(config.overrides.allowFile, 'overrides.allowFile', issues),
+    deny: addressList(config.overrides.denyFile, 'overrides.denyFile', issues),
+  };
   secretProblems(issues, { bindPassword, adminToken, lookupToken }, config);
   if (issues.length > 0) throw new ConfigError(issues);
   return { config, bindPassword, adminToken, lookupToken, ca, overrides };

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type tls from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
+import { readRegularFileSync } from '../config/regular-file.js';
 import { ConfigError, DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -50,7 +50,7 @@ function checkConfig(config: LdapConfig, bindPassword: string | null): Buffer | 
   let ca: Buffer | undefined;
   if (config.tls.caFile !== null) {
     try {
-      ca = readFileSync(config.tls.caFile);
+      ca = readRegularFileSync(config.tls.caFile);
     } catch (err) {
       issues.push({ path: 'directory.ldap.tls.caFile', message: `cannot read ${config.tls.caFile}: ${(err as Error).message}` });
     }

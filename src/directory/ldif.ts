@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { readRegularFileSync } from '../config/regular-file.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import { normalizeDomain, parseAddress } from '../recipient/address.js';
 import { parseLdif, type LdifRecord } from './ldif-parser.js';
@@ -42,9 +42,9 @@ export class LdifDirectory implements Directory {
   static fromFile(path: string): LdifDirectory {
     let text: string;
     try {
-      text = readFileSync(path, 'utf8');
+      text = readRegularFileSync(path, 'utf8');
     } catch (err) {
-      throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read LDIF file ${path}: ${(err as Error).message}`, { cause: err });
+      throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read LDIF file ${path} (directory.ldif.path): ${(err as Error).message}`, { cause: err });
     }
     let directory: LdifDirectory;
     try {

@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { parseAddress } from './address.js';
+import { readRegularFileSync } from '../config/regular-file.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 
 /** Static allow/deny lists checked before the directory (README "Rolling out"). */
@@ -14,7 +14,7 @@ export const NO_OVERRIDES: Overrides = { allow: new Set(), deny: new Set() };
 export function readAddressList(path: string): Set<string> {
   let text: string;
   try {
-    text = readFileSync(path, 'utf8');
+    text = readRegularFileSync(path, 'utf8');
   } catch (err) {
     throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read address list ${path}: ${(err as Error).message}`, { cause: err });
   }
@@ -27,11 +27,4 @@ export function readAddressList(path: string): Set<string> {
     out.add(parsed.value.address);
   }
   return out;
-}
-
-export function loadOverrides(allowFile: string | null, denyFile: string | null): Overrides {
-  return {
-    allow: allowFile ? readAddressList(allowFile) : new Set(),
-    deny: denyFile ? readAddressList(denyFile) : new Set(),
-  };
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
 import { open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
+import { nonRegularKind } from '../config/regular-file.js';
 
 /**
  * Writes `head` then `blocks` to a temp file beside `path` (a link followed), fsyncs it and
@@ -65,11 +66,6 @@ async function removeLeftovers(dir: string, base: string): Promise<void> {
     const info = await stat(file).catch(() => null);
     if (info !== null && Date.now() - info.mtimeMs > ABANDONED_MS) await unlink(file).catch(() => undefined);
   }
-}
-
-/** What a path that is no regular file holds, for messages: "a directory", "a FIFO", … */
-export function nonRegularKind(info: Stats): string {
-  return info.isDirectory() ? 'a directory' : info.isFIFO() ? 'a FIFO' : info.isSocket() ? 'a socket' : 'a device';
 }
 
 function notRegular(info: Stats): Error {

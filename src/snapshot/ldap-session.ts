@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { Client, type Control, type Entry } from 'ldapts';
 import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
+import { readRegularFileSync } from '../config/regular-file.js';
 import { parseFilter } from '../directory/filter.js';
 
 type LdapConfig = Config['directory']['ldap'];
@@ -20,7 +20,7 @@ export class LdapSession {
 
   static async open(config: LdapConfig, password: string | null): Promise<LdapSession> {
     const timeoutMs = ms(config.timeout);
-    const ca = config.tls.caFile ? readFileSync(config.tls.caFile) : undefined;
+    const ca = config.tls.caFile ? readRegularFileSync(config.tls.caFile) : undefined;
     const tlsOptions = { ...(ca ? { ca } : {}), rejectUnauthorized: config.tls.rejectUnauthorized };
     let last: unknown = new Error('directory.ldap.urls is empty');
     for (const url of config.urls) {

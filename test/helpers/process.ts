@@ -13,6 +13,8 @@ export interface ServeProcess {
   exited: Promise<number | string>;
   /** SIGKILL if still running (cleanup). */
   kill(): Promise<void>;
+  /** Standard error so far. */
+  readonly stderr: string;
 }
 
 /** Starts the real CLI (`rcptgate serve`) as a child process running the TypeScript sources. */
@@ -50,6 +52,9 @@ export function startServe(args: string[], env: NodeJS.ProcessEnv = {}): ServePr
     child,
     logs,
     exited,
+    get stderr() {
+      return stderr;
+    },
     waitForLog(pred, timeoutMs = 15_000) {
       const found = logs.find(pred);
       if (found) return Promise.resolve(found);

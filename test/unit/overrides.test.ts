@@ -3,8 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ErrorCodes, RcptgateError } from '../../src/errors.js';
-import { loadOverrides, NO_OVERRIDES, readAddressList } from '../../src/recipient/overrides.js';
+import { ConfigError, ErrorCodes, RcptgateError } from '../../src/errors.js';
+import { NO_OVERRIDES, readAddressList } from '../../src/recipient/overrides.js';
+import { validateConfig } from '../../src/config/load.js';
+import { resolveConfig } from '../../src/config/resolve.js';
 
 let dir: string;
 before(() => {
@@ -46,17 +48,26 @@ describe('address lists', () => {
   });
 });
 
-describe('loadOverrides', () => {
+describe('the override lists a config names', () => {
   it('loads both lists', () => {
-    const o = loadOverrides(list('a', 'x@example.com\n'), list('d', 'y@example.com\n'));
+    const { overrides: o } = resolveConfig(validateConfig({ overrides: { allowFile: list('a', 'x@example.com\n'), denyFile: list('d', 'y@example.com\n') } }), {});
     assert.deepEqual([...o.allow], ['x@example.com']);
     assert.deepEqual([...o.deny], ['y@example.com']);
   });
 
   it('gives empty lists without files', () => {
-    const o = loadOverrides(null, null);
+    const { overrides: o } = resolveConfig(validateConfig({}), {});
     assert.equal(o.allow.size, 0);
     assert.equal(o.deny.size, 0);
     assert.equal(NO_OVERRIDES.allow.size + NO_OVERRIDES.deny.size, 0);
+  });
+
+  it('reports a list it cannot use under its own key', () => {
+    const config = validateConfig({ overrides: { allowFile: list('bad', 'not an address\n'), denyFile: join(dir, 'missing') } });
+    assert.throws(() => resolveConfig(config, {}), (err: unknown) => {
+      assert.ok(err instanceof ConfigError);
+      assert.deepEqual(err.issues.map((i) => i.path), ['overrides.allowFile', 'overrides.denyFile']);
+      return true;
+    });
   });
 });

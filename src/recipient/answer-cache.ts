@@ -31,9 +31,18 @@ function slots<T>(n: number): Array<T | undefined> {
   return a;
 }
 
-/** A flat copy: strings built by slicing or concatenation would otherwise keep their parent alive. */
+/** Encodes flat() copies (up to 3 bytes per UTF-16 unit): one buffer, not one per string. */
+const scratch = Buffer.allocUnsafeSlow(3 * 1024);
+
+/**
+ * A flat copy: strings built by slicing or concatenation would otherwise keep their parent alive.
+ * Runs on every answer the directory gives: an ASCII string (any byte count equal to its length)
+ * comes back as a one-byte string without a UTF-8 decode or a Buffer of its own.
+ */
 function flat(s: string): string {
-  return Buffer.from(s, 'utf8').toString('utf8');
+  if (s.length > 1024) return Buffer.from(s, 'utf8').toString('utf8');
+  const n = scratch.write(s, 0, 'utf8');
+  return n === s.length ? scratch.toString('latin1', 0, n) : scratch.toString('utf8', 0, n);
 }
 
 export class AnswerCache {

@@ -96,3 +96,25 @@ describe('AnswerCache', () => {
     );
   });
 });
+
+describe('answer cache, stored strings', () => {
+  it('gives back keys, canonical addresses and DNs exactly, whatever their characters and length', () => {
+    // Stored strings are copied (so they hold no parent string alive); the copy must be exact for
+    // ASCII, any other well-formed text, and strings longer than the copy buffer.
+    const text = fc.oneof(fc.string({ unit: 'grapheme-ascii', maxLength: 40 }), fc.string({ unit: 'grapheme', maxLength: 40 }), fc.string({ unit: 'binary', minLength: 1000, maxLength: 1100 }));
+    fc.assert(
+      fc.property(text, text, text, text, (local, canonical, head, tail) => {
+        const cache = new AnswerCache(4);
+        const key = `${local}@example.com`;
+        const dn = `${head},${tail}`;
+        cache.set(key, { canonical, dn }, 1e15);
+        cache.set(`neg-${key}`, null, 1e15);
+        const got = cache.get(key);
+        assert.deepEqual(got && { canonical: got.canonical, dn: got.dn }, { canonical: canonical === key ? key : canonical, dn });
+        assert.equal(cache.get(`neg-${key}`)?.canonical, null);
+        assert.deepEqual([...cache.keysByAge()], [key, `neg-${key}`]);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

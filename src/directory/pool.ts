@@ -1,9 +1,9 @@
-import net from 'node:net';
-import type tls from 'node:tls';
 import { DirectoryError, ErrorCodes } from '../errors.js';
-import type { Logger } from '../log.js';
-import { LdapConnection, abortError, deadlineRace } from './connection.js';
-import { isUnavailableResult, toDirectoryError } from './ldap-errors.js';
+import { LdapConnection, abortError } from './connection.js';
+import { closedError, connectFirst, type ConnectOptions } from './connect.js';
+import { isUnavailableResult } from './ldap-errors.js';
+
+export { closedError } from './connect.js';
 
 /** How long a server that said busy or unavailable, or hung, is tried last by new connections. */
 const REST_MS = 30_000;
@@ -17,18 +17,11 @@ const REST_MS = 30_000;
  * served, each until its own deadline.
  */
 
-export interface PoolOptions {
+export interface PoolOptions extends ConnectOptions {
   urls: string[];
   poolSize: number;
   perConnection: number;
   timeoutMs: number;
-  /** Human form of the timeout, for messages. */
-  timeoutText: string;
-  startTLS: boolean;
-  tlsOptions: tls.ConnectionOptions | undefined;
-  bindDN: string | null;
-  bindPassword: string | null;
-  log: Logger;
 }
 
 interface Waiter {
@@ -228,46 +221,14 @@ export class ConnectionPool {
     );
   }
 
-  /**
-   * A connection outside the pool (paged listings: cookies belong to one connection).
-   * Opens and binds a connection, trying each URL in order; each gets an equal share of the
-   * time left so a hanging first server still leaves time for the next. Auth errors stop the
-   * search: the next replica would refuse the same credentials.
-   */
+  /** A connection outside the pool (paged listings: cookies belong to one connection). */
   async openDedicated(deadline: number): Promise<LdapConnection> {
     if (this.closed) throw closedError();
     return this.connect(deadline);
   }
 
-  private async connect(deadline: number): Promise<LdapConnection> {
-    const failures: DirectoryError[] = [];
-    const urls = this.order();
-    for (let i = 0; i < urls.length; i++) {
-      const url = urls[i]!;
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) break;
-      const share = remaining / (urls.length - i);
-      const conn = new LdapConnection(url, share, this.o.tlsOptions);
-      let step = 'connect';
-      try {
-        await deadlineRace(this.handshake(conn, (s) => (step = s)), share, () => timeoutError(step, url, this.o.timeoutText));
-        if (this.closed) throw closedError();
-        conn.guardErrors();
-        return conn;
-      } catch (err) {
-        conn.destroy();
-        const error = toDirectoryError(err, { operation: step, url, bindDN: this.o.bindDN });
-        if (error.code === ErrorCodes.DIRECTORY_AUTH || this.closed) throw error;
-        failures.push(error);
-        this.o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
-      }
-    }
-    if (failures.length === 0) throw timeoutError('connect', urls.join(', '), this.o.timeoutText);
-    if (failures.length === 1) throw failures[0]!;
-    const last = failures[failures.length - 1]!;
-    throw new DirectoryError(last.code as ConstructorParameters<typeof DirectoryError>[0], `no LDAP server answered: ${failures.map((f) => f.message).join('; ')}`, {
-      cause: last,
-    });
+  private connect(deadline: number, urls: readonly string[] = this.order()): Promise<LdapConnection> {
+    return connectFirst(urls, deadline, this.o, () => this.closed);
   }
 
   /** The URLs in their configured order, those resting after the others. */
@@ -277,25 +238,4 @@ export class ConnectionPool {
     for (const [url, until] of this.resting) if (until <= now) this.resting.delete(url);
     return [...this.o.urls.filter((u) => !this.resting.has(u)), ...this.o.urls.filter((u) => this.resting.has(u))];
   }
-
-  private async handshake(conn: LdapConnection, step: (name: string) => void): Promise<void> {
-    const { hostname } = new URL(conn.url);
-    if (this.o.startTLS && conn.url.startsWith('ldap:')) {
-      step('StartTLS');
-      const host = hostname.replace(/^\[|\]$/g, '');
-      await conn.client.startTLS({ ...this.o.tlsOptions, host, ...(net.isIP(host) ? {} : { servername: host }) });
-    }
-    step('bind');
-    // An explicit anonymous bind opens the connection now, so failover happens here and not mid-search.
-    if (this.o.bindDN === null) await conn.client.bind('', '');
-    else await conn.client.bind(this.o.bindDN, this.o.bindPassword ?? '');
-  }
-}
-
-export function timeoutError(operation: string, url: string, timeoutText: string): DirectoryError {
-  return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${operation} on ${url} got no answer within ${timeoutText}`);
-}
-
-export function closedError(): DirectoryError {
-  return new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, 'LDAP directory is closed');
 }

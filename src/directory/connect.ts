@@ -1,0 +1,72 @@
+import net from 'node:net';
+import type tls from 'node:tls';
+import { DirectoryError, ErrorCodes } from '../errors.js';
+import type { Logger } from '../log.js';
+import { LdapConnection, deadlineRace } from './connection.js';
+import { toDirectoryError } from './ldap-errors.js';
+
+export interface ConnectOptions {
+  /** Human form of the timeout, for messages. */
+  timeoutText: string;
+  startTLS: boolean;
+  tlsOptions: tls.ConnectionOptions | undefined;
+  bindDN: string | null;
+  bindPassword: string | null;
+  log: Logger;
+}
+
+/**
+ * Opens and binds a connection, trying `urls` in order; each gets an equal share of the time
+ * left, so a hanging first server still leaves time for the next. Auth errors stop at once: the
+ * next replica would refuse the same credentials. `stop()` true: the caller closed meanwhile.
+ */
+export async function connectFirst(urls: readonly string[], deadline: number, o: ConnectOptions, stop: () => boolean): Promise<LdapConnection> {
+  const failures: DirectoryError[] = [];
+  for (let i = 0; i < urls.length; i++) {
+    const url = urls[i]!;
+    const remaining = deadline - performance.now();
+    if (remaining <= 0) break;
+    const share = remaining / (urls.length - i);
+    const conn = new LdapConnection(url, share, o.tlsOptions);
+    let step = 'connect';
+    try {
+      await deadlineRace(handshake(conn, o, (s) => (step = s)), share, () => timeoutError(step, url, o.timeoutText));
+      if (stop()) throw closedError();
+      conn.guardErrors();
+      return conn;
+    } catch (err) {
+      conn.destroy();
+      const error = toDirectoryError(err, { operation: step, url, bindDN: o.bindDN });
+      if (error.code === ErrorCodes.DIRECTORY_AUTH || stop()) throw error;
+      failures.push(error);
+      o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
+    }
+  }
+  if (failures.length === 0) throw timeoutError('connect', urls.join(', '), o.timeoutText);
+  if (failures.length === 1) throw failures[0]!;
+  const last = failures[failures.length - 1]!;
+  throw new DirectoryError(last.code as ConstructorParameters<typeof DirectoryError>[0], `no LDAP server answered: ${failures.map((f) => f.message).join('; ')}`, {
+    cause: last,
+  });
+}
+
+async function handshake(conn: LdapConnection, o: ConnectOptions, step: (name: string) => void): Promise<void> {
+  const { hostname } = new URL(conn.url);
+  if (o.startTLS && conn.url.startsWith('ldap:')) {
+    step('StartTLS');
+    const host = hostname.replace(/^\[|\]$/g, '');
+    await conn.client.startTLS({ ...o.tlsOptions, host, ...(net.isIP(host) ? {} : { servername: host }) });
+  }
+  step('bind');
+  // An explicit anonymous bind opens the connection now, so failover happens here and not mid-search.
+  if (o.bindDN === null) await conn.client.bind('', '');
+  else await conn.client.bind(o.bindDN, o.bindPassword ?? '');
+}
+
+function timeoutError(operation: string, url: string, timeoutText: string): DirectoryError {
+  return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${operation} on ${url} got no answer within ${timeoutText}`);
+}
+
+export function closedError(): DirectoryError {
+  return new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, 'LDAP directory is closed');
+}

@@ -8,30 +8,17 @@
  * problem+json, and an honest lookup is answered correctly after every case.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { App } from '../../src/app/app.js';
 import { startApp } from '../helpers/app.js';
+import { rawExchange } from '../helpers/raw-http.js';
 
 const RUNS = 150;
 
-function raw(port: number, request: Buffer): Promise<{ out: string; closed: boolean }> {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', () => undefined);
-    const timer = setTimeout(() => {
-      s.destroy();
-      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: false });
-    }, 8_000);
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve({ out: Buffer.concat(chunks).toString('latin1'), closed: true });
-    });
-    s.end(request);
-  });
+async function raw(port: number, request: Buffer): Promise<{ out: string; closed: boolean }> {
+  const { out, closed } = await rawExchange(port, request, { timeoutMs: 8_000, halfClose: true });
+  return { out: out.toString('latin1'), closed };
 }
 
 /** Status codes and bodies of the responses in `out` (Content-Length framed, as this server sends). */

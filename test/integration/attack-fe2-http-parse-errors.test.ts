@@ -7,28 +7,16 @@
  * served; a good request before a malformed one is still answered. Oversized headers keep 431.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../../src/app/app.js';
 import { startApp } from '../helpers/app.js';
+import { rawExchange } from '../helpers/raw-http.js';
 
 /** Sends `request` raw; resolves with everything received until the server closes. */
-function raw(port: number, request: string | Buffer): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = net.connect(port, '127.0.0.1');
-    const chunks: Buffer[] = [];
-    s.on('data', (c: Buffer) => chunks.push(c));
-    s.on('error', () => undefined);
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`not closed; got ${Buffer.concat(chunks).toString()}`));
-    }, 5_000);
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    });
-    s.write(request);
-  });
+async function raw(port: number, request: string | Buffer): Promise<string> {
+  const { out, closed } = await rawExchange(port, request, { timeoutMs: 5_000, halfClose: false });
+  if (!closed) throw new Error(`not closed; got ${out.toString()}`);
+  return out.toString('utf8');
 }
 
 function problem(response: string): { status: number; type: string; detail: string } {

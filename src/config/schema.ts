@@ -140,6 +140,8 @@ export const configSchema = z.strictObject({
           maxInFlight: z.number().int().min(1).max(1_000_000).default(10_000),
           /** Page size for full listings (snapshot sync). */
           pageSize: z.number().int().min(1).max(10_000).default(500),
+          /** A pooled connection on any URL but the first tries the first again this long after it opened; 0: never. */
+          failbackAfter: timerDuration(false).default('1m'),
         })
         .prefault({}),
       /**

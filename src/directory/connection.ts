@@ -26,6 +26,10 @@ export class LdapConnection {
   inFlight = 0;
   /** When the server last sent anything on it (performance.now()): how a silently cut connection shows. */
   lastMessageAt = performance.now();
+  /** When the pool tries the first URL again in its place (Infinity: never; pool.ts). */
+  failbackAt = Infinity;
+  /** Out of the pool's service: takes no new search, closes when its last one settles. */
+  retired = false;
   private stream: LdapMessageStream | undefined;
 
   constructor(

@@ -97,6 +97,7 @@ export class LdapDirectory implements Directory {
       perConnection: config.maxInFlightPerConnection,
       timeoutMs: this.timeoutMs,
       timeoutText: config.timeout,
+      failbackMs: ms(config.failbackAfter),
       startTLS: config.startTLS,
       tlsOptions,
       bindDN: config.bindDN,

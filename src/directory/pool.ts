@@ -13,7 +13,8 @@ const REST_MS = 30_000;
  * (LDAP is asynchronous: answers are told apart by message ID). A slot is one message ID on one
  * connection; a slow search holds its slot, not the connection. Connections open lazily, trying
  * `urls` in order (a server that lately said busy or hung, last), and a dead one is dropped at once,
- * so a restarted server is picked up by the next request. Waiters are served first come, first
+ * so a restarted server is picked up by the next request. A connection that reached a later URL
+ * fails back to the first once that answers again (failBack). Waiters are served first come, first
  * served, each until its own deadline.
  */
 
@@ -22,6 +23,8 @@ export interface PoolOptions extends ConnectOptions {
   poolSize: number;
   perConnection: number;
   timeoutMs: number;
+  /** How long a connection on a later URL serves before the first is tried again; 0: never. */
+  failbackMs: number;
 }
 
 interface Waiter {
@@ -37,6 +40,8 @@ export class ConnectionPool {
   private readonly waiters: Waiter[] = [];
   private connecting = 0;
   private closed = false;
+  /** Connections taken out of service by a failback, closing once their searches settle. */
+  private readonly retiring = new Set<LdapConnection>();
   /** URLs whose server said busy or unavailable, and until when (performance.now()) new connections try them last. */
   private readonly resting = new Map<string, number>();
 
@@ -85,12 +90,16 @@ export class ConnectionPool {
   release(conn: LdapConnection): void {
     conn.inFlight--;
     if (!conn.alive) this.discard(conn);
+    else if (conn.retired) {
+      if (conn.inFlight === 0) this.closeRetired(conn);
+    } else if (conn.failbackAt !== Infinity && performance.now() >= conn.failbackAt) this.failBack(conn);
     this.grant();
   }
 
   /** Drops a connection now; every search on it fails (and is retried elsewhere by its owner). */
   discard(conn: LdapConnection): void {
     const i = this.ready.indexOf(conn);
+    this.retiring.delete(conn);
     conn.destroy();
     if (i < 0) return;
     this.ready.splice(i, 1);
@@ -145,7 +154,8 @@ export class ConnectionPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) this.settle(w, () => w.reject(closedError()));
-    const all = this.ready.splice(0);
+    const all = [...this.ready.splice(0), ...this.retiring];
+    this.retiring.clear();
     await Promise.all(all.map((c) => c.unbind()));
   }
 
@@ -209,6 +219,7 @@ export class ConnectionPool {
           return;
         }
         this.ready.push(conn);
+        if (this.o.failbackMs > 0 && conn.url !== this.o.urls[0]) conn.failbackAt = performance.now() + this.o.failbackMs;
         this.grant();
       },
       (err: DirectoryError) => {
@@ -219,6 +230,46 @@ export class ConnectionPool {
         }
       },
     );
+  }
+
+  /**
+   * `conn` reached a later URL and has served there for failbackMs: a connection to the first URL
+   * is opened beside it (lookups never wait for the attempt) and, once up, takes its place; `conn`
+   * takes no new search and closes when its last one settles. A first URL still failing (or
+   * resting) is tried again failbackMs later. Postfix's own ldap: table fails back as its
+   * processes are recycled; a long-running service must do it itself.
+   */
+  private failBack(conn: LdapConnection): void {
+    const first = this.o.urls[0]!;
+    const later = () => (conn.failbackAt = performance.now() + this.o.failbackMs);
+    conn.failbackAt = Infinity;
+    if ((this.resting.get(first) ?? 0) > performance.now()) return void later();
+    // Not counted as connecting: a first URL that hangs must not keep the pool from replacing a dead connection.
+    this.connect(performance.now() + this.o.timeoutMs, [first]).then(
+      (fresh) => {
+        const i = this.ready.indexOf(conn);
+        // `conn` died meanwhile and was replaced: the pool is full without this one.
+        if (this.closed || (i < 0 && this.ready.length + this.connecting >= this.o.poolSize)) return void fresh.unbind();
+        this.ready.push(fresh);
+        if (i >= 0) {
+          this.o.log.info({ from: conn.url, to: first }, 'LDAP failback: the first URL answers again; a connection moves back to it');
+          this.ready.splice(i, 1);
+          conn.retired = true;
+          this.retiring.add(conn);
+          if (conn.inFlight === 0) this.closeRetired(conn);
+        }
+        this.grant();
+      },
+      (err: DirectoryError) => {
+        this.o.log.debug({ url: first, err: err.message }, 'LDAP failback: the first URL still fails');
+        later();
+      },
+    );
+  }
+
+  private closeRetired(conn: LdapConnection): void {
+    this.retiring.delete(conn);
+    void conn.unbind();
   }
 
   /** A connection outside the pool (paged listings: cookies belong to one connection). */

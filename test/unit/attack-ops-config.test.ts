@@ -42,6 +42,7 @@ describe('durations that arm timers', () => {
     'sync.incrementalInterval',
     'policy.harvest.delayStep',
     'policy.harvest.maxDelay',
+    'directory.ldap.failbackAfter',
     'server.idleTimeout',
     'server.requestTimeout',
     'server.drainTimeout',

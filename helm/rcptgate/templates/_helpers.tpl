@@ -185,7 +185,7 @@ as a crash loop or a pod killed mid-drain.
 {{- $cfg := .Values.config }}
 {{- /* Timers: rcptgate refuses more than 24d (a Node.js timer fires at once beyond ~24.8 days) and 0 where it breaks the service. */}}
 {{- $maxTimer := mulf 24 86400000 }}
-{{- range $t := list (list "directory.ldap.timeout" true) (list "sync.interval" true) (list "sync.incrementalInterval" true) (list "cache.persistInterval" true) (list "server.idleTimeout" false) (list "server.requestTimeout" false) (list "server.drainTimeout" false) (list "policy.harvest.delayStep" false) (list "policy.harvest.maxDelay" false) }}
+{{- range $t := list (list "directory.ldap.timeout" true) (list "sync.interval" true) (list "sync.incrementalInterval" true) (list "cache.persistInterval" true) (list "server.idleTimeout" false) (list "server.requestTimeout" false) (list "server.drainTimeout" false) (list "policy.harvest.delayStep" false) (list "policy.harvest.maxDelay" false) (list "directory.ldap.failbackAfter" false) }}
 {{- $path := index $t 0 }}
 {{- $node := $cfg }}
 {{- range $k := splitList "." $path }}{{ $node = (kindIs "map" $node) | ternary (get $node $k) "" }}{{ end }}

@@ -17,8 +17,8 @@
  * holds at least a /64 and may send from any address in it, so a key per address would let a
  * harvester start a fresh count with every connection.
  */
-import { isIP } from 'node:net';
 import { LRUCache } from 'lru-cache';
+import { ipv6Network } from './ipv6-network.js';
 
 export type HarvestAction = 'tarpit' | 'reject';
 
@@ -59,6 +59,8 @@ export class HarvestGuard {
   readonly ipv6PrefixBits: number;
   private readonly now: () => number;
   private readonly clients: LRUCache<string, ClientState>;
+  /** keyOf() of recent IPv6 clients. */
+  private readonly networks = new Map<string, string>();
 
   constructor(options: HarvestOptions) {
     if (!Number.isInteger(options.maxUnknown) || options.maxUnknown < 0) throw new RangeError('maxUnknown must be an integer >= 0');
@@ -77,7 +79,18 @@ export class HarvestGuard {
 
   /** The key `client` is counted under: an IPv6 address as its network, anything else as it is. */
   keyOf(client: string): string {
-    return ipv6Network(client, this.ipv6PrefixBits) ?? client;
+    if (!client.includes(':')) return client;
+    let key = this.networks.get(client);
+    if (key !== undefined) return key;
+    try {
+      key = ipv6Network(client, this.ipv6PrefixBits) ?? client;
+    } catch {
+      key = client; // defensive: a key per address rather than a failed request
+    }
+    // A session asks for one client recipient after recipient: remember the last few thousand.
+    if (this.networks.size >= 4096) this.networks.clear();
+    this.networks.set(client, key);
+    return key;
   }
 
   /** Clients currently tracked. */
@@ -141,25 +154,4 @@ export class HarvestGuard {
     }
     return false;
   }
-}
-
-/**
- * `address` as its network of `bits` leading bits in one spelling (`2001:db8:1:2::/64`), or null
- * when it is no IPv6 address, is IPv4-mapped (that client is the IPv4 address), or bits is 128.
- */
-export function ipv6Network(address: string, bits: number): string | null {
-  if (bits >= 128 || address.length > 45 || isIP(address) !== 6) return null;
-  // The URL parser spells every form (dotted tail, upper case, uncompressed) in compressed hex.
-  const hex = new URL(`http://[${address}]/`).hostname.slice(1, -1);
-  const cut = hex.indexOf('::');
-  const head = cut < 0 ? hex.split(':') : hex.slice(0, cut).split(':').filter(Boolean);
-  const tail = cut < 0 ? [] : hex.slice(cut + 2).split(':').filter(Boolean);
-  const groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail].map((g) => parseInt(g, 16));
-  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) return null;
-  for (let i = 0; i < 8; i++) {
-    const keep = Math.max(0, Math.min(16, bits - i * 16));
-    groups[i] = groups[i]! & ((0xffff << (16 - keep)) & 0xffff);
-  }
-  const network = new URL(`http://[${groups.map((g) => g.toString(16)).join(':')}]/`).hostname.slice(1, -1);
-  return `${network}/${bits}`;
 }

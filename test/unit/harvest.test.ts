@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { HarvestGuard, ipv6Network } from '../../src/gate/harvest.js';
+import fc from 'fast-check';
+import { HarvestGuard } from '../../src/gate/harvest.js';
+import { ipv6Network } from '../../src/gate/ipv6-network.js';
 
 function guard(maxUnknown = 3, windowMs = 1000, maxClients?: number, action: 'reject' | 'tarpit' = 'reject') {
   const clock = { t: 1_000_000 };
@@ -135,9 +137,38 @@ describe('harvest guard, IPv6 networks', () => {
     assert.equal(ipv6Network('8000::1', 1), '8000::/1');
   });
 
-  it('leaves IPv4, IPv4-mapped, /128 and what is no address as they are', () => {
-    for (const a of ['192.0.2.1', '::ffff:192.0.2.1', '::ffff:c000:201', 'not an address', '', `${'1:'.repeat(30)}1`]) assert.equal(ipv6Network(a, 64), null, a);
+  it('leaves IPv4, /128, what is no address, and addresses that carry an IPv4 client as they are', () => {
+    // Behind a NAT64 or SIIT translator every IPv4 sender would otherwise share one /64.
+    const carryIpv4 = ['::ffff:192.0.2.1', '::ffff:c000:201', '::192.0.2.1', '::ffff:0:192.0.2.1', '64:ff9b::192.0.2.1', '64:FF9B::c000:201', '64:ff9b:1:2::c000:201', '::1', '::'];
+    for (const a of ['192.0.2.1', 'not an address', '', `${'1:'.repeat(30)}1`, ...carryIpv4]) assert.equal(ipv6Network(a, 64), null, a);
     assert.equal(ipv6Network('2001:db8::1', 128), null);
+    assert.equal(ipv6Network('64:ff9b:2::1', 64), '64:ff9b:2::/64', 'outside the translation prefixes');
+  });
+
+  it('drops a zone (a link-local peer address) instead of failing', () => {
+    for (const a of ['fe80::fc:ff:fe00:1%eth0', 'fe80::fc:ff:fe00:1%25eth0', 'FE80::FC:FF:FE00:1%1']) assert.equal(ipv6Network(a, 64), 'fe80::/64', a);
+    const g = new HarvestGuard({ maxUnknown: 1, windowMs: 1000 });
+    assert.equal(g.keyOf('fe80::1%eth0'), 'fe80::/64');
+  });
+
+  it('gives the network the URL parser spells, for any address in any spelling and any prefix length', () => {
+    // The reference: the WHATWG URL parser's IPv6 spelling, masked by bits.
+    const viaUrl = (address: string, bits: number): string => {
+      const hex = new URL(`http://[${address}]/`).hostname.slice(1, -1);
+      const cut = hex.indexOf('::');
+      const head = cut < 0 ? hex.split(':') : hex.slice(0, cut).split(':').filter(Boolean);
+      const tail = cut < 0 ? [] : hex.slice(cut + 2).split(':').filter(Boolean);
+      const groups = [...head, ...Array<string>(8 - head.length - tail.length).fill('0'), ...tail].map((x, i) => parseInt(x, 16) & ((0xffff << (16 - Math.max(0, Math.min(16, bits - i * 16)))) & 0xffff));
+      return `${new URL(`http://[${groups.map((x) => x.toString(16)).join(':')}]/`).hostname.slice(1, -1)}/${bits}`;
+    };
+    fc.assert(
+      fc.property(fc.ipV6(), fc.integer({ min: 1, max: 127 }), fc.boolean(), (address, bits, upper) => {
+        const a = upper ? address.toUpperCase() : address;
+        const got = ipv6Network(a, bits);
+        if (got !== null) assert.equal(got, viaUrl(a, bits), a);
+      }),
+      { numRuns: 3000 },
+    );
   });
 
   it('flags a network whose addresses each send one unknown, not its neighbour', () => {

@@ -15,7 +15,8 @@ export function nonRegularKind(info: Stats): string {
 export function readRegularFileSync(path: string): Buffer;
 export function readRegularFileSync(path: string, encoding: 'utf8'): string;
 export function readRegularFileSync(path: string, encoding?: 'utf8'): Buffer | string {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  // O_NOCTTY: a terminal at the path must not become the service's controlling terminal.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
     const info = fstatSync(fd);
     if (!info.isFile()) throw new Error(`not a regular file: ${nonRegularKind(info)}`);

@@ -78,7 +78,7 @@ function notRegular(info: Stats): Error {
  * opened, on a thread of libuv's pool) and a device such as /dev/zero never ends: both are refused.
  */
 export async function openRegularFile(path: string): Promise<FileHandle> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
   try {
     const info = await fh.stat();
     if (!info.isFile()) throw notRegular(info);

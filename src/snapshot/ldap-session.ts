@@ -2,6 +2,7 @@ import { Client, type Control, type Entry } from 'ldapts';
 import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
 import { readRegularFileSync } from '../config/regular-file.js';
+import { ErrorCodes, RcptgateError } from '../errors.js';
 import { parseFilter } from '../directory/filter.js';
 
 type LdapConfig = Config['directory']['ldap'];
@@ -20,7 +21,7 @@ export class LdapSession {
 
   static async open(config: LdapConfig, password: string | null): Promise<LdapSession> {
     const timeoutMs = ms(config.timeout);
-    const ca = config.tls.caFile ? readRegularFileSync(config.tls.caFile) : undefined;
+    const ca = config.tls.caFile ? readCa(config.tls.caFile) : undefined;
     const tlsOptions = { ...(ca ? { ca } : {}), rejectUnauthorized: config.tls.rejectUnauthorized };
     let last: unknown = new Error('directory.ldap.urls is empty');
     for (const url of config.urls) {
@@ -47,5 +48,13 @@ export class LdapSession {
 
   async close(): Promise<void> {
     await this.client.unbind().catch(() => undefined);
+  }
+}
+
+function readCa(file: string): Buffer {
+  try {
+    return readRegularFileSync(file);
+  } catch (err) {
+    throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read directory.ldap.tls.caFile ${file}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -55,10 +55,14 @@ export class InFlightSearches {
     this.searches.delete(search);
   }
 
-  close(): void {
+  /** Stops watching; returns the searches still on the wire. */
+  close(): InFlight[] {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = Infinity;
+    const left = [...this.searches];
+    this.searches.clear();
+    return left;
   }
 
   /** Makes sure the timer fires by `at`; a timer left armed when nothing is in flight just finds nothing to do. */

@@ -24,6 +24,11 @@ export interface Pending {
   onAbort: (() => void) | undefined;
 }
 
+/** A new lookup, waiting; `single`: it must go alone. */
+export function pending(key: string, deadline: number, single: boolean, signal: AbortSignal | undefined, resolve: Pending['resolve'], reject: Pending['reject']): Pending {
+  return { key, deadline, resolve, reject, done: false, single, retried: false, confirming: false, signal, onAbort: undefined };
+}
+
 export class LookupQueue {
   /** Retries, served before the queue. */
   private readonly urgent: Pending[] = [];

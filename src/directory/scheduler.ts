@@ -9,7 +9,7 @@ import type { LdapSearchPlan } from './presets.js';
 import { resultError, sendLookupSearch, type RawSearchResult } from './raw-search.js';
 import { LookupEncoder } from './search-encoder.js';
 import { InFlightSearches, expiryError, type InFlight } from './in-flight.js';
-import { LookupQueue, type Pending } from './lookup-queue.js';
+import { LookupQueue, pending, type Pending } from './lookup-queue.js';
 
 /**
  * Turns lookups into searches. A lookup waits in a FIFO queue until a search slot is free or its
@@ -87,18 +87,8 @@ export class LookupScheduler {
     if (signal?.aborted) return Promise.reject(abortError(signal));
     if (this.accepted >= this.o.maxAccepted) return Promise.reject(this.o.overloaded());
     return new Promise<Entry[]>((resolve, reject) => {
-      const p: Pending = {
-        key,
-        deadline: performance.now() + this.o.timeoutMs,
-        resolve,
-        reject,
-        done: false,
-        single: this.o.batchSize <= 1 || this.o.plan.matchValues === null || !batchable(key),
-        retried: false,
-        confirming: false,
-        signal,
-        onAbort: undefined,
-      };
+      const single = this.o.batchSize <= 1 || this.o.plan.matchValues === null || !batchable(key);
+      const p = pending(key, performance.now() + this.o.timeoutMs, single, signal, resolve, reject);
       if (signal) {
         p.onAbort = () => this.fail(p, abortError(signal));
         signal.addEventListener('abort', p.onAbort, { once: true });
@@ -114,7 +104,8 @@ export class LookupScheduler {
 
   close(): void {
     this.closed = true;
-    this.inFlight.close();
+    // Nothing watches or retries a search once closed: its lookups fail now, not at the backstop.
+    for (const search of this.inFlight.close()) for (const p of search.batch) this.fail(p, closedError());
     for (let p = this.queue.shift(); p; p = this.queue.shift()) this.fail(p, closedError());
   }
 
@@ -172,6 +163,10 @@ export class LookupScheduler {
   }
 
   private retry(batch: Pending[], singly: boolean): void {
+    if (this.closed) {
+      for (const p of batch) this.fail(p, closedError());
+      return;
+    }
     for (const p of batch) if (!p.done) this.queue.pushUrgent(p, singly);
     this.schedulePump();
   }

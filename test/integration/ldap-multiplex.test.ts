@@ -180,6 +180,24 @@ describe('multiplexed, batched LDAP lookups against a real slapd', () => {
     }
   });
 
+  test('closing the directory fails the lookups on the wire at once, instead of leaving them to a backstop', async () => {
+    const dir = directoryFor(slapd, { timeout: '20s' });
+    await dir.lookup('bob@example.com');
+    await slapd.pause(); // the searches stay on the wire
+    try {
+      const started = performance.now();
+      const lookups = ['alice@example.com', 'staff@example.com', 'nobody@example.com'].map((a) => dir.lookup(a).catch((err: unknown) => err));
+      await sleep(50);
+      await dir.close();
+      const errors = await Promise.race([Promise.all(lookups), sleep(5_000, 'still waiting after 5 s')]);
+      assert.ok(Array.isArray(errors), String(errors));
+      for (const err of errors) assert.ok(err instanceof DirectoryError && err.code === ErrorCodes.DIRECTORY_UNAVAILABLE, String(err));
+      assert.ok(performance.now() - started < 2_000);
+    } finally {
+      slapd.resume();
+    }
+  });
+
   test('lookups queue for a free search slot instead of being refused', async () => {
     const metrics = new Metrics({ defaultMetrics: false });
     const dir = directoryFor(slapd, { poolSize: 1, maxInFlightPerConnection: 1, batchSize: 1, timeout: '20s' }, metrics);

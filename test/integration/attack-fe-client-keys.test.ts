@@ -10,13 +10,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { MilterPacketDecoder, encodeMilterPacket } from '../../src/milter/codec.js';
 import { Cmd, Family } from '../../src/milter/constants.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { connectFrom, milterOptneg, milterRcpt, policyActions, policyRequest, readUntilClose } from '../helpers/frontend-clients.js';
+import { startApp } from '../helpers/app.js';
 
 const HARVEST = '421 4.7.0 Too many unknown recipients';
 
@@ -41,21 +40,16 @@ describe('harvest protection keys clients by IP address (real slapd)', () => {
 
   before(async () => {
     ldap = await startSlapd();
-    app = await createApp({
-      loaded: {
-        config: validateConfig({
-          listen: { http: null, socketmap: null, policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
-          domains: ['example.com'],
-          directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
-          policy: { harvest: { maxUnknown: 1, action: 'reject' } },
-          log: { level: 'warn' },
-        }),
-        file: null,
+    app = await startApp(
+      {
+        listen: { http: null, socketmap: null, policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
+        policy: { harvest: { maxUnknown: 1, action: 'reject' } },
+        log: { level: 'warn' },
       },
-      logger: createLogger('silent'),
-      env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
-    });
-    await app.start();
+      { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
+    );
   });
   after(async () => {
     await app?.close();

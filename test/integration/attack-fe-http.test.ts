@@ -8,11 +8,10 @@
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { createLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { sleep } from '../helpers/frontend-clients.js';
+import { startApp } from '../helpers/app.js';
 
 async function httpLookups(app: App): Promise<number> {
   const text = await app.metrics.registry.metrics();
@@ -32,21 +31,16 @@ describe('HTTP batches of a client that leaves (real slapd)', () => {
 
   before(async () => {
     ldap = await startSlapd();
-    app = await createApp({
-      loaded: {
-        config: validateConfig({
-          listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
-          domains: ['example.com'],
-          directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
-          cache: { maxEntries: 0 },
-          log: { level: 'warn' },
-        }),
-        file: null,
+    app = await startApp(
+      {
+        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
+        cache: { maxEntries: 0 },
+        log: { level: 'warn' },
       },
-      logger: createLogger('silent'),
-      env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
-    });
-    await app.start();
+      { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
+    );
   });
   after(async () => {
     await app?.close();

@@ -13,8 +13,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
+import type { App } from '../../src/app/app.js';
 import { configSchema } from '../../src/config/schema.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';
 import { DirectoryError } from '../../src/errors.js';
@@ -24,6 +23,7 @@ import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { protocolOpOffset, startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
 import { isWrong, summary, type LookupSample } from '../helpers/lookup-samples.js';
+import { startApp } from '../helpers/app.js';
 
 const USERS = 3_000;
 /** The default timeout: how long a dead connection takes to show is what this test is about. */
@@ -47,14 +47,13 @@ describe('a silent black hole between rcptgate and slapd', { timeout: 120_000 },
   before(async () => {
     slapd = await startSlapd({ generatedUsers: USERS });
     proxy = await startFaultProxy(slapd.port);
-    const config = validateConfig({
+    const config = {
       listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: '127.0.0.1:0' },
       domains: ['example.com'],
       directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: `${TIMEOUT_MS}ms`, poolSize: 4 } },
       log: { level: 'silent' },
-    });
-    app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword } });
-    await app.start();
+    };
+    app = await startApp(config, { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword });
     clients = await Promise.all(Array.from({ length: 8 }, () => SocketmapClient.connect(app.addresses.socketmap!.port)));
   });
   after(async () => {

@@ -9,12 +9,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
 import { isTemp, isWrong, summary, type LookupSample } from '../helpers/lookup-samples.js';
+import { startApp } from '../helpers/app.js';
 
 const USERS = 20_000;
 const CONNECTIONS = 32;
@@ -30,14 +29,13 @@ describe('slapd restarted under 32 connections of cold lookups', { timeout: 120_
   let clients: SocketmapClient[] = [];
   before(async () => {
     slapd = await startSlapd({ generatedUsers: USERS });
-    const config = validateConfig({
+    const config = {
       listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
       domains: ['example.com'],
       directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: `${TIMEOUT_MS}ms` } },
       log: { level: 'silent' },
-    });
-    app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword } });
-    await app.start();
+    };
+    app = await startApp(config, { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword });
     clients = await Promise.all(Array.from({ length: CONNECTIONS }, () => SocketmapClient.connect(app.addresses.socketmap!.port)));
   });
   after(async () => {

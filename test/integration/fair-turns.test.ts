@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { connectFrom, netstring, netstrings, readUntilClose } from '../helpers/frontend-clients.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { startApp } from '../helpers/app.js';
 
 /**
  * Per-client fairness against the real slapd: while one address floods from many connections, a
@@ -43,7 +42,7 @@ describe('turns between clients at the directory (real slapd)', { timeout: 120_0
   let app: App;
   before(async () => {
     slapd = await startSlapd({ generatedUsers: 100 });
-    const config = validateConfig({
+    const config = {
       listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
       domains: ['example.com'],
       server: { maxOutstanding: ROOM },
@@ -51,9 +50,8 @@ describe('turns between clients at the directory (real slapd)', { timeout: 120_0
         kind: 'ldap',
         ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, poolSize: 1, maxInFlightPerConnection: 1, batchSize: 1, timeout: '30s' },
       },
-    });
-    app = await createApp({ loaded: { config, file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword } });
-    await app.start();
+    };
+    app = await startApp(config, { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword });
   });
   after(async () => {
     await app?.close();

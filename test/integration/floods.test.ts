@@ -12,10 +12,9 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { startApp } from '../helpers/app.js';
 
 const MAX_ENTRIES = 10_000;
 const FLOOD = 50_000;
@@ -34,20 +33,15 @@ function openFileLimit(): number {
   }
 }
 
-async function appWith(overrides: Record<string, unknown>): Promise<App> {
-  const app = await createApp({
-    loaded: {
-      config: validateConfig({
-        listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
-        log: { level: 'silent' },
-        ...overrides,
-      }),
-      file: null,
+function appWith(overrides: Record<string, unknown>): Promise<App> {
+  return startApp(
+    {
+      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
+      log: { level: 'silent' },
+      ...overrides,
     },
-    logger: silentLogger(),
-  });
-  await app.start();
-  return app;
+    process.env,
+  );
 }
 
 async function metric(app: App, name: string, labels: string): Promise<number> {

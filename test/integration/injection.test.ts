@@ -8,13 +8,12 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
 import { MilterPacketDecoder, encodeMilterPacket, type MilterPacket } from '../../src/milter/codec.js';
 import { Cmd, Reply } from '../../src/milter/constants.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { startApp } from '../helpers/app.js';
 
 /** Every entry of the fixture would match one of these if a value reached the filter unescaped. */
 const PAYLOADS = [
@@ -59,14 +58,14 @@ const PAYLOADS = [
 ];
 
 function ldapConfig(ldap: Slapd) {
-  return validateConfig({
+  return {
     listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null },
     domains: ['example.com', 'example.org'],
     directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
     cache: { maxEntries: 0 },
     policy: { harvest: { maxUnknown: 0 } },
     log: { level: 'silent' },
-  });
+  };
 }
 
 async function directoryOutcome(app: App, outcome: string): Promise<number> {
@@ -162,8 +161,7 @@ describe('LDAP injection through every front end (real slapd)', () => {
 
   before(async () => {
     ldap = await startSlapd();
-    app = await createApp({ loaded: { config: ldapConfig(ldap), file: null }, logger: silentLogger(), env: { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword } });
-    await app.start();
+    app = await startApp(ldapConfig(ldap), { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
     http = `http://127.0.0.1:${app.addresses.http!.port}`;
   });
   after(async () => {
@@ -273,11 +271,7 @@ describe('request size limits on every front end', () => {
   let app: App;
   let http: string;
   before(async () => {
-    app = await createApp({
-      loaded: { config: validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null }, log: { level: 'silent' } }), file: null },
-      logger: silentLogger(),
-    });
-    await app.start();
+    app = await startApp({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: '127.0.0.1:0', metrics: null }, log: { level: 'silent' } }, process.env);
     http = `http://127.0.0.1:${app.addresses.http!.port}`;
   });
   after(() => app.close());

@@ -3,9 +3,8 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser } from 'playwright-core';
-import { createApp, type App } from '../../src/app/app.js';
-import { validateConfig } from '../../src/config/load.js';
-import { silentLogger } from '../../src/log.js';
+import type { App } from '../../src/app/app.js';
+import { startApp } from '../helpers/app.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const ARTIFACTS = `${root}test-artifacts`;
@@ -39,9 +38,7 @@ describe('operator kit against a live rcptgate', () => {
   let browser: Browser;
 
   before(async () => {
-    const config = validateConfig({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null } });
-    app = await createApp({ loaded: { config, file: null }, logger: silentLogger() });
-    await app.start();
+    app = await startApp({ listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null } }, process.env);
     base = `http://127.0.0.1:${app.addresses.http!.port}`;
     browser = await chromium.launch({
       executablePath: chromiumPath(),

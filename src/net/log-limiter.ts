@@ -38,6 +38,15 @@ export class LogLimiter {
 
   /** Logs `msg` at warn level unless `event` has used up its lines for this interval. */
   warn(logger: Logger, event: string, fields: Record<string, unknown>, msg: string): void {
+    this.emit('warn', logger, event, fields, msg);
+  }
+
+  /** The same at info level (the other half of a warning that may flap: "answering again"). */
+  info(logger: Logger, event: string, fields: Record<string, unknown>, msg: string): void {
+    this.emit('info', logger, event, fields, msg);
+  }
+
+  private emit(level: 'warn' | 'info', logger: Logger, event: string, fields: Record<string, unknown>, msg: string): void {
     const now = this.now();
     let w = this.windows.get(event);
     if (w === undefined) this.windows.set(event, (w = { startedAt: now, logged: 0, suppressed: 0 }));
@@ -52,10 +61,10 @@ export class LogLimiter {
     }
     w.logged++;
     if (w.suppressed > 0) {
-      logger.warn({ ...fields, event, suppressed: w.suppressed }, msg);
+      logger[level]({ ...fields, event, suppressed: w.suppressed }, msg);
       w.suppressed = 0;
     } else {
-      logger.warn({ ...fields, event }, msg);
+      logger[level]({ ...fields, event }, msg);
     }
   }
 }

@@ -1,6 +1,7 @@
 import { ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { LogLimiter } from '../net/log-limiter.js';
 
 export interface DirectoryState {
   /** The last request or probe got an answer and no canary is missing. */
@@ -19,6 +20,9 @@ export interface DirectoryHealthDeps {
   now?: () => number;
 }
 
+/** Transition lines a minute: a directory failing one request in a few flips the state each time. */
+const TRANSITION_LINES = 10;
+
 /**
  * The one owner of "is the directory up": the `rcptgate_directory_up` gauge and the
  * "directory is failing" / "directory is answering" log lines. Lookups, the readiness probe and
@@ -27,9 +31,11 @@ export interface DirectoryHealthDeps {
 export class DirectoryHealth {
   readonly state: DirectoryState = { up: false, answeredOnce: false, lastSuccessAt: null, lastError: null, missingCanaries: [] };
   private readonly now: () => number;
+  private readonly lines: LogLimiter;
 
   constructor(private readonly deps: DirectoryHealthDeps) {
     this.now = deps.now ?? Date.now;
+    this.lines = new LogLimiter(deps.metrics, { burst: TRANSITION_LINES, now: this.now });
   }
 
   get canaryMissing(): boolean {
@@ -55,7 +61,7 @@ export class DirectoryHealth {
     const s = this.state;
     const first = s.up || s.lastError === null;
     s.lastError = err.message;
-    if (first) this.deps.logger.warn({ err: { message: err.message, code: (err as { code?: unknown }).code } }, 'directory is failing');
+    if (first) this.lines.warn(this.deps.logger, 'directory_failing', { err: { message: err.message, code: (err as { code?: unknown }).code } }, 'directory is failing');
     if (s.up || first) this.set(false);
   }
 
@@ -76,7 +82,7 @@ export class DirectoryHealth {
   }
 
   private set(up: boolean): void {
-    if (up) this.deps.logger.info('directory is answering');
+    if (up) this.lines.info(this.deps.logger, 'directory_answering', {}, 'directory is answering');
     this.state.up = up;
     this.deps.metrics.directoryUp.set(up ? 1 : 0);
   }

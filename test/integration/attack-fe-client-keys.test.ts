@@ -61,9 +61,12 @@ describe('harvest protection keys clients by IP address (real slapd)', () => {
     const replies = readUntilClose(s);
     const sessions = [0, 1, 2].map((i) => Buffer.concat([milterConnect(`${i}-${'f'.repeat(60_000)}`), milterRcpt(`ghost-m${i}@example.com`), encodeMilterPacket(Cmd.QUIT_NC)]));
     s.end(Buffer.concat([milterOptneg(), ...sessions, encodeMilterPacket(Cmd.QUIT)]));
-    const got = milterReplies(await replies);
-    // OPTNEG, then per session: CONNECT continue, the RCPT's answer.
-    assert.deepEqual(got.slice(1), ['c', '550 5.1.1 User unknown', 'c', HARVEST, 'c', HARVEST]);
+    const got = milterReplies(await replies).slice(1);
+    // OPTNEG, then per session: CONNECT continue, the RCPT's answer. The three RCPTs arrive at once
+    // (no MTA sends milter commands before the reply, this client does) and are looked up side by
+    // side, so which one is answered first, and gets the 550, depends on the lookups' timing.
+    assert.deepEqual(got.filter((_, i) => i % 2 === 0), ['c', 'c', 'c']);
+    assert.deepEqual(got.filter((_, i) => i % 2 === 1).sort(), ['550 5.1.1 User unknown', HARVEST, HARVEST].sort());
   });
 
   test('policy: a client_address that is no IP address counts against the peer', async () => {

@@ -141,7 +141,9 @@ export const configSchema = z.strictObject({
           /** Page size for full listings (snapshot sync). */
           pageSize: z.number().int().min(1).max(10_000).default(500),
           /** A pooled connection on any URL but the first tries the first again this long after it opened; 0: never. */
-          failbackAfter: timerDuration(false).default('1m'),
+          failbackAfter: timerDuration(false)
+            .refine((s) => (parseDuration(s) ?? 1) === 0 || (parseDuration(s) ?? 1000) >= 1000, { message: 'must be 0s (never) or at least 1s: each attempt opens a connection' })
+            .default('1m'),
         })
         .prefault({}),
       /**

@@ -18,9 +18,16 @@ export interface ConnectOptions {
 /**
  * Opens and binds a connection, trying `urls` in order; each gets an equal share of the time
  * left, so a hanging first server still leaves time for the next. Auth errors stop at once: the
- * next replica would refuse the same credentials. `stop()` true: the caller closed meanwhile.
+ * next replica would refuse the same credentials. `stop()` true: the caller closed meanwhile;
+ * `opened` sees each connection as it is created (so the caller can close one still binding).
  */
-export async function connectFirst(urls: readonly string[], deadline: number, o: ConnectOptions, stop: () => boolean): Promise<LdapConnection> {
+export async function connectFirst(
+  urls: readonly string[],
+  deadline: number,
+  o: ConnectOptions,
+  stop: () => boolean,
+  opened: (conn: LdapConnection) => void = () => undefined,
+): Promise<LdapConnection> {
   const failures: DirectoryError[] = [];
   for (let i = 0; i < urls.length; i++) {
     const url = urls[i]!;
@@ -28,6 +35,7 @@ export async function connectFirst(urls: readonly string[], deadline: number, o:
     if (remaining <= 0) break;
     const share = remaining / (urls.length - i);
     const conn = new LdapConnection(url, share, o.tlsOptions);
+    opened(conn);
     let step = 'connect';
     try {
       await deadlineRace(handshake(conn, o, (s) => (step = s)), share, () => timeoutError(step, url, o.timeoutText));

@@ -12,7 +12,7 @@ import { searchPlan, type LdapEntry, type LdapSearchPlan } from './presets.js';
 import { ConnectionPool, closedError } from './pool.js';
 import { LookupScheduler } from './scheduler.js';
 import { pick } from './answers.js';
-import { deadlineRace } from './connection.js';
+import { deadlineRace, type LdapConnection } from './connection.js';
 import { pagedSearch } from './paged.js';
 import { rawSearch, resultError } from './raw-search.js';
 
@@ -59,6 +59,9 @@ function checkConfig(config: LdapConfig, bindPassword: string | null): Buffer | 
   return ca;
 }
 
+/** The address failback searches for: the lookup filter's shape, and no entry (RFC 2606 .invalid). */
+const FAILBACK_CHECK = 'failback-check@rcptgate.invalid';
+
 export class LdapDirectory implements Directory {
   readonly kind = 'ldap' as const;
   private readonly config: LdapConfig;
@@ -98,6 +101,7 @@ export class LdapDirectory implements Directory {
       timeoutMs: this.timeoutMs,
       timeoutText: config.timeout,
       failbackMs: ms(config.failbackAfter),
+      verify: (conn, deadline) => this.answersLookups(conn, deadline),
       startTLS: config.startTLS,
       tlsOptions,
       bindDN: config.bindDN,
@@ -118,6 +122,18 @@ export class LdapDirectory implements Directory {
       noSuchBase: (url, cause) => this.noSuchBase(url, cause),
       overloaded: () => this.overloaded(),
     });
+  }
+
+  /**
+   * A lookup's own search (for an address no directory holds) answered on `conn` by `deadline`:
+   * what failback asks of a server before moving connections back to it, more than a bind.
+   */
+  private async answersLookups(conn: LdapConnection, deadline: number): Promise<void> {
+    const filter = parseFilter(this.filterFor(FAILBACK_CHECK));
+    const search = rawSearch(conn.client, { baseDN: this.config.baseDN, scope: this.config.scope, filter, attributes: this.plan.attributes, sizeLimit: 1, timeLimit: 0 });
+    const timeout = () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${conn.url} got no answer within half of ${this.config.timeout}`);
+    const result = await deadlineRace(search, deadline - performance.now(), timeout);
+    if (result.status !== 0) throw toDirectoryError(resultError(result), { operation: 'search', url: conn.url });
   }
 
   /** The filter a lookup of `address` sends on its own (values escaped), for explanations. */

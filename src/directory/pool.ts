@@ -1,6 +1,7 @@
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import { LdapConnection, abortError } from './connection.js';
 import { closedError, connectFirst, type ConnectOptions } from './connect.js';
+import { Failback } from './failback.js';
 import { isUnavailableResult } from './ldap-errors.js';
 
 export { closedError } from './connect.js';
@@ -14,7 +15,7 @@ const REST_MS = 30_000;
  * connection; a slow search holds its slot, not the connection. Connections open lazily, trying
  * `urls` in order (a server that lately said busy or hung, last), and a dead one is dropped at once,
  * so a restarted server is picked up by the next request. A connection that reached a later URL
- * fails back to the first once that answers again (failBack). Waiters are served first come, first
+ * fails back to the first once that answers again (failback.ts). Waiters are served first come, first
  * served, each until its own deadline.
  */
 
@@ -25,6 +26,8 @@ export interface PoolOptions extends ConnectOptions {
   timeoutMs: number;
   /** How long a connection on a later URL serves before the first is tried again; 0: never. */
   failbackMs: number;
+  /** A lookup's search on a fresh connection (failback.ts). */
+  verify?: (conn: LdapConnection, deadline: number) => Promise<void>;
 }
 
 interface Waiter {
@@ -42,10 +45,15 @@ export class ConnectionPool {
   private closed = false;
   /** Connections taken out of service by a failback, closing once their searches settle. */
   private readonly retiring = new Set<LdapConnection>();
+  /** Connections still connecting or binding: close() must not leave them to finish. */
+  private readonly opening = new Set<LdapConnection>();
+  private readonly failback: Failback;
   /** URLs whose server said busy or unavailable, and until when (performance.now()) new connections try them last. */
   private readonly resting = new Map<string, number>();
 
-  constructor(private readonly o: PoolOptions) {}
+  constructor(private readonly o: PoolOptions) {
+    this.failback = new Failback(o, this);
+  }
 
   /** Connections open or opening (for tests and metrics). */
   get size(): number {
@@ -92,7 +100,7 @@ export class ConnectionPool {
     if (!conn.alive) this.discard(conn);
     else if (conn.retired) {
       if (conn.inFlight === 0) this.closeRetired(conn);
-    } else if (conn.failbackAt !== Infinity && performance.now() >= conn.failbackAt) this.failBack(conn);
+    } else if (conn.failbackAt !== Infinity && performance.now() >= conn.failbackAt) this.failback.attempt(conn);
     this.grant();
   }
 
@@ -120,7 +128,7 @@ export class ConnectionPool {
   }
 
   /** New connections try `url` last for a while; returns whether some other URL is not resting. */
-  private rest(url: string): boolean {
+  rest(url: string): boolean {
     const now = performance.now();
     this.resting.set(url, now + REST_MS);
     return this.o.urls.some((u) => (this.resting.get(u) ?? 0) <= now);
@@ -154,6 +162,8 @@ export class ConnectionPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) this.settle(w, () => w.reject(closedError()));
+    for (const conn of this.opening) conn.destroy();
+    this.opening.clear();
     const all = [...this.ready.splice(0), ...this.retiring];
     this.retiring.clear();
     await Promise.all(all.map((c) => c.unbind()));
@@ -219,7 +229,7 @@ export class ConnectionPool {
           return;
         }
         this.ready.push(conn);
-        if (this.o.failbackMs > 0 && conn.url !== this.o.urls[0]) conn.failbackAt = performance.now() + this.o.failbackMs;
+        conn.failbackAt = this.failback.dueAt(conn.url);
         this.grant();
       },
       (err: DirectoryError) => {
@@ -232,39 +242,27 @@ export class ConnectionPool {
     );
   }
 
-  /**
-   * `conn` reached a later URL and has served there for failbackMs: a connection to the first URL
-   * is opened beside it (lookups never wait for the attempt) and, once up, takes its place; `conn`
-   * takes no new search and closes when its last one settles. A first URL still failing (or
-   * resting) is tried again failbackMs later. Postfix's own ldap: table fails back as its
-   * processes are recycled; a long-running service must do it itself.
-   */
-  private failBack(conn: LdapConnection): void {
-    const first = this.o.urls[0]!;
-    const later = () => (conn.failbackAt = performance.now() + this.o.failbackMs);
-    conn.failbackAt = Infinity;
-    if ((this.resting.get(first) ?? 0) > performance.now()) return void later();
-    // Not counted as connecting: a first URL that hangs must not keep the pool from replacing a dead connection.
-    this.connect(performance.now() + this.o.timeoutMs, [first]).then(
-      (fresh) => {
-        const i = this.ready.indexOf(conn);
-        // `conn` died meanwhile and was replaced: the pool is full without this one.
-        if (this.closed || (i < 0 && this.ready.length + this.connecting >= this.o.poolSize)) return void fresh.unbind();
-        this.ready.push(fresh);
-        if (i >= 0) {
-          this.o.log.info({ from: conn.url, to: first }, 'LDAP failback: the first URL answers again; a connection moves back to it');
-          this.ready.splice(i, 1);
-          conn.retired = true;
-          this.retiring.add(conn);
-          if (conn.inFlight === 0) this.closeRetired(conn);
-        }
-        this.grant();
-      },
-      (err: DirectoryError) => {
-        this.o.log.debug({ url: first, err: err.message }, 'LDAP failback: the first URL still fails');
-        later();
-      },
-    );
+  /** Failback's way in (failback.ts): `fresh`, to the first URL, takes the place of `old`. */
+  swap(fresh: LdapConnection, old: LdapConnection): void {
+    const i = this.ready.indexOf(old);
+    // `old` died meanwhile and was replaced: the pool is full without this one.
+    if (i < 0 && this.ready.length + this.connecting >= this.o.poolSize) return void fresh.unbind();
+    this.ready.push(fresh);
+    if (i >= 0) {
+      this.ready.splice(i, 1);
+      old.retired = true;
+      this.retiring.add(old);
+      if (old.inFlight === 0) this.closeRetired(old);
+    }
+    this.grant();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  isResting(url: string): boolean {
+    return (this.resting.get(url) ?? 0) > performance.now();
   }
 
   private closeRetired(conn: LdapConnection): void {
@@ -278,8 +276,15 @@ export class ConnectionPool {
     return this.connect(deadline);
   }
 
-  private connect(deadline: number, urls: readonly string[] = this.order()): Promise<LdapConnection> {
-    return connectFirst(urls, deadline, this.o, () => this.closed);
+  connect(deadline: number, urls: readonly string[] = this.order()): Promise<LdapConnection> {
+    const mine: LdapConnection[] = [];
+    const opened = (conn: LdapConnection) => {
+      mine.push(conn);
+      this.opening.add(conn);
+    };
+    return connectFirst(urls, deadline, this.o, () => this.closed, opened).finally(() => {
+      for (const conn of mine) this.opening.delete(conn);
+    });
   }
 
   /** The URLs in their configured order, those resting after the others. */

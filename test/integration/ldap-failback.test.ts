@@ -92,6 +92,29 @@ describe('LDAP failback to the first URL', () => {
     }
   });
 
+  test('a first URL that binds at once but answers searches late is not failed back to', async () => {
+    // A server restored without its indexes: binds pass, searches answer seconds late. The
+    // proxy refuses connections at first (the pool goes to the replica), then forwards binds at
+    // once and holds every other answer for 3 s.
+    const proxy = await startSlowSearchProxy(primary.port, 3_000);
+    const dir = directory([proxy.url, replica.url], primary, { failbackAfter: '1s', timeout: '2s' });
+    try {
+      assert.equal(await found(dir, 'alice@example.com'), true);
+      proxy.open();
+      const end = Date.now() + 6_000;
+      let n = 0;
+      while (Date.now() < end) {
+        assert.equal(await found(dir, 'newhire@example.com'), false, 'answered by the replica, every time');
+        n++;
+        await sleep(50);
+      }
+      assert.ok(proxy.connections >= 1, `failback was tried (${proxy.connections} connections through the proxy, ${n} lookups)`);
+    } finally {
+      await dir.close();
+      await proxy.close();
+    }
+  });
+
   test('a first URL still down (refusing, or silent) is retried in the background; lookups are answered at once meanwhile', async () => {
     // A black hole: accepts and never answers, so each failback attempt waits its whole timeout.
     const held: net.Socket[] = [];
@@ -100,10 +123,10 @@ describe('LDAP failback to the first URL', () => {
     const silent = `ldap://127.0.0.1:${(hole.address() as net.AddressInfo).port}`;
     try {
       for (const first of [await closedPortUrl(), silent]) {
-        const dir = directory([first, replica.url], replica, { failbackAfter: '200ms', timeout: '1s' });
+        const dir = directory([first, replica.url], replica, { failbackAfter: '1s', timeout: '1s' });
         try {
           await dir.lookup('alice@example.com').catch(() => undefined); // the first connect may use up the time of the silent URL
-          const end = Date.now() + 3_000;
+          const end = Date.now() + 4_000;
           let slowest = 0;
           let n = 0;
           while (Date.now() < end) {
@@ -124,3 +147,54 @@ describe('LDAP failback to the first URL', () => {
     }
   });
 });
+
+/**
+ * A proxy to `port` that refuses connections until open(), then forwards the client's bytes at
+ * once and the server's BindResponse at once, but holds every other answer `delayMs`.
+ */
+async function startSlowSearchProxy(port: number, delayMs: number) {
+  let accepting = false;
+  let connections = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    if (!accepting) return void client.destroy();
+    connections++;
+    const upstream = net.connect(port, '127.0.0.1');
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => undefined);
+      s.on('close', () => (client.destroy(), upstream.destroy()));
+    }
+    client.on('data', (d: Buffer) => upstream.write(d));
+    let buf = Buffer.alloc(0);
+    upstream.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (buf.length < 2) return;
+        const lenOctets = buf[1]! & 0x80 ? buf[1]! & 0x7f : 0;
+        let len = lenOctets ? 0 : buf[1]!;
+        for (let i = 0; i < lenOctets; i++) len = len * 256 + buf[2 + i]!;
+        const body = 2 + lenOctets;
+        if (buf.length < body + len) return;
+        const message = buf.subarray(0, body + len);
+        buf = buf.subarray(body + len);
+        // SEQUENCE { messageID INTEGER, protocolOp ... }: the op's tag follows the ID.
+        const op = message[body + 2 + message[body + 1]!];
+        if (op === 0x61) client.write(message);
+        else setTimeout(() => client.writable && client.write(message), delayMs).unref();
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `ldap://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    get connections() {
+      return connections;
+    },
+    open: () => void (accepting = true),
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}

@@ -82,6 +82,13 @@ describe('durations that arm timers', () => {
   });
 });
 
+describe('LDAP failback', () => {
+  it('is off with 0s and otherwise waits at least 1s (each attempt opens a connection)', () => {
+    for (const ok of ['0s', '1s', '1m']) assert.doesNotThrow(() => validateConfig(at('directory.ldap.failbackAfter', ok)), ok);
+    for (const bad of ['1ms', '999ms']) assert.deepEqual(issuesOf(at('directory.ldap.failbackAfter', bad)).map((i) => i.path), ['directory.ldap.failbackAfter'], bad);
+  });
+});
+
 describe('harvest keys of IPv6 clients', () => {
   it('count a /64 by default, take 1 to 128 bits, and refuse anything else', () => {
     assert.equal(validateConfig({}).policy.harvest.ipv6Prefix, 64);

@@ -79,6 +79,8 @@ async function fakeServer(pages: Page[]): Promise<{ url: string; cookiesSent: st
   const server = net.createServer((socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
+    // A client may reset a connection it no longer needs (one still binding when the directory closes), as slapd survives.
+    socket.on('error', () => undefined);
     socket.on('data', (data: Buffer) => {
       const reader = new BerReader(data);
       reader.readSequence();

@@ -195,6 +195,9 @@ as a crash loop or a pod killed mid-drain.
 {{- if and (index $t 1) (eq $ms 0.0) }}{{ fail (printf "config.%s must be more than 0" $path) }}{{ end }}
 {{- end }}
 {{- end }}
+{{- /* Failback: each attempt opens a connection, so rcptgate takes 0s (never) or at least 1s. */}}
+{{- $failback := include "rcptgate.durationMs" (dig "directory" "ldap" "failbackAfter" "1m" $cfg) | float64 }}
+{{- if and (gt $failback 0.0) (lt $failback 1000.0) }}{{ fail (printf "config.directory.ldap.failbackAfter (%s) must be 0s (never) or at least 1s" (dig "directory" "ldap" "failbackAfter" "1m" $cfg)) }}{{ end }}
 {{- /* SIGTERM drain: Kubernetes kills the pod after the grace period, preStop sleep included. */}}
 {{- $drain := include "rcptgate.durationMs" (dig "server" "drainTimeout" "10s" $cfg) | float64 }}
 {{- $needed := addf $drain (mulf .Values.preStopSleepSeconds 1000) }}

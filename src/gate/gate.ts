@@ -114,14 +114,12 @@ export class Gate {
 
   /**
    * A recipient from a client (policy, milter): the verdict plus harvest protection keyed by
-   * `clientAddress`. Synchronous when the engine has the answer at hand.
+   * `client` (an IPv6 client counts as its network: harvest.ts). Synchronous when the engine has the answer at hand.
    */
-  recipient(recipient: string, clientAddress: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
+  recipient(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
     // "nobody@example.com"@[127.0.0.1]: judged where the MTA will route it (source-route.ts).
     const address = servedTarget(recipient, this.isServed);
     const harvest = this.harvest;
-    // An IPv6 client counts as its network (harvest.ts).
-    const client = harvest === null ? clientAddress : harvest.keyOf(clientAddress);
     if (harvest !== null && harvest.action === 'reject' && harvest.isBlocked(client)) {
       this.metrics.harvestBlocked.inc({ frontend });
       if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: address }, 'recipient refused: client is harvesting');
@@ -143,7 +141,7 @@ export class Gate {
         if (!wasFlagged) {
           // Rate-limited: one line per flagged client, and a client rotating its address (over
           // IPv6 networks, a direct peer naming any client_address) is a new client each time.
-          const fields = { client, recipient: result.address, maxUnknown: harvest.maxUnknown, action: harvest.action };
+          const fields = { client: harvest.keyOf(client), recipient: result.address, maxUnknown: harvest.maxUnknown, action: harvest.action };
           this.limiter.warn(logger, 'harvest_engaged', fields, 'client exceeded the unknown-recipient limit: harvest protection engaged');
         }
         if (harvest.action === 'reject') {

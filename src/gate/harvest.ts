@@ -77,7 +77,7 @@ export class HarvestGuard {
     this.ipv6PrefixBits = bits;
   }
 
-  /** The key `client` is counted under: an IPv6 address as its network, anything else as it is. */
+  /** The key a client address is counted under (every method keys by it): an IPv6 address as its network, anything else as it is. */
   keyOf(client: string): string {
     if (!client.includes(':')) return client;
     let key = this.networks.get(client);
@@ -112,11 +112,12 @@ export class HarvestGuard {
 
   private flagged(client: string | null | undefined): ClientState | undefined {
     if (!client) return undefined;
-    const state = this.clients.get(client);
+    const key = this.keyOf(client);
+    const state = this.clients.get(key);
     if (!state || state.blockedUntil === 0) return undefined;
     if (this.now() < state.blockedUntil) return state;
     // The flag has run its course: start counting afresh.
-    this.clients.delete(client);
+    this.clients.delete(key);
     return undefined;
   }
 
@@ -127,7 +128,8 @@ export class HarvestGuard {
   recordUnknown(client: string | null | undefined): boolean {
     if (!client) return false;
     const now = this.now();
-    let state = this.clients.get(client);
+    const key = this.keyOf(client);
+    let state = this.clients.get(key);
     if (state && state.blockedUntil !== 0) {
       if (now < state.blockedUntil) {
         if (this.action === 'tarpit') {
@@ -141,7 +143,7 @@ export class HarvestGuard {
     }
     if (!state) {
       state = { unknowns: [], blockedUntil: 0, excess: 0 };
-      this.clients.set(client, state);
+      this.clients.set(key, state);
     }
     const cutoff = now - this.windowMs;
     while (state.unknowns.length > 0 && state.unknowns[0]! <= cutoff) state.unknowns.shift();

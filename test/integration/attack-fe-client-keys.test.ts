@@ -73,7 +73,8 @@ describe('harvest protection keys clients by IP address (real slapd)', () => {
     const s = await connectFrom(app.addresses.policy!.port, '127.0.0.3');
     const replies = readUntilClose(s);
     s.end([0, 1, 2].map((i) => policyRequest(`ghost-p${i}@example.com`, `${i}-${'g'.repeat(1_500)}`)).join(''));
-    assert.deepEqual(policyActions(await replies), ['550 5.1.1 User unknown', HARVEST, HARVEST]);
+    // Sent at once and looked up side by side: whichever is judged first gets the 550.
+    assert.deepEqual(policyActions(await replies).sort(), ['550 5.1.1 User unknown', HARVEST, HARVEST].sort());
   });
 
   test('the spellings of one IPv6 or IPv4-mapped address are one client', async () => {
@@ -87,7 +88,10 @@ describe('harvest protection keys clients by IP address (real slapd)', () => {
         policyRequest('ghost-v4@example.com', '::ffff:c000:209'),
       ].join(''),
     );
-    assert.deepEqual(policyActions(await replies), ['550 5.1.1 User unknown', HARVEST, '550 5.1.1 User unknown', HARVEST]);
+    // Two clients of two requests each, all sent at once: one 550 and one 421 per client, in either order.
+    const actions = policyActions(await replies);
+    assert.deepEqual(actions.slice(0, 2).sort(), ['550 5.1.1 User unknown', HARVEST].sort());
+    assert.deepEqual(actions.slice(2).sort(), ['550 5.1.1 User unknown', HARVEST].sort());
     const m = await connectFrom(app.addresses.milter!.port, '127.0.0.4');
     const milterGot = readUntilClose(m);
     // Sendmail's {client_addr} form of the same client, already flagged above.

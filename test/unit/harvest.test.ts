@@ -173,9 +173,11 @@ describe('harvest guard, IPv6 networks', () => {
 
   it('flags a network whose addresses each send one unknown, not its neighbour', () => {
     const g = new HarvestGuard({ maxUnknown: 3, windowMs: 1000, action: 'reject' });
-    for (let i = 1; i <= 4; i++) g.recordUnknown(g.keyOf(`2001:db8:0:1::${i}`));
-    assert.equal(g.isBlocked(g.keyOf('2001:db8:0:1:ffff::9')), true);
-    assert.equal(g.isBlocked(g.keyOf('2001:db8:0:2::1')), false);
+    // Every method keys by network itself: callers pass the address as the MTA reports it.
+    for (let i = 1; i <= 4; i++) g.recordUnknown(`2001:db8:0:1::${i}`);
+    assert.equal(g.isBlocked('2001:db8:0:1:ffff::9'), true);
+    assert.equal(g.isBlocked('2001:db8:0:1::/64'), true, 'the key itself names the same client');
+    assert.equal(g.isBlocked('2001:db8:0:2::1'), false);
     assert.equal(g.keyOf('192.0.2.1'), '192.0.2.1');
     assert.equal(new HarvestGuard({ maxUnknown: 1, windowMs: 1000, ipv6PrefixBits: 128 }).keyOf('2001:db8::1'), '2001:db8::1');
   });

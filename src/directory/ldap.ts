@@ -37,6 +37,8 @@ export interface LdapDirectoryOptions {
   bindPassword: string | null;
   metrics: Metrics;
   logger: Logger;
+  /** `directory.canaries`: failback asks the first server for one and must find it. */
+  canaries?: readonly string[];
 }
 
 function checkConfig(config: LdapConfig, bindPassword: string | null): Buffer | undefined {
@@ -59,7 +61,7 @@ function checkConfig(config: LdapConfig, bindPassword: string | null): Buffer | 
   return ca;
 }
 
-/** The address failback searches for: the lookup filter's shape, and no entry (RFC 2606 .invalid). */
+/** Without canaries, the address failback searches for: the lookup filter's shape, no entry (RFC 2606 .invalid). */
 const FAILBACK_CHECK = 'failback-check@rcptgate.invalid';
 
 export class LdapDirectory implements Directory {
@@ -101,7 +103,7 @@ export class LdapDirectory implements Directory {
       timeoutMs: this.timeoutMs,
       timeoutText: config.timeout,
       failbackMs: ms(config.failbackAfter),
-      verify: (conn, deadline) => this.answersLookups(conn, deadline),
+      verify: (conn, deadline) => this.answersLookups(conn, deadline, options.canaries?.[0]),
       startTLS: config.startTLS,
       tlsOptions,
       bindDN: config.bindDN,
@@ -125,15 +127,19 @@ export class LdapDirectory implements Directory {
   }
 
   /**
-   * A lookup's own search (for an address no directory holds) answered on `conn` by `deadline`:
-   * what failback asks of a server before moving connections back to it, more than a bind.
+   * A lookup's own search answered on `conn` by `deadline`: what failback asks of a server before
+   * moving connections back to it, more than a bind. For the first canary, which must be found;
+   * without canaries, for an address no directory holds.
    */
-  private async answersLookups(conn: LdapConnection, deadline: number): Promise<void> {
-    const filter = parseFilter(this.filterFor(FAILBACK_CHECK));
+  private async answersLookups(conn: LdapConnection, deadline: number, canary: string | undefined): Promise<void> {
+    const filter = parseFilter(this.filterFor(canary ?? FAILBACK_CHECK));
     const search = rawSearch(conn.client, { baseDN: this.config.baseDN, scope: this.config.scope, filter, attributes: this.plan.attributes, sizeLimit: 1, timeLimit: 0 });
     const timeout = () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${conn.url} got no answer within half of ${this.config.timeout}`);
     const result = await deadlineRace(search, deadline - performance.now(), timeout);
-    if (result.status !== 0) throw toDirectoryError(resultError(result), { operation: 'search', url: conn.url });
+    // sizeLimitExceeded with an entry found is an answer, as for a lookup (scheduler.ts).
+    if (result.status !== 0 && !(result.status === 4 && result.entries.length > 0)) throw toDirectoryError(resultError(result), { operation: 'search', url: conn.url });
+    // A server that answers success with nothing (lost read rights) must not take the lookups over.
+    if (canary !== undefined && result.entries.length === 0) throw new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `canary address ${canary} not found on ${conn.url}`);
   }
 
   /** The filter a lookup of `address` sends on its own (values escaped), for explanations. */

@@ -25,11 +25,11 @@ cn: New Hire
 sn: Hire
 mail: newhire@example.com`;
 
-function directory(urls: string[], slapd: Slapd, ldap: LdapInput): LdapDirectory {
+function directory(urls: string[], slapd: Slapd, ldap: LdapInput, canaries: string[] = []): LdapDirectory {
   const config = configSchema.parse({
     directory: { kind: 'ldap', ldap: { urls, baseDN: slapd.baseDN, bindDN: slapd.serviceDN, ...ldap } },
   }).directory.ldap;
-  return new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+  return new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger(), canaries });
 }
 
 /** Whether `address` has an entry, per the server that answered. */
@@ -89,6 +89,30 @@ describe('LDAP failback to the first URL', () => {
       for (let i = 0; i < 10; i++) assert.equal(await found(dir, 'newhire@example.com'), false, 'still on the replica');
     } finally {
       await dir.close();
+    }
+  });
+
+  test('a first server that lost its read rights (success with no entries) is not failed back to when canaries are set', async () => {
+    // The first server comes back with the service account out of its readers group: binds and
+    // searches succeed, and find nothing. Moved back to it, every address would be unknown.
+    const revoked = await startSlapd({ revocableReader: true });
+    const dir = directory([revoked.url, replica.url], revoked, { failbackAfter: '1s', timeout: '2s' }, ['alice@example.com']);
+    try {
+      assert.equal(await found(dir, 'alice@example.com'), true, 'the first server answers');
+      await revoked.revokeReader();
+      await revoked.stop();
+      await dir.lookup('alice@example.com').catch(() => undefined);
+      await revoked.start();
+      const end = Date.now() + 4_000;
+      let n = 0;
+      while (Date.now() < end) {
+        assert.equal(await found(dir, 'alice@example.com'), true, `lookup ${n}: answered by the replica, every time`);
+        n++;
+        await sleep(50);
+      }
+    } finally {
+      await dir.close();
+      await revoked.close();
     }
   });
 

@@ -1,7 +1,20 @@
 /**
- * The few BER writing primitives search-encoder.ts needs, in the exact forms ldapts writes:
- * minimal definite lengths and minimal two's-complement integers.
+ * The few BER primitives the lookup path needs: the tags search-encoder.ts writes and
+ * lookup-reader.ts reads, and writing in the exact forms ldapts writes (minimal definite lengths
+ * and minimal two's-complement integers).
  */
+
+export const BOOLEAN = 0x01;
+export const INTEGER = 0x02;
+export const OCTET_STRING = 0x04;
+export const ENUMERATED = 0x0a;
+export const SEQUENCE = 0x30;
+export const SET = 0x31;
+/** LDAP application tags (RFC 4511 §4.5): the search request and its answers. */
+export const SEARCH_REQUEST = 0x63;
+export const SEARCH_ENTRY = 0x64;
+export const SEARCH_DONE = 0x65;
+export const SEARCH_REFERENCE = 0x73;
 
 /** Octets of a BER length (minimal form, as ldapts writes it). */
 export function lengthSize(n: number): number {
@@ -37,7 +50,7 @@ export function intSize(n: number): number {
 /** Writes an INTEGER element (tag 0x02) at `off`; returns the offset after it. */
 export function writeInt(buf: Buffer, off: number, n: number): number {
   const size = intSize(n);
-  buf[off++] = 0x02;
+  buf[off++] = INTEGER;
   buf[off++] = size;
   for (let shift = (size - 1) * 8; shift >= 0; shift -= 8) buf[off++] = (n >>> shift) & 0xff;
   return off;

@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { Entry } from 'ldapts';
+import { ENUMERATED, INTEGER, OCTET_STRING, SEARCH_DONE, SEARCH_ENTRY, SEARCH_REFERENCE, SEQUENCE, SET } from './ber.js';
 
 /**
  * Reads the answers to lookup searches straight off an LDAP connection's byte stream. ldapts
@@ -19,14 +20,6 @@ import type { Entry } from 'ldapts';
 /** Far beyond any lookup answer or listing page; bounds what one connection may buffer. */
 const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
 
-const SEQUENCE = 0x30;
-const INTEGER = 0x02;
-const ENUMERATED = 0x0a;
-const OCTET_STRING = 0x04;
-const SET = 0x31;
-const SEARCH_ENTRY = 0x64;
-const SEARCH_DONE = 0x65;
-const SEARCH_REFERENCE = 0x73;
 
 /** Where a lookup search's answer goes while it is read (raw-search.ts). */
 export interface LookupSink {

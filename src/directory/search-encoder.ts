@@ -1,5 +1,5 @@
 import { OrFilter, PresenceFilter, SearchRequest, type BerWriter, type Filter } from 'ldapts';
-import { element, intSize, lengthSize, writeInt, writeLength } from './ber.js';
+import { BOOLEAN, ENUMERATED, OCTET_STRING, SEARCH_REQUEST, SEQUENCE, element, intSize, lengthSize, writeInt, writeLength } from './ber.js';
 import { ADDRESS_MARKS, compileFilter, parseMarked, splitAddress } from './filter.js';
 
 /**
@@ -29,7 +29,7 @@ class Recorder {
     return this.stack[0]!.items;
   }
 
-  startSequence(tag = 0x30): void {
+  startSequence(tag = SEQUENCE): void {
     this.stack.push({ tag, items: [] });
   }
 
@@ -39,7 +39,7 @@ class Recorder {
     this.top.push({ seq: done.tag, items: done.items });
   }
 
-  writeString(value: string, tag = 0x04): void {
+  writeString(value: string, tag = OCTET_STRING): void {
     this.top.push({ tag, text: value });
   }
 
@@ -51,7 +51,7 @@ class Recorder {
     this.top.push({ raw: Buffer.from([value]) });
   }
 
-  writeBoolean(value: boolean, tag = 0x01): void {
+  writeBoolean(value: boolean, tag = BOOLEAN): void {
     this.top.push({ raw: Buffer.from([tag, 0x01, value ? 0xff : 0x00]) });
   }
 
@@ -155,10 +155,10 @@ export class LookupEncoder {
     private readonly shape: LookupSearchShape,
   ) {
     this.filterOf = compileFilter(template);
-    this.head = Buffer.concat([element(0x04, Buffer.from(shape.baseDN, 'utf8')), Buffer.from([0x0a, 0x01, SCOPES[shape.scope], 0x0a, 0x01, 0x00])]);
+    this.head = Buffer.concat([element(OCTET_STRING, Buffer.from(shape.baseDN, 'utf8')), Buffer.from([ENUMERATED, 0x01, SCOPES[shape.scope], ENUMERATED, 0x01, 0x00])]);
     const time = Buffer.alloc(6);
-    this.middle = Buffer.concat([time.subarray(0, writeInt(time, 0, shape.timeLimit)), Buffer.from([0x01, 0x01, 0x00])]);
-    this.tail = element(0x30, Buffer.concat(shape.attributes.map((a) => element(0x04, Buffer.from(a, 'utf8')))));
+    this.middle = Buffer.concat([time.subarray(0, writeInt(time, 0, shape.timeLimit)), Buffer.from([BOOLEAN, 0x01, 0x00])]);
+    this.tail = element(SEQUENCE, Buffer.concat(shape.attributes.map((a) => element(OCTET_STRING, Buffer.from(a, 'utf8')))));
     this.root = compileTree(template);
     // The proof: an address with every kind of character, against ldapts' own bytes.
     const sample = ['Ab.c+d*(x)\\@bücher.example', 'é@x'];
@@ -187,10 +187,10 @@ export class LookupEncoder {
     const message = 2 + intSize(messageId) + 1 + lengthSize(op) + op;
     const buf = Buffer.allocUnsafe(1 + lengthSize(message) + message);
     let off = 0;
-    buf[off++] = 0x30;
+    buf[off++] = SEQUENCE;
     off = writeLength(buf, off, message);
     off = writeInt(buf, off, messageId);
-    buf[off++] = 0x63;
+    buf[off++] = SEARCH_REQUEST;
     off = writeLength(buf, off, op);
     off += this.head.copy(buf, off);
     off = writeInt(buf, off, sizeLimit);

@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import { LogLimiter } from '../net/log-limiter.js';
 import type { Frontend, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import type { HarvestGuard } from './harvest.js';
+import { canonicalIpv6 } from './ipv6-network.js';
 import { servedTarget } from './source-route.js';
 
 /**
@@ -178,7 +179,7 @@ export function clientKey(address: string): string | null {
   if (kind !== 6) return null;
   a = a.toLowerCase();
   if (a.startsWith('::ffff:') && isIP(a.slice(7)) === 4) return a.slice(7);
-  const v6 = new URL(`http://[${a}]/`).hostname.slice(1, -1);
+  const v6 = canonicalIpv6(a);
   const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(v6);
   if (mapped === null) return v6;
   const hi = parseInt(mapped[1]!, 16);

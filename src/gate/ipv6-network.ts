@@ -42,6 +42,11 @@ function spell(groups: number[]): string {
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }
 
+/** A valid IPv6 address without a zone in one spelling: RFC 5952, as the URL parser writes it. */
+export function canonicalIpv6(address: string): string {
+  return spell(groupsOf(address));
+}
+
 /**
  * Addresses that carry an IPv4 client in their low bits: IPv4-compatible (`::a.b.c.d`, and the
  * unspecified and loopback addresses with them), IPv4-mapped, IPv4-translated (`::ffff:0:a.b.c.d`)

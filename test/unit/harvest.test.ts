@@ -3,6 +3,8 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { HarvestGuard } from '../../src/gate/harvest.js';
 import { ipv6Network } from '../../src/gate/ipv6-network.js';
+import { clientKey } from '../../src/gate/gate.js';
+import { isIP } from 'node:net';
 
 function guard(maxUnknown = 3, windowMs = 1000, maxClients?: number, action: 'reject' | 'tarpit' = 'reject') {
   const clock = { t: 1_000_000 };
@@ -149,6 +151,21 @@ describe('harvest guard, IPv6 networks', () => {
     for (const a of ['fe80::fc:ff:fe00:1%eth0', 'fe80::fc:ff:fe00:1%25eth0', 'FE80::FC:FF:FE00:1%1']) assert.equal(ipv6Network(a, 64), 'fe80::/64', a);
     const g = new HarvestGuard({ maxUnknown: 1, windowMs: 1000 });
     assert.equal(g.keyOf('fe80::1%eth0'), 'fe80::/64');
+  });
+
+  it('clientKey spells any IPv6 address as the URL parser does, and folds IPv4-mapped ones to IPv4', () => {
+    fc.assert(
+      fc.property(fc.ipV6(), fc.boolean(), (address, upper) => {
+        const a = upper ? address.toUpperCase() : address;
+        const url = new URL(`http://[${a}]/`).hostname.slice(1, -1);
+        const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(url);
+        if (mapped === null) assert.equal(clientKey(a), url, a);
+        else assert.equal(isIP(clientKey(a) ?? ''), 4, a);
+      }),
+      { numRuns: 3000 },
+    );
+    for (const a of ['::ffff:192.0.2.1', '::FFFF:c000:201', 'IPv6:::ffff:192.0.2.1', '::ffff:192.0.2.1%eth0']) assert.equal(clientKey(a), '192.0.2.1', a);
+    assert.equal(clientKey('IPv6:2001:DB8:0:0:0:0:0:7'), '2001:db8::7');
   });
 
   it('gives the network the URL parser spells, for any address in any spelling and any prefix length', () => {

@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { constants, type Stats } from 'node:fs';
 import { open, readdir, readlink, realpath, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { nonRegularKind } from '../config/regular-file.js';
+import { READ_FLAGS, notRegular } from '../config/regular-file.js';
 
 /**
  * Writes `head` then `blocks` to a temp file beside `path` (a link followed), fsyncs it and
@@ -68,9 +67,6 @@ async function removeLeftovers(dir: string, base: string): Promise<void> {
   }
 }
 
-function notRegular(info: Stats): Error {
-  return new Error(`not a regular file: ${nonRegularKind(info)}`);
-}
 
 /**
  * Opens a file we read back (snapshot, answer file) and checks that it is a regular file. A FIFO
@@ -78,7 +74,7 @@ function notRegular(info: Stats): Error {
  * opened, on a thread of libuv's pool) and a device such as /dev/zero never ends: both are refused.
  */
 export async function openRegularFile(path: string): Promise<FileHandle> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  const fh = await open(path, READ_FLAGS);
   try {
     const info = await fh.stat();
     if (!info.isFile()) throw notRegular(info);

@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SnapshotStore } from '../snapshot/store.js';
-import { createChangeFeed } from '../snapshot/changes.js';
+import { createChangeFeed, type ChangeFeed } from '../snapshot/changes.js';
 import type { SyncProgress } from '../snapshot/progress.js';
 import { SnapshotSync, snapshotSource } from '../snapshot/sync.js';
 import type { EngineHolder } from './engines.js';
@@ -28,6 +28,16 @@ export class SnapshotHolder {
     const { metrics, logger, env } = this.deps;
     const changes = createChangeFeed(config, env, logger);
     return new SnapshotSync({ config, directory: this.engines.current.directory, metrics, logger, onSnapshot: (s) => this.engines.current.validator.setSnapshot(s), changes });
+  }
+
+  /** The reload has already read the password once; a file gone since only costs removals until the full sync. */
+  private changeFeed(config: Readonly<Config>): ChangeFeed | null {
+    try {
+      return createChangeFeed(config, this.deps.env, this.deps.logger);
+    } catch (err) {
+      this.deps.logger.warn({ err: { message: (err as Error).message } }, 'change-driven removals off until the next reload: cannot read the bind password');
+      return null;
+    }
   }
 
   get current(): SnapshotStore | null {
@@ -68,7 +78,8 @@ export class SnapshotHolder {
   /** After the engines were replaced for `next`: keep the syncer (on the new directory) or rebuild it. */
   async reload(before: Readonly<Config>, next: Readonly<Config>): Promise<void> {
     if (JSON.stringify(before.sync) === JSON.stringify(next.sync) && snapshotSource(before) === snapshotSource(next)) {
-      this.syncer?.setDirectory(this.engines.current.directory);
+      // The change feed too: it binds on its own, with the URLs and password of `next`.
+      this.syncer?.setDirectory(this.engines.current.directory, this.changeFeed(next));
       // A sync that ended while the reload checked the new directory published to the engine it
       // replaced: the new one would serve an older snapshot, or none, until the next sync succeeds.
       if (this.syncer?.current) this.engines.current.validator.setSnapshot(this.syncer.current);

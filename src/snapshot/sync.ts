@@ -70,9 +70,13 @@ export class SnapshotSync {
     this.ageTimer = setInterval(() => this.updateGauges(), 5_000).unref();
   }
 
-  /** After a config reload the new directory serves the syncs. */
-  setDirectory(directory: Directory): void {
+  /**
+   * After a config reload the new directory serves the syncs, and the new change feed reads the
+   * removals: one built at start would keep binding to the old URLs with the old password.
+   */
+  setDirectory(directory: Directory, changes: ChangeFeed | null): void {
     this.deps.directory = directory;
+    this.deps.changes = changes;
   }
 
   get current(): SnapshotStore | null {

@@ -155,13 +155,10 @@ function checkBatch(lookup: Lookup): RequestHandler {
     req.socket.once('end', left);
     res.once('finish', () => req.socket.off('end', left));
     const results = await mapLimit(parsed.addresses, BATCH_CONCURRENCY, (a) => lookup(req, a, explain, () => gone), () => gone);
-    if (gone) return;
-    const bodies = [];
-    for (const r of results) {
-      if (r === ABANDONED) return;
-      bodies.push(toBody(r, explain));
-    }
-    res.json({ results: bodies });
+    // Abandoned: no answer will come, so the connection closes now. A half-closed client's
+    // socket stayed open otherwise (no timeout applies to a request read whole), holding its slot.
+    if (gone || results.includes(ABANDONED)) return void req.socket.destroy();
+    res.json({ results: results.map((r) => toBody(r as LookupResult, explain)) });
   };
 }
 

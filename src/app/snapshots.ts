@@ -71,7 +71,7 @@ export class SnapshotHolder {
     // The snapshot on disk is what the listing is vetted against (sync.maxShrink), as in serve:
     // without it a directory that suddenly lists far fewer entries would replace it unchecked.
     if (!this.syncer.current) await this.syncer.load();
-    const r = await this.syncer.full(onProgress);
+    const r = await this.syncer.full(onProgress, true);
     return `entries=${r.entries} addresses=${r.addresses} seconds=${r.seconds.toFixed(2)} path=${this.engines.current.config.sync.snapshotPath}`;
   }
 

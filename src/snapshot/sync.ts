@@ -7,6 +7,7 @@ import type { ChangeFeed } from './changes.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { SnapshotStore, snapshotKey } from './store.js';
+import { vetListing } from './vet.js';
 
 /** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
 const SKEW_MS = 60_000;
@@ -116,8 +117,11 @@ export class SnapshotSync {
     }
   }
 
-  /** One full sync: read every entry (paged), write the file, replace the snapshot. */
-  async full(onProgress?: (p: SyncProgress) => void): Promise<SyncReport> {
+  /**
+   * One full sync: read every entry (paged), write the file, replace the snapshot. `mustWrite`
+   * (`rcptgate sync`, whose point is the file): a file not written fails the sync.
+   */
+  async full(onProgress?: (p: SyncProgress) => void, mustWrite = false): Promise<SyncReport> {
     return this.exclusive(async () => {
       const started = this.now();
       const startedMono = performance.now();
@@ -132,8 +136,8 @@ export class SnapshotSync {
           store.upsert(r);
           progress.tick(++listed);
         }
-        this.vet(store, listed);
-        await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store);
+        vetListing({ ...this.deps, canaries: this.canaries, previous: this.store }, store, listed);
+        await this.persist('full', store, started, started, mustWrite);
         this.lastSyncStartedAt = started;
         this.lastSyncStartedMono = startedMono;
         this.lastFullAt = started;
@@ -152,25 +156,18 @@ export class SnapshotSync {
   }
 
   /**
-   * Refuses a listing that sees much less than before: a directory that suddenly shows fewer
-   * entries (lost read rights, a size limit, a wrong base) is broken, not emptied. Published,
-   * it would turn every missing address into `unknown`.
+   * A disk that refuses the file (read-only, full) costs the next restart its snapshot, not this
+   * one: the listing is complete, so it is served (thrown away, the snapshot would age past
+   * `sync.maxAge` while every sync succeeded, and an outage defer every recipient).
    */
-  private vet(store: SnapshotStore, listed: number): void {
-    const refuse = (reason: 'empty' | 'shrink' | 'canary', message: string): never => {
-      this.deps.metrics.syncRefused.inc({ reason });
-      this.deps.logger.warn({ reason, entries: store.entries, previous: this.store?.entries ?? null }, `full sync refused: ${message}`);
-      throw new Error(message);
-    };
-    // An empty listing is far likelier a wrong base DN or filter than a directory without recipients.
-    if (listed === 0) refuse('empty', 'the directory listed no entries; refusing an empty snapshot (check directory.ldap.baseDN and filter)');
-    const previous = this.store?.entries ?? 0;
-    const maxShrink = this.deps.config.sync.maxShrink;
-    if (previous > 0 && store.entries < previous * (1 - maxShrink)) {
-      refuse('shrink', `the listing has ${store.entries} entries, down from ${previous} (more than sync.maxShrink ${maxShrink}); keeping the current snapshot (raise sync.maxShrink and reload if the shrink is real)`);
+  private async persist(kind: SyncReport['kind'], store: SnapshotStore, started: number, fullAt: number, mustWrite = false): Promise<void> {
+    try {
+      await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, fullAt);
+    } catch (err) {
+      if (mustWrite) throw err;
+      this.deps.metrics.syncFailures.inc({ kind });
+      this.deps.logger.error({ path: this.path, err: { message: (err as Error).message } }, `snapshot file not written; serving the ${kind} sync from memory (a restart would load an older file)`);
     }
-    const missing = this.canaries.filter((c) => store.get(c) === undefined);
-    if (missing.length > 0) refuse('canary', `the listing lacks the canary address(es) ${missing.join(', ')}; keeping the current snapshot`);
   }
 
   /**
@@ -196,7 +193,7 @@ export class SnapshotSync {
           const removals = await this.deps.changes.apply(store, updates, since);
           changed += removals.removed + removals.refreshed;
         }
-        if (changed > 0) await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, this.lastFullAt);
+        if (changed > 0) await this.persist('incremental', store, started, this.lastFullAt);
         this.lastSyncStartedAt = started;
         this.lastSyncStartedMono = startedMono;
         this.publish(store);
@@ -227,10 +224,7 @@ export class SnapshotSync {
 
   /** Settles once the sync running now (if any) has ended, however it ends. */
   idle(): Promise<void> {
-    return (this.running ?? Promise.resolve()).then(
-      () => undefined,
-      () => undefined,
-    );
+    return (this.running ?? Promise.resolve()).then(() => undefined, () => undefined);
   }
 
   private async exclusive<T>(fn: () => Promise<T>): Promise<T> {

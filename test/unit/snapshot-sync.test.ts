@@ -292,10 +292,21 @@ describe('snapshot sync', () => {
     await h.sync.stop();
   });
 
-  test('a snapshot that cannot be written is neither published nor fatal', async () => {
+  test('a snapshot whose file cannot be written is served from memory, counted and logged, never fatal', async () => {
     const h = harness(config({ snapshotPath: path.join(dir, 'missing-dir', 'snapshot') }));
     seeded(h);
-    await assert.rejects(h.sync.full(), /ENOENT/);
+    await h.sync.full();
+    assert.equal(h.sync.current!.get('bob@example.com'), 'bob@example.com');
+    assert.equal(h.sync.current!.isFresh(), true);
+    assert.equal(await failures(h.metrics, 'full'), 1);
+    assert.ok(h.logs.lines.some((l) => l.level === 50 && /snapshot file not written/.test(String(l.msg))));
+    await h.sync.stop();
+  });
+
+  test('rcptgate sync (mustWrite): a file that cannot be written fails the sync', async () => {
+    const h = harness(config({ snapshotPath: path.join(dir, 'missing-dir', 'snapshot') }));
+    seeded(h);
+    await assert.rejects(h.sync.full(undefined, true), /ENOENT/);
     assert.equal(h.sync.current, null);
     assert.equal(await failures(h.metrics, 'full'), 1);
     await h.sync.stop();

@@ -17,10 +17,7 @@
  */
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { problemBody } from './problem.js';
-
-/** The fault people hit most, with what to do about it. */
-const URL_HINT = ' Percent-encode characters outside ASCII as UTF-8 bytes: jörg@example.com is j%C3%B6rg@example.com.';
+import { PERCENT_ENCODING_HINT, problemBody } from './problem.js';
 
 type ParserError = Error & { code?: string; reason?: string };
 
@@ -82,7 +79,7 @@ export class ConnectionRequests {
     if (!err.code?.startsWith('HPE_') || err.code.endsWith('_OVERFLOW')) return bare(err, socket);
     const answer = (): void => {
       if (socket.writable) {
-        const detail = `The request is not valid HTTP/1.1: ${err.reason ?? err.message}.${err.code === 'HPE_INVALID_URL' ? URL_HINT : ''}`;
+        const detail = `The request is not valid HTTP/1.1: ${err.reason ?? err.message}.${err.code === 'HPE_INVALID_URL' ? ` ${PERCENT_ENCODING_HINT}` : ''}`;
         const body = JSON.stringify(problemBody('invalid-request', detail));
         socket.write(`HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
       }

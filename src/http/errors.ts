@@ -1,6 +1,6 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from '../log.js';
-import { sendProblem } from './problem.js';
+import { PERCENT_ENCODING_HINT, sendProblem } from './problem.js';
 
 export const notFound: RequestHandler = (_req, res) => {
   sendProblem(res, 'not-found', 'There is no resource at this path.');
@@ -12,6 +12,8 @@ interface HttpishError {
   statusCode?: number;
   type?: string;
   limit?: number;
+  /** zlib's error number: the body is not what its Content-Encoding says. */
+  errno?: number;
 }
 
 /**
@@ -34,10 +36,21 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         sendProblem(res, 'payload-too-large', `The request body exceeds ${e.limit ?? 'the limit of'} bytes.`);
         return;
       case 'encoding.unsupported':
+        sendProblem(res, 'unsupported-media-type', 'The request body must be sent as it is or with Content-Encoding gzip, deflate or br.');
+        return;
       case 'charset.unsupported':
-        sendProblem(res, 'unsupported-media-type', 'The request body must be UTF-8 JSON without content encoding.');
+        sendProblem(res, 'unsupported-media-type', 'The request body must be UTF-8 JSON.');
         return;
       default:
+    }
+    // A path parameter the router could not percent-decode (j%F6rg: Latin-1, a stray "%").
+    if (err instanceof URIError && status === 400) {
+      sendProblem(res, 'invalid-request', `The path is not valid percent-encoded UTF-8. ${PERCENT_ENCODING_HINT}`);
+      return;
+    }
+    if (status === 400 && e.type === undefined && typeof e.errno === 'number') {
+      sendProblem(res, 'invalid-request', 'The request body could not be decompressed: it is not what its Content-Encoding says.');
+      return;
     }
     if (status >= 400 && status < 500) {
       // e.g. a path segment that is not valid percent-encoding

@@ -21,6 +21,9 @@ export const Problems = {
 
 export type ProblemType = keyof typeof Problems;
 
+/** What to do about the path fault people hit most: non-ASCII characters not encoded as UTF-8. */
+export const PERCENT_ENCODING_HINT = 'Percent-encode characters outside ASCII as UTF-8 bytes: jörg@example.com is j%C3%B6rg@example.com.';
+
 export interface ProblemBody {
   type: string;
   title: string;

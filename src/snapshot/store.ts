@@ -43,7 +43,7 @@ export class SnapshotStore implements SnapshotView {
   private key = Buffer.allocUnsafe(1024);
 
   constructor(
-    /** When the last full sync started (ms since epoch): `sync.maxAge` counts from here. */
+    /** When the last full sync started, on the `now` clock (the syncer's steady clock): `sync.maxAge` counts from here. */
     public createdAt: number,
     private readonly maxAgeMs: number,
     private readonly now: () => number = Date.now,

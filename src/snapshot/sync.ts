@@ -30,6 +30,8 @@ export interface SnapshotSyncDeps {
   /** `sync.detectRemovals`: drops disabled, renamed and deleted entries between full syncs. */
   changes?: ChangeFeed | null;
   now?: () => number;
+  /** A clock that never steps, in ms (default: the monotonic clock): `sync.maxAge` runs on it. */
+  steadyNow?: () => number;
 }
 
 /** Identifies the directory a snapshot was taken from, so a foreign file is refused. */
@@ -56,6 +58,7 @@ export class SnapshotSync {
   /** Aborts a listing in progress when the process shuts down. */
   private readonly abort = new AbortController();
   private readonly now: () => number;
+  private readonly steady: () => number;
   private readonly maxAgeMs: number;
   private readonly path: string;
   private readonly ageTimer: NodeJS.Timeout;
@@ -65,6 +68,7 @@ export class SnapshotSync {
 
   constructor(private readonly deps: SnapshotSyncDeps) {
     this.now = deps.now ?? Date.now;
+    this.steady = deps.steadyNow ?? (() => performance.now());
     this.canaries = deps.config.directory.canaries.map(snapshotKey);
     this.maxAgeMs = ms(deps.config.sync.maxAge);
     this.path = deps.config.sync.snapshotPath!;
@@ -99,11 +103,12 @@ export class SnapshotSync {
   async load(): Promise<boolean> {
     const t0 = performance.now();
     try {
-      const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.now);
+      const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.steady);
       // A header from the future (clock set back, file from another host) proves nothing about
       // freshness: treat the snapshot as stale and sync it in full.
       const trusted = header.createdAt <= this.now() && header.fullAt <= this.now();
-      store.createdAt = trusted ? header.fullAt : 0;
+      // Its age as the wall clock tells it now, then on the steady clock (a later step changes nothing).
+      store.createdAt = this.steady() - (this.now() - (trusted ? header.fullAt : 0));
       this.lastSyncStartedAt = trusted ? header.createdAt : 0;
       this.lastFullAt = trusted ? header.fullAt : 0;
       this.publish(store);
@@ -125,11 +130,13 @@ export class SnapshotSync {
     return this.exclusive(async () => {
       const started = this.now();
       const startedMono = performance.now();
+      const startedSteady = this.steady();
       const t0 = process.hrtime.bigint();
       const end = this.deps.metrics.syncDuration.startTimer({ kind: 'full' });
       try {
         // Straight into a new store (not published until complete): one copy of the data in memory.
-        const store = new SnapshotStore(started, this.maxAgeMs, this.now);
+        // Its age runs on the steady clock: a wall clock stepped back must not extend sync.maxAge.
+        const store = new SnapshotStore(startedSteady, this.maxAgeMs, this.steady);
         let listed = 0;
         const progress = new SyncProgressTicker(this.store?.entries ?? null, this.deps.logger, onProgress);
         for await (const r of this.deps.directory.listAll({ signal: this.abort.signal })) {

@@ -101,7 +101,7 @@ function harness(cfg: Config = config(), directory = new ListingDirectory(), clo
   const metrics = new Metrics({ defaultMetrics: false });
   const logs = new LogSink();
   const published: SnapshotStore[] = [];
-  const sync = new SnapshotSync({ config: cfg, directory, metrics, logger: createLogger('debug', logs), onSnapshot: (s) => published.push(s), now: clock.now });
+  const sync = new SnapshotSync({ config: cfg, directory, metrics, logger: createLogger('debug', logs), onSnapshot: (s) => published.push(s), now: clock.now, steadyNow: clock.now });
   return { sync, directory, metrics, logs, published, clock, config: cfg };
 }
 

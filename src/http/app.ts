@@ -170,6 +170,12 @@ function adminRoutes(route: Route, deps: HttpAppDeps): void {
     delete: [
       admin,
       (req, res) => {
+        // The router reads "/v1/cache/" as "/v1/cache": an address left out (an empty shell
+        // variable) must not flush every answer, the stale ones that carry an outage included.
+        if (req.path.endsWith('/')) {
+          sendProblem(res, 'invalid-request', 'No address after /v1/cache/: name the address to flush one, or DELETE /v1/cache (no trailing slash) to flush every answer.');
+          return;
+        }
         const removed = flush();
         logger.info({ removed, remoteAddress: req.socket.remoteAddress }, 'cache flushed');
         res.status(204).end();

@@ -11,6 +11,9 @@ import { vetListing } from './vet.js';
 
 /** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
 const SKEW_MS = 60_000;
+/** Changed entries an incremental sync holds (plain objects) before a full sync, streamed into the
+ * compact store, takes over: a bulk change of a large directory must not sit in memory whole. */
+const MAX_INCREMENTAL_CHANGES = 1_000_000;
 
 export interface SyncReport {
   kind: 'full' | 'incremental';
@@ -32,6 +35,7 @@ export interface SnapshotSyncDeps {
   now?: () => number;
   /** A clock that never steps, in ms (default: the monotonic clock): `sync.maxAge` runs on it. */
   steadyNow?: () => number;
+  maxIncrementalChanges?: number; // tests
 }
 
 /** Identifies the directory a snapshot was taken from, so a foreign file is refused. */
@@ -75,10 +79,8 @@ export class SnapshotSync {
     this.ageTimer = setInterval(() => this.updateGauges(), 5_000).unref();
   }
 
-  /**
-   * After a config reload the new directory serves the syncs, and the new change feed reads the
-   * removals: one built at start would keep binding to the old URLs with the old password.
-   */
+  /** After a reload the new directory serves the syncs and the new change feed reads removals
+   * (one built at start would keep binding to the old URLs with the old password). */
   setDirectory(directory: Directory, changes: ChangeFeed | null): void {
     this.deps.directory = directory;
     this.deps.changes = changes;
@@ -183,38 +185,46 @@ export class SnapshotSync {
    */
   async incremental(): Promise<SyncReport> {
     if (!this.store) return this.full();
-    return this.exclusive(async () => {
-      const store = this.store!;
-      const started = this.now();
-      const startedMono = performance.now();
-      const t0 = process.hrtime.bigint();
-      const end = this.deps.metrics.syncDuration.startTimer({ kind: 'incremental' });
-      try {
-        let changed = 0;
-        const since = new Date(this.lastStart(started, startedMono) - SKEW_MS);
-        const updates: DirectoryRecord[] = [];
-        for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) updates.push(r);
-        // The skew margin re-lists recent changes every time: only real changes are written.
-        for (const r of updates) if (store.upsert(r)) changed++;
-        if (this.deps.changes) {
-          const removals = await this.deps.changes.apply(store, updates, since);
-          changed += removals.removed + removals.refreshed;
-        }
-        if (changed > 0) await this.persist('incremental', store, started, this.lastFullAt);
-        this.lastSyncStartedAt = started;
-        this.lastSyncStartedMono = startedMono;
-        this.publish(store);
-        end();
-        const report: SyncReport = { kind: 'incremental', entries: store.entries, addresses: store.size, changed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
-        this.deps.logger.debug(report, 'incremental sync done');
-        return report;
-      } catch (err) {
-        if (this.stopped) throw err;
-        this.deps.metrics.syncFailures.inc({ kind: 'incremental' });
-        this.deps.logger.warn({ err: { message: (err as Error).message } }, 'incremental sync failed; keeping the current snapshot');
-        throw err;
+    const report = await this.exclusive(() => this.merge());
+    if (report === null) this.deps.logger.info('incremental sync saw more changed entries than it holds; running a full sync instead');
+    return report ?? this.full();
+  }
+
+  /** The incremental sync itself; null when more entries changed than it holds. */
+  private async merge(): Promise<SyncReport | null> {
+    const limit = this.deps.maxIncrementalChanges ?? MAX_INCREMENTAL_CHANGES;
+    const store = this.store!;
+    const started = this.now();
+    const startedMono = performance.now();
+    const t0 = process.hrtime.bigint();
+    const end = this.deps.metrics.syncDuration.startTimer({ kind: 'incremental' });
+    try {
+      let changed = 0;
+      const since = new Date(this.lastStart(started, startedMono) - SKEW_MS);
+      const updates: DirectoryRecord[] = [];
+      for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) {
+        if (updates.push(r) > limit) return null; // ends the listing
       }
-    });
+      // The skew margin re-lists recent changes every time: only real changes are written.
+      for (const r of updates) if (store.upsert(r)) changed++;
+      if (this.deps.changes) {
+        const removals = await this.deps.changes.apply(store, updates, since);
+        changed += removals.removed + removals.refreshed;
+      }
+      if (changed > 0) await this.persist('incremental', store, started, this.lastFullAt);
+      this.lastSyncStartedAt = started;
+      this.lastSyncStartedMono = startedMono;
+      this.publish(store);
+      end();
+      const report: SyncReport = { kind: 'incremental', entries: store.entries, addresses: store.size, changed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
+      this.deps.logger.debug(report, 'incremental sync done');
+      return report;
+    } catch (err) {
+      if (this.stopped) throw err;
+      this.deps.metrics.syncFailures.inc({ kind: 'incremental' });
+      this.deps.logger.warn({ err: { message: (err as Error).message } }, 'incremental sync failed; keeping the current snapshot');
+      throw err;
+    }
   }
 
   /**

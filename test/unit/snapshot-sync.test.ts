@@ -25,6 +25,8 @@ class ListingDirectory implements Directory {
   /** While set, a listing waits here before its first record (for stop() during a sync). */
   gate: Promise<void> | null = null;
   lastSignal: AbortSignal | undefined;
+  /** Records handed out by listings, all of them. */
+  yielded = 0;
 
   set(uid: string, changedAt: number, ...addresses: string[]): void {
     const dn = `uid=${uid},ou=people,dc=example,dc=com`;
@@ -45,6 +47,7 @@ class ListingDirectory implements Directory {
       if (this.failure && n >= this.failAfter) throw this.failure;
       if (options.changedSince && e.changedAt < options.changedSince.getTime()) continue;
       n++;
+      this.yielded++;
       yield { dn: e.dn, canonical: e.canonical, addresses: e.addresses };
     }
     if (this.failure) throw this.failure;
@@ -97,11 +100,11 @@ interface Harness {
   config: Config;
 }
 
-function harness(cfg: Config = config(), directory = new ListingDirectory(), clock = new FakeClock()): Harness {
+function harness(cfg: Config = config(), directory = new ListingDirectory(), clock = new FakeClock(), maxIncrementalChanges?: number): Harness {
   const metrics = new Metrics({ defaultMetrics: false });
   const logs = new LogSink();
   const published: SnapshotStore[] = [];
-  const sync = new SnapshotSync({ config: cfg, directory, metrics, logger: createLogger('debug', logs), onSnapshot: (s) => published.push(s), now: clock.now, steadyNow: clock.now });
+  const sync = new SnapshotSync({ config: cfg, directory, metrics, logger: createLogger('debug', logs), onSnapshot: (s) => published.push(s), now: clock.now, steadyNow: clock.now, maxIncrementalChanges });
   return { sync, directory, metrics, logs, published, clock, config: cfg };
 }
 
@@ -242,6 +245,28 @@ describe('snapshot sync', () => {
     const report = await h.sync.incremental();
     assert.equal(report.kind, 'full');
     assert.equal(h.directory.listings[0]!.changedSince, undefined);
+    await h.sync.stop();
+  });
+
+  test('an incremental sync that sees more changed entries than it holds stops listing and gives way to a full sync', async () => {
+    const h = harness(config(), undefined, undefined, 5);
+    seeded(h);
+    await h.sync.full();
+    h.clock.advance(60_000);
+    for (const u of ['carol', 'dave', 'erin']) h.directory.set(u, h.clock.t, `${u}@example.com`);
+    // Within the skew margin alice and bob are listed again: 5 entries, as many as it holds.
+    assert.equal((await h.sync.incremental()).kind, 'incremental', 'as many changes as it holds: merged');
+    h.clock.advance(60_000);
+    for (const u of ['frank', 'grace', 'heidi', 'ivan', 'judy', 'mallory']) h.directory.set(u, h.clock.t, `${u}@example.com`);
+    h.directory.delete('bob');
+    const before = h.directory.yielded;
+    const report = await h.sync.incremental();
+    assert.equal(report.kind, 'full');
+    assert.deepEqual(h.directory.listings.map((l) => l.changedSince !== undefined), [false, true, true, false]);
+    assert.equal(h.directory.yielded - before, 6 + 10, 'the bulk listing ended at the first entry past the limit, then the full listing');
+    assert.equal(h.sync.current!.get('mallory@example.com'), 'mallory@example.com');
+    assert.equal(h.sync.current!.get('bob@example.com'), undefined, 'a full sync: deletions are applied too');
+    assert.ok(h.logs.messages().includes('incremental sync saw more changed entries than it holds; running a full sync instead'));
     await h.sync.stop();
   });
 

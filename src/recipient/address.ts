@@ -27,6 +27,8 @@ const ATOM = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~\u0080-\u{10FFFF}]+$/u;
 const QUOTED = /^"(?:[\x20\x21\x23-\x5b\x5d-\x7e\u0080-\u{10FFFF}]|\\[\x20-\x7e])*"$/u;
 // C0, DEL and C1 (U+0080-U+009F): control characters are never part of an address.
 const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
+// A surrogate not in a pair (only JSON's \ud800 escapes make one) has no UTF-8 form: no mailbox has it.
+const LONE_SURROGATE = /\p{Cs}/u;
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
 function isDotAtom(s: string): boolean {
@@ -75,6 +77,7 @@ export function parseAddress(input: string): ParseResult {
   if (s.startsWith('<') && s.endsWith('>')) s = s.slice(1, -1);
   if (s.length === 0) return { ok: false, reason: 'empty address' };
   if (CONTROL.test(s)) return { ok: false, reason: 'control characters are not allowed' };
+  if (LONE_SURROGATE.test(s)) return { ok: false, reason: 'not valid Unicode (a lone surrogate)' };
   if (octets(s) > MAX_ADDRESS_OCTETS + 1) return { ok: false, reason: `address longer than ${MAX_ADDRESS_OCTETS} octets` };
   const at = s.lastIndexOf('@');
   if (at < 0) return { ok: false, reason: 'missing "@"' };

@@ -7,7 +7,8 @@
  *  - a batch body that is not what its Content-Encoding says (gzip, deflate or br that does not
  *    decompress).
  * An unsupported Content-Encoding was told to send the body "without content encoding", while
- * gzip, deflate and br are accepted. Real listener and engine (the bundled example directory).
+ * gzip, deflate and br are accepted. A batch address holding half a surrogate pair was judged
+ * unknown instead of invalid. Real listener and engine (the bundled example directory).
  */
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
@@ -71,5 +72,14 @@ describe('HTTP requests refused with a reason (real listener)', () => {
     const body = await problem(res);
     assert.equal(body.type, 'https://rcptgate.dev/problems/unsupported-media-type');
     assert.match(body.detail, /gzip, deflate or br/, body.detail);
+  });
+
+  test('a batch address with a lone surrogate (JSON "\\ud800") is invalid, not unknown', async () => {
+    // JSON can carry half a surrogate pair; no UTF-8 form exists for it, so no mailbox has it.
+    const body = '{"addresses":["\\ud800@example.com","al\\udc00ice@example.com","alice@example.com"]}';
+    const res = await fetch(`${base}/v1/recipients:check`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    assert.equal(res.status, 200);
+    const { results } = (await res.json()) as { results: Array<{ verdict: string }> };
+    assert.deepEqual(results.map((r) => r.verdict), ['invalid', 'invalid', 'valid']);
   });
 });

@@ -64,6 +64,9 @@ describe('parseAddress refuses', () => {
     ['a\tb@example.com', /control/],
     ['a\u007f@example.com', /control/],
     ['a\u0085@example.com', /control/], // C1 control (NEL)
+    ['\ud800@example.com', /surrogate/], // JSON "\ud800": no UTF-8 form
+    ['a\udc00b@example.com', /surrogate/],
+    ['"\ud83d"@example.com', /surrogate/],
     ['a@-example.com', /domain/],
     ['a@example-.com', /domain/],
     ['a@example..com', /domain/],
@@ -86,6 +89,10 @@ describe('parseAddress refuses', () => {
     const r = parseAddress(`${local}@${domain}`);
     assert.equal(r.ok, false);
     if (!r.ok) assert.match(r.reason, /254/);
+  });
+
+  it('accepts a surrogate pair (a character outside the BMP) where UTF-8 is allowed', () => {
+    assert.equal(parseAddress('"\u{1F600}"@example.com').ok, true);
   });
 
   it('refuses a non-string without throwing', () => {

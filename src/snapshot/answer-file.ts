@@ -113,8 +113,12 @@ export async function loadAnswers(path: string, source: string, cache: AnswerCac
   // First pass: structure only (no strings); nothing reaches the cache unless the file checks out.
   const count = walk(body, () => undefined);
   if (count !== header.count) throw new Error(`expected ${header.count} answers, found ${count}`);
+  // Saved "in the future": the clock ran ahead while the answers were timed (then was set right).
+  // Their lifetimes count from the save as if it were now, not from a time not yet reached.
+  const ahead = Number.isFinite(header.savedAt) && header.savedAt > now ? header.savedAt - now : 0;
   let loaded = 0;
-  walk(body, (key, canonical, dn, freshUntil) => {
+  walk(body, (key, canonical, dn, saved) => {
+    const freshUntil = saved - ahead;
     if (!(now < freshUntil + staleMs)) return;
     cache.set(key, { canonical, dn }, freshUntil);
     loaded++;

@@ -74,6 +74,21 @@ describe('answer file (cache.persistPath)', () => {
     assert.equal(empty.size, 0);
   });
 
+  test('answers saved while the clock ran ahead count their lifetimes from the save, not from a time still to come', async () => {
+    const file = path.join(dir, 'ahead');
+    // Saved at NOW by a clock an hour fast; loaded a minute later by the clock set right.
+    await saveAnswers(file, SOURCE, filled(), NOW, HOUR);
+    const back = new AnswerCache(100);
+    const loadedAt = NOW - HOUR + 60_000;
+    assert.equal(await loadAnswers(file, SOURCE, back, loadedAt, HOUR), 3);
+    assert.equal(back.get('alice@example.com')!.freshUntil, loadedAt + HOUR, 'fresh for the hour it had left at the save');
+    assert.equal(back.get('ally@example.com')!.freshUntil, loadedAt - 1000);
+    // A save in the past (the usual restart) keeps the times as written.
+    const later = new AnswerCache(100);
+    await loadAnswers(file, SOURCE, later, NOW + 60_000, HOUR);
+    assert.equal(later.get('alice@example.com')!.freshUntil, NOW + HOUR);
+  });
+
   test('refuses a checksummed body whose lengths run past its end, before touching the cache', async () => {
     const { createHash } = await import('node:crypto');
     const body = Buffer.from([5, 0, 0x61, 0x40]);

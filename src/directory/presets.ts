@@ -96,13 +96,18 @@ const OPENLDAP_FILTER = '(|(mail=%s)(mailAlternateAddress=%s))';
 /**
  * AD: the disabled-account bit (ACCOUNTDISABLE, 2) tested with LDAP_MATCHING_RULE_BIT_AND —
  * except Exchange shared, room, equipment and linked mailboxes (msExchRecipientTypeDetails 4, 16,
- * 32, 2), whose accounts are disabled by design yet receive mail. Without Exchange's schema the
- * extra clauses match nothing.
+ * 32, 2) and their hybrid counterparts moved to Exchange Online (remote shared 34359738368, room
+ * 8589934592, equipment 17179869184), whose accounts are disabled by design yet receive mail.
+ * Without Exchange's schema the extra clauses match nothing.
  */
-export const AD_ENABLED_ONLY =
-  '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32))';
-/** AD: users, mail-enabled groups, contacts and public folders. */
-export const AD_RECIPIENT_CLASSES = '(|(objectClass=user)(objectClass=group)(objectClass=contact)(objectClass=publicFolder))';
+const DISABLED_BY_DESIGN = ['2', '4', '16', '32', '8589934592', '17179869184', '34359738368'];
+export const AD_ENABLED_ONLY = `(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))${DISABLED_BY_DESIGN.map((v) => `(msExchRecipientTypeDetails=${v})`).join('')})`;
+/**
+ * AD: users, mail-enabled groups (Exchange's dynamic distribution groups are a class of their
+ * own, derived from `top`), contacts and public folders.
+ */
+export const AD_RECIPIENT_CLASSES =
+  '(|(objectClass=user)(objectClass=group)(objectClass=msExchDynamicDistributionList)(objectClass=contact)(objectClass=publicFolder))';
 
 /** The AD lookup template; `proxyAddresses` compares case-insensitively, so `smtp:` also matches `SMTP:`. */
 export function activeDirectoryFilter(matchUserPrincipalName: boolean): string {

@@ -44,13 +44,14 @@ describe('openldap preset', () => {
 describe('activedirectory preset', () => {
   const plan = searchPlan({ preset: 'activedirectory', filter: null, matchUserPrincipalName: false });
 
-  test('matches mail and smtp proxy addresses of enabled users, groups, contacts and public folders', () => {
+  test('matches mail and smtp proxy addresses of enabled users, groups (dynamic ones too), contacts and public folders', () => {
     const filter = expandFilter(plan.lookupFilter, 'bob@example.com');
     assert.equal(
       filter,
-      '(&(|(objectClass=user)(objectClass=group)(objectClass=contact)(objectClass=publicFolder))' +
+      '(&(|(objectClass=user)(objectClass=group)(objectClass=msExchDynamicDistributionList)(objectClass=contact)(objectClass=publicFolder))' +
         '(|(mail=bob@example.com)(proxyAddresses=smtp:bob@example.com))' +
-        '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32)))',
+        '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32)' +
+        '(msExchRecipientTypeDetails=8589934592)(msExchRecipientTypeDetails=17179869184)(msExchRecipientTypeDetails=34359738368)))',
     );
     parseFilter(filter);
     assert.doesNotMatch(plan.lookupFilter, /userPrincipalName/);
@@ -66,9 +67,10 @@ describe('activedirectory preset', () => {
   test('the list filter keeps the class and disabled clauses', () => {
     assert.equal(
       plan.listFilter,
-      '(&(|(objectClass=user)(objectClass=group)(objectClass=contact)(objectClass=publicFolder))' +
+      '(&(|(objectClass=user)(objectClass=group)(objectClass=msExchDynamicDistributionList)(objectClass=contact)(objectClass=publicFolder))' +
         '(|(mail=*)(proxyAddresses=smtp:*))' +
-        '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32)))',
+        '(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))(msExchRecipientTypeDetails=2)(msExchRecipientTypeDetails=4)(msExchRecipientTypeDetails=16)(msExchRecipientTypeDetails=32)' +
+        '(msExchRecipientTypeDetails=8589934592)(msExchRecipientTypeDetails=17179869184)(msExchRecipientTypeDetails=34359738368)))',
     );
     parseFilter(plan.listFilter);
   });

@@ -36,6 +36,7 @@ command -v miltertest >/dev/null || need+=(miltertest)
 command -v openssl >/dev/null || need+=(openssl)
 command -v chromium >/dev/null || need+=(chromium)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
+command -v chattr >/dev/null || need+=(e2fsprogs)
 
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

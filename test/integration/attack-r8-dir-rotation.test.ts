@@ -16,6 +16,7 @@ import { createApp, type App } from '../../src/app/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { DISABLED_EXCLUDING_FILTER, startSlapd, type Slapd } from '../helpers/slapd.js';
+import { until } from '../helpers/wait.js';
 
 let ldap: Slapd;
 let oldServer: Slapd;
@@ -35,14 +36,6 @@ after(async () => {
   await newServer?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 async function writeConfig(file: string, url: string, passwordFile: string): Promise<void> {
   await writeFile(

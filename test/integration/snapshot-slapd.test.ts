@@ -15,6 +15,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { postmapQuery, requireTool } from '../helpers/postfix.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { until as waitUntil } from '../helpers/wait.js';
 
 const USERS = 100_000;
 
@@ -59,13 +60,7 @@ async function counter(app: App, name: string, labels: Record<string, string>): 
   return m ? Number(m[1]) : 0;
 }
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) => waitUntil(what, check, timeoutMs);
 
 function mb(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(0)} MB`;

@@ -13,6 +13,9 @@ import { createApp, type App } from '../../src/app/app.js';
 import { loadConfig } from '../../src/config/load.js';
 import { silentLogger } from '../../src/log.js';
 import { DISABLED_EXCLUDING_FILTER, startSlapd, type Slapd } from '../helpers/slapd.js';
+import { until as waitUntil } from '../helpers/wait.js';
+
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000) => waitUntil(what, check, timeoutMs, 50);
 
 const USERS = 200;
 
@@ -60,14 +63,6 @@ const ask = async (app: App, address: string) => {
   const r = await app.validator.lookup(address, { frontend: 'http' });
   return { verdict: r.verdict, source: r.source };
 };
-
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

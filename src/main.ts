@@ -119,7 +119,7 @@ function configCheck(file: string | undefined): number {
   try {
     const { config, file: used } = loadConfig(file);
     // Secrets, the CA file and the override lists too: exactly what `serve` would refuse.
-    resolveConfig(config);
+    resolveConfig(config, process.env, used);
     checkDirectory(config);
     out(`# ${used ? `config ${used}` : 'no config file: built-in defaults'} is valid; effective configuration:`);
     // Warnings go to stderr: stdout stays valid YAML.

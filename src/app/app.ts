@@ -50,7 +50,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   let draining = false;
   const config = options.loaded.config;
   // Secrets and files are read once, here: a problem is a ConfigError listing every one.
-  const resolved = resolveConfig(config, env);
+  const resolved = resolveConfig(config, env, options.loaded.file);
   const engines = new EngineHolder(resolved, { logger, metrics, env });
   const validator = engines.validator;
   const snapshots = new SnapshotHolder(config, engines, { metrics, logger, env });

@@ -67,7 +67,7 @@ function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
       if (isExampleDirectory(loaded.config) && !isExampleDirectory(before)) {
         throw new Error(`${loaded.file ?? 'the configuration'} has no directory section: it would switch to the bundled example directory (a file cut short while being rewritten?)`);
       }
-      const resolved = resolveConfig(loaded.config, env);
+      const resolved = resolveConfig(loaded.config, env, loaded.file);
       const next = engines.prepare(resolved, snapshots.current);
       try {
         await checkNewDirectory(engines.current, next);

@@ -50,7 +50,7 @@ function addressList(file: string | null, key: string, issues: ConfigIssue[]): S
  * `config check` alike, so `config check` rejects exactly what `serve` would. Throws ConfigError
  * listing every problem.
  */
-export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv = process.env): ResolvedConfig {
+export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv = process.env, configFile: string | null = null): ResolvedConfig {
   const issues: ConfigIssue[] = [];
   const ldap = config.directory.ldap;
   const usesLdap = config.directory.kind === 'ldap';
@@ -78,7 +78,7 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
     ['cache.persistPath', config.cache.persistPath],
   ];
   for (const [key, file] of written) {
-    const problem = file === null ? null : writableDirProblem(file);
+    const problem = file === null ? null : writableDirProblem(file) ?? overwriteProblem(file, key, config, configFile);
     if (problem) issues.push({ path: key, message: problem });
   }
   const overrides: Overrides = {
@@ -142,6 +142,39 @@ function writableDirProblem(link: string): string | null {
   } catch (err) {
     return `cannot write into ${dir}: ${(err as Error).message}`;
   }
+}
+
+/**
+ * Why a file rcptgate writes (snapshot, answer file) would replace one it reads, or null. Spelled
+ * another way, or through a link, `cache.persistPath: /etc/rcptgate/rcptgate.yaml` replaced the
+ * config file with the answer file at the first save: the service ran on, and the next restart
+ * or reload found no config. A secret or an override list went the same way.
+ */
+function overwriteProblem(written: string, key: string, config: Readonly<Config>, configFile: string | null): string | null {
+  const ldap = config.directory.ldap;
+  const read: Array<[string, string | null]> = [
+    ['the config file', configFile],
+    ['directory.ldif.path', config.directory.kind === 'ldif' ? config.directory.ldif.path : null],
+    ['directory.ldap.bindPasswordFile', ldap.bindPasswordFile],
+    ['directory.ldap.tls.caFile', ldap.tls.caFile],
+    ['admin.tokenFile', config.admin.tokenFile],
+    ['http.lookupTokenFile', config.http.lookupTokenFile],
+    ['overrides.allowFile', config.overrides.allowFile],
+    ['overrides.denyFile', config.overrides.denyFile],
+    // Two writers of different formats on one file: each save destroys the other's.
+    ['sync.snapshotPath', key !== 'sync.snapshotPath' && config.sync.enabled ? config.sync.snapshotPath : null],
+  ];
+  const hit = read.find(([, file]) => file !== null && sameFile(file, written));
+  if (!hit) return null;
+  return `${written} is also ${hit[0]}: rcptgate reads it, and each save would replace it with a file of its own; give ${key} a file of its own`;
+}
+
+/** One file, however it is spelled: the same path once links are followed, or the same inode. */
+function sameFile(a: string, b: string): boolean {
+  if (resolve(realpathOr(a)) === resolve(realpathOr(b))) return true;
+  const sa = statSync(a, { throwIfNoEntry: false });
+  const sb = statSync(b, { throwIfNoEntry: false });
+  return sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
 }
 
 function realpathOr(path: string): string {

@@ -1,0 +1,81 @@
+/**
+ * Files rcptgate writes (snapshot, answer file) that name a file it reads: its own config, a
+ * secret, an override list, or each other under another spelling.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { loadConfig } from '../../src/config/load.js';
+import { resolveConfig } from '../../src/config/resolve.js';
+import { ConfigError, type ConfigIssue } from '../../src/errors.js';
+
+let dir = '';
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'rcptgate-r8b-config-'));
+});
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function write(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+function issuesOf(run: () => unknown): ConfigIssue[] {
+  try {
+    run();
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
+    return err.issues;
+  }
+  assert.fail('accepted');
+}
+
+describe('files rcptgate writes never replace a file it reads', () => {
+  it('refuses cache.persistPath or sync.snapshotPath naming the config file, a secret or an override list', () => {
+    const secret = write('bind-password', 'hunter2\n');
+    const deny = write('deny.txt', 'former@example.com\n');
+    const token = write('admin-token', 'a-long-admin-token\n');
+    const ldap = `domains: [example.com]\ndirectory:\n  kind: ldap\n  ldap:\n    urls: ["ldap://127.0.0.1:1"]\n    bindDN: cn=reader,dc=example,dc=com\n    bindPasswordFile: ${secret}\n`;
+    const cases: Array<[string, string, string]> = [
+      ['config.yaml', 'cache:\n  persistPath: SELF\n', 'cache.persistPath'],
+      ['deny.yaml', `overrides: { denyFile: ${deny} }\ncache: { persistPath: ${deny} }\n`, 'cache.persistPath'],
+      ['token.yaml', `admin: { tokenFile: ${token} }\ncache: { persistPath: ${token} }\n`, 'cache.persistPath'],
+      ['snap.yaml', `${ldap}sync: { enabled: true, snapshotPath: ${secret} }\n`, 'sync.snapshotPath'],
+      ['snap-self.yaml', `${ldap}sync: { enabled: true, snapshotPath: SELF }\n`, 'sync.snapshotPath'],
+    ];
+    for (const [name, text, key] of cases) {
+      const file = join(dir, name);
+      writeFileSync(file, text.replace('SELF', file));
+      const { config, file: used } = loadConfig(file, {});
+      const issues = issuesOf(() => resolveConfig(config, {}, used));
+      assert.deepEqual(issues.map((i) => i.path), [key], `${name}: ${JSON.stringify(issues)}`);
+      assert.match(issues[0]!.message, /rcptgate reads it/, name);
+      assert.doesNotMatch(issues[0]!.message, /hunter2/);
+    }
+  });
+
+  it('sees the same file through another spelling or a link', () => {
+    const file = join(dir, 'linked.yaml');
+    symlinkSync(file, join(dir, 'config-link.yaml'));
+    writeFileSync(file, `cache:\n  persistPath: ${join(dir, '.', 'config-link.yaml')}\n`);
+    const { config } = loadConfig(file, {});
+    assert.deepEqual(issuesOf(() => resolveConfig(config, {}, file)).map((i) => i.path), ['cache.persistPath']);
+    // And the answer file and the snapshot spelled two ways are still one file.
+    const secret = write('pw2', 'pw\n');
+    const twice = write(
+      'twice.yaml',
+      `domains: [example.com]\ndirectory: { kind: ldap, ldap: { urls: ["ldap://127.0.0.1:1"], bindDN: "cn=r", bindPasswordFile: ${secret} } }\nsync: { enabled: true, snapshotPath: ${dir}/snap.bin }\ncache: { persistPath: ${dir}/./snap.bin }\n`,
+    );
+    const loaded = loadConfig(twice, {});
+    assert.deepEqual(issuesOf(() => resolveConfig(loaded.config, {}, twice)).map((i) => i.path), ['cache.persistPath']);
+  });
+
+  it('accepts files of their own', () => {
+    const file = write('fine.yaml', `cache:\n  persistPath: ${dir}/answers.bin\n`);
+    const { config } = loadConfig(file, {});
+    assert.equal(resolveConfig(config, {}, file).config.cache.persistPath, `${dir}/answers.bin`);
+  });
+});

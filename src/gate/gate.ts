@@ -59,6 +59,14 @@ function domainOf(address: string): string | null {
   return at < 0 || at === s.length - 1 ? null : s.slice(at + 1);
 }
 
+/** A recipient that needs the directory: where it is looked up, and the tarpit delay decided before. */
+class Later {
+  constructor(
+    readonly address: string,
+    readonly delayMs: number,
+  ) {}
+}
+
 export class Gate {
   readonly harvest: HarvestGuard | null;
   private readonly validator: RecipientValidator;
@@ -118,6 +126,19 @@ export class Gate {
    * `client` (an IPv6 client counts as its network: harvest.ts). Synchronous when the engine has the answer at hand.
    */
   recipient(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
+    const begun = this.begin(recipient, client, frontend, logger);
+    if (!(begun instanceof Later)) return begun;
+    const { address, delayMs } = begun;
+    return this.lookup(address, frontend).then((r) => this.judge(r, client, delayMs, frontend, logger));
+  }
+
+  /** recipient()'s answer when it needs no directory request, else undefined (nothing counted). */
+  recipientNow(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | undefined {
+    const begun = this.begin(recipient, client, frontend, logger);
+    return begun instanceof Later ? undefined : begun;
+  }
+
+  private begin(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Later {
     // "nobody@example.com"@[127.0.0.1]: judged where the MTA will route it (source-route.ts).
     const address = servedTarget(recipient, this.isServed);
     const harvest = this.harvest;
@@ -129,8 +150,7 @@ export class Gate {
     // Decided before the lookup, so valid and unknown recipients of a flagged client wait alike.
     const delayMs = harvest === null ? 0 : harvest.delayMs(client);
     const result = this.now(address, frontend);
-    if (result !== undefined) return this.judge(result, client, delayMs, frontend, logger);
-    return this.lookup(address, frontend).then((r) => this.judge(r, client, delayMs, frontend, logger));
+    return result === undefined ? new Later(address, delayMs) : this.judge(result, client, delayMs, frontend, logger);
   }
 
   private judge(result: LookupResult, client: string, delayMs: number, frontend: Frontend, logger: Logger): GateAnswer {

@@ -139,11 +139,26 @@ class MilterSession {
     return encodeOptneg(reply);
   }
 
+  /**
+   * handle()'s reply when it needs no directory request, else undefined with the session
+   * untouched (pipeline.ts `quick`): every packet but a RCPT is answered from the session alone.
+   */
+  now(packet: MilterPacket): Buffer | Delayed | null | undefined {
+    if (packet.command !== Cmd.RCPT || !this.negotiated) return this.handle(packet) as Buffer | null;
+    const answer = this.gate.recipientNow(milterRecipient(parseStrings(packet.data), this.rcptAddr), this.clientKey(), 'milter', this.ctx.logger);
+    if (answer === undefined) return undefined;
+    this.rcptAddr = undefined;
+    return reply(answer);
+  }
+
+  private clientKey(): string {
+    return this.client ?? this.ctx.peer.address;
+  }
+
   private rcpt(args: string[]): HandlerResult {
     const recipient = milterRecipient(args, this.rcptAddr);
     this.rcptAddr = undefined;
-    const client = this.client ?? this.ctx.peer.address;
-    const answer = this.gate.recipient(recipient, client, 'milter', this.ctx.logger);
+    const answer = this.gate.recipient(recipient, this.clientKey(), 'milter', this.ctx.logger);
     return answer instanceof Promise ? answer.then(reply) : reply(answer);
   }
 }
@@ -157,6 +172,7 @@ function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, 
     decode: (chunk, emit) => void decoder.push(chunk, emit),
     partial: () => decoder.bufferedBytes > 0,
     handle: (packet) => session.handle(packet),
+    quick: (packet) => session.now(packet),
     onProtocolError: (err) => {
       options.metrics.protocolErrors.inc({ frontend: 'milter' });
       const code = err instanceof ProtocolError ? err.code : undefined;

@@ -16,21 +16,14 @@
  * - A peer that half-closes (last request, then FIN) still gets every reply, then our FIN.
  * - A tarpit delay (`Delayed`) holds only this connection's reply: the client's share of engine
  *   work is released as soon as the engine has answered (docs/harvest-protection.md).
+ * - A request that needs no engine work (`quick`: a cached answer) is answered at once even when
+ *   the client's share is used up: the share is for directory work. An MTA whose smtpd processes
+ *   flood unknown recipients got its other sessions' cached answers 0.7 s late, after a turn.
  */
 import type { ConnectionContext } from './tcp-server.js';
+import { Delayed, ReplyOutput, type HandlerResult, type Immediate, type Reply, type Slot } from './replies.js';
 
-export type Reply = string | Buffer;
-
-/** A reply to hold back for `ms` before it is written (harvest tarpit). */
-export class Delayed {
-  constructor(
-    readonly reply: Reply | null,
-    readonly ms: number,
-  ) {}
-}
-
-type Immediate = Reply | null | Delayed;
-export type HandlerResult = Immediate | Promise<Immediate>;
+export { Delayed, type HandlerResult, type Reply } from './replies.js';
 
 export interface PipelineOptions<T> {
   /** Feeds one chunk to the decoder, calling `emit` per complete request; throws on bad framing. */
@@ -39,16 +32,12 @@ export interface PipelineOptions<T> {
   partial(): boolean;
   /** Answers one request, in order. A throw is a protocol error. */
   handle(request: T): HandlerResult;
+  /** The reply when it needs no engine work, else undefined and no trace (`handle` answers it in turn). */
+  quick?(request: T): Immediate | undefined;
   /** Reports a protocol error (log, metric); the pipeline answers what came before, then closes. */
   onProtocolError(err: unknown): void;
   /** Requests started and not yet answered on this connection before reading pauses. */
   maxPipeline: number;
-}
-
-/** A reply owed, in request order; `done` once it may be written. */
-interface Slot {
-  reply: Reply | null;
-  done: boolean;
 }
 
 export const DEFAULT_MAX_PIPELINE = 64;
@@ -66,10 +55,7 @@ export class ConnectionPipeline<T> {
   private readonly queue: Slot[] = [];
   private backlog: T[] = [];
   private backlogHead = 0;
-  private outText = '';
-  private outBuffers: Buffer[] = [];
-  /** Length of the replies appended and not yet written. */
-  private outBytes = 0;
+  private readonly out = new ReplyOutput();
   private completed = false;
   private paused = false;
   /** Told the connection it owes answers (`ctx.busy()`): requests started or waiting to start. */
@@ -123,13 +109,13 @@ export class ConnectionPipeline<T> {
     }
     // A request cut where the read was put back is our delay, not the peer's: no clock for it.
     this.ctx.progress(this.completed, rest === null && !this.finishing && this.options.partial());
-    this.writeOut();
+    this.out.writeTo(this.socket);
     this.flow();
   }
 
   /** Decode no further in this read: requests wait for their turn, or enough replies are held. */
   private mustStop(): boolean {
-    return this.finishing || this.outBytes >= MAX_HELD_OUTPUT || this.backlogHead < this.backlog.length;
+    return this.finishing || this.out.bytes >= MAX_HELD_OUTPUT || this.backlogHead < this.backlog.length;
   }
 
   private readonly onRequest = (request: T): void => {
@@ -137,6 +123,7 @@ export class ConnectionPipeline<T> {
     // After a QUIT in the same read: nothing more is answered, so nothing more is looked up.
     if (this.finishing) return;
     if (this.backlogHead === this.backlog.length && this.canStart()) this.dispatch(request);
+    else if (this.backlogHead === this.backlog.length && this.answeredNow(request)) return;
     else {
       this.backlog.push(request);
       // A request waiting for its turn is owed too: a FIN or the idle sweep must not end the
@@ -149,27 +136,62 @@ export class ConnectionPipeline<T> {
     return !this.closed && this.queue.length < this.options.maxPipeline && !this.socket.writableNeedDrain && !this.ctx.peer.full && !this.ctx.draining;
   }
 
+  /** Only the client's share is used up: answers `request` if it needs no engine work (true). */
+  private answeredNow(request: T): boolean {
+    const quick = this.options.quick;
+    const room = !this.closed && !this.ctx.draining && !this.socket.writableNeedDrain && this.queue.length < this.options.maxPipeline;
+    if (quick === undefined || !room) return false;
+    let result: Immediate | undefined;
+    try {
+      result = quick(request);
+    } catch (err) {
+      this.failed(err);
+      return true;
+    }
+    if (result === undefined) return false;
+    this.accept(result);
+    return true;
+  }
+
+  private failed(err: unknown): void {
+    this.options.onProtocolError(err);
+    this.finishing = true;
+    this.backlog = [];
+    this.backlogHead = 0;
+  }
+
   private dispatch(request: T): void {
     let result: HandlerResult;
     try {
       result = this.options.handle(request);
     } catch (err) {
-      this.options.onProtocolError(err);
-      this.finishing = true;
-      this.backlog = [];
-      this.backlogHead = 0;
-      return;
+      return this.failed(err);
     }
+    if (result instanceof Promise) return this.await(result);
+    this.accept(result);
+  }
+
+  /** A reply the handler had at once (or none, or one to hold back). */
+  private accept(result: Immediate): void {
     if (result === null) return;
     if (typeof result === 'string' || Buffer.isBuffer(result)) {
-      if (this.queue.length === 0) this.append(result);
+      if (this.queue.length === 0) this.out.append(result);
       else this.queue.push({ reply: result, done: true });
       return;
     }
+    this.hold(this.owe(), result);
+  }
+
+  private owe(): Slot {
     const slot: Slot = { reply: null, done: false };
     this.queue.push(slot);
     this.setOwing(true);
-    if (result instanceof Delayed) return this.hold(slot, result);
+    return slot;
+  }
+
+  /** A reply that waits for the engine: it counts against the client's share until then. */
+  private await(result: Promise<Immediate>): void {
+    const slot = this.owe();
     const peer = this.ctx.peer;
     peer.acquire();
     result.then(
@@ -215,31 +237,12 @@ export class ConnectionPipeline<T> {
     let n = 0;
     while (n < queue.length && queue[n]!.done) {
       const reply = queue[n++]!.reply;
-      if (reply !== null) this.append(reply);
+      if (reply !== null) this.out.append(reply);
     }
     if (n > 0) queue.splice(0, n);
-    this.writeOut();
+    this.out.writeTo(this.socket);
     this.flow();
   };
-
-  private append(reply: Reply): void {
-    if (typeof reply === 'string') this.outText += reply;
-    else this.outBuffers.push(reply);
-    this.outBytes += reply.length;
-  }
-
-  private writeOut(): void {
-    if (this.socket.destroyed) return;
-    this.outBytes = 0;
-    if (this.outText !== '') {
-      this.socket.write(this.outText);
-      this.outText = '';
-    }
-    if (this.outBuffers.length > 0) {
-      this.socket.write(this.outBuffers.length === 1 ? this.outBuffers[0]! : Buffer.concat(this.outBuffers));
-      this.outBuffers = [];
-    }
-  }
 
   /** Starts waiting requests while there is room, then pauses or resumes reading. */
   private readonly flow = (): void => {
@@ -259,7 +262,7 @@ export class ConnectionPipeline<T> {
       this.backlog = [];
       this.backlogHead = 0;
     }
-    this.writeOut();
+    this.out.writeTo(this.socket);
     const waiting = this.backlogHead < this.backlog.length;
     if (!waiting && this.queue.length === 0) this.setOwing(false);
     if (waiting && this.ctx.peer.full) this.ctx.peer.wait(this.flow);

@@ -43,17 +43,30 @@ function reply(a: GateAnswer): string | Delayed {
   return a.delayMs > 0 ? new Delayed(text, a.delayMs) : text;
 }
 
+/** The recipient of a RCPT request as Postfix routes it and its client, or null for DUNNO. */
+function rcptOf(request: PolicyRequest, ctx: Pick<ConnectionContext, 'peer'>): { recipient: string; client: string } | null {
+  if (request.get('protocol_state')?.toUpperCase() !== 'RCPT') return null;
+  const internal = request.get('recipient') ?? '';
+  if (internal === '') return null;
+  // Judged as Postfix will route it, not as the raw internal form (route.ts). A request without
+  // a client IP address counts against whoever sent it: the connection's peer.
+  return { recipient: routedRecipient(internal), client: clientKey(request.get('client_address') ?? '') ?? ctx.peer.address };
+}
+
 /** Answers one request; never rejects (a failure to decide is a 4xx, never a 5xx). */
 export function answerPolicyRequest(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): HandlerResult {
-  if (request.get('protocol_state')?.toUpperCase() !== 'RCPT') return DUNNO;
-  const internal = request.get('recipient') ?? '';
-  if (internal === '') return DUNNO;
-  // Judged as Postfix will route it, not as the raw internal form (route.ts).
-  const recipient = routedRecipient(internal);
-  // A request without a client IP address counts against whoever sent it: the connection's peer.
-  const client = clientKey(request.get('client_address') ?? '') ?? ctx.peer.address;
-  const answer = gate.recipient(recipient, client, 'policy', ctx.logger);
+  const rcpt = rcptOf(request, ctx);
+  if (rcpt === null) return DUNNO;
+  const answer = gate.recipient(rcpt.recipient, rcpt.client, 'policy', ctx.logger);
   return answer instanceof Promise ? answer.then(reply) : reply(answer);
+}
+
+/** The same answer when it needs no directory request, else undefined (pipeline.ts `quick`). */
+export function answerPolicyRequestNow(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): string | Delayed | undefined {
+  const rcpt = rcptOf(request, ctx);
+  if (rcpt === null) return DUNNO;
+  const answer = gate.recipientNow(rcpt.recipient, rcpt.client, 'policy', ctx.logger);
+  return answer === undefined ? undefined : reply(answer);
 }
 
 function handleConnection(ctx: ConnectionContext, options: PolicyServerOptions, gate: Gate): void {
@@ -63,6 +76,7 @@ function handleConnection(ctx: ConnectionContext, options: PolicyServerOptions, 
     decode: (chunk, emit) => void decoder.push(chunk, emit),
     partial: () => !decoder.atBoundary,
     handle: (request) => answerPolicyRequest(request, gate, ctx),
+    quick: (request) => answerPolicyRequestNow(request, gate, ctx),
     onProtocolError: (err) => {
       options.metrics.protocolErrors.inc({ frontend: 'policy' });
       const code = err instanceof ProtocolError ? err.code : undefined;

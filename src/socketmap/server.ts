@@ -122,12 +122,17 @@ function handleConnection(ctx: ConnectionContext, validator: RecipientValidator,
     if (logger.isLevelEnabled('debug')) logger.debug({ request: printable(request, 300), reply }, 'socketmap lookup');
     return netstringText(reply);
   };
+  // The warm path: the engine's answer at hand, no promise (also asked while the client's share
+  // of directory work is used up: pipeline.ts).
+  const quick = (request: string, routed = route(validator, request)): string | undefined => {
+    if (typeof routed === 'string') return answered(request, routed);
+    const now = gate.now(routed.key, 'socketmap');
+    return now === undefined ? undefined : answered(request, verdictReply(routed, now, gate.answerOf(now)));
+  };
   const handle = (request: string): HandlerResult => {
     const routed = route(validator, request);
-    if (typeof routed === 'string') return answered(request, routed);
-    // The warm path: the engine's answer at hand, no promise.
-    const now = gate.now(routed.key, 'socketmap');
-    if (now !== undefined) return answered(request, verdictReply(routed, now, gate.answerOf(now)));
+    const now = quick(request, routed);
+    if (now !== undefined || typeof routed === 'string') return now ?? null;
     return gate.lookup(routed.key, 'socketmap').then((r) => answered(request, verdictReply(routed, r, gate.answerOf(r))));
   };
   new ConnectionPipeline<string>(ctx, {
@@ -135,6 +140,7 @@ function handleConnection(ctx: ConnectionContext, validator: RecipientValidator,
     decode: (chunk, emit) => decoder.feed(chunk, (frame) => emit(frame.toString())),
     partial: () => !decoder.atBoundary,
     handle,
+    quick,
     onProtocolError: (err) => {
       // The stream has lost its framing: the pipeline answers what was asked before, then hangs up.
       gate.metrics.protocolErrors.inc({ frontend: 'socketmap' });

@@ -256,6 +256,19 @@ as a crash loop or a pod killed mid-drain.
 {{- fail (printf "extraEnv %s sets what the chart owns (listen addresses, secret and snapshot paths, override files): use containerPorts, listeners, listenHost, secrets, overrides or config.sync instead" .name) }}
 {{- end }}
 {{- end }}
+{{- /* A V8 heap allowed to grow past the memory limit: the kernel kills the pod (SIGKILL: no drain, no answer file saved) before V8 collects. */}}
+{{- $limit := dig "limits" "memory" "" (.Values.resources | default dict) | toString }}
+{{- $qty := regexFind "^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$" $limit }}
+{{- range .Values.extraEnv }}
+{{- $heap := regexFind "--max[-_]old[-_]space[-_]size[= ]?[0-9]+" (toString (.value | default "")) | regexFind "[0-9]+$" }}
+{{- if and (eq (.name | default "") "NODE_OPTIONS") $heap $qty }}
+{{- $units := dict "" 1.0 "k" 1000.0 "K" 1000.0 "Ki" 1024.0 "M" 1e6 "Mi" 1048576.0 "G" 1e9 "Gi" 1073741824.0 "T" 1e12 "Ti" 1099511627776.0 }}
+{{- $limitMiB := divf (mulf (float64 (regexFind "^[0-9.]+" $qty)) (get $units (regexReplaceAll "^[0-9.]+" $qty ""))) 1048576 }}
+{{- if ge (float64 $heap) $limitMiB }}
+{{- fail (printf "extraEnv NODE_OPTIONS lets the V8 heap grow to %s MiB, not below resources.limits.memory (%s): the pod would be OOM-killed (no drain, no answer file saved) rather than collect garbage; set --max-old-space-size to about three quarters of the limit (%d) or raise the limit" $heap $limit (int (mulf $limitMiB 0.75))) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- /* The API server refuses a pod with two volumes of one name or two mounts on one path; the release would render, then fail to apply. */}}
 {{- $owned := dict "config" (include "rcptgate.configDir" .) "secrets" (include "rcptgate.secretDir" .) "data" (include "rcptgate.dataDir" .) "tmp" "/tmp" }}
 {{- range .Values.extraVolumes }}

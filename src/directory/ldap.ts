@@ -150,13 +150,13 @@ export class LdapDirectory implements Directory {
   async lookup(address: string, signal?: AbortSignal): Promise<DirectoryAnswer> {
     const started = performance.now();
     try {
-      const entries = await this.scheduler.lookup(address, signal);
+      const { entries, server } = await this.scheduler.lookup(address, signal);
       const picked = pick(this.plan, address, entries);
       if (picked.ambiguous) {
         this.log.warn({ address, dns: picked.ambiguous, chosen: picked.entry?.dn }, 'several LDAP entries match one address; using the first');
       }
       this.record(picked.entry ? 'found' : 'not_found', started);
-      return new LdapAnswer(picked.entry, this, address);
+      return new LdapAnswer(picked.entry, this, address, server);
     } catch (err) {
       const error = toDirectoryError(err, { operation: 'search' });
       if (error.code === ErrorCodes.DIRECTORY_OVERLOADED) this.counted.overloaded.inc();
@@ -269,6 +269,7 @@ class LdapAnswer implements DirectoryAnswer {
     readonly entry: DirectoryEntry | null,
     private readonly directory: LdapDirectory,
     private readonly address: string,
+    readonly server: string,
   ) {}
 
   get filter(): string {

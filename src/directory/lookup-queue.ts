@@ -11,7 +11,8 @@ export interface Pending {
   key: string;
   /** performance.now() ms: every deadline in the directory is on the monotonic clock, which no wall-clock step moves. */
   deadline: number;
-  resolve: (entries: Entry[]) => void;
+  /** The entries and the URL of the server whose search found them (or found none). */
+  resolve: (entries: Entry[], server: string) => void;
   reject: (err: DirectoryError) => void;
   done: boolean;
   /** Must go alone: not batchable, or a batch could not vouch for it. */

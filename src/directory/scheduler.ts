@@ -81,14 +81,14 @@ export class LookupScheduler {
     return this.accepted;
   }
 
-  /** Entries the directory holds for `key` (the search's own answer, not yet picked). */
-  lookup(key: string, signal?: AbortSignal): Promise<Entry[]> {
+  /** Entries the directory holds for `key` (the search's own answer, not yet picked), and the server that said so. */
+  lookup(key: string, signal?: AbortSignal): Promise<{ entries: Entry[]; server: string }> {
     if (this.closed) return Promise.reject(closedError());
     if (signal?.aborted) return Promise.reject(abortError(signal));
     if (this.accepted >= this.o.maxAccepted) return Promise.reject(this.o.overloaded());
-    return new Promise<Entry[]>((resolve, reject) => {
+    return new Promise<{ entries: Entry[]; server: string }>((resolve, reject) => {
       const single = this.o.batchSize <= 1 || this.o.plan.matchValues === null || !batchable(key);
-      const p = pending(key, performance.now() + this.o.timeoutMs, single, signal, resolve, reject);
+      const p = pending(key, performance.now() + this.o.timeoutMs, single, signal, (entries, server) => resolve({ entries, server }), reject);
       if (signal) {
         p.onAbort = () => this.fail(p, abortError(signal));
         signal.addEventListener('abort', p.onAbort, { once: true });
@@ -171,8 +171,8 @@ export class LookupScheduler {
     this.schedulePump();
   }
 
-  private answer(p: Pending, entries: Entry[]): void {
-    if (this.settle(p)) p.resolve(entries);
+  private answer(p: Pending, entries: Entry[], conn: LdapConnection): void {
+    if (this.settle(p)) p.resolve(entries, conn.url);
   }
 
   private fail(p: Pending, err: DirectoryError): void {
@@ -225,7 +225,7 @@ export class LookupScheduler {
     if (result.status === 0 || (result.status === 4 && result.entries.length > 0)) {
       // sizeLimitExceeded with entries still proves the address exists.
       if (!this.valuesHidden && hidesValues(this.o.plan, p.key, result.entries)) this.learnHiddenValues();
-      this.answer(p, result.entries);
+      this.answer(p, result.entries, conn);
       return;
     }
     // Any other result, sizeLimitExceeded with no entry included, is no answer: tempfail, never "no such entry"
@@ -249,12 +249,12 @@ export class LookupScheduler {
     for (let i = 0; i < batch.length; i++) {
       const p = batch[i]!;
       const entries = byKey.get(folded[i]!);
-      if (entries) this.answer(p, entries);
+      if (entries) this.answer(p, entries, conn);
       else (unaccounted ? unsure : unanswered).push(p);
     }
     // Where values are hidden, a key left unanswered beside entries is "no such entry" only once a batch of
     // just such keys finds nothing; a confirming batch that still finds entries sends those keys singly.
-    if (result.entries.length === 0 || !this.valuesHidden) for (const p of unanswered) this.answer(p, []);
+    if (result.entries.length === 0 || !this.valuesHidden) for (const p of unanswered) this.answer(p, [], conn);
     else if (batch[0]!.confirming) unsure.push(...unanswered);
     else if (unanswered.length > 0) this.confirm(unanswered);
     if (unsure.length > 0) {

@@ -11,6 +11,11 @@ export interface DirectoryAnswer {
   entry: DirectoryEntry | null;
   /** The filter sent, values escaped (for explanations). */
   filter?: string;
+  /**
+   * The server that answered (LDAP: its URL), when a directory has several. A canary check
+   * vouches for a "no such entry" only when that server found the canary (resolver.ts).
+   */
+  server?: string;
 }
 
 /** One entry and every address it receives mail for (lowercased), for full syncs. */

@@ -50,8 +50,8 @@ export class Resolver {
   private readonly inflight = new Map<string, Promise<DirectoryAnswer>>();
   /** Orders negative answers and canary checks: a check with a higher number was sent after. */
   private seq = 0;
-  private canaryCheck: { seq: number; done: Promise<void> } | null = null;
-  private nextCanaryCheck: Promise<void> | null = null;
+  private canaryCheck: { seq: number; done: Promise<Vouched> } | null = null;
+  private nextCanaryCheck: Promise<Vouched> | null = null;
   /** Directory requests not yet answered, oldest (= earliest backstop) first. */
   private readonly outstanding = new Set<Outstanding>();
   private backstop: NodeJS.Timeout | null = null;
@@ -130,7 +130,7 @@ export class Resolver {
     // rights, even when a later check (after the rights came back) finds every canary.
     const askedBlind = this.deps.health.canaryMissing;
     let p = this.request(key);
-    if (this.deps.canaries.length > 0) p = p.then((a) => (a.entry === null ? this.confirmNegative(++this.seq).then(() => this.unlessBlind(a, askedBlind)) : a));
+    if (this.deps.canaries.length > 0) p = p.then((a) => (a.entry === null ? this.confirmNegative(++this.seq).then((found) => this.unlessBlind(a, askedBlind, found)) : a));
     this.inflight.set(key, p);
     const done = (): void => {
       if (this.inflight.get(key) === p) this.inflight.delete(key);
@@ -139,16 +139,23 @@ export class Resolver {
     return p;
   }
 
-  private unlessBlind(a: DirectoryAnswer, askedBlind: boolean): DirectoryAnswer {
-    if (!askedBlind) return a;
-    throw new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, 'no entry found while a canary address was missing: not trusted');
+  /**
+   * `a`, a "no such entry", unless it was asked while a canary was missing, or the server that gave
+   * it is not one the check found the canaries on: the pool may hold connections to two servers
+   * (one opened while the first URL was down, one after), and a canary found on one says nothing
+   * of what the other can read.
+   */
+  private unlessBlind(a: DirectoryAnswer, askedBlind: boolean, found: Vouched): DirectoryAnswer {
+    if (askedBlind) throw new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, 'no entry found while a canary address was missing: not trusted');
+    if (a.server === undefined || found.has(a.server)) return a;
+    throw new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `no entry found on ${a.server}, whose canaries the check after it did not see: not trusted`);
   }
 
   /**
    * Resolves once a canary check sent after negative answer number `arrival` is done. Negatives
    * arriving while a check runs share the one queued after it: at most two checks at a time.
    */
-  private confirmNegative(arrival: number): Promise<void> {
+  private confirmNegative(arrival: number): Promise<Vouched> {
     const current = this.canaryCheck;
     if (current === null) return this.startCanaryCheck();
     if (current.seq > arrival) return current.done;
@@ -161,8 +168,8 @@ export class Resolver {
     return this.nextCanaryCheck;
   }
 
-  private startCanaryCheck(): Promise<void> {
-    const check = { seq: ++this.seq, done: this.checkCanaries() };
+  private startCanaryCheck(): Promise<Vouched> {
+    const check = { seq: ++this.seq, done: this.lookUpCanaries() };
     this.canaryCheck = check;
     const clear = (): void => {
       if (this.canaryCheck === check) this.canaryCheck = null;
@@ -173,8 +180,13 @@ export class Resolver {
 
   /** Looks up every canary; reports to the health; throws DirectoryError when the directory fails. */
   async checkCanaries(): Promise<void> {
+    await this.lookUpCanaries();
+  }
+
+  /** checkCanaries(), returning the servers that answered a canary found. */
+  private async lookUpCanaries(): Promise<Vouched> {
     const { canaries, health, cache } = this.deps;
-    if (canaries.length === 0) return;
+    if (canaries.length === 0) return new Set();
     const answers = await Promise.all(canaries.map((c) => this.request(c)));
     const missing = canaries.filter((_, i) => answers[i]!.entry === null);
     const wasMissing = health.canaryMissing;
@@ -183,6 +195,7 @@ export class Resolver {
       // Negatives cached just before were likely served by the same broken directory.
       cache.deleteNegatives();
     }
+    return new Set(answers.flatMap((a) => (a.entry !== null && a.server !== undefined ? [a.server] : [])));
   }
 
   /**
@@ -244,6 +257,9 @@ export class Resolver {
     }
   }
 }
+
+/** The servers a canary check found a canary on. */
+type Vouched = ReadonlySet<string>;
 
 /** A directory request the backstop watches. */
 interface Outstanding {

@@ -245,13 +245,13 @@ export class RecipientValidatorImpl implements RecipientValidator {
     try {
       for (let i = p.cachedMisses; i < candidates.length; i++) {
         tried.push(candidates[i]!);
-        // The cache step already found no fresh answer for the first key left.
-        last = await this.resolver.resolve(candidates[i]!, i === p.cachedMisses);
+        last = await this.resolver.resolve(candidates[i]!, i === p.cachedMisses); // the cache step found no fresh answer for the first key left
         first ??= last;
         if (last.canonical !== null) break;
       }
     } catch (err) {
-      return this.directoryError(p, tried, err instanceof DirectoryError ? err.message : 'directory error');
+      const known = this.resolver.knownValid(candidates, tried.length);
+      return known ? this.directoryResult(p, known.answer, candidates.slice(0, known.index + 1)) : this.directoryError(p, tried, err instanceof DirectoryError ? err.message : 'directory error');
     }
     return this.directoryResult(p, settled(first!, last!), tried);
   }

@@ -77,6 +77,26 @@ export class Resolver {
   }
 
   /**
+   * The first of `keys[from…]` the cache knows valid, fresh or within stale-if-error, with its index;
+   * null when none is. When the directory cannot answer a key, a later key known valid still makes
+   * the address valid (a sub-address of a known user, an address under a catch-all entry).
+   */
+  knownValid(keys: readonly string[], from: number): { answer: KeyAnswer; index: number } | null {
+    const cache = this.deps.cache;
+    if (cache === null) return null;
+    const now = this.deps.now();
+    for (let index = from; index < keys.length; index++) {
+      const slot = this.slot(keys[index]!, now);
+      if (slot < 0 || cache.canonical(slot) === null) continue;
+      const fresh = now < cache.freshUntil(slot);
+      this.deps.metrics.cacheEvent(fresh ? 'hit' : 'stale');
+      const answer = this.cached(slot, now, true);
+      return { answer: fresh ? answer : { ...answer, source: 'stale', ttlMs: 0 }, index };
+    }
+    return null;
+  }
+
+  /**
    * The answer for `key`. `knownMiss`: the caller just found no fresh cached answer for it,
    * so the cache is not asked again before the directory.
    */

@@ -11,6 +11,7 @@ import { accessControl, LOOPBACK_ONLY, wantsExplain, type LookupAccess } from '.
 import { adminHealth, publicHealth } from './health-view.js';
 import { errorHandler, notFound } from './errors.js';
 import { BATCH_CONCURRENCY, MAX_BATCH, mapLimit, retryAfterSeconds, toBody } from './lookup.js';
+import { BATCH_BYTES_IN_PROGRESS, batchBudget } from './batch-budget.js';
 import { sendProblem } from './problem.js';
 import { parseBatchRequest } from './batch-request.js';
 import { STATUS_PAGE_CSP, renderStatusPage, type StatusStats } from './status-page.js';
@@ -34,10 +35,12 @@ export interface HttpAppDeps {
   lookupTurns?: LookupTurnLimits;
   /** Cache flush for DELETE /v1/cache; defaults to `validator.flush`. */
   flushCache?: (address?: string) => number;
+  /** Tests: BATCH_BYTES_IN_PROGRESS. */
+  batchBytesInProgress?: number;
 }
 
 /** Largest request body accepted (a full batch of 1000 long addresses fits). */
-export const BODY_LIMIT = '256kb';
+export const BODY_LIMIT_BYTES = 256 * 1024;
 
 /** openapi.yaml sits at the package root: two levels up from both src/http and dist/http. */
 const SPEC_URL = new URL('../../openapi.yaml', import.meta.url);
@@ -125,7 +128,8 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
     post: [
       access.lookup,
       access.explain,
-      express.json({ limit: BODY_LIMIT, type: ['application/json', 'application/*+json'] }),
+      batchBudget(deps.batchBytesInProgress ?? BATCH_BYTES_IN_PROGRESS, BODY_LIMIT_BYTES),
+      express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }),
       checkBatch(lookup),
     ],
   });

@@ -16,6 +16,7 @@ export const Problems = {
   'payload-too-large': { status: 413, title: 'Payload too large' },
   'unsupported-media-type': { status: 415, title: 'Unsupported media type' },
   'temporary-failure': { status: 503, title: 'Temporary lookup failure' },
+  busy: { status: 503, title: 'Too busy' },
   'internal-error': { status: 500, title: 'Internal server error' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -9,6 +9,7 @@ import { BATCH_CONCURRENCY, DEFAULT_RETRY_AFTER_SECONDS, MAX_BATCH } from '../..
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import type { HealthReport } from '../../src/recipient/types.js';
+import { FakeValidator as ScriptedValidator } from '../helpers/fake-validator.js';
 import { FakeValidator, healthReport, type Answer } from '../helpers/http-fakes.js';
 import { SPEC_PATH, SpecChecker, loadSpec } from '../helpers/http-openapi-helper.js';
 
@@ -266,6 +267,21 @@ describe('POST /v1/recipients:check', () => {
     assert.equal(res.status, 413);
     assert.equal(res.body.type, problemType('payload-too-large'));
     assert.equal(validator.calls.length, 0);
+  });
+
+  it('answers 503 busy before reading the body while other batches hold the budget, and admits again once they end', async () => {
+    const slow = new ScriptedValidator(() => ({ verdict: 'valid', delayMs: 300 }));
+    const { agent, checked } = setup({ validator: slow, batchBytesInProgress: 1 });
+    const first = agent.post('/v1/recipients:check').send({ addresses: ['alice@example.com'] }).then((r) => r);
+    while (slow.calls.length === 0) await new Promise((r) => setTimeout(r, 5));
+    const busy = await checked(agent.post('/v1/recipients:check').send({ addresses: ['bob@example.com'] }));
+    assert.equal(busy.status, 503);
+    assert.equal(busy.body.type, problemType('busy'));
+    assert.equal(busy.headers['retry-after'], '1');
+    assert.equal(busy.headers['connection'], 'close');
+    assert.deepEqual(slow.addresses, ['alice@example.com'], 'the refused batch was not looked up');
+    assert.equal((await first).status, 200);
+    assert.equal((await checked(agent.post('/v1/recipients:check').send({ addresses: ['carol@example.com'] }))).status, 200);
   });
 
   it('answers 415 for a body that is not JSON', async () => {

@@ -5,6 +5,7 @@ import { templateUses } from '../directory/filter.js';
 import type { Directory } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { LogLimiter } from '../net/log-limiter.js';
 import { foldLocal, MAX_ADDRESS_OCTETS, MAX_LOCAL_OCTETS, normalizeDomain, parseAddress, stripSubaddress, type ParseResult } from './address.js';
 import { NO_OVERRIDES, type Overrides } from './overrides.js';
 import type { LookupResult, Rule, Verdict } from './types.js';
@@ -91,6 +92,9 @@ function buildRules(c: Readonly<Config>, directory: Directory): Map<string, Effe
   return rules;
 }
 
+/** Shadow-mode log lines per domain per minute; the rest are counted in rcptgate_log_suppressed_total. */
+export const SHADOW_LINES_PER_MINUTE = 100;
+
 export interface StaticRulesDeps {
   config: Readonly<Config>;
   directory: Directory;
@@ -112,6 +116,8 @@ export class StaticRules {
   /** Served IDN domains (A-label) → their U-label form. */
   private readonly unicodeDomains = new Map<string, string>();
   private readonly staticTtl: number;
+  /** Would-be refusals follow the senders' rate (a dictionary attack on a shadow domain): lines per domain are bounded, the counter is exact. */
+  private readonly shadowLog: LogLimiter;
   overrides: Overrides;
   /** `cache.positiveTtl` in seconds: the TTL of static and snapshot answers. */
   get positiveTtlSeconds(): number {
@@ -129,6 +135,7 @@ export class StaticRules {
     }
     this.staticTtl = Math.round(positiveTtlMs / 1000);
     this.overrides = deps.overrides ?? NO_OVERRIDES;
+    this.shadowLog = new LogLimiter(deps.metrics, { burst: SHADOW_LINES_PER_MINUTE });
   }
 
   servedDomain(domain: string): string | null {
@@ -216,7 +223,7 @@ export class StaticRules {
     const enforced = result.verdict;
     if (enforced === 'unknown' || enforced === 'tempfail') {
       this.deps.metrics.shadowRejections.inc({ domain: p.domain });
-      this.deps.logger.info({ address: p.input, domain: p.domain, enforcedVerdict: enforced, source: result.source }, 'shadow mode: would have refused');
+      this.shadowLog.info(this.deps.logger, `shadow_would_refuse:${p.domain}`, { address: p.input, domain: p.domain, enforcedVerdict: enforced, source: result.source }, 'shadow mode: would have refused');
     }
     return { ...result, verdict: 'valid', shadow: true, enforcedVerdict: enforced };
   }

@@ -3,7 +3,9 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { validateConfig } from '../../src/config/load.js';
 import { DirectoryError, ErrorCodes } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
+import { Writable } from 'node:stream';
+import { createLogger, silentLogger } from '../../src/log.js';
+import { SHADOW_LINES_PER_MINUTE } from '../../src/recipient/rules.js';
 import { Metrics } from '../../src/metrics.js';
 import type { Overrides } from '../../src/recipient/overrides.js';
 import type { Frontend } from '../../src/recipient/types.js';
@@ -608,6 +610,24 @@ describe('shadow mode', () => {
     const enforced = await ask(v, 'nobody@example.com');
     assert.equal(enforced.verdict, 'unknown');
     assert.equal(enforced.shadow, undefined);
+  });
+
+  it('logs would-be refusals up to a bound per domain and minute, and counts every one', async () => {
+    // A dictionary attack on a shadow domain made one log line per guessed address.
+    const lines: Array<{ msg: string; domain?: string; suppressed?: number }> = [];
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => (lines.push(...chunk.toString().trim().split('\n').map((l) => JSON.parse(l))), done()) });
+    const metrics = new Metrics({ defaultMetrics: false });
+    const config = validateConfig({ domains: { 'example.com': { mode: 'shadow' }, 'new.example': { mode: 'shadow' } } });
+    const v = new RecipientValidatorImpl({ config, directory: new FakeDirectory({}), metrics, logger: createLogger('info', sink) });
+    const flood = SHADOW_LINES_PER_MINUTE + 50;
+    for (let i = 0; i < flood; i++) await ask(v, `guess${i}@example.com`);
+    await ask(v, 'nobody@new.example');
+    await new Promise((r) => setImmediate(r));
+    const shadow = lines.filter((l) => l.msg === 'shadow mode: would have refused');
+    assert.equal(shadow.filter((l) => l.domain === 'example.com').length, SHADOW_LINES_PER_MINUTE);
+    assert.equal(shadow.filter((l) => l.domain === 'new.example').length, 1, 'another domain still logs');
+    assert.equal(await metric(metrics, 'rcptgate_shadow_rejections_total', { domain: 'example.com' }), flood);
+    assert.equal(await metric(metrics, 'rcptgate_log_suppressed_total', { event: 'shadow_would_refuse:example.com' }), 50);
   });
 
   it('counts the lookup under the verdict it answered', async () => {

@@ -170,6 +170,12 @@ function deepFreeze<T>(value: T): T {
 }
 
 /**
+ * Largest config file read. 100,000 domains with rules take 4 MB and load in about 10 s; a file
+ * of tens of MB is a wrong path (a log, a dump), and parsing it took minutes and gigabytes.
+ */
+export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
+
+/**
  * Reads the YAML file (if any), applies RCPTGATE_* overrides, validates, freezes.
  * Throws ConfigError listing every problem, or RcptgateError(CONFIG_READ) when the file is unreadable.
  */
@@ -180,7 +186,7 @@ export function loadConfig(file: string | null | undefined, env: NodeJS.ProcessE
   if (path) {
     let text: string;
     try {
-      text = readRegularFileSync(path, 'utf8');
+      text = readRegularFileSync(path, 'utf8', MAX_CONFIG_BYTES);
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read config file ${path}: ${(err as Error).message}`, { cause: err });
     }

@@ -23,12 +23,13 @@ export const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | constants.
  * such as /dev/zero fills memory: both are refused, naming what the path is (READ_FLAGS).
  */
 export function readRegularFileSync(path: string): Buffer;
-export function readRegularFileSync(path: string, encoding: 'utf8'): string;
-export function readRegularFileSync(path: string, encoding?: 'utf8'): Buffer | string {
+export function readRegularFileSync(path: string, encoding: 'utf8', maxBytes?: number): string;
+export function readRegularFileSync(path: string, encoding?: 'utf8', maxBytes = Infinity): Buffer | string {
   const fd = openSync(path, READ_FLAGS);
   try {
     const info = fstatSync(fd);
     if (!info.isFile()) throw notRegular(info);
+    if (info.size > maxBytes) throw new Error(`${info.size} bytes, more than the ${maxBytes} allowed: is it the right file?`);
     return encoding === undefined ? readFileSync(fd) : readFileSync(fd, encoding);
   } finally {
     closeSync(fd);

@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { loadConfig } from '../../src/config/load.js';
-import { ConfigError, type ConfigIssue } from '../../src/errors.js';
+import { loadConfig, MAX_CONFIG_BYTES } from '../../src/config/load.js';
+import { ConfigError, RcptgateError, type ConfigIssue } from '../../src/errors.js';
 
 let dir = '';
 before(() => {
@@ -66,5 +66,13 @@ describe('a large domain map', () => {
     }
     const issues = issuesOf(() => loadConfig(write('bomb.yaml', text), {}));
     assert.match(issues[0]!.message, /YAML syntax error.*alias/i);
+  });
+
+  it('refuses a config file over 16 MB at once, naming its size: a wrong path, not a config', () => {
+    // An 83 MB file took 110 s and about 4 GB to parse, at start or at a SIGHUP.
+    const path = write('huge.yaml', `# ${'x'.repeat(MAX_CONFIG_BYTES)}\ndomains: [example.com]\n`);
+    const started = Date.now();
+    assert.throws(() => loadConfig(path, {}), (err: unknown) => err instanceof RcptgateError && /cannot read config file .*: \d+ bytes, more than the 16777216 allowed: is it the right file\?/.test(err.message));
+    assert.ok(Date.now() - started < 1_000, 'refused without parsing');
   });
 });

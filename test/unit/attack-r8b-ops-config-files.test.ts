@@ -3,35 +3,16 @@
  * secret, an override list, or each other under another spelling.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadConfig } from '../../src/config/load.js';
 import { resolveConfig } from '../../src/config/resolve.js';
-import { ConfigError, type ConfigIssue } from '../../src/errors.js';
+import { configIssuesOf, scratchFiles } from '../helpers/config-scratch.js';
 
-let dir = '';
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rcptgate-r8b-config-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function write(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
-
-function issuesOf(run: () => unknown): ConfigIssue[] {
-  try {
-    run();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.issues;
-  }
-  assert.fail('accepted');
-}
+const scratch = scratchFiles('rcptgate-r8b-config-');
+const write = scratch.write;
+const issuesOf = configIssuesOf;
 
 describe('files rcptgate writes never replace a file it reads', () => {
   it('refuses cache.persistPath or sync.snapshotPath naming the config file, a secret or an override list', () => {
@@ -47,7 +28,7 @@ describe('files rcptgate writes never replace a file it reads', () => {
       ['snap-self.yaml', `${ldap}sync: { enabled: true, snapshotPath: SELF }\n`, 'sync.snapshotPath'],
     ];
     for (const [name, text, key] of cases) {
-      const file = join(dir, name);
+      const file = join(scratch.dir(), name);
       writeFileSync(file, text.replace('SELF', file));
       const { config, file: used } = loadConfig(file, {});
       const issues = issuesOf(() => resolveConfig(config, {}, used));
@@ -58,24 +39,24 @@ describe('files rcptgate writes never replace a file it reads', () => {
   });
 
   it('sees the same file through another spelling or a link', () => {
-    const file = join(dir, 'linked.yaml');
-    symlinkSync(file, join(dir, 'config-link.yaml'));
-    writeFileSync(file, `cache:\n  persistPath: ${join(dir, '.', 'config-link.yaml')}\n`);
+    const file = join(scratch.dir(), 'linked.yaml');
+    symlinkSync(file, join(scratch.dir(), 'config-link.yaml'));
+    writeFileSync(file, `cache:\n  persistPath: ${join(scratch.dir(), '.', 'config-link.yaml')}\n`);
     const { config } = loadConfig(file, {});
     assert.deepEqual(issuesOf(() => resolveConfig(config, {}, file)).map((i) => i.path), ['cache.persistPath']);
     // And the answer file and the snapshot spelled two ways are still one file.
     const secret = write('pw2', 'pw\n');
     const twice = write(
       'twice.yaml',
-      `domains: [example.com]\ndirectory: { kind: ldap, ldap: { urls: ["ldap://127.0.0.1:1"], bindDN: "cn=r", bindPasswordFile: ${secret} } }\nsync: { enabled: true, snapshotPath: ${dir}/snap.bin }\ncache: { persistPath: ${dir}/./snap.bin }\n`,
+      `domains: [example.com]\ndirectory: { kind: ldap, ldap: { urls: ["ldap://127.0.0.1:1"], bindDN: "cn=r", bindPasswordFile: ${secret} } }\nsync: { enabled: true, snapshotPath: ${scratch.dir()}/snap.bin }\ncache: { persistPath: ${scratch.dir()}/./snap.bin }\n`,
     );
     const loaded = loadConfig(twice, {});
     assert.deepEqual(issuesOf(() => resolveConfig(loaded.config, {}, twice)).map((i) => i.path), ['cache.persistPath']);
   });
 
   it('accepts files of their own', () => {
-    const file = write('fine.yaml', `cache:\n  persistPath: ${dir}/answers.bin\n`);
+    const file = write('fine.yaml', `cache:\n  persistPath: ${scratch.dir()}/answers.bin\n`);
     const { config } = loadConfig(file, {});
-    assert.equal(resolveConfig(config, {}, file).config.cache.persistPath, `${dir}/answers.bin`);
+    assert.equal(resolveConfig(config, {}, file).config.cache.persistPath, `${scratch.dir()}/answers.bin`);
   });
 });

@@ -3,34 +3,15 @@
  * twice, an alias bomb.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadConfig, MAX_CONFIG_BYTES } from '../../src/config/load.js';
-import { ConfigError, RcptgateError, type ConfigIssue } from '../../src/errors.js';
+import { RcptgateError } from '../../src/errors.js';
+import { configIssuesOf, scratchFiles } from '../helpers/config-scratch.js';
 
-let dir = '';
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'rcptgate-r8b-yaml-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-function write(name: string, text: string): string {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-}
-
-function issuesOf(run: () => unknown): ConfigIssue[] {
-  try {
-    run();
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.issues;
-  }
-  assert.fail('accepted');
-}
+const scratch = scratchFiles('rcptgate-r8b-yaml-');
+const write = scratch.write;
+const issuesOf = configIssuesOf;
 
 describe('a large domain map', () => {
   it('loads 30,000 domains with their rules in seconds, not minutes', () => {

@@ -3,7 +3,7 @@ import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
 import { trimSecret } from './resolve.js';
-import { readRegularFileSync } from './regular-file.js';
+import { readRegularFileSync, secretFileProblem } from './regular-file.js';
 import { crossCheck, domainList, normalizeDomainName } from './checks.js';
 
 export { domainList };
@@ -257,7 +257,7 @@ export function readSecret(file: string | null, envValue: string | undefined, wh
       // The same trimming as resolveConfig: the password checked there is the one used to bind.
       return trimSecret(readRegularFileSync(file, 'utf8'));
     } catch (err) {
-      throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read ${what} file ${file}: ${(err as Error).message}`, { cause: err });
+      throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read ${what} file ${secretFileProblem(file, err)}`, { cause: err });
     }
   }
   return envValue ?? null;

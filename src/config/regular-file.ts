@@ -35,3 +35,14 @@ export function readRegularFileSync(path: string, encoding?: 'utf8', maxBytes = 
     closeSync(fd);
   }
 }
+
+/**
+ * Why a secret file could not be read, for messages. A value with no "/" may be the secret itself,
+ * set where its file belongs (RCPTGATE_ADMIN_TOKEN_FILE=<token>): it is not echoed, nor is the
+ * system error that would quote it.
+ */
+export function secretFileProblem(path: string, err: unknown): string {
+  if (path.includes('/')) return `${path}: ${(err as Error).message}`;
+  const code = (err as NodeJS.ErrnoException).code ?? 'unreadable';
+  return `(not shown: a value without "/" may be the secret itself; give the file's path): ${code}`;
+}

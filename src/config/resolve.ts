@@ -3,7 +3,7 @@ import { accessSync, constants, readlinkSync, realpathSync, statSync } from 'nod
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { readAddressList, type Overrides } from '../recipient/overrides.js';
-import { nonRegularKind, readRegularFileSync } from './regular-file.js';
+import { nonRegularKind, readRegularFileSync, secretFileProblem } from './regular-file.js';
 import type { Config } from './schema.js';
 
 /** What a validated config still needs from outside before anything runs: secrets and files. */
@@ -29,7 +29,7 @@ function readText(path: string, key: string, what: string, issues: ConfigIssue[]
   try {
     return trimSecret(readRegularFileSync(path, 'utf8'));
   } catch (err) {
-    issues.push({ path: key, message: `cannot read the ${what} file ${path}: ${(err as Error).message}` });
+    issues.push({ path: key, message: `cannot read the ${what} file ${secretFileProblem(path, err)}` });
     return null;
   }
 }

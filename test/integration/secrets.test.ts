@@ -141,4 +141,23 @@ describe('secrets never appear in logs or config check output', { timeout: 120_0
     assert.equal(failed.code, 78, failed.output);
     assert.deepEqual(leaks(failed.output, [ldap.servicePassword, TOKEN, envSecret, envToken]), []);
   });
+
+  test('a secret set where its file path belongs is not echoed by config check or serve', async () => {
+    // RCPTGATE_ADMIN_TOKEN_FILE=<the token> instead of RCPTGATE_ADMIN_TOKEN: "cannot read ... file
+    // <value>" and the system error quoting it printed the secret.
+    const pasted = `pasted-${randomBytes(12).toString('hex')}`;
+    const env = { RCPTGATE_CONFIG: '', RCPTGATE_ADMIN_TOKEN_FILE: pasted };
+    const check = await runCli(['config', 'check', '--config', configFile], env);
+    assert.equal(check.code, 78, check.output);
+    assert.match(check.output, /admin\.tokenFile.*cannot read the admin token file \(not shown: a value without "\/" may be the secret itself; give the file's path\): ENOENT/);
+    assert.deepEqual(leaks(check.output, [pasted]), []);
+    const serve = await runCli(['serve', '--config', configFile], env);
+    assert.equal(serve.code, 78, serve.output);
+    assert.deepEqual(leaks(serve.output, [pasted]), []);
+    // A path is still named: it is what the operator needs to see.
+    const missing = path.join(dir, 'no-such-token');
+    const named = await runCli(['config', 'check', '--config', configFile], { ...env, RCPTGATE_ADMIN_TOKEN_FILE: missing });
+    assert.equal(named.code, 78, named.output);
+    assert.ok(named.output.includes(missing), named.output);
+  });
 });

@@ -1,4 +1,5 @@
 import type { RequestHandler } from 'express';
+import { peerAddress } from '../net/host-port.js';
 import { sendProblem } from './problem.js';
 
 /**
@@ -14,13 +15,20 @@ export const BATCH_BYTES_IN_PROGRESS = 4 * 1024 * 1024;
  * Admits POST /v1/recipients:check while its declared body (Content-Length; the body limit when
  * chunked) fits the budget; past it the batch is refused with 503 `busy` before its body is read,
  * and the connection closes so the unread body is not drained. One batch is always admitted.
+ * One client address holds at most half of the budget (its first batch is always admitted): a
+ * client that starts batches and never finishes their bodies (each held until Node's request
+ * timeout, then started again) held it all, and every other client's batches got 503.
  */
 export function batchBudget(budgetBytes: number, maxBodyBytes: number): RequestHandler {
   let inProgress = 0;
+  const byClient = new Map<string, number>();
+  const share = budgetBytes / 2;
   return (req, res, next) => {
     const declared = Number(req.get('content-length'));
     const bytes = req.get('transfer-encoding') === undefined && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(Math.max(declared, 1), maxBodyBytes) : maxBodyBytes;
-    if (inProgress > 0 && inProgress + bytes > budgetBytes) {
+    const client = peerAddress(req.socket);
+    const held = byClient.get(client) ?? 0;
+    if ((inProgress > 0 && inProgress + bytes > budgetBytes) || (held > 0 && held + bytes > share)) {
       res.set('Retry-After', '1').set('Connection', 'close');
       // Node would otherwise read the unread body to its end (to discard it) before closing.
       res.once('finish', () => req.socket.destroy());
@@ -28,7 +36,13 @@ export function batchBudget(budgetBytes: number, maxBodyBytes: number): RequestH
       return;
     }
     inProgress += bytes;
-    res.once('close', () => (inProgress -= bytes));
+    byClient.set(client, held + bytes);
+    res.once('close', () => {
+      inProgress -= bytes;
+      const left = (byClient.get(client) ?? bytes) - bytes;
+      if (left > 0) byClient.set(client, left);
+      else byClient.delete(client);
+    });
     next();
   };
 }

@@ -293,6 +293,7 @@ export class SnapshotStore implements SnapshotView {
     if (g <= 1 << 20 || g * 2 <= this.arena.bytes) return;
     const old = this.arena.compact(this.offsets, this.idCount, NONE);
     // The address index holds record offsets: move each to where its entry's record went.
+    this.byAddress.finishGrowth();
     const s = this.byAddress.slots;
     for (let i = 1; i < s.length; i += 2) if (s[i] !== 0) s[i] = this.offsets[RecordArena.idAt(old, s[i]! - 1)]! + 1;
   }

@@ -2,7 +2,7 @@ import { addressKey } from '../recipient/address.js';
 import type { DirectoryRecord } from '../directory/types.js';
 import type { SnapshotView } from './view.js';
 import { HEAD, RecordArena } from './arena.js';
-import { adoptIndex, HashIndex, hashBytes, isKnown } from './table.js';
+import { adoptIndex, HashIndex, hashBytes, isKnown, settleGrowth } from './table.js';
 
 /** The engine's lookup key for a directory address (address.ts owns normalization). */
 export const snapshotKey = addressKey;
@@ -13,12 +13,9 @@ const NONE = 0xffffffff;
 /** What a snapshot file holds of a store: raw arrays, read back without per-entry parsing. */
 export interface StoreImage {
   chunks: Buffer[];
-  /** Entry id → record offset (NONE: free id). */
-  offsets: Uint32Array;
-  /** [hash, record offset + 1] pairs. */
-  byAddress: Uint32Array;
-  /** [hash, entry id + 1] pairs. */
-  byDn: Uint32Array;
+  offsets: Uint32Array; // entry id → record offset (NONE: free id)
+  byAddress: Uint32Array; // [hash, record offset + 1] pairs
+  byDn: Uint32Array; // [hash, entry id + 1] pairs
   parents: string[];
   /** Addresses held by several entries: every holder's id. */
   shared: Array<[string, number[]]>;
@@ -53,6 +50,11 @@ export class SnapshotStore implements SnapshotView {
     const s = new SnapshotStore(createdAt, maxAgeMs, now);
     for (const r of records) s.upsert(r);
     return s;
+  }
+
+  /** Completes index growth in progress, lookups let through (before it is published or written). */
+  settle(): Promise<void> {
+    return settleGrowth([this.byAddress, this.byDn]);
   }
 
   /** A store over arrays read from a file; throws when they do not hold together. */
@@ -96,12 +98,10 @@ export class SnapshotStore implements SnapshotView {
     };
   }
 
-  /** Distinct addresses. */
+  /** Distinct addresses; directory entries (DNs). */
   get size(): number {
     return this.byAddress.count;
   }
-
-  /** Directory entries (DNs). */
   get entries(): number {
     return this.byDn.count;
   }

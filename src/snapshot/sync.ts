@@ -44,10 +44,7 @@ export function snapshotSource(config: Readonly<Config>): string {
   return `${config.directory.kind}|${l.preset}|${l.baseDN.toLowerCase()}|${l.scope}|${l.filter ?? ''}${l.matchUserPrincipalName ? '|upn' : ''}`;
 }
 
-/**
- * Snapshot mode: full syncs every `sync.interval`, incremental ones every
- * `sync.incrementalInterval`, persisted to `sync.snapshotPath`. Lookups never wait on it.
- */
+/** Snapshot mode: full syncs every `sync.interval`, incremental ones every `sync.incrementalInterval`, persisted to `sync.snapshotPath`. */
 export class SnapshotSync {
   private store: SnapshotStore | null = null;
   private lastSyncStartedAt = 0;
@@ -66,7 +63,6 @@ export class SnapshotSync {
   private readonly maxAgeMs: number;
   private readonly path: string;
   private readonly ageTimer: NodeJS.Timeout;
-
   /** `directory.canaries` as snapshot keys: a full listing without one of them is refused. */
   private readonly canaries: string[];
 
@@ -146,6 +142,7 @@ export class SnapshotSync {
           progress.tick(++listed);
         }
         vetListing({ ...this.deps, canaries: this.canaries, previous: this.store }, store, listed);
+        await store.settle();
         await this.persist('full', store, started, started, mustWrite);
         this.lastSyncStartedAt = started;
         this.lastSyncStartedMono = startedMono;
@@ -211,6 +208,7 @@ export class SnapshotSync {
         const removals = await this.deps.changes.apply(store, updates, since);
         changed += removals.removed + removals.refreshed;
       }
+      await store.settle();
       if (changed > 0) await this.persist('incremental', store, started, this.lastFullAt);
       this.lastSyncStartedAt = started;
       this.lastSyncStartedMono = startedMono;

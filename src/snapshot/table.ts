@@ -90,6 +90,16 @@ export class HashIndex {
     while (this.next2 !== null) this.growStep(1 << 30);
   }
 
+  /** A larger table is being built beside `slots`. */
+  get growing(): boolean {
+    return this.next2 !== null;
+  }
+
+  /** Copies about `span` more home slots of a growth in progress. */
+  growSome(span: number): void {
+    if (this.next2 !== null) this.growStep(span);
+  }
+
   /** Copies the entries of the next hash range, about `span` home slots, into next2. */
   private growStep(span: number): void {
     const s = this.slots;
@@ -114,6 +124,23 @@ export class HashIndex {
     if (to === 4294967296) {
       this.slots = this.next2!;
       this.next2 = null;
+    }
+  }
+}
+
+/** Home slots copied per turn of the event loop when a growth is completed (settleGrowth). */
+const SETTLE_STEP = 1 << 16;
+
+/**
+ * Completes the growth in progress of `indexes`, a step per turn of the event loop. A store about
+ * to be published or written must not keep its fuller old table beside an unused larger one
+ * (twice the index memory, longer probes) until inserts that may never come finish the copy.
+ */
+export async function settleGrowth(indexes: readonly HashIndex[]): Promise<void> {
+  for (const index of indexes) {
+    while (index.growing) {
+      index.growSome(SETTLE_STEP);
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 }

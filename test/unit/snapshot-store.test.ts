@@ -135,6 +135,19 @@ describe('snapshot store', () => {
     );
   });
 
+  test('settle() completes an index growth in progress: the image is the larger table, every address still answers', async () => {
+    // 4,650 entries leave both indexes mid-growth (past 70 % load of 6,588 slots; the copy to 9,240
+    // takes about 100 inserts).
+    const records: DirectoryRecord[] = Array.from({ length: 4_650 }, (_, k) => ({ dn: `uid=u${k},dc=example,dc=com`, canonical: `u${k}@example.com`, addresses: [`u${k}@example.com`] }));
+    const store = SnapshotStore.from(records, 0, 86_400_000);
+    const load = () => store.size / (store.image().byAddress.length / 2);
+    assert.ok(load() > 0.7, `the address index is still the old, fuller table (load ${load().toFixed(2)})`);
+    await store.settle();
+    assert.ok(load() < 0.55, `after settle() the larger table is in use (load ${load().toFixed(2)})`);
+    for (const r of records) assert.equal(store.get(r.canonical), r.canonical);
+    assert.equal(store.get('nobody@example.com'), undefined);
+  });
+
   test('stays exact through index growth, deletions and record compaction at scale', () => {
     // Enough churn to grow both indexes several times and to compact the record bytes.
     const s = new SnapshotStore(0, HOUR);

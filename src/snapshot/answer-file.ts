@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { readRegularFile, writeFileAtomically } from './atomic-file.js';
 import type { AnswerCache } from '../recipient/answer-cache.js';
 
@@ -69,7 +70,7 @@ export async function saveAnswers(path: string, source: string, cache: AnswerCac
   const keys = [...cache.keysByAge()];
   for (let i = 0; i < keys.length; i++) {
     // A million answers take a few seconds to encode: let lookups run in between.
-    if ((i & 8191) === 8191) await new Promise((r) => setImmediate(r));
+    if ((i & 8191) === 8191) await nextTurn();
     const key = keys[i]!;
     const a = cache.get(key);
     if (!a || a.canonical === null || a.dn === null || now >= a.freshUntil + staleMs) continue;

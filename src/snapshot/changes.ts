@@ -1,3 +1,4 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { Control, type Entry } from 'ldapts';
 import type { Config } from '../config/schema.js';
 import { readSecret } from '../config/load.js';
@@ -26,7 +27,6 @@ const SHOW_DELETED = '1.2.840.113556.1.4.417';
 const MAX_RECHECKS = 1000;
 /** Listed entries handled between two turns of the event loop: lookups are answered meanwhile. */
 const ENTRIES_PER_TURN = 4096;
-const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 type LdapConfig = Config['directory']['ldap'];
 

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { crc32 } from 'node:zlib';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DirectoryRecord } from '../directory/types.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import { readV1Body, SNAPSHOT_MAGIC_V1 } from './file-v1.js';
@@ -92,7 +93,7 @@ async function checksums(sections: Uint8Array[]): Promise<number[]> {
     let crc = 0;
     for (let at = 0; at < b.length || at === 0; at += step) {
       crc = crc32(b.subarray(at, at + step), crc);
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
     out.push(crc);
   }

@@ -14,7 +14,6 @@ const SKEW_MS = 60_000;
 /** Changed entries an incremental sync holds (plain objects) before a full sync, streamed into the
  * compact store, takes over: a bulk change of a large directory must not sit in memory whole. */
 const MAX_INCREMENTAL_CHANGES = 1_000_000;
-
 export interface SyncReport {
   kind: 'full' | 'incremental';
   entries: number;
@@ -153,10 +152,7 @@ export class SnapshotSync {
         this.deps.logger.info(report, 'full sync done');
         return report;
       } catch (err) {
-        if (this.stopped) throw err;
-        this.deps.metrics.syncFailures.inc({ kind: 'full' });
-        this.deps.logger.warn({ err: { message: (err as Error).message } }, 'full sync failed; keeping the current snapshot');
-        throw err;
+        return this.failed('full', err);
       }
     });
   }
@@ -218,10 +214,7 @@ export class SnapshotSync {
       this.deps.logger.debug(report, 'incremental sync done');
       return report;
     } catch (err) {
-      if (this.stopped) throw err;
-      this.deps.metrics.syncFailures.inc({ kind: 'incremental' });
-      this.deps.logger.warn({ err: { message: (err as Error).message } }, 'incremental sync failed; keeping the current snapshot');
-      throw err;
+      return this.failed('incremental', err);
     }
   }
 
@@ -235,6 +228,15 @@ export class SnapshotSync {
     if (this.lastSyncStartedMono === null) return Math.min(this.lastSyncStartedAt, now);
     const byElapsed = now - (nowMono - this.lastSyncStartedMono);
     return byElapsed < this.lastSyncStartedAt - SKEW_MS ? byElapsed : this.lastSyncStartedAt;
+  }
+
+  /** A sync that failed (not one stopped at shutdown): counted, logged, and its error thrown on. */
+  private failed(kind: SyncReport['kind'], err: unknown): never {
+    if (!this.stopped) {
+      this.deps.metrics.syncFailures.inc({ kind });
+      this.deps.logger.warn({ err: { message: (err as Error).message } }, `${kind} sync failed; keeping the current snapshot`);
+    }
+    throw err;
   }
 
   /** Settles once the sync running now (if any) has ended, however it ends. */

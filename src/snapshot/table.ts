@@ -1,3 +1,5 @@
+import { setImmediate as nextTurn } from 'node:timers/promises';
+
 /**
  * Open-addressing hash index over 32-bit values, for the compact snapshot store: one Uint32Array
  * of [hash, value + 1] pairs (0 marks an empty slot), linear probing, backward-shift deletion (no
@@ -140,7 +142,7 @@ export async function settleGrowth(indexes: readonly HashIndex[]): Promise<void>
   for (const index of indexes) {
     while (index.growing) {
       index.growSome(SETTLE_STEP);
-      await new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
     }
   }
 }

@@ -5,7 +5,7 @@ import type { Metrics } from '../metrics.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import { peerAddress } from '../net/host-port.js';
 import { DEFAULT_MAX_OUTSTANDING, DEFAULT_MAX_OUTSTANDING_PER_CLIENT } from '../net/tcp-server.js';
-import type { HealthReport, LookupResult, RecipientValidator } from '../recipient/types.js';
+import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
 import { accessControl, LOOPBACK_ONLY, wantsExplain, type LookupAccess } from './access.js';
 import { adminHealth, publicHealth } from './health-view.js';
@@ -89,6 +89,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   return app;
 }
 
+/** The engine's optional promise-free path (RecipientValidatorImpl.lookupNow). */
+type LookupNow = (address: string, options: LookupOptions) => LookupResult | undefined;
+
 type Lookup = (req: Request, address: string, explain: boolean, gone?: () => boolean) => Promise<LookupResult | typeof ABANDONED>;
 
 function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof accessControl>): void {
@@ -96,8 +99,15 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
   const turns = new LookupTurns(deps.lookupTurns ?? { maxOutstanding: DEFAULT_MAX_OUTSTANDING, maxOutstandingPerClient: DEFAULT_MAX_OUTSTANDING_PER_CLIENT });
   // The engine writes the one debug line per lookup; logging here too would double it. Lookups
   // take turns per client address (turns.ts); one whose connection is gone before its turn never runs.
-  const lookup: Lookup = (req, address, explain, gone = () => false) =>
-    turns.run(peerAddress(req.socket), () => validator.lookup(address, { frontend: 'http', explain }), () => gone() || req.socket.destroyed);
+  // An answer the engine has at hand (rules, snapshot, fresh cache) costs the directory nothing,
+  // so it does not wait behind its client's own cold lookups (as on the socket front ends).
+  const now = (validator as { lookupNow?: LookupNow }).lookupNow?.bind(validator);
+  const lookup: Lookup = (req, address, explain, gone = () => false) => {
+    const options = { frontend: 'http' as const, explain };
+    const known = now?.(address, options);
+    if (known !== undefined) return Promise.resolve(known);
+    return turns.run(peerAddress(req.socket), () => validator.lookup(address, options), () => gone() || req.socket.destroyed);
+  };
 
   // A wildcard, so that an unencoded "/" in a local part (RFC 5321 allows it) still reaches us.
   route('/v1/recipients/*address', {

@@ -4,9 +4,11 @@
  * needs the directory, 100 ms away. Meanwhile another SMTP session of the same MTA asks for a
  * recipient whose answer is cached. That answer needs no directory work, so it must come at
  * once, not after a turn behind the flood's directory backlog: it came 0.4-0.7 s late, as long
- * as the flood's own lookups took. Real slapd behind a delay proxy; socketmap and policy.
+ * as the flood's own lookups took. Real slapd behind a delay proxy; socketmap and policy, and
+ * the HTTP API, whose GET lookups of one client address take turns the same way (http/turns.ts).
  */
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import type net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../../src/app/app.js';
@@ -68,7 +70,7 @@ describe('a cached answer under a dictionary attack from the same MTA (real slap
     slapd = await startSlapd({ generatedUsers: 20 });
     proxy = await startDelayProxy(slapd.port, DIRECTORY_DELAY_MS);
     const config = {
-      listen: { http: null, socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: null, metrics: null },
+      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: '127.0.0.1:0', milter: null, metrics: null },
       domains: ['example.com'],
       // The flood comes from the MTA host; its harvest count is not the point here.
       policy: { harvest: { maxUnknown: 0 } },
@@ -129,4 +131,51 @@ describe('a cached answer under a dictionary attack from the same MTA (real slap
       }
     });
   }
+  test(`http: a cached valid recipient is answered at once while ${FLOOD_CONNECTIONS} keep-alive connections of the same client wait for the directory`, async () => {
+    const port = app.addresses.http!.port;
+    const agent = new http.Agent({ keepAlive: true, maxSockets: FLOOD_CONNECTIONS + 1 });
+    // The verdict, or the status when the answer is not a verdict.
+    const get = (recipient: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const req = http.get({ host: '127.0.0.1', port, path: `/v1/recipients/${encodeURIComponent(recipient)}`, agent }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (body += d));
+          res.on('end', () => resolve(res.statusCode === 200 ? (JSON.parse(body) as { verdict: string }).verdict : `HTTP ${res.statusCode}`));
+        });
+        req.on('error', reject);
+      });
+    assert.equal(await get('user1@example.com'), 'valid', 'warming the cache');
+    let stop = false;
+    const floodTimes: number[] = [];
+    const floodVerdicts = new Set<string>();
+    const sessions = Array.from({ length: FLOOD_CONNECTIONS }, async (_, c) => {
+      for (let i = 0; !stop; i++) {
+        const started = performance.now();
+        floodVerdicts.add(await get(`ghost-http-${c}-${i}@example.com`));
+        floodTimes.push(performance.now() - started);
+      }
+    });
+    try {
+      while (floodTimes.length < FLOOD_CONNECTIONS * 2) await sleep(20);
+      const victimTimes: number[] = [];
+      for (let k = 0; k < VICTIM_LOOKUPS; k++) {
+        const started = performance.now();
+        assert.equal(await get('user1@example.com'), 'valid');
+        victimTimes.push(performance.now() - started);
+        await sleep(50);
+      }
+      stop = true;
+      const flooded = median(floodTimes);
+      assert.ok(flooded >= 2 * DIRECTORY_DELAY_MS, `flood answers took ${flooded.toFixed(0)} ms (median)`);
+      const detail = `cached answers took ${victimTimes.map((t) => t.toFixed(0)).join(', ')} ms while the flood's took ${flooded.toFixed(0)} ms (median)`;
+      assert.ok(median(victimTimes) <= VICTIM_MEDIAN_MS, detail);
+      assert.ok(Math.max(...victimTimes) <= VICTIM_MAX_MS, detail);
+      assert.deepEqual([...floodVerdicts], ['unknown'], 'every flood recipient is unknown, none deferred');
+    } finally {
+      stop = true;
+      await Promise.race([Promise.allSettled(sessions), sleep(3_000)]);
+      agent.destroy();
+    }
+  });
 });

@@ -50,10 +50,30 @@ describe('policy request decoder', () => {
     assert.throws(() => new PolicyRequestDecoder().push(Buffer.from('\n')), ProtocolError);
   });
 
-  it('refuses a line longer than the cap before it ends', () => {
+  it('keeps a line longer than the cap as its first and last bytes, holding no more than the cap', () => {
+    // smtpd passes a client's EHLO argument on as it came: "helo_name=" + 2,043 bytes is over 2,048.
     const d = new PolicyRequestDecoder({ maxLineBytes: 100 });
-    d.push(Buffer.from('recipient=' + 'a'.repeat(80)));
-    assert.throws(() => d.push(Buffer.from('a'.repeat(20))), (e: unknown) => e instanceof ProtocolError && e.code === 'RCPTGATE_FRAME_TOO_LARGE');
+    const value = 'h'.repeat(60) + 'x'.repeat(200) + '@example.com';
+    for (const c of Buffer.from(`helo_name=${value}\nrecipient=alice@example.com\n`)) {
+      assert.deepEqual(d.push(Buffer.from([c])), []);
+      assert.ok(d.bufferedBytes <= 100, `holds ${d.bufferedBytes} bytes`);
+    }
+    const [request] = d.push(Buffer.from('\n'));
+    assert.equal(request!.get('recipient'), 'alice@example.com');
+    const kept = `helo_name=${value}`;
+    assert.equal(request!.get('helo_name'), `${kept.slice(0, 50)}${kept.slice(-50)}`.slice('helo_name='.length));
+    assert.equal(d.atBoundary, true);
+  });
+
+  it('refuses an over-long line whose name does not end among its first bytes', () => {
+    const d = new PolicyRequestDecoder({ maxLineBytes: 100 });
+    assert.throws(() => d.push(Buffer.from(`${'n'.repeat(80)}=${'v'.repeat(80)}\n`)), ProtocolError);
+  });
+
+  it('refuses a line that outgrows the request cap before it ends', () => {
+    const d = new PolicyRequestDecoder({ maxLineBytes: 100, maxRequestBytes: 1000 });
+    d.push(Buffer.from('recipient=' + 'a'.repeat(900)));
+    assert.throws(() => d.push(Buffer.from('a'.repeat(100))), (e: unknown) => e instanceof ProtocolError && e.code === 'RCPTGATE_FRAME_TOO_LARGE');
   });
 
   it('refuses a request larger than the cap', () => {

@@ -1,6 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import type { Entry } from 'ldapts';
 import { ENUMERATED, INTEGER, OCTET_STRING, SEARCH_DONE, SEARCH_ENTRY, SEARCH_REFERENCE, SEQUENCE, SET } from './ber.js';
+import { referenceMayHoldRecipients } from './references.js';
 
 /**
  * Reads the answers to lookup searches straight off an LDAP connection's byte stream. ldapts
@@ -28,6 +29,8 @@ export interface LookupSink {
   readonly entries: Entry[];
   /** The search's size limit (0: none): a server that sends more entries does not keep to it. */
   readonly maxEntries: number;
+  /** The first continuation reference that may hold recipients (references.ts): the answer is partial. */
+  referral?: string | undefined;
   /** The SearchResultDone: result code and diagnostic message. */
   finish(status: number, errorMessage: string): void;
 }
@@ -176,8 +179,11 @@ export class LdapMessageStream {
         sink.entries.push(readEntry(c, sink.attributes));
       } else if (op === SEARCH_DONE) {
         readDone(c, sink);
+      } else if (sink.referral === undefined) {
+        // A continuation reference (RFC 4511 §4.5.3) is not followed; it is noted, since the part of
+        // the scope it names was not searched.
+        readReference(c, sink);
       }
-      // A continuation reference (RFC 4511 §4.5.3) is not followed for a lookup, as ldapts' own search.
     } catch (err) {
       // Nothing may escape from a socket's data event (the process would stop): a fault of ours
       // past the parse closes this connection like a malformed answer, and its searches retry.
@@ -194,6 +200,19 @@ function readDone(c: Cursor, sink: LookupSink): void {
   at = c.read(at, end, OCTET_STRING);
   c.read(at, end, OCTET_STRING);
   sink.finish(status, c.text());
+}
+
+/** SearchResultReference: SEQUENCE OF LDAPURL; notes the first that may hold recipients. */
+function readReference(c: Cursor, sink: LookupSink): void {
+  const end = c.end;
+  for (let at = c.start; at < end; ) {
+    at = c.read(at, end, OCTET_STRING);
+    const uri = c.text();
+    if (referenceMayHoldRecipients(uri)) {
+      sink.referral = uri;
+      return;
+    }
+  }
 }
 
 /**

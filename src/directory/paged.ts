@@ -44,6 +44,10 @@ export async function* pagedSearch(conn: LdapConnection, o: PagedOptions): Async
     }
     // Any non-success ends the listing as a failure: a partial listing must never pass for a whole one.
     if (page.status !== 0) throw toDirectoryError(resultError(page), { operation: 'paged search', url: conn.url });
+    // So does a part of the base referred to another server: its entries are not in the listing.
+    if (page.referral !== undefined) {
+      throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `LDAP paged search on ${conn.url} was referred to ${page.referral} for part of the search base (not chased): the listing would lack its entries`);
+    }
     if (page.entries.length > 0) yield page.entries;
     const next = page.controls.find((c): c is PagedResultsControl => c instanceof PagedResultsControl)?.value?.cookie;
     if (!next || next.length === 0) return;

@@ -1,6 +1,7 @@
 import { Client, SearchRequest, StatusCodeParser, type Control, type Entry, type Filter, type MessageResponse, type ResultCodeError, type SearchEntry, type SearchResponse } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { LookupSink } from './lookup-reader.js';
+import { recipientReference } from './references.js';
 import { ENCODED_FILTER, type LookupEncoder } from './search-encoder.js';
 
 /**
@@ -33,6 +34,8 @@ export interface RawSearchResult {
   errorMessage: string;
   entries: Entry[];
   controls: Control[];
+  /** A continuation reference that may hold recipients (references.ts): the entries are not all there are. */
+  referral?: string | undefined;
 }
 
 /** What ldapts keeps per outstanding message ID: its parser answers it, a closing socket fails it. */
@@ -139,6 +142,7 @@ export function sendLookupSearch(
 class LookupDetails implements MessageDetails, LookupSink {
   readonly timeoutTimer = null;
   readonly entries: Entry[] = [];
+  referral: string | undefined = undefined;
 
   constructor(
     readonly message: EncodedSearchRequest,
@@ -152,7 +156,7 @@ class LookupDetails implements MessageDetails, LookupSink {
 
   finish(status: number, errorMessage: string): void {
     this.registry.delete(String(this.message.messageId));
-    this.done({ status, errorMessage, entries: this.entries, controls: [] });
+    this.done({ status, errorMessage, entries: this.entries, controls: [], referral: this.referral });
   }
 
   resolve(response: SearchResponse | undefined): void {
@@ -177,7 +181,8 @@ function result(response: SearchResponse | undefined, attributes: readonly strin
   if (!response) throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, 'LDAP search ended without a result message');
   const entries: Entry[] = [];
   for (const entry of response.searchEntries) entries.push(entryObject(entry, attributes));
-  return { status: response.status, errorMessage: response.errorMessage, entries, controls: response.controls ?? [] };
+  const referral = response.searchReferences.length === 0 ? undefined : recipientReference(response.searchReferences.flatMap((r) => r.uris));
+  return { status: response.status, errorMessage: response.errorMessage, entries, controls: response.controls ?? [], referral };
 }
 
 /**

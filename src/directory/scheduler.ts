@@ -8,6 +8,7 @@ import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { resultError, sendLookupSearch, type RawSearchResult } from './raw-search.js';
 import { LookupEncoder } from './search-encoder.js';
+import { referredError } from './references.js';
 import { InFlightSearches, expiryError, type InFlight } from './in-flight.js';
 import { LookupQueue, pending, type Pending } from './lookup-queue.js';
 
@@ -223,6 +224,7 @@ export class LookupScheduler {
 
   private settleSingle(p: Pending, result: RawSearchResult, conn: LdapConnection): void {
     if (result.status === 0 || (result.status === 4 && result.entries.length > 0)) {
+      if (result.referral !== undefined && result.entries.length === 0) return this.fail(p, referredError(result.referral, conn.url));
       // sizeLimitExceeded with entries still proves the address exists.
       if (!this.valuesHidden && hidesValues(this.o.plan, p.key, result.entries)) this.learnHiddenValues();
       this.answer(p, result.entries, conn);
@@ -250,6 +252,7 @@ export class LookupScheduler {
       const p = batch[i]!;
       const entries = byKey.get(folded[i]!);
       if (entries) this.answer(p, entries, conn);
+      else if (result.referral !== undefined) this.fail(p, referredError(result.referral, conn.url));
       else (unaccounted ? unsure : unanswered).push(p);
     }
     // Where values are hidden, a key left unanswered beside entries is "no such entry" only once a batch of

@@ -17,9 +17,12 @@ export interface ConnectOptions {
 
 /**
  * Opens and binds a connection, trying `urls` in order; each gets an equal share of the time
- * left, so a hanging first server still leaves time for the next. Auth errors stop at once: the
- * next replica would refuse the same credentials. `stop()` true: the caller closed meanwhile;
- * `opened` sees each connection as it is created (so the caller can close one still binding).
+ * left, so a hanging first server still leaves time for the next. A server that refuses the bind
+ * is passed over too (`refused` hears of it): replicas need not agree on the account (a rotated
+ * password not yet replicated, a lockout or an account missing on one server restored from an
+ * old backup). When every server failed and one refused the bind, the error is that refusal's
+ * (a configuration error). `stop()` true: the caller closed meanwhile; `opened` sees each
+ * connection as it is created (so the caller can close one still binding).
  */
 export async function connectFirst(
   urls: readonly string[],
@@ -27,6 +30,7 @@ export async function connectFirst(
   o: ConnectOptions,
   stop: () => boolean,
   opened: (conn: LdapConnection) => void = () => undefined,
+  refused: (url: string) => void = () => undefined,
 ): Promise<LdapConnection> {
   const failures: DirectoryError[] = [];
   for (let i = 0; i < urls.length; i++) {
@@ -45,14 +49,18 @@ export async function connectFirst(
     } catch (err) {
       conn.destroy();
       const error = toDirectoryError(err, { operation: step, url, bindDN: o.bindDN });
-      if (error.code === ErrorCodes.DIRECTORY_AUTH || stop()) throw error;
+      if (stop()) throw error;
       failures.push(error);
-      o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
+      if (error.code !== ErrorCodes.DIRECTORY_AUTH) o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
+      else {
+        refused(url);
+        if (i < urls.length - 1) o.log.warn({ url, err: error.message }, 'LDAP server refused the bind account; trying the next URL');
+      }
     }
   }
   if (failures.length === 0) throw timeoutError('connect', urls.join(', '), o.timeoutText);
   if (failures.length === 1) throw failures[0]!;
-  const last = failures[failures.length - 1]!;
+  const last = failures.find((f) => f.code === ErrorCodes.DIRECTORY_AUTH) ?? failures[failures.length - 1]!;
   throw new DirectoryError(last.code as ConstructorParameters<typeof DirectoryError>[0], `no LDAP server answered: ${failures.map((f) => f.message).join('; ')}`, {
     cause: last,
   });

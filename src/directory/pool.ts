@@ -48,7 +48,7 @@ export class ConnectionPool {
   /** Connections still connecting or binding: close() must not leave them to finish. */
   private readonly opening = new Set<LdapConnection>();
   private readonly failback: Failback;
-  /** URLs whose server said busy or unavailable, and until when (performance.now()) new connections try them last. */
+  /** URLs whose server said busy or unavailable, hung or refused the bind, and until when (performance.now()) new connections try them last. */
   private readonly resting = new Map<string, number>();
 
   constructor(private readonly o: PoolOptions) {
@@ -282,7 +282,8 @@ export class ConnectionPool {
       mine.push(conn);
       this.opening.add(conn);
     };
-    return connectFirst(urls, deadline, this.o, () => this.closed, opened).finally(() => {
+    // A server that refused the bind is tried last for a while: each attempt there costs a bind (and may count towards a lockout).
+    return connectFirst(urls, deadline, this.o, () => this.closed, opened, (url) => this.rest(url)).finally(() => {
       for (const conn of mine) this.opening.delete(conn);
     });
   }

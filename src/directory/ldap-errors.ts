@@ -41,6 +41,11 @@ export function isUnavailableResult(code: number): boolean {
   return UNAVAILABLE_CODES.has(code);
 }
 
+/** A refusal of the credentials or security the connection is bound with. */
+export function isAuthResult(code: number): boolean {
+  return AUTH_CODES.has(code);
+}
+
 /** LDAP result code 32: the base DN does not exist. */
 export const NO_SUCH_OBJECT = 32;
 

@@ -188,6 +188,8 @@ export class LdapDirectory implements Directory {
       // A base search unanswered for the whole timeout: this connection (or its server) is hung. Lookups
       // would show it too, but in a quiet time only probes come, and each would wait on it again.
       if (error.code === ErrorCodes.DIRECTORY_TIMEOUT && !signal?.aborted) this.pool.discardHung(conn, deadline - this.timeoutMs);
+      // Refused for what this connection is bound as: only a new bind tells whether that still holds.
+      else if (error.code === ErrorCodes.DIRECTORY_AUTH) this.pool.discard(conn);
       throw error;
     } finally {
       this.pool.release(conn);

@@ -2,7 +2,7 @@ import { DirectoryError, ErrorCodes } from '../errors.js';
 import { LdapConnection, abortError } from './connection.js';
 import { closedError, connectFirst, type ConnectOptions } from './connect.js';
 import { Failback } from './failback.js';
-import { isUnavailableResult } from './ldap-errors.js';
+import { isAuthResult, isUnavailableResult } from './ldap-errors.js';
 
 export { closedError } from './connect.js';
 
@@ -115,12 +115,14 @@ export class ConnectionPool {
   }
 
   /**
-   * `conn`'s server answered busy (51) or unavailable (52): it cannot serve now, another may. While
-   * another URL has not said so too, every connection to it is dropped (a retry must not land on a
-   * sibling) and new ones try the others first; returns true: worth asking again. Otherwise nothing
-   * changes: reconnecting would only add binds to busy servers.
+   * `conn`'s server answered busy (51) or unavailable (52): while another URL has not said so too,
+   * every connection to it is dropped (a retry must not land on a sibling), new ones try the others
+   * first, and true says: worth asking again. A refusal of what `conn` is bound as (ppolicy keeps a
+   * connection bound with a reset password restricted while it lives) drops it: only a new bind
+   * sees the account fixed.
    */
   refusedBy(conn: LdapConnection, status: number): boolean {
+    if (isAuthResult(status)) this.discard(conn);
     if (!isUnavailableResult(status) || !this.rest(conn.url)) return false;
     this.discard(conn);
     for (const other of [...this.ready]) if (other.url === conn.url) this.discard(other);

@@ -89,6 +89,10 @@ export interface SlapdOptions {
   schemaFile?: string;
   /** Attributes everyone may search with but not read: a filter on them matches, their values never come back. */
   searchOnly?: string[];
+  /** Modules to load (from /usr/lib/ldap), e.g. `ppolicy`. */
+  modules?: string[];
+  /** Lines at the end of the database section: overlays and their settings. */
+  databaseLines?: string[];
 }
 
 export interface Slapd {
@@ -289,6 +293,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
     'modulepath /usr/lib/ldap',
     'moduleload back_mdb',
     ...(options.syncprov ? ['moduleload syncprov'] : []),
+    ...(options.modules ?? []).map((m) => `moduleload ${m}`),
     ...(tls ? [`TLSCACertificateFile ${tls.caFile}`, `TLSCertificateFile ${tls.certFile}`, `TLSCertificateKeyFile ${tls.keyFile}`] : []),
     'database mdb',
     'maxsize 1073741824',
@@ -305,6 +310,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
     ...(options.searchOnly?.length ? [`access to attrs=${options.searchOnly.join(',')} by * search`] : []),
     'access to * by * read',
     ...(options.syncprov ? ['overlay syncprov', 'syncprov-checkpoint 100 1', 'syncprov-sessionlog 1000'] : []),
+    ...(options.databaseLines ?? []),
     '',
   ].join('\n');
 }

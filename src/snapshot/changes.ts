@@ -16,6 +16,8 @@ import type { SnapshotStore } from './store.js';
  *    changed in the window that do not match it;
  *  - renamed or moved entries: the new DN arrives as a change; an address it shares with
  *    another DN makes us re-read that DN, which is gone (or no longer valid) after a rename;
+ *  - entries moved out of the base (a leaver moved to an OU beside it): changed entries under
+ *    the naming context above the base whose addresses the snapshot holds under another DN;
  *  - Active Directory (and Samba) deletions: tombstones under CN=Deleted Objects, read with the
  *    Show Deleted control; the old DN is `CN=<msDS-LastKnownRDN>,<lastKnownParent>`.
  * OpenLDAP deletions leave nothing to read without syncrepl (RFC 4533), which ldapts 9 cannot
@@ -49,9 +51,22 @@ export function domainRoot(dn: string): string {
   return at < 0 ? dn : parts.slice(at).join(',').trim();
 }
 
+/** A DN compared as text: lowercased, no spaces around separators. */
+function normalizedDn(dn: string): string {
+  return dn.trim().toLowerCase().replace(/\s*([,=+])\s*/g, '$1');
+}
+
+/** Whether normalized `dn` is in the `scope` search of normalized `base` (`one`: its children). */
+function inScope(dn: string, base: string, scope: 'base' | 'one' | 'sub'): boolean {
+  if (dn === base) return scope !== 'one';
+  if (scope === 'base' || !dn.endsWith(`,${base}`)) return false;
+  return scope === 'sub' || /^(?:[^,\\]|\\.)*$/.test(dn.slice(0, dn.length - base.length - 1));
+}
+
 export class ChangeFeed {
   private readonly plan: LdapSearchPlan;
   private tombstonesWork = true;
+  private aboveBaseWorks = true;
 
   constructor(
     private readonly config: LdapConfig,
@@ -94,6 +109,7 @@ export class ChangeFeed {
         for (const a of updates[i]!.addresses) for (const dn of store.holders(a)) suspect(dn);
         if (i % ENTRIES_PER_TURN === ENTRIES_PER_TURN - 1) await nextTurn();
       }
+      await this.movedOut(session, since, store, suspect);
       let left = MAX_RECHECKS;
       for (const dn of suspects.values()) {
         if (left-- === 0) {
@@ -112,6 +128,33 @@ export class ChangeFeed {
       await session.close();
     }
     return report;
+  }
+
+  /**
+   * Entries changed since `since` under the naming context above the base but outside the
+   * searched scope: the holders of their addresses in the snapshot are suspects (a leaver moved
+   * out keeps its addresses, and its old DN is gone). Nothing to do when the base is that root.
+   */
+  private async movedOut(session: LdapSession, since: Date, store: SnapshotStore, suspect: (dn: string) => void): Promise<void> {
+    const root = domainRoot(this.config.baseDN);
+    const base = normalizedDn(this.config.baseDN);
+    if (normalizedDn(root) === base) return;
+    const anyAddress = `(|${this.plan.attributes.map((a) => `(${a}=*)`).join('')})`;
+    const filter = `(&${this.plan.changedSinceClause(since)}${anyAddress})`;
+    try {
+      for await (const page of session.pages(root, 'sub', filter, this.plan.attributes, [], this.config.pageSize)) {
+        for (const e of page) {
+          if (inScope(normalizedDn(e.dn), base, this.config.scope)) continue; // the listings above saw it
+          for (const a of this.plan.addresses(e as LdapEntry)) for (const dn of store.holders(a)) suspect(dn);
+        }
+        await nextTurn();
+      }
+      this.aboveBaseWorks = true;
+    } catch (err) {
+      // An account that may read only its base: the suspects found so far are still re-read.
+      if (this.aboveBaseWorks) this.logger.warn({ root, err: { message: (err as Error).message } }, 'cannot list changes above the search base; entries moved out of it wait for the next full sync');
+      this.aboveBaseWorks = false;
+    }
   }
 
   /** Old DNs of objects deleted since `since`; an account that may not read them only logs it. */

@@ -41,9 +41,14 @@ export class LdapSession {
   /** Every entry under `base` matching `filter` (paged), with the given attributes. */
   async search(base: string, scope: 'base' | 'one' | 'sub', filter: string, attributes: string[], controls: Control[] = [], pageSize = 500): Promise<Entry[]> {
     const out: Entry[] = [];
-    const pages = this.client.searchPaginated(base, { scope, filter: parseFilter(filter), attributes, paged: { pageSize }, derefAliases: 'never', timeLimit: Math.ceil(this.timeoutMs / 1000) }, controls);
-    for await (const page of pages) out.push(...page.searchEntries);
+    for await (const page of this.pages(base, scope, filter, attributes, controls, pageSize)) out.push(...page);
     return out;
+  }
+
+  /** The same, a page at a time: a listing that may be large is not held whole. */
+  async *pages(base: string, scope: 'base' | 'one' | 'sub', filter: string, attributes: string[], controls: Control[] = [], pageSize = 500): AsyncGenerator<Entry[]> {
+    const pages = this.client.searchPaginated(base, { scope, filter: parseFilter(filter), attributes, paged: { pageSize }, derefAliases: 'never', timeLimit: Math.ceil(this.timeoutMs / 1000) }, controls);
+    for await (const page of pages) yield page.searchEntries;
   }
 
   async close(): Promise<void> {

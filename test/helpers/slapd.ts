@@ -93,6 +93,8 @@ export interface SlapdOptions {
   modules?: string[];
   /** Lines at the end of the database section: overlays and their settings. */
   databaseLines?: string[];
+  /** `access` lines placed before the rule that lets everyone read everything. */
+  accessLines?: string[];
 }
 
 export interface Slapd {
@@ -308,6 +310,7 @@ function slapdConf(dir: string, options: SlapdOptions, tls?: { caFile: string; c
     'access to attrs=userPassword by anonymous auth by * none',
     ...(options.revocableReader ? [`access to dn.subtree="ou=people,${BASE_DN}" by group.exact="${READERS_DN}" read by * none`] : []),
     ...(options.searchOnly?.length ? [`access to attrs=${options.searchOnly.join(',')} by * search`] : []),
+    ...(options.accessLines ?? []),
     'access to * by * read',
     ...(options.syncprov ? ['overlay syncprov', 'syncprov-checkpoint 100 1', 'syncprov-sessionlog 1000'] : []),
     ...(options.databaseLines ?? []),

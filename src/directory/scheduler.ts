@@ -18,10 +18,10 @@ import { LookupQueue, pending, type Pending } from './lookup-queue.js';
  * leave together: up to `batchSize` keys in one search with an OR filter, matched back to each
  * key (answers.ts). So under load one search answers many keys, while a lone lookup still goes
  * out at once, alone. A search whose connection dies is retried once, on another connection; a
- * batch the server did not answer in full (a limit, an error) is asked again key by key, so no
- * key ever reads a failed batch as "no such entry". Once the directory has shown that it returns
- * entries without the value that matched (search without read rights), keys a batch left
- * unanswered beside entries are "no such entry" only once a batch of just those keys finds nothing.
+ * batch the server did not answer in full (a limit, an error) is asked again key by key: no key reads a failed
+ * batch, or one referred elsewhere for part of its scope (references.ts), as "no such entry". Once the directory
+ * has shown that it returns entries without the value that matched (search without read rights), keys a batch
+ * left unanswered beside entries are "no such entry" only once a batch of just those keys finds nothing.
  */
 
 export interface SchedulerOptions {
@@ -252,8 +252,8 @@ export class LookupScheduler {
       const p = batch[i]!;
       const entries = byKey.get(folded[i]!);
       if (entries) this.answer(p, entries, conn);
-      else if (result.referral !== undefined) this.fail(p, referredError(result.referral, conn.url));
-      else (unaccounted ? unsure : unanswered).push(p);
+      else if (result.referral !== undefined && !this.valuesHidden) this.fail(p, referredError(result.referral, conn.url));
+      else (unaccounted || result.referral !== undefined ? unsure : unanswered).push(p);
     }
     // Where values are hidden, a key left unanswered beside entries is "no such entry" only once a batch of
     // just such keys finds nothing; a confirming batch that still finds entries sends those keys singly.

@@ -107,6 +107,30 @@ describe('a part of the search base referred to another server', () => {
   });
 });
 
+describe('a reference beside entries that come back without the value that matched', () => {
+  let slapd: Slapd;
+  before(async () => {
+    // Aliases may be searched but not read (an ACL hiding them from readers): the batch cannot tell which key found alice.
+    slapd = await startSlapd({ searchOnly: ['mailAlternateAddress'], ldifText: [referral(PARTNERS, 'ou=partners', `ldap://127.0.0.1:1/${PARTNERS}`)] });
+  });
+  after(async () => {
+    await slapd?.close();
+  });
+
+  test('a key the batch cannot match is asked on its own and found, not failed with the reference', async () => {
+    const { directory, engine, metrics } = service(slapd);
+    try {
+      const unknown = Array.from({ length: 20 }, (_, i) => `partner${i}@example.com`);
+      const batchesBefore = await searchCount(metrics, 'batch');
+      const verdicts = await Promise.all(['ally@example.com', ...unknown].map(async (a) => [a, (await engine.lookup(a, { frontend: 'http' })).verdict] as const));
+      assert.ok((await searchCount(metrics, 'batch')) > batchesBefore, 'no batched search was sent');
+      for (const [address, verdict] of verdicts) assert.equal(verdict, address === 'ally@example.com' ? 'valid' : 'tempfail', address);
+    } finally {
+      await directory.close();
+    }
+  });
+});
+
 describe('references to naming contexts without recipients (AD configuration and DNS partitions)', () => {
   let ad: Slapd;
   before(async () => {

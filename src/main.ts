@@ -11,6 +11,7 @@ import { listenFailure } from './cli/start-failure.js';
 import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
 import { progressBar } from './snapshot/progress.js';
+import { mapLimit } from './http/lookup.js';
 import { createDirectory } from './directory/index.js';
 import { Metrics } from './metrics.js';
 
@@ -159,8 +160,11 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   if (typeof app === 'number') return app;
   try {
     await app.prepare();
-    // Always ask for the explanation: the detail column names the rule that decided.
-    const results = await Promise.all(addresses.map((a) => app.validator.lookup(a, { frontend: 'cli', explain: true })));
+    // Always ask for the explanation: the detail column names the rule that decided. At most as
+    // many lookups at once as the directory's connections carry: thousands asked together (a list
+    // through xargs) waited in its queue past directory.ldap.timeout and came back tempfail.
+    const lookup = (a: string) => app.validator.lookup(a, { frontend: 'cli', explain: true });
+    const results = await mapLimit(addresses, lookupsAtOnce(loaded.config), lookup);
     for (const r of results) {
       out(formatCheckLine(r));
       if (explain && r.explain) out(`  explain: ${JSON.stringify(r.explain)}`);
@@ -169,6 +173,12 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   } finally {
     await app.close();
   }
+}
+
+/** Lookups the directory's pool holds at once: connections × searches on each × keys per search. */
+function lookupsAtOnce(config: LoadedConfig['config']): number {
+  const l = config.directory.ldap;
+  return l.poolSize * l.maxInFlightPerConnection * l.batchSize;
 }
 
 /** The app, or EXIT.CONFIG after one line: unreadable secrets or files are a report, not a stack trace. */

@@ -12,6 +12,7 @@ import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
 import { progressBar } from './snapshot/progress.js';
 import { mapLimit } from './http/lookup.js';
+import { ignoreUserSignals, USER_SIGNAL_MESSAGE, type UserSignal } from './cli/user-signals.js';
 import { createDirectory } from './directory/index.js';
 import { Metrics } from './metrics.js';
 
@@ -44,6 +45,10 @@ Runs one full directory sync, writes sync.snapshotPath, prints counts and time.`
 Validates the configuration and prints the effective config (secrets redacted).
 Exit 0, or 78 with every problem listed by key path.`,
 };
+
+/** Where an ignored SIGUSR1/SIGUSR2 is reported: stderr, or serve's log once it has one. */
+let reportUserSignal = (signal: UserSignal, ignored: number): void =>
+  err(`rcptgate: ${signal} ${USER_SIGNAL_MESSAGE}${ignored ? ` (${ignored} more since the last report)` : ''}`);
 
 function out(line: string): void {
   process.stdout.write(line + '\n');
@@ -229,6 +234,7 @@ async function serve(file: string | undefined): Promise<number> {
     return EXIT.CONFIG;
   }
   const logger = createLogger(loaded.config.log.level);
+  reportUserSignal = (signal, ignored) => logger.warn({ signal, ignored }, USER_SIGNAL_MESSAGE);
   let app: Awaited<ReturnType<typeof createApp>> | undefined;
   // Node's default for SIGHUP is to exit: one sent while starting (a config reloader reacting to
   // the same change) would kill the process silently. It is kept for when the listeners are up.
@@ -273,6 +279,8 @@ async function serve(file: string | undefined): Promise<number> {
 // Run when executed (bin or `node dist/main.js`), not when imported by tests.
 const invoked = process.argv[1] ?? '';
 if (/(?:^|[\\/])(main\.(?:js|ts)|rcptgate)$/.test(invoked)) {
+  // Before the command runs: Node's own SIGUSR1 opens an unauthenticated debugger (user-signals.ts).
+  ignoreUserSignals((signal, ignored) => reportUserSignal(signal, ignored));
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

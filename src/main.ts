@@ -254,7 +254,7 @@ async function serve(file: string | undefined): Promise<number> {
     if (listen) logger.fatal({ key: listen.key, code: listen.code }, listen.message);
     else logger.fatal({ err: e }, 'cannot start');
     await new Promise((r) => logger.flush(() => r(undefined)));
-    return e instanceof RcptgateError ? EXIT.CONFIG : 1;
+    return listen || e instanceof RcptgateError ? EXIT.CONFIG : 1;
   }
   const running = app;
   return new Promise<number>((resolve) => {

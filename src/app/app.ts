@@ -63,6 +63,10 @@ export async function createApp(options: AppOptions): Promise<App> {
   const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs });
   const listeners = new Listeners({ resolved, validator, metrics, logger, health });
   const drainMs = ms(config.server.drainTimeout);
+  // Answers are saved only by a process that served: one whose listeners could not bind (a second
+  // instance on the same ports) would replace the running one's answer file with what it loaded,
+  // nothing at all when its config names another directory.
+  let served = false;
 
   const start = async (): Promise<void> => {
     startupNotices(config, engines.current.validator.servedDomains(), logger);
@@ -75,6 +79,7 @@ export async function createApp(options: AppOptions): Promise<App> {
       await close();
       throw err;
     }
+    served = true;
     probes.poke();
     snapshots.start();
     persistence?.start();
@@ -86,7 +91,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     probes.stop();
     await snapshots.stop();
     await listeners.close(drainMs);
-    await persistence?.stop();
+    if (served) await persistence?.stop();
     await engines.current.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
   };
 

@@ -7,6 +7,11 @@
  * freshness and list links live in typed arrays (off the V8 heap), the DN is stored as its first
  * RDN plus a shared id for the rest (`ou=people,dc=example,dc=com` is the same for most
  * entries), and the canonical address is kept only when it differs from the key.
+ *
+ * "No such entry" answers are also threaded on a recency list of their own. When the cache is
+ * full, a new one takes the slot of the oldest one once they hold a quarter of the slots: a flood
+ * of unknown addresses (a dictionary attack) cannot push out the valid answers stale-if-error
+ * serves when the directory fails. Otherwise the least recently used answer of either kind goes.
  */
 
 /** One answer as the engine reads it. */
@@ -61,6 +66,15 @@ export class AnswerCache {
   private readonly next: Int32Array;
   private lru = NONE;
   private mru = NONE;
+  /** Per slot: 1 for a "no such entry" answer, on the list below as well. */
+  private readonly unknown: Uint8Array;
+  private readonly uprev: Int32Array;
+  private readonly unext: Int32Array;
+  private ulru = NONE;
+  private umru = NONE;
+  private unknowns = 0;
+  /** Unknown answers that may take the slots of older valid ones. */
+  private readonly unknownShare: number;
   /** Slots never used yet start here; freed slots go on `free`. */
   private unused = 0;
   private readonly free: Int32Array;
@@ -83,6 +97,10 @@ export class AnswerCache {
     this.prev = new Int32Array(max);
     this.next = new Int32Array(max);
     this.free = new Int32Array(max);
+    this.unknown = new Uint8Array(max);
+    this.uprev = new Int32Array(max);
+    this.unext = new Int32Array(max);
+    this.unknownShare = Math.max(1, Math.floor(max / 4));
   }
 
   get size(): number {
@@ -129,7 +147,7 @@ export class AnswerCache {
     let slot = this.index.get(key);
     if (slot === undefined) {
       if (this.index.size >= this.max) {
-        this.remove(this.lru);
+        this.remove(entry === null && this.unknowns >= this.unknownShare ? this.ulru : this.lru);
         this.onEvict();
       }
       slot = this.freeCount > 0 ? this.free[--this.freeCount]! : this.unused++;
@@ -141,7 +159,9 @@ export class AnswerCache {
       this.touch(slot);
     }
     this.fresh[slot] = freshUntil;
+    if (this.unknown[slot] === 1) this.uunlink(slot);
     if (entry === null) {
+      this.ulink(slot);
       this.canonicals[slot] = null;
       this.heads[slot] = null;
       this.tails[slot] = WHOLE;
@@ -167,6 +187,9 @@ export class AnswerCache {
     this.canonicals.fill(undefined);
     this.heads.fill(undefined);
     this.lru = this.mru = NONE;
+    this.unknown.fill(0);
+    this.ulru = this.umru = NONE;
+    this.unknowns = 0;
     this.unused = 0;
     this.freeCount = 0;
     this.tailIds.clear();
@@ -175,13 +198,8 @@ export class AnswerCache {
 
   /** Drops every "no such entry" answer (they may come from a directory that lost its read rights). */
   deleteNegatives(): number {
-    let n = 0;
-    for (const slot of [...this.index.values()]) {
-      if (this.heads[slot] === null) {
-        this.remove(slot);
-        n++;
-      }
-    }
+    const n = this.unknowns;
+    while (this.ulru !== NONE) this.remove(this.ulru);
     return n;
   }
 
@@ -212,6 +230,7 @@ export class AnswerCache {
   private remove(slot: number): void {
     this.index.delete(this.keys[slot]!);
     this.unlink(slot);
+    if (this.unknown[slot] === 1) this.uunlink(slot);
     this.keys[slot] = undefined;
     this.canonicals[slot] = undefined;
     this.heads[slot] = undefined;
@@ -219,9 +238,35 @@ export class AnswerCache {
   }
 
   private touch(slot: number): void {
+    if (this.unknown[slot] === 1 && slot !== this.umru) {
+      this.uunlink(slot);
+      this.ulink(slot);
+    }
     if (slot === this.mru) return;
     this.unlink(slot);
     this.link(slot);
+  }
+
+  /** Appends `slot` to the unknown answers as most recently used. */
+  private ulink(slot: number): void {
+    this.unknown[slot] = 1;
+    this.unknowns++;
+    this.uprev[slot] = this.umru;
+    this.unext[slot] = NONE;
+    if (this.umru !== NONE) this.unext[this.umru] = slot;
+    else this.ulru = slot;
+    this.umru = slot;
+  }
+
+  private uunlink(slot: number): void {
+    this.unknown[slot] = 0;
+    this.unknowns--;
+    const p = this.uprev[slot]!;
+    const n = this.unext[slot]!;
+    if (p !== NONE) this.unext[p] = n;
+    else this.ulru = n;
+    if (n !== NONE) this.uprev[n] = p;
+    else this.umru = p;
   }
 
   /** Appends `slot` as most recently used. */

@@ -5,11 +5,20 @@ import { AnswerCache } from '../../src/recipient/answer-cache.js';
 
 type Entry = { canonical: string; dn: string } | null;
 
-/** The reference: a Map in recency order (re-inserted on use), trimmed from the front. */
+/**
+ * The reference: a Map in recency order (re-inserted on use), trimmed from the front; a new
+ * unknown answer takes the oldest unknown one's place once unknown answers fill a quarter of it.
+ */
 class ModelLru {
   readonly map = new Map<string, { entry: Entry; freshUntil: number }>();
   evictions = 0;
   constructor(readonly max: number) {}
+  private victim(entry: Entry): string {
+    const unknown = [...this.map].filter(([, v]) => v.entry === null).map(([k]) => k);
+    const share = Math.max(1, Math.floor(this.max / 4));
+    if (entry === null && unknown.length >= share) return unknown[0]!;
+    return this.map.keys().next().value!;
+  }
   get(key: string) {
     const v = this.map.get(key);
     if (v) {
@@ -20,7 +29,7 @@ class ModelLru {
   }
   set(key: string, entry: Entry, freshUntil: number) {
     if (!this.map.has(key) && this.map.size >= this.max) {
-      this.map.delete(this.map.keys().next().value!);
+      this.map.delete(this.victim(entry));
       this.evictions++;
     }
     this.map.delete(key);
@@ -59,7 +68,7 @@ describe('AnswerCache', () => {
     for (let i = 0; i < 5000; i += 499) assert.equal(c.get(`u${i}@x`)?.dn, `uid=u${i},ou=unit${i},dc=x`);
   });
 
-  it('behaves like a least-recently-used map under any sequence of operations', () => {
+  it('behaves like a least-recently-used map, unknown answers capped at a quarter when full, under any sequence of operations', () => {
     const key = fc.constantFrom('a@x', 'b@x', 'c@x', 'd@x', 'e@x', 'f@x');
     const entry: fc.Arbitrary<Entry> = fc.option(fc.record({ canonical: fc.constantFrom('A@x', 'b@x', 'c@x'), dn: fc.constantFrom('uid=a,dc=x', 'uid=b,ou=p,dc=x', 'cn=z', ',dc=x', 'uid=\\,q,dc=x') }), { nil: null });
     const op = fc.oneof(
@@ -69,7 +78,7 @@ describe('AnswerCache', () => {
       fc.record({ kind: fc.constant('clear' as const) }),
     );
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 5 }), fc.array(op, { maxLength: 60 }), (max, ops) => {
+      fc.property(fc.integer({ min: 1, max: 9 }), fc.array(op, { maxLength: 60 }), (max, ops) => {
         let evictions = 0;
         const c = new AnswerCache(max, () => evictions++);
         const m = new ModelLru(max);

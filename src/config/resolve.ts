@@ -129,6 +129,8 @@ function caProblem(ca: Buffer): string | null {
 
 /** Why a file cannot be written where it is (every save would fail, logged, and a restart start cold), or null. */
 function writableDirProblem(link: string): string | null {
+  // "/var/lib/rcptgate/" names a directory: every write would fail at its rename.
+  if (link.endsWith('/')) return `${link} ends in "/", naming a directory: give the name of the file to write in it`;
   // A symbolic link is followed by the writer (snapshot/atomic-file.ts): check where it points.
   const file = realpathOr(link);
   const dir = dirname(resolve(file));

@@ -59,7 +59,8 @@ export class BreakerDirectory implements Directory {
     this.baseCooldown = Math.max(0, options.cooldownMs ?? BREAKER_DEFAULTS.cooldownMs);
     this.maxCooldown = Math.max(this.baseCooldown, options.maxCooldownMs ?? BREAKER_DEFAULTS.maxCooldownMs);
     this.cooldown = this.baseCooldown;
-    this.now = options.now ?? Date.now;
+    // Monotonic: a wall clock stepped back must not hold the breaker open for the size of the step.
+    this.now = options.now ?? (() => performance.now());
     this.onStateChange = options.onStateChange;
     if (inner.knownDomains) this.knownDomains = () => inner.knownDomains!();
     if (inner.filterFor) this.filterFor = (address) => inner.filterFor!(address);

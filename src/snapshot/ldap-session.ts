@@ -2,7 +2,8 @@ import { Client, type Control, type Entry } from 'ldapts';
 import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
 import { readRegularFileSync } from '../config/regular-file.js';
-import { ErrorCodes, RcptgateError } from '../errors.js';
+import { DirectoryError, ErrorCodes, RcptgateError } from '../errors.js';
+import { deadlineRace } from '../directory/connection.js';
 import { parseFilter } from '../directory/filter.js';
 
 type LdapConfig = Config['directory']['ldap'];
@@ -26,12 +27,18 @@ export class LdapSession {
     let last: unknown = new Error('directory.ldap.urls is empty');
     for (const url of config.urls) {
       const client = new Client({ url, connectTimeout: timeoutMs, timeout: timeoutMs, ...(url.startsWith('ldaps:') ? { tlsOptions } : {}) });
-      try {
+      const handshake = (async () => {
         if (config.startTLS && url.startsWith('ldap:')) await client.startTLS(tlsOptions);
         if (config.bindDN) await client.bind(config.bindDN, password ?? '');
+      })();
+      try {
+        // ldapts times each request, not the TLS handshake after StartTLS: a server that stalls it
+        // would hold this sync, and every sync after it, for ever.
+        await deadlineRace(handshake, timeoutMs, () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${config.startTLS ? 'StartTLS and bind' : 'bind'} on ${url} got no answer within ${config.timeout}`));
         return new LdapSession(client, timeoutMs);
       } catch (err) {
         last = err;
+        (client as unknown as { socket?: { destroy(): void } }).socket?.destroy();
         await client.unbind().catch(() => undefined);
       }
     }

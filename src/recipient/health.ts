@@ -35,7 +35,9 @@ export class DirectoryHealth {
 
   constructor(private readonly deps: DirectoryHealthDeps) {
     this.now = deps.now ?? Date.now;
-    this.lines = new LogLimiter(deps.metrics, { burst: TRANSITION_LINES, now: this.now });
+    // lastSuccessAt is a wall-clock time; the log window is not: a clock stepped back must not
+    // keep it from starting again (the transition lines held back for the size of the step).
+    this.lines = new LogLimiter(deps.metrics, { burst: TRANSITION_LINES, now: deps.now ?? (() => performance.now()) });
   }
 
   get canaryMissing(): boolean {

@@ -240,8 +240,12 @@ async function serve(file: string | undefined): Promise<number> {
   // the same change) would kill the process silently. It is kept for when the listeners are up.
   let started = false;
   let reloadWhenStarted = false;
+  // Once stopping, a reload would replace the engine being drained, and the answer file be saved
+  // from the new one's cache, emptied when directory or domain settings changed.
+  let stopping = false;
   process.on('SIGHUP', () => {
-    if (started && app) void app.reload(file);
+    if (stopping) logger.info('SIGHUP ignored: stopping');
+    else if (started && app) void app.reload(file);
     else reloadWhenStarted = true;
   });
   try {
@@ -258,7 +262,6 @@ async function serve(file: string | undefined): Promise<number> {
   }
   const running = app;
   return new Promise<number>((resolve) => {
-    let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;
       stopping = true;

@@ -70,7 +70,9 @@ export class HarvestGuard {
     this.action = options.action ?? 'tarpit';
     this.delayStepMs = options.delayStepMs ?? 1_000;
     this.maxDelayMs = options.maxDelayMs ?? 5_000;
-    this.now = options.now ?? Date.now;
+    // Windows and flags are intervals: on the monotonic clock, a wall clock stepped back an hour
+    // does not keep a shared MTA flagged (refused, in reject mode) for that hour.
+    this.now = options.now ?? (() => performance.now());
     this.clients = new LRUCache({ max: options.maxClients ?? 100_000 });
     const bits = options.ipv6PrefixBits ?? 64;
     if (!Number.isInteger(bits) || bits < 1 || bits > 128) throw new RangeError('ipv6PrefixBits must be an integer from 1 to 128');

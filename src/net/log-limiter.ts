@@ -33,7 +33,9 @@ export class LogLimiter {
   ) {
     this.burst = options.burst ?? 10;
     this.intervalMs = options.intervalMs ?? 60_000;
-    this.now = options.now ?? Date.now;
+    // Only intervals are measured: the monotonic clock, so a wall clock stepped back does not
+    // hold a window open (and every line back) for the size of the step.
+    this.now = options.now ?? (() => performance.now());
   }
 
   /** Logs `msg` at warn level unless `event` has used up its lines for this interval. */

@@ -163,7 +163,7 @@ export class TcpServer {
     const id = this.nextId++;
     const remote = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
     const connLogger = logger.child({ frontend, conn: id, remote });
-    const now = Date.now();
+    const now = performance.now();
     const conn: Connection = {
       socket,
       isBusy: false,
@@ -227,13 +227,13 @@ export class TcpServer {
       destroy: () => socket.destroy(),
       progress: (completed, partial) => {
         if (completed) {
-          const now = Date.now();
+          const now = performance.now();
           conn.lastRequestAt = now;
           conn.partialSince = partial ? now : 0;
         } else if (!partial) {
           conn.partialSince = 0;
         } else if (conn.partialSince === 0) {
-          conn.partialSince = Date.now();
+          conn.partialSince = performance.now();
         }
       },
       setIdleTimeout: (ms) => {
@@ -259,7 +259,7 @@ export class TcpServer {
   private sweepEvery = Infinity;
 
   private sweep(): void {
-    const now = Date.now();
+    const now = performance.now();
     const { frontend, metrics } = this.options;
     for (const conn of this.connections) {
       if (conn.isDraining || conn.socket.destroyed) continue;

@@ -60,7 +60,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
   const startTokens = { adminToken: resolved.adminToken, lookupToken: resolved.lookupToken };
-  const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs });
+  const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining });
   const listeners = new Listeners({ resolved, validator, metrics, logger, health });
   const drainMs = ms(config.server.drainTimeout);
   // Answers are saved only by a process that served: one whose listeners could not bind (a second

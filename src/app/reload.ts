@@ -24,6 +24,8 @@ export interface ReloadDeps {
   logger: Logger;
   /** How long the replaced directory stays open for lookups begun on it (default 30 s). */
   retireAfterMs?: number | undefined;
+  /** True once the service drains: a reload then installs nothing. */
+  stopping?: () => boolean;
 }
 
 /**
@@ -71,6 +73,9 @@ function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
       const next = engines.prepare(resolved, snapshots.current);
       try {
         await checkNewDirectory(engines.current, next);
+        // SIGTERM came while the new directory was checked: the engine being drained stays, or
+        // the answer file would be saved from the new one's cache (emptied by a domain change).
+        if (deps.stopping?.()) throw new Error('the service is stopping');
       } catch (err) {
         engines.discard(next);
         throw err;

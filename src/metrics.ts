@@ -142,6 +142,12 @@ export class Metrics {
     help: '1 when the last directory request or probe succeeded, 0 otherwise.',
     registers: [this.registry],
   });
+  readonly directoryBindRefused = new Counter<'server'>({
+    name: 'rcptgate_directory_bind_refused_total',
+    help: 'Binds a directory server refused (wrong password; a locked, expired or missing account), by server URL.',
+    labelNames: ['server'],
+    registers: [this.registry],
+  });
   readonly snapshotEntries = new Gauge({
     name: 'rcptgate_snapshot_entries',
     help: 'Addresses in the loaded snapshot (0 without snapshot).',

@@ -1,6 +1,7 @@
 import type tls from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
+import { redactUrlCredentials } from '../config/exposure.js';
 import { readRegularFileSync } from '../config/regular-file.js';
 import { ConfigError, DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -109,6 +110,7 @@ export class LdapDirectory implements Directory {
       bindDN: config.bindDN,
       bindPassword: options.bindPassword,
       log: this.log,
+      onBindRefused: (url) => this.metrics.directoryBindRefused.inc({ server: redactUrlCredentials(url) }),
     });
     this.scheduler = new LookupScheduler({
       pool: this.pool,

@@ -5,7 +5,8 @@
  * (a per-server ppolicy lockout, a server rebuilt from an old backup). A bind refused by the
  * first URL ended the connection attempt there: every lookup deferred (and a reload with the new
  * password was refused) while the next URL would have answered. Real slapd servers; the
- * "replica" is a second slapd that still holds the old password.
+ * "replica" is a second slapd that still holds the old password. Nothing else showed such a
+ * replica while the other server answered, so its refusals are counted per server.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -31,7 +32,11 @@ function service(urls: string[], slapd: Slapd, password: string, ldap: Record<st
   const metrics = new Metrics({ defaultMetrics: false });
   const directory = new LdapDirectory({ config: config.directory.ldap, bindPassword: password, metrics, logger: silentLogger() });
   const engine = new RecipientValidatorImpl({ config, directory, metrics, logger: silentLogger() });
-  return { directory, engine };
+  return { directory, engine, metrics };
+}
+
+async function bindRefusals(metrics: Metrics): Promise<Map<string, number>> {
+  return new Map((await metrics.directoryBindRefused.get()).values.map((v) => [String(v.labels.server), v.value]));
 }
 
 describe('a server that refuses the bind account while another accepts it', () => {
@@ -47,13 +52,16 @@ describe('a server that refuses the bind account while another accepts it', () =
   });
 
   test('lookups and the probe are answered by the server that accepts it, unknown stays unknown', async () => {
-    const { directory, engine } = service([replica.url, provider.url], provider, ROTATED);
+    const { directory, engine, metrics } = service([replica.url, provider.url], provider, ROTATED);
     try {
       await directory.probe();
       const addresses = ['alice@example.com', 'bob@example.com', 'nobody@example.com', ...Array.from({ length: 30 }, (_, i) => `gone${i}@example.com`)];
       const verdicts = await Promise.all(addresses.map(async (a) => (await engine.lookup(a, { frontend: 'http' })).verdict));
       assert.deepEqual(verdicts, addresses.map((a) => (a.startsWith('alice') || a.startsWith('bob') ? 'valid' : 'unknown')));
       assert.equal((await directory.lookup('carol.mixed@example.com')).server, provider.url);
+      const refusals = await bindRefusals(metrics);
+      assert.ok((refusals.get(replica.url) ?? 0) >= 1, `the replica's refusals are counted: ${JSON.stringify([...refusals])}`);
+      assert.equal(refusals.get(provider.url), undefined, 'the server that accepts the bind counts none');
     } finally {
       await directory.close();
     }

@@ -13,6 +13,8 @@ export interface ConnectOptions {
   bindDN: string | null;
   bindPassword: string | null;
   log: Logger;
+  /** A server refused the bind account (metrics: while another answers, nothing else shows it). */
+  onBindRefused?: (url: string) => void;
 }
 
 /**
@@ -54,6 +56,7 @@ export async function connectFirst(
       if (error.code !== ErrorCodes.DIRECTORY_AUTH) o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
       else {
         refused(url);
+        o.onBindRefused?.(url);
         if (i < urls.length - 1) o.log.warn({ url, err: error.message }, 'LDAP server refused the bind account; trying the next URL');
       }
     }

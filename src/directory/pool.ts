@@ -28,8 +28,6 @@ export interface PoolOptions extends ConnectOptions {
   failbackMs: number;
   /** A lookup's search on a fresh connection (failback.ts). */
   verify?: (conn: LdapConnection, deadline: number) => Promise<void>;
-  /** A server refused the bind account (metrics: one replica refusing while another answers shows nowhere else). */
-  onBindRefused?: (url: string) => void;
 }
 
 interface Waiter {
@@ -287,10 +285,7 @@ export class ConnectionPool {
       this.opening.add(conn);
     };
     // A server that refused the bind is tried last for a while: each attempt there costs a bind (and may count towards a lockout).
-    return connectFirst(urls, deadline, this.o, () => this.closed, opened, (url) => {
-      this.rest(url);
-      this.o.onBindRefused?.(url);
-    }).finally(() => {
+    return connectFirst(urls, deadline, this.o, () => this.closed, opened, (url) => this.rest(url)).finally(() => {
       for (const conn of mine) this.opening.delete(conn);
     });
   }

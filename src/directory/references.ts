@@ -14,8 +14,8 @@ import { DirectoryError, ErrorCodes } from '../errors.js';
 /** First RDNs of AD's naming contexts that hold no mail recipients. */
 const NO_RECIPIENTS = new Set(['cn=configuration', 'dc=domaindnszones', 'dc=forestdnszones']);
 
-/** The first RDN of the DN in an LDAP URL (`ldap://host/DN?…`), lowercased, spaces around `=` dropped. */
-function firstRdn(uri: string): string | null {
+/** The RDNs of the DN in an LDAP URL (`ldap://host/DN?…`), lowercased, spaces around `=` dropped. */
+function rdns(uri: string): string[] | null {
   const m = /^ldaps?:\/\/[^/]*\/([^?]*)/i.exec(uri);
   if (!m) return null;
   let dn: string;
@@ -24,14 +24,19 @@ function firstRdn(uri: string): string | null {
   } catch {
     return null;
   }
-  const rdn = /^(?:[^,\\]|\\.)*/.exec(dn)![0];
-  return rdn.replace(/\s*=\s*/, '=').trim().toLowerCase();
+  return (dn.match(/(?:[^,\\]|\\.)+/g) ?? []).map((rdn) => rdn.replace(/\s*=\s*/, '=').trim().toLowerCase());
 }
 
-/** True when a continuation reference may leave out recipients (anything but AD's non-recipient partitions). */
+/**
+ * True when a continuation reference may leave out recipients (anything but AD's non-recipient
+ * partitions). In AD those sit straight on a DC= naming context (CN=Configuration,<forest root>,
+ * DC=DomainDnsZones,<domain>): the same name anywhere else (a delegated cn=Configuration under
+ * ou=people) is a part of the tree like any other.
+ */
 export function referenceMayHoldRecipients(uri: string): boolean {
-  const rdn = firstRdn(uri);
-  return rdn === null || !NO_RECIPIENTS.has(rdn);
+  const dn = rdns(uri);
+  if (dn === null || dn.length < 2 || !NO_RECIPIENTS.has(dn[0]!)) return true;
+  return !dn.slice(1).every((rdn) => /^dc=[^+]+$/.test(rdn));
 }
 
 /** The first reference among `uris` that may hold recipients, if any. */

@@ -1,11 +1,15 @@
 /**
- * One raw SMTP session sending each RCPT argument exactly as given (swaks would rewrite them),
- * from `clientAddress`; the reply line to each RCPT, in order. Text is sent as UTF-8.
+ * Raw SMTP sessions sending each command exactly as given (swaks would rewrite RCPT arguments).
+ * Text is sent as UTF-8.
  */
 import assert from 'node:assert/strict';
 import net from 'node:net';
 
-export async function rawRcpts(port: number, clientAddress: string, from: string, rcptArgs: string[]): Promise<string[]> {
+/**
+ * One SMTP session from `clientAddress`: the greeting is awaited, then each command is sent and
+ * the reply line to it returned, in order (a multi-line reply: its last line).
+ */
+export async function smtpSession(port: number, commands: string[], clientAddress = '127.0.0.1'): Promise<string[]> {
   const socket = net.connect({ port, host: '127.0.0.1', localAddress: clientAddress });
   socket.setEncoding('utf8');
   let buffered = '';
@@ -21,22 +25,23 @@ export async function rawRcpts(port: number, clientAddress: string, from: string
   const closed = new Promise<never>((_, reject) => socket.once('close', () => reject(new Error(`SMTP connection closed; so far: ${buffered}`))));
   closed.catch(() => undefined);
   const reply = () => Promise.race([new Promise<string>((resolve) => waiters.push(resolve)), closed]);
-  const send = (command: string) => {
-    const r = reply();
-    socket.write(`${command}\r\n`);
-    return r;
-  };
   try {
     await reply();
-    await send('EHLO client.rcptgate.test');
-    await send(`MAIL FROM:<${from}>`);
     const out: string[] = [];
-    for (const arg of rcptArgs) out.push(await send(`RCPT TO:${arg}`));
-    await send('QUIT');
+    for (const command of commands) {
+      const r = reply();
+      socket.write(`${command}\r\n`);
+      out.push(await r);
+    }
     return out;
   } finally {
     socket.destroy();
   }
+}
+
+export async function rawRcpts(port: number, clientAddress: string, from: string, rcptArgs: string[]): Promise<string[]> {
+  const replies = await smtpSession(port, ['EHLO client.rcptgate.test', `MAIL FROM:<${from}>`, ...rcptArgs.map((a) => `RCPT TO:${a}`), 'QUIT'], clientAddress);
+  return replies.slice(2, 2 + rcptArgs.length);
 }
 
 /**

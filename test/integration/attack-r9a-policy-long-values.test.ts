@@ -8,42 +8,11 @@
  * recipient is judged as usual. Engine: `rcptgate serve`'s app on the bundled example directory.
  */
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../../src/app/app.js';
 import { startApp } from '../helpers/app.js';
+import { smtpSession } from '../helpers/raw-smtp.js';
 import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
-
-/** One SMTP session: the reply line to each command, in order (multi-line replies: the last line). */
-async function smtpSession(port: number, commands: string[]): Promise<string[]> {
-  const socket = net.connect({ port, host: '127.0.0.1' });
-  socket.setEncoding('utf8');
-  let buffered = '';
-  const waiters: ((line: string) => void)[] = [];
-  socket.on('data', (d: string) => {
-    buffered += d;
-    for (let nl = buffered.indexOf('\r\n'); nl >= 0; nl = buffered.indexOf('\r\n')) {
-      const line = buffered.slice(0, nl);
-      buffered = buffered.slice(nl + 2);
-      if (line[3] !== '-') waiters.shift()?.(line);
-    }
-  });
-  const closed = new Promise<never>((_, reject) => socket.once('close', () => reject(new Error(`SMTP connection closed; so far: ${buffered}`))));
-  closed.catch(() => undefined);
-  const reply = () => Promise.race([new Promise<string>((resolve) => waiters.push(resolve)), closed]);
-  try {
-    await reply();
-    const out: string[] = [];
-    for (const command of commands) {
-      const r = reply();
-      socket.write(`${command}\r\n`);
-      out.push(await r);
-    }
-    return out;
-  } finally {
-    socket.destroy();
-  }
-}
 
 describe('policy delegation behind a real Postfix, long client-chosen values', () => {
   let app: App | undefined;

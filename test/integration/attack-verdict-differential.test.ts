@@ -3,11 +3,14 @@
  * same slapd. A corpus of tricky recipients (case, sub-addresses with several delimiters and empty
  * extensions, quoted local parts, percent hack, bang paths, trailing dots, IDN, 64/65-octet local
  * parts, filter metacharacters, `@domain` catch-all entries, aliases in mailAlternateAddress,
- * values under attribute options, duplicates, values stored with spaces, alias and referral objects,
- * an entry outside the served domains) goes through two real Postfix backup MXes, one asking its
+ * values under attribute options, duplicates, values stored with spaces, alias objects, an entry
+ * outside the served domains) goes through two real Postfix backup MXes, one asking its
  * `ldap:` table and one asking rcptgate's socketmap. Every RCPT must get the same answer but for
  * the documented differences listed below. The same corpus asked concurrently (batched OR
  * searches) must answer as one at a time, and an entry moved between OUs is never unknown.
+ * A referral object inside the base is left out: it makes every negative answer partial, so
+ * rcptgate defers where the native table, which ignores references, rejects (on purpose; see
+ * attack-r9b-dir-referrals.test.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -56,7 +59,6 @@ const CORPUS_LDIF = [
   person('trail', 'mail: trail@example.com.'),
   person('mover', 'mail: mover@example.com'),
   'dn: cn=aliasobj,ou=people,dc=example,dc=com\nobjectClass: alias\nobjectClass: extensibleObject\ncn: aliasobj\naliasedObjectName: uid=bob,ou=people,dc=example,dc=com\nmail: aliased@example.com',
-  'dn: cn=refobj,ou=people,dc=example,dc=com\nobjectClass: referral\nobjectClass: extensibleObject\ncn: refobj\nref: ldap://127.0.0.1:1/cn=x,dc=example,dc=com\nmail: referred@example.com',
 ];
 
 const DOMAINS = ['example.com', 'example.org', 'xn--bcher-kva.example', 'catchall.example'];
@@ -72,7 +74,7 @@ const CORPUS = [
   'user%host@example.com', 'host!user@example.com', 'user@host@example.com', `${'l'.repeat(64)}@example.com`, `${'l'.repeat(65)}@example.com`,
   'stray@example.net', 'tagged.de@example.com', 'TAGGED.DE@example.com', 'empty+@example.com', 'empty@example.com', 'plus+fixed@example.com',
   'plus@example.com', 'plus+other@example.com', '"john doe"@example.com', '"alice"@example.com', '"alice+x"@example.com', 'trail@example.com',
-  'trail@example.com.', 'aliased@example.com', 'referred@example.com', 'info@xn--bcher-kva.example', 'INFO@XN--BCHER-KVA.EXAMPLE',
+  'trail@example.com.', 'aliased@example.com', 'info@xn--bcher-kva.example', 'INFO@XN--BCHER-KVA.EXAMPLE',
   'info@bücher.example', 'dave@example.org', 'dave@example.org.', 'mover@example.com', '@catchall.example', '@example.com',
   'postmaster@example.com', `${'t'.repeat(65)}@example.com`, '"a\\\\b"@example.com', 'a\\b@example.com',
 ];

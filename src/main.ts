@@ -6,6 +6,7 @@ import { resolveConfig } from './config/resolve.js';
 import { ConfigError, RcptgateError } from './errors.js';
 import { createLogger } from './log.js';
 import { VERSION } from './version.js';
+import { HELP } from './cli/help.js';
 import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
 import { listenFailure } from './cli/start-failure.js';
 import { createApp } from './app/app.js';
@@ -15,36 +16,6 @@ import { mapLimit } from './http/lookup.js';
 import { ignoreUserSignals, USER_SIGNAL_MESSAGE, type UserSignal } from './cli/user-signals.js';
 import { createDirectory } from './directory/index.js';
 import { Metrics } from './metrics.js';
-
-const HELP: Record<string, string> = {
-  main: `rcptgate ${VERSION} — recipient validation for mail servers
-
-Usage:
-  rcptgate serve [--config FILE]            run all listeners
-  rcptgate check [--config FILE] [--explain] ADDRESS...
-                                            one-shot lookup: ADDRESS<TAB>VERDICT<TAB>detail
-  rcptgate sync [--config FILE]             one full directory sync, writes the snapshot
-  rcptgate config check [--config FILE]     validate and print the effective config
-
-Options:
-  -c, --config FILE   YAML config (default: $RCPTGATE_CONFIG, else the example directory)
-  -h, --help          this help
-  -V, --version       print the version
-
-Exit status of check: 0 all valid, 1 any unknown or not_ours, 64 bad usage or invalid address,
-75 any tempfail, 78 bad configuration.`,
-  serve: `Usage: rcptgate serve [--config FILE]
-Runs the HTTP, socketmap, policy and milter listeners of the config. Without a config it serves
-the bundled example directory. SIGTERM/SIGINT drain and exit; SIGHUP reloads config and flushes the cache.`,
-  check: `Usage: rcptgate check [--config FILE] [--explain] ADDRESS...
-Prints ADDRESS<TAB>VERDICT<TAB>detail per address. --explain adds the rule that decided.
-Exit: 0 all valid, 1 any unknown/not_ours, 64 usage or invalid, 75 any tempfail, 78 bad config.`,
-  sync: `Usage: rcptgate sync [--config FILE]
-Runs one full directory sync, writes sync.snapshotPath, prints counts and time.`,
-  config: `Usage: rcptgate config check [--config FILE]
-Validates the configuration and prints the effective config (secrets redacted).
-Exit 0, or 78 with every problem listed by key path.`,
-};
 
 /** Where an ignored SIGUSR1/SIGUSR2 is reported: stderr, or serve's log once it has one. */
 let reportUserSignal = (signal: UserSignal, ignored: number): void =>
@@ -248,6 +219,14 @@ async function serve(file: string | undefined): Promise<number> {
     else if (started && app) void app.reload(file);
     else reloadWhenStarted = true;
   });
+  // As PID 1 (the container image) a signal without a handler is ignored: a SIGTERM while the
+  // snapshot loaded was lost, and the process served on until SIGKILL. Until the listeners are
+  // up nothing has been answered or written: such a signal ends the process at once.
+  const stopWhileStarting = (signal: NodeJS.Signals): void => {
+    logger.info({ signal }, 'stopping before the listeners opened');
+    logger.flush(() => process.exit(EXIT.OK));
+  };
+  process.on('SIGTERM', stopWhileStarting).on('SIGINT', stopWhileStarting);
   try {
     app = await createApp({ loaded, logger });
     await app.start();
@@ -259,6 +238,8 @@ async function serve(file: string | undefined): Promise<number> {
     else logger.fatal({ err: e }, 'cannot start');
     await new Promise((r) => logger.flush(() => r(undefined)));
     return listen || e instanceof RcptgateError ? EXIT.CONFIG : 1;
+  } finally {
+    process.off('SIGTERM', stopWhileStarting).off('SIGINT', stopWhileStarting);
   }
   const running = app;
   return new Promise<number>((resolve) => {

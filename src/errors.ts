@@ -11,6 +11,8 @@ export const ErrorCodes = {
   DIRECTORY_AUTH: 'RCPTGATE_DIRECTORY_AUTH',
   DIRECTORY_PROTOCOL: 'RCPTGATE_DIRECTORY_PROTOCOL',
   DIRECTORY_OVERLOADED: 'RCPTGATE_DIRECTORY_OVERLOADED',
+  /** The directory answered, but not for all of the key's scope (a continuation reference): that key is unknowable, the directory healthy. */
+  DIRECTORY_PARTIAL: 'RCPTGATE_DIRECTORY_PARTIAL',
   LDIF_PARSE: 'RCPTGATE_LDIF_PARSE',
   PROTOCOL: 'RCPTGATE_PROTOCOL',
   FRAME_TOO_LARGE: 'RCPTGATE_FRAME_TOO_LARGE',
@@ -38,6 +40,7 @@ export class DirectoryError extends RcptgateError {
       | 'RCPTGATE_DIRECTORY_AUTH'
       | 'RCPTGATE_DIRECTORY_PROTOCOL'
       | 'RCPTGATE_DIRECTORY_OVERLOADED'
+      | 'RCPTGATE_DIRECTORY_PARTIAL'
     >,
     message: string,
     options?: { cause?: unknown },

@@ -131,6 +131,8 @@ export class BreakerDirectory implements Directory {
   }
 
   private failed(err: unknown, trial: boolean, signal: AbortSignal | undefined): void {
+    // A partial answer is an answer: one key's scope referred elsewhere says the directory works.
+    if ((err as { code?: unknown })?.code === ErrorCodes.DIRECTORY_PARTIAL) return this.succeeded();
     if (!countsAsFailure(err) || signal?.aborted) return;
     this.lastReason = (err as Error)?.message ?? String(err);
     if (trial) {

@@ -79,7 +79,7 @@ export class LdapDirectory implements Directory {
   private closed = false;
   private warnedNoSuchBase = false;
   /** Metric series resolved once: label lookups per request cost more than the increments. */
-  private readonly counted: Record<'found' | 'not_found' | 'error' | 'timeout' | 'overloaded', { inc(): void }>;
+  private readonly counted: Record<'found' | 'not_found' | 'error' | 'timeout' | 'overloaded' | 'partial', { inc(): void }>;
   private readonly duration: { observe(seconds: number): void };
 
   constructor(options: LdapDirectoryOptions) {
@@ -88,7 +88,7 @@ export class LdapDirectory implements Directory {
     this.config = config;
     this.metrics = options.metrics;
     const outcome = (o: string): { inc(): void } => this.metrics.counterCell(this.metrics.directoryRequests, { outcome: o });
-    this.counted = { found: outcome('found'), not_found: outcome('not_found'), error: outcome('error'), timeout: outcome('timeout'), overloaded: outcome('overloaded') };
+    this.counted = { found: outcome('found'), not_found: outcome('not_found'), error: outcome('error'), timeout: outcome('timeout'), overloaded: outcome('overloaded'), partial: outcome('partial') };
     this.duration = this.metrics.histogramCell(this.metrics.directoryDuration, {});
     const single = this.metrics.counterCell(this.metrics.directorySearches, { kind: 'single' });
     const batch = this.metrics.counterCell(this.metrics.directorySearches, { kind: 'batch' });
@@ -162,7 +162,7 @@ export class LdapDirectory implements Directory {
     } catch (err) {
       const error = toDirectoryError(err, { operation: 'search' });
       if (error.code === ErrorCodes.DIRECTORY_OVERLOADED) this.counted.overloaded.inc();
-      else this.record(error.code === ErrorCodes.DIRECTORY_TIMEOUT ? 'timeout' : 'error', started);
+      else this.record(error.code === ErrorCodes.DIRECTORY_TIMEOUT ? 'timeout' : error.code === ErrorCodes.DIRECTORY_PARTIAL ? 'partial' : 'error', started);
       throw error;
     }
   }
@@ -254,7 +254,7 @@ export class LdapDirectory implements Directory {
     return new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `LDAP base DN "${this.config.baseDN}" does not exist on ${url}: check directory.ldap.baseDN`, { cause });
   }
 
-  private record(outcome: 'found' | 'not_found' | 'error' | 'timeout', started: number): void {
+  private record(outcome: 'found' | 'not_found' | 'error' | 'timeout' | 'partial', started: number): void {
     this.counted[outcome].inc();
     this.duration.observe((performance.now() - started) / 1000);
   }

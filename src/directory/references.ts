@@ -48,7 +48,7 @@ export function recipientReference(uris: Iterable<string>): string | undefined {
 /** A search found nothing but referred part of its scope elsewhere: the key is unknowable, never unknown. */
 export function referredError(reference: string, url: string): DirectoryError {
   return new DirectoryError(
-    ErrorCodes.DIRECTORY_PROTOCOL,
+    ErrorCodes.DIRECTORY_PARTIAL,
     `LDAP search on ${url} found nothing but referred part of the search base to ${reference}, which rcptgate does not chase, so the entry may be there: ` +
       'point directory.ldap.urls at a server that holds the whole base (OpenLDAP: the chain overlay; AD: the Global Catalog) or directory.ldap.baseDN beside the referral',
   );

@@ -56,10 +56,13 @@ export class DirectoryHealth {
 
   /**
    * A request failed. Our own refusals (DIRECTORY_OVERLOADED: too many requests in flight) say
-   * nothing about the directory, so they never mark it down.
+   * nothing about the directory, so they never mark it down; a partial answer marks it up.
    */
   failed(err: Error): void {
-    if ((err as { code?: unknown }).code === ErrorCodes.DIRECTORY_OVERLOADED) return;
+    const code = (err as { code?: unknown }).code;
+    if (code === ErrorCodes.DIRECTORY_OVERLOADED) return;
+    // The directory answered, only not completely for one key (that key is deferred): it is up.
+    if (code === ErrorCodes.DIRECTORY_PARTIAL) return this.answered();
     const s = this.state;
     const first = s.up || s.lastError === null;
     s.lastError = err.message;

@@ -72,7 +72,7 @@ describe('a part of the search base referred to another server', () => {
         (err: unknown) => err,
       );
       assert.ok(alone instanceof DirectoryError, String(alone));
-      assert.equal(alone.code, ErrorCodes.DIRECTORY_PROTOCOL);
+      assert.equal(alone.code, ErrorCodes.DIRECTORY_PARTIAL);
       assert.match(alone.message, new RegExp(`referred part of the search base to ${partners.url.replace(/\./g, '\\.')}/ou=partners`));
       assert.equal((await engine.lookup('pat@example.com', { frontend: 'http' })).verdict, 'tempfail');
       assert.equal((await engine.lookup('alice@example.com', { frontend: 'http' })).verdict, 'valid');

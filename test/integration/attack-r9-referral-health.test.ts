@@ -1,0 +1,57 @@
+/**
+ * A referral object inside the search base makes every search that finds nothing partial: the
+ * referred part was not searched, so such an address is tempfail, never unknown. That is an
+ * answer about one key, not a failing directory. It was counted as a directory failure: after
+ * five unknown addresses in a row (one spam run) the circuit breaker opened and every lookup not
+ * cached, valid users included, was deferred; `rcptgate_directory_up` read 0. Real slapd, the
+ * real service (breaker, health and socketmap as `serve` builds them).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { App } from '../../src/app/app.js';
+import { startApp } from '../helpers/app.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { SocketmapClient } from '../helpers/socketmap-client.js';
+
+const PARTNERS = 'ou=partners,ou=people,dc=example,dc=com';
+
+async function metric(app: App, line: RegExp): Promise<string | undefined> {
+  return (await app.metrics.registry.metrics()).split('\n').find((l) => line.test(l));
+}
+
+describe('a referral object in the search base (real slapd, the real service)', () => {
+  let slapd: Slapd;
+  let app: App;
+  before(async () => {
+    // The reference names a server that is not there: nothing behind it can be known.
+    slapd = await startSlapd({ generatedUsers: 40, ldifText: [`dn: ${PARTNERS}\nobjectClass: referral\nobjectClass: extensibleObject\nou: partners\nref: ldap://127.0.0.1:1/${PARTNERS}`] });
+    app = await startApp(
+      {
+        listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
+      },
+      { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword },
+    );
+  });
+  after(async () => {
+    await app?.close();
+    await slapd?.close();
+  });
+
+  test('a run of unknown addresses is deferred, and valid users asked after it are still valid', async () => {
+    const client = await SocketmapClient.connect(app.addresses.socketmap!.port);
+    try {
+      const unknown: string[] = [];
+      for (let i = 0; i < 20; i++) unknown.push(await client.query('recipients', `ghost${i}@example.com`));
+      assert.deepEqual(new Set(unknown.map((r) => r.split(' ')[0])), new Set(['TEMP']), 'not found beside a reference: deferred, never NOTFOUND');
+      const valid: string[] = [];
+      for (let i = 1; i <= 20; i++) valid.push(await client.query('recipients', `user${i}@example.com`));
+      assert.deepEqual(valid, Array.from({ length: 20 }, (_, i) => `OK user${i + 1}@example.com`));
+      assert.equal(await metric(app, /^rcptgate_directory_up /), 'rcptgate_directory_up 1');
+      assert.equal(await metric(app, /^rcptgate_directory_requests_total\{outcome="partial"\}/), 'rcptgate_directory_requests_total{outcome="partial"} 20');
+    } finally {
+      client.close();
+    }
+  });
+});

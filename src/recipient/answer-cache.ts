@@ -9,9 +9,11 @@
  * entries), and the canonical address is kept only when it differs from the key.
  *
  * "No such entry" answers are also threaded on a recency list of their own. When the cache is
- * full, a new one takes the slot of the oldest one once they hold a quarter of the slots: a flood
- * of unknown addresses (a dictionary attack) cannot push out the valid answers stale-if-error
- * serves when the directory fails. Otherwise the least recently used answer of either kind goes.
+ * full, a new one takes the slot of the oldest one once they hold a quarter of the slots, and any
+ * new answer does while they hold more (they filled the room a cache has after a start or a
+ * flush): a flood of unknown addresses (a dictionary attack) cannot push out the valid answers
+ * stale-if-error serves when the directory fails. Otherwise the least recently used answer of
+ * either kind goes.
  */
 
 /** One answer as the engine reads it. */
@@ -147,7 +149,10 @@ export class AnswerCache {
     let slot = this.index.get(key);
     if (slot === undefined) {
       if (this.index.size >= this.max) {
-        this.remove(entry === null && this.unknowns >= this.unknownShare ? this.ulru : this.lru);
+        // Past their share, unknown answers give way first whatever comes in: a flood that began
+        // while the cache had room would otherwise keep that room from the valid answers after it.
+        const unknownFirst = this.unknowns > this.unknownShare || (entry === null && this.unknowns === this.unknownShare);
+        this.remove(unknownFirst ? this.ulru : this.lru);
         this.onEvict();
       }
       slot = this.freeCount > 0 ? this.free[--this.freeCount]! : this.unused++;

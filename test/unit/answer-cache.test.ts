@@ -7,7 +7,8 @@ type Entry = { canonical: string; dn: string } | null;
 
 /**
  * The reference: a Map in recency order (re-inserted on use), trimmed from the front; a new
- * unknown answer takes the oldest unknown one's place once unknown answers fill a quarter of it.
+ * unknown answer takes the oldest unknown one's place once unknown answers fill a quarter of it,
+ * and any new answer does while they fill more.
  */
 class ModelLru {
   readonly map = new Map<string, { entry: Entry; freshUntil: number }>();
@@ -16,7 +17,7 @@ class ModelLru {
   private victim(entry: Entry): string {
     const unknown = [...this.map].filter(([, v]) => v.entry === null).map(([k]) => k);
     const share = Math.max(1, Math.floor(this.max / 4));
-    if (entry === null && unknown.length >= share) return unknown[0]!;
+    if (unknown.length > share || (entry === null && unknown.length >= share)) return unknown[0]!;
     return this.map.keys().next().value!;
   }
   get(key: string) {

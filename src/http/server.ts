@@ -53,6 +53,12 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
   // was lost. (The property is Node's own switch for this, kept from its first releases.)
   (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   server.maxConnections = options.maxConnections;
+  // Node closes a connection past maxConnections by itself: counted and logged like a per-client refusal.
+  server.on('drop', (data?: { remoteAddress?: string }) => {
+    options.metrics.connectionsRejected.inc({ frontend: 'http' });
+    const fields = { frontend: 'http', listener: name, remote: data?.remoteAddress, maxConnections: options.maxConnections };
+    options.logLimiter?.warn(logger, `${name}_connection_refused`, fields, 'connection limit reached, refusing');
+  });
   server.keepAliveTimeout = 5_000;
   server.requestTimeout = 30_000;
   server.headersTimeout = 10_000;

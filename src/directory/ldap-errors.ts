@@ -160,3 +160,13 @@ export function toDirectoryError(err: unknown, ctx: ErrorContext): DirectoryErro
 export function isConnectionFailure(err: DirectoryError): boolean {
   return err.code === ErrorCodes.DIRECTORY_UNAVAILABLE && !(err.cause instanceof ResultCodeError);
 }
+
+/**
+ * sizeLimitExceeded with no entry, adminLimitExceeded: a server limit this key's search hit (an
+ * address held by more entries than the server lets one search examine). That address cannot be
+ * known, but the directory answered: one such address asked again and again (a spam run) must not
+ * open the breaker for every other lookup.
+ */
+export function partialWhenLimited(status: number, err: DirectoryError): DirectoryError {
+  return status === 4 || status === 11 ? new DirectoryError(ErrorCodes.DIRECTORY_PARTIAL, err.message, { cause: err }) : err;
+}

@@ -3,7 +3,7 @@ import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortError, type LdapConnection } from './connection.js';
 import { batchable, hidesValues, matchBatch } from './answers.js';
-import { NO_SUCH_OBJECT, isConnectionFailure, toDirectoryError } from './ldap-errors.js';
+import { NO_SUCH_OBJECT, isConnectionFailure, partialWhenLimited, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { resultError, sendLookupSearch, type RawSearchResult } from './raw-search.js';
@@ -295,6 +295,6 @@ export class LookupScheduler {
   private resultFailure(result: RawSearchResult, url: string): DirectoryError {
     const cause = resultError(result);
     if (result.status === NO_SUCH_OBJECT) return this.o.noSuchBase(url, cause);
-    return toDirectoryError(cause, { operation: 'search', url });
+    return partialWhenLimited(result.status, toDirectoryError(cause, { operation: 'search', url }));
   }
 }

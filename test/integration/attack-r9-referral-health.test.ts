@@ -1,10 +1,11 @@
 /**
- * A referral object inside the search base makes every search that finds nothing partial: the
- * referred part was not searched, so such an address is tempfail, never unknown. That is an
- * answer about one key, not a failing directory. It was counted as a directory failure: after
- * five unknown addresses in a row (one spam run) the circuit breaker opened and every lookup not
- * cached, valid users included, was deferred; `rcptgate_directory_up` read 0. Real slapd, the
- * real service (breaker, health and socketmap as `serve` builds them).
+ * Answers about one address that leave it unknowable while the directory works: a referral object
+ * inside the search base makes every search that finds nothing partial (the referred part was not
+ * searched), and a server limit (`size.unchecked`) refuses the search of an address held by more
+ * entries than it lets one search examine. Each is tempfail for that address, never unknown. Each
+ * was counted as a directory failure: five such lookups in a row (one spam run) opened the circuit
+ * breaker and every lookup not cached, valid users included, was deferred. Real slapd, the real
+ * service (breaker, health and socketmap as `serve` builds them).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -50,6 +51,43 @@ describe('a referral object in the search base (real slapd, the real service)', 
       assert.deepEqual(valid, Array.from({ length: 20 }, (_, i) => `OK user${i + 1}@example.com`));
       assert.equal(await metric(app, /^rcptgate_directory_up /), 'rcptgate_directory_up 1');
       assert.equal(await metric(app, /^rcptgate_directory_requests_total\{outcome="partial"\}/), 'rcptgate_directory_requests_total{outcome="partial"} 20');
+    } finally {
+      client.close();
+    }
+  });
+});
+
+describe('an address held by more entries than a server limit lets a search examine (real slapd)', () => {
+  let slapd: Slapd;
+  let app: App;
+  before(async () => {
+    // A careless admin gave one address to 30 entries; the service account may examine 5 candidates.
+    const holders = Array.from({ length: 30 }, (_, i) => `dn: uid=shared${i},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: shared${i}\ncn: Shared ${i}\nsn: Shared\nmail: shared@example.com`);
+    slapd = await startSlapd({ generatedUsers: 40, ldifText: holders, serviceLimits: 'size.unchecked=5' });
+    app = await startApp(
+      {
+        listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
+      },
+      { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword },
+    );
+  });
+  after(async () => {
+    await app?.close();
+    await slapd?.close();
+  });
+
+  test('asked again and again it is deferred, and valid users asked after it are still valid', async () => {
+    const client = await SocketmapClient.connect(app.addresses.socketmap!.port);
+    try {
+      const shared: string[] = [];
+      for (let i = 0; i < 20; i++) shared.push(await client.query('recipients', 'shared@example.com'));
+      assert.deepEqual(new Set(shared.map((r) => r.split(' ')[0])), new Set(['TEMP']), 'refused by a limit: deferred, never NOTFOUND');
+      const valid: string[] = [];
+      for (let i = 1; i <= 20; i++) valid.push(await client.query('recipients', `user${i}@example.com`));
+      assert.deepEqual(valid, Array.from({ length: 20 }, (_, i) => `OK user${i + 1}@example.com`));
+      assert.equal(await metric(app, /^rcptgate_directory_up /), 'rcptgate_directory_up 1');
     } finally {
       client.close();
     }

@@ -127,7 +127,16 @@ function checkDirectory(config: LoadedConfig['config']): void {
   }
 }
 
+/**
+ * check and sync hold nothing a stop must finish (a snapshot write cut short leaves the old file).
+ * As PID 1 (a Kubernetes Job) a signal without a handler is ignored: they ran on until SIGKILL.
+ */
+function exitOnStop(): void {
+  process.on('SIGTERM', () => process.exit(128 + 15)).on('SIGINT', () => process.exit(128 + 2));
+}
+
 async function check(file: string | undefined, addresses: string[], explain: boolean): Promise<number> {
+  exitOnStop();
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
   // Logs go to stderr so stdout stays one line per address.
@@ -171,6 +180,7 @@ async function appOrExit(loaded: Parameters<typeof createApp>[0]['loaded'], logg
 }
 
 async function sync(file: string | undefined): Promise<number> {
+  exitOnStop();
   const loaded = load(file);
   if (typeof loaded === 'number') return loaded;
   if (!loaded.config.sync.enabled) {

@@ -5,17 +5,20 @@
  * SIGTERM handler only once the listeners were up: the signal was lost, the process went on to
  * serve until SIGKILL. It now exits 0 at once, before any listener opens. The snapshot is a real
  * 2,000,000-address file; unshare(1) gives the real PID 1 semantics.
+ * `rcptgate sync` run as a Kubernetes Job is PID 1 too: a SIGTERM during its listing was ignored
+ * and the sync ran to its end; it now exits 143 at once, the snapshot file left as it was.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import { writeSnapshot } from '../../src/snapshot/file.js';
 import { snapshotSource } from '../../src/snapshot/sync.js';
+import { startDelayProxy } from '../helpers/delay-proxy.js';
 import { freePort } from '../helpers/ports.js';
 import { REPO_ROOT } from '../helpers/process.js';
 import { findTool, startSlapd, type Slapd } from '../helpers/slapd.js';
@@ -99,5 +102,48 @@ describe('SIGTERM while serve starts as PID 1 (real slapd, real snapshot file)',
     assert.ok(performance.now() - sent < 3_000, 'exited promptly');
     assert.ok(!logs.some((l) => l.msg === 'listening'), 'no listener opened');
     assert.ok(logs.some((l) => l.msg === 'stopping before the listeners opened'));
+  });
+
+  test('rcptgate sync exits 143 at once instead of listing on', async () => {
+    const unshare = findTool('unshare');
+    assert.ok(unshare, 'unshare (util-linux) is required: it gives the process PID 1 of a new namespace');
+    // One entry per page, each a round trip to a directory 150 ms away: the listing takes seconds.
+    const proxy = await startDelayProxy(ldap.port, 150);
+    const snapshotPath = path.join(dir, 'sync-snapshot');
+    const cfg = path.join(dir, 'sync.json');
+    await writeFile(
+      cfg,
+      JSON.stringify({
+        domains: ['example.com'],
+        directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, pageSize: 1 } },
+        sync: { enabled: true, snapshotPath },
+      }),
+    );
+    const env = { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('RCPTGATE_'))), RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword };
+    const job = spawn(unshare!, ['--pid', '--fork', process.execPath, '--import', 'tsx', 'src/main.ts', 'sync', '--config', cfg], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    outer = job;
+    const exited = new Promise<number | string>((resolve) => job.once('exit', (code, signal) => resolve(code ?? signal ?? -1)));
+    let stderr = '';
+    let started: () => void = () => undefined;
+    const listing = new Promise<void>((resolve) => (started = resolve));
+    job.stderr!.setEncoding('utf8').on('data', (c: string) => {
+      stderr += c;
+      if (stderr.includes('snapshot not loaded')) started();
+    });
+    try {
+      await Promise.race([listing, exited]);
+      await new Promise((r) => setTimeout(r, 800)); // well into the listing
+      assert.equal(job.exitCode, null, `the sync ended before it could be stopped: ${stderr.slice(-300)}`);
+      const [node] = children(job.pid!);
+      assert.match(readFileSync(`/proc/${node}/status`, 'utf8'), /^NSpid:\s+\d+\s+1$/m, 'rcptgate sync is PID 1 of its namespace');
+      const t0 = performance.now();
+      process.kill(node!, 'SIGTERM');
+      const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running 3 s after SIGTERM'), 3_000))]);
+      assert.equal(code, 143, `exit: ${code}; stderr: ${stderr.slice(-300)}`);
+      assert.ok(performance.now() - t0 < 2_000);
+      await assert.rejects(access(snapshotPath), 'no snapshot file from a listing cut short');
+    } finally {
+      await proxy.close();
+    }
   });
 });

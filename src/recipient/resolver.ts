@@ -131,8 +131,10 @@ export class Resolver {
     const again = this.deps.cache?.get(key);
     const now = this.deps.now();
     if (again && now < again.freshUntil) return { canonical: again.canonical, dn: again.dn, source: 'cache', answer: undefined, ttlMs: again.freshUntil - now };
-    // Positive knowledge may be served stale; negative knowledge may not.
-    if (again && again.canonical !== null && now < again.freshUntil + this.deps.staleMs) {
+    // Positive knowledge may be served stale while the directory fails; negative knowledge may not.
+    // A partial answer is no outage: the user may have been deleted, so it is not served stale.
+    const outage = (err as { code?: unknown })?.code !== ErrorCodes.DIRECTORY_PARTIAL;
+    if (outage && again && again.canonical !== null && now < again.freshUntil + this.deps.staleMs) {
       this.deps.metrics.cacheEvent('stale');
       return { canonical: again.canonical, dn: again.dn, source: 'stale', answer: undefined, ttlMs: 0 };
     }

@@ -160,10 +160,10 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   }
 }
 
-/** Lookups the directory's pool holds at once: connections × searches on each × keys per search. */
+/** Lookups the directory's pool holds at once (connections × searches × keys), within what it accepts. */
 function lookupsAtOnce(config: LoadedConfig['config']): number {
   const l = config.directory.ldap;
-  return l.poolSize * l.maxInFlightPerConnection * l.batchSize;
+  return Math.min(l.poolSize * l.maxInFlightPerConnection * l.batchSize, l.maxInFlight);
 }
 
 /** The app, or EXIT.CONFIG after one line: unreadable secrets or files are a report, not a stack trace. */

@@ -2,7 +2,8 @@
  * `rcptgate check` with a long list of addresses (`xargs rcptgate check < list` hands it about
  * 6,000 per run): it asked every one at once, they queued in the directory client past
  * `directory.ldap.timeout`, and thousands came back tempfail (exit 75) from a healthy directory
- * 100 ms away. The CLI now asks at most as many at once as the directory's connections carry.
+ * 100 ms away. The CLI now asks at most as many at once as the directory's connections carry,
+ * and never more than `directory.ldap.maxInFlight` (past it lookups are refused at once).
  * Real slapd behind the delay proxy, the real CLI.
  */
 import assert from 'node:assert/strict';
@@ -33,6 +34,7 @@ describe('rcptgate check with thousands of addresses (real slapd 100 ms away)', 
   let proxy: DelayProxy;
   let dir: string;
   let config: string;
+  let small: string;
 
   before(async () => {
     ldap = await startSlapd({ generatedUsers: USERS });
@@ -43,6 +45,8 @@ describe('rcptgate check with thousands of addresses (real slapd 100 ms away)', 
     config = path.join(dir, 'rcptgate.yaml');
     const ldapCfg = { urls: [proxy.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, bindPasswordFile: password };
     await writeFile(config, JSON.stringify({ domains: ['example.com'], directory: { kind: 'ldap', ldap: ldapCfg } }));
+    small = path.join(dir, 'small-inflight.yaml');
+    await writeFile(small, JSON.stringify({ domains: ['example.com'], directory: { kind: 'ldap', ldap: { ...ldapCfg, maxInFlight: 100 } } }));
   });
   after(async () => {
     await proxy?.close();
@@ -61,5 +65,14 @@ describe('rcptgate check with thousands of addresses (real slapd 100 ms away)', 
     assert.deepEqual(counts, { valid: USERS, unknown: UNKNOWN }, `verdicts (stderr: ${r.stderr.slice(0, 400)})`);
     assert.deepEqual(lines.map((l) => l[0]), addresses, 'one line per address, in the order given');
     assert.equal(r.code, 1, 'exit 1: some unknown, none tempfail');
+  });
+
+  test('stays within directory.ldap.maxInFlight, past which lookups are refused at once', async () => {
+    const addresses = Array.from({ length: 2_000 }, (_, i) => `user${i + 1}@example.com`);
+    const r = await check(small, addresses);
+    const verdicts = r.stdout.trim().split('\n').map((l) => l.split('\t')[1]);
+    assert.deepEqual(verdicts.filter((v) => v !== 'valid'), [], `every address answered (stderr: ${r.stderr.slice(0, 400)})`);
+    assert.equal(verdicts.length, addresses.length);
+    assert.equal(r.code, 0);
   });
 });

@@ -57,7 +57,8 @@ export async function createApp(options: AppOptions): Promise<App> {
   // cache.persistPath: valid answers survive a restart (follows the current engine's cache).
   const persistence = answerPersistence(config, () => engines.current.config, () => engines.current.validator.answerCache, logger);
 
-  const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, startedAt });
+  let answersLoaded = false;
+  const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, answersLoaded, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
   const startTokens = { adminToken: resolved.adminToken, lookupToken: resolved.lookupToken };
   const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining });
@@ -72,7 +73,7 @@ export async function createApp(options: AppOptions): Promise<App> {
     startupNotices(config, engines.current.validator.servedDomains(), logger);
     // The snapshot is loaded before any listener opens, so the first answers already use it.
     await snapshots.load();
-    await persistence?.load();
+    answersLoaded = ((await persistence?.load()) ?? 0) > 0;
     try {
       await listeners.start();
     } catch (err) {

@@ -7,16 +7,20 @@ export interface HealthInputs {
   engine: Engine;
   snapshot: SnapshotStore | null;
   draining: boolean;
+  /** Answers the directory gave before a restart were loaded (cache.persistPath). */
+  answersLoaded?: boolean;
   startedAt: number;
   now?: number;
 }
 
 /** What /readyz and the status page show: readiness, and why not (a stable code plus words). */
-export function healthReport({ engine, snapshot: snap, draining, startedAt, now = Date.now() }: HealthInputs): HealthReport {
+export function healthReport({ engine, snapshot: snap, draining, answersLoaded = false, startedAt, now = Date.now() }: HealthInputs): HealthReport {
   const s = engine.validator.state;
   const ldap = engine.directory.kind === 'ldap';
   // A snapshot past sync.maxAge is not used for answers, so it does not make us ready either.
-  const ready = !draining && (s.answeredOnce || !ldap || (snap !== null && snap.isFresh()));
+  // Answers loaded from the answer file are served as before the restart: the same state as a
+  // process that stayed up through the outage, which stays ready.
+  const ready = !draining && (s.answeredOnce || answersLoaded || !ldap || (snap !== null && snap.isFresh()));
   let reasonCode: HealthReasonCode | undefined;
   let reason: string | undefined;
   if (draining) {

@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import { loadConfig, redact, type LoadedConfig } from './config/load.js';
 import { resolveConfig } from './config/resolve.js';
 import { ConfigError, RcptgateError } from './errors.js';
-import { createLogger } from './log.js';
+import { createLogger, type Logger } from './log.js';
 import { VERSION } from './version.js';
 import { HELP } from './cli/help.js';
 import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
@@ -251,13 +251,19 @@ async function serve(file: string | undefined): Promise<number> {
   } finally {
     process.off('SIGTERM', stopWhileStarting).off('SIGINT', stopWhileStarting);
   }
-  const running = app;
+  return untilStopped(app, logger, () => (stopping = true));
+}
+
+/** Drains and stops `app` at the first SIGTERM or SIGINT (`stopping` hears of it); the exit code. */
+function untilStopped(app: { close(): Promise<void> }, logger: Logger, stopping: () => void): Promise<number> {
+  let stopped = false;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
+      if (stopped) return;
+      stopped = true;
+      stopping();
       logger.info({ signal }, 'draining and stopping');
-      void running.close().then(
+      void app.close().then(
         () => logger.flush(() => resolve(EXIT.OK)),
         (e: unknown) => {
           logger.error({ err: e }, 'error while stopping');

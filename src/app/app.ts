@@ -90,28 +90,31 @@ export async function createApp(options: AppOptions): Promise<App> {
     if (draining) return;
     draining = true;
     probes.stop();
-    // The drain starts at once. A sync can be stuck where its stop signal does not reach (the
-    // removal checks' own bind to a directory that stopped answering waits out the timeout per
-    // URL): awaited first, it kept the listeners accepting for that long, answer file unsaved.
-    const syncStopped = snapshots.stop();
-    await listeners.close(drainMs);
-    if (served) await persistence?.stop();
-    // It gets the drain time once more; a snapshot write cut short leaves the previous file.
-    if (!(await settlesWithin(syncStopped, drainMs))) logger.warn({ waitedMs: drainMs }, 'a directory sync did not stop in time; exiting without it');
-    await engines.current.directory.close().catch((err: unknown) => logger.warn({ err }, 'closing the directory failed'));
+    await shutdown({ snapshots, listeners, persistence: served ? persistence : null, engines, drainMs, logger });
   };
 
-  return {
-    validator,
-    metrics,
-    addresses: listeners.addresses,
-    prepare: () => snapshots.load(),
-    start,
-    reload,
-    health,
-    syncOnce: (onProgress?: (p: SyncProgress) => void) => snapshots.syncOnce(onProgress),
-    close,
-  };
+  const syncOnce = (onProgress?: (p: SyncProgress) => void): Promise<string> => snapshots.syncOnce(onProgress);
+  return { validator, metrics, addresses: listeners.addresses, prepare: () => snapshots.load(), start, reload, health, syncOnce, close };
+}
+
+/** Stops serving: listeners drained, answers saved (by a process that served), sync and directory closed. */
+async function shutdown(o: {
+  snapshots: SnapshotHolder;
+  listeners: Listeners;
+  persistence: { stop(): Promise<void> } | null;
+  engines: EngineHolder;
+  drainMs: number;
+  logger: Logger;
+}): Promise<void> {
+  // The drain starts at once. A sync can be stuck where its stop signal does not reach (the
+  // removal checks' own bind to a directory that stopped answering waits out the timeout per
+  // URL): awaited first, it kept the listeners accepting for that long, answer file unsaved.
+  const syncStopped = o.snapshots.stop();
+  await o.listeners.close(o.drainMs);
+  await o.persistence?.stop();
+  // It gets the drain time once more; a snapshot write cut short leaves the previous file.
+  if (!(await settlesWithin(syncStopped, o.drainMs))) o.logger.warn({ waitedMs: o.drainMs }, 'a directory sync did not stop in time; exiting without it');
+  await o.engines.current.directory.close().catch((err: unknown) => o.logger.warn({ err }, 'closing the directory failed'));
 }
 
 /** True once `work` settles, false if `ms` pass first. */

@@ -142,9 +142,9 @@ export class Metrics {
     help: '1 when the last directory request or probe succeeded, 0 otherwise.',
     registers: [this.registry],
   });
-  readonly directoryBindRefused = new Counter<'server'>({
-    name: 'rcptgate_directory_bind_refused_total',
-    help: 'Binds a directory server refused (wrong password; a locked, expired or missing account), by server URL.',
+  readonly directoryAuthRefused = new Counter<'server'>({
+    name: 'rcptgate_directory_auth_refused_total',
+    help: 'Times a directory server refused the service account (wrong password; a locked, expired or missing account), by the server\'s position in directory.ldap.urls (1 = first).',
     labelNames: ['server'],
     registers: [this.registry],
   });

@@ -1,7 +1,6 @@
 import type tls from 'node:tls';
 import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
-import { redactUrlCredentials } from '../config/exposure.js';
 import { readRegularFileSync } from '../config/regular-file.js';
 import { ConfigError, DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -110,7 +109,8 @@ export class LdapDirectory implements Directory {
       bindDN: config.bindDN,
       bindPassword: options.bindPassword,
       log: this.log,
-      onBindRefused: (url) => this.metrics.directoryBindRefused.inc({ server: redactUrlCredentials(url) }),
+      // By position in directory.ldap.urls: /metrics is unauthenticated and names no server.
+      onBindRefused: (url) => this.metrics.directoryAuthRefused.inc({ server: String(config.urls.indexOf(url) + 1) }),
     });
     this.scheduler = new LookupScheduler({
       pool: this.pool,

@@ -38,6 +38,18 @@ describe('readiness after a restart during a directory outage (real slapd)', () 
     const line = await p.waitForLog((l) => l.msg === 'listening' && l.listener === 'metrics');
     return { p, http, metrics: Number(String(line.address).split(':').pop()) };
   };
+  /** A config file `name` with HTTP and metrics listeners and the answer file `answers`; its path. */
+  const configWith = async (name: string, answers: string): Promise<string> => {
+    const cfg = path.join(dir, name);
+    const config = {
+      listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: '127.0.0.1:0' },
+      domains: ['example.com'],
+      directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '1s' } },
+      cache: { persistPath: path.join(dir, answers) },
+    };
+    await writeFile(cfg, JSON.stringify(config));
+    return cfg;
+  };
   const readyz = async (port: number) => {
     const res = await fetch(`http://127.0.0.1:${port}/readyz`);
     return { status: res.status, body: (await res.json()) as { reasonCode?: string } };
@@ -45,16 +57,7 @@ describe('readiness after a restart during a directory outage (real slapd)', () 
   const verdict = async (port: number, address: string) => ((await (await fetch(`http://127.0.0.1:${port}/v1/recipients/${address}`)).json()) as { verdict: string }).verdict;
 
   test('is ready (degraded, directory_down) when it loaded confirmed answers, as it was before the restart', async () => {
-    const cfg = path.join(dir, 'rcptgate.json');
-    await writeFile(
-      cfg,
-      JSON.stringify({
-        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: '127.0.0.1:0' },
-        domains: ['example.com'],
-        directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '1s' } },
-        cache: { persistPath: path.join(dir, 'answers') },
-      }),
-    );
+    const cfg = await configWith('rcptgate.json', 'answers');
     const first = await serve(cfg);
     assert.equal(await verdict(first.http, 'alice@example.com'), 'valid');
     await ldap.stop();
@@ -76,16 +79,7 @@ describe('readiness after a restart during a directory outage (real slapd)', () 
   });
 
   test('a restart that loaded no answers still waits for the directory', async () => {
-    const cfg = path.join(dir, 'fresh.json');
-    await writeFile(
-      cfg,
-      JSON.stringify({
-        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: '127.0.0.1:0' },
-        domains: ['example.com'],
-        directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '1s' } },
-        cache: { persistPath: path.join(dir, 'no-answers-yet') },
-      }),
-    );
+    const cfg = await configWith('fresh.json', 'no-answers-yet');
     await ldap.stop();
     try {
       const s = await serve(cfg);

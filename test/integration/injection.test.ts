@@ -293,10 +293,20 @@ describe('request size limits on every front end', () => {
     assert.equal(await closedAfter(app.addresses.socketmap!.port, Buffer.from('99999999999999999999:')), '');
   });
 
-  test('policy: a line over 2,048 bytes or a request over 16 KiB closes the connection', async () => {
-    assert.equal(await closedAfter(app.addresses.policy!.port, Buffer.from(`recipient=${'a'.repeat(3_000)}`)), '');
+  test('policy: a request over 16 KiB closes the connection; a line over 2,048 bytes is kept cut and answered', async () => {
     const lines = Array.from({ length: 20 }, (_, i) => `x${i}=${'b'.repeat(1_000)}\n`).join('');
     assert.equal(await closedAfter(app.addresses.policy!.port, Buffer.from(lines)), '');
+    // smtpd passes a client's EHLO argument on as it came: its line may pass 2,048 bytes.
+    const s = await connect(app.addresses.policy!.port);
+    try {
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+      s.write(`request=smtpd_access_policy\nprotocol_state=RCPT\nhelo_name=${'h'.repeat(3_000)}\nrecipient=alice@example.com\n\n`);
+      for (let i = 0; i < 200 && !got.includes('\n\n'); i++) await new Promise((r) => setTimeout(r, 25));
+      assert.equal(got, 'action=DUNNO\n\n');
+    } finally {
+      s.destroy();
+    }
   });
 
   test('milter: a packet over 65,536 bytes closes the connection before its data is read', async () => {

@@ -75,3 +75,11 @@ export class ConfigError extends RcptgateError {
     this.issues = issues;
   }
 }
+
+/**
+ * The directory answered, but not for all of one address's scope (a continuation reference, a
+ * server limit on that address): the address is deferred, the directory is healthy.
+ */
+export function isPartialAnswer(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === ErrorCodes.DIRECTORY_PARTIAL;
+}

@@ -11,7 +11,7 @@
  * so the app's probe loop closes the breaker too. Our own OVERLOADED refusals and caller aborts
  * say nothing about the directory's health and are not counted.
  */
-import { DirectoryError, ErrorCodes } from '../errors.js';
+import { DirectoryError, ErrorCodes, isPartialAnswer } from '../errors.js';
 import type { Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
@@ -132,7 +132,7 @@ export class BreakerDirectory implements Directory {
 
   private failed(err: unknown, trial: boolean, signal: AbortSignal | undefined): void {
     // A partial answer is an answer: one key's scope referred elsewhere says the directory works.
-    if ((err as { code?: unknown })?.code === ErrorCodes.DIRECTORY_PARTIAL) return this.succeeded();
+    if (isPartialAnswer(err)) return this.succeeded();
     if (!countsAsFailure(err) || signal?.aborted) return;
     this.lastReason = (err as Error)?.message ?? String(err);
     if (trial) {

@@ -1,4 +1,4 @@
-import { ErrorCodes } from '../errors.js';
+import { ErrorCodes, isPartialAnswer } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { LogLimiter } from '../net/log-limiter.js';
@@ -35,9 +35,8 @@ export class DirectoryHealth {
 
   constructor(private readonly deps: DirectoryHealthDeps) {
     this.now = deps.now ?? Date.now;
-    // lastSuccessAt is a wall-clock time; the log window is not: a clock stepped back must not
-    // keep it from starting again (the transition lines held back for the size of the step).
-    this.lines = new LogLimiter(deps.metrics, { burst: TRANSITION_LINES, now: deps.now ?? (() => performance.now()) });
+    // lastSuccessAt is a wall-clock time; the log window keeps the limiter's monotonic default.
+    this.lines = new LogLimiter(deps.metrics, { burst: TRANSITION_LINES, now: deps.now });
   }
 
   get canaryMissing(): boolean {
@@ -59,10 +58,9 @@ export class DirectoryHealth {
    * nothing about the directory, so they never mark it down; a partial answer marks it up.
    */
   failed(err: Error): void {
-    const code = (err as { code?: unknown }).code;
-    if (code === ErrorCodes.DIRECTORY_OVERLOADED) return;
+    if ((err as { code?: unknown }).code === ErrorCodes.DIRECTORY_OVERLOADED) return;
     // The directory answered, only not completely for one key (that key is deferred): it is up.
-    if (code === ErrorCodes.DIRECTORY_PARTIAL) return this.answered();
+    if (isPartialAnswer(err)) return this.answered();
     const s = this.state;
     const first = s.up || s.lastError === null;
     s.lastError = err.message;

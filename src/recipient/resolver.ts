@@ -1,5 +1,5 @@
 import type { Directory, DirectoryAnswer } from '../directory/types.js';
-import { DirectoryError, ErrorCodes } from '../errors.js';
+import { DirectoryError, ErrorCodes, isPartialAnswer } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { DirectoryHealth } from './health.js';
@@ -133,7 +133,7 @@ export class Resolver {
     if (again && now < again.freshUntil) return { canonical: again.canonical, dn: again.dn, source: 'cache', answer: undefined, ttlMs: again.freshUntil - now };
     // Positive knowledge may be served stale while the directory fails; negative knowledge may not.
     // A partial answer is no outage: the user may have been deleted, so it is not served stale.
-    const outage = (err as { code?: unknown })?.code !== ErrorCodes.DIRECTORY_PARTIAL;
+    const outage = !isPartialAnswer(err);
     if (outage && again && again.canonical !== null && now < again.freshUntil + this.deps.staleMs) {
       this.deps.metrics.cacheEvent('stale');
       return { canonical: again.canonical, dn: again.dn, source: 'stale', answer: undefined, ttlMs: 0 };

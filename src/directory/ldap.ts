@@ -61,6 +61,11 @@ function checkConfig(config: LdapConfig, bindPassword: string | null): Buffer | 
   return ca;
 }
 
+/** rcptgate_directory_requests_total{outcome}. */
+type Outcome = 'found' | 'not_found' | 'error' | 'timeout' | 'overloaded' | 'partial';
+/** The outcome of a failed request, by error code (any other: error). */
+const FAILURE_OUTCOMES: Partial<Record<string, Exclude<Outcome, 'overloaded'>>> = { [ErrorCodes.DIRECTORY_TIMEOUT]: 'timeout', [ErrorCodes.DIRECTORY_PARTIAL]: 'partial' };
+
 /** Without canaries, the address failback searches for: the lookup filter's shape, no entry (RFC 2606 .invalid). */
 const FAILBACK_CHECK = 'failback-check@rcptgate.invalid';
 
@@ -78,7 +83,7 @@ export class LdapDirectory implements Directory {
   private closed = false;
   private warnedNoSuchBase = false;
   /** Metric series resolved once: label lookups per request cost more than the increments. */
-  private readonly counted: Record<'found' | 'not_found' | 'error' | 'timeout' | 'overloaded' | 'partial', { inc(): void }>;
+  private readonly counted: Record<Outcome, { inc(): void }>;
   private readonly duration: { observe(seconds: number): void };
 
   constructor(options: LdapDirectoryOptions) {
@@ -162,7 +167,7 @@ export class LdapDirectory implements Directory {
     } catch (err) {
       const error = toDirectoryError(err, { operation: 'search' });
       if (error.code === ErrorCodes.DIRECTORY_OVERLOADED) this.counted.overloaded.inc();
-      else this.record(error.code === ErrorCodes.DIRECTORY_TIMEOUT ? 'timeout' : error.code === ErrorCodes.DIRECTORY_PARTIAL ? 'partial' : 'error', started);
+      else this.record(FAILURE_OUTCOMES[error.code] ?? 'error', started);
       throw error;
     }
   }
@@ -254,7 +259,7 @@ export class LdapDirectory implements Directory {
     return new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `LDAP base DN "${this.config.baseDN}" does not exist on ${url}: check directory.ldap.baseDN`, { cause });
   }
 
-  private record(outcome: 'found' | 'not_found' | 'error' | 'timeout' | 'partial', started: number): void {
+  private record(outcome: Exclude<Outcome, 'overloaded'>, started: number): void {
     this.counted[outcome].inc();
     this.duration.observe((performance.now() - started) / 1000);
   }

@@ -22,6 +22,28 @@ async function metric(app: App, line: RegExp): Promise<string | undefined> {
   return (await app.metrics.registry.metrics()).split('\n').find((l) => line.test(l));
 }
 
+/** The real service with a socketmap listener on `slapd`; `cache` settings added. */
+function serviceOn(slapd: Slapd, cache: Record<string, unknown> = {}): Promise<App> {
+  return startApp(
+    {
+      listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
+      domains: ['example.com'],
+      cache,
+      directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
+    },
+    { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword },
+  );
+}
+
+/** The socketmap replies to `addresses`, asked one after another. */
+async function askAll(client: SocketmapClient, addresses: string[]): Promise<string[]> {
+  const replies: string[] = [];
+  for (const a of addresses) replies.push(await client.query('recipients', a));
+  return replies;
+}
+
+const VALID = Array.from({ length: 20 }, (_, i) => `user${i + 1}@example.com`);
+
 async function partials(app: App): Promise<number> {
   return Number((await metric(app, /^rcptgate_directory_requests_total\{outcome="partial"\}/))?.split(' ')[1] ?? 0);
 }
@@ -32,15 +54,7 @@ describe('a referral object in the search base (real slapd, the real service)', 
   before(async () => {
     // The reference names a server that is not there: nothing behind it can be known.
     slapd = await startSlapd({ generatedUsers: 40, ldifText: [`dn: ${PARTNERS}\nobjectClass: referral\nobjectClass: extensibleObject\nou: partners\nref: ldap://127.0.0.1:1/${PARTNERS}`] });
-    app = await startApp(
-      {
-        listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
-        domains: ['example.com'],
-        cache: { positiveTtl: `${POSITIVE_TTL_MS}ms` },
-        directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
-      },
-      { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword },
-    );
+    app = await serviceOn(slapd, { positiveTtl: `${POSITIVE_TTL_MS}ms` });
   });
   after(async () => {
     await app?.close();
@@ -64,12 +78,9 @@ describe('a referral object in the search base (real slapd, the real service)', 
     const client = await SocketmapClient.connect(app.addresses.socketmap!.port);
     const partialsBefore = await partials(app);
     try {
-      const unknown: string[] = [];
-      for (let i = 0; i < 20; i++) unknown.push(await client.query('recipients', `ghost${i}@example.com`));
+      const unknown = await askAll(client, Array.from({ length: 20 }, (_, i) => `ghost${i}@example.com`));
       assert.deepEqual(new Set(unknown.map((r) => r.split(' ')[0])), new Set(['TEMP']), 'not found beside a reference: deferred, never NOTFOUND');
-      const valid: string[] = [];
-      for (let i = 1; i <= 20; i++) valid.push(await client.query('recipients', `user${i}@example.com`));
-      assert.deepEqual(valid, Array.from({ length: 20 }, (_, i) => `OK user${i + 1}@example.com`));
+      assert.deepEqual(await askAll(client, VALID), VALID.map((a) => `OK ${a}`));
       assert.equal(await metric(app, /^rcptgate_directory_up /), 'rcptgate_directory_up 1');
       assert.equal((await partials(app)) - partialsBefore, 20, 'each counted as a partial answer');
     } finally {
@@ -85,14 +96,7 @@ describe('an address held by more entries than a server limit lets a search exam
     // A careless admin gave one address to 30 entries; the service account may examine 5 candidates.
     const holders = Array.from({ length: 30 }, (_, i) => `dn: uid=shared${i},ou=people,dc=example,dc=com\nobjectClass: inetOrgPerson\nuid: shared${i}\ncn: Shared ${i}\nsn: Shared\nmail: shared@example.com`);
     slapd = await startSlapd({ generatedUsers: 40, ldifText: holders, serviceLimits: 'size.unchecked=5' });
-    app = await startApp(
-      {
-        listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
-        domains: ['example.com'],
-        directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
-      },
-      { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword },
-    );
+    app = await serviceOn(slapd);
   });
   after(async () => {
     await app?.close();
@@ -102,12 +106,9 @@ describe('an address held by more entries than a server limit lets a search exam
   test('asked again and again it is deferred, and valid users asked after it are still valid', async () => {
     const client = await SocketmapClient.connect(app.addresses.socketmap!.port);
     try {
-      const shared: string[] = [];
-      for (let i = 0; i < 20; i++) shared.push(await client.query('recipients', 'shared@example.com'));
+      const shared = await askAll(client, Array.from({ length: 20 }, () => 'shared@example.com'));
       assert.deepEqual(new Set(shared.map((r) => r.split(' ')[0])), new Set(['TEMP']), 'refused by a limit: deferred, never NOTFOUND');
-      const valid: string[] = [];
-      for (let i = 1; i <= 20; i++) valid.push(await client.query('recipients', `user${i}@example.com`));
-      assert.deepEqual(valid, Array.from({ length: 20 }, (_, i) => `OK user${i + 1}@example.com`));
+      assert.deepEqual(await askAll(client, VALID), VALID.map((a) => `OK ${a}`));
       assert.equal(await metric(app, /^rcptgate_directory_up /), 'rcptgate_directory_up 1');
     } finally {
       client.close();

@@ -78,6 +78,11 @@ the NetworkPolicy are all built from this one dict.
 {{- if .Values.autoscaling.enabled }}{{ .Values.autoscaling.minReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
 {{- end }}
 
+{{/* Deployment, or a StatefulSet when each replica keeps its data on a claim of its own. */}}
+{{- define "rcptgate.workloadKind" -}}
+{{- if .Values.persistence.enabled }}StatefulSet{{ else }}Deployment{{ end }}
+{{- end }}
+
 {{/* Paths inside the pod. */}}
 {{- define "rcptgate.configDir" -}}/etc/rcptgate/config{{- end }}
 {{- define "rcptgate.secretDir" -}}/etc/rcptgate/secrets{{- end }}
@@ -280,7 +285,7 @@ as a crash loop or a pod killed mid-drain.
 {{- $path := trimSuffix "/" (.mountPath | default "") }}
 {{- range $name, $owner := $owned }}
 {{- if eq $path $owner }}
-{{- fail (printf "extraVolumeMounts: %s is where the chart mounts its %s volume (the snapshot and Node's scratch space live on emptyDirs the chart owns): mount yours elsewhere" $path $name) }}
+{{- fail (printf "extraVolumeMounts: %s is where the chart mounts its %s volume (the snapshot and Node's scratch space live on volumes the chart owns): mount yours elsewhere" $path $name) }}
 {{- end }}
 {{- end }}
 {{- end }}

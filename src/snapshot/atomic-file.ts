@@ -23,7 +23,7 @@ export async function writeFileAtomically(linkOrPath: string, head: string, bloc
   try {
     try {
       await fh.writeFile(head);
-      for (const b of blocks) await fh.write(b);
+      for (const b of blocks) await writeAll(fh, b);
       await fh.sync();
     } finally {
       await fh.close();
@@ -36,6 +36,19 @@ export async function writeFileAtomically(linkOrPath: string, head: string, bloc
   const dh = await open(dir, 'r').catch(() => null);
   await dh?.sync().catch(() => undefined);
   await dh?.close();
+}
+
+/**
+ * One write() may take only part of a block: a disk that fills up writes what fits and says so
+ * only in the count; the next write fails with ENOSPC. Taking the count for the whole block
+ * renamed a file cut short over the good one (refused at the next start).
+ */
+async function writeAll(fh: FileHandle, block: Uint8Array): Promise<void> {
+  for (let done = 0; done < block.length; ) {
+    const { bytesWritten } = await fh.write(block, done, block.length - done);
+    if (bytesWritten === 0) throw new Error('the disk took no more bytes of the file');
+    done += bytesWritten;
+  }
 }
 
 /**

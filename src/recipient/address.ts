@@ -31,7 +31,7 @@ const CONTROL = /[\x00-\x1f\x7f-\x9f]/;
 const LONE_SURROGATE = /\p{Cs}/u;
 const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
-function isDotAtom(s: string): boolean {
+export function isDotAtom(s: string): boolean {
   return s.split('.').every((atom) => atom.length > 0 && ATOM.test(atom));
 }
 

@@ -6,7 +6,7 @@ import type { Directory } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { LogLimiter } from '../net/log-limiter.js';
-import { foldLocal, MAX_ADDRESS_OCTETS, MAX_LOCAL_OCTETS, normalizeDomain, parseAddress, stripSubaddress, type ParseResult } from './address.js';
+import { foldLocal, isDotAtom, MAX_ADDRESS_OCTETS, MAX_LOCAL_OCTETS, normalizeDomain, parseAddress, stripSubaddress, type ParseResult } from './address.js';
 import { NO_OVERRIDES, type Overrides } from './overrides.js';
 import type { LookupResult, Rule, Verdict } from './types.js';
 
@@ -53,6 +53,18 @@ export function parseServedAddress(input: string, plainDomains: ReadonlySet<stri
 /** A quoted local part's content: quotes and backslash escapes removed. */
 function unquote(local: string): string {
   return local.slice(1, -1).replace(/\\(.)/g, '$1');
+}
+
+/**
+ * The local part without its sub-address. Postfix splits the internal (unquoted) form, so
+ * `"alice+x y"` is alice's: a quoted local part is split unquoted, and the base quoted again
+ * where it still needs it.
+ */
+function baseLocal(local: string, delimiters: string): string | null {
+  if (local.charCodeAt(0) !== 0x22) return stripSubaddress(local, delimiters);
+  const base = stripSubaddress(unquote(local), delimiters);
+  if (base === null || isDotAtom(base)) return base;
+  return `"${base.replace(/["\\]/g, '\\$&')}"`;
 }
 
 /** True when any of `keys` is in `set`. */
@@ -176,6 +188,8 @@ export class StaticRules {
     // `""@domain` unquoted is `@domain`: asked as the domain key, and never when that is off.
     if (unquoted !== '') locals.push(unquoted);
     if (base !== null) locals.push(base);
+    // A base that needs quotes, like the local part itself, in the external and internal form.
+    if (base !== null && base.charCodeAt(0) === 0x22) locals.push(unquote(base));
     if (this.domainKey) locals.push('');
     const keys: string[] = [];
     for (const l of locals) {
@@ -200,7 +214,7 @@ export class StaticRules {
       if (wantExplain) result.explain = { normalized: address, tried: [], rule: 'not_served' };
       return result;
     }
-    const base = this.hasDelimiter(local) ? stripSubaddress(local, this.delimiters) : null;
+    const base = this.hasDelimiter(local) ? baseLocal(local, this.delimiters) : null;
     const candidates = this.lookupKeys(address, local, domain, base);
     const p = new Pending(input, address, domain, rule, candidates, wantExplain);
     const { deny, allow } = this.overrides;

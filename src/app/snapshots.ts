@@ -85,11 +85,15 @@ export class SnapshotHolder {
       if (this.syncer?.current) this.engines.current.validator.setSnapshot(this.syncer.current);
       return;
     }
-    await this.syncer?.stop();
+    const previous = this.syncer;
+    await previous?.stop();
     this.syncer = this.create(next);
     this.engines.current.validator.setSnapshot(null);
     if (this.syncer) {
-      await this.syncer.load();
+      // The same directory's snapshot goes on serving (a new sync.snapshotPath has no file yet;
+      // the old one may lag what a disk refused): read from the file, an outage deferred everyone.
+      if (previous?.current && snapshotSource(before) === snapshotSource(next)) this.syncer.adopt(previous);
+      else await this.syncer.load();
       if (this.running) this.syncer.start();
     }
   }

@@ -42,7 +42,7 @@ export class SnapshotStore implements SnapshotView {
   constructor(
     /** When the last full sync started, on the `now` clock (the syncer's steady clock): `sync.maxAge` counts from here. */
     public createdAt: number,
-    private readonly maxAgeMs: number,
+    public maxAgeMs: number, // sync.maxAge; a reload may change it
     private readonly now: () => number = Date.now,
   ) {}
 

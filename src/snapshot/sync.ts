@@ -14,13 +14,7 @@ const SKEW_MS = 60_000;
 /** Changed entries an incremental sync holds (plain objects) before a full sync, streamed into the
  * compact store, takes over: a bulk change of a large directory must not sit in memory whole. */
 const MAX_INCREMENTAL_CHANGES = 1_000_000;
-export interface SyncReport {
-  kind: 'full' | 'incremental';
-  entries: number;
-  addresses: number;
-  changed: number;
-  seconds: number;
-}
+export interface SyncReport { kind: 'full' | 'incremental'; entries: number; addresses: number; changed: number; seconds: number }
 
 export interface SnapshotSyncDeps {
   config: Readonly<Config>;
@@ -81,9 +75,7 @@ export class SnapshotSync {
     this.deps.changes = changes;
   }
 
-  get current(): SnapshotStore | null {
-    return this.store;
-  }
+  get current(): SnapshotStore | null { return this.store; }
 
   private updateGauges(): void {
     this.deps.metrics.snapshotEntries.set(this.store?.size ?? 0);
@@ -94,6 +86,15 @@ export class SnapshotSync {
     this.store = store;
     this.updateGauges();
     this.deps.onSnapshot(store);
+  }
+
+  /** A reload that keeps the directory hands over the snapshot served so far: the file may be older
+   * (a disk that refused it). A new path gets it written at once, so a restart finds it there. */
+  adopt(from: SnapshotSync): void {
+    ({ lastSyncStartedAt: this.lastSyncStartedAt, lastSyncStartedMono: this.lastSyncStartedMono, lastFullAt: this.lastFullAt } = from);
+    from.store!.maxAgeMs = this.maxAgeMs;
+    this.publish(from.store!);
+    if (from.path !== this.path) void this.exclusive(() => this.persist('full', from.store!, this.lastSyncStartedAt, this.lastFullAt));
   }
 
   /** Loads the file from disk; a missing, corrupt or foreign file is logged and ignored. */
@@ -240,9 +241,7 @@ export class SnapshotSync {
   }
 
   /** Settles once the sync running now (if any) has ended, however it ends. */
-  idle(): Promise<void> {
-    return (this.running ?? Promise.resolve()).then(() => undefined, () => undefined);
-  }
+  idle(): Promise<void> { return (this.running ?? Promise.resolve()).then(() => undefined, () => undefined); }
 
   private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.running) await this.running.catch(() => undefined);

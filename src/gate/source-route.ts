@@ -12,7 +12,7 @@
  * recipient from an untrusted client as source-routed, so this refuses nothing it would deliver.
  */
 import { normalizeDomain, parseAddress } from '../recipient/address.js';
-import { canonical, routeOn } from './postfix-address.js';
+import { canonical, routeOn, tokenize } from './postfix-address.js';
 
 /** More hops than any real address has; each one shortens the address, so it ends anyway. */
 const MAX_HOPS = 8;
@@ -32,8 +32,12 @@ export function servedTarget(address: string, isServed: (domain: string) => bool
     const { local, domain } = parsed.value;
     if (isServed(domain)) return current;
     const inner = routeOn(local.startsWith('"') ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local);
-    if (inner === null || inner.local === '' || inner.domain === '') return address;
-    current = canonical(`${inner.local}@${inner.domain}`);
+    if (inner === null) return address;
+    // Postfix reads the new domain again as RFC 822 tokens (white space, quotes and comments
+    // dropped: "nobody@ example.com " goes to example.com); an empty local part is `""`.
+    const next = tokenize(inner.domain)?.map((t) => t.text).join('') ?? inner.domain;
+    if (next === '') return address;
+    current = canonical(`${inner.local}@${next}`);
   }
   return address;
 }

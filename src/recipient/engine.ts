@@ -143,7 +143,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
     if (!(step instanceof Pending)) return this.finish(step, options, started);
     let result: LookupResult;
     try {
-      result = await this.fromDirectory(step);
+      result = await this.fromDirectory(step, started);
     } catch (err) {
       result = this.internalError(address, err);
     }
@@ -236,16 +236,16 @@ export class RecipientValidatorImpl implements RecipientValidator {
     return this.directoryResult(p, this.resolver.cached(slot, now, p.wantExplain), used === candidates.length ? candidates : candidates.slice(0, used));
   }
 
-  private async fromDirectory(p: Pending): Promise<LookupResult> {
+  /** `since`: when the lookup began (performance.now()); one timeout bounds all its keys. */
+  private async fromDirectory(p: Pending, since: number): Promise<LookupResult> {
     const { candidates } = p;
     const tried = candidates.slice(0, p.cachedMisses);
     for (let i = 0; i < p.cachedMisses; i++) this.metrics.cacheEvent('hit');
-    let last: KeyAnswer | null = null;
-    let first: KeyAnswer | null = null;
+    let last: KeyAnswer | null = null, first: KeyAnswer | null = null;
     try {
       for (let i = p.cachedMisses; i < candidates.length; i++) {
         tried.push(candidates[i]!);
-        last = await this.resolver.resolve(candidates[i]!, i === p.cachedMisses); // the cache step found no fresh answer for the first key left
+        last = await this.resolver.resolve(candidates[i]!, i === p.cachedMisses, first === null ? undefined : since); // the cache step found no fresh answer for the first key left
         first ??= last;
         if (last.canonical !== null) break;
       }

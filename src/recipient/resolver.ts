@@ -1,3 +1,4 @@
+import { deadlineRace } from '../directory/connection.js';
 import type { Directory, DirectoryAnswer } from '../directory/types.js';
 import { DirectoryError, ErrorCodes, isPartialAnswer } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -97,10 +98,10 @@ export class Resolver {
   }
 
   /**
-   * The answer for `key`. `knownMiss`: the caller just found no fresh cached answer for it,
-   * so the cache is not asked again before the directory.
+   * The answer for `key`. `knownMiss`: the caller just found no fresh cached answer for it, so the
+   * cache is not asked again before the directory. `since`: when the lookup asked its first key.
    */
-  async resolve(key: string, knownMiss: boolean): Promise<KeyAnswer> {
+  async resolve(key: string, knownMiss: boolean, since?: number): Promise<KeyAnswer> {
     const { cache, metrics } = this.deps;
     if (!knownMiss && cache !== null) {
       const now = this.deps.now();
@@ -113,7 +114,7 @@ export class Resolver {
     metrics.cacheEvent('miss');
     let answer: DirectoryAnswer;
     try {
-      answer = await this.fetch(key);
+      answer = await this.bounded(this.fetch(key), since);
     } catch (err) {
       return this.afterError(key, err);
     }
@@ -124,6 +125,13 @@ export class Resolver {
       cache.set(key, entry, this.deps.now() + ttl);
     }
     return { canonical: entry ? entry.canonical : null, dn: entry ? entry.dn : null, source: 'directory', answer, ttlMs: ttl };
+  }
+
+  /** `answer`, unless the lookup's one timeout (its keys in turn, a negative's canary check) runs out; the request goes on, cached for the retry. */
+  private bounded(answer: Promise<DirectoryAnswer>, since: number | undefined): Promise<DirectoryAnswer> {
+    if (since === undefined && this.deps.canaries.length === 0) return answer;
+    const left = (since ?? performance.now()) + this.deps.backstopMs - performance.now();
+    return deadlineRace(answer, left, () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `no directory answer for every key of the address within ${this.deps.backstopMs} ms`));
   }
 
   /** The directory failed: a fresh answer another request stored meanwhile, a stale positive one, or the error. */

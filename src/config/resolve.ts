@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto';
-import { accessSync, constants, readlinkSync, realpathSync, statSync } from 'node:fs';
+import { accessSync, constants, readlinkSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, type ConfigIssue } from '../errors.js';
 import { readAddressList, type Overrides } from '../recipient/overrides.js';
@@ -135,7 +135,13 @@ function writableDirProblem(link: string): string | null {
   const file = realpathOr(link);
   const dir = dirname(resolve(file));
   // Read back at start and replaced by rename: a FIFO would hang the start, a device (/dev/null) be replaced.
-  const there = statSync(file, { throwIfNoEntry: false });
+  let there;
+  try {
+    there = statSync(file, { throwIfNoEntry: false });
+  } catch (err) {
+    // A link loop, a name too long: the service would crash at start (exit 70) on it.
+    return `cannot use ${file}: ${(err as Error).message}`;
+  }
   if (there && !there.isFile()) return `${file} is ${nonRegularKind(there)}, not a regular file: rcptgate reads it back at start and replaces it with a file of its own`;
   try {
     if (!statSync(dir).isDirectory()) return `${dir} is not a directory`;
@@ -174,9 +180,18 @@ function overwriteProblem(written: string, key: string, config: Readonly<Config>
 /** One file, however it is spelled: the same path once links are followed, or the same inode. */
 function sameFile(a: string, b: string): boolean {
   if (resolve(realpathOr(a)) === resolve(realpathOr(b))) return true;
-  const sa = statSync(a, { throwIfNoEntry: false });
-  const sb = statSync(b, { throwIfNoEntry: false });
+  const sa = statOrNothing(a);
+  const sb = statOrNothing(b);
   return sa !== undefined && sb !== undefined && sa.dev === sb.dev && sa.ino === sb.ino;
+}
+
+/** Nothing for a path that names no file, or none that can be reached (a link loop). */
+function statOrNothing(path: string): Stats | undefined {
+  try {
+    return statSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
 }
 
 function realpathOr(path: string): string {

@@ -9,6 +9,7 @@ import type { Directory, DirectoryAnswer, DirectoryEntry, DirectoryRecord } from
 import { checkFilterTemplate, expandFilter, parseFilter } from './filter.js';
 import { NO_SUCH_OBJECT, toDirectoryError } from './ldap-errors.js';
 import { searchPlan, type LdapEntry, type LdapSearchPlan } from './presets.js';
+import { AuthHold } from './auth-hold.js';
 import { ConnectionPool, closedError } from './pool.js';
 import { LookupScheduler } from './scheduler.js';
 import { pick } from './answers.js';
@@ -113,6 +114,7 @@ export class LdapDirectory implements Directory {
       tlsOptions,
       bindDN: config.bindDN,
       bindPassword: options.bindPassword,
+      authHold: new AuthHold(),
       log: this.log,
       // By position in directory.ldap.urls: /metrics is unauthenticated and names no server.
       onBindRefused: (url) => this.metrics.directoryAuthRefused.inc({ server: String(config.urls.indexOf(url) + 1) }),

@@ -1,13 +1,11 @@
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import { LdapConnection, abortError } from './connection.js';
-import { closedError, connectFirst, type ConnectOptions } from './connect.js';
+import { closedError } from './connect.js';
+import { Dialer, type DialerOptions } from './dialer.js';
 import { Failback } from './failback.js';
 import { isAuthResult, isUnavailableResult } from './ldap-errors.js';
 
 export { closedError } from './connect.js';
-
-/** How long a server that said busy or unavailable, or hung, is tried last by new connections. */
-const REST_MS = 30_000;
 
 /**
  * Up to `poolSize` LDAP connections, each carrying up to `perConnection` searches at once
@@ -19,8 +17,7 @@ const REST_MS = 30_000;
  * served, each until its own deadline.
  */
 
-export interface PoolOptions extends ConnectOptions {
-  urls: string[];
+export interface PoolOptions extends DialerOptions {
   poolSize: number;
   perConnection: number;
   timeoutMs: number;
@@ -45,14 +42,13 @@ export class ConnectionPool {
   private closed = false;
   /** Connections taken out of service by a failback, closing once their searches settle. */
   private readonly retiring = new Set<LdapConnection>();
-  /** Connections still connecting or binding: close() must not leave them to finish. */
-  private readonly opening = new Set<LdapConnection>();
+  /** Opens and binds connections: URL order, servers resting, binds paused (dialer.ts). */
+  private readonly dialer: Dialer;
   private readonly failback: Failback;
-  /** URLs whose server said busy or unavailable, hung or refused the bind, and until when (performance.now()) new connections try them last. */
-  private readonly resting = new Map<string, number>();
 
   constructor(private readonly o: PoolOptions) {
     this.failback = new Failback(o, this);
+    this.dialer = new Dialer(o, () => this.closed, () => this.ready.length > 0);
   }
 
   /** Connections open or opening (for tests and metrics). */
@@ -131,9 +127,7 @@ export class ConnectionPool {
 
   /** New connections try `url` last for a while; returns whether some other URL is not resting. */
   rest(url: string): boolean {
-    const now = performance.now();
-    this.resting.set(url, now + REST_MS);
-    return this.o.urls.some((u) => (this.resting.get(u) ?? 0) <= now);
+    return this.dialer.rest(url);
   }
 
   /**
@@ -164,8 +158,7 @@ export class ConnectionPool {
   async close(): Promise<void> {
     this.closed = true;
     for (const w of this.waiters.splice(0)) this.settle(w, () => w.reject(closedError()));
-    for (const conn of this.opening) conn.destroy();
-    this.opening.clear();
+    this.dialer.close();
     const all = [...this.ready.splice(0), ...this.retiring];
     this.retiring.clear();
     await Promise.all(all.map((c) => c.unbind()));
@@ -264,7 +257,7 @@ export class ConnectionPool {
   }
 
   isResting(url: string): boolean {
-    return (this.resting.get(url) ?? 0) > performance.now();
+    return this.dialer.isResting(url);
   }
 
   private closeRetired(conn: LdapConnection): void {
@@ -278,23 +271,7 @@ export class ConnectionPool {
     return this.connect(deadline);
   }
 
-  connect(deadline: number, urls: readonly string[] = this.order()): Promise<LdapConnection> {
-    const mine: LdapConnection[] = [];
-    const opened = (conn: LdapConnection) => {
-      mine.push(conn);
-      this.opening.add(conn);
-    };
-    // A server that refused the bind is tried last for a while: each attempt there costs a bind (and may count towards a lockout).
-    return connectFirst(urls, deadline, this.o, () => this.closed, opened, (url) => this.rest(url)).finally(() => {
-      for (const conn of mine) this.opening.delete(conn);
-    });
-  }
-
-  /** The URLs in their configured order, those resting after the others. */
-  private order(): string[] {
-    if (this.resting.size === 0) return this.o.urls;
-    const now = performance.now();
-    for (const [url, until] of this.resting) if (until <= now) this.resting.delete(url);
-    return [...this.o.urls.filter((u) => !this.resting.has(u)), ...this.o.urls.filter((u) => this.resting.has(u))];
+  connect(deadline: number, urls?: readonly string[]): Promise<LdapConnection> {
+    return this.dialer.connect(deadline, urls);
   }
 }

@@ -2,7 +2,16 @@ import type { LookupResult, Verdict } from '../recipient/types.js';
 
 /** `ADDRESS<TAB>VERDICT<TAB>detail` (README "Command line"). */
 export function formatCheckLine(r: LookupResult): string {
-  return `${r.address}\t${r.verdict}\t${detail(r)}`;
+  return `${printable(r.address)}\t${r.verdict}\t${printable(detail(r))}`;
+}
+
+/**
+ * Control characters as `\xNN`: an address given with a line break and a tab (or a directory
+ * value holding them) printed a second line of its own choosing, `someone@example.com<TAB>valid`,
+ * to a script reading one line per address; an escape sequence could rewrite the terminal.
+ */
+function printable(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
 }
 
 function detail(r: LookupResult): string {

@@ -46,6 +46,9 @@ export function isAuthResult(code: number): boolean {
   return AUTH_CODES.has(code);
 }
 
+/** unavailable (52): what the pool is told of a server that refuses every search (limit-check.ts). */
+export const UNAVAILABLE = 52;
+
 /** LDAP result code 32: the base DN does not exist. */
 export const NO_SUCH_OBJECT = 32;
 

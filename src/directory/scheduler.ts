@@ -3,7 +3,7 @@ import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortError, type LdapConnection } from './connection.js';
 import { batchable, hidesValues, matchBatch } from './answers.js';
-import { NO_SUCH_OBJECT, isConnectionFailure, partialWhenLimited, toDirectoryError } from './ldap-errors.js';
+import { NO_SUCH_OBJECT, UNAVAILABLE, isConnectionFailure, partialWhenLimited, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { resultError, sendLookupSearch, type RawSearchResult } from './raw-search.js';
@@ -11,17 +11,17 @@ import { LookupEncoder } from './search-encoder.js';
 import { referredError } from './references.js';
 import { InFlightSearches, expiryError, type InFlight } from './in-flight.js';
 import { LookupQueue, pending, type Pending } from './lookup-queue.js';
+import { LimitCheck, everySearchRefused } from './limit-check.js';
 
 /**
- * Turns lookups into searches. A lookup waits in a FIFO queue until a search slot is free or its
- * deadline (the configured timeout) passes; only then is it refused. Lookups that wait together
- * leave together: up to `batchSize` keys in one search with an OR filter, matched back to each
- * key (answers.ts). So under load one search answers many keys, while a lone lookup still goes
- * out at once, alone. A search whose connection dies is retried once, on another connection; a
- * batch the server did not answer in full (a limit, an error) is asked again key by key: no key reads a failed
- * batch, or one referred elsewhere for part of its scope (references.ts), as "no such entry". Once the directory
- * has shown that it returns entries without the value that matched (search without read rights), keys a batch
- * left unanswered beside entries are "no such entry" only once a batch of just those keys finds nothing.
+ * Turns lookups into searches. A lookup waits in a FIFO queue until a search slot is free or its deadline (the
+ * configured timeout) passes; only then is it refused. Lookups that wait together leave together: up to `batchSize`
+ * keys in one search with an OR filter, matched back to each key (answers.ts). So under load one search answers many
+ * keys, while a lone lookup still goes out at once, alone. A search whose connection dies is retried once, on another
+ * connection; a batch the server did not answer in full (a limit, an error) is asked again key by key: no key reads a
+ * failed batch, or one referred elsewhere for part of its scope (references.ts), as "no such entry". Once the directory
+ * has shown that it returns entries without the value that matched (search without read rights), keys a batch left
+ * unanswered beside entries are "no such entry" only once a batch of just those keys finds nothing.
  */
 
 export interface SchedulerOptions {
@@ -59,9 +59,11 @@ export class LookupScheduler {
   private valuesHidden = false;
   /** Searches sent and not yet answered, and their deadlines. */
   private readonly inFlight: InFlightSearches;
+  private readonly limits: LimitCheck;
 
   constructor(private readonly o: SchedulerOptions) {
     this.queue = new LookupQueue(o.batchSize);
+    this.limits = new LimitCheck(o);
     this.inFlight = new InFlightSearches({
       timeoutMs: o.timeoutMs,
       expire: (p, search) => this.fail(p, expiryError(p, search, o.timeoutMs, o.timeoutText)),
@@ -69,9 +71,7 @@ export class LookupScheduler {
       slow: (search) => o.pool.dropIfSilent(search.conn, search.sentAt),
     });
     this.encoder = new LookupEncoder(o.plan.lookupFilter, {
-      baseDN: o.baseDN,
-      scope: o.scope,
-      attributes: o.plan.attributes,
+      baseDN: o.baseDN, scope: o.scope, attributes: o.plan.attributes,
       // The server gives up by itself too, so a slow search frees its message ID.
       timeLimit: Math.max(1, Math.ceil(o.timeoutMs / 1000)),
     });
@@ -189,8 +189,6 @@ export class LookupScheduler {
     return true;
   }
 
-  // --- searches ---
-
   private dispatch(conn: LdapConnection): void {
     const batch = this.queue.takeBatch();
     if (batch.length === 0) {
@@ -231,9 +229,10 @@ export class LookupScheduler {
       return;
     }
     // Any other result, sizeLimitExceeded with no entry included, is no answer: tempfail, never "no such entry"
-    // (unless a server that cannot serve now, busy or unavailable, leaves another to answer).
-    if (this.o.pool.refusedBy(conn, result.status)) this.retryOnce([p], this.resultFailure(result, conn.url));
-    else this.fail(p, this.resultFailure(result, conn.url));
+    // (unless a server that cannot serve now, busy, unavailable or limiting every search, leaves another to answer).
+    const everySearch = this.limits.refusesEverySearch(conn, result.status);
+    if (this.o.pool.refusedBy(conn, everySearch ? UNAVAILABLE : result.status)) this.retryOnce([p], this.resultFailure(result, conn.url, everySearch));
+    else this.fail(p, this.resultFailure(result, conn.url, everySearch));
   }
 
   private settleBatch(batch: Pending[], result: RawSearchResult, conn: LdapConnection): void {
@@ -292,9 +291,10 @@ export class LookupScheduler {
     this.retry(again, false);
   }
 
-  private resultFailure(result: RawSearchResult, url: string): DirectoryError {
+  private resultFailure(result: RawSearchResult, url: string, everySearch = false): DirectoryError {
     const cause = resultError(result);
     if (result.status === NO_SUCH_OBJECT) return this.o.noSuchBase(url, cause);
-    return partialWhenLimited(result.status, toDirectoryError(cause, { operation: 'search', url }));
+    const error = toDirectoryError(cause, { operation: 'search', url });
+    return everySearch ? everySearchRefused(error) : partialWhenLimited(result.status, error);
   }
 }

@@ -67,6 +67,9 @@ export async function main(argv: string[]): Promise<number> {
     out(HELP[command ?? 'main'] ?? HELP.main!);
     return EXIT.OK;
   }
+  // `--config "$FILE"` with $FILE unset: no file would mean the bundled example directory, whose
+  // domains are not the operator's (serve would answer every real domain "not ours").
+  if (values.config === '') return usage('--config needs a file name (it was given an empty one)', command ?? 'main');
   switch (command) {
     case 'serve':
       if (rest.length > 0) return usage(`serve takes no arguments`, 'serve');

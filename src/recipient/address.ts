@@ -88,9 +88,10 @@ export function parseAddress(input: string): ParseResult {
 
   if (local.startsWith('"')) {
     if (!QUOTED.test(local)) return { ok: false, reason: 'malformed quoted local part' };
-    // "john.doe" and john.doe are the same mailbox; keep quotes only where they are needed.
+    // "john.doe" and john.doe are the same mailbox, and so are "a\ b" and "a b": quotes and
+    // escapes are kept only where they are needed, as Postfix writes the address to its tables.
     const inner = local.slice(1, -1).replace(/\\(.)/g, '$1');
-    if (isDotAtom(inner)) local = inner;
+    local = isDotAtom(inner) ? inner : `"${inner.replace(/["\\]/g, '\\$&')}"`;
   } else if (!isDotAtom(local)) {
     return { ok: false, reason: 'local part has characters that need quoting, or misplaced dots' };
   }

@@ -121,4 +121,12 @@ describe("address semantics: every front end against Postfix's own ldap: table",
     const native = await rawRcpts(mx.native!.port, '127.0.0.1', 'sender@sender.example', ['<"@example.com"@[127.0.0.1]>', '<"nobody@example.com "@[127.0.0.1]>', '<"alice@example.com "@[127.0.0.1]>']);
     assert.deepEqual(native.map((r) => r.slice(0, 3)), ['550', '550', '250']);
   });
+
+  test('needless escapes in a quoted local part name the same mailbox: "al\\ x"@ is "al x"@', async () => {
+    // Postfix unquotes the client's text and writes the key with only the escapes it needs.
+    const recipients = ['"al\\ x"@example.com', '"\\al\\ \\x"@example.com', '"AL\\ X"@example.com', '"al\\ x+tag"@example.com', '"no\\ body"@example.com'];
+    assert.deepEqual(await differences(recipients), []);
+    const native = await rawRcpts(mx.native!.port, '127.0.0.1', 'sender@sender.example', ['<"al\\ x"@example.com>', '<"no\\ body"@example.com>']);
+    assert.deepEqual(native.map((r) => r.slice(0, 3)), ['250', '550']);
+  });
 });

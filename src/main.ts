@@ -99,10 +99,11 @@ function configCheck(file: string | undefined): number {
   try {
     const { config, file: used } = loadConfig(file);
     // Secrets, the CA file and the override lists too: exactly what `serve` would refuse.
-    resolveConfig(config, process.env, used);
+    const { warnings } = resolveConfig(config, process.env, used);
     checkDirectory(config);
     out(`# ${used ? `config ${used}` : 'no config file: built-in defaults'} is valid; effective configuration:`);
     // Warnings go to stderr: stdout stays valid YAML.
+    for (const w of warnings ?? []) err(`warning: ${w.path}: ${w.message}`);
     for (const w of exposureWarnings(config)) err(`${w.level}: ${w.path}: ${w.message}`);
     process.stdout.write(stringify(redact(config)));
     return EXIT.OK;

@@ -71,6 +71,7 @@ export async function createApp(options: AppOptions): Promise<App> {
 
   const start = async (): Promise<void> => {
     startupNotices(config, engines.current.validator.servedDomains(), logger);
+    for (const w of resolved.warnings ?? []) logger.error({ key: w.path }, w.message);
     // The snapshot is loaded before any listener opens, so the first answers already use it.
     await snapshots.load();
     answersLoaded = ((await persistence?.load()) ?? 0) > 0;

@@ -18,6 +18,8 @@ export interface ResolvedConfig {
   /** PEM bundle of `directory.ldap.tls.caFile`, or null. */
   ca: Buffer | null;
   overrides: Overrides;
+  /** Problems that do not stop the start (a data directory on a read-only filesystem). */
+  warnings?: ConfigIssue[];
 }
 
 /** Line breaks at the end of a secret file (an editor's newline, CRLF, `echo >>`) are never part of the secret. */
@@ -77,8 +79,9 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
     ['sync.snapshotPath', config.sync.enabled ? config.sync.snapshotPath : null],
     ['cache.persistPath', config.cache.persistPath],
   ];
+  const warnings: ConfigIssue[] = [];
   for (const [key, file] of written) {
-    const problem = file === null ? null : writableDirProblem(file) ?? overwriteProblem(file, key, config, configFile);
+    const problem = file === null ? null : writableDirProblem(file, key, warnings) ?? overwriteProblem(file, key, config, configFile);
     if (problem) issues.push({ path: key, message: problem });
   }
   const overrides: Overrides = {
@@ -87,7 +90,7 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
   };
   secretProblems(issues, { bindPassword, adminToken, lookupToken }, config);
   if (issues.length > 0) throw new ConfigError(issues);
-  return { config, bindPassword, adminToken, lookupToken, ca, overrides };
+  return { config, bindPassword, adminToken, lookupToken, ca, overrides, warnings };
 }
 
 /**
@@ -128,7 +131,7 @@ function caProblem(ca: Buffer): string | null {
 }
 
 /** Why a file cannot be written where it is (every save would fail, logged, and a restart start cold), or null. */
-function writableDirProblem(link: string): string | null {
+function writableDirProblem(link: string, key: string, warnings: ConfigIssue[]): string | null {
   // "/var/lib/rcptgate/" names a directory: every write would fail at its rename.
   if (link.endsWith('/')) return `${link} ends in "/", naming a directory: give the name of the file to write in it`;
   // A symbolic link is followed by the writer (snapshot/atomic-file.ts): check where it points.
@@ -148,7 +151,11 @@ function writableDirProblem(link: string): string | null {
     accessSync(dir, constants.W_OK);
     return null;
   } catch (err) {
-    return `cannot write into ${dir}: ${(err as Error).message}`;
+    // A disk the kernel remounted read-only after I/O errors is a bad day, not a setting: refused,
+    // a restart served nothing, though the file there still reads and the directory may answer.
+    if ((err as NodeJS.ErrnoException).code !== 'EROFS') return `cannot write into ${dir}: ${(err as Error).message}`;
+    warnings.push({ path: key, message: `${dir} is on a read-only filesystem: the file there is read, but not saved until it can be written again` });
+    return null;
   }
 }
 

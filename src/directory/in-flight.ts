@@ -45,7 +45,11 @@ export class InFlightSearches {
     const search: InFlight = { conn, batch, sentAt, hungAt: 0, checkAt: sentAt + this.o.timeoutMs / 2 };
     this.searches.add(search);
     let first = search.checkAt;
-    for (let i = 0; i < batch.length; i++) first = Math.min(first, batch[i]!.deadline);
+    for (let i = 0; i < batch.length; i++) {
+      const p = batch[i]!;
+      if (p.sentAt === 0) p.sentAt = sentAt;
+      first = Math.min(first, p.deadline);
+    }
     this.arm(first);
     return search;
   }
@@ -114,11 +118,11 @@ export class InFlightSearches {
  * Why lookup `p` of `search` ran out of time. When our queue took most of its time the directory
  * had no fair chance: that is our overload, which must not count against the directory (breaker,
  * directory state), however healthy it is. Half the timeout on the wire without an answer is the
- * directory's slowness.
+ * directory's slowness, a first search on a connection that failed (hung, silent) included.
  */
 export function expiryError(p: Pending, search: InFlight, timeoutMs: number, timeoutText: string): DirectoryError {
   const url = search.conn.url;
-  const onWire = Math.round(p.deadline - search.sentAt);
+  const onWire = Math.round(p.deadline - (p.retried ? p.sentAt : search.sentAt));
   if (onWire >= timeoutMs / 2) return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${url} got no answer within ${timeoutText}`);
   return new DirectoryError(
     ErrorCodes.DIRECTORY_OVERLOADED,

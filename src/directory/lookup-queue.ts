@@ -19,6 +19,8 @@ export interface Pending {
   single: boolean;
   /** Already retried once after its connection died. */
   retried: boolean;
+  /** When a search first carried it (performance.now(); 0: not yet): a retry's wait counts from there. */
+  sentAt: number;
   /** Left unanswered beside entries: asked again only with other such keys. */
   confirming: boolean;
   signal: AbortSignal | undefined;
@@ -27,7 +29,7 @@ export interface Pending {
 
 /** A new lookup, waiting; `single`: it must go alone. */
 export function pending(key: string, deadline: number, single: boolean, signal: AbortSignal | undefined, resolve: Pending['resolve'], reject: Pending['reject']): Pending {
-  return { key, deadline, resolve, reject, done: false, single, retried: false, confirming: false, signal, onAbort: undefined };
+  return { key, deadline, resolve, reject, done: false, single, retried: false, sentAt: 0, confirming: false, signal, onAbort: undefined };
 }
 
 export class LookupQueue {

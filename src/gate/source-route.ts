@@ -11,7 +11,7 @@
  * as that inner address. Through any domain the MTA does not strip, Postfix refuses such a
  * recipient from an untrusted client as source-routed, so this refuses nothing it would deliver.
  */
-import { normalizeDomain, parseAddress } from '../recipient/address.js';
+import { normalizeDomain } from '../recipient/address.js';
 import { canonical, routeOn, tokenize } from './postfix-address.js';
 
 /** More hops than any real address has; each one shortens the address, so it ends anyway. */
@@ -22,16 +22,15 @@ export function servedTarget(address: string, isServed: (domain: string) => bool
   if (!mayRoute(address)) return address;
   let current = address;
   for (let hop = 0; hop < MAX_HOPS; hop++) {
-    const parsed = parseAddress(current);
-    if (!parsed.ok) {
-      // An inner address that is no valid address but lands in a served domain is ours to
-      // refuse for its syntax, as the same address asked directly would be.
-      const domain = normalizeDomain(current.slice(current.lastIndexOf('@') + 1));
-      return current !== address && domain !== null && isServed(domain) ? current : address;
-    }
-    const { local, domain } = parsed.value;
+    const at = current.lastIndexOf('@');
+    const domain = at < 0 ? null : normalizeDomain(current.slice(at + 1));
+    if (domain === null) return address;
+    // An inner address in a served domain is ours to judge, even one that is no valid address
+    // (refused for its syntax, as the same address asked directly would be).
     if (isServed(domain)) return current;
-    const inner = routeOn(local.startsWith('"') ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local);
+    // The outer address need not be valid either: Postfix routes "<55 letters>@example.com"@[127.0.0.1]
+    // on, though its local part is over 64 octets.
+    const inner = routeOn(unquoted(current.slice(0, at)));
     if (inner === null) return address;
     // Postfix reads the new domain again as RFC 822 tokens (white space, quotes and comments
     // dropped: "nobody@ example.com " goes to example.com); an empty local part is `""`.
@@ -40,6 +39,11 @@ export function servedTarget(address: string, isServed: (domain: string) => bool
     current = canonical(`${inner.local}@${next}`);
   }
   return address;
+}
+
+/** A quoted local part's content, quotes and escapes removed; any other as it is. */
+function unquoted(local: string): string {
+  return local.length >= 2 && local.startsWith('"') && local.endsWith('"') ? local.slice(1, -1).replace(/\\(.)/g, '$1') : local;
 }
 
 /** Cheap test first: a routing operator before the last "@". */

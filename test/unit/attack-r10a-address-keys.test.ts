@@ -48,6 +48,10 @@ describe('source routes into a served domain', () => {
     assert.equal(servedTarget('"nobody@example.com "@[127.0.0.1]', served), 'nobody@example.com');
     assert.equal(servedTarget('"nobody@ \\"example.com\\""@[127.0.0.1]', served), 'nobody@example.com');
     assert.equal(servedTarget('"example.com !nobody"@[127.0.0.1]', served), 'nobody@example.com');
+    // An outer local part over 64 octets is still routed on, as Postfix routes it.
+    const n = 'n'.repeat(55);
+    assert.equal(servedTarget(`"${n}@example.com"@[127.0.0.1]`, served), `${n}@example.com`);
+    assert.equal(servedTarget(`"${n}@other.example"@[127.0.0.1]`, served), `"${n}@other.example"@[127.0.0.1]`);
     // Nothing left of the domain: not a route into ours.
     assert.equal(servedTarget('"nobody@ "@[127.0.0.1]', served), '"nobody@ "@[127.0.0.1]');
   });

@@ -38,12 +38,15 @@ export type AppValidator = RecipientValidator & {
 };
 
 /**
- * True when `next` can change no cached directory answer of `prev`: same LDAP directory settings
- * and domains. (An LDIF directory is re-read on reload: its answers may have changed.)
+ * True when `next` can change no cached valid answer of `prev`: the same entries are recipients
+ * (base, scope, filter, read with the same account, the same canaries) in the same domains. How
+ * they are reached (URLs, timeouts, pool, TLS) decides no answer: a timeout raised during an
+ * outage flushed every answer the outage was served from. (An LDIF directory is re-read.)
  */
 export function sameAnswers(prev: Readonly<Config>, next: Readonly<Config>): boolean {
-  if (prev.directory.kind !== 'ldap') return false;
-  const key = (c: Readonly<Config>) => JSON.stringify([c.directory, c.domains, c.catchAllDomains]);
+  if (prev.directory.kind !== 'ldap' || next.directory.kind !== 'ldap') return false;
+  const key = ({ directory: { ldap: l, canaries }, domains, catchAllDomains }: Readonly<Config>) =>
+    JSON.stringify([l.preset, l.baseDN, l.scope, l.filter, l.matchUserPrincipalName, l.bindDN, canaries, domains, catchAllDomains]);
   return key(prev) === key(next);
 }
 
@@ -99,7 +102,10 @@ export class EngineHolder {
   install(next: Engine): { old: Engine; cacheKept: boolean } {
     const old = this.current;
     this.current = next;
-    return { old, cacheKept: next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache };
+    const cacheKept = next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache;
+    // Another server may know a user the old one did not: its "no such entry" is asked again.
+    if (cacheKept && JSON.stringify(old.config.directory) !== JSON.stringify(next.config.directory)) next.validator.answerCache!.deleteNegatives();
+    return { old, cacheKept };
   }
 
   /** Drops an engine from prepare() unused: its directory closes (unless the live engine shares it), and the live engine's cache is the one counted again. */

@@ -15,8 +15,9 @@ const SAMPLES = 3;
  */
 export async function checkNewDirectory(current: Engine, next: Engine): Promise<void> {
   const cache = current.validator.answerCache;
-  // The same answer cache: the reload cannot have changed what the directory answers.
-  if (cache !== null && next.validator.answerCache === cache) return;
+  // The same answer cache and the same directory (settings, password, CA): the reload cannot have
+  // changed what it answers. A kept cache alone is no proof: a new URL may be a server that sees nothing.
+  if (cache !== null && next.validator.answerCache === cache && next.directory === current.directory) return;
   const keys = cache?.recentPositives(SAMPLES) ?? [];
   // Nothing known valid yet: the probe (a bind and a base search) still tells a refused account.
   const answers = await Promise.allSettled(keys.length > 0 ? keys.map((k) => next.directory.lookup(k)) : [next.directory.probe().then(() => null)]);

@@ -32,6 +32,9 @@ const RESULT_NAMES: Record<number, string> = {
   80: 'other',
 };
 
+/** LDAP result code 32: the base DN does not exist. */
+export const NO_SUCH_OBJECT = 32;
+
 /** Result codes that mean our credentials or transport security are not accepted: a configuration error. */
 const AUTH_CODES = new Set([7, 8, 13, 48, 49, 50]);
 /** The server is there but will not serve now; try again later. */
@@ -46,11 +49,18 @@ export function isAuthResult(code: number): boolean {
   return AUTH_CODES.has(code);
 }
 
-/** unavailable (52): what the pool is told of a server that refuses every search (limit-check.ts). */
+/** unavailable (52): what the pool is told of a server that cannot serve any search. */
 export const UNAVAILABLE = 52;
 
-/** LDAP result code 32: the base DN does not exist. */
-export const NO_SUCH_OBJECT = 32;
+/**
+ * Results a server gives every search while it cannot serve: its base missing (a replica not yet
+ * filled, or holding another tree), searches refused (slapd `restrict`), an internal error, or
+ * busy and unavailable. Another URL may answer: the lookup is asked there once (pool.refusedBy).
+ */
+const SERVER_FAILURE_CODES = new Set([1, NO_SUCH_OBJECT, 51, 52, 53, 80]);
+export function failsEverySearch(code: number): boolean {
+  return SERVER_FAILURE_CODES.has(code);
+}
 
 /** Socket error codes of a server that is down, unreachable or went away. */
 const NETWORK_CODES = new Set([

@@ -3,7 +3,7 @@ import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortError, type LdapConnection } from './connection.js';
 import { batchable, hidesValues, matchBatch } from './answers.js';
-import { NO_SUCH_OBJECT, UNAVAILABLE, isConnectionFailure, partialWhenLimited, toDirectoryError } from './ldap-errors.js';
+import { NO_SUCH_OBJECT, UNAVAILABLE, failsEverySearch, isConnectionFailure, partialWhenLimited, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { resultError, sendLookupSearch, type RawSearchResult } from './raw-search.js';
@@ -229,16 +229,16 @@ export class LookupScheduler {
       return;
     }
     // Any other result, sizeLimitExceeded with no entry included, is no answer: tempfail, never "no such entry"
-    // (unless a server that cannot serve now, busy, unavailable or limiting every search, leaves another to answer).
+    // (unless a server that cannot serve any search now, its base missing, busy, or a limit on every search, leaves another to answer).
     const everySearch = this.limits.refusesEverySearch(conn, result.status);
-    if (this.o.pool.refusedBy(conn, everySearch ? UNAVAILABLE : result.status)) this.retryOnce([p], this.resultFailure(result, conn.url, everySearch));
+    if (this.o.pool.refusedBy(conn, everySearch || failsEverySearch(result.status) ? UNAVAILABLE : result.status)) this.retryOnce([p], this.resultFailure(result, conn.url, everySearch));
     else this.fail(p, this.resultFailure(result, conn.url, everySearch));
   }
 
   private settleBatch(batch: Pending[], result: RawSearchResult, conn: LdapConnection): void {
     if (result.status !== 0) {
-      if (result.status === NO_SUCH_OBJECT) for (const p of batch) this.fail(p, this.resultFailure(result, conn.url));
-      else if (this.o.pool.refusedBy(conn, result.status)) this.retryOnce(batch, this.resultFailure(result, conn.url));
+      if (this.o.pool.refusedBy(conn, failsEverySearch(result.status) ? UNAVAILABLE : result.status)) this.retryOnce(batch, this.resultFailure(result, conn.url));
+      else if (result.status === NO_SUCH_OBJECT) for (const p of batch) this.fail(p, this.resultFailure(result, conn.url));
       else this.retry(batch, true);
       return;
     }

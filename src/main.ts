@@ -7,7 +7,7 @@ import { ConfigError, RcptgateError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 import { VERSION } from './version.js';
 import { HELP } from './cli/help.js';
-import { checkExitCode, EXIT, formatCheckLine } from './cli/check.js';
+import { checkExitCode, EXIT, formatCheckLine, lookupsAtOnce } from './cli/check.js';
 import { listenFailure } from './cli/start-failure.js';
 import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
@@ -21,8 +21,10 @@ import { Metrics } from './metrics.js';
 let reportUserSignal = (signal: UserSignal, ignored: number): void =>
   err(`rcptgate: ${signal} ${USER_SIGNAL_MESSAGE}${ignored ? ` (${ignored} more since the last report)` : ''}`);
 
+/** The reader of stdout went away (`rcptgate check … | head -1`, `grep -q`): what is left is dropped. */
+let stdoutGone = false;
 function out(line: string): void {
-  process.stdout.write(line + '\n');
+  if (!stdoutGone) process.stdout.write(line + '\n');
 }
 function err(line: string): void {
   process.stderr.write(line + '\n');
@@ -105,7 +107,7 @@ function configCheck(file: string | undefined): number {
     // Warnings go to stderr: stdout stays valid YAML.
     for (const w of warnings ?? []) err(`warning: ${w.path}: ${w.message}`);
     for (const w of exposureWarnings(config)) err(`${w.level}: ${w.path}: ${w.message}`);
-    process.stdout.write(stringify(redact(config)));
+    out(stringify(redact(config)).replace(/\n$/, ''));
     return EXIT.OK;
   } catch (e) {
     if (e instanceof ConfigError) {
@@ -162,12 +164,6 @@ async function check(file: string | undefined, addresses: string[], explain: boo
   } finally {
     await app.close();
   }
-}
-
-/** Lookups the directory's pool holds at once (connections × searches × keys), within what it accepts. */
-function lookupsAtOnce(config: LoadedConfig['config']): number {
-  const l = config.directory.ldap;
-  return Math.min(l.poolSize * l.maxInFlightPerConnection * l.batchSize, l.maxInFlight);
 }
 
 /** The app, or EXIT.CONFIG after one line: unreadable secrets or files are a report, not a stack trace. */
@@ -284,6 +280,11 @@ function untilStopped(app: { close(): Promise<void> }, logger: Logger, stopping:
 const invoked = process.argv[1] ?? '';
 if (/(?:^|[\\/])(main\.(?:js|ts)|rcptgate)$/.test(invoked)) {
   // Before the command runs: Node's own SIGUSR1 opens an unauthenticated debugger (user-signals.ts).
+  // A reader that stops early made EPIPE an uncaught error: a stack trace and exit 1, "unknown".
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    stdoutGone = true;
+  });
   ignoreUserSignals((signal, ignored) => reportUserSignal(signal, ignored));
   main(process.argv.slice(2)).then(
     (code) => {

@@ -1,3 +1,4 @@
+import type { Config } from '../config/schema.js';
 import type { LookupResult, Verdict } from '../recipient/types.js';
 
 /** `ADDRESS<TAB>VERDICT<TAB>detail` (README "Command line"). */
@@ -38,4 +39,10 @@ export function checkExitCode(verdicts: Verdict[]): number {
   if (verdicts.includes('invalid')) return EXIT.USAGE;
   if (verdicts.includes('unknown') || verdicts.includes('not_ours')) return EXIT.REJECTED;
   return EXIT.OK;
+}
+
+/** Lookups the directory's pool holds at once (connections × searches × keys), within what it accepts. */
+export function lookupsAtOnce(config: Readonly<Config>): number {
+  const l = config.directory.ldap;
+  return Math.min(l.poolSize * l.maxInFlightPerConnection * l.batchSize, l.maxInFlight);
 }

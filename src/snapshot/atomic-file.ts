@@ -22,6 +22,9 @@ export async function writeFileAtomically(linkOrPath: string, head: string, bloc
   const fh = await open(tmp, 'wx', 0o600);
   try {
     try {
+      // Root replacing the file of a service that runs as its own user (`sudo rcptgate sync`) made
+      // it root's, mode 0600: the service could not read it back at its next start.
+      if (there !== null && there.uid !== process.getuid?.()) await fh.chown(there.uid, there.gid).catch(() => undefined);
       await fh.writeFile(head);
       for (const b of blocks) await writeAll(fh, b);
       await fh.sync();

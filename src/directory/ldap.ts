@@ -67,7 +67,7 @@ type Outcome = 'found' | 'not_found' | 'error' | 'timeout' | 'overloaded' | 'par
 /** The outcome of a failed request, by error code (any other: error). */
 const FAILURE_OUTCOMES: Partial<Record<string, Exclude<Outcome, 'overloaded'>>> = { [ErrorCodes.DIRECTORY_TIMEOUT]: 'timeout', [ErrorCodes.DIRECTORY_PARTIAL]: 'partial' };
 
-/** Without canaries, the address failback searches for: the lookup filter's shape, no entry (RFC 2606 .invalid). */
+/** Without canaries, the address failback and the probe search for: the lookup filter's shape, no entry (RFC 2606 .invalid). */
 const FAILBACK_CHECK = 'failback-check@rcptgate.invalid';
 
 export class LdapDirectory implements Directory {
@@ -179,7 +179,10 @@ export class LdapDirectory implements Directory {
     const deadline = performance.now() + this.timeoutMs;
     const conn = await this.pool.acquire(deadline, signal);
     try {
-      const search = rawSearch(conn.client, { baseDN: this.config.baseDN, scope: 'base', filter: parseFilter('(objectClass=*)'), attributes: ['1.1'], sizeLimit: 0, timeLimit: 0 });
+      // A lookup's own search (for an address no entry holds), not the base alone: a server that answers the base
+      // but refuses every lookup (a limit on unindexed searches, a missing index) is not up.
+      const filter = parseFilter(this.filterFor(FAILBACK_CHECK));
+      const search = rawSearch(conn.client, { baseDN: this.config.baseDN, scope: this.config.scope, filter, attributes: ['1.1'], sizeLimit: 1, timeLimit: 0 });
       const result = await deadlineRace(
         search,
         deadline - performance.now(),

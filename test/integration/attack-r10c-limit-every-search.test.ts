@@ -6,8 +6,8 @@
  * more entries than the account may examine: a partial answer, the directory up), so every
  * recipient was deferred with rcptgate_directory_up 1, and a healthy second URL was never asked.
  * A search for an address no entry holds, refused the same way, now tells that the server refuses
- * every search: it counts as failing and its lookups go to the next URL. Real slapd servers, the
- * real service.
+ * every search: it counts as failing and its lookups go to the next URL; the readiness probe, which
+ * searched the base entry alone, asks what a lookup asks. Real slapd servers, the real service.
  */
 import assert from 'node:assert/strict';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -17,6 +17,7 @@ import type { App } from '../../src/app/app.js';
 import { startApp } from '../helpers/app.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { until } from '../helpers/wait.js';
 
 const USERS = 40;
 
@@ -90,6 +91,20 @@ describe('a server without its mail index behind a limit on unindexed searches (
       assert.deepEqual(counts, { TEMP: USERS });
       assert.equal(await metric(app, 'rcptgate_directory_up'), 0, 'a server that refuses every lookup is not up');
       assert.ok((await metric(app, 'rcptgate_directory_requests_total{outcome="error"}')) >= 1);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('the readiness probe asks what a lookup asks: alone, the server is not ready and not up', async () => {
+    // The probe searched the base entry only, which needs no index: ready and up at start.
+    const app = await serviceOn([unindexed.url], unindexed);
+    try {
+      await until('the first probe is done', () => app.health().ready || app.health().directory.lastError !== null, 10_000, 50);
+      const report = app.health();
+      assert.equal(report.ready, false, JSON.stringify(report));
+      assert.equal(report.reasonCode, 'waiting_for_directory');
+      assert.equal(await metric(app, 'rcptgate_directory_up'), 0);
     } finally {
       await app.close();
     }

@@ -20,8 +20,8 @@ import { openRegularFile, writeFileAtomically } from './atomic-file.js';
  * like a cryptographic hash would (the file is not signed either way), at a fraction of the
  * cost, and each section is checked as soon as it is read. `source` identifies the directory
  * (base DN, scope, filter, preset; not the URLs, which replicas share) so a file written for
- * another tree or filter is refused. Written to a
- * temp file, fsynced, then renamed: a reader sees the old file or the new one, never a torn one.
+ * another tree or filter is refused. Written to a temp file, fsynced, then renamed: a reader
+ * sees the old file or the new one, never a torn one.
  * Version 2 (the same sections under one SHA-256) and version 1 (JSON lines) are still read,
  * so an upgrade keeps its snapshot; a version this release does not know is refused.
  */

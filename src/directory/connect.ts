@@ -24,7 +24,8 @@ export interface ConnectOptions {
  * password not yet replicated, a lockout or an account missing on one server restored from an
  * old backup). When every server failed and one refused the bind, the error is that refusal's
  * (a configuration error). `stop()` true: the caller closed meanwhile; `opened` sees each
- * connection as it is created (so the caller can close one still binding).
+ * connection as it is created (so the caller can close one still binding); `refused` hears of a
+ * server that refused the bind or did not answer it in time (tried last for a while).
  */
 export async function connectFirst(
   urls: readonly string[],
@@ -53,8 +54,11 @@ export async function connectFirst(
       const error = toDirectoryError(err, { operation: step, url, bindDN: o.bindDN });
       if (stop()) throw error;
       failures.push(error);
-      if (error.code !== ErrorCodes.DIRECTORY_AUTH) o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
-      else {
+      if (error.code !== ErrorCodes.DIRECTORY_AUTH) {
+        // Took TCP but did not answer the bind in time: each new connection would wait on it again, so it rests like a hung server.
+        if (error.code === ErrorCodes.DIRECTORY_TIMEOUT) refused(url);
+        o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
+      } else {
         refused(url);
         o.onBindRefused?.(url);
         if (i < urls.length - 1) o.log.warn({ url, err: error.message }, 'LDAP server refused the bind account; trying the next URL');

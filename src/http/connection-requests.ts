@@ -1,7 +1,8 @@
 /**
  * The requests of each HTTP connection that are read and not yet answered, and what follows from
  * them (README "Limits per client address"):
- *  - a connection with more than `maxPipeline` unanswered is closed. Node parses pipelined
+ *  - a connection with more than `maxPipeline` unanswered, or with more than 1 kB of request heads
+ *    per request `maxPipeline` allows (64 kB) unanswered beyond its first request, is closed. Node parses pipelined
  *    requests and hands each to the app at once, pausing only once answers pile up unwritten,
  *    and a socket's pause() does not stop its parser: requests whose answers waited for the
  *    directory were read without bound (GET requests on one connection that never reads took
@@ -21,17 +22,32 @@ import { PERCENT_ENCODING_HINT, problemBody } from './problem.js';
 
 type ParserError = Error & { code?: string; reason?: string };
 
+/**
+ * Bytes of request heads (target and header fields) one connection may have read and not yet
+ * answered beyond its first request, per request `maxPipeline` allows (64 kB at the default 64).
+ * Each waiting request holds its head: 980 connections pipelining 64 GETs with 14 kB of headers
+ * each (under maxPipeline and Node's 16 kB header cap) took the heap past 256 MB, the size Node
+ * picks under a 512 MiB container limit, and the process died of "heap out of memory".
+ */
+export const PENDING_HEAD_BYTES_PER_REQUEST = 1_024;
+
 export class ConnectionRequests {
   private readonly open = new WeakMap<Socket, number>();
+  /** Head bytes of the requests counted in `open`. */
+  private readonly heads = new WeakMap<Socket, number>();
   /** What to do once a connection has no request left unanswered. */
   private readonly whenAnswered = new WeakMap<Socket, () => void>();
   /** Connections answered 400 for a request of unknowable length (refuse()). */
   private readonly refused = new WeakSet<Socket>();
 
+  private readonly maxHeadBytes: number;
+
   constructor(
     private readonly maxPipeline: number,
     private readonly onExcess: (socket: Socket) => void,
-  ) {}
+  ) {
+    this.maxHeadBytes = maxPipeline * PENDING_HEAD_BYTES_PER_REQUEST;
+  }
 
   /** Wraps the app: counts each request until its response closes. */
   handler(app: http.RequestListener): http.RequestListener {
@@ -39,15 +55,19 @@ export class ConnectionRequests {
       const socket = req.socket;
       if (socket.destroyed) return;
       const n = (this.open.get(socket) ?? 0) + 1;
-      if (n > this.maxPipeline) {
+      const size = headBytes(req);
+      const held = (this.heads.get(socket) ?? 0) + size;
+      if (n > this.maxPipeline || (n > 1 && held > this.maxHeadBytes)) {
         this.onExcess(socket);
         socket.destroy();
         return;
       }
       this.open.set(socket, n);
+      this.heads.set(socket, held);
       res.once('close', () => {
         const left = (this.open.get(socket) ?? 1) - 1;
         this.open.set(socket, left);
+        this.heads.set(socket, (this.heads.get(socket) ?? size) - size);
         if (left === 0) this.whenAnswered.get(socket)?.();
       });
       if (lengthKnown(req)) app(req, res);
@@ -87,6 +107,13 @@ export class ConnectionRequests {
     };
     this.afterAnswers(socket, answer);
   }
+}
+
+/** About the bytes a request's head takes: its target and header fields. */
+function headBytes(req: http.IncomingMessage): number {
+  let bytes = req.url?.length ?? 0;
+  for (const field of req.rawHeaders) bytes += field.length + 2;
+  return bytes;
 }
 
 /** False for a Transfer-Encoding whose last coding is not chunked (`identity`, `gzip`). */

@@ -110,7 +110,7 @@ function countConnections(server: http.Server, name: string, options: HttpListen
 function tooFarAhead(socket: Socket, name: string, options: HttpListenerOptions): void {
   options.metrics.connectionsClosed.inc({ frontend: 'http', reason: 'pipeline' });
   const fields = { frontend: 'http', listener: name, remote: peerAddress(socket), maxPipeline: options.maxPipeline };
-  options.logLimiter?.warn(options.logger, `${name}_pipeline_exceeded`, fields, 'client pipelined more requests than server.maxPipeline without reading the answers, closing connection');
+  options.logLimiter?.warn(options.logger, `${name}_pipeline_exceeded`, fields, 'client pipelined more requests than server.maxPipeline (or 64 kB of request heads) without reading the answers, closing connection');
 }
 
 function closeHttp(server: http.Server, drainMs: number): Promise<void> {

@@ -55,7 +55,7 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
   server.maxConnections = options.maxConnections;
   // Node closes a connection past maxConnections by itself: counted and logged like a per-client refusal.
   server.on('drop', (data?: { remoteAddress?: string }) => {
-    options.metrics.connectionsRejected.inc({ frontend: 'http' });
+    options.metrics.connectionsRejected.inc({ frontend: name });
     const fields = { frontend: 'http', listener: name, remote: data?.remoteAddress, maxConnections: options.maxConnections };
     options.logLimiter?.warn(logger, `${name}_connection_refused`, fields, 'connection limit reached, refusing');
   });
@@ -82,7 +82,12 @@ export async function startHttpListener(hostPort: string, options: HttpListenerO
   return { server, address, close: (drainMs) => closeHttp(server, drainMs) };
 }
 
-/** The connections gauge and the per-client cap, attached before the first connection. */
+/**
+ * The connections gauge and the per-client cap, attached before the first connection. Counted
+ * under the listener's name: the probe listener's scrapes and probes are no API clients (every
+ * scrape read one open "http" connection, itself, and a flood of the probe port showed as
+ * refusals of the lookup API).
+ */
 function countConnections(server: http.Server, name: string, options: HttpListenerOptions): void {
   const { metrics, logger } = options;
   const perClient = new Map<string, number>();
@@ -91,18 +96,18 @@ function countConnections(server: http.Server, name: string, options: HttpListen
     const peer = peerAddress(socket);
     const held = perClient.get(peer) ?? 0;
     if (held >= maxPerClient) {
-      metrics.connectionsRejected.inc({ frontend: 'http' });
+      metrics.connectionsRejected.inc({ frontend: name });
       options.logLimiter?.warn(logger, `${name}_connection_refused`, { frontend: 'http', listener: name, remote: peer, maxConnectionsPerClient: maxPerClient }, 'per-client connection limit reached, refusing');
       socket.destroy();
       return;
     }
     perClient.set(peer, held + 1);
-    metrics.connections.inc({ frontend: 'http' });
+    metrics.connections.inc({ frontend: name });
     socket.once('close', () => {
       const n = (perClient.get(peer) ?? 1) - 1;
       if (n === 0) perClient.delete(peer);
       else perClient.set(peer, n);
-      metrics.connections.dec({ frontend: 'http' });
+      metrics.connections.dec({ frontend: name });
     });
   });
 }

@@ -58,6 +58,11 @@ export class Dialer {
     return (this.resting.get(url) ?? 0) > performance.now();
   }
 
+  /** Connections still binding to `url` (its server just said busy or unavailable) go on to their next URL. */
+  abandon(url: string): void {
+    for (const conn of this.opening) if (conn.url === url) conn.destroy();
+  }
+
   close(): void {
     for (const conn of this.opening) conn.destroy();
     this.opening.clear();

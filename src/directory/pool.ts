@@ -86,7 +86,8 @@ export class ConnectionPool {
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
       this.waiters.push(waiter);
-      if (this.ready.length + this.connecting < this.o.poolSize) this.grow();
+      // Another connection only for waiters the ones opening will not take (tryAcquire above started one).
+      if (this.ready.length + this.connecting < this.o.poolSize && this.waiters.length > this.connecting * this.o.perConnection) this.grow();
     });
   }
 
@@ -122,6 +123,7 @@ export class ConnectionPool {
     if (!isUnavailableResult(status) || !this.rest(conn.url)) return false;
     this.discard(conn);
     for (const other of [...this.ready]) if (other.url === conn.url) this.discard(other);
+    this.dialer.abandon(conn.url);
     return true;
   }
 

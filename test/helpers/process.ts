@@ -78,3 +78,37 @@ export async function listenerPort(p: ServeProcess, frontend: string): Promise<n
   const line = await p.waitForLog((l) => l.msg === 'listening' && l.frontend === frontend);
   return Number(String(line.address).split(':').pop());
 }
+
+/** The directory an HTTP-only serve asks: a slapd's tree and service account, at `url` (slapd's own, or a proxy in front). */
+export interface HttpServeDirectory {
+  url: string;
+  baseDN: string;
+  serviceDN: string;
+  servicePassword: string;
+}
+
+/**
+ * The real CLI serving only the HTTP API (on a free port) for example.com from `directory`, its
+ * config in a temp dir named after `prefix`; `stop()` kills it and removes the dir.
+ */
+export async function startHttpServe(directory: HttpServeDirectory, prefix: string, env: NodeJS.ProcessEnv = {}): Promise<{ serve: ServeProcess; stop(): Promise<void> }> {
+  const { mkdtemp, rm, writeFile } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = await mkdtemp(join(tmpdir(), `rcptgate-${prefix}-`));
+  const config = join(dir, 'rcptgate.yaml');
+  await writeFile(config, JSON.stringify({
+    listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
+    domains: ['example.com'],
+    directory: { kind: 'ldap', ldap: { urls: [directory.url], baseDN: directory.baseDN, bindDN: directory.serviceDN } },
+    log: { level: 'info' },
+  }));
+  const serve = startServe(['--config', config], { RCPTGATE_LDAP_BIND_PASSWORD: directory.servicePassword, ...env });
+  return {
+    serve,
+    async stop() {
+      await serve.kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

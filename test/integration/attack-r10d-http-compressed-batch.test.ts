@@ -11,14 +11,11 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { brotliCompressSync, constants } from 'node:zlib';
 import { startDelayProxy, type DelayProxy } from '../helpers/delay-proxy.js';
-import { listenerPort, startServe, type ServeProcess } from '../helpers/process.js';
+import { listenerPort, startHttpServe, type ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const CONNECTIONS = 240;
@@ -59,29 +56,17 @@ describe('compressed HTTP batches against the batch budget (real serve, real sla
   let slapd: Slapd;
   let proxy: DelayProxy;
   let serve: ServeProcess;
-  let dir: string;
+  let stopServe: (() => Promise<void>) | undefined;
 
   before(async () => {
     slapd = await startSlapd();
     proxy = await startDelayProxy(slapd.port, 300);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-compressed-batch-'));
-    const config = path.join(dir, 'rcptgate.yaml');
-    await writeFile(
-      config,
-      JSON.stringify({
-        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
-        domains: ['example.com'],
-        directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
-        log: { level: 'info' },
-      }),
-    );
-    serve = startServe(['--config', config], { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword });
+    ({ serve, stop: stopServe } = await startHttpServe({ ...slapd, url: proxy.url }, 'compressed-batch'));
   });
   after(async () => {
-    await serve?.kill();
+    await stopServe?.();
     await proxy?.close();
     await slapd?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   test('a compressed batch counts as the body limit: past the budget they get 503 busy and memory stays bounded', async () => {

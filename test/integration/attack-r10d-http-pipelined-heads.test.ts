@@ -11,13 +11,10 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { sleep } from '../helpers/frontend-clients.js';
-import { listenerPort, startServe, type ServeProcess } from '../helpers/process.js';
+import { listenerPort, startHttpServe, type ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const CLIENTS = 4;
@@ -53,29 +50,17 @@ async function lookup(port: number, address: string): Promise<number> {
 describe('pipelined HTTP requests with large heads (real serve, 256 MB heap, real slapd)', () => {
   let slapd: Slapd;
   let serve: ServeProcess;
-  let dir: string;
+  let stopServe: (() => Promise<void>) | undefined;
   const sockets: net.Socket[] = [];
 
   before(async () => {
     slapd = await startSlapd();
-    dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-pipelined-heads-'));
-    const config = path.join(dir, 'rcptgate.yaml');
-    await writeFile(
-      config,
-      JSON.stringify({
-        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
-        domains: ['example.com'],
-        directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
-        log: { level: 'info' },
-      }),
-    );
-    serve = startServe(['--config', config], { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword, NODE_OPTIONS: '--max-old-space-size=256' });
+    ({ serve, stop: stopServe } = await startHttpServe({ ...slapd, url: slapd.url }, 'pipelined-heads', { NODE_OPTIONS: '--max-old-space-size=256' }));
   });
   after(async () => {
     for (const s of sockets) s.destroy();
-    await serve?.kill();
+    await stopServe?.();
     await slapd?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   test('connections far ahead of their answers are closed; the process lives and answers others', async () => {

@@ -10,13 +10,10 @@
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDelayProxy, type DelayProxy } from '../helpers/delay-proxy.js';
-import { listenerPort, startServe, type ServeProcess } from '../helpers/process.js';
+import { listenerPort, startHttpServe, type ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const CONNECTIONS = 1_000;
@@ -54,29 +51,17 @@ describe('a flood of large HTTP batches (real serve, real slapd 300 ms away)', (
   let slapd: Slapd;
   let proxy: DelayProxy;
   let serve: ServeProcess;
-  let dir: string;
+  let stopServe: (() => Promise<void>) | undefined;
 
   before(async () => {
     slapd = await startSlapd();
     proxy = await startDelayProxy(slapd.port, 300);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-batch-flood-'));
-    const config = path.join(dir, 'rcptgate.yaml');
-    await writeFile(
-      config,
-      JSON.stringify({
-        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
-        domains: ['example.com'],
-        directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN } },
-        log: { level: 'info' },
-      }),
-    );
-    serve = startServe(['--config', config], { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword });
+    ({ serve, stop: stopServe } = await startHttpServe({ ...slapd, url: proxy.url }, 'batch-flood'));
   });
   after(async () => {
-    await serve?.kill();
+    await stopServe?.();
     await proxy?.close();
     await slapd?.close();
-    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   test('batches past 4 MB in progress are refused with 503 busy before their bodies are read; memory stays bounded', async () => {

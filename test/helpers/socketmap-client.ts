@@ -50,3 +50,18 @@ export class SocketmapClient {
     this.socket.destroy();
   }
 }
+
+/** Replies of the `recipients` map to user1..user`count`@example.com, asked one after another on one connection, counted by kind (OK, TEMP, NOTFOUND). */
+export async function countUserReplies(port: number, count: number): Promise<Record<string, number>> {
+  const client = await SocketmapClient.connect(port);
+  const counts: Record<string, number> = {};
+  try {
+    for (let k = 1; k <= count; k++) {
+      const kind = (await client.query('recipients', `user${k}@example.com`)).split(' ')[0]!;
+      counts[kind] = (counts[kind] ?? 0) + 1;
+    }
+  } finally {
+    client.close();
+  }
+  return counts;
+}

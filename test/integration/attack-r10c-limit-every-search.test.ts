@@ -16,7 +16,7 @@ import { after, before, describe, test } from 'node:test';
 import type { App } from '../../src/app/app.js';
 import { startApp } from '../helpers/app.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
-import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { SocketmapClient, countUserReplies } from '../helpers/socketmap-client.js';
 import { until } from '../helpers/wait.js';
 
 const USERS = 40;
@@ -38,19 +38,7 @@ function serviceOn(urls: string[], slapd: Slapd): Promise<App> {
 }
 
 /** Socketmap replies to user1..userN, asked one after another, counted by kind (OK, TEMP, NOTFOUND). */
-async function askUsers(app: App): Promise<Record<string, number>> {
-  const client = await SocketmapClient.connect(app.addresses.socketmap!.port);
-  const counts: Record<string, number> = {};
-  try {
-    for (let k = 1; k <= USERS; k++) {
-      const kind = (await client.query('recipients', `user${k}@example.com`)).split(' ')[0]!;
-      counts[kind] = (counts[kind] ?? 0) + 1;
-    }
-  } finally {
-    client.close();
-  }
-  return counts;
-}
+const askUsers = (app: App) => countUserReplies(app.addresses.socketmap!.port, USERS);
 
 describe('a server without its mail index behind a limit on unindexed searches (real slapd, the real service)', () => {
   let unindexed: Slapd;

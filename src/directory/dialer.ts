@@ -34,9 +34,18 @@ export class Dialer {
 
   async connect(deadline: number, urls?: readonly string[]): Promise<LdapConnection> {
     while (!this.anyOpen() && this.first) await this.first.catch(() => undefined);
-    const held = this.o.authHold.check();
+    const wanted = urls ?? this.order();
+    const held = this.o.authHold.check(wanted);
     if (held) throw held;
-    const attempt = this.bind(deadline, urls ?? this.order());
+    // Servers that refused the bind are skipped while their pause lasts; the others are tried.
+    const usable = this.o.authHold.usable(wanted);
+    const skipped = wanted.filter((u) => !usable.includes(u));
+    const attempt = this.bind(deadline, usable).catch((err: unknown) => {
+      // The others failing too is still the refused account (a configuration error), not only an outage.
+      if (skipped.length === 0 || !(err instanceof DirectoryError) || err.code === ErrorCodes.DIRECTORY_AUTH) throw err;
+      const hold = this.o.authHold.check(skipped);
+      throw hold ? new DirectoryError(ErrorCodes.DIRECTORY_AUTH, `${err.message}; ${hold.message}`, { cause: err }) : err;
+    });
     if (!this.anyOpen()) {
       this.first = attempt;
       const clear = () => {
@@ -70,21 +79,23 @@ export class Dialer {
 
   private async bind(deadline: number, urls: readonly string[]): Promise<LdapConnection> {
     const mine: LdapConnection[] = [];
+    const refused: string[] = [];
+    const o: ConnectOptions = { ...this.o, onBindRefused: (url) => (refused.push(url), this.o.onBindRefused?.(url)) };
     const opened = (conn: LdapConnection) => {
       mine.push(conn);
       this.opening.add(conn);
     };
     try {
       // A server that refused the bind is tried last for a while: each attempt there costs a bind (and may count towards a lockout).
-      const conn = await connectFirst(urls, deadline, this.o, this.closed, opened, (url) => this.rest(url));
-      this.o.authHold.accepted();
+      const conn = await connectFirst(urls, deadline, o, this.closed, opened, (url) => this.rest(url));
+      this.o.authHold.accepted(conn.url);
       return conn;
     } catch (err) {
       if (err instanceof DirectoryError && err.code === ErrorCodes.DIRECTORY_AUTH && !this.closed()) {
-        const pause = this.o.authHold.refused(err);
+        const pause = this.o.authHold.refused(err, refused);
         this.o.log.error(
-          { err: err.message, pauseSeconds: pause / 1000 },
-          'every LDAP server refused the bind account; no new bind until the pause ends or a reload, so an account lockout policy is not tripped',
+          { err: err.message, pauseSeconds: pause / 1000, held: refused },
+          'LDAP servers refused the bind account; no new bind to them until the pause ends or a reload, so an account lockout policy is not tripped (the others are still tried)',
         );
       }
       throw err;

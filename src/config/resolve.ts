@@ -154,6 +154,9 @@ function writableDirProblem(link: string, key: string, warnings: ConfigIssue[]):
     // A disk the kernel remounted read-only after I/O errors is a bad day, not a setting: refused,
     // a restart served nothing, though the file there still reads and the directory may answer.
     if ((err as NodeJS.ErrnoException).code !== 'EROFS') return `cannot write into ${dir}: ${(err as Error).message}`;
+    // No file there yet: nothing to read and nothing ever saved, a path off the writable volume
+    // (a container's read-only root, systemd's ProtectSystem), not a disk gone read-only.
+    if (!there) return `cannot write into ${dir}: it is on a read-only filesystem and ${file} does not exist, so there is nothing to read and nothing could be saved: put the file on a writable volume`;
     warnings.push({ path: key, message: `${dir} is on a read-only filesystem: the file there is read, but not saved until it can be written again` });
     return null;
   }

@@ -12,7 +12,7 @@
  * say nothing about the directory's health and are not counted.
  */
 import { DirectoryError, ErrorCodes, isPartialAnswer } from '../errors.js';
-import type { Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
+import type { BindingPlan, Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
 
 export type BreakerState = 'closed' | 'open' | 'half_open';
 
@@ -64,10 +64,12 @@ export class BreakerDirectory implements Directory {
     this.onStateChange = options.onStateChange;
     if (inner.knownDomains) this.knownDomains = () => inner.knownDomains!();
     if (inner.filterFor) this.filterFor = (address) => inner.filterFor!(address);
+    if (inner.binding) this.binding = () => inner.binding!();
   }
 
   knownDomains?: () => string[];
   filterFor?: (address: string) => string | undefined;
+  binding?: () => BindingPlan;
 
   get state(): BreakerState {
     return this.current;

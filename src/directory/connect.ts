@@ -14,7 +14,7 @@ export interface ConnectOptions {
   bindPassword: string | null;
   log: Logger;
   /** A server refused the bind account (metrics: while another answers, nothing else shows it). */
-  onBindRefused?: (url: string) => void;
+  onBindRefused?: (url: string, err: DirectoryError) => void;
 }
 
 /**
@@ -60,7 +60,7 @@ export async function connectFirst(
         o.log.debug({ url, err: error.message }, 'LDAP server failed; trying the next URL');
       } else {
         refused(url);
-        o.onBindRefused?.(url);
+        o.onBindRefused?.(url, error);
         if (i < urls.length - 1) o.log.warn({ url, err: error.message }, 'LDAP server refused the bind account; trying the next URL');
       }
     }

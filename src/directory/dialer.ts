@@ -80,7 +80,8 @@ export class Dialer {
   private async bind(deadline: number, urls: readonly string[]): Promise<LdapConnection> {
     const mine: LdapConnection[] = [];
     const refused: string[] = [];
-    const o: ConnectOptions = { ...this.o, onBindRefused: (url) => (refused.push(url), this.o.onBindRefused?.(url)) };
+    let refusal: DirectoryError | undefined;
+    const o: ConnectOptions = { ...this.o, onBindRefused: (url, err) => (refused.push(url), (refusal = err), this.o.onBindRefused?.(url, err)) };
     const opened = (conn: LdapConnection) => {
       mine.push(conn);
       this.opening.add(conn);
@@ -88,6 +89,8 @@ export class Dialer {
     try {
       // A server that refused the bind is tried last for a while: each attempt there costs a bind (and may count towards a lockout).
       const conn = await connectFirst(urls, deadline, o, this.closed, opened, (url) => this.rest(url));
+      // Another server accepted: those that refused are still paused (each refused bind counts towards a lockout).
+      if (refusal) this.o.authHold.refused(refusal, refused);
       this.o.authHold.accepted(conn.url);
       return conn;
     } catch (err) {
@@ -102,6 +105,17 @@ export class Dialer {
     } finally {
       for (const conn of mine) this.opening.delete(conn);
     }
+  }
+
+  /** A bind made outside the pool (the snapshot change feed) was refused by the server at `url`: paused like the pool's own. */
+  bindRefused(url: string, err: DirectoryError): void {
+    this.rest(url);
+    this.o.authHold.refused(err, [url]);
+  }
+
+  /** The URLs a new connection would bind to now, in the order it would try them. */
+  bindable(): readonly string[] {
+    return this.o.authHold.usable(this.order());
   }
 
   /** The URLs in their configured order, those resting after the others. */

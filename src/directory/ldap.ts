@@ -5,7 +5,7 @@ import { readRegularFileSync } from '../config/regular-file.js';
 import { ConfigError, DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Directory, DirectoryAnswer, DirectoryEntry, DirectoryRecord } from './types.js';
+import type { BindingPlan, Directory, DirectoryAnswer, DirectoryEntry, DirectoryRecord } from './types.js';
 import { checkFilterTemplate, expandFilter, parseFilter } from './filter.js';
 import { NO_SUCH_OBJECT, toDirectoryError } from './ldap-errors.js';
 import { searchPlan, type LdapEntry, type LdapSearchPlan } from './presets.js';
@@ -242,6 +242,10 @@ export class LdapDirectory implements Directory {
       this.listings.delete(conn);
       await conn.unbind();
     }
+  }
+
+  binding(): BindingPlan {
+    return this.pool.binding;
   }
 
   async close(): Promise<void> {

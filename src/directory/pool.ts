@@ -127,6 +127,11 @@ export class ConnectionPool {
     return true;
   }
 
+  /** The URLs a new connection would bind to now, in order, and how a bind outside the pool reports a refusal (dialer.ts). */
+  get binding(): { urls: readonly string[]; refused(url: string, err: DirectoryError): void } {
+    return { urls: this.dialer.bindable(), refused: (url, err) => this.dialer.bindRefused(url, err) };
+  }
+
   /** New connections try `url` last for a while; returns whether some other URL is not resting. */
   rest(url: string): boolean {
     return this.dialer.rest(url);

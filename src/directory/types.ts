@@ -1,3 +1,5 @@
+import type { DirectoryError } from '../errors.js';
+
 /** What the engine needs from a directory. The directory knows nothing of protocols. */
 
 export interface DirectoryEntry {
@@ -39,7 +41,15 @@ export interface Directory {
   listAll(options?: { changedSince?: Date; signal?: AbortSignal }): AsyncIterable<DirectoryRecord>;
   /** The filter a lookup of `address` sends (values escaped), for explanations of cached answers. */
   filterFor?(address: string): string | undefined;
+  /** LDAP: where a connection outside the pool binds now (a server that refused the bind last, or not while paused). */
+  binding?(): BindingPlan;
   /** Domains present in the data (LDIF: used when `domains` is empty). */
   knownDomains?(): string[];
   close(): Promise<void>;
+}
+
+/** The URLs to bind to now, in order, and where a refused bind is reported (it pauses binds there). */
+export interface BindingPlan {
+  urls: readonly string[];
+  refused(url: string, err: DirectoryError): void;
 }

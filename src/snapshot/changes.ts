@@ -3,7 +3,7 @@ import { Control, type Entry } from 'ldapts';
 import type { Config } from '../config/schema.js';
 import { readSecret } from '../config/load.js';
 import { attributeValues, searchPlan, type LdapEntry, type LdapSearchPlan } from '../directory/presets.js';
-import type { DirectoryRecord } from '../directory/types.js';
+import type { BindingPlan, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import { LdapSession } from './ldap-session.js';
 import type { SnapshotStore } from './store.js';
@@ -82,7 +82,7 @@ export class ChangeFeed {
    * holds is re-read with the recipient filter and kept when it is (still, or again) valid, so
    * a change racing with this sync can never turn a valid recipient into `unknown`.
    */
-  async apply(store: SnapshotStore, updates: DirectoryRecord[], since: Date): Promise<ChangeReport> {
+  async apply(store: SnapshotStore, updates: DirectoryRecord[], since: Date, binding?: BindingPlan): Promise<ChangeReport> {
     const report: ChangeReport = { removed: 0, refreshed: 0 };
     // An incremental listing may hold every entry (a bulk change; up to a million): done in one
     // go, the loops below held the event loop for 0.9 s at 300,000 entries, lookups waiting.
@@ -96,7 +96,9 @@ export class ChangeFeed {
       const key = dn.toLowerCase();
       if (!valid.has(key) && store.hasDn(dn)) suspects.set(key, dn);
     };
-    const session = await LdapSession.open(this.config, this.password);
+    // The URLs as the lookup pool would bind them: one refusing the bind account is tried last, and
+    // not at all while its pause lasts (each refused bind counts towards a lockout).
+    const session = await LdapSession.open(this.config, this.password, binding);
     try {
       // Changed and no longer matching: the server does the filtering, so a window full of valid
       // changes (a bulk load) costs nothing here.

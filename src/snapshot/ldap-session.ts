@@ -5,6 +5,8 @@ import { readRegularFileSync } from '../config/regular-file.js';
 import { DirectoryError, ErrorCodes, RcptgateError } from '../errors.js';
 import { deadlineRace } from '../directory/connection.js';
 import { parseFilter } from '../directory/filter.js';
+import { isAuthResult, toDirectoryError } from '../directory/ldap-errors.js';
+import type { BindingPlan } from '../directory/types.js';
 
 type LdapConfig = Config['directory']['ldap'];
 
@@ -20,12 +22,12 @@ export class LdapSession {
     private readonly timeoutMs: number,
   ) {}
 
-  static async open(config: LdapConfig, password: string | null): Promise<LdapSession> {
+  static async open(config: LdapConfig, password: string | null, binding?: BindingPlan): Promise<LdapSession> {
     const timeoutMs = ms(config.timeout);
     const ca = config.tls.caFile ? readCa(config.tls.caFile) : undefined;
     const tlsOptions = { ...(ca ? { ca } : {}), rejectUnauthorized: config.tls.rejectUnauthorized };
-    let last: unknown = new Error('directory.ldap.urls is empty');
-    for (const url of config.urls) {
+    let last: unknown = new DirectoryError(ErrorCodes.DIRECTORY_AUTH, 'every LDAP server refused the bind account lately: no bind until the pause ends');
+    for (const url of binding?.urls ?? config.urls) {
       const client = new Client({ url, connectTimeout: timeoutMs, timeout: timeoutMs, ...(url.startsWith('ldaps:') ? { tlsOptions } : {}) });
       const handshake = (async () => {
         if (config.startTLS && url.startsWith('ldap:')) await client.startTLS(tlsOptions);
@@ -38,6 +40,7 @@ export class LdapSession {
         return new LdapSession(client, timeoutMs);
       } catch (err) {
         last = err;
+        if (isAuthResult((err as { code?: unknown }).code as number)) binding?.refused(url, toDirectoryError(err, { operation: 'bind', url, bindDN: config.bindDN }));
         (client as unknown as { socket?: { destroy(): void } }).socket?.destroy();
         await client.unbind().catch(() => undefined);
       }

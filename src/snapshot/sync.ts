@@ -202,7 +202,7 @@ export class SnapshotSync {
       // The skew margin re-lists recent changes every time: only real changes are written.
       for (const r of updates) if (store.upsert(r)) changed++;
       if (this.deps.changes) {
-        const removals = await this.deps.changes.apply(store, updates, since);
+        const removals = await this.deps.changes.apply(store, updates, since, this.deps.directory.binding?.());
         changed += removals.removed + removals.refreshed;
       }
       await store.settle();

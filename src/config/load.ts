@@ -180,6 +180,9 @@ export const MAX_CONFIG_BYTES = 16 * 1024 * 1024;
  * Throws ConfigError listing every problem, or RcptgateError(CONFIG_READ) when the file is unreadable.
  */
 export function loadConfig(file: string | null | undefined, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  // `-e RCPTGATE_CONFIG="$FILE"` with $FILE unset: no file would mean the bundled example directory
+  // (and hide the image's own config), whose domains are not the operator's, as an empty --config would.
+  if (file == null && env.RCPTGATE_CONFIG === '') throw new RcptgateError(ErrorCodes.CONFIG_READ, 'RCPTGATE_CONFIG is set but empty: name the config file, or unset it for the built-in defaults');
   const path = file ?? env.RCPTGATE_CONFIG ?? null;
   let raw: Record<string, unknown> = {};
   const issues: ConfigIssue[] = [];

@@ -35,10 +35,9 @@ export class Dialer {
   async connect(deadline: number, urls?: readonly string[]): Promise<LdapConnection> {
     while (!this.anyOpen() && this.first) await this.first.catch(() => undefined);
     const wanted = urls ?? this.order();
-    const held = this.o.authHold.check(wanted);
-    if (held) throw held;
     // Servers that refused the bind are skipped while their pause lasts; the others are tried.
     const usable = this.o.authHold.usable(wanted);
+    if (usable.length === 0 && wanted.length > 0) throw this.o.authHold.check(wanted)!;
     const skipped = wanted.filter((u) => !usable.includes(u));
     const attempt = this.bind(deadline, usable).catch((err: unknown) => {
       // The others failing too is still the refused account (a configuration error), not only an outage.

@@ -11,6 +11,8 @@ import { tlvHeader, tlvLength } from './ber-frame.js';
 export interface ProxiedConnection {
   /** Search requests forwarded client → server on this connection so far. */
   searches: number;
+  /** Bytes forwarded server → client so far (a bind answered shows here). */
+  answered: number;
   closed: boolean;
   cut(): void;
 }
@@ -46,6 +48,7 @@ export async function startCutProxy(upstreamPort: number): Promise<CutProxy> {
     sockets.add(client).add(upstream);
     const conn: ProxiedConnection = {
       searches: 0,
+      answered: 0,
       closed: false,
       cut: () => {
         conn.closed = true;
@@ -59,6 +62,7 @@ export async function startCutProxy(upstreamPort: number): Promise<CutProxy> {
       count(chunk);
       upstream.write(chunk);
     });
+    upstream.on('data', (chunk: Buffer) => (conn.answered += chunk.length));
     upstream.pipe(client);
     for (const s of [client, upstream]) {
       s.on('error', () => undefined);

@@ -99,7 +99,10 @@ describe('multiplexed, batched LDAP lookups against a real slapd', () => {
     const dir = directoryFor(slapd, { urls: [proxy.url], poolSize: 2, batchSize: 1, maxInFlightPerConnection: 64, timeout: '20s' }, metrics);
     try {
       await Promise.all(['alice@example.com', 'bob@example.com', 'staff@example.com', 'nobody@example.com'].map((a) => dir.lookup(a)));
-      await until('two pooled connections', () => proxy.connections.length === 2);
+      // Both bound: the second binds once the first is open (one bind at a time while none is), and
+      // one still binding when slapd pauses would leave every search to the first.
+      await until('two pooled connections, both bound', () => proxy.connections.length === 2 && proxy.connections.every((c) => c.answered > 0));
+      await new Promise((resolve) => setTimeout(resolve, 50));
       const [a, b] = proxy.connections as [NonNullable<(typeof proxy.connections)[0]>, NonNullable<(typeof proxy.connections)[0]>];
       const before = { a: a.searches, b: b.searches };
       const keys = Array.from({ length: 40 }, (_, i) => (i % 2 ? `user${(i % 5) + 1}@example.com` : `ghost${i}@example.com`));

@@ -30,6 +30,16 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
   }
 }
 
+/**
+ * Waits until the pool's `n` connections through `proxy` are bound. Binds run one at a time while
+ * no connection is open, so the last can still be binding when a test pauses slapd: every search
+ * would then go to the others, and a retry would wait on that bind.
+ */
+async function untilBound(proxy: CutProxy, n: number): Promise<void> {
+  await until(`${n} pooled connections, all bound`, () => proxy.connections.length === n && proxy.connections.every((c) => c.answered > 0));
+  await sleep(50); // the bind answers are read, and the connections pooled
+}
+
 /** Addresses whose answers batching must not change: aliases, second mail values, a disabled user, case, odd keys. */
 const ADDRESSES = [
   'alice@example.com',
@@ -99,10 +109,7 @@ describe('multiplexed, batched LDAP lookups against a real slapd', () => {
     const dir = directoryFor(slapd, { urls: [proxy.url], poolSize: 2, batchSize: 1, maxInFlightPerConnection: 64, timeout: '20s' }, metrics);
     try {
       await Promise.all(['alice@example.com', 'bob@example.com', 'staff@example.com', 'nobody@example.com'].map((a) => dir.lookup(a)));
-      // Both bound: the second binds once the first is open (one bind at a time while none is), and
-      // one still binding when slapd pauses would leave every search to the first.
-      await until('two pooled connections, both bound', () => proxy.connections.length === 2 && proxy.connections.every((c) => c.answered > 0));
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await untilBound(proxy, 2);
       const [a, b] = proxy.connections as [NonNullable<(typeof proxy.connections)[0]>, NonNullable<(typeof proxy.connections)[0]>];
       const before = { a: a.searches, b: b.searches };
       const keys = Array.from({ length: 40 }, (_, i) => (i % 2 ? `user${(i % 5) + 1}@example.com` : `ghost${i}@example.com`));
@@ -134,7 +141,7 @@ describe('multiplexed, batched LDAP lookups against a real slapd', () => {
     const dir = directoryFor(slapd, { urls: [proxy.url], poolSize: 2, batchSize: 1, timeout: '20s' });
     try {
       await Promise.all(['bob@example.com', 'alice@example.com', 'staff@example.com'].map((a) => dir.lookup(a)));
-      await until('two pooled connections', () => proxy.connections.length === 2);
+      await untilBound(proxy, 2);
       const warm = proxy.connections.map((c) => c.searches);
       await slapd.pause();
       let lookup: Promise<unknown> | undefined;

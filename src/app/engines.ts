@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { RecipientValidatorImpl, type SnapshotView } from '../recipient/engine.js';
 import { DirectoryHealth } from '../recipient/health.js';
+import type { AnswerCache } from '../recipient/answer-cache.js';
 import type { LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 
 /** One configuration's directory and engine. */
@@ -38,16 +39,25 @@ export type AppValidator = RecipientValidator & {
 };
 
 /**
- * True when `next` can change no cached valid answer of `prev`: the same entries are recipients
- * (base, scope, filter, read with the same account, the same canaries) in the same domains. How
- * they are reached (URLs, timeouts, pool, TLS) decides no answer: a timeout raised during an
- * outage flushed every answer the outage was served from. (An LDIF directory is re-read.)
+ * True when `next` can change no cached answer of `prev` in a domain both serve: the same
+ * entries are recipients (base, scope, filter, read with the same account, the same canaries).
+ * How they are reached (URLs, timeouts, pool, TLS) decides no answer: a timeout raised during an
+ * outage flushed every answer the outage was served from. Nor do the domains: a cached answer
+ * is the directory's word on one address, and install() drops those of domains no longer
+ * served. (An LDIF directory is re-read.)
  */
 export function sameAnswers(prev: Readonly<Config>, next: Readonly<Config>): boolean {
   if (prev.directory.kind !== 'ldap' || next.directory.kind !== 'ldap') return false;
-  const key = ({ directory: { ldap: l, canaries }, domains, catchAllDomains }: Readonly<Config>) =>
-    JSON.stringify([l.preset, l.baseDN, l.scope, l.filter, l.matchUserPrincipalName, l.bindDN, canaries, domains, catchAllDomains]);
+  const key = ({ directory: { ldap: l, canaries } }: Readonly<Config>) => JSON.stringify([l.preset, l.baseDN, l.scope, l.filter, l.matchUserPrincipalName, l.bindDN, canaries]);
   return key(prev) === key(next);
+}
+
+/** Drops the answers of `cache` whose domain `served` no longer answers for; how many. */
+function dropUnserved(cache: AnswerCache, served: (domain: string) => string | null): number {
+  const gone: string[] = [];
+  for (const key of cache.keysByAge()) if (served(key.slice(key.lastIndexOf('@') + 1)) === null) gone.push(key);
+  for (const key of gone) cache.delete(key);
+  return gone.length;
 }
 
 export interface EngineHolderDeps {
@@ -105,6 +115,8 @@ export class EngineHolder {
     const cacheKept = next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache;
     // Another server may know a user the old one did not: its "no such entry" is asked again.
     if (cacheKept && JSON.stringify(old.config.directory) !== JSON.stringify(next.config.directory)) next.validator.answerCache!.deleteNegatives();
+    // A domain no longer served must not come back with the answers it had when it is served again.
+    if (cacheKept) dropUnserved(next.validator.answerCache!, next.validator.servedDomain);
     return { old, cacheKept };
   }
 

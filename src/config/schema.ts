@@ -22,7 +22,12 @@ const MAX_TIMER = '24d';
 function timerDuration(positive: boolean) {
   const max = parseDuration(MAX_TIMER)!;
   const checked = duration.refine((s) => (parseDuration(s) ?? 0) <= max, { message: `at most ${MAX_TIMER}: a longer timer would fire at once` });
-  return positive ? checked.refine((s) => (parseDuration(s) ?? 1) > 0, { message: 'must be more than 0 (0 does not mean "never" or "no limit" here)' }) : checked;
+  return positive ? checked.refine((s) => (parseDuration(s) ?? 1) > 0, { message: 'must be more than 0 (0 does not mean "never" or "no limit" here)', abort: true }) : checked;
+}
+
+/** An interval of work that runs again as soon as it is due: at least 1s, or it runs back to back. */
+function workInterval(work: string) {
+  return timerDuration(true).refine((s) => (parseDuration(s) ?? 1000) >= 1000, { message: `must be at least 1s (more than 0, and long enough that ${work} does not run back to back)` });
 }
 
 const hostPort = z
@@ -162,13 +167,13 @@ export const configSchema = z.strictObject({
       staleIfError: duration.default('24h'),
       /** File keeping the positive answers across restarts (saved periodically and at shutdown). */
       persistPath: z.string().min(1).nullable().default(null),
-      persistInterval: timerDuration(true).default('5m'),
+      persistInterval: workInterval('saving every cached answer to the file').default('5m'),
     })
     .prefault({}),
   sync: z
     .strictObject({
       enabled: z.boolean().default(false),
-      interval: timerDuration(true).default('15m'),
+      interval: workInterval('listing the whole directory').default('15m'),
       /** Incremental refresh between full syncs (OpenLDAP modifyTimestamp, AD whenChanged). */
       incrementalInterval: timerDuration(true).default('1m'),
       /** Measured from the last successful full sync; an older snapshot is not used: live lookups take over. */

@@ -5,6 +5,7 @@ import { readSecret } from '../config/load.js';
 import { attributeValues, searchPlan, type LdapEntry, type LdapSearchPlan } from '../directory/presets.js';
 import type { BindingPlan, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
+import { DirectoryClock } from './directory-clock.js';
 import { LdapSession } from './ldap-session.js';
 import type { SnapshotStore } from './store.js';
 
@@ -67,13 +68,38 @@ export class ChangeFeed {
   private readonly plan: LdapSearchPlan;
   private tombstonesWork = true;
   private aboveBaseWorks = true;
+  /** The directory's time, which every sync's window is asked by. */
+  readonly clock: DirectoryClock;
 
   constructor(
     private readonly config: LdapConfig,
     private readonly password: string | null,
     private readonly logger: Logger,
+    /** `sync.detectRemovals`; without it the feed only reads the directory's clock. */
+    readonly removals = true,
   ) {
     this.plan = searchPlan(config);
+    this.clock = new DirectoryClock(config, this.plan);
+  }
+
+  /** A connection bound where the lookup pool would bind (see apply). */
+  open(binding?: BindingPlan): Promise<LdapSession> {
+    return LdapSession.open(this.config, this.password, binding);
+  }
+
+  /** The directory's time now (see DirectoryClock), on a connection of its own; null when it cannot be read. */
+  async now(binding: BindingPlan | undefined, ourNow: number): Promise<number | null> {
+    try {
+      const session = await this.open(binding);
+      try {
+        return await this.clock.read(session, ourNow);
+      } finally {
+        await session.close();
+      }
+    } catch (err) {
+      this.logger.warn({ err: { message: (err as Error).message } }, "cannot read the directory's clock; the next incremental sync goes by an estimate of it");
+      return null;
+    }
   }
 
   /**
@@ -82,7 +108,7 @@ export class ChangeFeed {
    * holds is re-read with the recipient filter and kept when it is (still, or again) valid, so
    * a change racing with this sync can never turn a valid recipient into `unknown`.
    */
-  async apply(store: SnapshotStore, updates: DirectoryRecord[], since: Date, binding?: BindingPlan): Promise<ChangeReport> {
+  async apply(store: SnapshotStore, updates: DirectoryRecord[], since: Date, binding?: BindingPlan, open?: LdapSession): Promise<ChangeReport> {
     const report: ChangeReport = { removed: 0, refreshed: 0 };
     // An incremental listing may hold every entry (a bulk change; up to a million): done in one
     // go, the loops below held the event loop for 0.9 s at 300,000 entries, lookups waiting.
@@ -98,7 +124,7 @@ export class ChangeFeed {
     };
     // The URLs as the lookup pool would bind them: one refusing the bind account is tried last, and
     // not at all while its pause lasts (each refused bind counts towards a lockout).
-    const session = await LdapSession.open(this.config, this.password, binding);
+    const session = open ?? (await this.open(binding));
     try {
       // Changed and no longer matching: the server does the filtering, so a window full of valid
       // changes (a bulk load) costs nothing here.
@@ -127,7 +153,7 @@ export class ChangeFeed {
         }
       }
     } finally {
-      await session.close();
+      if (!open) await session.close();
     }
     return report;
   }
@@ -197,9 +223,9 @@ export class ChangeFeed {
   }
 }
 
-/** The feed `sync.detectRemovals` asks for, or null (LDIF directory, or turned off). */
+/** The feed of an LDAP directory (removals only with `sync.detectRemovals`), or null (LDIF). */
 export function createChangeFeed(config: Readonly<Config>, env: NodeJS.ProcessEnv, logger: Logger): ChangeFeed | null {
-  if (config.directory.kind !== 'ldap' || !config.sync.detectRemovals) return null;
+  if (config.directory.kind !== 'ldap') return null;
   const password = readSecret(config.directory.ldap.bindPasswordFile, env.RCPTGATE_LDAP_BIND_PASSWORD, 'bind password');
-  return new ChangeFeed(config.directory.ldap, password, logger);
+  return new ChangeFeed(config.directory.ldap, password, logger, config.sync.detectRemovals);
 }

@@ -11,9 +11,10 @@ import type { BindingPlan } from '../directory/types.js';
 type LdapConfig = Config['directory']['ldap'];
 
 /**
- * One short-lived LDAP connection for the change-driven sync (src/snapshot/changes.ts): the
- * searches it needs (DNs only, base-scope re-reads, AD tombstones with the Show Deleted control)
- * are not part of the lookup directory's interface. Tries `urls` in order, StartTLS when
+ * One short-lived LDAP connection per sync for the directory's clock and the change-driven
+ * sync (src/snapshot/directory-clock.ts, changes.ts): the searches they need (the rootDSE, change
+ * stamps, DNs only, base-scope re-reads, AD tombstones with the Show Deleted control) are not
+ * part of the lookup directory's interface. Tries `urls` in order, StartTLS when
  * configured, simple bind; every request is bounded by `directory.ldap.timeout`.
  */
 export class LdapSession {
@@ -59,6 +60,12 @@ export class LdapSession {
   async *pages(base: string, scope: 'base' | 'one' | 'sub', filter: string, attributes: string[], controls: Control[] = [], pageSize = 500): AsyncGenerator<Entry[]> {
     const pages = this.client.searchPaginated(base, { scope, filter: parseFilter(filter), attributes, paged: { pageSize }, derefAliases: 'never', timeLimit: Math.ceil(this.timeoutMs / 1000) }, controls);
     for await (const page of pages) yield page.searchEntries;
+  }
+
+  /** The entry at `dn` (a base search, unpaged: the rootDSE takes no paging), or null. */
+  async entry(dn: string, attributes: string[]): Promise<Entry | null> {
+    const { searchEntries } = await this.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes, timeLimit: Math.ceil(this.timeoutMs / 1000) });
+    return searchEntries[0] ?? null;
   }
 
   async close(): Promise<void> {

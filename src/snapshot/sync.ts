@@ -4,13 +4,12 @@ import type { Directory, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { ChangeFeed } from './changes.js';
+import { ourLastStart, windowStart } from './directory-clock.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 import { vetListing } from './vet.js';
 
-/** Incremental refreshes ask for entries changed since the last sync minus this (clock skew). */
-const SKEW_MS = 60_000;
 /** Changed entries an incremental sync holds (plain objects) before a full sync, streamed into the
  * compact store, takes over: a bulk change of a large directory must not sit in memory whole. */
 const MAX_INCREMENTAL_CHANGES = 1_000_000;
@@ -43,6 +42,8 @@ export class SnapshotSync {
   private lastSyncStartedAt = 0;
   /** performance.now() at that start (null: known only from the file). */
   private lastSyncStartedMono: number | null = null;
+  /** That start by the directory's clock (null: not known, estimated at the next sync). */
+  private lastDirStart: number | null = null;
   /** Start of the last full sync (from the file after a restart); schedules the next one. */
   private lastFullAt = 0;
   private fullTimer: NodeJS.Timeout | null = null;
@@ -91,7 +92,7 @@ export class SnapshotSync {
   /** A reload that keeps the directory hands over the snapshot served so far: the file may be older
    * (a disk that refused it). A new path gets it written at once, so a restart finds it there. */
   adopt(from: SnapshotSync): void {
-    ({ lastSyncStartedAt: this.lastSyncStartedAt, lastSyncStartedMono: this.lastSyncStartedMono, lastFullAt: this.lastFullAt } = from);
+    ({ lastSyncStartedAt: this.lastSyncStartedAt, lastSyncStartedMono: this.lastSyncStartedMono, lastFullAt: this.lastFullAt, lastDirStart: this.lastDirStart } = from);
     from.store!.maxAgeMs = this.maxAgeMs;
     this.publish(from.store!);
     if (from.path !== this.path) void this.exclusive(() => this.persist('full', from.store!, this.lastSyncStartedAt, this.lastFullAt));
@@ -135,6 +136,7 @@ export class SnapshotSync {
         // Straight into a new store (not published until complete): one copy of the data in memory.
         // Its age runs on the steady clock: a wall clock stepped back must not extend sync.maxAge.
         const store = new SnapshotStore(startedSteady, this.maxAgeMs, this.steady);
+        const dirStart = (await this.deps.changes?.now(this.deps.directory.binding?.(), started)) ?? null;
         let listed = 0;
         const progress = new SyncProgressTicker(this.store?.entries ?? null, this.deps.logger, onProgress);
         for await (const r of this.deps.directory.listAll({ signal: this.abort.signal })) {
@@ -147,6 +149,7 @@ export class SnapshotSync {
         this.lastSyncStartedAt = started;
         this.lastSyncStartedMono = startedMono;
         this.lastFullAt = started;
+        this.lastDirStart = dirStart;
         this.publish(store);
         end();
         const report: SyncReport = { kind: 'full', entries: store.entries, addresses: store.size, changed: listed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
@@ -194,14 +197,16 @@ export class SnapshotSync {
     const end = this.deps.metrics.syncDuration.startTimer({ kind: 'incremental' });
     try {
       let changed = 0;
-      const since = new Date(this.lastStart(started, startedMono) - SKEW_MS);
+      const dirNow = (await this.deps.changes?.now(this.deps.directory.binding?.(), started)) ?? null;
+      const ours = ourLastStart(this.lastSyncStartedAt, this.lastSyncStartedMono, started, startedMono);
+      const since = windowStart(ours, this.lastDirStart, started, dirNow);
       const updates: DirectoryRecord[] = [];
       for await (const r of this.deps.directory.listAll({ changedSince: since, signal: this.abort.signal })) {
         if (updates.push(r) > limit) return null; // ends the listing
       }
       // The skew margin re-lists recent changes every time: only real changes are written.
       for (const r of updates) if (store.upsert(r)) changed++;
-      if (this.deps.changes) {
+      if (this.deps.changes?.removals) {
         const removals = await this.deps.changes.apply(store, updates, since, this.deps.directory.binding?.());
         changed += removals.removed + removals.refreshed;
       }
@@ -209,6 +214,7 @@ export class SnapshotSync {
       if (changed > 0) await this.persist('incremental', store, started, this.lastFullAt);
       this.lastSyncStartedAt = started;
       this.lastSyncStartedMono = startedMono;
+      this.lastDirStart = dirNow;
       this.publish(store);
       end();
       const report: SyncReport = { kind: 'incremental', entries: store.entries, addresses: store.size, changed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
@@ -217,18 +223,6 @@ export class SnapshotSync {
     } catch (err) {
       return this.failed('incremental', err);
     }
-  }
-
-  /**
-   * When the last sync started, on the clock as it reads now. A wall clock stepped back since
-   * (it ran ahead at boot, then NTP) would put that start in the future and the listing would
-   * miss every change made meanwhile: then the time elapsed since, by the monotonic clock, says
-   * more than the recorded start.
-   */
-  private lastStart(now: number, nowMono: number): number {
-    if (this.lastSyncStartedMono === null) return Math.min(this.lastSyncStartedAt, now);
-    const byElapsed = now - (nowMono - this.lastSyncStartedMono);
-    return byElapsed < this.lastSyncStartedAt - SKEW_MS ? byElapsed : this.lastSyncStartedAt;
   }
 
   /** A sync that failed (not one stopped at shutdown): counted, logged, and its error thrown on. */

@@ -1,0 +1,124 @@
+/**
+ * Incremental syncs against a directory whose clock lags ours by five minutes, on a real slapd.
+ *
+ * slapd's clock cannot be set here (no faketime), so the test stamps honestly what a lagging
+ * server would: every entry's modifyTimestamp is rewritten five minutes into the past (the Relax
+ * Rules control lets the rootdn set it, on adds and modifies), and so is every change the test
+ * makes. A change made right after a sync is then stamped four minutes before that sync started,
+ * by our clock: asked "changed since our last start minus a minute", the directory never lists it.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, describe, test } from 'node:test';
+import { validateConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { LdapDirectory } from '../../src/directory/ldap.js';
+import { silentLogger } from '../../src/log.js';
+import { Metrics } from '../../src/metrics.js';
+import { createChangeFeed } from '../../src/snapshot/changes.js';
+import { SnapshotSync } from '../../src/snapshot/sync.js';
+import { requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
+
+const run = promisify(execFile);
+const LAG_MS = 5 * 60_000;
+const tools = requireTools('ldapsearch', 'ldapmodify');
+let ldap: Slapd;
+let dir: string;
+const closers: Array<() => Promise<void>> = [];
+
+/** The lagging server's time now, as slapd writes it. */
+function laggedStamp(): string {
+  return new Date(Date.now() - LAG_MS).toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Applies `ldif` (changetype records) as the rootdn with the Relax Rules control, so a record may carry its own modifyTimestamp. */
+async function relaxed(ldif: string): Promise<void> {
+  const child = execFile(tools.ldapmodify!, ['-x', '-H', ldap.url, '-D', ldap.adminDN, '-w', ldap.adminPassword, '-e', 'relax']);
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin!.end(ldif);
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 0, `ldapmodify failed: ${stderr}`);
+}
+
+/** A modify stamped by the lagging clock. */
+function lagged(dn: string, body: string): string {
+  return `dn: ${dn}\nchangetype: modify\n${body}-\nreplace: modifyTimestamp\nmodifyTimestamp: ${laggedStamp()}\n\n`;
+}
+
+before(async () => {
+  ldap = await startSlapd();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-lagging-clock-'));
+  // Every entry as the lagging server would have stamped it.
+  const { stdout } = await run(tools.ldapsearch!, ['-x', '-LLL', '-o', 'ldif-wrap=no', '-H', ldap.url, '-D', ldap.adminDN, '-w', ldap.adminPassword, '-b', ldap.baseDN, '(objectClass=*)', '1.1']);
+  const dns = stdout.split('\n').filter((l) => l.startsWith('dn: ')).map((l) => l.slice(4));
+  assert.ok(dns.length > 10, 'the fixture is loaded');
+  await relaxed(dns.map((dn) => `dn: ${dn}\nchangetype: modify\nreplace: modifyTimestamp\nmodifyTimestamp: ${laggedStamp()}\n\n`).join(''));
+});
+
+after(async () => {
+  for (const close of closers) await close().catch(() => undefined);
+  await ldap?.close();
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+function configFor(name: string, detectRemovals: boolean): Config {
+  return validateConfig({
+    domains: ['example.com', 'example.org'],
+    directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '10s' } },
+    sync: { enabled: true, snapshotPath: path.join(dir, name), interval: '1h', incrementalInterval: '1h', detectRemovals },
+    log: { level: 'silent' },
+  });
+}
+
+function syncer(config: Config): SnapshotSync {
+  const metrics = new Metrics({ defaultMetrics: false });
+  const directory = new LdapDirectory({ config: config.directory.ldap, bindPassword: ldap.servicePassword, metrics, logger: silentLogger() });
+  const changes = createChangeFeed(config, { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword }, silentLogger());
+  const sync = new SnapshotSync({ config, directory, metrics, logger: silentLogger(), onSnapshot: () => undefined, changes });
+  const close = async () => {
+    await sync.stop();
+    await directory.close();
+  };
+  closers.push(close);
+  return sync;
+}
+
+describe('incremental syncs against a directory whose clock lags ours by five minutes', { concurrency: false }, () => {
+  for (const detectRemovals of [true, false]) {
+    test(`a user added and an address changed after a sync are in the next incremental one (detectRemovals ${detectRemovals})`, async () => {
+      const sync = syncer(configFor(`inc-${detectRemovals}`, detectRemovals));
+      await sync.full();
+      assert.equal(sync.current!.get('bob@example.com'), 'bob@example.com');
+      const n = detectRemovals ? 1 : 2;
+      await relaxed(
+        `dn: uid=late${n},ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\ncn: Late\nsn: Late\nuid: late${n}\nmail: late${n}@example.com\nmodifyTimestamp: ${laggedStamp()}\ncreateTimestamp: ${laggedStamp()}\n\n` +
+          lagged('uid=bob,ou=people,dc=example,dc=com', `add: mail\nmail: bob.new${n}@example.com\n`),
+      );
+      await sync.incremental();
+      assert.equal(sync.current!.get(`late${n}@example.com`), `late${n}@example.com`, 'the user added after the full sync is in the snapshot');
+      assert.equal(sync.current!.get(`bob.new${n}@example.com`), 'bob@example.com', "bob's new address is in the snapshot");
+      // And the window moves on with the directory's clock: a second change is found too.
+      await relaxed(lagged(`uid=late${n},ou=people,dc=example,dc=com`, `add: mail\nmail: later${n}@example.com\n`));
+      await sync.incremental();
+      assert.equal(sync.current!.get(`later${n}@example.com`), `late${n}@example.com`);
+    });
+  }
+
+  test('after a restart from the snapshot file, the first incremental sync finds what changed while it was down', async () => {
+    const config = configFor('restart', true);
+    const first = syncer(config);
+    await first.full();
+    await first.stop();
+    await relaxed(lagged('uid=carol,ou=people,dc=example,dc=com', 'add: mail\nmail: carol.new@example.com\n'));
+    const second = syncer(config);
+    assert.ok(await second.load(), 'the file is loaded');
+    assert.equal(second.current!.get('carol.new@example.com'), undefined);
+    await second.incremental();
+    assert.equal(second.current!.get('carol.new@example.com'), 'Carol.Mixed@example.com', 'the change made while the service was down');
+  });
+});

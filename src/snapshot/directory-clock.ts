@@ -28,12 +28,14 @@ export function parseGeneralizedTime(value: string): number | null {
  * it, so a server clock behind ours never hides a change (asked by our clock, a change made just
  * after a sync on a server 5 minutes behind was stamped before the window and waited for the full
  * sync). Active Directory publishes `currentTime` in its rootDSE; OpenLDAP publishes no clock, so
- * the newest change stamp under the base stands in: every later change is stamped no earlier.
+ * its change stamps stand in: the newest one, less our time when it was read, is a lower bound of
+ * how far its clock is ahead of ours (behind, when negative). Our clock then tells its time as it
+ * moves on, so an idle directory's window moves on too instead of re-listing its last bulk change.
  */
 export class DirectoryClock {
   private readonly stampAttribute: string;
-  /** Newest change stamp seen under the base (ms, the directory's clock). */
-  private newest: number | null = null;
+  /** Directory time minus ours, at least (ms): the greatest (stamp − our time when it was read) seen. */
+  private offset: number | null = null;
 
   constructor(
     private readonly config: LdapConfig,
@@ -48,19 +50,19 @@ export class DirectoryClock {
     const current = root ? attributeValues(root as LdapEntry, 'currentTime')[0] : undefined;
     const published = current === undefined ? null : parseGeneralizedTime(current);
     if (published !== null) return published;
-    if (this.newest === null) await this.probe(session, ourNow);
-    else await this.scan(session, this.newest - SKEW_MS, this.config.pageSize);
-    return this.newest;
+    if (this.offset === null) await this.probe(session, ourNow);
+    else await this.scan(session, ourNow, ourNow + this.offset - SKEW_MS, this.config.pageSize);
+    return this.offset === null ? null : ourNow + this.offset;
   }
 
-  /** Raises `newest` from the stamps of the entries changed since `from` (the first page only with `firstPage`). */
-  private async scan(session: LdapSession, from: number, pageSize: number, firstPage = false): Promise<boolean> {
+  /** Raises `offset` from the stamps of the entries changed since `from` (the first page only with `firstPage`). */
+  private async scan(session: LdapSession, ourNow: number, from: number, pageSize: number, firstPage = false): Promise<boolean> {
     let found = false;
     const filter = this.plan.changedSinceClause(new Date(Math.max(0, from)));
     for await (const page of session.pages(this.config.baseDN, this.config.scope, filter, [this.stampAttribute], [], pageSize)) {
       for (const e of page) {
         const t = parseGeneralizedTime(attributeValues(e as LdapEntry, this.stampAttribute)[0] ?? '');
-        if (t !== null && (this.newest === null || t > this.newest)) this.newest = t;
+        if (t !== null && (this.offset === null || t - ourNow > this.offset)) this.offset = t - ourNow;
         found ||= t !== null;
       }
       if (firstPage) break;
@@ -75,7 +77,7 @@ export class DirectoryClock {
    */
   private async probe(session: LdapSession, ourNow: number): Promise<void> {
     for (let k = 0, back = SKEW_MS; k < MAX_PROBES; k++, back *= 4) {
-      if (await this.scan(session, ourNow - back, 1, true)) return;
+      if (await this.scan(session, ourNow, ourNow - back, 1, true)) return;
       if (ourNow - back <= 0) return;
     }
   }

@@ -17,6 +17,7 @@ import { after, before, describe, test } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { LdapDirectory } from '../../src/directory/ldap.js';
+import type { Directory, DirectoryRecord } from '../../src/directory/types.js';
 import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { createChangeFeed } from '../../src/snapshot/changes.js';
@@ -75,14 +76,24 @@ function configFor(name: string, detectRemovals: boolean): Config {
   });
 }
 
-function syncer(config: Config): SnapshotSync {
+/** A syncer on the real directory; `listed` counts the entries its incremental listings returned. */
+function syncer(config: Config, now?: () => number, listed: number[] = []): SnapshotSync {
   const metrics = new Metrics({ defaultMetrics: false });
-  const directory = new LdapDirectory({ config: config.directory.ldap, bindPassword: ldap.servicePassword, metrics, logger: silentLogger() });
+  const real = new LdapDirectory({ config: config.directory.ldap, bindPassword: ldap.servicePassword, metrics, logger: silentLogger() });
+  const directory = Object.create(real) as Directory;
+  directory.listAll = async function* (options) {
+    let n = 0;
+    for await (const r of real.listAll(options) as AsyncIterable<DirectoryRecord>) {
+      n++;
+      yield r;
+    }
+    if (options?.changedSince) listed.push(n);
+  };
   const changes = createChangeFeed(config, { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword }, silentLogger());
-  const sync = new SnapshotSync({ config, directory, metrics, logger: silentLogger(), onSnapshot: () => undefined, changes });
+  const sync = new SnapshotSync({ config, directory, metrics, logger: silentLogger(), onSnapshot: () => undefined, changes, ...(now ? { now } : {}) });
   const close = async () => {
     await sync.stop();
-    await directory.close();
+    await real.close();
   };
   closers.push(close);
   return sync;
@@ -108,6 +119,23 @@ describe('incremental syncs against a directory whose clock lags ours by five mi
       assert.equal(sync.current!.get(`later${n}@example.com`), `late${n}@example.com`);
     });
   }
+
+  test("an idle directory's window moves on with the clocks: its last changes are not re-listed by every incremental sync", async () => {
+    // Our clock jumps 3 minutes between syncs (the directory's stamps stay where they are: nothing
+    // changes meanwhile), as if the syncs ran minutes apart.
+    let shift = 0;
+    const listed: number[] = [];
+    const sync = syncer(configFor('idle', true), () => Date.now() + shift, listed);
+    await sync.full();
+    await sync.incremental();
+    assert.ok(listed[0]! > 0, 'the changes of the last minute are listed');
+    for (let i = 0; i < 3; i++) {
+      shift += 3 * 60_000;
+      await sync.incremental();
+    }
+    assert.deepEqual(listed.slice(2), [0, 0], `three minutes on, nothing is listed again (${listed.join(', ')})`);
+    assert.equal(sync.current!.get('bob@example.com'), 'bob@example.com');
+  });
 
   test('after a restart from the snapshot file, the first incremental sync finds what changed while it was down', async () => {
     const config = configFor('restart', true);

@@ -19,31 +19,35 @@ import { Metrics } from '../../src/metrics.js';
 import { createChangeFeed } from '../../src/snapshot/changes.js';
 import { SnapshotSync } from '../../src/snapshot/sync.js';
 import { startCutProxy, type CutProxy } from '../helpers/cut-proxy.js';
+import { startFaultProxy, type FaultProxy } from '../helpers/fault-proxy.js';
 import { DISABLED_EXCLUDING_FILTER, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const USERS = 3000;
 let ldap: Slapd;
 let proxy: CutProxy;
+let silent: FaultProxy;
 let dir: string;
 const closers: Array<() => Promise<void>> = [];
 
 before(async () => {
   ldap = await startSlapd({ generatedUsers: USERS });
   proxy = await startCutProxy(ldap.port);
+  silent = await startFaultProxy(ldap.port);
   dir = await mkdtemp(path.join(os.tmpdir(), 'rcptgate-interrupted-sync-'));
 });
 
 after(async () => {
   for (const close of closers) await close().catch(() => undefined);
   await proxy?.close();
+  await silent?.close();
   await ldap?.close();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function configFor(name: string, url: string): Config {
+function configFor(name: string, url: string, timeout = '10s'): Config {
   return validateConfig({
     domains: ['example.com', 'example.org'],
-    directory: { kind: 'ldap', ldap: { urls: [url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, filter: DISABLED_EXCLUDING_FILTER, timeout: '10s', pageSize: 100 } },
+    directory: { kind: 'ldap', ldap: { urls: [url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, filter: DISABLED_EXCLUDING_FILTER, timeout, pageSize: 100 } },
     sync: { enabled: true, snapshotPath: path.join(dir, name), interval: '1h', incrementalInterval: '1h', detectRemovals: true, maxShrink: 0.9 },
     log: { level: 'silent' },
   });
@@ -125,5 +129,31 @@ describe('syncs cut short', { concurrency: false }, () => {
     const still = leavers.filter((i) => sync.current!.get(`user${i}@example.com`) !== undefined);
     assert.deepEqual(still, [], 'the next incremental sync dropped the rest');
     assert.equal(sync.current!.get('user301@example.com'), 'user301@example.com');
+  });
+
+  test("the change feed's connection silently dropped by the network mid re-reads: the sync fails within its timeout, the next one drops the rest", async () => {
+    const config = configFor('blackhole', silent.url, '2s');
+    const real = new LdapDirectory({ config: config.directory.ldap, bindPassword: ldap.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+    closers.push(() => real.close());
+    const sync = syncer(config, real);
+    await sync.full();
+    const leavers = Array.from({ length: 300 }, (_, i) => 1001 + i);
+    await ldap.modify(leavers.map((i) => `dn: uid=user${i},ou=people,dc=example,dc=com\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n`).join('\n'));
+    // A connection that has carried the changed entries' DNs and some re-reads goes silent: no FIN, no RST.
+    const seen = new Map<number, number>();
+    silent.onServerMessage = (conn) => {
+      const n = (seen.get(conn.id) ?? 0) + 1;
+      seen.set(conn.id, n);
+      if (n === 400) conn.blackhole();
+    };
+    const t0 = Date.now();
+    await assert.rejects(sync.incremental(), 'the silent connection fails the sync');
+    const seconds = (Date.now() - t0) / 1000;
+    assert.ok(seconds < 60, `the sync gave up after ${seconds} s, not never`);
+    silent.onServerMessage = null;
+    const left = leavers.filter((i) => sync.current!.get(`user${i}@example.com`) !== undefined).length;
+    assert.ok(left > 0, `the connection went silent before every leaver was dropped (${left} left)`);
+    await sync.incremental();
+    assert.deepEqual(leavers.filter((i) => sync.current!.get(`user${i}@example.com`) !== undefined), [], 'the next incremental sync dropped the rest');
   });
 });

@@ -6,7 +6,8 @@
  * replies go out in order through the shared pipeline. Only the codec and the reply table live
  * here.
  */
-import { Gate, clientKey, type Answer, type GateAnswer } from '../gate/gate.js';
+import { clientKey, type Answer, type Gate, type GateAnswer } from '../gate/gate.js';
+import { frontendGates, type Gates } from '../policy/gates.js';
 import type { FrontendServerOptions } from '../gate/frontend-options.js';
 import { ProtocolError } from '../errors.js';
 import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, Delayed, type HandlerResult } from '../net/pipeline.js';
@@ -75,10 +76,15 @@ class MilterSession {
   private client: string | null = null;
   /** `{rcpt_addr}` sent with the RCPT about to come (the MTA's resolved recipient). */
   private rcptAddr: string | undefined;
+  /**
+   * The sender of this message logged in: `{auth_authen}` came with MAIL (Postfix and Sendmail
+   * send it by default). Its recipients get no harvest protection (policy/gates.ts).
+   */
+  private authenticated = false;
 
   constructor(
     private readonly ctx: ConnectionContext,
-    private readonly gate: Gate,
+    private readonly gates: Gates,
     private readonly pipeline: () => ConnectionPipeline<MilterPacket>,
     /** The idle timeout once negotiated (see MilterServerOptions.idleTimeoutMs). */
     private readonly negotiatedIdleMs: number,
@@ -94,6 +100,7 @@ class MilterSession {
         const client = macros.get('{client_addr}');
         if (client && !this.client) this.client = clientKey(client);
         if (forCommand === Cmd.RCPT) this.rcptAddr = macros.get('{rcpt_addr}');
+        if (forCommand === Cmd.MAIL) this.authenticated = (macros.get('{auth_authen}') ?? '') !== '';
         return null;
       }
       case Cmd.CONNECT: {
@@ -108,7 +115,9 @@ class MilterSession {
       case Cmd.ABORT:
         return null; // message aborted; the SMTP session (and its client) goes on
       case Cmd.QUIT_NC:
-        this.client = null; // next SMTP session on this connection, new client
+        // Next SMTP session on this connection: a new client, not logged in.
+        this.client = null;
+        this.authenticated = false;
         return null;
       case Cmd.QUIT:
         this.pipeline().finish();
@@ -134,6 +143,7 @@ class MilterSession {
     if (!this.negotiated) this.ctx.setIdleTimeout(this.negotiatedIdleMs);
     this.negotiated = true;
     this.client = null;
+    this.authenticated = false;
     const reply = { version: Math.min(offer.version, MILTER_VERSION), actions: ACTIONS_NONE, protocol: negotiateProtocol(offer.protocol) };
     this.ctx.logger.debug({ offer, reply }, 'milter options negotiated');
     return encodeOptneg(reply);
@@ -145,7 +155,7 @@ class MilterSession {
    */
   now(packet: MilterPacket): Buffer | Delayed | null | undefined {
     if (packet.command !== Cmd.RCPT || !this.negotiated) return this.handle(packet) as Buffer | null;
-    const answer = this.gate.recipientNow(milterRecipient(parseStrings(packet.data), this.rcptAddr), this.clientKey(), 'milter', this.ctx.logger);
+    const answer = this.gate().recipientNow(milterRecipient(parseStrings(packet.data), this.rcptAddr), this.clientKey(), 'milter', this.ctx.logger);
     if (answer === undefined) return undefined;
     this.rcptAddr = undefined;
     return reply(answer);
@@ -155,18 +165,22 @@ class MilterSession {
     return this.client ?? this.ctx.peer.address;
   }
 
+  private gate(): Gate {
+    return this.authenticated ? this.gates.authenticated : this.gates.anonymous;
+  }
+
   private rcpt(args: string[]): HandlerResult {
     const recipient = milterRecipient(args, this.rcptAddr);
     this.rcptAddr = undefined;
-    const answer = this.gate.recipient(recipient, this.clientKey(), 'milter', this.ctx.logger);
+    const answer = this.gate().recipient(recipient, this.clientKey(), 'milter', this.ctx.logger);
     return answer instanceof Promise ? answer.then(reply) : reply(answer);
   }
 }
 
-function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, gate: Gate): void {
+function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, gates: Gates): void {
   const decoder = new MilterPacketDecoder(options.maxPacketBytes === undefined ? {} : { maxPacketBytes: options.maxPacketBytes });
   const idle = options.idleTimeoutMs === 0 ? 0 : Math.max(options.idleTimeoutMs, MILTER_MIN_IDLE_MS);
-  const session = new MilterSession(ctx, gate, () => pipeline, idle);
+  const session = new MilterSession(ctx, gates, () => pipeline, idle);
   const pipeline: ConnectionPipeline<MilterPacket> = new ConnectionPipeline<MilterPacket>(ctx, {
     maxPipeline: options.maxPipeline ?? DEFAULT_MAX_PIPELINE,
     decode: (chunk, emit) => void decoder.push(chunk, emit),
@@ -183,13 +197,13 @@ function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, 
 
 /** A milter listener on the shared TCP base; call `listen("127.0.0.1:0")`, then `close()`. */
 export function createMilterServer(options: MilterServerOptions): TcpServer {
-  const gate = options.gate ?? new Gate(options);
+  const gates = frontendGates(options);
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   return new TcpServer({
     ...options,
     frontend: 'milter',
     // Until it negotiates, a milter peer has no reason to be silent (see idleTimeoutMs).
     idleTimeoutMs: options.idleTimeoutMs === 0 ? 0 : Math.min(options.idleTimeoutMs, requestTimeoutMs || options.idleTimeoutMs),
-    handler: (ctx) => handleConnection(ctx, options, gate),
+    handler: (ctx) => handleConnection(ctx, options, gates),
   });
 }

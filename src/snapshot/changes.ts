@@ -79,7 +79,7 @@ export class ChangeFeed {
     readonly removals = true,
   ) {
     this.plan = searchPlan(config);
-    this.clock = new DirectoryClock(config, this.plan);
+    this.clock = new DirectoryClock(config, this.plan, logger);
   }
 
   /** A connection bound where the lookup pool would bind (see apply). */

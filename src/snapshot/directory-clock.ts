@@ -1,6 +1,7 @@
 import type { Config } from '../config/schema.js';
 import type { LdapEntry, LdapSearchPlan } from '../directory/presets.js';
 import { attributeValues } from '../directory/presets.js';
+import type { Logger } from '../log.js';
 import type { LdapSession } from './ldap-session.js';
 
 type LdapConfig = Config['directory']['ldap'];
@@ -36,10 +37,13 @@ export class DirectoryClock {
   private readonly stampAttribute: string;
   /** Directory time minus ours, at least (ms): the greatest (stamp − our time when it was read) seen. */
   private offset: number | null = null;
+  /** No entry showed a stamp as far back as we look: not asked again (each look is up to 13 searches). */
+  private stampless = false;
 
   constructor(
     private readonly config: LdapConfig,
     private readonly plan: LdapSearchPlan,
+    private readonly logger: Logger,
   ) {
     this.stampAttribute = plan.preset === 'activedirectory' ? 'whenChanged' : 'modifyTimestamp';
   }
@@ -50,6 +54,7 @@ export class DirectoryClock {
     const current = root ? attributeValues(root as LdapEntry, 'currentTime')[0] : undefined;
     const published = current === undefined ? null : parseGeneralizedTime(current);
     if (published !== null) return published;
+    if (this.stampless) return null;
     if (this.offset === null) await this.probe(session, ourNow);
     else await this.scan(session, ourNow, ourNow + this.offset - SKEW_MS, this.config.pageSize);
     return this.offset === null ? null : ourNow + this.offset;
@@ -78,8 +83,10 @@ export class DirectoryClock {
   private async probe(session: LdapSession, ourNow: number): Promise<void> {
     for (let k = 0, back = SKEW_MS; k < MAX_PROBES; k++, back *= 4) {
       if (await this.scan(session, ourNow, ourNow - back, 1, true)) return;
-      if (ourNow - back <= 0) return;
+      if (ourNow - back <= 0) break;
     }
+    this.stampless = true;
+    this.logger.warn({ attribute: this.stampAttribute, baseDN: this.config.baseDN }, 'no entry under the base shows when it changed: incremental syncs cannot find changes, only full syncs do');
   }
 }
 

@@ -22,6 +22,7 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { createChangeFeed } from '../../src/snapshot/changes.js';
 import { SnapshotSync } from '../../src/snapshot/sync.js';
+import { startCutProxy } from '../helpers/cut-proxy.js';
 import { requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const run = promisify(execFile);
@@ -148,5 +149,23 @@ describe('incremental syncs against a directory whose clock lags ours by five mi
     assert.equal(second.current!.get('carol.new@example.com'), undefined);
     await second.incremental();
     assert.equal(second.current!.get('carol.new@example.com'), 'Carol.Mixed@example.com', 'the change made while the service was down');
+  });
+
+  test('a base where no entry shows a change stamp is looked through once, not at every sync', async () => {
+    await ldap.modify('dn: ou=nobody,dc=example,dc=com\nchangetype: add\nobjectClass: organizationalUnit\nou: nobody\n');
+    const proxy = await startCutProxy(ldap.port);
+    closers.push(() => proxy.close());
+    const base = configFor('stampless', true);
+    const config = validateConfig({ ...base, directory: { ...base.directory, ldap: { ...base.directory.ldap, urls: [proxy.url], baseDN: 'ou=nobody,dc=example,dc=com', scope: 'one' } } });
+    const sync = syncer(config);
+    const searches = () => proxy.connections.reduce((n, c) => n + c.searches, 0);
+    const counts: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const before = searches();
+      await assert.rejects(sync.full(), 'a listing of nothing is refused');
+      counts.push(searches() - before);
+    }
+    assert.ok(counts[0]! > 5, `the first sync looked back in steps (${counts[0]} searches)`);
+    assert.ok(counts[1]! <= 2 && counts[2]! <= 2, `later syncs do not (${counts.join(', ')} searches)`);
   });
 });

@@ -23,7 +23,7 @@ import { Metrics } from '../../src/metrics.js';
 import { createChangeFeed } from '../../src/snapshot/changes.js';
 import { SnapshotSync } from '../../src/snapshot/sync.js';
 import { startCutProxy } from '../helpers/cut-proxy.js';
-import { requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
+import { DISABLED_EXCLUDING_FILTER, requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const run = promisify(execFile);
 const LAG_MS = 5 * 60_000;
@@ -49,7 +49,7 @@ async function relaxed(ldif: string): Promise<void> {
 
 /** A modify stamped by the lagging clock. */
 function lagged(dn: string, body: string): string {
-  return `dn: ${dn}\nchangetype: modify\n${body}-\nreplace: modifyTimestamp\nmodifyTimestamp: ${laggedStamp()}\n\n`;
+  return `dn: ${dn}\nchangetype: modify\n${body ? `${body}-\n` : ''}replace: modifyTimestamp\nmodifyTimestamp: ${laggedStamp()}\n\n`;
 }
 
 before(async () => {
@@ -120,6 +120,26 @@ describe('incremental syncs against a directory whose clock lags ours by five mi
       assert.equal(sync.current!.get(`later${n}@example.com`), `late${n}@example.com`);
     });
   }
+
+  test('a user disabled, a user renamed and a leaver moved out of the base after a sync drop out at the next incremental one', async () => {
+    const base = configFor('moves', true);
+    const people = 'ou=people,dc=example,dc=com';
+    const config = validateConfig({ ...base, directory: { ...base.directory, ldap: { ...base.directory.ldap, baseDN: people, filter: DISABLED_EXCLUDING_FILTER } } });
+    const sync = syncer(config);
+    await sync.full();
+    for (const u of ['user1', 'user2', 'user3']) assert.equal(sync.current!.get(`${u}@example.com`), `${u}@example.com`);
+    await relaxed(`dn: ou=leavers,dc=example,dc=com\nchangetype: add\nobjectClass: organizationalUnit\nou: leavers\nmodifyTimestamp: ${laggedStamp()}\n\n`);
+    await relaxed(lagged(`uid=user1,${people}`, 'add: employeeType\nemployeeType: disabled\n'));
+    // modrdn stamps the entry by slapd's own clock: each is stamped again as the lagging server would have.
+    await relaxed(`dn: uid=user2,${people}\nchangetype: modrdn\nnewrdn: uid=user2-renamed\ndeleteoldrdn: 1\n\n` + lagged(`uid=user2-renamed,${people}`, ''));
+    await relaxed(`dn: uid=user3,${people}\nchangetype: modrdn\nnewrdn: uid=user3\ndeleteoldrdn: 1\nnewsuperior: ou=leavers,dc=example,dc=com\n\n` + lagged('uid=user3,ou=leavers,dc=example,dc=com', ''));
+    await sync.incremental();
+    const s = sync.current!;
+    assert.equal(s.get('user1@example.com'), undefined, 'the disabled user');
+    assert.deepEqual(s.holders('user2@example.com'), [`uid=user2-renamed,${people}`], 'the renamed user, under the new DN only');
+    assert.equal(s.get('user3@example.com'), undefined, 'the leaver moved out of the base');
+    assert.equal(s.get('user4@example.com'), 'user4@example.com');
+  });
 
   test("an idle directory's window moves on with the clocks: its last changes are not re-listed by every incremental sync", async () => {
     // Our clock jumps 3 minutes between syncs (the directory's stamps stay where they are: nothing

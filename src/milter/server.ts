@@ -81,6 +81,14 @@ class MilterSession {
    * send it by default). Its recipients get no harvest protection (policy/gates.ts).
    */
   private authenticated = false;
+  /**
+   * Postfix's cleanup passes mail submitted with sendmail(1) to its non_smtpd_milters as a
+   * pretend client "localhost [127.0.0.1]", port 0 (no TCP client has port 0). It cannot refuse
+   * one recipient of such a message: a reject or tempfail of any RCPT kept the whole message in
+   * the maildrop, valid recipients included, retried for ever. Its recipients get continue,
+   * uncounted: the primary decides, and an unknown one bounces to the local sender.
+   */
+  private localSubmission = false;
 
   constructor(
     private readonly ctx: ConnectionContext,
@@ -108,6 +116,7 @@ class MilterSession {
         // No IP address (unix socket, unknown family, left out, garbage): counts against the peer.
         const ip = (info.family === 'inet' || info.family === 'inet6') && info.address ? clientKey(info.address) : null;
         this.client = ip ?? this.client;
+        this.localSubmission = info.port === 0 && info.hostname === 'localhost' && info.address === '127.0.0.1';
         return CONTINUE;
       }
       case Cmd.RCPT:
@@ -117,7 +126,7 @@ class MilterSession {
       case Cmd.QUIT_NC:
         // Next SMTP session on this connection: a new client, not logged in.
         this.client = null;
-        this.authenticated = false;
+        this.authenticated = this.localSubmission = false;
         return null;
       case Cmd.QUIT:
         this.pipeline().finish();
@@ -143,7 +152,7 @@ class MilterSession {
     if (!this.negotiated) this.ctx.setIdleTimeout(this.negotiatedIdleMs);
     this.negotiated = true;
     this.client = null;
-    this.authenticated = false;
+    this.authenticated = this.localSubmission = false;
     const reply = { version: Math.min(offer.version, MILTER_VERSION), actions: ACTIONS_NONE, protocol: negotiateProtocol(offer.protocol) };
     this.ctx.logger.debug({ offer, reply }, 'milter options negotiated');
     return encodeOptneg(reply);
@@ -154,7 +163,7 @@ class MilterSession {
    * untouched (pipeline.ts `quick`): every packet but a RCPT is answered from the session alone.
    */
   now(packet: MilterPacket): Buffer | Delayed | null | undefined {
-    if (packet.command !== Cmd.RCPT || !this.negotiated) return this.handle(packet) as Buffer | null;
+    if (packet.command !== Cmd.RCPT || !this.negotiated || this.localSubmission) return this.handle(packet) as Buffer | null;
     const answer = this.gate().recipientNow(milterRecipient(parseStrings(packet.data), this.rcptAddr), this.clientKey(), 'milter', this.ctx.logger);
     if (answer === undefined) return undefined;
     this.rcptAddr = undefined;
@@ -172,6 +181,7 @@ class MilterSession {
   private rcpt(args: string[]): HandlerResult {
     const recipient = milterRecipient(args, this.rcptAddr);
     this.rcptAddr = undefined;
+    if (this.localSubmission) return CONTINUE;
     const answer = this.gate().recipient(recipient, this.clientKey(), 'milter', this.ctx.logger);
     return answer instanceof Promise ? answer.then(reply) : reply(answer);
   }

@@ -12,6 +12,7 @@ import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { validateConfig } from '../../src/config/load.js';
@@ -22,6 +23,7 @@ import { silentLogger } from '../../src/log.js';
 import { Metrics } from '../../src/metrics.js';
 import { createChangeFeed } from '../../src/snapshot/changes.js';
 import { SnapshotSync } from '../../src/snapshot/sync.js';
+import { startApp } from '../helpers/app.js';
 import { startCutProxy } from '../helpers/cut-proxy.js';
 import { DISABLED_EXCLUDING_FILTER, requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
 
@@ -139,6 +141,28 @@ describe('incremental syncs against a directory whose clock lags ours by five mi
     assert.deepEqual(s.holders('user2@example.com'), [`uid=user2-renamed,${people}`], 'the renamed user, under the new DN only');
     assert.equal(s.get('user3@example.com'), undefined, 'the leaver moved out of the base');
     assert.equal(s.get('user4@example.com'), 'user4@example.com');
+  });
+
+  test('the service answers a user added after a sync from its snapshot once an incremental sync ran', async () => {
+    const app = await startApp(
+      {
+        listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
+        domains: ['example.com', 'example.org'],
+        directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '10s' } },
+        sync: { enabled: true, snapshotPath: path.join(dir, 'service'), interval: '1h', incrementalInterval: '1s' },
+        log: { level: 'silent' },
+      },
+      { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
+    );
+    closers.push(() => app.close());
+    const source = async (address: string) => ((await (await fetch(`http://127.0.0.1:${app.addresses.http!.port}/v1/recipients/${address}`)).json()) as { source: string }).source;
+    const waitFor = async (address: string): Promise<boolean> => {
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline; await sleep(100)) if ((await source(address)) === 'snapshot') return true;
+      return false;
+    };
+    assert.ok(await waitFor('bob@example.com'), 'the first full sync is served');
+    await relaxed(`dn: uid=newcomer,ou=people,dc=example,dc=com\nchangetype: add\nobjectClass: inetOrgPerson\ncn: N\nsn: N\nuid: newcomer\nmail: newcomer@example.com\nmodifyTimestamp: ${laggedStamp()}\n\n`);
+    assert.ok(await waitFor('newcomer@example.com'), 'the user added after the full sync reached the snapshot within 30 s (incremental syncs every second)');
   });
 
   test("an idle directory's window moves on with the clocks: its last changes are not re-listed by every incremental sync", async () => {

@@ -77,9 +77,10 @@ export class ChangeFeed {
     private readonly logger: Logger,
     /** `sync.detectRemovals`; without it the feed only reads the directory's clock. */
     readonly removals = true,
+    mono?: () => number, // tests
   ) {
     this.plan = searchPlan(config);
-    this.clock = new DirectoryClock(config, this.plan, logger);
+    this.clock = new DirectoryClock(config, this.plan, logger, mono);
   }
 
   /** A connection bound where the lookup pool would bind (see apply). */
@@ -224,8 +225,8 @@ export class ChangeFeed {
 }
 
 /** The feed of an LDAP directory (removals only with `sync.detectRemovals`), or null (LDIF). */
-export function createChangeFeed(config: Readonly<Config>, env: NodeJS.ProcessEnv, logger: Logger): ChangeFeed | null {
+export function createChangeFeed(config: Readonly<Config>, env: NodeJS.ProcessEnv, logger: Logger, mono?: () => number): ChangeFeed | null {
   if (config.directory.kind !== 'ldap') return null;
   const password = readSecret(config.directory.ldap.bindPasswordFile, env.RCPTGATE_LDAP_BIND_PASSWORD, 'bind password');
-  return new ChangeFeed(config.directory.ldap, password, logger, config.sync.detectRemovals);
+  return new ChangeFeed(config.directory.ldap, password, logger, config.sync.detectRemovals, mono);
 }

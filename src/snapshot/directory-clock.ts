@@ -29,13 +29,14 @@ export function parseGeneralizedTime(value: string): number | null {
  * it, so a server clock behind ours never hides a change (asked by our clock, a change made just
  * after a sync on a server 5 minutes behind was stamped before the window and waited for the full
  * sync). Active Directory publishes `currentTime` in its rootDSE; OpenLDAP publishes no clock, so
- * its change stamps stand in: the newest one, less our time when it was read, is a lower bound of
- * how far its clock is ahead of ours (behind, when negative). Our clock then tells its time as it
- * moves on, so an idle directory's window moves on too instead of re-listing its last bulk change.
+ * its change stamps stand in: the newest one, less our monotonic clock when it was read, is at
+ * most where its clock stands against that one. The monotonic clock then tells its time as it moves
+ * on, so an idle directory's window moves on too instead of re-listing its last bulk change, and a
+ * step of our wall clock (forward by ten minutes, say) does not move it.
  */
 export class DirectoryClock {
   private readonly stampAttribute: string;
-  /** Directory time minus ours, at least (ms): the greatest (stamp − our time when it was read) seen. */
+  /** Directory time minus our monotonic clock, at least (ms): the greatest (stamp − monotonic time when read) seen. */
   private offset: number | null = null;
   /** No entry showed a stamp as far back as we look: not asked again (each look is up to 13 searches). */
   private stampless = false;
@@ -44,6 +45,7 @@ export class DirectoryClock {
     private readonly config: LdapConfig,
     private readonly plan: LdapSearchPlan,
     private readonly logger: Logger,
+    private readonly mono: () => number = () => performance.now(),
   ) {
     this.stampAttribute = plan.preset === 'activedirectory' ? 'whenChanged' : 'modifyTimestamp';
   }
@@ -56,18 +58,19 @@ export class DirectoryClock {
     if (published !== null) return published;
     if (this.stampless) return null;
     if (this.offset === null) await this.probe(session, ourNow);
-    else await this.scan(session, ourNow, ourNow + this.offset - SKEW_MS, this.config.pageSize);
-    return this.offset === null ? null : ourNow + this.offset;
+    else await this.scan(session, this.mono() + this.offset - SKEW_MS, this.config.pageSize);
+    return this.offset === null ? null : this.mono() + this.offset;
   }
 
   /** Raises `offset` from the stamps of the entries changed since `from` (the first page only with `firstPage`). */
-  private async scan(session: LdapSession, ourNow: number, from: number, pageSize: number, firstPage = false): Promise<boolean> {
+  private async scan(session: LdapSession, from: number, pageSize: number, firstPage = false): Promise<boolean> {
     let found = false;
     const filter = this.plan.changedSinceClause(new Date(Math.max(0, from)));
     for await (const page of session.pages(this.config.baseDN, this.config.scope, filter, [this.stampAttribute], [], pageSize)) {
+      const readAt = this.mono(); // after the answer: a stamp in it is no later than the directory's clock now
       for (const e of page) {
         const t = parseGeneralizedTime(attributeValues(e as LdapEntry, this.stampAttribute)[0] ?? '');
-        if (t !== null && (this.offset === null || t - ourNow > this.offset)) this.offset = t - ourNow;
+        if (t !== null && (this.offset === null || t - readAt > this.offset)) this.offset = t - readAt;
         found ||= t !== null;
       }
       if (firstPage) break;
@@ -82,7 +85,7 @@ export class DirectoryClock {
    */
   private async probe(session: LdapSession, ourNow: number): Promise<void> {
     for (let k = 0, back = SKEW_MS; k < MAX_PROBES; k++, back *= 4) {
-      if (await this.scan(session, ourNow, ourNow - back, 1, true)) return;
+      if (await this.scan(session, ourNow - back, 1, true)) return;
       if (ourNow - back <= 0) break;
     }
     this.stampless = true;

@@ -79,8 +79,11 @@ function configFor(name: string, detectRemovals: boolean): Config {
   });
 }
 
-/** A syncer on the real directory; `listed` counts the entries its incremental listings returned. */
-function syncer(config: Config, now?: () => number, listed: number[] = []): SnapshotSync {
+/**
+ * A syncer on the real directory; `listed` counts the entries its incremental listings returned.
+ * `now` is our wall clock; `mono` the monotonic clock the directory's is told by.
+ */
+function syncer(config: Config, now?: () => number, listed: number[] = [], mono?: () => number): SnapshotSync {
   const metrics = new Metrics({ defaultMetrics: false });
   const real = new LdapDirectory({ config: config.directory.ldap, bindPassword: ldap.servicePassword, metrics, logger: silentLogger() });
   const directory = Object.create(real) as Directory;
@@ -92,7 +95,7 @@ function syncer(config: Config, now?: () => number, listed: number[] = []): Snap
     }
     if (options?.changedSince) listed.push(n);
   };
-  const changes = createChangeFeed(config, { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword }, silentLogger());
+  const changes = createChangeFeed(config, { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword }, silentLogger(), mono);
   const sync = new SnapshotSync({ config, directory, metrics, logger: silentLogger(), onSnapshot: () => undefined, changes, ...(now ? { now } : {}) });
   const close = async () => {
     await sync.stop();
@@ -166,11 +169,11 @@ describe('incremental syncs against a directory whose clock lags ours by five mi
   });
 
   test("an idle directory's window moves on with the clocks: its last changes are not re-listed by every incremental sync", async () => {
-    // Our clock jumps 3 minutes between syncs (the directory's stamps stay where they are: nothing
+    // Our clocks jump 3 minutes between syncs (the directory's stamps stay where they are: nothing
     // changes meanwhile), as if the syncs ran minutes apart.
     let shift = 0;
     const listed: number[] = [];
-    const sync = syncer(configFor('idle', true), () => Date.now() + shift, listed);
+    const sync = syncer(configFor('idle', true), () => Date.now() + shift, listed, () => performance.now() + shift);
     await sync.full();
     await sync.incremental();
     assert.ok(listed[0]! > 0, 'the changes of the last minute are listed');
@@ -180,6 +183,18 @@ describe('incremental syncs against a directory whose clock lags ours by five mi
     }
     assert.deepEqual(listed.slice(2), [0, 0], `three minutes on, nothing is listed again (${listed.join(', ')})`);
     assert.equal(sync.current!.get('bob@example.com'), 'bob@example.com');
+  });
+
+  test('our wall clock stepped forward by ten minutes between syncs hides no change', async () => {
+    let shift = 0;
+    const sync = syncer(configFor('stepped', true), () => Date.now() + shift);
+    await sync.full();
+    await sync.incremental();
+    shift = 10 * 60_000;
+    await sync.incremental();
+    await relaxed(lagged('uid=dave,ou=people,dc=example,dc=com', 'add: mail\nmail: dave.new@example.org\n'));
+    await sync.incremental();
+    assert.equal(sync.current!.get('dave.new@example.org'), 'dave@example.org', 'the change made after the step');
   });
 
   test('after a restart from the snapshot file, the first incremental sync finds what changed while it was down', async () => {

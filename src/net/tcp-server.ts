@@ -19,6 +19,7 @@ import { LogLimiter } from './log-limiter.js';
 import { Peer, PeerTable } from './peers.js';
 import type { ConnectionContext, ConnectionHandler } from './connection.js';
 import { parseHostPort, peerAddress } from './host-port.js';
+import { expiry, type Connection } from './connection-state.js';
 
 export type { ConnectionContext, ConnectionHandler } from './connection.js';
 export { parseHostPort, peerAddress } from './host-port.js';
@@ -48,20 +49,6 @@ export interface TcpServerOptions {
   /** Shared warning limiter (one per process); a private one otherwise. */
   logLimiter?: LogLimiter;
   handler: ConnectionHandler;
-}
-
-interface Connection {
-  ctx: ConnectionContext;
-  socket: Socket;
-  isBusy: boolean;
-  isDraining: boolean;
-  /** The peer sent FIN: close once every answer owed is written. */
-  peerEnded: boolean;
-  idleTimeoutMs: number;
-  /** Time of the last completed request (or of accept). */
-  lastRequestAt: number;
-  /** Since when part of a request has waited for the rest; 0 when none. */
-  partialSince: number;
 }
 
 export class TcpServer {
@@ -172,11 +159,13 @@ export class TcpServer {
       idleTimeoutMs: this.options.idleTimeoutMs,
       lastRequestAt: now,
       partialSince: 0,
+      stalledSince: 0,
       ctx: undefined as unknown as ConnectionContext,
     };
     conn.ctx = this.context(conn, id, remote, peer, connLogger);
     this.connections.add(conn);
     metrics.connections.inc({ frontend });
+    socket.on('drain', () => (conn.stalledSince = 0));
     socket.once('close', () => {
       this.connections.delete(conn);
       this.peers.leave(peer);
@@ -261,17 +250,20 @@ export class TcpServer {
   private sweep(): void {
     const now = performance.now();
     const { frontend, metrics } = this.options;
+    const fields = { requestTimeoutMs: this.requestTimeoutMs };
     for (const conn of this.connections) {
       if (conn.isDraining || conn.socket.destroyed) continue;
-      if (this.requestTimeoutMs > 0 && conn.partialSince > 0 && now - conn.partialSince > this.requestTimeoutMs) {
-        metrics.connectionsClosed.inc({ frontend, reason: 'request_timeout' });
-        conn.ctx.warn(`${frontend}_request_timeout`, { requestTimeoutMs: this.requestTimeoutMs }, 'request not complete in time (slow or stalled peer), closing connection');
-        conn.socket.destroy();
-      } else if (conn.idleTimeoutMs > 0 && !conn.isBusy && now - conn.lastRequestAt > conn.idleTimeoutMs) {
-        metrics.connectionsClosed.inc({ frontend, reason: 'idle' });
+      const reason = expiry(conn, now, this.requestTimeoutMs);
+      if (reason === null) continue;
+      metrics.connectionsClosed.inc({ frontend, reason });
+      if (reason === 'idle') {
         conn.ctx.logger.debug({ idleTimeoutMs: conn.idleTimeoutMs }, 'idle timeout');
         this.drain(conn);
+        continue;
       }
+      if (reason === 'request_timeout') conn.ctx.warn(`${frontend}_request_timeout`, fields, 'request not complete in time (slow or stalled peer), closing connection');
+      else conn.ctx.warn(`${frontend}_write_timeout`, fields, 'peer reads none of its replies, closing connection');
+      conn.socket.destroy();
     }
   }
 

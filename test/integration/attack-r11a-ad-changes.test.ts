@@ -84,4 +84,25 @@ describe('incremental syncs against Active Directory (Samba)', { concurrency: fa
     assert.equal(s().get('partner.new@ad.example.com'), 'partner.new@ad.example.com');
     assert.equal(s().get('partner@partner.example'), 'partner.new@ad.example.com');
   });
+
+  test('a contact moved out of the base into an OU beside it drops out at the next incremental sync', async () => {
+    const staff = `OU=Staff,${dc.baseDN}`;
+    await dc.modify(`dn: ${staff}\nchangetype: add\nobjectClass: organizationalUnit\n\ndn: OU=Leavers,${dc.baseDN}\nchangetype: add\nobjectClass: organizationalUnit\n`);
+    await dc.modify(`dn: CN=Mover,${staff}\nchangetype: add\nobjectClass: contact\nmail: mover@ad.example.com\n\ndn: CN=Stayer,${staff}\nchangetype: add\nobjectClass: contact\nmail: stayer@ad.example.com\n`);
+    const c = validateConfig({ ...config, directory: { ...config.directory, ldap: { ...config.directory.ldap, baseDN: staff } }, sync: { ...config.sync, snapshotPath: path.join(dir, 'staff.snapshot') } });
+    const metrics = new Metrics({ defaultMetrics: false });
+    const directory = new LdapDirectory({ config: c.directory.ldap, bindPassword: dc.servicePassword, metrics, logger: silentLogger() });
+    const changes = createChangeFeed(c, { RCPTGATE_LDAP_BIND_PASSWORD: dc.servicePassword }, silentLogger());
+    const sync = new SnapshotSync({ config: c, directory, metrics, logger: silentLogger(), onSnapshot: () => undefined, changes });
+    closers.push(async () => {
+      await sync.stop();
+      await directory.close();
+    });
+    await sync.full();
+    assert.equal(sync.current!.get('mover@ad.example.com'), 'mover@ad.example.com');
+    await dc.modify(`dn: CN=Mover,${staff}\nchangetype: modrdn\nnewrdn: CN=Mover\ndeleteoldrdn: 1\nnewsuperior: OU=Leavers,${dc.baseDN}\n`);
+    await sync.incremental();
+    assert.equal(sync.current!.get('mover@ad.example.com'), undefined, 'moved out of the base');
+    assert.equal(sync.current!.get('stayer@ad.example.com'), 'stayer@ad.example.com');
+  });
 });

@@ -52,7 +52,8 @@ export class DirectoryClock {
 
   /** A time no later than the directory's clock now (ms), or null when it shows none. */
   async read(session: LdapSession, ourNow: number): Promise<number | null> {
-    const root = await session.entry('', ['currentTime']);
+    // A rootDSE the account may not read leaves the change stamps, which the syncs need anyway.
+    const root = await session.entry('', ['currentTime']).catch(() => null);
     const current = root ? attributeValues(root as LdapEntry, 'currentTime')[0] : undefined;
     const published = current === undefined ? null : parseGeneralizedTime(current);
     if (published !== null) return published;

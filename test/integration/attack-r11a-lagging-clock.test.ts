@@ -25,6 +25,7 @@ import { createChangeFeed } from '../../src/snapshot/changes.js';
 import { SnapshotSync } from '../../src/snapshot/sync.js';
 import { startApp } from '../helpers/app.js';
 import { startCutProxy } from '../helpers/cut-proxy.js';
+import { protocolOpOffset, startFaultProxy, withResultCode } from '../helpers/fault-proxy.js';
 import { DISABLED_EXCLUDING_FILTER, requireTools, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const run = promisify(execFile);
@@ -195,6 +196,34 @@ describe('incremental syncs against a directory whose clock lags ours by five mi
     await relaxed(lagged('uid=dave,ou=people,dc=example,dc=com', 'add: mail\nmail: dave.new@example.org\n'));
     await sync.incremental();
     assert.equal(sync.current!.get('dave.new@example.org'), 'dave@example.org', 'the change made after the step');
+  });
+
+  test('a rootDSE the service account may not read leaves the change stamps to tell the time', async () => {
+    // A server that refuses the rootDSE: its entry dropped and the search answered insufficientAccessRights (50).
+    const proxy = await startFaultProxy(ldap.port);
+    closers.push(() => proxy.close());
+    let refuseNextDone = false;
+    proxy.transform = (msg) => {
+      const op = protocolOpOffset(msg);
+      if (msg[op] === 0x64) {
+        const name = op + 2 + (msg[op + 1]! & 0x80 ? msg[op + 1]! & 0x7f : 0);
+        if (msg[name] === 0x04 && msg[name + 1] === 0x00) {
+          refuseNextDone = true;
+          return null;
+        }
+      }
+      if (msg[op] === 0x65 && refuseNextDone) {
+        refuseNextDone = false;
+        return withResultCode(msg, 50);
+      }
+      return msg;
+    };
+    const base = configFor('no-rootdse', true);
+    const sync = syncer(validateConfig({ ...base, directory: { ...base.directory, ldap: { ...base.directory.ldap, urls: [proxy.url] } } }));
+    await sync.full();
+    await relaxed(lagged('uid=carol,ou=people,dc=example,dc=com', 'add: mail\nmail: carol.private@example.com\n'));
+    await sync.incremental();
+    assert.equal(sync.current!.get('carol.private@example.com'), 'Carol.Mixed@example.com', 'the change made after the full sync');
   });
 
   test('after a restart from the snapshot file, the first incremental sync finds what changed while it was down', async () => {

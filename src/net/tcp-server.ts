@@ -5,8 +5,9 @@
  * The base does: connection tracking, the `rcptgate_connections{frontend}` gauge, refusing
  * connections over `maxConnections` or over `maxConnectionsPerClient` from one address
  * (destroyed at once, `rcptgate_connections_rejected_total`, rate-limited warnings), the turns
- * clients take at the engine (peers.ts), the idle and
- * request timeouts (one sweep timer per listener, no timer work per request), and
+ * clients take at the engine (peers.ts), the idle, request and write timeouts (connection-state.ts;
+ * one sweep timer per listener, no timer work per request, which also watches the process's
+ * file descriptors: descriptors.ts), and
  * `close(drainMs)`: stop accepting, close idle connections now and busy ones after their current
  * answer, destroy whatever is left after `drainMs`. Sockets are half-open: a peer that sends its
  * last request and then FIN still gets every answer, then our FIN.
@@ -20,6 +21,7 @@ import { Peer, PeerTable } from './peers.js';
 import type { ConnectionContext, ConnectionHandler } from './connection.js';
 import { parseHostPort, peerAddress } from './host-port.js';
 import { expiry, type Connection } from './connection-state.js';
+import { descriptors } from './descriptors.js';
 
 export type { ConnectionContext, ConnectionHandler } from './connection.js';
 export { parseHostPort, peerAddress } from './host-port.js';
@@ -251,6 +253,7 @@ export class TcpServer {
     const now = performance.now();
     const { frontend, metrics } = this.options;
     const fields = { requestTimeoutMs: this.requestTimeoutMs };
+    descriptors.check(this.options.logger);
     for (const conn of this.connections) {
       if (conn.isDraining || conn.socket.destroyed) continue;
       const reason = expiry(conn, now, this.requestTimeoutMs);

@@ -54,6 +54,13 @@ export function negotiateProtocol(offered: number): number {
 
 const CONTINUE = encodeMilterPacket(Reply.CONTINUE);
 
+/**
+ * Macros of a RCPT that an SMTP server defines (Postfix smtpd and Sendmail; in Postfix's default
+ * milter_rcpt_macros) and Postfix's cleanup never does for mail it takes from sendmail(1): where
+ * the recipient is routed. (cleanup does send {daemon_addr} at CONNECT.)
+ */
+const SMTP_SERVER_MACROS = ['{rcpt_mailer}', '{rcpt_host}'];
+
 /** The reply table. Valid and pass (not ours) continue: the MTA's own checks decide. */
 const REPLIES: Readonly<Record<Answer, Buffer>> = Object.freeze({
   valid: CONTINUE,
@@ -89,6 +96,13 @@ class MilterSession {
    * uncounted: the primary decides, and an unknown one bounces to the local sender.
    */
   private localSubmission = false;
+  /**
+   * The macros of the RCPT about to come say where an SMTP server routes it (SMTP_SERVER_MACROS):
+   * then it is no local submission, whatever the client looks like. An XCLIENT host may name a
+   * client "localhost", 127.0.0.1 and port 0 or [UNAVAILABLE] (Postfix then passes port 0), and
+   * every unknown recipient of that SMTP session was accepted.
+   */
+  private smtpServerMacros = false;
 
   constructor(
     private readonly ctx: ConnectionContext,
@@ -108,6 +122,7 @@ class MilterSession {
         const client = macros.get('{client_addr}');
         if (client && !this.client) this.client = clientKey(client);
         if (forCommand === Cmd.RCPT) this.rcptAddr = macros.get('{rcpt_addr}');
+        if (forCommand === Cmd.RCPT) this.smtpServerMacros = SMTP_SERVER_MACROS.some((m) => macros.has(m));
         if (forCommand === Cmd.MAIL) this.authenticated = (macros.get('{auth_authen}') ?? '') !== '';
         return null;
       }
@@ -126,7 +141,7 @@ class MilterSession {
       case Cmd.QUIT_NC:
         // Next SMTP session on this connection: a new client, not logged in.
         this.client = null;
-        this.authenticated = this.localSubmission = false;
+        this.authenticated = this.localSubmission = this.smtpServerMacros = false;
         return null;
       case Cmd.QUIT:
         this.pipeline().finish();
@@ -152,7 +167,7 @@ class MilterSession {
     if (!this.negotiated) this.ctx.setIdleTimeout(this.negotiatedIdleMs);
     this.negotiated = true;
     this.client = null;
-    this.authenticated = this.localSubmission = false;
+    this.authenticated = this.localSubmission = this.smtpServerMacros = false;
     const reply = { version: Math.min(offer.version, MILTER_VERSION), actions: ACTIONS_NONE, protocol: negotiateProtocol(offer.protocol) };
     this.ctx.logger.debug({ offer, reply }, 'milter options negotiated');
     return encodeOptneg(reply);
@@ -163,15 +178,21 @@ class MilterSession {
    * untouched (pipeline.ts `quick`): every packet but a RCPT is answered from the session alone.
    */
   now(packet: MilterPacket): Buffer | Delayed | null | undefined {
-    if (packet.command !== Cmd.RCPT || !this.negotiated || this.localSubmission) return this.handle(packet) as Buffer | null;
+    if (packet.command !== Cmd.RCPT || !this.negotiated || this.isLocalRcpt()) return this.handle(packet) as Buffer | null;
     const answer = this.gate().recipientNow(milterRecipient(parseStrings(packet.data), this.rcptAddr), this.clientKey(), 'milter', this.ctx.logger);
     if (answer === undefined) return undefined;
     this.rcptAddr = undefined;
+    this.smtpServerMacros = false;
     return reply(answer);
   }
 
   private clientKey(): string {
     return this.client ?? this.ctx.peer.address;
+  }
+
+  /** The RCPT about to be handled is one of cleanup's local submission (it cannot be refused). */
+  private isLocalRcpt(): boolean {
+    return this.localSubmission && !this.smtpServerMacros;
   }
 
   private gate(): Gate {
@@ -180,8 +201,10 @@ class MilterSession {
 
   private rcpt(args: string[]): HandlerResult {
     const recipient = milterRecipient(args, this.rcptAddr);
+    const local = this.isLocalRcpt();
     this.rcptAddr = undefined;
-    if (this.localSubmission) return CONTINUE;
+    this.smtpServerMacros = false;
+    if (local) return CONTINUE;
     const answer = this.gate().recipient(recipient, this.clientKey(), 'milter', this.ctx.logger);
     return answer instanceof Promise ? answer.then(reply) : reply(answer);
   }

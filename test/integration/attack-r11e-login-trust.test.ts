@@ -1,0 +1,128 @@
+/**
+ * Who is taken for a logged-in sender or for Postfix's local submission, through a real Postfix
+ * (policy delegation, and smtpd_milters): only what Postfix itself vouches for. A stranger's
+ * XCLIENT is refused by Postfix and a failed AUTH logs nobody in, so its unknown recipients are
+ * counted as before; a login ends with the XCLIENT that drops it, within one SMTP session; and a
+ * client that an XCLIENT host names "localhost [127.0.0.1]", port 0 (cleanup's pretend client)
+ * is still an SMTP client whose unknown recipients are refused. Engine: LDIF
+ * example.com/example.org (split engine); harvest protection maxUnknown 2, reject.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { HarvestGuard } from '../../src/gate/harvest.js';
+import type { TcpServer } from '../../src/net/tcp-server.js';
+import { createMilterServer } from '../../src/milter/server.js';
+import { createPolicyServer } from '../../src/policy/server.js';
+import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import { smtpSession } from '../helpers/raw-smtp.js';
+import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
+
+/** The replies of one session from `source`; a session Postfix cut short fails with its log. */
+async function session(mx: PostfixInstance, source: string, commands: string[]): Promise<string[]> {
+  try {
+    return await smtpSession(mx.port, commands, source);
+  } catch (err) {
+    const log = (await mx.maillog()).split('\n').filter((l) => /smtpd|milter/.test(l));
+    assert.fail(`session from ${source} ended early: ${(err as Error).message}\n${log.slice(-8).join('\n')}`);
+  }
+}
+
+const codes = (replies: string[]) => replies.map((r) => r.slice(0, 9));
+
+for (const frontend of ['policy', 'milter'] as const) {
+  describe(`${frontend} behind a real Postfix: who counts as logged in or local`, () => {
+    let engine: SplitEngine | undefined;
+    let server: TcpServer | undefined;
+    let mx: PostfixInstance | undefined;
+
+    before(async () => {
+      requirePostfixTools();
+      engine = await startSplitEngine();
+      const { validator, metrics, logger } = engine;
+      const harvest = new HarvestGuard({ maxUnknown: 2, windowMs: 600_000, action: 'reject' });
+      const create = frontend === 'policy' ? createPolicyServer : createMilterServer;
+      server = create({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
+      const { port } = await server.listen('127.0.0.1:0');
+      const hook: Record<string, string> =
+        frontend === 'policy'
+          ? { smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${port}, permit` }
+          : { smtpd_milters: `inet:127.0.0.1:${port}`, milter_default_action: 'tempfail' };
+      mx = await startPostfix({
+        mainCf: {
+          ...hook,
+          relay_domains: 'example.com, example.org, example.net',
+          smtpd_sasl_auth_enable: 'yes',
+          // Only 127.0.0.1 (and the client it names below) may name clients; the others on
+          // loopback are strangers.
+          smtpd_authorized_xclient_hosts: '127.0.0.1, 192.0.2.60',
+          smtpd_error_sleep_time: '0',
+          smtpd_soft_error_limit: '100',
+          smtpd_hard_error_limit: '100',
+        },
+      });
+    });
+
+    after(async () => {
+      await mx?.close();
+      await server?.close(1000);
+      await engine?.close();
+    });
+
+    test("a stranger's XCLIENT LOGIN is refused and a failed AUTH logs nobody in: its unknown recipients are counted", async () => {
+      const got = await session(mx!, '127.0.0.3', [
+        'EHLO client.rcptgate.test',
+        'XCLIENT LOGIN=carol',
+        'AUTH PLAIN AGNhcm9sAHdyb25n', // \0carol\0wrong
+        'MAIL FROM:<sender@example.com>',
+        'RCPT TO:<ghost1@example.com>',
+        'RCPT TO:<ghost2@example.com>',
+        'RCPT TO:<alice@example.com>',
+        'RCPT TO:<ghost3@example.com>',
+      ]);
+      assert.match(got[1]!, /^550 5\.7\.0 /, got.join('\n'));
+      assert.doesNotMatch(got[2]!, /^235 /, got.join('\n'));
+      // Two unknown recipients allowed, the third one flags the client.
+      assert.deepEqual(codes(got.slice(4)), ['550 5.1.1', '550 5.1.1', '250 2.1.5', '421 4.7.0'], got.join('\n'));
+    });
+
+    test('a login dropped by XCLIENT LOGIN=[UNAVAILABLE] in the same SMTP session no longer exempts the next transaction', async () => {
+      const got = await session(mx!, '127.0.0.1', [
+        'EHLO client.rcptgate.test',
+        'XCLIENT ADDR=192.0.2.60 LOGIN=carol',
+        'EHLO client.rcptgate.test',
+        'MAIL FROM:<carol@example.com>',
+        'RCPT TO:<typo1@example.com>',
+        'RCPT TO:<typo2@example.com>',
+        'RCPT TO:<typo3@example.com>',
+        'RSET',
+        'XCLIENT LOGIN=[UNAVAILABLE]',
+        'EHLO client.rcptgate.test',
+        'MAIL FROM:<sender@example.com>',
+        'RCPT TO:<ghost1@example.com>',
+        'RCPT TO:<ghost2@example.com>',
+        'RCPT TO:<ghost3@example.com>',
+      ]);
+      // Logged in: every typo refused on its own, nothing counted.
+      assert.deepEqual(codes(got.slice(4, 7)), ['550 5.1.1', '550 5.1.1', '550 5.1.1'], got.join('\n'));
+      assert.match(got[8]!, /^220 /, got.join('\n'));
+      // Anonymous again: counted from nothing, the third refused by harvest protection.
+      assert.deepEqual(codes(got.slice(11)), ['550 5.1.1', '550 5.1.1', '421 4.7.0'], got.join('\n'));
+    });
+
+    for (const port of ['0', '[UNAVAILABLE]']) {
+      test(`an SMTP client named 'localhost [127.0.0.1]', port ${port} by XCLIENT still gets 550 for unknown recipients`, async () => {
+        const got = await session(mx!, '127.0.0.1', [
+          'EHLO client.rcptgate.test',
+          `XCLIENT NAME=localhost ADDR=127.0.0.1 PORT=${port}`,
+          'EHLO client.rcptgate.test',
+          'MAIL FROM:<sender@example.com>',
+          'RCPT TO:<nobody@example.com>',
+          'RCPT TO:<alice@example.com>',
+          'QUIT',
+        ]);
+        assert.match(got[1]!, /^220 /, got.join('\n'));
+        assert.deepEqual(codes(got.slice(4, 6)), ['550 5.1.1', '250 2.1.5'], got.join('\n'));
+      });
+    }
+  });
+}

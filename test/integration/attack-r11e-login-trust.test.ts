@@ -3,8 +3,9 @@
  * (policy delegation, and smtpd_milters): only what Postfix itself vouches for. A stranger's
  * XCLIENT is refused by Postfix and a failed AUTH logs nobody in, so its unknown recipients are
  * counted as before; a login ends with the XCLIENT that drops it, within one SMTP session; and a
- * client that an XCLIENT host names "localhost [127.0.0.1]", port 0 (cleanup's pretend client)
- * is still an SMTP client whose unknown recipients are refused. Engine: LDIF
+ * client that an XCLIENT host names "localhost [127.0.0.1]" or "localhost [::1]", port 0
+ * (cleanup's pretend client, which is never IPv6) is still an SMTP client whose unknown
+ * recipients are refused. Engine: LDIF
  * example.com/example.org (split engine); harvest protection maxUnknown 2, reject.
  */
 import assert from 'node:assert/strict';
@@ -55,6 +56,8 @@ for (const frontend of ['policy', 'milter'] as const) {
           // Only 127.0.0.1 (and the client it names below) may name clients; the others on
           // loopback are strangers.
           smtpd_authorized_xclient_hosts: '127.0.0.1, 192.0.2.60',
+          // XCLIENT takes an IPv6 client address only when Postfix speaks IPv6.
+          inet_protocols: 'all',
           smtpd_error_sleep_time: '0',
           smtpd_soft_error_limit: '100',
           smtpd_hard_error_limit: '100',
@@ -109,11 +112,11 @@ for (const frontend of ['policy', 'milter'] as const) {
       assert.deepEqual(codes(got.slice(11)), ['550 5.1.1', '550 5.1.1', '421 4.7.0'], got.join('\n'));
     });
 
-    for (const port of ['0', '[UNAVAILABLE]']) {
-      test(`an SMTP client named 'localhost [127.0.0.1]', port ${port} by XCLIENT still gets 550 for unknown recipients`, async () => {
+    for (const [addr, port] of [['127.0.0.1', '0'], ['127.0.0.1', '[UNAVAILABLE]'], ['IPV6:::1', '0']]) {
+      test(`an SMTP client named 'localhost [${addr}]', port ${port} by XCLIENT still gets 550 for unknown recipients`, async () => {
         const got = await session(mx!, '127.0.0.1', [
           'EHLO client.rcptgate.test',
-          `XCLIENT NAME=localhost ADDR=127.0.0.1 PORT=${port}`,
+          `XCLIENT NAME=localhost ADDR=${addr} PORT=${port}`,
           'EHLO client.rcptgate.test',
           'MAIL FROM:<sender@example.com>',
           'RCPT TO:<nobody@example.com>',

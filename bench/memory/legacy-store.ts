@@ -54,6 +54,12 @@ export class LegacySnapshotStore implements SnapshotView {
     return this.byAddress.get(address)?.canonical;
   }
 
+  /** SnapshotView: never supersedes a cached answer (the store of the release before). */
+  readonly listedAt = -Infinity;
+  hasDn(): boolean {
+    return true;
+  }
+
   isFresh(): boolean {
     return this.now() - this.createdAt <= this.maxAgeMs;
   }

@@ -12,6 +12,7 @@ import { DirectoryHealth, type DirectoryState } from './health.js';
 import type { Overrides } from './overrides.js';
 import { Resolver, settled, type KeyAnswer } from './resolver.js';
 import { Pending, StaticRules } from './rules.js';
+import { forgetListedOut } from './superseded.js';
 import type { LookupOptions, LookupResult, RecipientValidator, Verdict } from './types.js';
 
 export type { DirectoryState, SnapshotView };
@@ -78,10 +79,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
       negativeTtlMs: this.negativeTtl,
       staleMs: ms(config.cache.staleIfError),
       backstopMs: ms(config.directory.ldap.timeout) + 500,
-      canaries: config.directory.canaries.map((c) => {
-        const parsed = parseAddress(c);
-        return parsed.ok ? parsed.value.address : c;
-      }),
+      canaries: config.directory.canaries.map((c) => parseAddress(c)).map((p, i) => (p.ok ? p.value.address : config.directory.canaries[i]!)),
     });
   }
 
@@ -203,8 +201,8 @@ export class RecipientValidatorImpl implements RecipientValidator {
         return this.rules.applyMode(p, result);
       }
     }
-    // The address may have been added since the last sync: ask the directory (the answer is cached).
-    if (this.confirmMisses) return undefined;
+    // Added since the last sync? Ask the directory (the answer is cached), unless cached since (superseded.ts).
+    if (this.confirmMisses) return forgetListedOut(this.cache, candidates, snap, this.rules.positiveTtlSeconds * 1000);
     // A snapshot miss is negative knowledge: only trusted while the directory answers.
     if (!this.health.state.up) return this.directoryError(p, [...candidates], 'snapshot miss while the directory is down');
     const result: LookupResult = { address: p.input, verdict: 'unknown', source: 'snapshot', ttlSeconds: Math.round(this.negativeTtl / 1000) };

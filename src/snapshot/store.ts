@@ -33,6 +33,7 @@ export class SnapshotStore implements SnapshotView {
   /** Ids handed out so far (live or free). */
   private idCount = 0;
   private free: number[] = [];
+  listedAt = -Infinity; // SnapshotView; set by the syncer
   private byAddress = new HashIndex();
   private byDn = new HashIndex();
   private shared = new Map<string, number[]>();
@@ -208,9 +209,7 @@ export class SnapshotStore implements SnapshotView {
     return s.length;
   }
 
-  private hashOf(s: string): number {
-    return hashBytes(this.key, 0, this.encode(s));
-  }
+  private hashOf = (s: string): number => hashBytes(this.key, 0, this.encode(s));
 
   /** Slot in the DN index of the entry with this lowercased DN, or -1. */
   private dnSlot(dnKey: string, hash: number): number {

@@ -4,6 +4,7 @@ import type { Directory, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { ChangeFeed } from './changes.js';
+import { steadyNow } from '../recipient/clock.js';
 import { ourLastStart, windowStart } from './directory-clock.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
@@ -109,6 +110,7 @@ export class SnapshotSync {
       // Its age as the wall clock tells it now, then on the steady clock (a later step changes nothing).
       store.createdAt = this.steady() - (this.now() - (trusted ? header.fullAt : 0));
       this.lastSyncStartedAt = trusted ? header.createdAt : 0;
+      if (trusted) store.listedAt = steadyNow() - (this.now() - header.createdAt);
       this.lastFullAt = trusted ? header.fullAt : 0;
       this.publish(store);
       if (!trusted) this.deps.logger.warn({ path: this.path, createdAt: header.createdAt, fullAt: header.fullAt }, 'snapshot header lies in the future; not trusted as fresh');
@@ -130,6 +132,7 @@ export class SnapshotSync {
       const started = this.now();
       const startedMono = performance.now();
       const startedSteady = this.steady();
+      const listedAt = steadyNow();
       const t0 = process.hrtime.bigint();
       const end = this.deps.metrics.syncDuration.startTimer({ kind: 'full' });
       try {
@@ -150,6 +153,7 @@ export class SnapshotSync {
         this.lastSyncStartedMono = startedMono;
         this.lastFullAt = started;
         this.lastDirStart = dirStart;
+        store.listedAt = listedAt;
         this.publish(store);
         end();
         const report: SyncReport = { kind: 'full', entries: store.entries, addresses: store.size, changed: listed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };
@@ -193,6 +197,7 @@ export class SnapshotSync {
     const store = this.store!;
     const started = this.now();
     const startedMono = performance.now();
+    const listedAt = steadyNow();
     const t0 = process.hrtime.bigint();
     const end = this.deps.metrics.syncDuration.startTimer({ kind: 'incremental' });
     try {
@@ -215,6 +220,7 @@ export class SnapshotSync {
       this.lastSyncStartedAt = started;
       this.lastSyncStartedMono = startedMono;
       this.lastDirStart = dirNow;
+      store.listedAt = listedAt;
       this.publish(store);
       end();
       const report: SyncReport = { kind: 'incremental', entries: store.entries, addresses: store.size, changed, seconds: Number(process.hrtime.bigint() - t0) / 1e9 };

@@ -84,7 +84,7 @@ describe('RecipientValidatorImpl.lookupNow', () => {
     const { v } = setup();
     assert.equal(v.lookupNow('bob@example.com', { frontend: 'socketmap' }), undefined);
     await Promise.resolve();
-    v.setSnapshot({ get: (a) => (a === 'bob@example.com' ? a : undefined), isFresh: () => true });
+    v.setSnapshot({ get: (a) => (a === 'bob@example.com' ? a : undefined), isFresh: () => true, listedAt: -Infinity, hasDn: () => true });
     assert.equal((await v.lookup('bob@example.com', { frontend: 'socketmap' })).source, 'snapshot');
   });
 

@@ -710,6 +710,8 @@ describe('snapshot', () => {
   const snapshot = (fresh: boolean): SnapshotView => ({
     get: (a) => ({ 'alice@example.com': 'Alice@Example.com' })[a],
     isFresh: () => fresh,
+    listedAt: -Infinity,
+    hasDn: () => true,
   });
 
   it('answers a snapshot hit without the directory', async () => {

@@ -6,8 +6,8 @@
  * replies go out in order through the shared pipeline. Only the codec and the reply table live
  * here.
  */
-import { clientKey, type Answer, type Gate, type GateAnswer } from '../gate/gate.js';
-import { frontendGates, type Gates } from '../policy/gates.js';
+import { Gate, clientKey, type Answer, type GateAnswer } from '../gate/gate.js';
+import { countedAs } from '../policy/login.js';
 import type { FrontendServerOptions } from '../gate/frontend-options.js';
 import { ProtocolError } from '../errors.js';
 import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, Delayed, type HandlerResult } from '../net/pipeline.js';
@@ -84,10 +84,10 @@ class MilterSession {
   /** `{rcpt_addr}` sent with the RCPT about to come (the MTA's resolved recipient). */
   private rcptAddr: string | undefined;
   /**
-   * The sender of this message logged in: `{auth_authen}` came with MAIL (Postfix and Sendmail
-   * send it by default). Its recipients get no harvest protection (policy/gates.ts).
+   * The login of this message's sender: `{auth_authen}` with MAIL (Postfix and Sendmail send it
+   * by default), '' when none. A logged-in sender is counted by its login (policy/login.ts).
    */
-  private authenticated = false;
+  private login = '';
   /**
    * Postfix's cleanup passes mail submitted with sendmail(1) to its non_smtpd_milters as a
    * pretend client "localhost [127.0.0.1]", port 0 (no TCP client has port 0). It cannot refuse
@@ -106,7 +106,7 @@ class MilterSession {
 
   constructor(
     private readonly ctx: ConnectionContext,
-    private readonly gates: Gates,
+    private readonly gate: Gate,
     private readonly pipeline: () => ConnectionPipeline<MilterPacket>,
     /** The idle timeout once negotiated (see MilterServerOptions.idleTimeoutMs). */
     private readonly negotiatedIdleMs: number,
@@ -123,7 +123,7 @@ class MilterSession {
         if (client && !this.client) this.client = clientKey(client);
         if (forCommand === Cmd.RCPT) this.rcptAddr = macros.get('{rcpt_addr}');
         if (forCommand === Cmd.RCPT) this.smtpServerMacros = SMTP_SERVER_MACROS.some((m) => macros.has(m));
-        if (forCommand === Cmd.MAIL) this.authenticated = (macros.get('{auth_authen}') ?? '') !== '';
+        if (forCommand === Cmd.MAIL) this.login = macros.get('{auth_authen}') ?? '';
         return null;
       }
       case Cmd.CONNECT: {
@@ -141,7 +141,8 @@ class MilterSession {
       case Cmd.QUIT_NC:
         // Next SMTP session on this connection: a new client, not logged in.
         this.client = null;
-        this.authenticated = this.localSubmission = this.smtpServerMacros = false;
+        this.localSubmission = this.smtpServerMacros = false;
+        this.login = '';
         return null;
       case Cmd.QUIT:
         this.pipeline().finish();
@@ -167,7 +168,8 @@ class MilterSession {
     if (!this.negotiated) this.ctx.setIdleTimeout(this.negotiatedIdleMs);
     this.negotiated = true;
     this.client = null;
-    this.authenticated = this.localSubmission = this.smtpServerMacros = false;
+    this.localSubmission = this.smtpServerMacros = false;
+    this.login = '';
     const reply = { version: Math.min(offer.version, MILTER_VERSION), actions: ACTIONS_NONE, protocol: negotiateProtocol(offer.protocol) };
     this.ctx.logger.debug({ offer, reply }, 'milter options negotiated');
     return encodeOptneg(reply);
@@ -179,7 +181,7 @@ class MilterSession {
    */
   now(packet: MilterPacket): Buffer | Delayed | null | undefined {
     if (packet.command !== Cmd.RCPT || !this.negotiated || this.isLocalRcpt()) return this.handle(packet) as Buffer | null;
-    const answer = this.gate().recipientNow(milterRecipient(parseStrings(packet.data), this.rcptAddr), this.clientKey(), 'milter', this.ctx.logger);
+    const answer = this.gate.recipientNow(milterRecipient(parseStrings(packet.data), this.rcptAddr), this.clientKey(), 'milter', this.ctx.logger);
     if (answer === undefined) return undefined;
     this.rcptAddr = undefined;
     this.smtpServerMacros = false;
@@ -187,16 +189,12 @@ class MilterSession {
   }
 
   private clientKey(): string {
-    return this.client ?? this.ctx.peer.address;
+    return countedAs(this.login, this.client ?? this.ctx.peer.address);
   }
 
   /** The RCPT about to be handled is one of cleanup's local submission (it cannot be refused). */
   private isLocalRcpt(): boolean {
     return this.localSubmission && !this.smtpServerMacros;
-  }
-
-  private gate(): Gate {
-    return this.authenticated ? this.gates.authenticated : this.gates.anonymous;
   }
 
   private rcpt(args: string[]): HandlerResult {
@@ -205,15 +203,15 @@ class MilterSession {
     this.rcptAddr = undefined;
     this.smtpServerMacros = false;
     if (local) return CONTINUE;
-    const answer = this.gate().recipient(recipient, this.clientKey(), 'milter', this.ctx.logger);
+    const answer = this.gate.recipient(recipient, this.clientKey(), 'milter', this.ctx.logger);
     return answer instanceof Promise ? answer.then(reply) : reply(answer);
   }
 }
 
-function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, gates: Gates): void {
+function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, gate: Gate): void {
   const decoder = new MilterPacketDecoder(options.maxPacketBytes === undefined ? {} : { maxPacketBytes: options.maxPacketBytes });
   const idle = options.idleTimeoutMs === 0 ? 0 : Math.max(options.idleTimeoutMs, MILTER_MIN_IDLE_MS);
-  const session = new MilterSession(ctx, gates, () => pipeline, idle);
+  const session = new MilterSession(ctx, gate, () => pipeline, idle);
   const pipeline: ConnectionPipeline<MilterPacket> = new ConnectionPipeline<MilterPacket>(ctx, {
     maxPipeline: options.maxPipeline ?? DEFAULT_MAX_PIPELINE,
     decode: (chunk, emit) => void decoder.push(chunk, emit),
@@ -230,13 +228,13 @@ function handleConnection(ctx: ConnectionContext, options: MilterServerOptions, 
 
 /** A milter listener on the shared TCP base; call `listen("127.0.0.1:0")`, then `close()`. */
 export function createMilterServer(options: MilterServerOptions): TcpServer {
-  const gates = frontendGates(options);
+  const gate = options.gate ?? new Gate(options);
   const requestTimeoutMs = options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
   return new TcpServer({
     ...options,
     frontend: 'milter',
     // Until it negotiates, a milter peer has no reason to be silent (see idleTimeoutMs).
     idleTimeoutMs: options.idleTimeoutMs === 0 ? 0 : Math.min(options.idleTimeoutMs, requestTimeoutMs || options.idleTimeoutMs),
-    handler: (ctx) => handleConnection(ctx, options, gates),
+    handler: (ctx) => handleConnection(ctx, options, gate),
   });
 }

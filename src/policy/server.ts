@@ -2,11 +2,11 @@
  * Postfix policy delegation front end (`check_policy_service inet:host:9466`). Many requests per
  * connection, answered in order; only `protocol_state=RCPT` asks the gate, every other state is
  * `DUNNO` (the policy server has no opinion, Postfix goes on with its restrictions). A request
- * with a `sasl_username` is a logged-in sender: no harvest protection (gates.ts). Only the
+ * with a `sasl_username` is a logged-in sender, counted by its login (login.ts). Only the
  * codec and the reply table live here; ordering and limits are the shared pipeline's.
  */
-import { clientKey, type Answer, type GateAnswer } from '../gate/gate.js';
-import { frontendGates, type Gates } from './gates.js';
+import { Gate, clientKey, type Answer, type GateAnswer } from '../gate/gate.js';
+import { countedAs } from './login.js';
 import type { FrontendServerOptions } from '../gate/frontend-options.js';
 import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, Delayed, type HandlerResult } from '../net/pipeline.js';
 import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
@@ -46,7 +46,7 @@ function reply(a: GateAnswer): string | Delayed {
 }
 
 /** The recipient of a RCPT request as Postfix routes it and its client, or null for DUNNO. */
-function rcptOf(request: PolicyRequest, ctx: Pick<ConnectionContext, 'peer'>): { recipient: string; client: string; authenticated: boolean } | null {
+function rcptOf(request: PolicyRequest, ctx: Pick<ConnectionContext, 'peer'>): { recipient: string; client: string } | null {
   if (request.get('protocol_state')?.toUpperCase() !== 'RCPT') return null;
   const internal = request.get('recipient') ?? '';
   if (internal === '') return null;
@@ -54,35 +54,33 @@ function rcptOf(request: PolicyRequest, ctx: Pick<ConnectionContext, 'peer'>): {
   // a client IP address counts against whoever sent it: the connection's peer.
   const client = clientKey(request.get('client_address') ?? '') ?? ctx.peer.address;
   // Postfix sends sasl_username with every request, empty unless the client logged in.
-  return { recipient: routedRecipient(internal), client, authenticated: (request.get('sasl_username') ?? '') !== '' };
+  return { recipient: routedRecipient(internal), client: countedAs(request.get('sasl_username') ?? '', client) };
 }
 
 /** Answers one request; never rejects (a failure to decide is a 4xx, never a 5xx). */
-export function answerPolicyRequest(request: PolicyRequest, gates: Gates, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): HandlerResult {
+export function answerPolicyRequest(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): HandlerResult {
   const rcpt = rcptOf(request, ctx);
   if (rcpt === null) return DUNNO;
-  const gate = rcpt.authenticated ? gates.authenticated : gates.anonymous;
   const answer = gate.recipient(rcpt.recipient, rcpt.client, 'policy', ctx.logger);
   return answer instanceof Promise ? answer.then(reply) : reply(answer);
 }
 
 /** The same answer when it needs no directory request, else undefined (pipeline.ts `quick`). */
-export function answerPolicyRequestNow(request: PolicyRequest, gates: Gates, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): string | Delayed | undefined {
+export function answerPolicyRequestNow(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): string | Delayed | undefined {
   const rcpt = rcptOf(request, ctx);
   if (rcpt === null) return DUNNO;
-  const gate = rcpt.authenticated ? gates.authenticated : gates.anonymous;
   const answer = gate.recipientNow(rcpt.recipient, rcpt.client, 'policy', ctx.logger);
   return answer === undefined ? undefined : reply(answer);
 }
 
-function handleConnection(ctx: ConnectionContext, options: PolicyServerOptions, gates: Gates): void {
+function handleConnection(ctx: ConnectionContext, options: PolicyServerOptions, gate: Gate): void {
   const decoder = new PolicyRequestDecoder(options.limits);
   new ConnectionPipeline<PolicyRequest>(ctx, {
     maxPipeline: options.maxPipeline ?? DEFAULT_MAX_PIPELINE,
     decode: (chunk, emit) => void decoder.push(chunk, emit),
     partial: () => !decoder.atBoundary,
-    handle: (request) => answerPolicyRequest(request, gates, ctx),
-    quick: (request) => answerPolicyRequestNow(request, gates, ctx),
+    handle: (request) => answerPolicyRequest(request, gate, ctx),
+    quick: (request) => answerPolicyRequestNow(request, gate, ctx),
     onProtocolError: (err) => {
       options.metrics.protocolErrors.inc({ frontend: 'policy' });
       const code = err instanceof ProtocolError ? err.code : undefined;
@@ -93,10 +91,10 @@ function handleConnection(ctx: ConnectionContext, options: PolicyServerOptions, 
 
 /** A policy listener on the shared TCP base; call `listen("127.0.0.1:0")`, then `close()`. */
 export function createPolicyServer(options: PolicyServerOptions): TcpServer {
-  const gates = frontendGates(options);
+  const gate = options.gate ?? new Gate(options);
   return new TcpServer({
     ...options,
     frontend: 'policy',
-    handler: (ctx) => handleConnection(ctx, options, gates),
+    handler: (ctx) => handleConnection(ctx, options, gate),
   });
 }

@@ -2,9 +2,10 @@
  * Harvest protection and authenticated senders, through a real Postfix (policy delegation, and
  * smtpd_milters), clients named with XCLIENT (ADDR, LOGIN: Postfix then reports the login as
  * sasl_username to the policy server and as {auth_authen} to the milter, as after SMTP AUTH).
- * A logged-in user is no anonymous harvester: the address it sends from may be shared (an
- * office NAT, a mobile carrier's CGNAT) with a client that was flagged, and its typos must not
- * flag the others behind that address. Engine: LDIF example.com/example.org (split engine).
+ * A logged-in user is counted by its login, not its address: the address it sends from may be
+ * shared (an office NAT, a mobile carrier's CGNAT) with a client that was flagged, and its typos
+ * must not flag the others behind that address; a stolen login used to harvest is still flagged,
+ * from any address. Engine: LDIF example.com/example.org (split engine).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -82,14 +83,18 @@ for (const frontend of ['policy', 'milter'] as const) {
       assert.match(again[0]!, /^421 4\.7\.0 /, again.join('\n'));
     });
 
-    test("a logged-in user's unknown recipients are refused one by one and do not flag its address", async () => {
+    test("a logged-in user's unknown recipients are counted against its login, from any address, not against the address", async () => {
       const office = '192.0.2.51';
-      const typos = ['typo1@example.com', 'typo2@example.com', 'typo3@example.com', 'typo4@example.com', 'typo5@example.com'];
-      const user = await rcpts(mx!, office, 'carol', [...typos, 'alice@example.com']);
-      assert.deepEqual(user.map((r) => r.slice(0, 9)), [...typos.map(() => '550 5.1.1'), '250 2.1.5'], user.join('\n'));
-      // An anonymous client at that address starts from nothing.
+      const user = await rcpts(mx!, office, 'mallory', ['typo1@example.com', 'typo2@example.com', 'typo3@example.com']);
+      assert.deepEqual(user.map((r) => r.slice(0, 9)), ['550 5.1.1', '550 5.1.1', '421 4.7.0'], user.join('\n'));
+      // The login is flagged wherever it sends from (stolen credentials rotating addresses)…
+      const elsewhere = await rcpts(mx!, '198.51.100.7', 'mallory', ['alice@example.com']);
+      assert.match(elsewhere[0]!, /^421 4\.7\.0 /, elsewhere.join('\n'));
+      // …while an anonymous client and another user at the office start from nothing.
       const other = await rcpts(mx!, office, null, ['ghost1@example.com', 'alice@example.com']);
       assert.deepEqual(other.map((r) => r.slice(0, 9)), ['550 5.1.1', '250 2.1.5'], other.join('\n'));
+      const colleague = await rcpts(mx!, office, 'carol', ['alice@example.com']);
+      assert.match(colleague[0]!, /^250 /, colleague.join('\n'));
     });
   });
 }

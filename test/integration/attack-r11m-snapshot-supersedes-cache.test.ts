@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { startApp, type App } from '../helpers/app.js';
+import { startApp } from '../helpers/app.js';
 import { DISABLED_EXCLUDING_FILTER, startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const PEOPLE = 'ou=people,dc=example,dc=com';
@@ -24,7 +24,7 @@ function person(uid: string): string {
 describe('a snapshot sync supersedes valid answers cached before it', () => {
   let ldap: Slapd;
   let dir: string;
-  let app: App;
+  let app: Awaited<ReturnType<typeof startApp>>;
 
   before(async () => {
     ldap = await startSlapd();

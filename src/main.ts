@@ -243,19 +243,18 @@ async function serve(file: string | undefined): Promise<number> {
     started = true;
     if (reloadWhenStarted) void app.reload(file);
   } catch (e) {
+    process.off('SIGTERM', stopWhileStarting).off('SIGINT', stopWhileStarting);
     const listen = listenFailure(e, loaded.config);
     if (listen) logger.fatal({ key: listen.key, code: listen.code }, listen.message);
     else logger.fatal({ err: e }, 'cannot start');
     await new Promise((r) => logger.flush(() => r(undefined)));
     return listen || e instanceof RcptgateError ? EXIT.CONFIG : 1;
-  } finally {
-    process.off('SIGTERM', stopWhileStarting).off('SIGINT', stopWhileStarting);
   }
-  return untilStopped(app, logger, () => (stopping = true));
+  return untilStopped(app, logger, () => (stopping = true), stopWhileStarting);
 }
 
-/** Drains and stops `app` at the first SIGTERM or SIGINT (`stopping` hears of it); the exit code. */
-function untilStopped(app: { close(): Promise<void> }, logger: Logger, stopping: () => void): Promise<number> {
+/** Drains and stops `app` at the first SIGTERM or SIGINT (`stopping` hears of it); the exit code. `replaces`: the handler it takes over from. */
+function untilStopped(app: { close(): Promise<void> }, logger: Logger, stopping: () => void, replaces: (s: NodeJS.Signals) => void): Promise<number> {
   let stopped = false;
   return new Promise<number>((resolve) => {
     const stop = (signal: string) => {
@@ -271,8 +270,9 @@ function untilStopped(app: { close(): Promise<void> }, logger: Logger, stopping:
         },
       );
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM')).on('SIGINT', () => stop('SIGINT'));
+    // Only now, never leaving none: libuv gives a signal caught meanwhile to the closed handle (lost).
+    process.off('SIGTERM', replaces).off('SIGINT', replaces);
   });
 }
 

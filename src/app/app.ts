@@ -16,6 +16,7 @@ import { healthReport } from './health-report.js';
 import { ProbeLoop } from './probe.js';
 import { Listeners, type ListenerName } from './listeners.js';
 import { exposureWarnings, loopbackNotice } from '../config/exposure.js';
+import { lockDataFiles, type DataLock, type LockedFile } from './data-lock.js';
 
 export interface AppOptions {
   loaded: LoadedConfig;
@@ -61,13 +62,17 @@ export async function createApp(options: AppOptions): Promise<App> {
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, answersLoaded, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
   const startTokens = { adminToken: resolved.adminToken, lookupToken: resolved.lookupToken };
-  const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining });
+  // A reload that names another snapshot file locks it before a syncer writes there.
+  // (cache.persistPath changes only on restart: the one in use stays the one locked.)
+  const lockFiles = async (next: Readonly<Config>) => void (await lock?.add(writtenFiles({ ...next, cache: config.cache }, persistence !== null)));
+  const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining, lockFiles });
   const listeners = new Listeners({ resolved, validator, metrics, logger, health });
   const drainMs = ms(config.server.drainTimeout);
   // Answers are saved only by a process that served: one whose listeners could not bind (a second
   // instance on the same ports) would replace the running one's answer file with what it loaded,
   // nothing at all when its config names another directory.
   let served = false;
+  let lock: DataLock | null = null;
 
   const start = async (): Promise<void> => {
     startupNotices(config, engines.current.validator.servedDomains(), logger);
@@ -77,6 +82,9 @@ export async function createApp(options: AppOptions): Promise<App> {
     answersLoaded = ((await persistence?.load()) ?? 0) > 0;
     try {
       await listeners.start();
+      // Before anything is written: a second instance given the same files stops here
+      // (data-lock.ts). After the bind, so one on the same ports still says so.
+      lock = await lockDataFiles(writtenFiles(config, persistence !== null), logger);
     } catch (err) {
       await close();
       throw err;
@@ -92,10 +100,19 @@ export async function createApp(options: AppOptions): Promise<App> {
     draining = true;
     probes.stop();
     await shutdown({ snapshots, listeners, persistence: served ? persistence : null, engines, drainMs, logger });
+    await lock?.release();
   };
 
   const syncOnce = (onProgress?: (p: SyncProgress) => void): Promise<string> => snapshots.syncOnce(onProgress);
   return { validator, metrics, addresses: listeners.addresses, prepare: () => snapshots.load(), start, reload, health, syncOnce, close };
+}
+
+/** The files the service writes (a snapshot only with sync on: without, `rcptgate sync` writes it). */
+function writtenFiles(config: Readonly<Config>, persists: boolean): LockedFile[] {
+  const files: LockedFile[] = [];
+  if (persists && config.cache.persistPath) files.push({ key: 'cache.persistPath', path: config.cache.persistPath });
+  if (config.sync.enabled && config.sync.snapshotPath) files.push({ key: 'sync.snapshotPath', path: config.sync.snapshotPath });
+  return files;
 }
 
 /** Stops serving: listeners drained, answers saved (by a process that served), sync and directory closed. */

@@ -26,6 +26,8 @@ export interface ReloadDeps {
   retireAfterMs?: number | undefined;
   /** True once the service drains: a reload then installs nothing. */
   stopping?: () => boolean;
+  /** Locks the data files `next` writes that are not locked yet; throws when another instance holds one. */
+  lockFiles?: (next: Readonly<Config>) => Promise<void>;
 }
 
 /**
@@ -76,6 +78,7 @@ function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
         // SIGTERM came while the new directory was checked: the engine being drained stays, or
         // the answer file would be saved from the new one's cache (emptied by a domain change).
         if (deps.stopping?.()) throw new Error('the service is stopping');
+        await deps.lockFiles?.(loaded.config);
       } catch (err) {
         engines.discard(next);
         throw err;

@@ -40,6 +40,8 @@ export interface ConnectionContext {
   close(): void;
   /** Drop the connection now. */
   destroy(): void;
+  /** Our replies fill the socket's write buffer: the peer is not reading them (reading pauses meanwhile). */
+  stalled?(): void;
   /** After a read: did it complete a request, is part of one still buffered. */
   progress(completed: boolean, partial: boolean): void;
   /** This connection's idle timeout from now on (ms; 0 disables). */

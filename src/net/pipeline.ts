@@ -224,8 +224,7 @@ export class ConnectionPipeline<T> {
     slot.reply = reply;
     slot.done = true;
     if (this.queue[0] === slot && !this.flushScheduled) {
-      // Replies finishing in the same tick share one write.
-      this.flushScheduled = true;
+      this.flushScheduled = true; // replies finishing in the same tick share one write
       queueMicrotask(this.flushQueue);
     }
   }
@@ -270,6 +269,7 @@ export class ConnectionPipeline<T> {
       this.ctx.close();
       return;
     }
+    if (this.socket.writableNeedDrain) this.ctx.stalled?.();
     const blocked = waiting || this.finishing || this.ctx.draining || this.queue.length >= this.options.maxPipeline || this.socket.writableNeedDrain;
     if (blocked && !this.paused) {
       this.paused = true;

@@ -20,12 +20,11 @@ import { LogLimiter } from './log-limiter.js';
 import { Peer, PeerTable } from './peers.js';
 import type { ConnectionContext, ConnectionHandler } from './connection.js';
 import { parseHostPort, peerAddress } from './host-port.js';
-import { expiry, type Connection } from './connection-state.js';
+import { expiry, MAX_STALLED, Stalls, type Connection } from './connection-state.js';
 import { descriptors } from './descriptors.js';
 
 export type { ConnectionContext, ConnectionHandler } from './connection.js';
 export { parseHostPort, peerAddress } from './host-port.js';
-
 /** Defaults of the per-address limits (README "Limits per client address"). */
 export const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 300;
 export const DEFAULT_MAX_OUTSTANDING_PER_CLIENT = 256;
@@ -57,11 +56,13 @@ export class TcpServer {
   readonly frontend: Frontend;
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
+  private readonly stalls = new Stalls();
   private readonly options: TcpServerOptions;
   private readonly peers: PeerTable;
   private readonly limiter: LogLimiter;
   private readonly requestTimeoutMs: number;
   private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepEvery = Infinity;
   private nextId = 1;
   private closing: Promise<void> | null = null;
 
@@ -167,9 +168,10 @@ export class TcpServer {
     conn.ctx = this.context(conn, id, remote, peer, connLogger);
     this.connections.add(conn);
     metrics.connections.inc({ frontend });
-    socket.on('drain', () => (conn.stalledSince = 0));
+    socket.on('drain', () => this.stalls.end(conn));
     socket.once('close', () => {
       this.connections.delete(conn);
+      this.stalls.end(conn);
       this.peers.leave(peer);
       metrics.connections.dec({ frontend });
       connLogger.debug('connection closed');
@@ -215,6 +217,7 @@ export class TcpServer {
         if (conn.isDraining || conn.peerEnded) this.endGracefully(conn);
       },
       close: () => this.endGracefully(conn),
+      stalled: () => this.stalled(conn),
       destroy: () => socket.destroy(),
       progress: (completed, partial) => {
         if (completed) {
@@ -235,7 +238,7 @@ export class TcpServer {
     };
   }
 
-  /** One timer per listener checks every connection's idle and request timeouts. */
+  /** One timer per listener checks every connection's timeouts (and the process's descriptors). */
   private startSweep(): void {
     const timeouts = [this.requestTimeoutMs, this.options.idleTimeoutMs, ...[...this.connections].map((c) => c.idleTimeoutMs)].filter((t) => t > 0);
     if (timeouts.length === 0 || this.closing || !this.server.listening) return;
@@ -247,13 +250,11 @@ export class TcpServer {
     this.sweepTimer.unref();
   }
 
-  private sweepEvery = Infinity;
-
   private sweep(): void {
     const now = performance.now();
-    const { frontend, metrics } = this.options;
+    const { frontend, metrics, logger } = this.options;
     const fields = { requestTimeoutMs: this.requestTimeoutMs };
-    descriptors.check(this.options.logger);
+    descriptors.check(logger);
     for (const conn of this.connections) {
       if (conn.isDraining || conn.socket.destroyed) continue;
       const reason = expiry(conn, now, this.requestTimeoutMs);
@@ -268,6 +269,14 @@ export class TcpServer {
       else conn.ctx.warn(`${frontend}_write_timeout`, fields, 'peer reads none of its replies, closing connection');
       conn.socket.destroy();
     }
+  }
+
+  /** `conn`'s replies fill its write buffer: its write timeout starts, or it is one too many. */
+  private stalled(conn: Connection): void {
+    if (conn.socket.destroyed || this.stalls.begin(conn)) return;
+    this.options.metrics.connectionsClosed.inc({ frontend: this.frontend, reason: 'write_stalled' });
+    conn.ctx.warn(`${this.frontend}_write_stalled`, { maxStalled: MAX_STALLED }, 'peer reads none of its replies, nor do too many others: closing connection');
+    conn.socket.destroy();
   }
 
   /** Stop reading; close now if idle, else at the handler's next idle(). */

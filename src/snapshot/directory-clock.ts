@@ -59,19 +59,26 @@ export class DirectoryClock {
     if (published !== null) return published;
     if (this.stampless) return null;
     if (this.offset === null) await this.probe(session, ourNow);
-    else await this.scan(session, this.mono() + this.offset - SKEW_MS, this.config.pageSize);
+    else await this.scan(session, ourNow, this.mono() + this.offset - SKEW_MS, this.config.pageSize);
     return this.offset === null ? null : this.mono() + this.offset;
   }
 
-  /** Raises `offset` from the stamps of the entries changed since `from` (the first page only with `firstPage`). */
-  private async scan(session: LdapSession, from: number, pageSize: number, firstPage = false): Promise<boolean> {
+  /**
+   * Raises `offset` from the stamps of the entries changed since `from` (the first page only with
+   * `firstPage`). Stamps past our clock and the margin are left out, by the directory (so a probe's
+   * one entry is never one): one entry stamped ahead (a provider's clock that ran fast, a hand-set
+   * stamp) would hold the offset up for good, and later changes stamped by a clock behind ours
+   * would fall before the window. A directory truly ahead loses nothing: the window takes the
+   * earlier of the two clocks.
+   */
+  private async scan(session: LdapSession, ourNow: number, from: number, pageSize: number, firstPage = false): Promise<boolean> {
     let found = false;
-    const filter = this.plan.changedSinceClause(new Date(Math.max(0, from)));
+    const filter = `(&${this.plan.changedSinceClause(new Date(Math.max(0, from)))}(!${this.plan.changedSinceClause(new Date(ourNow + SKEW_MS))}))`;
     for await (const page of session.pages(this.config.baseDN, this.config.scope, filter, [this.stampAttribute], [], pageSize)) {
       const readAt = this.mono(); // after the answer: a stamp in it is no later than the directory's clock now
       for (const e of page) {
         const t = parseGeneralizedTime(attributeValues(e as LdapEntry, this.stampAttribute)[0] ?? '');
-        if (t !== null && (this.offset === null || t - readAt > this.offset)) this.offset = t - readAt;
+        if (t !== null && t <= ourNow + SKEW_MS && (this.offset === null || t - readAt > this.offset)) this.offset = t - readAt;
         found ||= t !== null;
       }
       if (firstPage) break;
@@ -86,11 +93,11 @@ export class DirectoryClock {
    */
   private async probe(session: LdapSession, ourNow: number): Promise<void> {
     for (let k = 0, back = SKEW_MS; k < MAX_PROBES; k++, back *= 4) {
-      if (await this.scan(session, ourNow - back, 1, true)) return;
+      if (await this.scan(session, ourNow, ourNow - back, 1, true)) return;
       if (ourNow - back <= 0) break;
     }
     this.stampless = true;
-    this.logger.warn({ attribute: this.stampAttribute, baseDN: this.config.baseDN }, 'no entry under the base shows when it changed: incremental syncs cannot find changes, only full syncs do');
+    this.logger.warn({ attribute: this.stampAttribute, baseDN: this.config.baseDN }, 'no entry under the base shows a change stamp up to our clock: without stamps, incremental syncs cannot find changes, only full syncs do');
   }
 }
 

@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../config/load.js';
 import { resolveConfig, type ResolvedConfig } from '../config/resolve.js';
 import { isExampleDirectory } from '../directory/index.js';
@@ -63,6 +65,7 @@ function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
   const { env, engines, snapshots, probes, metrics, logger } = deps;
   return async (file?: string): Promise<boolean> => {
     try {
+      await settled(file ?? deps.file);
       const loaded = loadConfig(file ?? deps.file, env);
       const before = engines.current.config;
       // Without a directory section a config means the bundled example directory, meant for a
@@ -118,4 +121,34 @@ function restartOnlyChanges(deps: ReloadDeps, next: Readonly<Config>, resolved: 
   if (start.admin.tokenFile !== next.admin.tokenFile || deps.startTokens.adminToken !== resolved.adminToken) changed.push('admin.tokenFile');
   for (const key of ['persistPath', 'persistInterval'] as const) if (start.cache[key] !== next.cache[key]) changed.push(`cache.${key}`);
   return changed;
+}
+
+/** How long a config file just written must stay unchanged before a reload reads it; how many waits at most. */
+const SETTLE_MS = 250;
+const SETTLE_TRIES = 20;
+
+/**
+ * Waits while `path` was modified less than SETTLE_MS ago and goes on changing. A SIGHUP sent
+ * while a writer was still writing (scp or cp over the file, a watcher reacting to its first
+ * write) read the part written so far: a list of domains cut after a complete line is a valid
+ * config, and every domain past the cut became not ours (a backup MX then refused their mail as
+ * relaying). A file written earlier is read at once.
+ */
+async function settled(path: string | null): Promise<void> {
+  const mtime = (): number | null => {
+    try {
+      return statSync(path!).mtimeMs;
+    } catch {
+      return null; // loadConfig says why
+    }
+  };
+  let last = path === null ? null : mtime();
+  for (let i = 0; last !== null && Date.now() - last < SETTLE_MS; i++) {
+    if (i === SETTLE_TRIES) throw new Error(`${path} was still changing after ${(SETTLE_MS * SETTLE_TRIES) / 1000} s: not read while being written`);
+    await sleep(SETTLE_MS);
+    const now = mtime();
+    // Unchanged for SETTLE_MS (a modification time ahead of the clock included).
+    if (now === last) return;
+    last = now;
+  }
 }

@@ -55,7 +55,14 @@ export function sameAnswers(prev: Readonly<Config>, next: Readonly<Config>): boo
 /** Drops the answers of `cache` whose domain `served` no longer answers for; how many. */
 function dropUnserved(cache: AnswerCache, served: (domain: string) => string | null): number {
   const gone: string[] = [];
-  for (const key of cache.keysByAge()) if (served(key.slice(key.lastIndexOf('@') + 1)) === null) gone.push(key);
+  // Asked once per domain: a million keys share a handful of them.
+  const known = new Map<string, boolean>();
+  for (const key of cache.keysByAge()) {
+    const domain = key.slice(key.lastIndexOf('@') + 1);
+    let keep = known.get(domain);
+    if (keep === undefined) known.set(domain, (keep = served(domain) !== null));
+    if (!keep) gone.push(key);
+  }
   for (const key of gone) cache.delete(key);
   return gone.length;
 }
@@ -116,7 +123,8 @@ export class EngineHolder {
     // Another server may know a user the old one did not: its "no such entry" is asked again.
     if (cacheKept && JSON.stringify(old.config.directory) !== JSON.stringify(next.config.directory)) next.validator.answerCache!.deleteNegatives();
     // A domain no longer served must not come back with the answers it had when it is served again.
-    if (cacheKept) dropUnserved(next.validator.answerCache!, next.validator.servedDomain);
+    const domains = (c: Readonly<Config>) => JSON.stringify([c.domains, c.catchAllDomains]);
+    if (cacheKept && domains(old.config) !== domains(next.config)) dropUnserved(next.validator.answerCache!, next.validator.servedDomain);
     return { old, cacheKept };
   }
 

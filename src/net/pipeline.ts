@@ -5,9 +5,9 @@
  * - At most `maxPipeline` requests are started and not yet answered on a connection. The bound is
  *   checked per request: requests of one read beyond it wait, parsed but not started, and reading
  *   pauses until the bound, the client's share (`ctx.peer`) and the socket's write buffer have
- *   room again. A read is decoded a slice at a time; once requests wait, or 64 kB of replies
- *   answered at once are held, the rest of it goes back to the socket unread. Memory per
- *   connection is therefore one read plus `maxPipeline` replies (and one slice's worth).
+ *   room again. A read is decoded 4 kB per turn of the event loop; the rest goes back to the
+ *   socket unread until the next turn, after other connections' reads. Memory per connection is
+ *   therefore one read plus `maxPipeline` replies (and one slice's replies).
  * - Replies the handler has at once are written together at the end of the read that carried
  *   them (one write per read, no promise, no later tick); a reply that waits holds back the ones
  *   after it.
@@ -17,8 +17,8 @@
  * - A tarpit delay (`Delayed`) holds only this connection's reply: the client's share of engine
  *   work is released as soon as the engine has answered (docs/harvest-protection.md).
  * - A request that needs no engine work (`quick`: a cached answer) is answered at once even when
- *   the client's share is used up: the share is for directory work. An MTA whose smtpd processes
- *   flood unknown recipients got its other sessions' cached answers 0.7 s late, after a turn.
+ *   the client's share is used up: the share is for directory work (an MTA flooding unknown
+ *   recipients got its other sessions' cached answers 0.7 s late, after a turn).
  */
 import type { ConnectionContext } from './tcp-server.js';
 import { Delayed, ReplyOutput, type HandlerResult, type Immediate, type Reply, type Slot } from './replies.js';
@@ -42,13 +42,11 @@ export interface PipelineOptions<T> {
 
 export const DEFAULT_MAX_PIPELINE = 64;
 
-/** A read is decoded this much at a time, so that the connection can stop midway (below). */
-const SLICE = 4_096;
 /**
- * Replies of one read held before the rest of the read is put back unread. Without it one 64 kB
- * read of 6-byte socketmap requests held 780 kB of 70-byte replies for a peer that never reads.
- */
-const MAX_HELD_OUTPUT = 65_536;
+ * Bytes of a read decoded per turn of the event loop, the rest after other connections' reads: a
+ * turn holds at most about 64 kB of replies (47-byte PERMs for 3-byte requests) and takes ms (with
+ * reads drained at once, 300 connections of such requests made a Postfix lookup wait 100 s). */
+const SLICE = 4_096;
 
 export class ConnectionPipeline<T> {
   private readonly socket: ConnectionContext['socket'];
@@ -58,6 +56,9 @@ export class ConnectionPipeline<T> {
   private readonly out = new ReplyOutput();
   private completed = false;
   private paused = false;
+  /** Part of a read was put back: reading goes on at the next turn of the event loop (resume()). */
+  private yielded = false;
+  private resumeScheduled = false;
   /** Told the connection it owes answers (`ctx.busy()`): requests started or waiting to start. */
   private owing = false;
   private flushScheduled = false;
@@ -86,24 +87,17 @@ export class ConnectionPipeline<T> {
   private onData(chunk: Buffer): void {
     if (this.closed || this.finishing || this.ctx.draining) return;
     this.completed = false;
-    let rest: Buffer | null = null;
+    let rest: Buffer | null = chunk.length > SLICE ? chunk.subarray(SLICE) : null;
     try {
-      for (let at = 0; at < chunk.length; at += SLICE) {
-        if (at > 0 && this.mustStop()) {
-          rest = chunk.subarray(at);
-          break;
-        }
-        this.options.decode(chunk.length <= SLICE ? chunk : chunk.subarray(at, at + SLICE), this.onRequest);
-      }
+      this.options.decode(rest === null ? chunk : chunk.subarray(0, SLICE), this.onRequest);
     } catch (err) {
       this.options.onProtocolError(err);
       this.finishing = true;
       rest = null;
     }
     if (rest !== null && !this.socket.destroyed) {
-      // The rest of the read goes back unread: parsed, its requests would only wait, and the
-      // replies of requests answered at once (a 6-byte request, a 70-byte PERM) would pile up.
-      this.paused = true;
+      // The rest goes back unread until the next turn (resume()): SLICE.
+      this.paused = this.yielded = true;
       this.socket.pause();
       this.socket.unshift(rest);
     }
@@ -111,11 +105,6 @@ export class ConnectionPipeline<T> {
     this.ctx.progress(this.completed, rest === null && !this.finishing && this.options.partial());
     this.out.writeTo(this.socket);
     this.flow();
-  }
-
-  /** Decode no further in this read: requests wait for their turn, or enough replies are held. */
-  private mustStop(): boolean {
-    return this.finishing || this.out.bytes >= MAX_HELD_OUTPUT || this.backlogHead < this.backlog.length;
   }
 
   private readonly onRequest = (request: T): void => {
@@ -156,6 +145,10 @@ export class ConnectionPipeline<T> {
   private failed(err: unknown): void {
     this.options.onProtocolError(err);
     this.finishing = true;
+    this.dropBacklog();
+  }
+
+  private dropBacklog(): void {
     this.backlog = [];
     this.backlogHead = 0;
   }
@@ -247,20 +240,14 @@ export class ConnectionPipeline<T> {
   private readonly flow = (): void => {
     if (this.closed) return;
     // Draining: what has not started is not started (as if unread); what has, is answered.
-    if (this.ctx.draining && this.backlogHead < this.backlog.length) {
-      this.backlog = [];
-      this.backlogHead = 0;
-    }
+    if (this.ctx.draining && this.backlogHead < this.backlog.length) this.dropBacklog();
     const { backlog } = this;
     while (this.backlogHead < backlog.length && this.canStart()) {
       const request = backlog[this.backlogHead]!;
       backlog[this.backlogHead++] = undefined as T;
       this.dispatch(request);
     }
-    if (this.backlogHead === this.backlog.length && this.backlogHead > 0) {
-      this.backlog = [];
-      this.backlogHead = 0;
-    }
+    if (this.backlogHead === this.backlog.length && this.backlogHead > 0) this.dropBacklog();
     this.out.writeTo(this.socket);
     const waiting = this.backlogHead < this.backlog.length;
     if (!waiting && this.queue.length === 0) this.setOwing(false);
@@ -277,10 +264,23 @@ export class ConnectionPipeline<T> {
       // While we do not read, a partly read request is our delay, not the peer's: stop its clock.
       this.ctx.progress(false, false);
     } else if (!blocked && this.paused) {
-      this.paused = false;
-      this.socket.resume();
+      this.resume();
     }
   };
+
+  /** Reads on; at the next turn of the event loop if this connection has just had one (SLICE). */
+  private resume(): void {
+    if (!this.yielded) {
+      this.paused = false;
+      this.socket.resume();
+    } else if (!this.resumeScheduled) {
+      this.resumeScheduled = true;
+      setImmediate(() => {
+        this.resumeScheduled = this.yielded = false;
+        this.flow();
+      });
+    }
+  }
 
   private setOwing(owing: boolean): void {
     if (owing === this.owing) return;
@@ -291,8 +291,7 @@ export class ConnectionPipeline<T> {
 
   private onClose(): void {
     this.closed = true;
-    this.backlog = [];
-    this.backlogHead = 0;
+    this.dropBacklog();
     this.queue.length = 0;
     this.ctx.peer.forget(this.flow);
     if (this.timers) for (const t of this.timers) clearTimeout(t);

@@ -256,7 +256,7 @@ export class ConnectionPipeline<T> {
       this.ctx.close();
       return;
     }
-    if (this.socket.writableNeedDrain) this.ctx.stalled?.();
+    if (this.socket.writableNeedDrain && this.socket.writableLength > 0) this.ctx.stalled?.(); // not a write done at once
     const blocked = waiting || this.finishing || this.ctx.draining || this.queue.length >= this.options.maxPipeline || this.socket.writableNeedDrain;
     if (blocked && !this.paused) {
       this.paused = true;

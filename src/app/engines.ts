@@ -52,6 +52,14 @@ export function sameAnswers(prev: Readonly<Config>, next: Readonly<Config>): boo
   return key(prev) === key(next);
 }
 
+/** Copies every answer of `from` into `to`, oldest first, so that recency order is kept. */
+function moveAnswers(from: AnswerCache, to: AnswerCache): void {
+  for (const key of [...from.keysByAge()]) {
+    const a = from.get(key)!;
+    to.set(key, a.canonical === null || a.dn === null ? null : { canonical: a.canonical, dn: a.dn }, a.freshUntil);
+  }
+}
+
 /** Drops the answers of `cache` whose domain `served` no longer answers for; how many. */
 function dropUnserved(cache: AnswerCache, served: (domain: string) => string | null): number {
   const gone: string[] = [];
@@ -119,7 +127,13 @@ export class EngineHolder {
   install(next: Engine): { old: Engine; cacheKept: boolean } {
     const old = this.current;
     this.current = next;
-    const cacheKept = next.validator.answerCache !== null && next.validator.answerCache === old.validator.answerCache;
+    const from = old.validator.answerCache;
+    const to = next.validator.answerCache;
+    // Another cache.maxEntries builds a cache of that size: the answers move into it (the most
+    // recent ones when it is smaller). Flushed, a size raised during an outage deferred everyone.
+    const moved = from !== null && to !== null && from !== to && sameAnswers(old.config, next.config);
+    if (moved) moveAnswers(from, to);
+    const cacheKept = to !== null && (to === from || moved);
     // Another server may know a user the old one did not: its "no such entry" is asked again.
     if (cacheKept && JSON.stringify(old.config.directory) !== JSON.stringify(next.config.directory)) next.validator.answerCache!.deleteNegatives();
     // A domain no longer served must not come back with the answers it had when it is served again.

@@ -30,12 +30,13 @@ describe('a reload that changes only the domains, during an outage (real slapd, 
   });
 
   const cfg = () => path.join(dir, 'rcptgate.yaml');
-  const writeConfig = (domains: unknown) =>
+  const writeConfig = (domains: unknown, cache: Record<string, unknown> = {}) =>
     writeFile(
       cfg(),
       JSON.stringify({
         listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
         domains,
+        cache,
         directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '1s' } },
       }),
     );
@@ -74,6 +75,31 @@ describe('a reload that changes only the domains, during an outage (real slapd, 
       assert.match(await reload(serve), /^configuration reloaded, cache kept/);
       assert.equal(await verdict(port, idn), 'tempfail/directory');
       assert.equal(await verdict(port, 'alice@example.com'), 'valid/cache');
+    } finally {
+      await ldap.start();
+    }
+  });
+
+  test('a new cache.maxEntries keeps the cached answers (the most recent ones when smaller)', async () => {
+    await serve?.kill();
+    await writeConfig(['example.com'], { maxEntries: 1000 });
+    serve = startServe(['--config', cfg()], { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
+    const port = await listenerPort(serve, 'http');
+    const users = ['alice@example.com', 'bob@example.com', 'mallory@example.com'];
+    for (const u of users) assert.equal(await verdict(port, u), 'valid/directory', u);
+    await ldap.stop();
+    try {
+      // Evictions seen during the outage: the operator raises the size.
+      await writeConfig(['example.com'], { maxEntries: 5000 });
+      assert.match(await reload(serve), /^configuration reloaded, cache kept/);
+      const after = [];
+      for (const u of users) after.push(await verdict(port, u));
+      assert.deepEqual(after, ['valid/cache', 'valid/cache', 'valid/cache'], 'a new cache size flushed the answers the outage was served from');
+      // Smaller than what is cached: the most recently used answers stay.
+      await writeConfig(['example.com'], { maxEntries: 2 });
+      assert.match(await reload(serve), /^configuration reloaded, cache kept/);
+      assert.deepEqual([await verdict(port, 'bob@example.com'), await verdict(port, 'mallory@example.com')], ['valid/cache', 'valid/cache']);
+      assert.equal(await verdict(port, 'alice@example.com'), 'tempfail/directory');
     } finally {
       await ldap.start();
     }

@@ -175,7 +175,7 @@ export const configSchema = z.strictObject({
       enabled: z.boolean().default(false),
       interval: workInterval('listing the whole directory').default('15m'),
       /** Incremental refresh between full syncs (OpenLDAP modifyTimestamp, AD whenChanged). */
-      incrementalInterval: timerDuration(true).default('1m'),
+      incrementalInterval: workInterval('listing the changes of the directory').default('1m'),
       /** Measured from the last successful full sync; an older snapshot is not used: live lookups take over. */
       maxAge: duration.default('24h'),
       /** Ask the directory about an address the snapshot lacks (it may have been added since the last sync). */

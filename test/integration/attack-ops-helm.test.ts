@@ -23,6 +23,8 @@ describe('helm chart: values that render but could not run', () => {
     ['a zero lookup timeout', ['--set', 'config.directory.ldap.timeout=0s'], /config\.directory\.ldap\.timeout must be more than 0/],
     ['a zero sync interval', ['--set', 'config.sync.interval=0m'], /config\.sync\.interval must be more than 0/],
     ['a failback that would reconnect in a loop', ['--set', 'config.directory.ldap.failbackAfter=500ms'], /config\.directory\.ldap\.failbackAfter \(500ms\) must be 0s \(never\) or at least 1s/],
+    ['incremental syncs back to back', ['--set', 'config.sync.incrementalInterval=500ms'], /config\.sync\.incrementalInterval \(500ms\) must be at least 1s/],
+    ['answer file saves back to back', ['--set', 'config.cache.persistInterval=1ms'], /config\.cache\.persistInterval \(1ms\) must be at least 1s/],
     ['an answer file on the read-only root file system', ['--set', 'config.cache.persistPath=/data/answers.bin'], /config\.cache\.persistPath \(\/data\/answers\.bin\) is on the read-only root file system/],
     ['snapshot sync without LDAP', ['--set', 'config.sync.enabled=true'], /config\.sync\.enabled needs config\.directory\.kind ldap/],
     ['a snapshot that expires before the next full sync', ['--set', 'config.directory.kind=ldap', '--set', 'config.domains={example.com}', '--set', 'config.directory.ldap.urls={ldap://dc.example}', '--set', 'config.sync.enabled=true', '--set', 'config.sync.interval=1d'], /config\.sync\.maxAge \(24h\) must be longer than config\.sync\.interval \(1d\)/],

@@ -141,7 +141,7 @@ describe('when rcptgate cannot know, against slapd', { concurrency: false }, () 
 
   test('while full syncs fail (paged size limit), incremental ones do not keep the snapshot fresh; deletes, disables and renames drop out at the first full sync that succeeds', async () => {
     const snapshotPath = path.join(dir, 'limits.snapshot');
-    const app = await newApp(await configFile('limits', { sync: { enabled: true, snapshotPath, interval: '2s', incrementalInterval: '300ms', maxAge: '4s' } }));
+    const app = await newApp(await configFile('limits', { sync: { enabled: true, snapshotPath, interval: '2s', incrementalInterval: '1s', maxAge: '4s' } }));
     await until('the first full sync', () => app.health().snapshot.loaded);
     await ldap.reconfigure({ servicePagedLimit: 50 });
     await ldap.modify(

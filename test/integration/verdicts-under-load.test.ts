@@ -98,7 +98,7 @@ test('8 socketmap clients under directory churn, lost rights, outages and broken
         ldap: { urls: [ldap.url], bindDN: ldap.serviceDN, bindPasswordFile: passwordFile, baseDN: ldap.baseDN, filter: DISABLED_EXCLUDING_FILTER, timeout: '1s' },
       },
       cache: { positiveTtl: `${POSITIVE_TTL_MS}ms`, negativeTtl: `${NEGATIVE_TTL_MS}ms`, staleIfError: `${STALE_MS}ms` },
-      sync: { enabled: true, snapshotPath: path.join(dir, 'snapshot'), interval: `${FULL_INTERVAL_MS}ms`, incrementalInterval: '500ms', maxAge: `${MAX_AGE_MS}ms` },
+      sync: { enabled: true, snapshotPath: path.join(dir, 'snapshot'), interval: `${FULL_INTERVAL_MS}ms`, incrementalInterval: '1s', maxAge: `${MAX_AGE_MS}ms` },
       log: { level: 'silent' },
     }),
   );

@@ -188,9 +188,9 @@ as a crash loop or a pod killed mid-drain.
 */}}
 {{- define "rcptgate.validateRuntime" -}}
 {{- $cfg := .Values.config }}
-{{- /* Timers: rcptgate refuses more than 24d (a Node.js timer fires at once beyond ~24.8 days) and 0 where it breaks the service. */}}
+{{- /* Timers: rcptgate refuses more than 24d (a Node.js timer fires at once beyond ~24.8 days), 0 where it breaks the service, and under 1s for work that runs again as soon as it is due. */}}
 {{- $maxTimer := mulf 24 86400000 }}
-{{- range $t := list (list "directory.ldap.timeout" true) (list "sync.interval" true) (list "sync.incrementalInterval" true) (list "cache.persistInterval" true) (list "server.idleTimeout" false) (list "server.requestTimeout" false) (list "server.drainTimeout" false) (list "policy.harvest.delayStep" false) (list "policy.harvest.maxDelay" false) (list "directory.ldap.failbackAfter" false) }}
+{{- range $t := list (list "directory.ldap.timeout" true false) (list "sync.interval" true true) (list "sync.incrementalInterval" true true) (list "cache.persistInterval" true true) (list "server.idleTimeout" false false) (list "server.requestTimeout" false false) (list "server.drainTimeout" false false) (list "policy.harvest.delayStep" false false) (list "policy.harvest.maxDelay" false false) (list "directory.ldap.failbackAfter" false false) }}
 {{- $path := index $t 0 }}
 {{- $node := $cfg }}
 {{- range $k := splitList "." $path }}{{ $node = (kindIs "map" $node) | ternary (get $node $k) "" }}{{ end }}
@@ -198,6 +198,7 @@ as a crash loop or a pod killed mid-drain.
 {{- $ms := include "rcptgate.durationMs" $node | float64 }}
 {{- if gt $ms $maxTimer }}{{ fail (printf "config.%s (%s) is longer than 24d: rcptgate refuses it (a longer timer would fire at once)" $path $node) }}{{ end }}
 {{- if and (index $t 1) (eq $ms 0.0) }}{{ fail (printf "config.%s must be more than 0" $path) }}{{ end }}
+{{- if and (index $t 2) (lt $ms 1000.0) }}{{ fail (printf "config.%s (%s) must be at least 1s" $path $node) }}{{ end }}
 {{- end }}
 {{- end }}
 {{- /* Failback: each attempt opens a connection, so rcptgate takes 0s (never) or at least 1s. */}}

@@ -56,7 +56,7 @@ describe('two instances on the same data files (real slapd, real serve)', () => 
   };
   const verdict = async (port: number, address: string) => ((await (await fetch(`http://127.0.0.1:${port}/v1/recipients/${address}`)).json()) as { verdict: string }).verdict;
   /** The exit code, or 'still running' after 30 s (a second instance that started serves on). */
-  const exitCode = (p: ServeProcess) => Promise.race([p.exited, new Promise((r) => setTimeout(() => r('still running'), 30_000).unref())]);
+  const exitCode = (p: ServeProcess) => Promise.race([p.exited, new Promise<string>((r) => setTimeout(() => r('still running'), 30_000).unref())]);
   const fatal = (p: ServeProcess) => String(p.logs.find((l) => l.level === 60)?.err && (p.logs.find((l) => l.level === 60)!.err as { message: string }).message);
 
   test('a second instance with the same answer file, against another directory, refuses to start naming the path and the holder', async () => {

@@ -35,13 +35,13 @@ describe('SIGHUP during the drain after SIGTERM (real slapd)', () => {
   });
 
   /** The config file, rewritten in place as a config management run would. */
-  const writeConfig = (cfg: string, url: string, domains: string[]) =>
+  const writeConfig = (cfg: string, url: string, domains: string[], timeout = '4s') =>
     writeFile(
       cfg,
       JSON.stringify({
         listen: { http: '127.0.0.1:0', socketmap: null, policy: null, milter: null, metrics: null },
         domains,
-        directory: { kind: 'ldap', ldap: { urls: [url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '4s' } },
+        directory: { kind: 'ldap', ldap: { urls: [url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout } },
         cache: { persistPath: path.join(path.dirname(cfg), 'answers') },
         server: { drainTimeout: `${DRAIN_MS}ms` },
       }),
@@ -66,7 +66,7 @@ describe('SIGHUP during the drain after SIGTERM (real slapd)', () => {
     slow.on('error', () => undefined);
     await new Promise((r) => slow.once('connect', r));
     slow.write('POST /v1/recipients:check HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"addr');
-    await writeConfig(cfg, url, ['example.com', 'example.org']); // a domain change: a reload empties the cache
+    await writeConfig(cfg, url, ['example.com', 'example.org'], '5s'); // a new directory: the reload checks it
     await signals(first);
     assert.equal(await first.exited, 0);
     slow.destroy();

@@ -9,6 +9,11 @@
 /** Logins longer than any real one are cut (a client that reaches the port directly may send any text): bounded memory per key. */
 const MAX_LOGIN = 320;
 
+/**
+ * Logins are counted case-folded: SASL backends that check against LDAP or AD, or Dovecot's
+ * default username format, accept CAROL and cArOl as carol, and each spelling counted apart gave
+ * one stolen password 2^n fresh budgets for a login of n letters.
+ */
 export function countedAs(login: string, client: string): string {
-  return login === '' ? client : `login ${login.slice(0, MAX_LOGIN)}`;
+  return login === '' ? client : `login ${login.toLowerCase().slice(0, MAX_LOGIN)}`;
 }

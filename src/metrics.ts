@@ -215,7 +215,7 @@ export class Metrics {
   });
   readonly connectionsClosed = new Counter<'frontend' | 'reason'>({
     name: 'rcptgate_connections_closed_total',
-    help: 'Connections we closed on our own, by reason: idle, request_timeout (a request did not arrive whole in time), pipeline (an HTTP client more than server.maxPipeline requests ahead).',
+    help: 'Connections we closed on our own, by reason: idle, request_timeout (a request did not arrive whole in time), pipeline (an HTTP client more than server.maxPipeline requests ahead), write_timeout (replies unread for server.requestTimeout), write_stalled (too many connections of the listener with replies unread).',
     labelNames: ['frontend', 'reason'],
     registers: [this.registry],
   });

@@ -1,6 +1,7 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -35,6 +36,13 @@ interface Holder {
 
 /** How long a holder's answer may take: one that accepts and says nothing is still alive. */
 const ASK_TIMEOUT_MS = 2_000;
+/**
+ * How long after binding the lock is checked to be still ours. Two instances taking over one
+ * stale lock at the same moment each check that it is the dead one and then unlink the path: the
+ * later unlink could remove the lock the other had just bound, and both ran. That unlink comes
+ * within a file system call of its check, long before this.
+ */
+const VERIFY_MS = 200;
 
 /** Locks every file of `files` or throws a ConfigError naming the first one held; locks taken are released then. */
 export async function lockDataFiles(files: LockedFile[], logger: Logger): Promise<DataLock> {
@@ -65,6 +73,12 @@ async function lockOne(file: LockedFile, logger: Logger): Promise<(() => Promise
     const err = await listen(server, lockPath);
     if (err === null) {
       const ino = (await lstat(lockPath)).ino;
+      await sleep(VERIFY_MS);
+      if ((await inode(lockPath)) !== ino) {
+        // Removed by another instance taking over the same stale lock: ask whoever holds it now.
+        // Not closed: closing a Unix socket server unlinks its path, now the other's lock.
+        continue;
+      }
       logger.debug({ key: file.key, lock: lockPath }, 'data file locked');
       return () => unlock(server, lockPath, ino);
     }
@@ -140,7 +154,8 @@ async function ask(path: string): Promise<{ alive: boolean; holder: Holder | nul
 }
 
 async function unlock(server: Server, path: string, ino: number): Promise<void> {
+  // Only our own lock: closing unlinks the path, and one a later instance took over stays.
+  if ((await inode(path)) !== ino) return;
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  // Only our own lock: one a later instance took over stays.
-  if ((await inode(path)) === ino) await unlink(path).catch(() => undefined);
+  await unlink(path).catch(() => undefined);
 }

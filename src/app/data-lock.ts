@@ -91,7 +91,9 @@ async function lockOne(file: LockedFile, logger: Logger): Promise<(() => Promise
     if (found.alive) throw held(file, lockPath, found.holder);
     // Nothing listens: the lock of a process that died. Removed only if it is still that one.
     if (found.ino !== null && (await inode(lockPath)) === found.ino) {
-      await unlink(lockPath).catch(() => undefined);
+      const gone = await unlink(lockPath).then(() => null, (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : e));
+      // A directory (or a file we may not remove) at the lock path: no retry can take it.
+      if (gone) throw new RcptgateError(ErrorCodes.CONFIG_INVALID, `${file.key}: ${lockPath} is in the way of the lock and cannot be removed (${gone.code}); remove it`);
       logger.warn({ key: file.key, lock: lockPath }, 'a stale lock of a stopped instance was removed');
     }
   }

@@ -54,6 +54,7 @@ export function sameAnswers(prev: Readonly<Config>, next: Readonly<Config>): boo
 
 /** Copies every answer of `from` into `to`, oldest first, so that recency order is kept. */
 function moveAnswers(from: AnswerCache, to: AnswerCache): void {
+  to.shortestPositiveTtlMs = Math.min(to.shortestPositiveTtlMs, from.shortestPositiveTtlMs);
   for (const key of [...from.keysByAge()]) {
     const a = from.get(key)!;
     to.set(key, a.canonical === null || a.dn === null ? null : { canonical: a.canonical, dn: a.dn }, a.freshUntil);

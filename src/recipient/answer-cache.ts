@@ -54,6 +54,8 @@ function flat(s: string): string {
 
 export class AnswerCache {
   readonly max: number;
+  /** The shortest cache.positiveTtl a valid answer here was stored with: when it was cached is read as its expiry less this, never later than it was (superseded.ts). */
+  shortestPositiveTtlMs = Infinity;
   private readonly index = new Map<string, number>();
   /** Per slot: the key (the same string the index holds). */
   private readonly keys: Array<string | undefined>;

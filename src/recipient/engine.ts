@@ -67,6 +67,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
     const max = config.cache.maxEntries;
     const kept = deps.cache;
     this.cache = kept && kept.max === max ? kept : max > 0 ? new AnswerCache(max, () => this.metrics.cacheEvent('evict')) : null;
+    if (this.cache) this.cache.shortestPositiveTtlMs = Math.min(this.cache.shortestPositiveTtlMs, positiveTtl);
     // The newest engine is the live one (a reload installs the engine it has just built).
     deps.metrics.cacheSize = () => this.cache?.size ?? 0;
     this.resolver = new Resolver({
@@ -202,7 +203,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
       }
     }
     // Added since the last sync? Ask the directory (the answer is cached), unless cached since (superseded.ts).
-    if (this.confirmMisses) return forgetListedOut(this.cache, candidates, snap, this.rules.positiveTtlSeconds * 1000);
+    if (this.confirmMisses) return forgetListedOut(this.cache, candidates, snap);
     // A snapshot miss is negative knowledge: only trusted while the directory answers.
     if (!this.health.state.up) return this.directoryError(p, [...candidates], 'snapshot miss while the directory is down');
     const result: LookupResult = { address: p.input, verdict: 'unknown', source: 'snapshot', ttlSeconds: Math.round(this.negativeTtl / 1000) };

@@ -9,12 +9,13 @@ import type { AnswerCache } from './answer-cache.js';
  * lifetime. An entry the snapshot still holds keeps its answers: a lookup filter may match keys
  * the listing does not index (`%u`). An answer cached after the listing began may be newer than it.
  */
-export function forgetListedOut(cache: AnswerCache | null, keys: readonly string[], snapshot: SnapshotView, positiveTtlMs: number): undefined {
+export function forgetListedOut(cache: AnswerCache | null, keys: readonly string[], snapshot: SnapshotView): undefined {
   if (cache === null || snapshot.listedAt === -Infinity) return undefined;
   for (const key of keys) {
     const slot = cache.find(key);
-    // Stored at freshUntil less the positive lifetime.
-    if (slot < 0 || cache.canonical(slot) === null || cache.freshUntil(slot) - positiveTtlMs >= snapshot.listedAt) continue;
+    // Stored at freshUntil less the positive lifetime, the shortest one this cache has had: a
+    // reload raising it must not make an answer cached after the listing look older than it.
+    if (slot < 0 || cache.canonical(slot) === null || cache.freshUntil(slot) - cache.shortestPositiveTtlMs >= snapshot.listedAt) continue;
     const dn = cache.dn(slot);
     if (dn !== null && !snapshot.hasDn(dn)) cache.delete(key);
   }

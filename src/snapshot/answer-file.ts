@@ -27,6 +27,8 @@ export interface AnswersHeader {
   source: string;
   count: number;
   sha256: string;
+  /** The shortest cache.positiveTtl the answers were stored with (absent in older files). */
+  positiveTtlMs?: number;
 }
 
 /** Appends encoded answers to a list of 1 MiB blocks. */
@@ -80,7 +82,8 @@ export async function saveAnswers(path: string, source: string, cache: AnswerCac
   const blocks = w.flush();
   const hash = createHash('sha256');
   for (const b of blocks) hash.update(b);
-  const header: AnswersHeader = { savedAt: now, source, count, sha256: hash.digest('hex') };
+  const ttl = cache.shortestPositiveTtlMs;
+  const header: AnswersHeader = { savedAt: now, source, count, sha256: hash.digest('hex'), ...(Number.isFinite(ttl) ? { positiveTtlMs: ttl } : {}) };
   await writeFileAtomically(path, `${ANSWERS_MAGIC}\n${JSON.stringify(header)}\n`, blocks);
   return count;
 }
@@ -117,6 +120,10 @@ export async function loadAnswers(path: string, source: string, cache: AnswerCac
   // Saved "in the future": the clock ran ahead while the answers were timed (then was set right).
   // Their lifetimes count from the save as if it were now, not from a time not yet reached.
   const ahead = Number.isFinite(header.savedAt) && header.savedAt > now ? header.savedAt - now : 0;
+  // When they were cached is read as their expiry less this (recipient/superseded.ts): a restart
+  // with a longer positiveTtl must not make answers cached after the snapshot look older than it.
+  const ttl = header.positiveTtlMs;
+  if (typeof ttl === 'number' && ttl >= 0) cache.shortestPositiveTtlMs = Math.min(cache.shortestPositiveTtlMs, ttl);
   let loaded = 0;
   walk(body, (key, canonical, dn, saved) => {
     const freshUntil = saved - ahead;

@@ -62,15 +62,13 @@ export async function createApp(options: AppOptions): Promise<App> {
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, answersLoaded, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
   const startTokens = { adminToken: resolved.adminToken, lookupToken: resolved.lookupToken };
-  // A reload that names another snapshot file locks it before a syncer writes there.
-  // (cache.persistPath changes only on restart: the one in use stays the one locked.)
+  // A reload naming another snapshot file locks it before a syncer writes there (cache.persistPath: restart only).
   const lockFiles = async (next: Readonly<Config>) => void (await lock?.add(writtenFiles({ ...next, cache: config.cache }, persistence !== null)));
   const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining, lockFiles });
   const listeners = new Listeners({ resolved, validator, metrics, logger, health });
   const drainMs = ms(config.server.drainTimeout);
-  // Answers are saved only by a process that served: one whose listeners could not bind (a second
-  // instance on the same ports) would replace the running one's answer file with what it loaded,
-  // nothing at all when its config names another directory.
+  // Answers are saved only by a process that served: one whose listeners could not bind (a second instance on
+  // the same ports) would replace the running one's answer file with what it loaded, or nothing at all.
   let served = false;
   let lock: DataLock | null = null;
 
@@ -82,8 +80,8 @@ export async function createApp(options: AppOptions): Promise<App> {
     answersLoaded = ((await persistence?.load()) ?? 0) > 0;
     try {
       await listeners.start();
-      // Before anything is written: a second instance given the same files stops here
-      // (data-lock.ts). After the bind, so one on the same ports still says so.
+      // Before anything is written: a second instance given the same files stops here (data-lock.ts),
+      // after the bind, so one on the same ports still says so.
       lock = await lockDataFiles(writtenFiles(config, persistence !== null), logger);
     } catch (err) {
       await close();

@@ -69,8 +69,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   const drainMs = ms(config.server.drainTimeout);
   // Answers are saved only by a process that served: one whose listeners could not bind (a second instance on
   // the same ports) would replace the running one's answer file with what it loaded, or nothing at all.
-  let served = false;
-  let lock: DataLock | null = null;
+  let served = false, lock: DataLock | null = null;
 
   const start = async (): Promise<void> => {
     startupNotices(config, engines.current.validator.servedDomains(), logger);

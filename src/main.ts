@@ -9,6 +9,7 @@ import { VERSION } from './version.js';
 import { HELP } from './cli/help.js';
 import { checkExitCode, EXIT, formatCheckLine, lookupsAtOnce } from './cli/check.js';
 import { listenFailure } from './cli/start-failure.js';
+import { untilStopped } from './cli/until-stopped.js';
 import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
 import { progressBar } from './snapshot/progress.js';
@@ -231,8 +232,11 @@ async function serve(file: string | undefined): Promise<number> {
   });
   // As PID 1 (the container image) a signal without a handler is ignored: a SIGTERM while the
   // snapshot loaded was lost, and the process served on until SIGKILL. Until the listeners are
-  // up nothing has been answered or written: such a signal ends the process at once.
+  // up nothing has been answered or written: such a signal ends the process at once. Once they
+  // are, it waits for the start to end (the data file lock) and stops as usual, saving answers.
+  let stopWhenStarted: NodeJS.Signals | null = null;
   const stopWhileStarting = (signal: NodeJS.Signals): void => {
+    if (app && Object.keys(app.addresses).length > 0) return void (stopWhenStarted ??= signal);
     logger.info({ signal }, 'stopping before the listeners opened');
     logger.flush(() => process.exit(EXIT.OK));
   };
@@ -250,30 +254,7 @@ async function serve(file: string | undefined): Promise<number> {
     await new Promise((r) => logger.flush(() => r(undefined)));
     return listen || e instanceof RcptgateError ? EXIT.CONFIG : 1;
   }
-  return untilStopped(app, logger, () => (stopping = true), stopWhileStarting);
-}
-
-/** Drains and stops `app` at the first SIGTERM or SIGINT (`stopping` hears of it); the exit code. `replaces`: the handler it takes over from. */
-function untilStopped(app: { close(): Promise<void> }, logger: Logger, stopping: () => void, replaces: (s: NodeJS.Signals) => void): Promise<number> {
-  let stopped = false;
-  return new Promise<number>((resolve) => {
-    const stop = (signal: string) => {
-      if (stopped) return;
-      stopped = true;
-      stopping();
-      logger.info({ signal }, 'draining and stopping');
-      void app.close().then(
-        () => logger.flush(() => resolve(EXIT.OK)),
-        (e: unknown) => {
-          logger.error({ err: e }, 'error while stopping');
-          logger.flush(() => resolve(1));
-        },
-      );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM')).on('SIGINT', () => stop('SIGINT'));
-    // Only now, never leaving none: libuv gives a signal caught meanwhile to the closed handle (lost).
-    process.off('SIGTERM', replaces).off('SIGINT', replaces);
-  });
+  return untilStopped(app, logger, () => (stopping = true), stopWhileStarting, () => stopWhenStarted);
 }
 
 // Run when executed (bin or `node dist/main.js`), not when imported by tests.

@@ -122,6 +122,8 @@ export interface Slapd {
   pause(): Promise<void>;
   resume(): void;
   modify(ldif: string): Promise<void>;
+  /** modify() with the Relax Rules control: a record may carry its own modifyTimestamp (a lagging server's, say). */
+  modifyRelaxed(ldif: string): Promise<void>;
   /** Only with `revocableReader`: drop / restore the service account's membership of cn=readers. */
   revokeReader(): Promise<void>;
   restoreReader(): Promise<void>;
@@ -476,6 +478,10 @@ class SlapdInstance implements Slapd {
 
   async modify(ldif: string): Promise<void> {
     await run(this.tools.ldapmodify!, ['-a', '-x', '-H', this.url, '-D', this.adminDN, '-w', this.adminPassword], ldif);
+  }
+
+  async modifyRelaxed(ldif: string): Promise<void> {
+    await run(this.tools.ldapmodify!, ['-x', '-H', this.url, '-D', this.adminDN, '-w', this.adminPassword, '-e', 'relax'], ldif);
   }
 
   revokeReader(): Promise<void> {

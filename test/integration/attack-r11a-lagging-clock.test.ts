@@ -41,14 +41,7 @@ function laggedStamp(): string {
 }
 
 /** Applies `ldif` (changetype records) as the rootdn with the Relax Rules control, so a record may carry its own modifyTimestamp. */
-async function relaxed(ldif: string): Promise<void> {
-  const child = execFile(tools.ldapmodify!, ['-x', '-H', ldap.url, '-D', ldap.adminDN, '-w', ldap.adminPassword, '-e', 'relax']);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin!.end(ldif);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  assert.equal(code, 0, `ldapmodify failed: ${stderr}`);
-}
+const relaxed = (ldif: string): Promise<void> => ldap.modifyRelaxed(ldif);
 
 /** A modify stamped by the lagging clock. */
 function lagged(dn: string, body: string): string {

@@ -10,14 +10,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
-import { HarvestGuard } from '../../src/gate/harvest.js';
-import { createMilterServer } from '../../src/milter/server.js';
-import type { TcpServer } from '../../src/net/tcp-server.js';
-import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import type { PostfixInstance } from '../helpers/postfix.js';
 import { rawRcpts } from '../helpers/raw-smtp.js';
 import { findTool } from '../helpers/slapd.js';
-import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
 import { until } from '../helpers/wait.js';
+import { startFrontendMx, type FrontendMx } from '../helpers/frontend-mx.js';
 
 /** Postfix's sendmail(1) for this instance: the message on stdin, the recipients as arguments. */
 function sendmail(mx: PostfixInstance, from: string, to: string[], subject: string): Promise<void> {
@@ -34,32 +31,16 @@ function sendmail(mx: PostfixInstance, from: string, to: string[], subject: stri
 }
 
 describe('milter as a non_smtpd_milter behind a real Postfix: mail submitted with sendmail(1)', () => {
-  let engine: SplitEngine | undefined;
-  let server: TcpServer | undefined;
+  let fx: FrontendMx | undefined;
   let mx: PostfixInstance | undefined;
 
   before(async () => {
-    requirePostfixTools();
-    engine = await startSplitEngine();
-    const { validator, metrics, logger } = engine;
-    const harvest = new HarvestGuard({ maxUnknown: 2, windowMs: 600_000, action: 'reject' });
-    server = createMilterServer({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
-    const { port } = await server.listen('127.0.0.1:0');
-    mx = await startPostfix({
-      mainCf: {
-        relay_domains: 'example.com, example.org, example.net',
-        smtpd_milters: `inet:127.0.0.1:${port}`,
-        non_smtpd_milters: '$smtpd_milters',
-        milter_default_action: 'tempfail',
-        smtpd_error_sleep_time: '0',
-      },
-    });
+    fx = await startFrontendMx('milter', { mainCf: () => ({ non_smtpd_milters: '$smtpd_milters' }) });
+    mx = fx.mx;
   });
 
   after(async () => {
-    await mx?.close();
-    await server?.close(1000);
-    await engine?.close();
+    await fx?.close();
   });
 
   test('a local message with unknown and undecidable recipients leaves the maildrop for every recipient; SMTP from 127.0.0.1 is still checked', async () => {

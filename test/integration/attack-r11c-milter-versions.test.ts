@@ -7,41 +7,22 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { HarvestGuard } from '../../src/gate/harvest.js';
-import type { TcpServer } from '../../src/net/tcp-server.js';
-import { createMilterServer } from '../../src/milter/server.js';
-import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import type { PostfixInstance } from '../helpers/postfix.js';
 import { smtpSession } from '../helpers/raw-smtp.js';
-import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
+import { startFrontendMx, type FrontendMx } from '../helpers/frontend-mx.js';
 
 for (const version of ['2', '3', '4', '6']) {
   describe(`milter behind a real Postfix with milter_protocol = ${version}`, () => {
-    let engine: SplitEngine | undefined;
-    let server: TcpServer | undefined;
+    let fx: FrontendMx | undefined;
     let mx: PostfixInstance | undefined;
 
     before(async () => {
-      requirePostfixTools();
-      engine = await startSplitEngine();
-      const { validator, metrics, logger } = engine;
-      const harvest = new HarvestGuard({ maxUnknown: 20, windowMs: 600_000, action: 'reject' });
-      server = createMilterServer({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
-      const { port } = await server.listen('127.0.0.1:0');
-      mx = await startPostfix({
-        mainCf: {
-          relay_domains: 'example.com, example.org, example.net',
-          smtpd_milters: `inet:127.0.0.1:${port}`,
-          milter_protocol: version,
-          milter_default_action: 'tempfail',
-          smtpd_error_sleep_time: '0',
-        },
-      });
+      fx = await startFrontendMx('milter', { maxUnknown: 20, mainCf: () => ({ milter_protocol: version }) });
+      mx = fx.mx;
     });
 
     after(async () => {
-      await mx?.close();
-      await server?.close(1000);
-      await engine?.close();
+      await fx?.close();
     });
 
     test('each RCPT of a transaction gets its own verdict, in two messages of one session', async () => {

@@ -8,43 +8,28 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { HarvestGuard } from '../../src/gate/harvest.js';
-import type { TcpServer } from '../../src/net/tcp-server.js';
-import { createPolicyServer } from '../../src/policy/server.js';
-import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import type { PostfixInstance } from '../helpers/postfix.js';
 import { smtpSession } from '../helpers/raw-smtp.js';
-import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
+import { startFrontendMx, type FrontendMx } from '../helpers/frontend-mx.js';
 
 describe('policy delegation behind a real Postfix: VRFY, DATA and END-OF-MESSAGE states', () => {
-  let engine: SplitEngine | undefined;
-  let server: TcpServer | undefined;
+  let fx: FrontendMx | undefined;
   let mx: PostfixInstance | undefined;
 
   before(async () => {
-    requirePostfixTools();
-    engine = await startSplitEngine();
-    const { validator, metrics, logger } = engine;
-    const harvest = new HarvestGuard({ maxUnknown: 2, windowMs: 600_000, action: 'reject' });
-    server = createPolicyServer({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
-    const { port } = await server.listen('127.0.0.1:0');
-    const policy = `check_policy_service inet:127.0.0.1:${port}`;
-    mx = await startPostfix({
-      mainCf: {
-        relay_domains: 'example.com, example.org, example.net',
-        smtpd_recipient_restrictions: `reject_unauth_destination, ${policy}, permit`,
-        smtpd_data_restrictions: `${policy}, permit`,
-        smtpd_end_of_data_restrictions: `${policy}, permit`,
+    fx = await startFrontendMx('policy', {
+      mainCf: (port) => ({
+        smtpd_data_restrictions: `check_policy_service inet:127.0.0.1:${port}, permit`,
+        smtpd_end_of_data_restrictions: `check_policy_service inet:127.0.0.1:${port}, permit`,
         smtpd_policy_service_request_limit: '1',
         disable_vrfy_command: 'no',
-        smtpd_error_sleep_time: '0',
-      },
+      }),
     });
+    mx = fx.mx;
   });
 
   after(async () => {
-    await mx?.close();
-    await server?.close(1000);
-    await engine?.close();
+    await fx?.close();
   });
 
   test('VRFY is no oracle and not counted; RCPTs get their verdicts (a trailing dot in the domain too); DATA and end of data pass', async () => {

@@ -27,14 +27,7 @@ let dir: string;
 
 const stamp = (offsetMs: number) => new Date(Date.now() + offsetMs).toISOString().replace(/[-:T]/g, '').replace(/\.\d{3}Z$/, 'Z');
 
-async function relaxed(ldif: string): Promise<void> {
-  const child = execFile(tools.ldapmodify!, ['-x', '-H', ldap.url, '-D', ldap.adminDN, '-w', ldap.adminPassword, '-e', 'relax']);
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin!.end(ldif);
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  assert.equal(code, 0, `ldapmodify failed: ${stderr}`);
-}
+const relaxed = (ldif: string): Promise<void> => ldap.modifyRelaxed(ldif);
 const modify = (dn: string, body: string, offsetMs: number) => `dn: ${dn}\nchangetype: modify\n${body ? `${body}-\n` : ''}replace: modifyTimestamp\nmodifyTimestamp: ${stamp(offsetMs)}\n\n`;
 
 before(async () => {

@@ -10,13 +10,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { HarvestGuard } from '../../src/gate/harvest.js';
-import type { TcpServer } from '../../src/net/tcp-server.js';
-import { createMilterServer } from '../../src/milter/server.js';
-import { createPolicyServer } from '../../src/policy/server.js';
-import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import type { PostfixInstance } from '../helpers/postfix.js';
 import { smtpSession } from '../helpers/raw-smtp.js';
-import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
+import { startFrontendMx, XCLIENT_CF, type FrontendMx } from '../helpers/frontend-mx.js';
 
 /** The replies of one session from `source`; a session Postfix cut short fails with its log. */
 async function session(mx: PostfixInstance, source: string, commands: string[]): Promise<string[]> {
@@ -32,43 +28,18 @@ const codes = (replies: string[]) => replies.map((r) => r.slice(0, 9));
 
 for (const frontend of ['policy', 'milter'] as const) {
   describe(`${frontend} behind a real Postfix: who counts as logged in or local`, () => {
-    let engine: SplitEngine | undefined;
-    let server: TcpServer | undefined;
+    let fx: FrontendMx | undefined;
     let mx: PostfixInstance | undefined;
 
     before(async () => {
-      requirePostfixTools();
-      engine = await startSplitEngine();
-      const { validator, metrics, logger } = engine;
-      const harvest = new HarvestGuard({ maxUnknown: 2, windowMs: 600_000, action: 'reject' });
-      const create = frontend === 'policy' ? createPolicyServer : createMilterServer;
-      server = create({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
-      const { port } = await server.listen('127.0.0.1:0');
-      const hook: Record<string, string> =
-        frontend === 'policy'
-          ? { smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${port}, permit` }
-          : { smtpd_milters: `inet:127.0.0.1:${port}`, milter_default_action: 'tempfail' };
-      mx = await startPostfix({
-        mainCf: {
-          ...hook,
-          relay_domains: 'example.com, example.org, example.net',
-          smtpd_sasl_auth_enable: 'yes',
-          // Only 127.0.0.1 (and the client it names below) may name clients; the others on
-          // loopback are strangers.
-          smtpd_authorized_xclient_hosts: '127.0.0.1, 192.0.2.60',
-          // XCLIENT takes an IPv6 client address only when Postfix speaks IPv6.
-          inet_protocols: 'all',
-          smtpd_error_sleep_time: '0',
-          smtpd_soft_error_limit: '100',
-          smtpd_hard_error_limit: '100',
-        },
-      });
+      // Only 127.0.0.1 (and the client it names) may name clients, the others on loopback are strangers;
+      // XCLIENT takes an IPv6 client address only when Postfix speaks IPv6.
+      fx = await startFrontendMx(frontend, { mainCf: () => ({ ...XCLIENT_CF, smtpd_authorized_xclient_hosts: '127.0.0.1, 192.0.2.60', inet_protocols: 'all' }) });
+      mx = fx.mx;
     });
 
     after(async () => {
-      await mx?.close();
-      await server?.close(1000);
-      await engine?.close();
+      await fx?.close();
     });
 
     test("a stranger's XCLIENT LOGIN is refused and a failed AUTH logs nobody in: its unknown recipients are counted", async () => {

@@ -9,40 +9,21 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { HarvestGuard } from '../../src/gate/harvest.js';
-import type { TcpServer } from '../../src/net/tcp-server.js';
-import { createPolicyServer } from '../../src/policy/server.js';
-import { requirePostfixTools, startPostfix, type PostfixInstance } from '../helpers/postfix.js';
+import type { PostfixInstance } from '../helpers/postfix.js';
 import { smtpSession } from '../helpers/raw-smtp.js';
-import { startSplitEngine, type SplitEngine } from '../helpers/split-engine.js';
+import { startFrontendMx, type FrontendMx } from '../helpers/frontend-mx.js';
 
 describe('policy listed in both smtpd_relay_restrictions and smtpd_recipient_restrictions (real Postfix)', () => {
-  let engine: SplitEngine | undefined;
-  let server: TcpServer | undefined;
+  let fx: FrontendMx | undefined;
   let mx: PostfixInstance | undefined;
 
   before(async () => {
-    requirePostfixTools();
-    engine = await startSplitEngine();
-    const { validator, metrics, logger } = engine;
-    const harvest = new HarvestGuard({ maxUnknown: 2, windowMs: 600_000, action: 'reject' });
-    server = createPolicyServer({ validator, metrics, logger, harvest, maxConnections: 50, idleTimeoutMs: 300_000 });
-    const { port } = await server.listen('127.0.0.1:0');
-    const policy = `check_policy_service inet:127.0.0.1:${port}`;
-    mx = await startPostfix({
-      mainCf: {
-        relay_domains: 'example.com, example.org, example.net',
-        smtpd_relay_restrictions: `${policy}, permit_mynetworks, reject_unauth_destination`,
-        smtpd_recipient_restrictions: `${policy}, permit`,
-        smtpd_error_sleep_time: '0',
-      },
-    });
+    fx = await startFrontendMx('policy', { mainCf: (port) => ({ smtpd_relay_restrictions: `check_policy_service inet:127.0.0.1:${port}, permit_mynetworks, reject_unauth_destination`, smtpd_recipient_restrictions: `check_policy_service inet:127.0.0.1:${port}, permit` }) });
+    mx = fx.mx;
   });
 
   after(async () => {
-    await mx?.close();
-    await server?.close(1000);
-    await engine?.close();
+    await fx?.close();
   });
 
   test('each unknown recipient counts once: the second is refused 550, the third 421', async () => {

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startApp } from '../helpers/app.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { verdictOf } from '../helpers/http-verdict.js';
 
 const PEOPLE = 'ou=people,dc=example,dc=com';
 
@@ -41,11 +42,7 @@ describe('a reload raising cache.positiveTtl does not make answers cached after 
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const ask = async (address: string) => {
-    const res = await fetch(`http://127.0.0.1:${app.addresses.http!.port}/v1/recipients/${address}`);
-    const body = (await res.json()) as { verdict: string; source: string };
-    return `${body.verdict}/${body.source}`;
-  };
+  const ask = (address: string): Promise<string> => verdictOf(app.addresses.http!.port, address);
 
   test('a user added after the sync stays valid from the cache during an outage after positiveTtl 10m -> 1h', async () => {
     await app.syncOnce();

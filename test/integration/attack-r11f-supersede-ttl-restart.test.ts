@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startApp } from '../helpers/app.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
+import { verdictOf } from '../helpers/http-verdict.js';
 
 const PEOPLE = 'ou=people,dc=example,dc=com';
 
@@ -40,11 +41,7 @@ describe('a restart with a longer cache.positiveTtl keeps the loaded answers new
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const ask = async (address: string) => {
-    const res = await fetch(`http://127.0.0.1:${app!.addresses.http!.port}/v1/recipients/${address}`);
-    const body = (await res.json()) as { verdict: string; source: string };
-    return `${body.verdict}/${body.source}`;
-  };
+  const ask = (address: string): Promise<string> => verdictOf(app!.addresses.http!.port, address);
 
   test('positiveTtl 10m -> 1h across a restart during an outage: the user added after the sync stays valid', async () => {
     const env = { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword };

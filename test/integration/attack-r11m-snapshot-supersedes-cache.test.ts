@@ -14,6 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startApp } from '../helpers/app.js';
 import { DISABLED_EXCLUDING_FILTER, startSlapd, type Slapd } from '../helpers/slapd.js';
+import { verdictOf } from '../helpers/http-verdict.js';
 
 const PEOPLE = 'ou=people,dc=example,dc=com';
 
@@ -47,11 +48,7 @@ describe('a snapshot sync supersedes valid answers cached before it', () => {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  const ask = async (address: string) => {
-    const res = await fetch(`http://127.0.0.1:${app.addresses.http!.port}/v1/recipients/${address}`);
-    const body = (await res.json()) as { verdict: string; source: string };
-    return `${body.verdict}/${body.source}`;
-  };
+  const ask = (address: string): Promise<string> => verdictOf(app.addresses.http!.port, address);
 
   test('a leaver disabled or deleted is refused (or deferred while the directory is down) after the next sync, not valid from the cache', async () => {
     await app.syncOnce();

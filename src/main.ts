@@ -14,6 +14,7 @@ import { createApp } from './app/app.js';
 import { exposureWarnings } from './config/exposure.js';
 import { progressBar } from './snapshot/progress.js';
 import { mapLimit } from './http/lookup.js';
+import { isEntryPoint } from './cli/entry-point.js';
 import { ignoreUserSignals, USER_SIGNAL_MESSAGE, type UserSignal } from './cli/user-signals.js';
 import { createDirectory } from './directory/index.js';
 import { Metrics } from './metrics.js';
@@ -257,9 +258,8 @@ async function serve(file: string | undefined): Promise<number> {
   return untilStopped(app, logger, () => (stopping = true), stopWhileStarting, () => stopWhenStarted);
 }
 
-// Run when executed (bin or `node dist/main.js`), not when imported by tests.
-const invoked = process.argv[1] ?? '';
-if (/(?:^|[\\/])(main\.(?:js|ts)|rcptgate)$/.test(invoked)) {
+// Run when executed (the bin, `node dist/main`, a link of any name), not when imported by tests.
+if (isEntryPoint(import.meta.url, (import.meta as { main?: boolean }).main)) {
   // Before the command runs: Node's own SIGUSR1 opens an unauthenticated debugger (user-signals.ts).
   // A reader that stops early made EPIPE an uncaught error: a stack trace and exit 1, "unknown".
   process.stdout.on('error', (e: NodeJS.ErrnoException) => {

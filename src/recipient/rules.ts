@@ -202,11 +202,7 @@ export class StaticRules {
   /** The verdict of the static rules, or what is left to look up. */
   decide(input: string, wantExplain: boolean): LookupResult | Pending {
     const parsed = parseServedAddress(input, this.plainDomains);
-    if (!parsed.ok) {
-      const result: LookupResult = { address: input, verdict: 'invalid', source: 'static', ttlSeconds: 0, reason: parsed.reason };
-      if (wantExplain) result.explain = { tried: [], rule: 'syntax', detail: parsed.reason };
-      return result;
-    }
+    if (!parsed.ok) return this.invalid(input, parsed.reason, wantExplain);
     const { local, domain, address } = parsed.value;
     const rule = this.rules.get(domain);
     if (!rule) {
@@ -225,19 +221,36 @@ export class StaticRules {
     return p;
   }
 
+  /**
+   * An address of bad syntax. In a shadow domain it is answered valid like any would-be refusal:
+   * the MTA took `a..b@` or a 65-octet local part before rcptgate, and shadow means "as before".
+   */
+  private invalid(input: string, reason: string, wantExplain: boolean): LookupResult {
+    const result: LookupResult = { address: input, verdict: 'invalid', source: 'static', ttlSeconds: 0, reason };
+    if (wantExplain) result.explain = { tried: [], rule: 'syntax', detail: reason };
+    const at = input.lastIndexOf('@');
+    const domain = at < 0 ? null : this.servedDomain(input.slice(at + 1).replace(/>$/, ''));
+    const rule = domain === null ? undefined : this.rules.get(domain);
+    return rule?.mode === 'shadow' ? this.shadowed(domain!, input, result) : result;
+  }
+
   private result(p: Pending, verdict: Verdict, r: Rule): LookupResult {
     const result: LookupResult = { address: p.input, verdict, source: 'static', ttlSeconds: this.staticTtl };
     if (p.wantExplain) result.explain = { normalized: p.address, tried: [], rule: r };
-    return this.applyMode(p, result);
+    return p.rule.mode === 'shadow' ? this.shadowed(p.domain, p.input, result) : result;
+  }
+
+  /** Shadow mode on a verdict the snapshot, cache or directory reached. */
+  applyMode(p: Pending, result: LookupResult): LookupResult {
+    return p.rule.mode === 'shadow' ? this.shadowed(p.domain, p.input, result) : result;
   }
 
   /** Shadow mode: answer valid, keep what enforce mode would have said, log and count it. */
-  applyMode(p: Pending, result: LookupResult): LookupResult {
-    if (p.rule.mode !== 'shadow') return result;
+  private shadowed(domain: string, input: string, result: LookupResult): LookupResult {
     const enforced = result.verdict;
-    if (enforced === 'unknown' || enforced === 'tempfail') {
-      this.deps.metrics.shadowRejections.inc({ domain: p.domain });
-      this.shadowLog.info(this.deps.logger, `shadow_would_refuse:${p.domain}`, { address: p.input, domain: p.domain, enforcedVerdict: enforced, source: result.source }, 'shadow mode: would have refused');
+    if (enforced === 'unknown' || enforced === 'tempfail' || enforced === 'invalid') {
+      this.deps.metrics.shadowRejections.inc({ domain });
+      this.shadowLog.info(this.deps.logger, `shadow_would_refuse:${domain}`, { address: input, domain, enforcedVerdict: enforced, source: result.source }, 'shadow mode: would have refused');
     }
     return { ...result, verdict: 'valid', shadow: true, enforcedVerdict: enforced };
   }

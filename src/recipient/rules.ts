@@ -240,9 +240,28 @@ export class StaticRules {
     return p.rule.mode === 'shadow' ? this.shadowed(p.domain, p.input, result) : result;
   }
 
-  /** Shadow mode on a verdict the snapshot, cache or directory reached. */
+  /**
+   * The last step of every verdict the snapshot, cache or directory reached: the deny list
+   * against the mailbox found (deniedMailbox), then shadow mode.
+   */
   applyMode(p: Pending, result: LookupResult): LookupResult {
-    return p.rule.mode === 'shadow' ? this.shadowed(p.domain, p.input, result) : result;
+    const settled = this.deniedMailbox(p, result) ?? result;
+    return p.rule.mode === 'shadow' ? this.shadowed(p.domain, p.input, settled) : settled;
+  }
+
+  /**
+   * A deny list names a mailbox that must stop receiving: an address that reaches it by another
+   * of its addresses (a second `mail` value, a `mailAlternateAddress`, an AD proxy address) is
+   * refused too. Checked on every answer, cached ones included, so the list applies at once.
+   */
+  private deniedMailbox(p: Pending, result: LookupResult): LookupResult | null {
+    const { deny } = this.overrides;
+    if (deny.size === 0 || result.verdict !== 'valid' || result.canonical === undefined) return null;
+    const mailbox = parseAddress(result.canonical);
+    if (!mailbox.ok || !deny.has(mailbox.value.address)) return null;
+    const denied: LookupResult = { address: p.input, verdict: 'unknown', source: 'static', ttlSeconds: this.staticTtl };
+    if (p.wantExplain) denied.explain = { normalized: p.address, tried: result.explain?.tried ?? [], rule: 'deny', detail: `mailbox ${result.canonical}` };
+    return denied;
   }
 
   /** Shadow mode: answer valid, keep what enforce mode would have said, log and count it. */

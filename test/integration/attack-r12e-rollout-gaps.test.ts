@@ -4,7 +4,10 @@
  * real slapd:
  * - shadow mode means "behave as before": a Postfix without rcptgate takes `a..b@`, `user.@` or
  *   a 65-octet local part in a relayed domain with 250, so a shadow domain must too (counted
- *   and logged as a would-be refusal), while an enforced domain still refuses them.
+ *   and logged as a would-be refusal), while an enforced domain still refuses them;
+ * - the deny list stops a mailbox, not one spelling of it: the mailbox's other addresses
+ *   (a second `mail` value, a `mailAlternateAddress`) reach it no more, until the address
+ *   leaves the list and the service reloads.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -91,6 +94,23 @@ describe('rollout rules through real Postfix MXs asking each front end (real sla
     for (const frontend of FRONTENDS) {
       const [reply] = await rcpts(frontend, ['a..b@example.com']);
       assert.equal(code(reply!), frontend === 'socketmap' ? '550' : '501', `${frontend}: ${reply}`);
+    }
+  });
+
+  test("a denied mailbox gets none of its addresses' mail, through every front end, until it leaves the list", async () => {
+    // alice@example.com is denied; alice.smith@ (second mail value) and ally@ (mailAlternateAddress) are the same mailbox.
+    const to = ['alice@example.com', 'alice.smith@example.com', 'ally@example.com', 'Ally+news@example.com', 'bob@example.com'];
+    for (const frontend of FRONTENDS) {
+      const replies = await rcpts(frontend, to);
+      assert.deepEqual(replies.map(code), ['550', '550', '550', '550', '250'], `${frontend}: ${replies.join(' | ')}`);
+      if (frontend !== 'socketmap') assert.match(replies[2]!, /5\.1\.1/);
+    }
+    // Off the list: the cached answers of the directory are good again at once.
+    await writeFile(denyFile, '# nobody\n');
+    assert.equal(await app.reload(), true);
+    for (const frontend of FRONTENDS) {
+      const replies = await rcpts(frontend, to);
+      assert.deepEqual(replies.map(code), ['250', '250', '250', '250', '250'], `${frontend}: ${replies.join(' | ')}`);
     }
   });
 });

@@ -35,9 +35,13 @@ app.kubernetes.io/name: {{ include "rcptgate.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{/* Label a client pod carries to pass the NetworkPolicy (the helm test pod has it). */}}
+{{/*
+Label a client pod carries to pass the NetworkPolicy (the helm test pod has it). A label key's
+name holds at most 63 characters: the full name is cut to 56 for it, or the API server refuses
+the NetworkPolicy (and so the release) for release names over 47 characters.
+*/}}
 {{- define "rcptgate.clientLabel" -}}
-{{ include "rcptgate.fullname" . }}-client: "true"
+{{ include "rcptgate.fullname" . | trunc 56 | trimSuffix "-" }}-client: "true"
 {{- end }}
 
 {{- define "rcptgate.serviceAccountName" -}}
@@ -289,6 +293,10 @@ as a crash loop or a pod killed mid-drain.
 {{- fail (printf "extraVolumeMounts: %s is where the chart mounts its %s volume (the snapshot and Node's scratch space live on volumes the chart owns): mount yours elsewhere" $path $name) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- /* Kubernetes labels a StatefulSet's pods controller-revision-hash: <name>-<hash of up to 10>, a label value of at most 63 characters: a longer name installs, and no pod is ever created. */}}
+{{- if and .Values.persistence.enabled (gt (len (include "rcptgate.fullname" .)) 52) }}
+{{- fail (printf "persistence.enabled renders a StatefulSet, whose name must be 52 characters or fewer (Kubernetes labels its pods with the name and a revision hash, at most 63 characters): %s has %d; set fullnameOverride to a shorter name" (include "rcptgate.fullname" .) (len (include "rcptgate.fullname" .))) }}
 {{- end }}
 {{- /* A PodDisruptionBudget that no eviction can satisfy blocks every node drain. */}}
 {{- $min := .Values.podDisruptionBudget.minAvailable }}

@@ -2,7 +2,7 @@ import { Client, SearchRequest, StatusCodeParser, type Control, type Entry, type
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { LookupSink } from './lookup-reader.js';
 import { recipientReference } from './references.js';
-import { ENCODED_FILTER, type LookupEncoder } from './search-encoder.js';
+import { DEREF_ALIASES, ENCODED_FILTER, type LookupEncoder } from './search-encoder.js';
 
 /**
  * One LDAP search whose whole answer we see: result code, entries and response controls.
@@ -99,7 +99,7 @@ export async function rawSearch(client: Client, options: RawSearchOptions): Prom
     attributes: options.attributes,
     sizeLimit: options.sizeLimit,
     timeLimit: options.timeLimit,
-    derefAliases: 'never',
+    derefAliases: DEREF_ALIASES,
     ...(options.controls ? { controls: options.controls } : {}),
   });
   return result(await internals._send(request), options.attributes);

@@ -132,10 +132,18 @@ export interface LookupSearchShape {
 
 const SCOPES = { base: 0, one: 1, sub: 2 } as const;
 
+/**
+ * derefFindingBaseObj: a base DN that is an alias (a renamed OU, its old name left pointing at the
+ * new one) is searched where it points. With "never", slapd searched the alias entry itself and
+ * answered success with no entries: every address unknown. Aliases below the base are not followed.
+ */
+export const DEREF_ALIASES = 'find';
+const DEREF_FIND = 2;
+
 /** Encodes lookup searches of one filter template; see the file comment. */
 export class LookupEncoder {
   private root: Node | null;
-  /** baseDN, scope and derefAliases (never): everything before sizeLimit. */
+  /** baseDN, scope and derefAliases (DEREF_ALIASES): everything before sizeLimit. */
   private readonly head: Buffer;
   /** timeLimit and typesOnly (false): between sizeLimit and the filter. */
   private readonly middle: Buffer;
@@ -155,7 +163,7 @@ export class LookupEncoder {
     private readonly shape: LookupSearchShape,
   ) {
     this.filterOf = compileFilter(template);
-    this.head = Buffer.concat([element(OCTET_STRING, Buffer.from(shape.baseDN, 'utf8')), Buffer.from([ENUMERATED, 0x01, SCOPES[shape.scope], ENUMERATED, 0x01, 0x00])]);
+    this.head = Buffer.concat([element(OCTET_STRING, Buffer.from(shape.baseDN, 'utf8')), Buffer.from([ENUMERATED, 0x01, SCOPES[shape.scope], ENUMERATED, 0x01, DEREF_FIND])]);
     const time = Buffer.alloc(6);
     this.middle = Buffer.concat([time.subarray(0, writeInt(time, 0, shape.timeLimit)), Buffer.from([BOOLEAN, 0x01, 0x00])]);
     this.tail = element(SEQUENCE, Buffer.concat(shape.attributes.map((a) => element(OCTET_STRING, Buffer.from(a, 'utf8')))));
@@ -212,7 +220,7 @@ export class LookupEncoder {
   viaLdapts(messageId: number, keys: readonly string[], sizeLimit: number): Buffer {
     const filter = keys.length === 1 ? this.filterOf(keys[0]!) : new OrFilter({ filters: keys.map(this.filterOf) });
     const { baseDN, scope, attributes, timeLimit } = this.shape;
-    return new SearchRequest({ messageId, baseDN, scope, filter, attributes: [...attributes], sizeLimit, timeLimit, derefAliases: 'never' }).write();
+    return new SearchRequest({ messageId, baseDN, scope, filter, attributes: [...attributes], sizeLimit, timeLimit, derefAliases: DEREF_ALIASES }).write();
   }
 
   /**

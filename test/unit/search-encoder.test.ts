@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { OrFilter, SearchRequest } from 'ldapts';
 import { expandFilter, parseFilter } from '../../src/directory/filter.js';
 import { activeDirectoryFilter } from '../../src/directory/presets.js';
-import { LookupEncoder, type LookupSearchShape } from '../../src/directory/search-encoder.js';
+import { DEREF_ALIASES, LookupEncoder, type LookupSearchShape } from '../../src/directory/search-encoder.js';
 
 const SHAPE: LookupSearchShape = { baseDN: 'ou=people,dc=example,dc=com', scope: 'sub', attributes: ['mail', 'mailAlternateAddress'], timeLimit: 5 };
 
@@ -12,7 +12,7 @@ const SHAPE: LookupSearchShape = { baseDN: 'ou=people,dc=example,dc=com', scope:
 function reference(template: string, shape: LookupSearchShape, messageId: number, keys: readonly string[], sizeLimit: number): string {
   const filters = keys.map((k) => parseFilter(expandFilter(template, k)));
   const filter = filters.length === 1 ? filters[0]! : new OrFilter({ filters });
-  const request = new SearchRequest({ messageId, ...shape, attributes: [...shape.attributes], filter, sizeLimit, derefAliases: 'never' });
+  const request = new SearchRequest({ messageId, ...shape, attributes: [...shape.attributes], filter, sizeLimit, derefAliases: DEREF_ALIASES });
   return request.write().toString('hex');
 }
 

@@ -10,7 +10,19 @@ export interface Overrides {
 
 export const NO_OVERRIDES: Overrides = { allow: new Set(), deny: new Set() };
 
-/** One address per line; `#` comments and blank lines ignored; a bad line is an error with its number. */
+/**
+ * The line without its comment. `#` is also a character of local parts (RFC 5322 atext:
+ * `ops#oncall@example.com`), so it starts a comment only at the start of the line, after white
+ * space, or where no `@` follows (`bob@example.com#left`).
+ */
+function withoutComment(line: string): string {
+  for (let i = line.indexOf('#'); i >= 0; i = line.indexOf('#', i + 1)) {
+    if (i === 0 || /\s/.test(line[i - 1]!) || !line.includes('@', i)) return line.slice(0, i);
+  }
+  return line;
+}
+
+/** One address per line; comments and blank lines ignored; a bad line is an error with its number. */
 export function readAddressList(path: string): Set<string> {
   let text: string;
   try {
@@ -20,7 +32,7 @@ export function readAddressList(path: string): Set<string> {
   }
   const out = new Set<string>();
   for (const [i, raw] of text.split(/\r?\n/).entries()) {
-    const line = raw.replace(/#.*$/, '').trim();
+    const line = withoutComment(raw).trim();
     if (line === '') continue;
     const parsed = parseAddress(line);
     if (!parsed.ok) throw new RcptgateError(ErrorCodes.CONFIG_INVALID, `${path} line ${i + 1}: ${parsed.reason}`);

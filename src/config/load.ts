@@ -2,7 +2,7 @@ import { isScalar, LineCounter, parseDocument, visit, YAMLParseError } from 'yam
 import type { z } from 'zod';
 import { ConfigError, type ConfigIssue, ErrorCodes, RcptgateError } from '../errors.js';
 import { configSchema, type Config, type DomainRule } from './schema.js';
-import { trimSecret } from './resolve.js';
+import { envSecret, trimSecret } from './resolve.js';
 import { readRegularFileSync, secretFileProblem } from './regular-file.js';
 import { crossCheck, domainList, normalizeDomainName } from './checks.js';
 
@@ -253,7 +253,7 @@ export function redact(value: unknown): unknown {
   return value;
 }
 
-/** Reads a secret from a file (trailing newline dropped) or an environment variable. */
+/** Reads a secret from a file or an environment variable (both trimmed: trimSecret). */
 export function readSecret(file: string | null, envValue: string | undefined, what: string): string | null {
   if (file) {
     try {
@@ -263,5 +263,5 @@ export function readSecret(file: string | null, envValue: string | undefined, wh
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read ${what} file ${secretFileProblem(file, err)}`, { cause: err });
     }
   }
-  return envValue ?? null;
+  return envSecret(envValue);
 }

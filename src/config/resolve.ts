@@ -22,9 +22,19 @@ export interface ResolvedConfig {
   warnings?: ConfigIssue[];
 }
 
-/** Line breaks at the end of a secret file (an editor's newline, CRLF, `echo >>`) are never part of the secret. */
+/**
+ * What is never part of a secret, in a file or a variable: the line breaks at its end (an
+ * editor's newline, CRLF, `echo >>`, a Kubernetes Secret made from a file and passed as an
+ * environment variable) and a UTF-8 byte order mark at its start (Windows Notepad). Sent to the
+ * server, each made the right password a refused bind, and every uncached recipient deferred.
+ */
 export function trimSecret(text: string): string {
-  return text.replace(/[\r\n]+$/, '');
+  return text.replace(/^\uFEFF/, '').replace(/[\r\n]+$/, '');
+}
+
+/** A secret from the environment, trimmed as a file's is; null when unset. */
+export function envSecret(value: string | undefined): string | null {
+  return value === undefined ? null : trimSecret(value);
 }
 
 function readText(path: string, key: string, what: string, issues: ConfigIssue[]): string | null {
@@ -59,7 +69,7 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
   let bindPassword: string | null = null;
   let ca: Buffer | null = null;
   if (usesLdap) {
-    bindPassword = ldap.bindPasswordFile ? readText(ldap.bindPasswordFile, 'directory.ldap.bindPasswordFile', 'bind password', issues) : (env.RCPTGATE_LDAP_BIND_PASSWORD ?? null);
+    bindPassword = ldap.bindPasswordFile ? readText(ldap.bindPasswordFile, 'directory.ldap.bindPasswordFile', 'bind password', issues) : envSecret(env.RCPTGATE_LDAP_BIND_PASSWORD);
     if (ldap.bindDN !== null && bindPassword === null && ldap.bindPasswordFile === null) {
       issues.push({ path: 'directory.ldap.bindPasswordFile', message: 'bindDN is set but no bind password was given (bindPasswordFile or RCPTGATE_LDAP_BIND_PASSWORD)' });
     }
@@ -73,7 +83,7 @@ export function resolveConfig(config: Readonly<Config>, env: NodeJS.ProcessEnv =
       if (problem) issues.push({ path: 'directory.ldap.tls.caFile', message: `${ldap.tls.caFile}: ${problem}` });
     }
   }
-  const adminToken = config.admin.tokenFile ? readText(config.admin.tokenFile, 'admin.tokenFile', 'admin token', issues) : (env.RCPTGATE_ADMIN_TOKEN ?? null);
+  const adminToken = config.admin.tokenFile ? readText(config.admin.tokenFile, 'admin.tokenFile', 'admin token', issues) : envSecret(env.RCPTGATE_ADMIN_TOKEN);
   const lookupToken = config.http.lookupTokenFile ? readText(config.http.lookupTokenFile, 'http.lookupTokenFile', 'lookup token', issues) : null;
   const written: Array<[string, string | null]> = [
     ['sync.snapshotPath', config.sync.enabled ? config.sync.snapshotPath : null],

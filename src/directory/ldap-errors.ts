@@ -106,6 +106,30 @@ export function directoryCodeForResult(code: number): DirectoryCode {
   return ErrorCodes.DIRECTORY_PROTOCOL;
 }
 
+/**
+ * What AD's sub-code (`data 775` in the diagnostic of an invalidCredentials bind) says about the
+ * bind account, and what to do: a locked, disabled or expired account has the right password, and
+ * "check the password" sent operators to rotate one that was fine.
+ */
+const AD_BIND_REASONS: Record<string, string> = {
+  '525': 'the bind account does not exist: check directory.ldap.bindDN',
+  '52e': 'wrong password for the bind account: check the bind password (bindPasswordFile or RCPTGATE_LDAP_BIND_PASSWORD)',
+  '530': 'the bind account may not log on at this time (logon hours)',
+  '531': 'the bind account may not log on from this host (logon workstations)',
+  '532': "the bind account's password has expired: set a new one in AD and in bindPasswordFile",
+  '533': 'the bind account is disabled in AD: enable it',
+  '701': 'the bind account has expired in AD (accountExpires): extend it',
+  '773': 'the bind account must change its password (pwdLastSet 0): set a new one in AD and in bindPasswordFile',
+  '775': 'the bind account is locked out in AD: unlock it (the password itself may be right); binds here pause meanwhile',
+};
+
+/** Active Directory's reason for a refused bind, from `data XXX` in its message, or null. */
+export function adBindReason(diagnostic: string): string | null {
+  const code = /AcceptSecurityContext error, data ([0-9a-f]+)/i.exec(diagnostic)?.[1]?.toLowerCase();
+  const reason = code === undefined ? undefined : AD_BIND_REASONS[code];
+  return reason === undefined ? null : `Active Directory says (data ${code}): ${reason}`;
+}
+
 function fromResultCode(err: ResultCodeError, ctx: ErrorContext): DirectoryError {
   const code = directoryCodeForResult(err.code);
   const name = resultCodeName(err.code);
@@ -118,9 +142,10 @@ function fromResultCode(err: ResultCodeError, ctx: ErrorContext): DirectoryError
       'simple binds without TLS; use ldaps:// (636, Global Catalog 3269) or directory.ldap.startTLS: true';
   } else if (code === ErrorCodes.DIRECTORY_AUTH && ctx.operation === 'bind') {
     const who = ctx.bindDN ? `as "${ctx.bindDN}"` : 'anonymously';
+    const ad = adBindReason(err.message);
     message =
-      `LDAP bind ${who} was refused by ${ctx.url ?? 'the server'} with ${name}${detail} — a configuration error: ` +
-      'check directory.ldap.bindDN and the bind password (bindPasswordFile or RCPTGATE_LDAP_BIND_PASSWORD)';
+      `LDAP bind ${who} was refused by ${ctx.url ?? 'the server'} with ${name}${detail} — ` +
+      (ad ?? 'a configuration error: check directory.ldap.bindDN and the bind password (bindPasswordFile or RCPTGATE_LDAP_BIND_PASSWORD)');
   } else if (code === ErrorCodes.DIRECTORY_AUTH) {
     message = `LDAP ${where(ctx)} refused with ${name}${detail} — a configuration error: the bind account lacks the rights or the connection security the server requires`;
   } else if (err.code === 10) {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { readRegularFile, writeFileAtomically } from './atomic-file.js';
+import { sameSource } from './source.js';
 import type { AnswerCache } from '../recipient/answer-cache.js';
 
 /**
@@ -111,7 +112,7 @@ export async function loadAnswers(path: string, source: string, cache: AnswerCac
   if (header === null || typeof header !== 'object' || typeof header.sha256 !== 'string' || typeof header.source !== 'string' || !Number.isInteger(header.count)) {
     throw new Error('incomplete header');
   }
-  if (header.source !== source) throw new Error(`written for another directory (${header.source})`);
+  if (!sameSource(header.source, source)) throw new Error(`written for another directory (${header.source})`);
   const body = buf.subarray(nl2 + 1);
   if (createHash('sha256').update(body).digest('hex') !== header.sha256) throw new Error('checksum mismatch (truncated or corrupt)');
   // First pass: structure only (no strings); nothing reaches the cache unless the file checks out.

@@ -6,6 +6,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { DirectoryRecord } from '../directory/types.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import { readV1Body, SNAPSHOT_MAGIC_V1 } from './file-v1.js';
+import { sameSource } from './source.js';
 import { SnapshotStore, type StoreImage } from './store.js';
 import { openRegularFile, writeFileAtomically } from './atomic-file.js';
 
@@ -126,7 +127,7 @@ export async function readSnapshotStore(path: string, expectedSource: string, ma
     if (nl1 < 0 || nl2 < 0 || !KNOWN.includes(magic)) throw invalid(path, 'not an rcptgate snapshot (version 1 to 3)');
     const version = KNOWN.indexOf(magic) + 1;
     const header = parseHeader(path, head.subarray(nl1 + 1, nl2), version);
-    if (header.source !== expectedSource) throw invalid(path, `written for another directory (${header.source})`);
+    if (!sameSource(header.source, expectedSource)) throw invalid(path, `written for another directory (${header.source})`);
     if (version === 1) {
       const body = (await fh.readFile()).subarray(nl2 + 1);
       let records: DirectoryRecord[];

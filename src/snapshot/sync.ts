@@ -8,12 +8,14 @@ import { steadyNow } from '../recipient/clock.js';
 import { ourLastStart, windowStart } from './directory-clock.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
+import { snapshotSource } from './source.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 import { vetListing } from './vet.js';
 
 /** Changed entries an incremental sync holds (plain objects) before a full sync, streamed into the
  * compact store, takes over: a bulk change of a large directory must not sit in memory whole. */
 const MAX_INCREMENTAL_CHANGES = 1_000_000;
+export { snapshotSource };
 export interface SyncReport { kind: 'full' | 'incremental'; entries: number; addresses: number; changed: number; seconds: number }
 
 export interface SnapshotSyncDeps {
@@ -29,12 +31,6 @@ export interface SnapshotSyncDeps {
   /** A clock that never steps, in ms (default: the monotonic clock): `sync.maxAge` runs on it. */
   steadyNow?: () => number;
   maxIncrementalChanges?: number; // tests
-}
-
-/** Identifies the directory a snapshot was taken from, so a foreign file is refused. */
-export function snapshotSource(config: Readonly<Config>): string {
-  const l = config.directory.ldap;
-  return `${config.directory.kind}|${l.preset}|${l.baseDN.toLowerCase()}|${l.scope}|${l.filter ?? ''}${l.matchUserPrincipalName ? '|upn' : ''}`;
 }
 
 /** Snapshot mode: full syncs every `sync.interval`, incremental ones every `sync.incrementalInterval`, persisted to `sync.snapshotPath`. */

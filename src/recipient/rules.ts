@@ -257,7 +257,7 @@ export class StaticRules {
   private deniedMailbox(p: Pending, result: LookupResult): LookupResult | null {
     const { deny } = this.overrides;
     if (deny.size === 0 || result.verdict !== 'valid' || result.canonical === undefined) return null;
-    const mailbox = parseAddress(result.canonical);
+    const mailbox = parseServedAddress(result.canonical, this.plainDomains);
     if (!mailbox.ok || !deny.has(mailbox.value.address)) return null;
     const denied: LookupResult = { address: p.input, verdict: 'unknown', source: 'static', ttlSeconds: this.staticTtl };
     if (p.wantExplain) denied.explain = { normalized: p.address, tried: result.explain?.tried ?? [], rule: 'deny', detail: `mailbox ${result.canonical}` };

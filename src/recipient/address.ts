@@ -106,6 +106,18 @@ export function parseAddress(input: string): ParseResult {
   return { ok: true, value: { local, domain, address } };
 }
 
+/**
+ * `directory.canaries` as lookups ask for them (normalized; one that does not parse as written,
+ * which config checks refuse). Every user of the list must get this form: failback got them as
+ * written, and never found `info@bücher.example`, which the directory holds as an A-label.
+ */
+export function canaryKeys(canaries: readonly string[]): string[] {
+  return canaries.map((c) => {
+    const parsed = parseAddress(c);
+    return parsed.ok ? parsed.value.address : c;
+  });
+}
+
 /** Local parts Postfix never splits, whatever the delimiter (its split_addr). */
 const UNSPLIT = new Set(['postmaster', 'mailer-daemon', 'double-bounce']);
 

@@ -6,7 +6,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { SnapshotView } from '../snapshot/view.js';
 import { AnswerCache } from './answer-cache.js';
-import { parseAddress } from './address.js';
+import { canaryKeys, parseAddress } from './address.js';
 import { steadyNow } from './clock.js';
 import { DirectoryHealth, type DirectoryState } from './health.js';
 import type { Overrides } from './overrides.js';
@@ -80,7 +80,7 @@ export class RecipientValidatorImpl implements RecipientValidator {
       negativeTtlMs: this.negativeTtl,
       staleMs: ms(config.cache.staleIfError),
       backstopMs: ms(config.directory.ldap.timeout) + 500,
-      canaries: config.directory.canaries.map((c) => parseAddress(c)).map((p, i) => (p.ok ? p.value.address : config.directory.canaries[i]!)),
+      canaries: canaryKeys(config.directory.canaries),
     });
   }
 

@@ -150,7 +150,7 @@ export function probeHandler(metrics: Metrics, health: () => HealthReport): http
       return json(res, report.ready ? 200 : 503, publicHealth(report));
     }
     if (path === '/metrics') {
-      metrics.registry.metrics().then(
+      metrics.render().then(
         (text) => {
           res.writeHead(200, { 'Content-Type': metrics.registry.contentType });
           res.end(text);

@@ -12,6 +12,7 @@ import { ConnectionPipeline, DEFAULT_MAX_PIPELINE, Delayed, type HandlerResult }
 import { TcpServer, type ConnectionContext } from '../net/tcp-server.js';
 import { PolicyRequestDecoder, encodePolicyReply, type PolicyLimits, type PolicyRequest } from './codec.js';
 import { ProtocolError } from '../errors.js';
+import { RepeatedAsk } from './repeat.js';
 import { routedRecipient } from './route.js';
 
 export interface PolicyServerOptions extends FrontendServerOptions {
@@ -58,29 +59,37 @@ function rcptOf(request: PolicyRequest, ctx: Pick<ConnectionContext, 'peer'>): {
 }
 
 /** Answers one request; never rejects (a failure to decide is a 4xx, never a 5xx). */
-export function answerPolicyRequest(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): HandlerResult {
+export function answerPolicyRequest(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>, asks = new RepeatedAsk()): HandlerResult {
   const rcpt = rcptOf(request, ctx);
   if (rcpt === null) return DUNNO;
+  const key = RepeatedAsk.keyOf(request);
+  if (asks.isRepeat(key)) return DUNNO;
   const answer = gate.recipient(rcpt.recipient, rcpt.client, 'policy', ctx.logger);
-  return answer instanceof Promise ? answer.then(reply) : reply(answer);
+  const replied = (a: GateAnswer) => (asks.answered(key, ENCODED[a.answer] === DUNNO), reply(a));
+  return answer instanceof Promise ? answer.then(replied) : replied(answer);
 }
 
 /** The same answer when it needs no directory request, else undefined (pipeline.ts `quick`). */
-export function answerPolicyRequestNow(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>): string | Delayed | undefined {
+export function answerPolicyRequestNow(request: PolicyRequest, gate: Gate, ctx: Pick<ConnectionContext, 'peer' | 'logger'>, asks = new RepeatedAsk()): string | Delayed | undefined {
   const rcpt = rcptOf(request, ctx);
   if (rcpt === null) return DUNNO;
+  const key = RepeatedAsk.keyOf(request);
+  if (asks.isRepeat(key)) return DUNNO;
   const answer = gate.recipientNow(rcpt.recipient, rcpt.client, 'policy', ctx.logger);
-  return answer === undefined ? undefined : reply(answer);
+  if (answer === undefined) return undefined;
+  asks.answered(key, ENCODED[answer.answer] === DUNNO);
+  return reply(answer);
 }
 
 function handleConnection(ctx: ConnectionContext, options: PolicyServerOptions, gate: Gate): void {
   const decoder = new PolicyRequestDecoder(options.limits);
+  const asks = new RepeatedAsk();
   new ConnectionPipeline<PolicyRequest>(ctx, {
     maxPipeline: options.maxPipeline ?? DEFAULT_MAX_PIPELINE,
     decode: (chunk, emit) => void decoder.push(chunk, emit),
     partial: () => !decoder.atBoundary,
-    handle: (request) => answerPolicyRequest(request, gate, ctx),
-    quick: (request) => answerPolicyRequestNow(request, gate, ctx),
+    handle: (request) => answerPolicyRequest(request, gate, ctx, asks),
+    quick: (request) => answerPolicyRequestNow(request, gate, ctx, asks),
     onProtocolError: (err) => {
       options.metrics.protocolErrors.inc({ frontend: 'policy' });
       const code = err instanceof ProtocolError ? err.code : undefined;

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
 import { readRegularFileSync } from '../config/regular-file.js';
 import { ConfigError, DirectoryError, ErrorCodes } from '../errors.js';
+import { withUnicodeDomain } from '../recipient/address.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { BindingPlan, Directory, DirectoryAnswer, DirectoryEntry, DirectoryRecord } from './types.js';
@@ -141,14 +142,23 @@ export class LdapDirectory implements Directory {
    * without canaries, for an address no directory holds.
    */
   private async answersLookups(conn: LdapConnection, deadline: number, canary: string | undefined): Promise<void> {
-    const filter = parseFilter(this.filterFor(canary ?? FAILBACK_CHECK));
+    let found = await this.findsOn(conn, deadline, canary ?? FAILBACK_CHECK);
+    // At an IDN domain the directory may hold either form of the domain; lookups ask for both.
+    const unicode = canary === undefined || found ? null : withUnicodeDomain(canary);
+    if (unicode !== null) found = await this.findsOn(conn, deadline, unicode);
+    // A server that answers success with nothing (lost read rights) must not take the lookups over.
+    if (canary !== undefined && !found) throw new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `canary address ${canary} not found on ${conn.url}`);
+  }
+
+  /** Whether a lookup's own search for `address` on `conn` finds an entry by `deadline`; throws when it gets no answer. */
+  private async findsOn(conn: LdapConnection, deadline: number, address: string): Promise<boolean> {
+    const filter = parseFilter(this.filterFor(address));
     const search = rawSearch(conn.client, { baseDN: this.config.baseDN, scope: this.config.scope, filter, attributes: this.plan.attributes, sizeLimit: 1, timeLimit: 0 });
     const timeout = () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${conn.url} got no answer within half of ${this.config.timeout}`);
     const result = await deadlineRace(search, deadline - performance.now(), timeout);
     // sizeLimitExceeded with an entry found is an answer, as for a lookup (scheduler.ts).
     if (result.status !== 0 && !(result.status === 4 && result.entries.length > 0)) throw toDirectoryError(resultError(result), { operation: 'search', url: conn.url });
-    // A server that answers success with nothing (lost read rights) must not take the lookups over.
-    if (canary !== undefined && result.entries.length === 0) throw new DirectoryError(ErrorCodes.DIRECTORY_UNAVAILABLE, `canary address ${canary} not found on ${conn.url}`);
+    return result.entries.length > 0;
   }
 
   /** The filter a lookup of `address` sends on its own (values escaped), for explanations. */

@@ -1,4 +1,4 @@
-import { domainToASCII } from 'node:url';
+import { domainToASCII, domainToUnicode } from 'node:url';
 
 /**
  * Recipient address parsing and normalization (README "Verdicts"): RFC 5321 limits, dot-atom or
@@ -116,6 +116,18 @@ export function canaryKeys(canaries: readonly string[]): string[] {
     const parsed = parseAddress(c);
     return parsed.ok ? parsed.value.address : c;
   });
+}
+
+/**
+ * A normalized address at an IDN domain with the domain as a U-label, or null (no A-label in it):
+ * a directory may store either form, and lookups ask for both (rules.ts), so canary checks must too.
+ */
+export function withUnicodeDomain(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  const domain = address.slice(at + 1);
+  if (at < 0 || !/(^|\.)xn--/.test(domain)) return null;
+  const unicode = domainToUnicode(domain);
+  return unicode !== '' && unicode !== domain ? `${address.slice(0, at)}@${unicode}` : null;
 }
 
 /** Local parts Postfix never splits, whatever the delimiter (its split_addr). */

@@ -2,6 +2,7 @@ import { deadlineRace } from '../directory/connection.js';
 import type { Directory, DirectoryAnswer } from '../directory/types.js';
 import { DirectoryError, ErrorCodes, isPartialAnswer } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { withUnicodeDomain } from './address.js';
 import type { AnswerCache } from './answer-cache.js';
 import type { DirectoryHealth } from './health.js';
 import type { Source } from './types.js';
@@ -217,7 +218,7 @@ export class Resolver {
   private async lookUpCanaries(): Promise<Vouched> {
     const { canaries, health, cache } = this.deps;
     if (canaries.length === 0) return new Set();
-    const answers = await Promise.all(canaries.map((c) => this.request(c)));
+    const answers = await Promise.all(canaries.map((c) => this.requestCanary(c)));
     const missing = canaries.filter((_, i) => answers[i]!.entry === null);
     const wasMissing = health.canaryMissing;
     health.canaries(missing);
@@ -226,6 +227,13 @@ export class Resolver {
       cache.deleteNegatives();
     }
     return new Set(answers.flatMap((a) => (a.entry !== null && a.server !== undefined ? [a.server] : [])));
+  }
+
+  /** A canary at an IDN domain counts as found under either form of the domain, as lookups try both. */
+  private async requestCanary(canary: string): Promise<DirectoryAnswer> {
+    const answer = await this.request(canary);
+    const other = answer.entry === null ? withUnicodeDomain(canary) : null;
+    return other === null ? answer : this.request(other);
   }
 
   /**

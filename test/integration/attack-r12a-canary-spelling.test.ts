@@ -23,12 +23,21 @@ cn: New Hire
 sn: Hire
 mail: newhire@example.com`;
 
-describe('canaries spelled another way than the directory stores them', () => {
+/** An address stored with the U-label (description: UTF-8, unlike slapd's IA5 mail), found by a configured filter. */
+const UNICODE_HOLDER = `dn: uid=buecher,ou=people,dc=example,dc=com
+objectClass: inetOrgPerson
+uid: buecher
+cn: Buecher
+sn: Buecher
+description: kontakt@bücher.example`;
+const FILTER = '(|(mail=%s)(mailAlternateAddress=%s)(description=%s))';
+
+describe('canaries spelled another way than the directory stores them', { concurrency: false }, () => {
   let primary: Slapd;
   let replica: Slapd;
   before(async () => {
-    primary = await startSlapd({ ldifText: [NEWHIRE] });
-    replica = await startSlapd();
+    primary = await startSlapd({ ldifText: [NEWHIRE, UNICODE_HOLDER] });
+    replica = await startSlapd({ ldifText: [UNICODE_HOLDER] });
   });
   after(async () => {
     await primary?.close();
@@ -36,13 +45,21 @@ describe('canaries spelled another way than the directory stores them', () => {
   });
 
   test('failback to the first server happens with a canary at a U-label domain, or in other case with a trailing dot', async () => {
-    for (const canary of ['info@bücher.example', 'Bob@Example.COM.']) {
+    await failback(['info@bücher.example', 'Bob@Example.COM.'], null);
+  });
+
+  test('failback to the first server happens with a canary the directory stores with a U-label domain', async () => {
+    await failback(['kontakt@bücher.example', 'kontakt@xn--bcher-kva.example'], FILTER);
+  });
+
+  async function failback(canaries: string[], filter: string | null): Promise<void> {
+    for (const canary of canaries) {
       const config = validateConfig({
         domains: ['example.com', 'bücher.example'],
         directory: {
           kind: 'ldap',
           canaries: [canary],
-          ldap: { urls: [primary.url, replica.url], baseDN: primary.baseDN, bindDN: primary.serviceDN, timeout: '2s', failbackAfter: '1s' },
+          ldap: { urls: [primary.url, replica.url], baseDN: primary.baseDN, bindDN: primary.serviceDN, timeout: '2s', failbackAfter: '1s', filter },
         },
       });
       const dir = createDirectory(config, { logger: silentLogger(), metrics: new Metrics({ defaultMetrics: false }), env: { RCPTGATE_LDAP_BIND_PASSWORD: primary.servicePassword } });
@@ -64,5 +81,5 @@ describe('canaries spelled another way than the directory stores them', () => {
         await dir.close();
       }
     }
-  });
+  }
 });

@@ -8,6 +8,12 @@ import type { Pending } from './lookup-queue.js';
  * timer per lookup). Each lookup fails at its own deadline. A search still unanswered a full
  * timeout after its last lookup gave up means a hung connection: the server's own time limit
  * would have ended it.
+ *
+ * A search unanswered after half the timeout is `slow` (its connection may be cut off) only once
+ * the server has answered a search sent after it: answers to older searches arriving meanwhile
+ * prove nothing, as a directory slow on every connection (a round trip between half the timeout
+ * and the timeout) delivers exactly those. Counting them dropped its healthy connections, and each
+ * retried lookup then missed its deadline (tempfail, the breaker opened).
  */
 
 /** A search on the wire and the lookups it answers. */
@@ -28,7 +34,7 @@ export interface InFlightOptions {
   expire: (p: Pending, search: InFlight) => void;
   /** `search` is hung (already forgotten here). */
   hung: (search: InFlight) => void;
-  /** Half the timeout passed and lookups of `search` still wait (called once per search). */
+  /** Half the timeout passed, lookups of `search` still wait, and a search sent after it was answered (once per search). */
   slow: (search: InFlight) => void;
 }
 
@@ -37,6 +43,10 @@ export class InFlightSearches {
   private timer: NodeJS.Timeout | null = null;
   /** When the timer fires (Infinity: not armed). */
   private timerAt = Infinity;
+  /** When the most recently sent search that got its answer was sent (0: none yet). */
+  private freshestAnswered = 0;
+  /** Searches past half the timeout, waiting for a later one to be answered. */
+  private readonly suspects = new Set<InFlight>();
 
   constructor(private readonly o: InFlightOptions) {}
 
@@ -54,9 +64,17 @@ export class InFlightSearches {
     return search;
   }
 
-  /** The search got its answer (or its connection failed). */
-  delete(search: InFlight): void {
+  /** The search got its answer (`answered`), or its connection failed. */
+  delete(search: InFlight, answered = false): void {
     this.searches.delete(search);
+    this.suspects.delete(search);
+    if (!answered) return;
+    if (search.sentAt > this.freshestAnswered) this.freshestAnswered = search.sentAt;
+    for (const suspect of this.suspects) {
+      if (suspect.sentAt > search.sentAt) continue;
+      this.suspects.delete(suspect);
+      if (suspect.batch.some((p) => !p.done)) this.o.slow(suspect);
+    }
   }
 
   /** Stops watching; returns the searches still on the wire. */
@@ -66,6 +84,7 @@ export class InFlightSearches {
     this.timerAt = Infinity;
     const left = [...this.searches];
     this.searches.clear();
+    this.suspects.clear();
     return left;
   }
 
@@ -98,7 +117,8 @@ export class InFlightSearches {
         if (search.checkAt > now) next = Math.min(next, search.checkAt);
         else if (search.checkAt > 0) {
           search.checkAt = 0;
-          this.o.slow(search);
+          if (this.freshestAnswered >= search.sentAt) this.o.slow(search);
+          else this.suspects.add(search);
         }
         continue;
       }
@@ -108,6 +128,7 @@ export class InFlightSearches {
         continue;
       }
       this.searches.delete(search);
+      this.suspects.delete(search);
       this.o.hung(search);
     }
     if (next < Infinity) this.arm(next);

@@ -198,8 +198,8 @@ export class LookupScheduler {
     const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
     this.o.onSearch?.(keys.length);
     const search = this.inFlight.add(conn, batch);
-    const answered = (r: RawSearchResult) => this.settled(search, () => (batch.length === 1 ? this.settleSingle(batch[0]!, r, conn) : this.settleBatch(batch, r, conn)));
-    const failed = (err: unknown) => this.settled(search, () => this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url })));
+    const answered = (r: RawSearchResult) => this.settled(search, true, () => (batch.length === 1 ? this.settleSingle(batch[0]!, r, conn) : this.settleBatch(batch, r, conn)));
+    const failed = (err: unknown) => this.settled(search, false, () => this.searchFailed(batch, toDirectoryError(err, { operation: 'search', url: conn.url })));
     try {
       sendLookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length, answered, failed);
     } catch (err) {
@@ -209,9 +209,9 @@ export class LookupScheduler {
 
   /** A search ended: its slot is freed, then its lookups settled. This runs inside the socket's
    * data event (lookup-reader.ts), which a throw must not escape: a fault of ours fails them. */
-  private settled(search: InFlight, settle: () => void): void {
+  private settled(search: InFlight, answered: boolean, settle: () => void): void {
     try {
-      this.inFlight.delete(search);
+      this.inFlight.delete(search, answered);
       this.o.pool.release(search.conn);
       settle();
     } catch (err) {

@@ -27,7 +27,9 @@ export class SnapshotHolder {
     if (!config.sync.enabled) return null;
     const { metrics, logger, env } = this.deps;
     const changes = createChangeFeed(config, env, logger);
-    return new SnapshotSync({ config, directory: this.engines.current.directory, metrics, logger, onSnapshot: (s) => this.engines.current.validator.setSnapshot(s), changes });
+    // A syncer being replaced publishes nothing more: its sync may end while it stops.
+    const syncer: SnapshotSync = new SnapshotSync({ config, directory: this.engines.current.directory, metrics, logger, onSnapshot: (s) => this.syncer === syncer && this.engines.current.validator.setSnapshot(s), changes });
+    return syncer;
   }
 
   /** The reload has already read the password once; a file gone since only costs removals until the full sync. */
@@ -86,13 +88,20 @@ export class SnapshotHolder {
       return;
     }
     const previous = this.syncer;
+    const sameSource = snapshotSource(before) === snapshotSource(next);
+    if (!sameSource) {
+      // The new engine serves another directory (base, filter...) from now on: the old listing must
+      // not answer for it while a running sync stops (with confirmMisses off, its misses are 550).
+      this.syncer = null;
+      this.engines.current.validator.setSnapshot(null);
+    }
     await previous?.stop();
     this.syncer = this.create(next);
     this.engines.current.validator.setSnapshot(null);
     if (this.syncer) {
       // The same directory's snapshot goes on serving (a new sync.snapshotPath has no file yet;
       // the old one may lag what a disk refused): read from the file, an outage deferred everyone.
-      if (previous?.current && snapshotSource(before) === snapshotSource(next)) this.syncer.adopt(previous);
+      if (previous?.current && sameSource) this.syncer.adopt(previous);
       else await this.syncer.load();
       if (this.running) this.syncer.start();
     }

@@ -3,6 +3,7 @@ import { readRegularFileSync } from '../config/regular-file.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
 import { foldLocal, normalizeDomain, parseAddress } from '../recipient/address.js';
 import { parseLdif, type LdifRecord } from './ldif-parser.js';
+import { DISABLED_BY_DESIGN } from './presets.js';
 import type { Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
 
 /** The example directory shipped with the package, used when no config is given. */
@@ -12,7 +13,8 @@ export const EXAMPLE_LDIF = fileURLToPath(new URL('../../examples/directory.ldif
  * A directory read from an LDIF file at start and indexed by every address attribute:
  * `mail`, `mailAlternateAddress`, and AD-style `proxyAddresses` (`SMTP:` primary, `smtp:`
  * secondary). Disabled entries are left out: `accountStatus: disabled` (or `inactive`) or
- * Active Directory's `userAccountControl` with bit 2 set.
+ * Active Directory's `userAccountControl` with bit 2 set (but for Exchange's mailboxes that are
+ * disabled by design, as in the AD preset).
  */
 export class LdifDirectory implements Directory {
   readonly kind = 'ldif' as const;
@@ -94,7 +96,10 @@ function isDisabled(r: LdifRecord): boolean {
   const status = r.attributes.get('accountstatus')?.[0]?.toLowerCase();
   if (status === 'disabled' || status === 'inactive') return true;
   const uac = Number(r.attributes.get('useraccountcontrol')?.[0] ?? 0);
-  return Number.isInteger(uac) && (uac & 2) === 2;
+  if (!Number.isInteger(uac) || (uac & 2) === 0) return false;
+  // Exchange's shared, room, equipment and linked mailboxes are disabled accounts that receive mail, as in the AD preset.
+  const details = r.attributes.get('msexchrecipienttypedetails')?.[0]?.trim();
+  return details === undefined || !DISABLED_BY_DESIGN.includes(details);
 }
 
 function toDirectoryRecord(r: LdifRecord): DirectoryRecord | 'disabled' | null {

@@ -106,7 +106,7 @@ const OPENLDAP_FILTER = '(|(mail=%s)(mailAlternateAddress=%s))';
  * 8589934592, equipment 17179869184), whose accounts are disabled by design yet receive mail.
  * Without Exchange's schema the extra clauses match nothing.
  */
-const DISABLED_BY_DESIGN = ['2', '4', '16', '32', '8589934592', '17179869184', '34359738368'];
+export const DISABLED_BY_DESIGN: readonly string[] = ['2', '4', '16', '32', '8589934592', '17179869184', '34359738368'];
 export const AD_ENABLED_ONLY = `(|(!(userAccountControl:1.2.840.113556.1.4.803:=2))${DISABLED_BY_DESIGN.map((v) => `(msExchRecipientTypeDetails=${v})`).join('')})`;
 /**
  * AD: users, mail-enabled groups (Exchange's dynamic distribution groups are a class of their

@@ -6,6 +6,7 @@ import { Gate } from '../gate/gate.js';
 import { HarvestGuard } from '../gate/harvest.js';
 import { createHttpApp } from '../http/app.js';
 import { PROBE_LISTENER_LIMITS, probeHandler, startHttpListener, type HttpListener } from '../http/server.js';
+import { tokenFile, type Token } from '../http/token-file.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { createMilterServer } from '../milter/server.js';
@@ -31,6 +32,11 @@ function harvestGuard(config: Readonly<Config>): HarvestGuard | null {
   const h = config.policy.harvest;
   if (h.maxUnknown <= 0) return null;
   return new HarvestGuard({ maxUnknown: h.maxUnknown, windowMs: ms(h.window), action: h.action, delayStepMs: ms(h.delayStep), maxDelayMs: ms(h.maxDelay), ipv6PrefixBits: h.ipv6Prefix });
+}
+
+/** A token read from a file follows the file (rotation, revocation); one from the environment is fixed. */
+function liveToken(file: string | null, token: string | null, key: string, logger: Logger): Token {
+  return file === null || token === null ? token : tokenFile(file, token, key, logger);
 }
 
 /** Every listener of `serve`, opened in one go and closed (drained) in one go. */
@@ -87,8 +93,8 @@ export class Listeners {
       metrics,
       logger,
       health,
-      adminToken: resolved.adminToken,
-      lookupAccess: { token: resolved.lookupToken, allowFrom: config.http.lookupAllowFrom },
+      adminToken: liveToken(config.admin.tokenFile, resolved.adminToken, 'admin.tokenFile', logger),
+      lookupAccess: { token: liveToken(config.http.lookupTokenFile, resolved.lookupToken, 'http.lookupTokenFile', logger), allowFrom: config.http.lookupAllowFrom },
       version: VERSION,
       statusPage: config.statusPage,
       logLimiter: this.logLimiter,

@@ -4,6 +4,7 @@ import type { Logger } from '../log.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import { bearerToken, tokensEqual } from './auth.js';
 import { sendProblem } from './problem.js';
+import { tokenGetter, type Token } from './token-file.js';
 
 /**
  * Who may use the lookup API (README "HTTP API", "Security and exposure"). One rule:
@@ -13,7 +14,7 @@ import { sendProblem } from './problem.js';
  */
 export interface LookupAccess {
   /** Bearer token for the lookup endpoints (http.lookupTokenFile); null = none. */
-  token: string | null;
+  token: Token;
   /** Peers answered without a token (http.lookupAllowFrom). */
   allowFrom: readonly string[];
 }
@@ -31,14 +32,19 @@ export interface AccessControl {
   explain: RequestHandler;
 }
 
-export function accessControl(access: LookupAccess, adminToken: string | null, logger: Logger, limiter?: LogLimiter): AccessControl {
+export function accessControl(access: LookupAccess, admin: Token, logger: Logger, limiter?: LogLimiter): AccessControl {
   const allowed = addressMatcher(access.allowFrom);
+  const adminToken = tokenGetter(admin);
+  const lookupToken = tokenGetter(access.token);
   const tokenMatches = (given: string): Grant | null => {
-    if (adminToken !== null && tokensEqual(given, adminToken)) return 'admin';
-    if (access.token !== null && tokensEqual(given, access.token)) return 'lookup';
+    const a = adminToken();
+    if (a !== null && tokensEqual(given, a)) return 'admin';
+    const l = lookupToken();
+    if (l !== null && tokensEqual(given, l)) return 'lookup';
     return null;
   };
-  const canAuthenticate = access.token !== null || adminToken !== null;
+  // A token file rotates, it does not come or go: whether one is set is known from the start.
+  const canAuthenticate = lookupToken() !== null || adminToken() !== null;
 
   const lookup: RequestHandler = (req, res, next) => {
     const given = bearerToken(req.get('authorization'));
@@ -66,12 +72,13 @@ export function accessControl(access: LookupAccess, adminToken: string | null, l
 
   const isAdmin = (req: Request): boolean => {
     const given = bearerToken(req.get('authorization'));
-    return given !== null && adminToken !== null && tokensEqual(given, adminToken);
+    const a = adminToken();
+    return given !== null && a !== null && tokensEqual(given, a);
   };
 
   const explain: RequestHandler = (req, res, next) => {
     if (!req.url.includes('?') || !wantsExplain(req.query['explain']) || isAdmin(req)) return next();
-    if (adminToken === null) {
+    if (adminToken() === null) {
       sendProblem(res, 'forbidden', 'Explanations show directory internals and need the admin token: set admin.tokenFile, or run `rcptgate check --explain` on the host.');
       return;
     }

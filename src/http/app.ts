@@ -16,14 +16,15 @@ import { sendProblem } from './problem.js';
 import { parseBatchRequest } from './batch-request.js';
 import { STATUS_PAGE_CSP, renderStatusPage, type StatusStats } from './status-page.js';
 import { ABANDONED, LookupTurns, type LookupTurnLimits } from './turns.js';
+import type { Token } from './token-file.js';
 
 export interface HttpAppDeps {
   validator: RecipientValidator;
   metrics: Metrics;
   logger: Logger;
   health: () => HealthReport;
-  /** Bearer token for the admin endpoints; null disables them (404). */
-  adminToken: string | null;
+  /** Bearer token for the admin endpoints; null disables them (404). A function gives the current one (token-file.ts). */
+  adminToken: Token;
   version: string;
   /** Serve the status page at GET / (config `statusPage`). */
   statusPage: boolean;

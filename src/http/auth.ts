@@ -3,6 +3,7 @@ import type { RequestHandler } from 'express';
 import type { Logger } from '../log.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import { sendProblem } from './problem.js';
+import { tokenGetter, type Token } from './token-file.js';
 
 /**
  * Compares two secrets in constant time. Both sides are hashed first so that neither a length
@@ -25,8 +26,10 @@ export function bearerToken(header: string | undefined): string | null {
  * Guards the admin endpoints: 404 while admin is disabled (no token configured), 401 without a
  * bearer token, 403 with a wrong one. Never logs the header or either token.
  */
-export function requireAdmin(adminToken: string | null, logger: Logger, limiter?: LogLimiter): RequestHandler {
+export function requireAdmin(token: Token, logger: Logger, limiter?: LogLimiter): RequestHandler {
+  const current = tokenGetter(token);
   return (req, res, next) => {
+    const adminToken = current();
     if (adminToken === null) {
       sendProblem(res, 'not-found', 'Admin endpoints are disabled: set admin.tokenFile to enable them.');
       return;

@@ -1,6 +1,6 @@
 import { statSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig } from '../config/load.js';
+import { loadConfigForReload } from '../config/load-off-thread.js';
 import { resolveConfig, type ResolvedConfig } from '../config/resolve.js';
 import { isExampleDirectory } from '../directory/index.js';
 import type { Config } from '../config/schema.js';
@@ -66,7 +66,8 @@ function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
   return async (file?: string): Promise<boolean> => {
     try {
       await settled(file ?? deps.file);
-      const loaded = loadConfig(file ?? deps.file, env);
+      // A large file is parsed off the main thread: it takes seconds, and the front ends answer meanwhile.
+      const loaded = await loadConfigForReload(file ?? deps.file, env);
       const before = engines.current.config;
       // Without a directory section a config means the bundled example directory, meant for a
       // first run without any config. Reached by a reload, it is a file cut short (read while

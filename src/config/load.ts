@@ -161,7 +161,7 @@ export function domainRules(config: Config): Map<string, DomainRule> {
   return map;
 }
 
-function deepFreeze<T>(value: T): T {
+export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object') {
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);

@@ -9,11 +9,13 @@ import type { Pending } from './lookup-queue.js';
  * timeout after its last lookup gave up means a hung connection: the server's own time limit
  * would have ended it.
  *
- * A search unanswered after half the timeout is `slow` (its connection may be cut off) only once
- * the server has answered a search sent after it: answers to older searches arriving meanwhile
- * prove nothing, as a directory slow on every connection (a round trip between half the timeout
- * and the timeout) delivers exactly those. Counting them dropped its healthy connections, and each
- * retried lookup then missed its deadline (tempfail, the breaker opened).
+ * A search unanswered after half the timeout, on a connection silent since it was sent, is `slow`
+ * (its connection may be cut off) only once the server has answered a search sent after it:
+ * answers to older searches arriving meanwhile prove nothing, as a directory slow on every
+ * connection (a round trip between half the timeout and the timeout) delivers exactly those.
+ * Counting them dropped its healthy connections, and each retried lookup then missed its deadline
+ * (tempfail, the breaker opened). With no such search on the wire (a quiet time) the scheduler
+ * sends one (`unproven`), rather than let the lookup wait out its timeout on a dead connection.
  */
 
 /** A search on the wire and the lookups it answers. */
@@ -36,6 +38,8 @@ export interface InFlightOptions {
   hung: (search: InFlight) => void;
   /** Half the timeout passed, lookups of `search` still wait, and a search sent after it was answered (once per search). */
   slow: (search: InFlight) => void;
+  /** Half the timeout passed with nothing heard on `search`'s connection, and nothing sent since answered yet: ask elsewhere. */
+  unproven: (search: InFlight) => void;
 }
 
 export class InFlightSearches {
@@ -117,8 +121,12 @@ export class InFlightSearches {
         if (search.checkAt > now) next = Math.min(next, search.checkAt);
         else if (search.checkAt > 0) {
           search.checkAt = 0;
+          if (search.conn.lastMessageAt >= search.sentAt) continue; // heard from since: not cut off
           if (this.freshestAnswered >= search.sentAt) this.o.slow(search);
-          else this.suspects.add(search);
+          else {
+            this.suspects.add(search);
+            this.o.unproven(search);
+          }
         }
         continue;
       }

@@ -52,6 +52,7 @@ export class LookupScheduler {
   private readonly encoder: LookupEncoder;
   private accepted = 0;
   private pumpScheduled = false;
+  private asking = false; // askElsewhere()'s search is on the wire
   private waitingForSlot = false;
   private closed = false;
   /** An entry came back matching its key by no value it holds: the directory hides values (search
@@ -69,6 +70,7 @@ export class LookupScheduler {
       expire: (p, search) => this.fail(p, expiryError(p, search, o.timeoutMs, o.timeoutText)),
       hung: (search) => o.pool.discardHung(search.conn, search.sentAt),
       slow: (search) => o.pool.dropIfSilent(search.conn, search.sentAt),
+      unproven: (search) => this.askElsewhere(search),
     });
     this.encoder = new LookupEncoder(o.plan.lookupFilter, {
       baseDN: o.baseDN, scope: o.scope, attributes: o.plan.attributes,
@@ -204,6 +206,21 @@ export class LookupScheduler {
       sendLookupSearch(conn.client, this.encoder, keys, ENTRIES_PER_KEY * keys.length, answered, failed);
     } catch (err) {
       failed(err); // sent from a timer callback: a throw (encoding, a missing ldapts internal) fails the search
+    }
+  }
+
+  /** `suspect`'s connection went silent at a quiet time: its first key asked on another shows it cut off, or the directory slow (in-flight.ts). One at a time. */
+  private askElsewhere(suspect: InFlight): void {
+    const conn = this.asking || this.closed ? undefined : this.o.pool.tryAcquire();
+    if (conn === undefined || conn === suspect.conn) return conn && this.o.pool.release(conn);
+    this.asking = true;
+    this.o.onSearch?.(1);
+    const search = this.inFlight.add(conn, []);
+    const done = (answered: boolean) => this.settled(search, answered, () => void (this.asking = false));
+    try {
+      sendLookupSearch(conn.client, this.encoder, [suspect.batch[0]!.key], ENTRIES_PER_KEY, () => done(true), () => done(false));
+    } catch {
+      done(false);
     }
   }
 

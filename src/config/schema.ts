@@ -38,6 +38,8 @@ const hostPort = z
     const m = /:(\d{1,5})$/.exec(s);
     return m === null || Number(m[1]) <= 65535;
   }, { message: 'port must be 0..65535' })
+  // Postfix, Dovecot and nginx write "all addresses" as "*": here it is a host name that never resolves (the start fails).
+  .refine((s) => !/^\*:/.test(s), { message: '"*" is not a host: use "0.0.0.0" for every IPv4 address, or "[::]" for every address', abort: true })
   .refine((s) => {
     // Digits and dots, or brackets, promise an IP address: "999.1.1.1" would only fail at bind time, as an unknown host.
     const host = s.slice(0, s.lastIndexOf(':'));

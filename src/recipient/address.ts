@@ -57,16 +57,18 @@ export function normalizeDomain(input: string): string | null {
 }
 
 /**
- * Case folding of a local part, as the directory folds: ASCII letters to lowercase; a non-ASCII
- * character only to a lowercase form that is itself all non-ASCII. `toLowerCase()` alone maps the
- * Kelvin sign U+212A to "k" and "İ" to "i" + U+0307, so "\u212Aate" would match "kate".
+ * Case folding of a local part, as the directory folds: a letter to its lowercase only when that
+ * is a case pair both ways (the lowercase uppercases back to it). `toLowerCase()` alone maps the
+ * Kelvin sign U+212A to "k", the ohm sign U+2126 to ω, the angstrom sign U+212B to å, ϴ to θ, ẞ
+ * to ß and "İ" to "i" + U+0307, none of which the DC matches with those letters: "\u212Aate"
+ * would match "kate", "\u2126mega" "ωmega".
  */
 export function foldLocal(local: string): string {
   if (/^[\x00-\x7f]*$/.test(local)) return local.toLowerCase();
   let out = '';
   for (const ch of local) {
     const lower = ch.toLowerCase();
-    out += ch.charCodeAt(0) < 0x80 || !/[\x00-\x7f]/.test(lower) ? lower : ch;
+    out += lower === ch || lower.toUpperCase() === ch ? lower : ch;
   }
   return out;
 }

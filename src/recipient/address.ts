@@ -67,8 +67,9 @@ export function foldLocal(local: string): string {
   if (/^[\x00-\x7f]*$/.test(local)) return local.toLowerCase();
   let out = '';
   for (const ch of local) {
-    const lower = ch.toLowerCase();
-    out += lower === ch || lower.toUpperCase() === ch ? lower : ch;
+    // ς and σ are one letter to every directory (Σ uppercased; RFC 4518 case folding): one key.
+    const lower = ch === 'ς' ? 'σ' : ch.toLowerCase();
+    out += lower === ch || lower.toUpperCase() === ch.toUpperCase() ? lower : ch;
   }
   return out;
 }

@@ -2,7 +2,9 @@
  * Rate-limited warnings for events a peer can trigger at will (refused connections, wrong
  * tokens, bad frames): without a limit, 6,000 wrong tokens make 6,000 log lines. Each event
  * kind may log `burst` lines per `intervalMs`; the rest are counted in
- * `rcptgate_log_suppressed_total{event}` and reported as `suppressed` on the next line logged.
+ * `rcptgate_log_suppressed_total{event}` and reported as `suppressed` on the next line logged,
+ * or, when none comes (the flood stopped), on a line of their own as the interval ends: the
+ * count was otherwise never logged, and the log showed 10 lines of an attack of thousands.
  */
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -11,6 +13,19 @@ interface Window {
   startedAt: number;
   logged: number;
   suppressed: number;
+  /** Reports the lines left out at the end of the interval, unless a line logged first does. */
+  summary: NodeJS.Timeout | null;
+  /** The last line left out: the summary repeats it, with the count. */
+  last: Line | null;
+}
+
+type Level = 'warn' | 'info';
+
+interface Line {
+  level: Level;
+  logger: Logger;
+  fields: Record<string, unknown>;
+  msg: string;
 }
 
 export interface LogLimiterOptions {
@@ -48,10 +63,10 @@ export class LogLimiter {
     this.emit('info', logger, event, fields, msg);
   }
 
-  private emit(level: 'warn' | 'info', logger: Logger, event: string, fields: Record<string, unknown>, msg: string): void {
+  private emit(level: Level, logger: Logger, event: string, fields: Record<string, unknown>, msg: string): void {
     const now = this.now();
     let w = this.windows.get(event);
-    if (w === undefined) this.windows.set(event, (w = { startedAt: now, logged: 0, suppressed: 0 }));
+    if (w === undefined) this.windows.set(event, (w = { startedAt: now, logged: 0, suppressed: 0, summary: null, last: null }));
     if (now - w.startedAt >= this.intervalMs) {
       w.startedAt = now;
       w.logged = 0;
@@ -59,14 +74,35 @@ export class LogLimiter {
     if (w.logged >= this.burst) {
       w.suppressed++;
       this.metrics.logSuppressed.inc({ event });
+      w.last = { level, logger, fields, msg };
+      const win = w;
+      w.summary ??= setTimeout(() => this.summarize(win, event), Math.max(0, w.startedAt + this.intervalMs - now)).unref();
       return;
     }
     w.logged++;
+    this.write(w, level, logger, event, fields, msg);
+  }
+
+  private write(w: Window, level: Level, logger: Logger, event: string, fields: Record<string, unknown>, msg: string): void {
+    if (w.summary !== null) clearTimeout(w.summary);
+    w.summary = null;
+    w.last = null;
     if (w.suppressed > 0) {
       logger[level]({ ...fields, event, suppressed: w.suppressed }, msg);
       w.suppressed = 0;
     } else {
       logger[level]({ ...fields, event }, msg);
     }
+  }
+
+  /** The interval ended with lines left out and none logged since: one line says how many. */
+  private summarize(w: Window, event: string): void {
+    w.summary = null;
+    const last = w.last;
+    if (w.suppressed === 0 || last === null) return;
+    // The summary is the first line of the next interval.
+    w.startedAt = this.now();
+    w.logged = 1;
+    this.write(w, last.level, last.logger, event, last.fields, last.msg);
   }
 }

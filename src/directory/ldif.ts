@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { readRegularFileSync } from '../config/regular-file.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
-import { foldLocal, normalizeDomain, parseAddress } from '../recipient/address.js';
+import { foldAddress, normalizeDomain, parseAddress } from '../recipient/address.js';
 import { parseLdif, type LdifRecord } from './ldif-parser.js';
 import { DISABLED_BY_DESIGN } from './presets.js';
 import type { Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
@@ -73,7 +73,7 @@ export class LdifDirectory implements Directory {
 
   async lookup(address: string): Promise<DirectoryAnswer> {
     // Folded as the index keys are (parseAddress): toLowerCase() made the Kelvin sign's "\u212Aate@" kate@.
-    const rec = this.byAddress.get(foldLocal(address));
+    const rec = this.byAddress.get(foldAddress(address));
     return { entry: rec ? { dn: rec.dn, canonical: rec.canonical } : null };
   }
 

@@ -1,5 +1,5 @@
 import type { Config } from '../config/schema.js';
-import { foldLocal } from '../recipient/address.js';
+import { foldAddress } from '../recipient/address.js';
 import { listFilterFromTemplate } from './filter.js';
 
 /**
@@ -22,7 +22,7 @@ export interface LdapSearchPlan {
   attributes: string[];
   /** Primary address of an entry, as the directory spells it; null when it has none. */
   canonical(entry: LdapEntry): string | null;
-  /** Every address the entry receives mail for, lowercased (foldLocal), without duplicates. */
+  /** Every address the entry receives mail for, local parts lowercased (foldAddress), without duplicates. */
   addresses(entry: LdapEntry): string[];
   /**
    * The attribute values the lookup filter compares a key with, as stored (AD: `smtp:` stripped):
@@ -84,12 +84,12 @@ function texts(raw: unknown): string[] {
 }
 
 /**
- * Lowercased as every directory folds: ASCII letters, and non-ASCII ones only into non-ASCII
- * (foldLocal). toLowerCase() made the Kelvin sign's `\u212Aate@` `kate@`, which AD does not
- * find by it: a snapshot answered kate@ valid from such an entry, and `\u212Aate@` unknown.
+ * Lowercased as every directory folds: true case pairs only (foldAddress). toLowerCase() made the
+ * Kelvin sign's `\u212Aate@` `kate@`, which AD does not find by it: a snapshot answered kate@
+ * valid from such an entry, and `\u212Aate@` unknown.
  */
 function unique(values: string[]): string[] {
-  return [...new Set(values.map(foldLocal))];
+  return [...new Set(values.map(foldAddress))];
 }
 
 /** LDAP GeneralizedTime in UTC, whole seconds: 20240131235959Z. */

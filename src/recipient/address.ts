@@ -74,6 +74,16 @@ export function foldLocal(local: string): string {
   return out;
 }
 
+/**
+ * foldLocal() on the local part, only ASCII letters lowercased in the domain: IDNA keeps ς apart
+ * from σ (and JavaScript lowercases a final Σ to ς), so folding a domain as a local part would name
+ * another domain. normalizeDomain() does the rest.
+ */
+export function foldAddress(address: string): string {
+  const at = address.lastIndexOf('@');
+  return at < 0 ? foldLocal(address) : foldLocal(address.slice(0, at)) + address.slice(at).replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
 export function parseAddress(input: string): ParseResult {
   if (typeof input !== 'string') return { ok: false, reason: 'not a string' };
   let s = input;

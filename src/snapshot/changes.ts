@@ -6,6 +6,7 @@ import { attributeValues, searchPlan, type LdapEntry, type LdapSearchPlan } from
 import type { BindingPlan, DirectoryRecord } from '../directory/types.js';
 import type { Logger } from '../log.js';
 import { DirectoryClock } from './directory-clock.js';
+import { readDirectoryId } from './identity.js';
 import { LdapSession } from './ldap-session.js';
 import type { SnapshotStore } from './store.js';
 
@@ -86,6 +87,17 @@ export class ChangeFeed {
   /** A connection bound where the lookup pool would bind (see apply). */
   open(binding?: BindingPlan): Promise<LdapSession> {
     return LdapSession.open(this.config, this.password, binding);
+  }
+
+  /** The base entry's identifier (identity.ts) on a connection of its own; null when it cannot be read. */
+  async directoryId(binding?: BindingPlan): Promise<string | null> {
+    const session = await this.open(binding).catch(() => null);
+    if (!session) return null;
+    try {
+      return await readDirectoryId(session, this.config);
+    } finally {
+      await session.close();
+    }
   }
 
   /** The directory's time now (see DirectoryClock), on a connection of its own; null when it cannot be read. */

@@ -42,6 +42,8 @@ export interface SnapshotHeader {
   crc32?: number[];
   /** Versions 1 and 2: SHA-256 of the body. */
   sha256?: string;
+  /** The base entry's identifier when the listing was taken (identity.ts); absent in older files. */
+  directoryId?: string;
 }
 
 interface Layout {
@@ -72,6 +74,7 @@ export async function writeSnapshot(
   createdAt: number,
   data: SnapshotStore | Iterable<DirectoryRecord>,
   fullAt = createdAt,
+  directoryId: string | null = null,
 ): Promise<SnapshotHeader> {
   if (endianness() !== 'LE') throw new Error('snapshot files are written on little-endian machines only');
   const store = data instanceof SnapshotStore ? data : SnapshotStore.from(data, createdAt, Infinity);
@@ -79,7 +82,7 @@ export async function writeSnapshot(
   const meta = Buffer.from(JSON.stringify({ parents: image.parents, shared: image.shared }), 'utf8');
   const sections = [meta, bytesOf(image.offsets), bytesOf(image.byAddress), bytesOf(image.byDn), ...image.chunks];
   const layout: Layout = { meta: meta.length, offsets: sections[1]!.length, byAddress: sections[2]!.length, byDn: sections[3]!.length, chunks: image.chunks.map((c) => c.length) };
-  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, crc32: await checksums(sections) };
+  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, crc32: await checksums(sections), ...(directoryId ? { directoryId } : {}) };
   await writeFileAtomically(path, `${SNAPSHOT_MAGIC}\n${JSON.stringify({ ...header, layout })}\n`, sections);
   return header;
 }
@@ -173,6 +176,7 @@ function parseHeader(path: string, line: Buffer, version: number): SnapshotHeade
   }
   if (version < 3 ? typeof header.sha256 !== 'string' : !Array.isArray(header.crc32)) throw invalid(path, 'incomplete header');
   if (typeof header.fullAt !== 'number') header.fullAt = header.createdAt;
+  if (header.directoryId !== undefined && typeof header.directoryId !== 'string') throw invalid(path, 'incomplete header');
   if (version === 1) return header;
   const l = header.layout;
   const ok =

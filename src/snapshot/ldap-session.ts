@@ -62,9 +62,9 @@ export class LdapSession {
     for await (const page of pages) yield page.searchEntries;
   }
 
-  /** The entry at `dn` (a base search, unpaged: the rootDSE takes no paging), or null. */
-  async entry(dn: string, attributes: string[]): Promise<Entry | null> {
-    const { searchEntries } = await this.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes, timeLimit: Math.ceil(this.timeoutMs / 1000) });
+  /** The entry at `dn` (a base search, unpaged: the rootDSE takes no paging), or null; `binary` attributes as Buffers. */
+  async entry(dn: string, attributes: string[], binary: string[] = []): Promise<Entry | null> {
+    const { searchEntries } = await this.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes, explicitBufferAttributes: binary, timeLimit: Math.ceil(this.timeoutMs / 1000) });
     return searchEntries[0] ?? null;
   }
 

@@ -7,11 +7,11 @@ import type { ChangeFeed } from './changes.js';
 import { steadyNow } from '../recipient/clock.js';
 import { ourLastStart, windowStart } from './directory-clock.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
+import { checkDirectoryId } from './identity.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { snapshotSource } from './source.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 import { vetListing } from './vet.js';
-
 /** Changed entries an incremental sync holds (plain objects) before a full sync, streamed into the
  * compact store, takes over: a bulk change of a large directory must not sit in memory whole. */
 const MAX_INCREMENTAL_CHANGES = 1_000_000;
@@ -43,6 +43,10 @@ export class SnapshotSync {
   private lastDirStart: number | null = null;
   /** Start of the last full sync (from the file after a restart); schedules the next one. */
   private lastFullAt = 0;
+  /** The base entry's identifier the snapshot was listed from (identity.ts), written to the file. */
+  private directoryId: string | null = null;
+  /** A file listed from another directory is not served, but the next full listing is vetted against it (sync.maxShrink). */
+  private refused: { readonly entries: number } | null = null;
   private fullTimer: NodeJS.Timeout | null = null;
   private incTimer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
@@ -66,8 +70,7 @@ export class SnapshotSync {
     this.ageTimer = setInterval(() => this.updateGauges(), 5_000).unref();
   }
 
-  /** After a reload the new directory serves the syncs and the new change feed reads removals
-   * (one built at start would keep binding to the old URLs with the old password). */
+  /** After a reload the new directory serves the syncs and the new change feed reads removals (not the old URLs, password). */
   setDirectory(directory: Directory, changes: ChangeFeed | null): void {
     this.deps.directory = directory;
     this.deps.changes = changes;
@@ -89,7 +92,7 @@ export class SnapshotSync {
   /** A reload that keeps the directory hands over the snapshot served so far: the file may be older
    * (a disk that refused it). A new path gets it written at once, so a restart finds it there. */
   adopt(from: SnapshotSync): void {
-    ({ lastSyncStartedAt: this.lastSyncStartedAt, lastSyncStartedMono: this.lastSyncStartedMono, lastFullAt: this.lastFullAt, lastDirStart: this.lastDirStart } = from);
+    ({ lastSyncStartedAt: this.lastSyncStartedAt, lastSyncStartedMono: this.lastSyncStartedMono, lastFullAt: this.lastFullAt, lastDirStart: this.lastDirStart, directoryId: this.directoryId } = from);
     from.store!.maxAgeMs = this.maxAgeMs;
     this.publish(from.store!);
     if (from.path !== this.path) void this.exclusive(() => this.persist('full', from.store!, this.lastSyncStartedAt, this.lastFullAt));
@@ -100,8 +103,9 @@ export class SnapshotSync {
     const t0 = performance.now();
     try {
       const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.steady);
-      // A header from the future (clock set back, file from another host) proves nothing about
-      // freshness: treat the snapshot as stale and sync it in full.
+      await checkDirectoryId(this.deps.changes, this.deps.directory.binding?.(), header.directoryId, ms(this.deps.config.directory.ldap.timeout), () => (this.refused = { entries: store.entries }));
+      this.directoryId = header.directoryId ?? null;
+      // A header from the future (clock set back, another host's file) proves no freshness: stale, synced in full.
       const trusted = header.createdAt <= this.now() && header.fullAt <= this.now();
       // Its age as the wall clock tells it now, then on the steady clock (a later step changes nothing).
       store.createdAt = this.steady() - (this.now() - (trusted ? header.fullAt : 0));
@@ -136,14 +140,16 @@ export class SnapshotSync {
         // Its age runs on the steady clock: a wall clock stepped back must not extend sync.maxAge.
         const store = new SnapshotStore(startedSteady, this.maxAgeMs, this.steady);
         const dirStart = (await this.deps.changes?.now(this.deps.directory.binding?.(), started)) ?? null;
+        const directoryId = (await this.deps.changes?.directoryId(this.deps.directory.binding?.())) ?? null;
         let listed = 0;
         const progress = new SyncProgressTicker(this.store?.entries ?? null, this.deps.logger, onProgress);
         for await (const r of this.deps.directory.listAll({ signal: this.abort.signal })) {
           store.upsert(r);
           progress.tick(++listed);
         }
-        vetListing({ ...this.deps, canaries: this.canaries, previous: this.store }, store, listed);
+        vetListing({ ...this.deps, canaries: this.canaries, previous: this.store ?? this.refused }, store, listed);
         await store.settle();
+        this.directoryId = directoryId ?? this.directoryId;
         await this.persist('full', store, started, started, mustWrite);
         this.lastSyncStartedAt = started;
         this.lastSyncStartedMono = startedMono;
@@ -168,7 +174,7 @@ export class SnapshotSync {
    */
   private async persist(kind: SyncReport['kind'], store: SnapshotStore, started: number, fullAt: number, mustWrite = false): Promise<void> {
     try {
-      await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, fullAt);
+      await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, fullAt, this.directoryId);
     } catch (err) {
       if (mustWrite) throw err;
       this.deps.metrics.syncFailures.inc({ kind });

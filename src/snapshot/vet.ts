@@ -9,8 +9,8 @@ export interface VetDeps {
   logger: Logger;
   /** `directory.canaries` as snapshot keys. */
   canaries: string[];
-  /** The snapshot the listing would replace. */
-  previous: SnapshotStore | null;
+  /** The snapshot the listing would replace (or the entry count of a file refused as another directory's). */
+  previous: Pick<SnapshotStore, 'entries'> | null;
 }
 
 /**

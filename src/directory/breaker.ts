@@ -9,7 +9,9 @@
  * trial (half-open); success closes the breaker, failure reopens it with the cooldown doubled up
  * to `maxCooldownMs`. probe() always reaches the directory (it is the periodic readiness check),
  * so the app's probe loop closes the breaker too. Our own OVERLOADED refusals and caller aborts
- * say nothing about the directory's health and are not counted.
+ * say nothing about the directory's health and are not counted. The lookups one fault fails
+ * together (every lookup batched in one search that timed out while the server answered later
+ * ones) count as one failure (sharedFailure).
  */
 import { DirectoryError, ErrorCodes, isPartialAnswer } from '../errors.js';
 import type { BindingPlan, Directory, DirectoryAnswer, DirectoryRecord } from './types.js';
@@ -27,6 +29,19 @@ export interface BreakerOptions {
   now?: () => number;
   /** Called on every state change (logs, metrics). */
   onStateChange?: (state: BreakerState, reason: string | null) => void;
+}
+
+/** Errors that fail several lookups for one fault: see sharedFailure(). */
+const sharedFailures = new WeakSet<object>();
+
+/**
+ * Marks `err` as the one failure of every lookup it fails: counted once. Batched, one stuck search
+ * failed 16 lookups, each counted, so it opened the breaker (5 consecutive failures) and every cold
+ * lookup was TEMP at once though the directory answered all other searches.
+ */
+export function sharedFailure<E extends object>(err: E): E {
+  sharedFailures.add(err);
+  return err;
 }
 
 export const BREAKER_DEFAULTS = Object.freeze({ failureThreshold: 5, cooldownMs: 500, maxCooldownMs: 2_000 });
@@ -51,6 +66,8 @@ export class BreakerDirectory implements Directory {
   private openedAt = 0;
   private trialRunning = false;
   private lastReason: string | null = null;
+  /** Shared failures counted already. */
+  private readonly counted = new WeakSet<object>();
 
   constructor(inner: Directory, options: BreakerOptions = {}) {
     this.inner = inner;
@@ -136,6 +153,10 @@ export class BreakerDirectory implements Directory {
     // A partial answer is an answer: one key's scope referred elsewhere says the directory works.
     if (isPartialAnswer(err)) return this.succeeded();
     if (!countsAsFailure(err) || signal?.aborted) return;
+    if (sharedFailures.has(err as object)) {
+      if (this.counted.has(err as object) && !trial) return;
+      this.counted.add(err as object);
+    }
     this.lastReason = (err as Error)?.message ?? String(err);
     if (trial) {
       this.cooldown = Math.min(this.cooldown * 2 || this.maxCooldown, this.maxCooldown);

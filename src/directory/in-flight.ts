@@ -1,4 +1,5 @@
 import { DirectoryError, ErrorCodes } from '../errors.js';
+import { sharedFailure } from './breaker.js';
 import type { LdapConnection } from './connection.js';
 import type { Pending } from './lookup-queue.js';
 
@@ -28,6 +29,10 @@ export interface InFlight {
   hungAt: number;
   /** Half the timeout after it was sent: when to ask whether its connection went silent (0: asked). */
   checkAt: number;
+  /** The server has answered a search sent after this one (set as its lookups expire). */
+  answeredAfter?: boolean;
+  /** The timeout its lookups failed with, once answeredAfter (expiryError). */
+  timedOut?: DirectoryError;
 }
 
 export interface InFlightOptions {
@@ -111,7 +116,10 @@ export class InFlightSearches {
       let open = false;
       for (const p of search.batch) {
         if (p.done) continue;
-        if (p.deadline <= now) this.o.expire(p, search);
+        if (p.deadline <= now) {
+          search.answeredAfter = this.freshestAnswered >= search.sentAt;
+          this.o.expire(p, search);
+        }
         else {
           open = true;
           next = Math.min(next, p.deadline);
@@ -152,7 +160,12 @@ export class InFlightSearches {
 export function expiryError(p: Pending, search: InFlight, timeoutMs: number, timeoutText: string): DirectoryError {
   const url = search.conn.url;
   const onWire = Math.round(p.deadline - (p.retried ? p.sentAt : search.sentAt));
-  if (onWire >= timeoutMs / 2) return new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${url} got no answer within ${timeoutText}`);
+  if (onWire >= timeoutMs / 2) {
+    const timedOut = () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${url} got no answer within ${timeoutText}`);
+    // The server answers searches sent after it: this search is stuck, not the directory. One
+    // failure for all its lookups (breaker.ts); with nothing answered since, one per lookup.
+    return search.answeredAfter ? (search.timedOut ??= sharedFailure(timedOut())) : timedOut();
+  }
   return new DirectoryError(
     ErrorCodes.DIRECTORY_OVERLOADED,
     `LDAP lookup waited ${timeoutMs - onWire} ms of its ${timeoutText} for a search slot; its search on ${url} got no answer in the ${onWire} ms left`,

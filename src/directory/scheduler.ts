@@ -216,7 +216,10 @@ export class LookupScheduler {
     this.asking = true;
     this.o.onSearch?.(1);
     const search = this.inFlight.add(conn, []);
-    const done = (answered: boolean) => this.settled(search, answered, () => void (this.asking = false));
+    const done = (answered: boolean) => {
+      this.asking = false;
+      this.settled(search, answered, () => undefined);
+    };
     try {
       sendLookupSearch(conn.client, this.encoder, [suspect.batch[0]!.key], ENTRIES_PER_KEY, () => done(true), () => done(false));
     } catch {

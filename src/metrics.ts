@@ -121,7 +121,7 @@ export class Metrics {
   });
   readonly directoryRequests = new Counter<'outcome'>({
     name: 'rcptgate_directory_requests_total',
-    help: 'Directory requests by outcome: found, not_found, error, timeout, overloaded.',
+    help: 'Directory requests by outcome: found, not_found, error, timeout, overloaded, partial (nothing found beside a continuation reference, or a server limit refused that address).',
     labelNames: ['outcome'],
     registers: [this.registry],
   });
@@ -173,7 +173,7 @@ export class Metrics {
   });
   readonly syncRefused = new Counter<'reason'>({
     name: 'rcptgate_sync_refused_total',
-    help: 'Full syncs whose listing was refused and not published, by reason: empty, shrink.',
+    help: 'Full syncs whose listing was refused and not published, by reason: empty, shrink, canary.',
     labelNames: ['reason'],
     registers: [this.registry],
   });

@@ -12,6 +12,7 @@ import { SnapshotHolder } from './snapshots.js';
 import { answerPersistence } from '../snapshot/answer-persistence.js';
 import type { SyncProgress } from '../snapshot/progress.js';
 import { EngineHolder } from './engines.js';
+import { watchSecretFiles } from './secret-files.js';
 import { healthReport } from './health-report.js';
 import { ProbeLoop } from './probe.js';
 import { Listeners, type ListenerName } from './listeners.js';
@@ -57,7 +58,6 @@ export async function createApp(options: AppOptions): Promise<App> {
   const snapshots = new SnapshotHolder(config, engines, { metrics, logger, env });
   // cache.persistPath: valid answers survive a restart (follows the current engine's cache).
   const persistence = answerPersistence(config, () => engines.current.config, () => engines.current.validator.answerCache, logger);
-
   let answersLoaded = false;
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, answersLoaded, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
@@ -66,10 +66,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   const lockFiles = async (next: Readonly<Config>) => void (await lock?.add(writtenFiles({ ...next, cache: config.cache }, persistence !== null)));
   const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining, lockFiles });
   const listeners = new Listeners({ resolved, validator, metrics, logger, health });
-  const drainMs = ms(config.server.drainTimeout);
   // Answers are saved only by a process that served: one whose listeners could not bind (a second instance on
   // the same ports) would replace the running one's answer file with what it loaded, or nothing at all.
-  let served = false, lock: DataLock | null = null;
+  let served = false, lock: DataLock | null = null, secretWatch: NodeJS.Timeout | undefined;
 
   const start = async (): Promise<void> => {
     startupNotices(config, engines.current.validator.servedDomains(), logger);
@@ -90,13 +89,15 @@ export async function createApp(options: AppOptions): Promise<App> {
     probes.poke();
     snapshots.start();
     persistence?.start();
+    secretWatch = watchSecretFiles(() => engines.secretFilesChanged(), () => reload(undefined, true));
   };
 
   const close = async (): Promise<void> => {
     if (draining) return;
     draining = true;
+    clearInterval(secretWatch);
     probes.stop();
-    await shutdown({ snapshots, listeners, persistence: served ? persistence : null, engines, drainMs, logger });
+    await shutdown({ snapshots, listeners, persistence: served ? persistence : null, engines, drainMs: ms(config.server.drainTimeout), logger });
     await lock?.release();
   };
 

@@ -8,6 +8,7 @@ import type { Metrics } from '../metrics.js';
 import { RecipientValidatorImpl, type SnapshotView } from '../recipient/engine.js';
 import { DirectoryHealth } from '../recipient/health.js';
 import type { AnswerCache } from '../recipient/answer-cache.js';
+import { currentSecretFilesDigest, secretFilesDigest } from './secret-files.js';
 import type { LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 
 /** One configuration's directory and engine. */
@@ -17,6 +18,8 @@ export interface Engine {
   validator: RecipientValidatorImpl;
   /** What the LDAP directory was built from (settings, bind password, CA); null for LDIF. */
   directoryKey: string | null;
+  /** What its bind password and CA files held (secret-files.ts); null when none is a file. */
+  secretFiles: string | null;
 }
 
 /**
@@ -116,7 +119,13 @@ export class EngineHolder {
     const directory = key !== null && previous?.directoryKey === key ? previous.directory : createDirectory(config, { logger, metrics, env });
     const keep = previous !== null && sameAnswers(previous.config, config) ? previous.validator.answerCache : null;
     const validator = new RecipientValidatorImpl({ config, directory, metrics, logger, overrides, health: this.health, cache: keep, snapshot });
-    return { config, directory, validator, directoryKey: key };
+    return { config, directory, validator, directoryKey: key, secretFiles: secretFilesDigest(config, resolved.bindPassword, resolved.ca) };
+  }
+
+  /** True when the bind password or CA file now holds something else than the current directory was built with (a rotation). */
+  secretFilesChanged(): boolean {
+    const now = currentSecretFilesDigest(this.current.config);
+    return now !== null && now !== this.current.secretFiles;
   }
 
   /** Builds the engine of `config` without installing it. Throws, changing nothing, when the config cannot be built. */

@@ -40,20 +40,21 @@ export interface ReloadDeps {
  * (listen, server, policy, http, admin, statusPage, cache.persist*) changes only on restart: a
  * reload that changes it says so.
  */
-export function createReload(deps: ReloadDeps): (file?: string) => Promise<boolean> {
+export function createReload(deps: ReloadDeps): (file?: string, secretsOnly?: boolean) => Promise<boolean> {
   const once = reloadOnce(deps);
   // One reload at a time. Two side by side both replaced the syncer (after a change of sync.*)
   // and both started the second one, so every sync ran twice; each also judged the new config
   // against an engine the other was about to replace. SIGHUPs that arrive while a reload runs
   // make one more reload after it, which reads the file as it is then.
   let tail: Promise<unknown> = Promise.resolve();
-  let waiting: { file: string | undefined; result: Promise<boolean> } | null = null;
-  return (file?: string): Promise<boolean> => {
-    if (waiting !== null && waiting.file === file) return waiting.result;
-    const entry: { file: string | undefined; result: Promise<boolean> } = { file, result: Promise.resolve(false) };
+  type Entry = { file: string | undefined; secretsOnly: boolean; result: Promise<boolean> };
+  let waiting: Entry | null = null;
+  return (file?: string, secretsOnly = false): Promise<boolean> => {
+    if (waiting !== null && waiting.file === file && waiting.secretsOnly === secretsOnly) return waiting.result;
+    const entry: Entry = { file, secretsOnly, result: Promise.resolve(false) };
     entry.result = tail.then(() => {
       if (waiting === entry) waiting = null;
-      return once(file);
+      return once(file, secretsOnly);
     });
     waiting = entry;
     tail = entry.result.catch(() => undefined);
@@ -61,13 +62,17 @@ export function createReload(deps: ReloadDeps): (file?: string) => Promise<boole
   };
 }
 
-function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
+/**
+ * One reload. `secretsOnly` (a rotated bind password or CA file, secret-files.ts): the running
+ * configuration with its secret files read again, not the config file, which may be mid-edit.
+ */
+function reloadOnce(deps: ReloadDeps): (file: string | undefined, secretsOnly: boolean) => Promise<boolean> {
   const { env, engines, snapshots, probes, metrics, logger } = deps;
-  return async (file?: string): Promise<boolean> => {
+  return async (file, secretsOnly): Promise<boolean> => {
     try {
-      await settled(file ?? deps.file);
+      if (!secretsOnly) await settled(file ?? deps.file);
       // A large file is parsed off the main thread: it takes seconds, and the front ends answer meanwhile.
-      const loaded = await loadConfigForReload(file ?? deps.file, env);
+      const loaded = secretsOnly ? { config: engines.current.config, file: deps.file } : await loadConfigForReload(file ?? deps.file, env);
       const before = engines.current.config;
       // Without a directory section a config means the bundled example directory, meant for a
       // first run without any config. Reached by a reload, it is a file cut short (read while
@@ -100,7 +105,8 @@ function reloadOnce(deps: ReloadDeps): (file?: string) => Promise<boolean> {
       }
       probes.poke();
       metrics.configReloads.inc({ outcome: 'success' });
-      logger.info({ file: loaded.file, cacheKept }, cacheKept ? 'configuration reloaded, cache kept' : 'configuration reloaded, cache flushed');
+      if (secretsOnly) logger.info({ cacheKept }, 'the bind password or CA file changed: the directory now binds with what it holds');
+      else logger.info({ file: loaded.file, cacheKept }, cacheKept ? 'configuration reloaded, cache kept' : 'configuration reloaded, cache flushed');
       return true;
     } catch (err) {
       metrics.configReloads.inc({ outcome: 'failure' });

@@ -8,6 +8,7 @@ import { steadyNow } from '../recipient/clock.js';
 import { ourLastStart, windowStart } from './directory-clock.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
 import { checkDirectoryId } from './identity.js';
+import { FileStamp } from './file-stamp.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { snapshotSource } from './source.js';
 import { SnapshotStore, snapshotKey } from './store.js';
@@ -47,6 +48,8 @@ export class SnapshotSync {
   private directoryId: string | null = null;
   /** A file listed from another directory is not served, but the next full listing is vetted against it (sync.maxShrink). */
   private refused: { readonly entries: number } | null = null;
+  /** The file as this process last wrote or read it: one `rcptgate sync` wrote since is read before the next sync. */
+  private readonly file: FileStamp;
   private fullTimer: NodeJS.Timeout | null = null;
   private incTimer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
@@ -67,6 +70,7 @@ export class SnapshotSync {
     this.canaries = deps.config.directory.canaries.map(snapshotKey);
     this.maxAgeMs = ms(deps.config.sync.maxAge);
     this.path = deps.config.sync.snapshotPath!;
+    this.file = new FileStamp(this.path);
     this.ageTimer = setInterval(() => this.updateGauges(), 5_000).unref();
   }
 
@@ -98,11 +102,13 @@ export class SnapshotSync {
     if (from.path !== this.path) void this.exclusive(() => this.persist('full', from.store!, this.lastSyncStartedAt, this.lastFullAt));
   }
 
-  /** Loads the file from disk; a missing, corrupt or foreign file is logged and ignored. */
-  async load(): Promise<boolean> {
+  /** Loads the file from disk (with `newerThan`, only one whose full sync is newer); a missing, corrupt or foreign file is logged and ignored. */
+  async load(newerThan = -Infinity): Promise<boolean> {
     const t0 = performance.now();
     try {
+      await this.file.mark();
       const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.steady);
+      if (!(header.fullAt > newerThan)) return false;
       await checkDirectoryId(this.deps.changes, this.deps.directory.binding?.(), header.directoryId, ms(this.deps.config.directory.ldap.timeout), () => (this.refused = { entries: store.entries }));
       this.directoryId = header.directoryId ?? null;
       // A header from the future (clock set back, another host's file) proves no freshness: stale, synced in full.
@@ -123,10 +129,8 @@ export class SnapshotSync {
     }
   }
 
-  /**
-   * One full sync: read every entry (paged), write the file, replace the snapshot. `mustWrite`
-   * (`rcptgate sync`, whose point is the file): a file not written fails the sync.
-   */
+  /** One full sync: read every entry (paged), write the file, replace the snapshot. `mustWrite`
+   * (`rcptgate sync`, whose point is the file): a file not written fails the sync. */
   async full(onProgress?: (p: SyncProgress) => void, mustWrite = false): Promise<SyncReport> {
     return this.exclusive(async () => {
       const started = this.now();
@@ -167,14 +171,12 @@ export class SnapshotSync {
     });
   }
 
-  /**
-   * A disk that refuses the file (read-only, full) costs the next restart its snapshot, not this
-   * one: the listing is complete, so it is served (thrown away, the snapshot would age past
-   * `sync.maxAge` while every sync succeeded, and an outage defer every recipient).
-   */
+  /** A disk that refuses the file (read-only, full) costs the next restart its snapshot, not this one: the listing
+   * is complete, so it is served (thrown away, it would age past `sync.maxAge` while every sync succeeded). */
   private async persist(kind: SyncReport['kind'], store: SnapshotStore, started: number, fullAt: number, mustWrite = false): Promise<void> {
     try {
       await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, fullAt, this.directoryId);
+      await this.file.mark();
     } catch (err) {
       if (mustWrite) throw err;
       this.deps.metrics.syncFailures.inc({ kind });
@@ -182,10 +184,8 @@ export class SnapshotSync {
     }
   }
 
-  /**
-   * Entries changed since the last sync are merged in; deletions wait for the next full sync.
-   * It does not make the snapshot fresher: `sync.maxAge` counts from the last full sync.
-   */
+  /** Entries changed since the last sync are merged in; deletions wait for the next full sync.
+   * It does not make the snapshot fresher: `sync.maxAge` counts from the last full sync. */
   async incremental(): Promise<SyncReport> {
     if (!this.store) return this.full();
     const report = await this.exclusive(() => this.merge());
@@ -247,7 +247,8 @@ export class SnapshotSync {
 
   private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.running) await this.running.catch(() => undefined);
-    const p = fn();
+    // `rcptgate sync` beside the service (a shrink applied with RCPTGATE_SYNC_MAX_SHRINK): served, not overwritten.
+    const p = (async () => this.store && (await this.file.replaced()) && (await this.load(this.lastFullAt)))().then(fn);
     this.running = p;
     try {
       return await p;

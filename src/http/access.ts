@@ -26,6 +26,13 @@ type Grant = 'admin' | 'lookup' | 'peer';
 export interface AccessControl {
   /** Guards GET /v1/recipients/{address} and POST /v1/recipients:check. */
   lookup: RequestHandler;
+  /**
+   * Guards GET /metrics on listen.http: the same clients as the lookup API. Its counters move
+   * with each verdict, so a stranger who could send recipients through the MTA and read them
+   * learned verdicts the MTA did not tell (shadow mode answers every recipient valid).
+   * listen.metrics stays open: its exposure is the operator's (loopback by default).
+   */
+  metrics: RequestHandler;
   /** True when the request carries the admin token (explanations, full health report). */
   isAdmin(req: Request): boolean;
   /** Guards ?explain=1: only the admin sees DNs, filters and directory errors. */
@@ -46,29 +53,32 @@ export function accessControl(access: LookupAccess, admin: Token, logger: Logger
   // A token file rotates, it does not come or go: whether one is set is known from the start.
   const canAuthenticate = lookupToken() !== null || adminToken() !== null;
 
-  const lookup: RequestHandler = (req, res, next) => {
-    const given = bearerToken(req.get('authorization'));
-    if (given !== null) {
-      if (tokenMatches(given) !== null) return next();
-      const fields = { remoteAddress: req.socket.remoteAddress, method: req.method, path: req.path };
-      // Rate-limited: a peer can send wrong tokens as fast as it likes.
-      if (limiter) limiter.warn(logger, 'http_lookup_wrong_token', fields, 'lookup request with a wrong token');
-      else logger.warn(fields, 'lookup request with a wrong token');
-      sendProblem(res, 'forbidden', 'The bearer token is not valid for the lookup API.');
-      return;
-    }
-    if (allowed(req.socket.remoteAddress)) return next();
-    if (canAuthenticate) {
-      res.set('WWW-Authenticate', 'Bearer realm="rcptgate"');
-      sendProblem(res, 'unauthorized', 'The lookup API needs an Authorization: Bearer <token> header from this address.');
-      return;
-    }
-    sendProblem(
-      res,
-      'forbidden',
-      'The lookup API answers only the addresses in http.lookupAllowFrom; set http.lookupTokenFile to let other clients in with a token.',
-    );
-  };
+  const lookup = guard('the lookup API');
+  const metrics = guard('/metrics on listen.http');
+
+  /** Admits the lookup or admin token, or no token from http.lookupAllowFrom; `what` names the resource in answers. */
+  function guard(what: string): RequestHandler {
+    const What = what[0]!.toUpperCase() + what.slice(1);
+    return (req, res, next) => {
+      const given = bearerToken(req.get('authorization'));
+      if (given !== null) {
+        if (tokenMatches(given) !== null) return next();
+        const fields = { remoteAddress: req.socket.remoteAddress, method: req.method, path: req.path };
+        // Rate-limited: a peer can send wrong tokens as fast as it likes.
+        if (limiter) limiter.warn(logger, 'http_lookup_wrong_token', fields, 'lookup request with a wrong token');
+        else logger.warn(fields, 'lookup request with a wrong token');
+        sendProblem(res, 'forbidden', `The bearer token is not valid for ${what}.`);
+        return;
+      }
+      if (allowed(req.socket.remoteAddress)) return next();
+      if (canAuthenticate) {
+        res.set('WWW-Authenticate', 'Bearer realm="rcptgate"');
+        sendProblem(res, 'unauthorized', `${What} needs an Authorization: Bearer <token> header from this address.`);
+        return;
+      }
+      sendProblem(res, 'forbidden', `${What} answers only the addresses in http.lookupAllowFrom; set http.lookupTokenFile to let other clients in with a token.`);
+    };
+  }
 
   const isAdmin = (req: Request): boolean => {
     const given = bearerToken(req.get('authorization'));
@@ -90,7 +100,7 @@ export function accessControl(access: LookupAccess, admin: Token, logger: Logger
     sendProblem(res, 'forbidden', 'Explanations need the admin token; this token does not grant them.');
   };
 
-  return { lookup, isAdmin, explain };
+  return { lookup, metrics, isAdmin, explain };
 }
 
 /** `?explain`, `?explain=1` and `?explain=true` ask for the explanation. */

@@ -227,6 +227,7 @@ function probeRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof 
   });
   route('/metrics', {
     get: [
+      access.metrics,
       async (_req, res) => {
         const text = await metrics.render();
         res.set('Content-Type', metrics.registry.contentType).send(text);

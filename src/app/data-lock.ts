@@ -3,6 +3,7 @@ import { createConnection, createServer, type Server } from 'node:net';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCodes, RcptgateError } from '../errors.js';
+import { followLinks } from '../snapshot/atomic-file.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -54,7 +55,12 @@ export async function lockDataFiles(files: LockedFile[], logger: Logger): Promis
     }
   };
   const add = async (more: LockedFile[]) => {
-    for (const file of more) if (!held.has(file.path)) held.set(file.path, await lockOne(file, logger));
+    for (const file of more) {
+      // Next to the file written, not the name given: a second instance naming it through a
+      // symbolic link would otherwise take a lock of its own and write the same file.
+      const target = await followLinks(file.path);
+      if (!held.has(target)) held.set(target, await lockOne(file, target, logger));
+    }
   };
   try {
     await add(files);
@@ -65,8 +71,8 @@ export async function lockDataFiles(files: LockedFile[], logger: Logger): Promis
   return { add, release };
 }
 
-async function lockOne(file: LockedFile, logger: Logger): Promise<(() => Promise<void>) | null> {
-  const lockPath = `${file.path}.lock`;
+async function lockOne(file: LockedFile, target: string, logger: Logger): Promise<(() => Promise<void>) | null> {
+  const lockPath = `${target}.lock`;
   const me: Holder = { pid: process.pid, host: hostname(), since: new Date().toISOString() };
   for (let attempt = 0; attempt < 3; attempt++) {
     const server = createServer((s) => s.on('error', () => undefined).end(JSON.stringify(me)));

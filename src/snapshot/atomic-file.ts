@@ -58,7 +58,7 @@ async function writeAll(fh: FileHandle, block: Uint8Array): Promise<void> {
  * Where a write must land: a symbolic link (the file kept on another volume) is followed, so the
  * file it points to is replaced and the link stays; one that points nowhere yet, to its target.
  */
-async function followLinks(path: string): Promise<string> {
+export async function followLinks(path: string): Promise<string> {
   const real = await realpath(path).catch(() => null);
   if (real !== null) return real;
   const target = await readlink(path).catch(() => null);

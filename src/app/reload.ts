@@ -1,7 +1,6 @@
-import { statSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfigForReload } from '../config/load-off-thread.js';
 import { resolveConfig, type ResolvedConfig } from '../config/resolve.js';
+import { dataFilesSettled, settled } from '../config/settled.js';
 import { isExampleDirectory } from '../directory/index.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -73,6 +72,8 @@ function reloadOnce(deps: ReloadDeps): (file: string | undefined, secretsOnly: b
       if (!secretsOnly) await settled(file ?? deps.file);
       // A large file is parsed off the main thread: it takes seconds, and the front ends answer meanwhile.
       const loaded = secretsOnly ? { config: engines.current.config, file: deps.file } : await loadConfigForReload(file ?? deps.file, env);
+      // The LDIF file and the override lists are read as they stand once the config is resolved.
+      if (!secretsOnly) await dataFilesSettled(loaded.config);
       const before = engines.current.config;
       // Without a directory section a config means the bundled example directory, meant for a
       // first run without any config. Reached by a reload, it is a file cut short (read while
@@ -128,34 +129,4 @@ function restartOnlyChanges(deps: ReloadDeps, next: Readonly<Config>, resolved: 
   if (start.admin.tokenFile !== next.admin.tokenFile || deps.startTokens.adminToken !== resolved.adminToken) changed.push('admin.tokenFile');
   for (const key of ['persistPath', 'persistInterval'] as const) if (start.cache[key] !== next.cache[key]) changed.push(`cache.${key}`);
   return changed;
-}
-
-/** How long a config file just written must stay unchanged before a reload reads it; how many waits at most. */
-const SETTLE_MS = 250;
-const SETTLE_TRIES = 20;
-
-/**
- * Waits while `path` was modified less than SETTLE_MS ago and goes on changing. A SIGHUP sent
- * while a writer was still writing (scp or cp over the file, a watcher reacting to its first
- * write) read the part written so far: a list of domains cut after a complete line is a valid
- * config, and every domain past the cut became not ours (a backup MX then refused their mail as
- * relaying). A file written earlier is read at once.
- */
-async function settled(path: string | null): Promise<void> {
-  const mtime = (): number | null => {
-    try {
-      return statSync(path!).mtimeMs;
-    } catch {
-      return null; // loadConfig says why
-    }
-  };
-  let last = path === null ? null : mtime();
-  for (let i = 0; last !== null && Date.now() - last < SETTLE_MS; i++) {
-    if (i === SETTLE_TRIES) throw new Error(`${path} was still changing after ${(SETTLE_MS * SETTLE_TRIES) / 1000} s: not read while being written`);
-    await sleep(SETTLE_MS);
-    const now = mtime();
-    // Unchanged for SETTLE_MS (a modification time ahead of the clock included).
-    if (now === last) return;
-    last = now;
-  }
 }

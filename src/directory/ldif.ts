@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { readRegularFileSync } from '../config/regular-file.js';
 import { ErrorCodes, RcptgateError } from '../errors.js';
@@ -45,7 +44,6 @@ export class LdifDirectory implements Directory {
   static fromFile(path: string): LdifDirectory {
     let text: string;
     try {
-      waitWhileWritten(path);
       text = readRegularFileSync(path, 'utf8');
     } catch (err) {
       throw new RcptgateError(ErrorCodes.CONFIG_READ, `cannot read LDIF file ${path} (directory.ldif.path): ${(err as Error).message}`, { cause: err });
@@ -92,35 +90,6 @@ export class LdifDirectory implements Directory {
   }
 
   async close(): Promise<void> {}
-}
-
-/** A file modified less than this ago may still be being written; it is read once unchanged for as long. */
-const SETTLE_MS = 250;
-const SETTLE_TRIES = 20;
-
-/**
- * Waits (blocking: the read that follows is synchronous too) while `path` was modified less than
- * SETTLE_MS ago and goes on changing. A reload signalled while the file was being rewritten (cp,
- * scp, a watcher reacting to the first write) installed the part written so far: every user past
- * the cut was unknown (550). A file written earlier is read at once.
- */
-function waitWhileWritten(path: string): void {
-  const mtime = (): number | null => {
-    try {
-      return statSync(path).mtimeMs;
-    } catch {
-      return null; // the read says why
-    }
-  };
-  let last = mtime();
-  for (let i = 0; last !== null && Date.now() - last < SETTLE_MS; i++) {
-    if (i === SETTLE_TRIES) throw new Error(`still changing after ${(SETTLE_MS * SETTLE_TRIES) / 1000} s: not read while being written`);
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, SETTLE_MS);
-    const now = mtime();
-    // Unchanged for SETTLE_MS (a modification time ahead of the clock included).
-    if (now === last) return;
-    last = now;
-  }
 }
 
 function isDisabled(r: LdifRecord): boolean {

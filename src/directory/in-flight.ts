@@ -119,8 +119,7 @@ export class InFlightSearches {
         if (p.deadline <= now) {
           search.answeredAfter = this.freshestAnswered >= search.sentAt;
           this.o.expire(p, search);
-        }
-        else {
+        } else {
           open = true;
           next = Math.min(next, p.deadline);
         }

@@ -33,6 +33,8 @@ export interface AccessControl {
    * listen.metrics stays open: its exposure is the operator's (loopback by default).
    */
   metrics: RequestHandler;
+  /** True when the lookup API would answer this request (its token, or no token from the allow list). */
+  admits(req: Request): boolean;
   /** True when the request carries the admin token (explanations, full health report). */
   isAdmin(req: Request): boolean;
   /** Guards ?explain=1: only the admin sees DNs, filters and directory errors. */
@@ -100,7 +102,12 @@ export function accessControl(access: LookupAccess, admin: Token, logger: Logger
     sendProblem(res, 'forbidden', 'Explanations need the admin token; this token does not grant them.');
   };
 
-  return { lookup, metrics, isAdmin, explain };
+  const admits = (req: Request): boolean => {
+    const given = bearerToken(req.get('authorization'));
+    return given === null ? allowed(req.socket.remoteAddress) : tokenMatches(given) !== null;
+  };
+
+  return { lookup, metrics, admits, isAdmin, explain };
 }
 
 /** `?explain`, `?explain=1` and `?explain=true` ask for the explanation. */

@@ -7,7 +7,7 @@ import { peerAddress } from '../net/host-port.js';
 import { DEFAULT_MAX_OUTSTANDING, DEFAULT_MAX_OUTSTANDING_PER_CLIENT } from '../net/tcp-server.js';
 import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
-import { accessControl, LOOPBACK_ONLY, wantsExplain, type LookupAccess } from './access.js';
+import { accessControl, LOOPBACK_ONLY, wantsExplain, type AccessControl, type LookupAccess } from './access.js';
 import { adminHealth, publicHealth } from './health-view.js';
 import { errorHandler, notFound } from './errors.js';
 import { BATCH_CONCURRENCY, MAX_BATCH, mapLimit, retryAfterSeconds, toBody } from './lookup.js';
@@ -84,7 +84,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   lookupRoutes(route, deps, access);
   adminRoutes(route, deps);
   probeRoutes(route, deps, access);
-  documentRoutes(route, deps);
+  documentRoutes(route, deps, access);
   app.use(notFound);
   app.use(errorHandler(deps.logger));
   return app;
@@ -236,7 +236,7 @@ function probeRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof 
   });
 }
 
-function documentRoutes(route: Route, deps: HttpAppDeps): void {
+function documentRoutes(route: Route, deps: HttpAppDeps, access: AccessControl): void {
   let spec: Promise<string> | undefined;
   route('/openapi.yaml', {
     get: [
@@ -253,13 +253,16 @@ function documentRoutes(route: Route, deps: HttpAppDeps): void {
   if (!deps.statusPage) return;
   route('/', {
     get: [
-      // Health only: the former lookup form was a harvest oracle with DNs and filters.
-      async (_req, res) => {
+      // Health only: the former lookup form was a harvest oracle with DNs and filters. The lookup
+      // counters and the cache hit ratio move with each verdict (in shadow mode too, where the MTA
+      // answers every recipient valid): they are shown to the lookup API's clients only, as /metrics.
+      async (req, res) => {
+        const stats = access.admits(req) ? await statusStats(deps.metrics) : null;
         res
           .set('Content-Security-Policy', STATUS_PAGE_CSP)
           .set('Cache-Control', 'no-store')
           .type('html')
-          .send(renderStatusPage(publicHealth(deps.health()), deps.version, await statusStats(deps.metrics)));
+          .send(renderStatusPage(publicHealth(deps.health()), deps.version, stats));
       },
     ],
   });

@@ -46,10 +46,11 @@ function table(id: string, rows: Array<[string, string]>): string {
   return `<table id="${id}">\n${rows.map(([k, v]) => `<tr><th>${escapeHtml(k)}</th><td data-key="${escapeHtml(k)}">${v}</td></tr>`).join('\n')}\n</table>`;
 }
 
+/** `stats` null: the figures that move with each verdict are left out (a client the lookup API would not answer). */
 export function renderStatusPage(
   health: PublicHealth,
   version: string,
-  stats: StatusStats = { lookupsByVerdict: {}, cacheHitRatio: null },
+  stats: StatusStats | null = { lookupsByVerdict: {}, cacheHitRatio: null },
 ): string {
   const dir = health.directory;
   const snap = health.snapshot;
@@ -62,9 +63,9 @@ export function renderStatusPage(
     ['Last directory success', escapeHtml(dir.lastSuccessAt ?? 'never')],
     ['Snapshot', escapeHtml(snap.loaded ? `${snap.entries} addresses, ${duration(snap.ageSeconds ?? 0)} old` : 'not loaded')],
     ['Cache entries', escapeHtml(String(health.cache.entries))],
-    ['Cache hit ratio', escapeHtml(stats.cacheHitRatio === null ? 'n/a' : `${(stats.cacheHitRatio * 100).toFixed(1)} %`)],
   ];
-  const lookups: Array<[string, string]> = VERDICTS.map((v) => [v, escapeHtml(String(stats.lookupsByVerdict[v] ?? 0))]);
+  if (stats !== null) status.push(['Cache hit ratio', escapeHtml(stats.cacheHitRatio === null ? 'n/a' : `${(stats.cacheHitRatio * 100).toFixed(1)} %`)]);
+  const lookups: Array<[string, string]> = stats === null ? [] : VERDICTS.map((v) => [v, escapeHtml(String(stats.lookupsByVerdict[v] ?? 0))]);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>rcptgate ${escapeHtml(version)}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -72,8 +73,7 @@ export function renderStatusPage(
 <body><h1>rcptgate</h1>
 <p class="${dir.up ? 'up' : 'down'}">Directory ${dir.up ? 'up' : 'down'}${health.ready ? '' : ' — not ready'}</p>
 ${table('status', status)}
-<h2>Lookups since start</h2>
-${table('lookups', lookups)}
+${stats === null ? '<p>Lookup figures: for the clients the lookup API answers (or on <code>/metrics</code> of <code>listen.metrics</code>).</p>' : `<h2>Lookups since start</h2>\n${table('lookups', lookups)}`}
 <p>Why an address is accepted or rejected: <code>rcptgate check --explain ADDRESS</code> on the host, or
 <code>GET /v1/recipients/ADDRESS?explain=1</code> with the admin token.</p>
 <p><a href="/openapi.yaml">API description</a> · <a href="/metrics">Metrics</a> · <a href="/readyz">Readiness</a></p>

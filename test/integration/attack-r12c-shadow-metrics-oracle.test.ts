@@ -3,8 +3,10 @@
  * guard never engages. /metrics on listen.http, open to anyone who reaches that port, moved with
  * the true verdict (rcptgate_shadow_rejections_total, the directory's found/not_found): a client
  * the lookup API refuses sent each guess through the policy listener (as through the MTA) and
- * read the verdict off a scrape, about 140 guesses a second, every one right. /metrics on
- * listen.http now answers the lookup API's clients only; listen.metrics is unchanged. The
+ * read the verdict off a scrape, about 140 guesses a second, every one right. The status page's
+ * cache hit ratio did the same, more coarsely: a fresh unknown guess adds a hit (the domain's
+ * key, cached) and a miss, a valid one only a miss. /metrics on listen.http and those figures of
+ * the status page now go to the lookup API's clients only; listen.metrics is unchanged. The
  * "stranger" is 127.0.0.1 with an allow list of ::1 only (real listeners, bundled directory).
  */
 import assert from 'node:assert/strict';
@@ -109,5 +111,33 @@ describe('shadow mode and /metrics on the lookup port (real policy and HTTP list
     const probeListener = await scrape(`http://127.0.0.1:${app.addresses.metrics!.port}/metrics`);
     assert.equal(probeListener.status, 200);
     assert.match(probeListener.text, /^rcptgate_shadow_rejections_total\{domain="example.com"\} 2$/m);
+  });
+  test('a client the lookup API refuses learns no verdict from the status page; an allowed one sees the figures', async () => {
+    const http = `http://127.0.0.1:${app.addresses.http!.port}`;
+    const policy = await Policy.open(app.addresses.policy!.port);
+    /** The cache hit ratio the status page shows this client, or null when it shows none. */
+    const ratio = async (init?: RequestInit): Promise<number | null> => {
+      const res = await fetch(`${http}/`, init);
+      assert.equal(res.status, 200);
+      const m = /data-key="Cache hit ratio">([\d.]+) %</.exec(await res.text());
+      return m ? Number(m[1]) : null;
+    };
+    try {
+      await policy.ask('warm-up-guess@example.com');
+      const fresh: Array<[string, boolean]> = [['first-last@example.com', true], ['guess-2@example.com', false], ['mallory@example.com', true], ['guess-3@example.com', false], ['staff@example.com', true], ['guess-4@example.com', false]];
+      let learned = 0;
+      for (const [guess, valid] of fresh) {
+        const before = await ratio();
+        assert.equal(await policy.ask(guess), 'DUNNO');
+        const after = await ratio();
+        // The harvester's reading: the ratio went up, so the guess added a hit: unknown.
+        if (before !== null && after !== null && (after > before) === !valid) learned++;
+      }
+      assert.equal(learned, 0, `the status page told this client ${learned} of ${fresh.length} verdicts right`);
+      assert.equal(await ratio(), null, 'no hit ratio for this client');
+      assert.notEqual(await ratio({ headers: { authorization: `Bearer ${LOOKUP_TOKEN}` } }), null, 'the lookup token sees it');
+    } finally {
+      policy.close();
+    }
   });
 });

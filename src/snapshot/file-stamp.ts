@@ -12,7 +12,7 @@ export class FileStamp {
 
   private async read(): Promise<string | null> {
     const s = await stat(this.path).catch(() => null);
-    return s === null ? null : `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}`;
+    return s === null ? null : `${s.dev}:${s.ino}:${s.size}:${Math.trunc(s.mtimeMs)}`;
   }
 
   /** Records the file as it is now as ours. */

@@ -49,7 +49,7 @@ export class SnapshotSync {
   /** A file listed from another directory is not served, but the next full listing is vetted against it (sync.maxShrink). */
   private refused: { readonly entries: number } | null = null;
   /** The file as this process last wrote or read it: one `rcptgate sync` wrote since is read before the next sync. */
-  private readonly file: FileStamp;
+  private file: FileStamp;
   private fullTimer: NodeJS.Timeout | null = null;
   private incTimer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
@@ -98,6 +98,7 @@ export class SnapshotSync {
   adopt(from: SnapshotSync): void {
     ({ lastSyncStartedAt: this.lastSyncStartedAt, lastSyncStartedMono: this.lastSyncStartedMono, lastFullAt: this.lastFullAt, lastDirStart: this.lastDirStart, directoryId: this.directoryId } = from);
     from.store!.maxAgeMs = this.maxAgeMs;
+    if (from.path === this.path) this.file = from.file; // the file it wrote is ours: not read again
     this.publish(from.store!);
     if (from.path !== this.path) void this.exclusive(() => this.persist('full', from.store!, this.lastSyncStartedAt, this.lastFullAt));
   }
@@ -124,7 +125,7 @@ export class SnapshotSync {
       this.deps.logger.info({ path: this.path, entries: header.entries, addresses: store.size, ageSeconds: store.ageSeconds(), fresh: store.isFresh(), loadMs }, 'snapshot loaded');
       return true;
     } catch (err) {
-      this.deps.logger.warn({ path: this.path, err: { message: (err as Error).message } }, 'snapshot not loaded; answering from live lookups until the first sync');
+      this.deps.logger.warn({ path: this.path, err: { message: (err as Error).message } }, `snapshot not loaded; ${this.store ? 'the one in memory serves' : 'answering from live lookups until the first sync'}`);
       return false;
     }
   }

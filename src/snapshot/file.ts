@@ -133,13 +133,13 @@ export async function readSnapshotStore(path: string, expectedSource: string, ma
     if (!sameSource(header.source, expectedSource)) throw invalid(path, `written for another directory (${header.source})`);
     if (version === 1) {
       const body = (await fh.readFile()).subarray(nl2 + 1);
-      let records: DirectoryRecord[];
+      const store = new SnapshotStore(header.createdAt, maxAgeMs, now);
       try {
-        records = readV1Body(body, header.sha256!, header.entries);
+        readV1Body(body, header.sha256!, header.entries, (r) => store.upsert(r));
       } catch (err) {
         throw invalid(path, (err as Error).message);
       }
-      return { header, store: SnapshotStore.from(records, header.createdAt, maxAgeMs, now) };
+      return { header, store };
     }
     const image = await readImage(path, fh, nl2 + 1, size, header);
     let store: SnapshotStore;

@@ -13,7 +13,8 @@ export interface LdifRecord {
  */
 export function parseLdif(text: string): LdifRecord[] {
   const records: LdifRecord[] = [];
-  const lines = text.split(/\r?\n/);
+  // An export saved by a Windows editor starts with a UTF-8 byte order mark: not part of line 1.
+  const lines = (text.startsWith('\uFEFF') ? text.slice(1) : text).split(/\r?\n/);
   // Unfold: a line starting with one space continues the previous one.
   const logical: Array<{ text: string; line: number }> = [];
   // Comments may be folded too (RFC 2849 note 2): their continuation lines are comment as well.

@@ -161,6 +161,12 @@ describe('LdifDirectory over examples/directory.ldif', () => {
 });
 
 describe('LdifDirectory from other data', () => {
+  it('reads an export saved with a UTF-8 byte order mark (a Windows editor) from its first line', async () => {
+    // Before: refused at line 1 ("expected attribute: value"), the service would not start on it.
+    const dir = LdifDirectory.fromText('\uFEFFdn: uid=bom,dc=x\r\nmail: bom@x.example\r\n\r\n');
+    assert.equal((await dir.lookup('bom@x.example')).entry?.canonical, 'bom@x.example');
+  });
+
   it('reads Active Directory proxyAddresses: SMTP: is canonical, smtp: are aliases, X400: ignored', async () => {
     const dir = LdifDirectory.fromText(
       [

@@ -61,10 +61,9 @@ export async function createApp(options: AppOptions): Promise<App> {
   let answersLoaded = false;
   const health = (): HealthReport => healthReport({ engine: engines.current, snapshot: snapshots.current, draining, answersLoaded, startedAt });
   const probes = new ProbeLoop(() => engines.current, engines.health);
-  const startTokens = { adminToken: resolved.adminToken, lookupToken: resolved.lookupToken };
   // A reload naming another snapshot file locks it before a syncer writes there (cache.persistPath: restart only).
   const lockFiles = async (next: Readonly<Config>) => void (await lock?.add(writtenFiles({ ...next, cache: config.cache }, persistence !== null)));
-  const reload = createReload({ file: options.loaded.file, startConfig: config, startTokens, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining, lockFiles });
+  const reload = createReload({ file: options.loaded.file, startConfig: config, env, engines, snapshots, probes, metrics, logger, retireAfterMs: options.retireAfterMs, stopping: () => draining, lockFiles });
   const listeners = new Listeners({ resolved, validator, metrics, logger, health });
   // Answers are saved only by a process that served: one whose listeners could not bind (a second instance on
   // the same ports) would replace the running one's answer file with what it loaded, or nothing at all.

@@ -15,8 +15,6 @@ export interface ReloadDeps {
   file: string | null;
   /** The config the listeners were opened with. */
   startConfig: Readonly<Config>;
-  /** The tokens the HTTP listener was opened with (a rotated token file is read again on reload). */
-  startTokens: Pick<ResolvedConfig, 'adminToken' | 'lookupToken'>;
   env: NodeJS.ProcessEnv;
   engines: EngineHolder;
   snapshots: SnapshotHolder;
@@ -96,7 +94,7 @@ function reloadOnce(deps: ReloadDeps): (file: string | undefined, secretsOnly: b
       const { old, cacheKept } = engines.install(next);
       await snapshots.reload(before, loaded.config);
       logger.level = loaded.config.log.level;
-      for (const key of restartOnlyChanges(deps, loaded.config, resolved)) {
+      for (const key of restartOnlyChanges(deps, loaded.config)) {
         logger.warn({ key }, `${key} changes only on restart: the running value stays`);
       }
       // Requests in flight on the old directory finish before it closes, and so does a sync
@@ -118,15 +116,16 @@ function reloadOnce(deps: ReloadDeps): (file: string | undefined, secretsOnly: b
 }
 
 /** Keys read once at start (listeners, HTTP access, answer persistence) that `next` changes. */
-function restartOnlyChanges(deps: ReloadDeps, next: Readonly<Config>, resolved: ResolvedConfig): string[] {
+function restartOnlyChanges(deps: ReloadDeps, next: Readonly<Config>): string[] {
   const start = deps.startConfig;
   const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
   const changed: string[] = [];
   for (const key of Object.keys(start.listen) as Array<keyof Config['listen']>) if (start.listen[key] !== next.listen[key]) changed.push(`listen.${key}`);
   for (const key of ['server', 'policy', 'statusPage'] as const) if (!same(start[key], next[key])) changed.push(key);
   if (!same(start.http.lookupAllowFrom, next.http.lookupAllowFrom)) changed.push('http.lookupAllowFrom');
-  if (start.http.lookupTokenFile !== next.http.lookupTokenFile || deps.startTokens.lookupToken !== resolved.lookupToken) changed.push('http.lookupTokenFile');
-  if (start.admin.tokenFile !== next.admin.tokenFile || deps.startTokens.adminToken !== resolved.adminToken) changed.push('admin.tokenFile');
+  // A token file rewritten in place is followed while serving (http/access.ts); another path is not.
+  if (start.http.lookupTokenFile !== next.http.lookupTokenFile) changed.push('http.lookupTokenFile');
+  if (start.admin.tokenFile !== next.admin.tokenFile) changed.push('admin.tokenFile');
   for (const key of ['persistPath', 'persistInterval'] as const) if (start.cache[key] !== next.cache[key]) changed.push(`cache.${key}`);
   return changed;
 }

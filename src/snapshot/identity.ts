@@ -30,16 +30,23 @@ export interface DirectoryIdSource {
   directoryId(binding?: BindingPlan): Promise<string | null>;
 }
 
+/** The identifier the directory answering now tells, or null (down, hung past `timeoutMs`, no read right). Never rejects. */
+export function directoryIdWithin(source: DirectoryIdSource | null | undefined, binding: BindingPlan | undefined, timeoutMs: number): Promise<string | null> {
+  if (!source) return Promise.resolve(null);
+  return deadlineRace(source.directoryId(binding), timeoutMs, () => new Error('timeout')).catch(() => null);
+}
+
 /**
- * Throws the reason when the directory answering now is not the one a snapshot file was listed
- * from. A file without the identifier (older releases), or a directory that cannot tell (down, an
- * account that may not read the base entry), passes: the file is trusted as before, and the
- * directory's own answers still decide every miss while it is down (tempfail). `onRefused` runs
- * before the throw (the caller keeps the file's size to vet the next full listing against).
+ * Throws the reason when the directory answering now (`current`, from directoryIdWithin, asked
+ * while the file is read) is not the one a snapshot file was listed from. A file without the
+ * identifier (older releases), or a directory that cannot tell, passes: the file is trusted as
+ * before, and the directory's own answers still decide every miss while it is down (tempfail).
+ * `onRefused` runs before the throw (the caller keeps the file's size to vet the next full
+ * listing against).
  */
-export async function checkDirectoryId(source: DirectoryIdSource | null | undefined, binding: BindingPlan | undefined, recorded: string | undefined, timeoutMs: number, onRefused?: () => void): Promise<void> {
-  if (!source || recorded === undefined) return;
-  const now = await deadlineRace(source.directoryId(binding), timeoutMs, () => new Error('timeout')).catch(() => null);
+export async function checkDirectoryId(current: Promise<string | null>, recorded: string | undefined, onRefused?: () => void): Promise<void> {
+  if (recorded === undefined) return;
+  const now = await current;
   if (now === null || now === recorded) return;
   onRefused?.();
   throw new Error(`listed from another directory with the same base DN and filter (its base entry ${recorded}, this one's ${now})`);

@@ -1,38 +1,21 @@
-import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
 import type { Directory, DirectoryRecord } from '../directory/types.js';
-import type { Logger } from '../log.js';
-import type { Metrics } from '../metrics.js';
 import type { ChangeFeed } from './changes.js';
 import { steadyNow } from '../recipient/clock.js';
 import { ourLastStart, windowStart } from './directory-clock.js';
 import { readSnapshotStore, writeSnapshot } from './file.js';
-import { checkDirectoryId } from './identity.js';
+import { checkDirectoryId, directoryIdWithin } from './identity.js';
 import { FileStamp } from './file-stamp.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { snapshotSource } from './source.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 import { vetListing } from './vet.js';
+import type { SnapshotSyncDeps, SyncReport } from './sync-types.js';
 /** Changed entries an incremental sync holds (plain objects) before a full sync, streamed into the
  * compact store, takes over: a bulk change of a large directory must not sit in memory whole. */
 const MAX_INCREMENTAL_CHANGES = 1_000_000;
 export { snapshotSource };
-export interface SyncReport { kind: 'full' | 'incremental'; entries: number; addresses: number; changed: number; seconds: number }
-
-export interface SnapshotSyncDeps {
-  config: Readonly<Config>;
-  directory: Directory;
-  metrics: Metrics;
-  logger: Logger;
-  /** Called with every new or updated snapshot. */
-  onSnapshot: (store: SnapshotStore) => void;
-  /** `sync.detectRemovals`: drops disabled, renamed and deleted entries between full syncs. */
-  changes?: ChangeFeed | null;
-  now?: () => number;
-  /** A clock that never steps, in ms (default: the monotonic clock): `sync.maxAge` runs on it. */
-  steadyNow?: () => number;
-  maxIncrementalChanges?: number; // tests
-}
+export type { SnapshotSyncDeps, SyncReport } from './sync-types.js';
 
 /** Snapshot mode: full syncs every `sync.interval`, incremental ones every `sync.incrementalInterval`, persisted to `sync.snapshotPath`. */
 export class SnapshotSync {
@@ -108,9 +91,11 @@ export class SnapshotSync {
     const t0 = performance.now();
     try {
       await this.file.mark();
+      // Asked while the file is read: a directory that does not answer costs the start no more than the read.
+      const current = directoryIdWithin(this.deps.changes, this.deps.directory.binding?.(), ms(this.deps.config.directory.ldap.timeout));
       const { header, store } = await readSnapshotStore(this.path, snapshotSource(this.deps.config), this.maxAgeMs, this.steady);
       if (!(header.fullAt > newerThan)) return false;
-      await checkDirectoryId(this.deps.changes, this.deps.directory.binding?.(), header.directoryId, ms(this.deps.config.directory.ldap.timeout), () => (this.refused = { entries: store.entries }));
+      await checkDirectoryId(current, header.directoryId, () => (this.refused = { entries: store.entries }));
       this.directoryId = header.directoryId ?? null;
       // A header from the future (clock set back, another host's file) proves no freshness: stale, synced in full.
       const trusted = header.createdAt <= this.now() && header.fullAt <= this.now();

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readSnapshotStore, writeSnapshot } from '../../src/snapshot/file.js';
-import { checkDirectoryId } from '../../src/snapshot/identity.js';
+import { checkDirectoryId, directoryIdWithin } from '../../src/snapshot/identity.js';
 
 const SOURCE = 'ldap|openldap|dc=example,dc=com|sub|';
 const RECORD = { dn: 'uid=alice,ou=people,dc=example,dc=com', canonical: 'alice@example.com', addresses: ['alice@example.com'] };
@@ -39,14 +39,18 @@ describe('the directory identifier of a snapshot', () => {
   });
 
   test('refuses only a different identifier told by the directory answering now', async () => {
-    await assert.rejects(checkDirectoryId(answering('other'), undefined, 'mine', 1000), /another directory/);
-    await checkDirectoryId(answering('mine'), undefined, 'mine', 1000);
-    await checkDirectoryId(answering(null), undefined, 'mine', 1000);
-    await checkDirectoryId(answering('other'), undefined, undefined, 1000);
-    await checkDirectoryId(null, undefined, 'mine', 1000);
-    await checkDirectoryId({ directoryId: () => Promise.reject(new Error('down')) }, undefined, 'mine', 1000);
+    const told = (id: string | null) => directoryIdWithin(answering(id), undefined, 1000);
+    await assert.rejects(checkDirectoryId(told('other'), 'mine'), /another directory/);
+    await checkDirectoryId(told('mine'), 'mine');
+    await checkDirectoryId(told(null), 'mine');
+    await checkDirectoryId(told('other'), undefined);
+    await checkDirectoryId(directoryIdWithin(null, undefined, 1000), 'mine');
+    await checkDirectoryId(directoryIdWithin({ directoryId: () => Promise.reject(new Error('down')) }, undefined, 1000), 'mine');
     const t0 = performance.now();
-    await checkDirectoryId({ directoryId: () => new Promise<string>(() => undefined) }, undefined, 'mine', 200);
+    await checkDirectoryId(directoryIdWithin({ directoryId: () => new Promise<string>(() => undefined) }, undefined, 200), 'mine');
     assert.ok(performance.now() - t0 < 2000, 'a hung directory costs the timeout, not more');
+    let refused = 0;
+    await assert.rejects(checkDirectoryId(told('other'), 'mine', () => refused++));
+    assert.equal(refused, 1);
   });
 });

@@ -44,6 +44,11 @@ export function sharedFailure<E extends object>(err: E): E {
   return err;
 }
 
+/** Whether `err` failed several lookups while the directory answered searches sent after them (sharedFailure). */
+export function isSharedFailure(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && sharedFailures.has(err);
+}
+
 export const BREAKER_DEFAULTS = Object.freeze({ failureThreshold: 5, cooldownMs: 500, maxCooldownMs: 2_000 });
 
 /** Failures that say the directory itself is unhealthy. */
@@ -153,7 +158,7 @@ export class BreakerDirectory implements Directory {
     // A partial answer is an answer: one key's scope referred elsewhere says the directory works.
     if (isPartialAnswer(err)) return this.succeeded();
     if (!countsAsFailure(err) || signal?.aborted) return;
-    if (sharedFailures.has(err as object)) {
+    if (isSharedFailure(err)) {
       if (this.counted.has(err as object) && !trial) return;
       this.counted.add(err as object);
     }

@@ -1,3 +1,4 @@
+import { isSharedFailure } from '../directory/breaker.js';
 import { ErrorCodes, isPartialAnswer } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -61,6 +62,10 @@ export class DirectoryHealth {
     if ((err as { code?: unknown }).code === ErrorCodes.DIRECTORY_OVERLOADED) return;
     // The directory answered, only not completely for one key (that key is deferred): it is up.
     if (isPartialAnswer(err)) return this.answered();
+    // One search stuck while the directory answered searches sent after it: the directory is up
+    // (its lookups are deferred, the breaker counts it once). Reported down, readiness and the
+    // directory-up gauge flapped with every stuck search and logged the directory failing.
+    if (isSharedFailure(err)) return;
     const s = this.state;
     const first = s.up || s.lastError === null;
     s.lastError = err.message;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readSecret } from '../config/load.js';
+import { AUTH_HOLD_FIRST_MS, AUTH_HOLD_MAX_MS } from '../directory/auth-hold.js';
 import { readRegularFileSync } from '../config/regular-file.js';
 import type { Config } from '../config/schema.js';
 
@@ -32,7 +33,38 @@ export function currentSecretFilesDigest(config: Readonly<Config>): string | nul
   }
 }
 
-/** Asks `changed` every SECRET_FILES_CHECK_MS and calls `refresh` when it says so; clearInterval stops it. */
-export function watchSecretFiles(changed: () => boolean, refresh: () => unknown): NodeJS.Timeout {
-  return setInterval(() => void (changed() && refresh()), SECRET_FILES_CHECK_MS).unref();
+/**
+ * Every SECRET_FILES_CHECK_MS, when the files hold something else than the running directory
+ * was built with (`digestNow` vs `installed`), calls `refresh` (a reload that binds with it).
+ * A refused try is a refused bind, counted by an account lockout policy (AD's threshold,
+ * ppolicy's pwdMaxFailure), and each try builds a new directory without the running one's pause
+ * (auth-hold.ts): a file rewritten ahead of the directory, tried every 10 s, locked the account
+ * within half a minute. The same content is tried again after the same doubling pause; new
+ * content (a typo fixed) at once. clearInterval stops it.
+ */
+export function watchSecretFiles(
+  digestNow: () => string | null,
+  installed: () => string | null,
+  refresh: () => Promise<boolean>,
+  now: () => number = () => performance.now(),
+): NodeJS.Timeout {
+  let failed: { digest: string; until: number } | null = null;
+  let pause = 0;
+  let running = false;
+  return setInterval(() => {
+    if (running) return;
+    const digest = digestNow();
+    if (digest === null || digest === installed()) return;
+    if (failed !== null && failed.digest === digest && now() < failed.until) return;
+    running = true;
+    void refresh()
+      .then((ok) => {
+        if (ok) [failed, pause] = [null, 0];
+        else {
+          pause = pause === 0 ? AUTH_HOLD_FIRST_MS : Math.min(pause * 2, AUTH_HOLD_MAX_MS);
+          failed = { digest, until: now() + pause };
+        }
+      })
+      .finally(() => (running = false));
+  }, SECRET_FILES_CHECK_MS).unref();
 }

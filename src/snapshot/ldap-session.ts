@@ -23,6 +23,9 @@ export class LdapSession {
     private readonly timeoutMs: number,
   ) {}
 
+  /** Search bases as the server finds them: an alias at the base followed (derefBase). */
+  private readonly bases = new Map<string, string>();
+
   static async open(config: LdapConfig, password: string | null, binding?: BindingPlan): Promise<LdapSession> {
     const timeoutMs = ms(config.timeout);
     const ca = config.tls.caFile ? readCa(config.tls.caFile) : undefined;
@@ -58,8 +61,37 @@ export class LdapSession {
 
   /** The same, a page at a time: a listing that may be large is not held whole. */
   async *pages(base: string, scope: 'base' | 'one' | 'sub', filter: string, attributes: string[], controls: Control[] = [], pageSize = 500): AsyncGenerator<Entry[]> {
-    const pages = this.client.searchPaginated(base, { scope, filter: parseFilter(filter), attributes, paged: { pageSize }, derefAliases: 'never', timeLimit: Math.ceil(this.timeoutMs / 1000) }, controls);
+    if (scope !== 'base') base = await this.derefBase(base);
+    const pages = this.client.searchPaginated(base, { scope, filter: parseFilter(filter), attributes, paged: { pageSize }, derefAliases: 'find', timeLimit: Math.ceil(this.timeoutMs / 1000) }, controls);
     for await (const page of pages) yield page.searchEntries;
+  }
+
+  /**
+   * `base`, or where it points when it is an alias (an OU renamed, its old name left pointing at
+   * the new one), as lookups and full listings find it (derefFindingBaseObj). ldapts 9.2 sends
+   * its searches with aliases never followed whatever derefAliases says, so the incremental sync
+   * searched the alias entry itself and saw no change under such a base: a user who lost their
+   * address stayed valid in the snapshot until the next full sync. One base read per session.
+   */
+  private async derefBase(base: string): Promise<string> {
+    let found = this.bases.get(base);
+    if (found !== undefined) return found;
+    found = base;
+    // A chain of aliases is followed a few steps; a loop ends there and the search says why. A
+    // base that cannot be read (a missing entry, a timeout) is searched as given: it says why.
+    for (let hop = 0; hop < 4; hop++) {
+      let entry: Entry | null;
+      try {
+        entry = await this.entry(found, ['aliasedObjectName']);
+      } catch {
+        return found;
+      }
+      const target = entry?.aliasedObjectName;
+      if (typeof target !== 'string' || target === '') break;
+      found = target;
+    }
+    this.bases.set(base, found);
+    return found;
   }
 
   /** The entry at `dn` (a base search, unpaged: the rootDSE takes no paging), or null; `binary` attributes as Buffers. */

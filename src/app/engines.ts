@@ -7,6 +7,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { RecipientValidatorImpl, type SnapshotView } from '../recipient/engine.js';
 import { DirectoryHealth } from '../recipient/health.js';
+import { normalizedDn } from '../snapshot/source.js';
 import type { AnswerCache } from '../recipient/answer-cache.js';
 import { currentSecretFilesDigest, secretFilesDigest } from './secret-files.js';
 import type { LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
@@ -51,7 +52,10 @@ export type AppValidator = RecipientValidator & {
  */
 export function sameAnswers(prev: Readonly<Config>, next: Readonly<Config>): boolean {
   if (prev.directory.kind !== 'ldap' || next.directory.kind !== 'ldap') return false;
-  const key = ({ directory: { ldap: l, canaries } }: Readonly<Config>) => JSON.stringify([l.preset, l.baseDN, l.scope, l.filter, l.matchUserPrincipalName, l.bindDN, canaries]);
+  // DNs as the directory compares them: `dc=example, dc=com` respaced by a reload is the same tree
+  // (it flushed the cache, and during an outage every cached valid answer became tempfail).
+  const dn = (d: string | null) => (d === null ? null : normalizedDn(d));
+  const key = ({ directory: { ldap: l, canaries } }: Readonly<Config>) => JSON.stringify([l.preset, dn(l.baseDN), l.scope, l.filter, l.matchUserPrincipalName, dn(l.bindDN), canaries]);
   return key(prev) === key(next);
 }
 

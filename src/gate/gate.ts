@@ -4,9 +4,7 @@
  * and applies directory-harvest protection (docs/harvest-protection.md). Front ends keep only
  * their codec and a table of reply texts keyed by `Answer`.
  */
-import { createHash } from 'node:crypto';
 import { isIP } from 'node:net';
-import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { LogLimiter } from '../net/log-limiter.js';
@@ -61,12 +59,6 @@ function domainOf(address: string): string | null {
   return at < 0 || at === s.length - 1 ? null : s.slice(at + 1);
 }
 
-/**
- * (client, unknown address) pairs remembered for harvest counting. Past it the oldest are
- * forgotten, and a repeat of one is counted again: more counting, never less.
- */
-const COUNTED_MAX = 50_000;
-
 /** A recipient that needs the directory: where it is looked up, and the tarpit delay decided before. */
 class Later {
   constructor(
@@ -83,15 +75,12 @@ export class Gate {
   private readonly limiter: LogLimiter;
   private readonly lookupNowFn: LookupNow | null;
   private readonly isServed = (domain: string): boolean => this.validator.isServedDomain(domain);
-  /** Unknown addresses counted per client within the harvest window (client key, address). */
-  private readonly counted: LRUCache<string, true> | null;
 
   constructor(options: GateOptions) {
     this.validator = options.validator;
     this.metrics = options.metrics;
     this.logger = options.logger;
     this.harvest = options.harvest ?? null;
-    this.counted = this.harvest === null ? null : new LRUCache({ max: COUNTED_MAX, ttl: this.harvest.windowMs });
     this.limiter = options.logLimiter ?? new LogLimiter(options.metrics);
     const now = (options.validator as { lookupNow?: LookupNow }).lookupNow;
     this.lookupNowFn = typeof now === 'function' ? now.bind(options.validator) : null;
@@ -167,7 +156,8 @@ export class Gate {
   private judge(result: LookupResult, client: string, delayMs: number, frontend: Frontend, logger: Logger): GateAnswer {
     let answer = this.answerOf(result);
     const harvest = this.harvest;
-    if (answer === 'unknown' && harvest !== null && this.firstAsk(harvest, client, result.address)) {
+    // One unknown address named again is counted once per window (harvest.ts firstAsk).
+    if (answer === 'unknown' && harvest !== null && harvest.firstAsk(client, result.address)) {
       const wasFlagged = harvest.isBlocked(client);
       if (harvest.recordUnknown(client)) {
         if (!wasFlagged) {
@@ -185,22 +175,6 @@ export class Gate {
     if (delayMs > 0) this.metrics.harvestDelayed.inc({ frontend });
     if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: result.address, verdict: result.verdict, answer, delayMs }, 'recipient answer');
     return { answer, result, delayMs };
-  }
-
-  /**
-   * Whether `client` names this unknown address for the first time within the window. Harvest
-   * protection counts the addresses a client collects: one asked again teaches a harvester
-   * nothing, while a monitoring host paging a departed address with every alert, or a list
-   * server with one stale subscriber, repeats it with each message, and counted each time it
-   * was flagged within a few messages and its valid mail refused (reject) or held (tarpit).
-   * Different spellings of one mailbox count apart: more counting, never less.
-   */
-  private firstAsk(harvest: HarvestGuard, client: string, address: string): boolean {
-    // A digest keeps each entry small whatever the address (about 200 bytes: 10 MB when full).
-    const key = createHash('sha256').update(`${harvest.keyOf(client)}\n${address}`).digest('base64').slice(0, 16);
-    if (this.counted!.has(key)) return false;
-    this.counted!.set(key, true);
-    return true;
   }
 
   private failed(address: string, err: unknown): LookupResult {

@@ -11,12 +11,14 @@
  * `maxUnknown: 0` therefore flags a client at its first unknown recipient.
  *
  * Memory is bounded: at most `maxClients` clients are tracked (least recently seen evicted
- * first), each holding at most maxUnknown + 1 timestamps. Clients are keyed by their address as
- * the MTA reports it; the front ends key requests without one by the connection's peer address.
+ * first), each holding at most maxUnknown + 1 timestamps and as many address digests (1,024 at
+ * most). Clients are keyed by their address as the MTA reports it; the front ends key requests
+ * without one by the connection's peer address.
  * An IPv6 client counts as its network (`ipv6PrefixBits`, /64 by default): one host or customer
  * holds at least a /64 and may send from any address in it, so a key per address would let a
  * harvester start a fresh count with every connection.
  */
+import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { ipv6Network } from './ipv6-network.js';
 
@@ -48,6 +50,17 @@ interface ClientState {
   blockedUntil: number;
   /** Tarpit: unknowns counted since the client was flagged. */
   excess: number;
+  /** Digests of the unknown addresses named within the window, oldest first, and when each was first named. */
+  named: number[];
+  namedAt: number[];
+}
+
+/** Addresses remembered per client past maxUnknown + 1 (a tarpitted client goes on naming new ones). */
+const NAMED_MAX = 1_024;
+
+/** 48 bits of the address's SHA-256: a number, as small as a timestamp. */
+function digestOf(address: string): number {
+  return createHash('sha256').update(address).digest().readUIntBE(0, 6);
 }
 
 export class HarvestGuard {
@@ -124,6 +137,32 @@ export class HarvestGuard {
   }
 
   /**
+   * Whether `client` names this unknown `address` for the first time within the window (it is
+   * then remembered). One asked again teaches a harvester nothing, while a monitoring host paging
+   * a departed address with every alert, or a list server with one stale subscriber, repeats it
+   * with each message: counted each time it was flagged within a few messages. The addresses are
+   * kept with the client's count: one set for every client, 50,000 pairs, was emptied by a busy
+   * site's stream of unknowns from other senders and the repeats counted again. Different
+   * spellings of one mailbox count apart, and one forgotten early counts again: never less.
+   */
+  firstAsk(client: string | null | undefined, address: string): boolean {
+    if (!client) return true;
+    const now = this.now();
+    const key = this.keyOf(client);
+    let state = this.clients.get(key);
+    if (!state) this.clients.set(key, (state = newState()));
+    const { named, namedAt } = state;
+    const cutoff = now - this.windowMs;
+    while (namedAt.length > 0 && namedAt[0]! <= cutoff) (namedAt.shift(), named.shift());
+    const digest = digestOf(address);
+    if (named.includes(digest)) return false;
+    if (named.length >= Math.min(this.maxUnknown + 1, NAMED_MAX)) (namedAt.shift(), named.shift());
+    named.push(digest);
+    namedAt.push(now);
+    return true;
+  }
+
+  /**
    * Counts one unknown recipient for `client`. Returns true when the client is flagged after it
    * (reject mode: the caller refuses it with the harvest reply instead of "user unknown").
    */
@@ -141,12 +180,10 @@ export class HarvestGuard {
         }
         return true;
       }
-      state = undefined;
+      // The flag has run its course: count afresh, still knowing the addresses named.
+      Object.assign(state, { unknowns: [], blockedUntil: 0, excess: 0 });
     }
-    if (!state) {
-      state = { unknowns: [], blockedUntil: 0, excess: 0 };
-      this.clients.set(key, state);
-    }
+    if (!state) this.clients.set(key, (state = newState()));
     const cutoff = now - this.windowMs;
     while (state.unknowns.length > 0 && state.unknowns[0]! <= cutoff) state.unknowns.shift();
     state.unknowns.push(now);
@@ -158,4 +195,8 @@ export class HarvestGuard {
     }
     return false;
   }
+}
+
+function newState(): ClientState {
+  return { unknowns: [], blockedUntil: 0, excess: 0, named: [], namedAt: [] };
 }

@@ -9,6 +9,7 @@ import { readV1Body, SNAPSHOT_MAGIC_V1 } from './file-v1.js';
 import { sameSource } from './source.js';
 import { SnapshotStore, type StoreImage } from './store.js';
 import { openRegularFile, writeFileAtomically } from './atomic-file.js';
+import { rekey, SNAPSHOT_KEYS } from './rekey.js';
 
 /**
  * Snapshot file format, version 3: the compact store's arrays as they are in memory, so a
@@ -44,6 +45,8 @@ export interface SnapshotHeader {
   sha256?: string;
   /** The base entry's identifier when the listing was taken (identity.ts); absent in older files. */
   directoryId?: string;
+  /** How the address keys were made (rekey.ts); absent in files keyed by an older folding. */
+  keys?: number;
 }
 
 interface Layout {
@@ -82,7 +85,7 @@ export async function writeSnapshot(
   const meta = Buffer.from(JSON.stringify({ parents: image.parents, shared: image.shared }), 'utf8');
   const sections = [meta, bytesOf(image.offsets), bytesOf(image.byAddress), bytesOf(image.byDn), ...image.chunks];
   const layout: Layout = { meta: meta.length, offsets: sections[1]!.length, byAddress: sections[2]!.length, byDn: sections[3]!.length, chunks: image.chunks.map((c) => c.length) };
-  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, crc32: await checksums(sections), ...(directoryId ? { directoryId } : {}) };
+  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, crc32: await checksums(sections), keys: SNAPSHOT_KEYS, ...(directoryId ? { directoryId } : {}) };
   await writeFileAtomically(path, `${SNAPSHOT_MAGIC}\n${JSON.stringify({ ...header, layout })}\n`, sections);
   return header;
 }
@@ -149,6 +152,7 @@ export async function readSnapshotStore(path: string, expectedSource: string, ma
       throw invalid(path, `inconsistent contents (${(err as Error).message})`);
     }
     if (store.entries !== header.entries || store.size !== header.addresses) throw invalid(path, `expected ${header.entries} entries and ${header.addresses} addresses, found ${store.entries} and ${store.size}`);
+    if (header.keys !== SNAPSHOT_KEYS) rekey(store);
     return { header, store };
   } finally {
     await fh.close();

@@ -1,0 +1,10 @@
+/**
+ * A snapshot file (format 3) as the release before final-sigma folding wrote it: its address keys
+ * keep ς apart from σ (ΓΙΏΡΓΟΣ@ keyed γιώργοσ@, οδος@ keyed οδος@). Written by that release's
+ * writeSnapshot() from these records, source `ldap|openldap|dc=example,dc=com|sub|`:
+ *   uid=odos,ou=people,dc=example,dc=com: οδος@example.com (canonical), ΓΙΏΡΓΟΣ@example.com
+ *   uid=alice,ou=people,dc=example,dc=com: alice@example.com
+ */
+export const OLD_SNAPSHOT_SOURCE = 'ldap|openldap|dc=example,dc=com|sub|';
+export const OLD_SNAPSHOT_BASE64 =
+  'cmNwdGdhdGUtc25hcHNob3QgMwp7ImNyZWF0ZWRBdCI6MTc5NjA5MDM0OTU1NiwiZnVsbEF0IjoxNzk2MDkwMzQ5NTU2LCJzb3VyY2UiOiJsZGFwfG9wZW5sZGFwfGRjPWV4YW1wbGUsZGM9Y29tfHN1YnwiLCJlbnRyaWVzIjoyLCJhZGRyZXNzZXMiOjMsImNyYzMyIjpbMjU1MjEwMjQ1NiwyMjAxOTI5OTUwLDM3NDQ1Nzg2OTEsMjY1NzM0MTM2NywyMjM3MTI4ODc2XSwibGF5b3V0Ijp7Im1ldGEiOjU1LCJvZmZzZXRzIjo4LCJieUFkZHJlc3MiOjEyOCwiYnlEbiI6MTI4LCJjaHVua3MiOlsxMTZdfX0KeyJwYXJlbnRzIjpbIm91PXBlb3BsZSxkYz1leGFtcGxlLGRjPWNvbSJdLCJzaGFyZWQiOltdfQAAAABJAAAAAAAAAAAAAAAAgG0QAQAAAAAAAAAAAAAAAAAAAAAAAADoZrFPSgAAAOIvKl4BAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAFmbzKgEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAADGDX+YAgAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAIACAAAAAAAAAAAAAAAABQAzr/OtM6/z4JAZXhhbXBsZS5jb20aAM6zzrnPjs+BzrPOv8+DQGV4YW1wbGUuY29tdWlkPW9kb3MBAAkAAAAAAAAAAAEAAAARAGFsaWNlQGV4YW1wbGUuY29tdWlkPWFsaWNl';

@@ -554,9 +554,9 @@ describe('helm chart: rcptgate config and secrets', () => {
     await writeFile(join(copy, 'templates/notes-preview.yaml'), 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: {{ include "notes-preview" . | quote }}\n');
     const objs = await render(['--set', 'service.ports.socketmap=25465'], copy);
     const text = objs.find((o) => o.metadata.name === 'notes')!.data.notes as string;
-    assert.match(text, /relay_domains = socketmap:inet:mx-rcptgate\.mail\.svc\.cluster\.local:25465:domains/);
-    assert.match(text, /relay_recipient_maps = socketmap:inet:mx-rcptgate\.mail\.svc\.cluster\.local:25465:recipients/);
-    assert.match(text, /check_policy_service inet:mx-rcptgate\.mail\.svc\.cluster\.local:9466/);
+    assert.match(text, /relay_domains = socketmap:inet:mx-rcptgate\.mail\.svc:25465:domains/);
+    assert.match(text, /relay_recipient_maps = socketmap:inet:mx-rcptgate\.mail\.svc:25465:recipients/);
+    assert.match(text, /check_policy_service inet:mx-rcptgate\.mail\.svc:9466/);
   });
 });
 

@@ -41,10 +41,15 @@ export function exposureWarnings(config: Config): ExposureIssue[] {
     });
   }
   if (exposed.includes('http') && wide.length === 0 && config.http.lookupTokenFile === null) {
+    // /metrics there admits the lookup API's clients only: a Prometheus elsewhere that scraped it
+    // before that change gets 401 from the upgrade on, and no shipped alert fires for a silent target.
+    const scrape = !exposed.includes('metrics');
     warnings.push({
       level: 'note',
       path: 'http.lookupTokenFile',
-      message: `listen.http is exposed (${config.listen.http}) but the lookup API answers loopback clients only: set http.lookupTokenFile to use it from other hosts`,
+      message:
+        `listen.http is exposed (${config.listen.http}) but the lookup API${scrape ? ' and /metrics answer' : ' answers'} loopback clients only: ` +
+        `set http.lookupTokenFile to use ${scrape ? 'them' : 'it'} from other hosts${scrape ? ' (a bearer token), or put listen.metrics on an address Prometheus reaches' : ''}`,
     });
   }
   warnings.push(...directoryWarnings(config), ...milterTimeoutNotes(config));

@@ -14,11 +14,13 @@ export const NO_OVERRIDES: Overrides = { allow: new Set(), deny: new Set() };
 /**
  * The line without its comment. `#` is also a character of local parts (RFC 5322 atext:
  * `ops#oncall@example.com`), so it starts a comment only at the start of the line, after white
- * space, or where no `@` follows (`bob@example.com#left`).
+ * space, after an `@`, or where no `@` follows (`bob@example.com#left`).
  */
 function withoutComment(line: string): string {
   for (let i = line.indexOf('#'); i >= 0; i = line.indexOf('#', i + 1)) {
-    if (i === 0 || /\s/.test(line[i - 1]!) || !line.includes('@', i)) return line.slice(0, i);
+    // After the address's own "@" a "#" can only start a comment (a domain holds none):
+    // `bob@example.com#moved to carol@example.com`, written before "#" could be in a local part.
+    if (i === 0 || /\s/.test(line[i - 1]!) || !line.includes('@', i) || line.lastIndexOf('@', i) >= 0) return line.slice(0, i);
   }
   return line;
 }

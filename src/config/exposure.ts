@@ -1,6 +1,7 @@
 import type { ConfigIssue } from '../errors.js';
 import { ms } from './duration.js';
 import { isLoopbackHost, isLoopbackRange } from './cidr.js';
+import { ruleNotes } from './rule-notes.js';
 import type { Config } from './schema.js';
 
 /**
@@ -52,7 +53,7 @@ export function exposureWarnings(config: Config): ExposureIssue[] {
         `set http.lookupTokenFile to use ${scrape ? 'them' : 'it'} from other hosts${scrape ? ' (a bearer token), or put listen.metrics on an address Prometheus reaches' : ''}`,
     });
   }
-  warnings.push(...directoryWarnings(config), ...milterTimeoutNotes(config));
+  warnings.push(...directoryWarnings(config), ...milterTimeoutNotes(config), ...ruleNotes(config));
   return warnings;
 }
 

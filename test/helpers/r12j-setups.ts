@@ -1,0 +1,59 @@
+/**
+ * One private Postfix running every documented setup in front of one rcptgate, each on its own
+ * smtpd listener: `relay` (the backup MX: relay_domains and relay_recipient_maps as socketmaps),
+ * `proxy` (the same through proxymap), `access` (check_recipient_access socketmap), `policy`
+ * (check_policy_service) and `milter` (smtpd_milters, milter_default_action = tempfail).
+ */
+import assert from 'node:assert/strict';
+import { freePort } from './ports.js';
+import { startPostfix, type PostfixInstance } from './postfix.js';
+import { smtpSession } from './raw-smtp.js';
+
+export type SetupName = 'relay' | 'proxy' | 'access' | 'policy' | 'milter';
+
+export interface SetupsMx {
+  mx: PostfixInstance;
+  /** smtpd port of each setup. */
+  setups: Record<SetupName, number>;
+}
+
+export async function startSetupsMx(gate: { socketmap: number; policy: number; milter: number }): Promise<SetupsMx> {
+  const sm = `socketmap:inet:127.0.0.1:${gate.socketmap}`;
+  const setups = {} as Record<SetupName, number>;
+  for (const name of ['relay', 'proxy', 'access', 'policy', 'milter'] as const) setups[name] = await freePort();
+  const smtpd = (port: number, opts: Record<string, string>) =>
+    [`127.0.0.1:${port} inet n - n - - smtpd`, ...Object.entries(opts).map(([k, v]) => `  -o { ${k} = ${v} }`)].join('\n');
+  const local = { relay_domains: 'example.com', relay_recipient_maps: '' };
+  const extra = [
+    smtpd(setups.relay, {}),
+    smtpd(setups.proxy, { relay_domains: `proxy:${sm}:domains`, relay_recipient_maps: `proxy:${sm}:recipients` }),
+    smtpd(setups.access, { ...local, smtpd_recipient_restrictions: `reject_unauth_destination, check_recipient_access ${sm}:access` }),
+    smtpd(setups.policy, { ...local, smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${gate.policy}` }),
+    smtpd(setups.milter, { ...local, smtpd_milters: `inet:127.0.0.1:${gate.milter}`, milter_default_action: 'tempfail' }),
+  ].join('\n');
+  const mx = await startPostfix({
+    mainCf: {
+      relay_domains: `${sm}:domains`,
+      relay_recipient_maps: `${sm}:recipients`,
+      proxy_read_maps: `proxy:${sm}:domains proxy:${sm}:recipients`,
+      smtpd_error_sleep_time: '0',
+      smtpd_soft_error_limit: '100',
+      smtpd_hard_error_limit: '100',
+    },
+    masterCfExtra: extra,
+  });
+  return { mx, setups };
+}
+
+/**
+ * The reply each address got in one session on `port`. A MAIL refused with a 4xx (the milter's
+ * tempfail at connect, as milter_default_action = tempfail does) defers every recipient: then
+ * that reply stands for each.
+ */
+export async function rcptReplies(port: number, to: string[]): Promise<string[]> {
+  const replies = await smtpSession(port, ['EHLO client.rcptgate.test', 'MAIL FROM:<sender@example.org>', ...to.map((a) => `RCPT TO:<${a}>`)]);
+  const mail = replies[1]!;
+  if (/^4\d\d /.test(mail)) return to.map(() => mail);
+  assert.match(mail, /^250 /, `MAIL on ${port}`);
+  return replies.slice(2);
+}

@@ -3,6 +3,7 @@ import { addressMatcher } from '../config/cidr.js';
 import type { Logger } from '../log.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import { bearerToken, tokensEqual } from './auth.js';
+import { hostGuard } from './host-guard.js';
 import { sendProblem } from './problem.js';
 import { tokenGetter, type Token } from './token-file.js';
 
@@ -11,6 +12,8 @@ import { tokenGetter, type Token } from './token-file.js';
  * a request is answered when it carries the lookup token or the admin token, or when it
  * carries no token and its peer address is in `http.lookupAllowFrom` (loopback by default).
  * A wrong token is refused even from an allowed address: it is a mistake worth seeing.
+ * A token-free request from loopback must name the server by IP address or localhost in Host
+ * (host-guard.ts): otherwise a web page could read verdicts through DNS rebinding.
  */
 export interface LookupAccess {
   /** Bearer token for the lookup endpoints (http.lookupTokenFile); null = none. */
@@ -54,6 +57,7 @@ export function accessControl(access: LookupAccess, admin: Token, logger: Logger
   };
   // A token file rotates, it does not come or go: whether one is set is known from the start.
   const canAuthenticate = lookupToken() !== null || adminToken() !== null;
+  const rebinding = hostGuard();
 
   const lookup = guard('the lookup API');
   const metrics = guard('/metrics on listen.http');
@@ -72,7 +76,13 @@ export function accessControl(access: LookupAccess, admin: Token, logger: Logger
         sendProblem(res, 'forbidden', `The bearer token is not valid for ${what}.`);
         return;
       }
-      if (allowed(req.socket.remoteAddress)) return next();
+      if (allowed(req.socket.remoteAddress)) {
+        const refusal = rebinding(req.socket.remoteAddress, req.headers.host);
+        if (refusal === null) return next();
+        if (limiter) limiter.warn(logger, 'http_lookup_foreign_host', { remoteAddress: req.socket.remoteAddress, path: req.path }, 'token-free request from loopback under a foreign Host refused (DNS rebinding guard)');
+        sendProblem(res, 'forbidden', refusal);
+        return;
+      }
       if (canAuthenticate) {
         res.set('WWW-Authenticate', 'Bearer realm="rcptgate"');
         sendProblem(res, 'unauthorized', `${What} needs an Authorization: Bearer <token> header from this address.`);
@@ -104,7 +114,8 @@ export function accessControl(access: LookupAccess, admin: Token, logger: Logger
 
   const admits = (req: Request): boolean => {
     const given = bearerToken(req.get('authorization'));
-    return given === null ? allowed(req.socket.remoteAddress) : tokenMatches(given) !== null;
+    if (given !== null) return tokenMatches(given) !== null;
+    return allowed(req.socket.remoteAddress) && rebinding(req.socket.remoteAddress, req.headers.host) === null;
   };
 
   return { lookup, metrics, admits, isAdmin, explain };

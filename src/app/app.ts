@@ -12,7 +12,7 @@ import { SnapshotHolder } from './snapshots.js';
 import { answerPersistence } from '../snapshot/answer-persistence.js';
 import type { SyncProgress } from '../snapshot/progress.js';
 import { EngineHolder } from './engines.js';
-import { currentSecretFilesDigest, watchSecretFiles } from './secret-files.js';
+import { bindRefused, currentSecretFilesDigest, watchSecretFiles } from './secret-files.js';
 import { healthReport } from './health-report.js';
 import { ProbeLoop } from './probe.js';
 import { Listeners, type ListenerName } from './listeners.js';
@@ -88,7 +88,12 @@ export async function createApp(options: AppOptions): Promise<App> {
     probes.poke();
     snapshots.start();
     persistence?.start();
-    secretWatch = watchSecretFiles(() => currentSecretFilesDigest(engines.current.config), () => engines.current.secretFiles, () => reload(undefined, true));
+    secretWatch = watchSecretFiles({
+      digestNow: () => currentSecretFilesDigest(engines.current.config),
+      installed: () => engines.current.secretFiles,
+      refusedNow: () => bindRefused(engines.current),
+      refresh: () => reload(undefined, true),
+    });
   };
 
   const close = async (): Promise<void> => {

@@ -160,6 +160,9 @@ export class SnapshotSync {
   /** A disk that refuses the file (read-only, full) costs the next restart its snapshot, not this one: the listing
    * is complete, so it is served (thrown away, it would age past `sync.maxAge` while every sync succeeded). */
   private async persist(kind: SyncReport['kind'], store: SnapshotStore, started: number, fullAt: number, mustWrite = false): Promise<void> {
+    // `rcptgate sync` wrote the file during this incremental sync (a full listing, a shrink applied
+    // with RCPTGATE_SYNC_MAX_SHRINK): not overwritten with the older snapshot; the next sync serves it.
+    if (kind === 'incremental' && (await this.file.replaced())) return;
     try {
       await writeSnapshot(this.path, snapshotSource(this.deps.config), started, store, fullAt, this.directoryId);
       await this.file.mark();

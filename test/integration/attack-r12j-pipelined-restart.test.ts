@@ -1,9 +1,10 @@
 /**
  * A bulk sender pipelining 80 RCPTs in one write into every documented Postfix setup
  * (test/helpers/r12j-setups.ts: relay socketmap, proxymap, access map, policy, milter) while
- * rcptgate is stopped (SIGTERM, drain) in the middle of the lookups; then, rcptgate started again
- * on the same ports, the same again with fresh addresses and no stop. The directory is a little slow (a delaying proxy), every address
- * uncached, so smtpd has lookups in flight and many queued behind them. Every recipient must get
+ * rcptgate is stopped (SIGTERM, drain) in the middle of the lookups; then, rcptgate started
+ * again on the same ports, the same again with fresh addresses and no stop. The directory is a
+ * little slow (a delaying proxy), every address uncached, so smtpd has lookups in flight and
+ * many queued behind them. Every recipient must get
  * its own reply in order: a valid one 250 or a 4xx, an unknown one 550 or a 4xx — never a 5xx for
  * a valid recipient, never a 250 for an unknown one, and no session cut short; after the restart
  * no 4xx at all (Postfix's held connections, proxymap's included, reconnect). Real slapd (2,000

@@ -3,7 +3,7 @@ import express, { type Express, type Request, type RequestHandler } from 'expres
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { LogLimiter } from '../net/log-limiter.js';
-import { peerAddress } from '../net/host-port.js';
+import { peerClient } from '../net/host-port.js';
 import { DEFAULT_MAX_OUTSTANDING, DEFAULT_MAX_OUTSTANDING_PER_CLIENT } from '../net/tcp-server.js';
 import type { HealthReport, LookupOptions, LookupResult, RecipientValidator } from '../recipient/types.js';
 import { requireAdmin } from './auth.js';
@@ -36,6 +36,8 @@ export interface HttpAppDeps {
   lookupTurns?: LookupTurnLimits;
   /** Cache flush for DELETE /v1/cache; defaults to `validator.flush`. */
   flushCache?: (address?: string) => number;
+  /** Leading bits of an IPv6 address that name one client for turns and batch shares (default 64). */
+  clientIpv6PrefixBits?: number;
   /** Tests: BATCH_BYTES_IN_PROGRESS. */
   batchBytesInProgress?: number;
 }
@@ -107,7 +109,7 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
     const options = { frontend: 'http' as const, explain };
     const known = now?.(address, options);
     if (known !== undefined) return Promise.resolve(known);
-    return turns.run(peerAddress(req.socket), () => validator.lookup(address, options), () => gone() || req.socket.destroyed);
+    return turns.run(peerClient(req.socket, deps.clientIpv6PrefixBits), () => validator.lookup(address, options), () => gone() || req.socket.destroyed);
   };
 
   // A wildcard, so that an unencoded "/" in a local part (RFC 5321 allows it) still reaches us.
@@ -139,7 +141,7 @@ function lookupRoutes(route: Route, deps: HttpAppDeps, access: ReturnType<typeof
     post: [
       access.lookup,
       access.explain,
-      batchBudget(deps.batchBytesInProgress ?? BATCH_BYTES_IN_PROGRESS, BODY_LIMIT_BYTES),
+      batchBudget(deps.batchBytesInProgress ?? BATCH_BYTES_IN_PROGRESS, BODY_LIMIT_BYTES, deps.clientIpv6PrefixBits),
       express.json({ limit: BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] }),
       checkBatch(lookup),
     ],

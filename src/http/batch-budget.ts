@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import { peerAddress } from '../net/host-port.js';
+import { peerClient } from '../net/host-port.js';
 import { sendProblem } from './problem.js';
 
 /**
@@ -18,9 +18,10 @@ export const BATCH_BYTES_IN_PROGRESS = 4 * 1024 * 1024;
  * compressed body counts as `maxBodyBytes`, as a chunked one does: it is held decoded.
  * One client address holds at most half of the budget (its first batch is always admitted): a
  * client that starts batches and never finishes their bodies (each held until Node's request
- * timeout, then started again) held it all, and every other client's batches got 503.
+ * timeout, then started again) held it all, and every other client's batches got 503. An IPv6
+ * client is its /64 (net/host-port.ts): from four addresses of one /64 it held it all again.
  */
-export function batchBudget(budgetBytes: number, maxBodyBytes: number): RequestHandler {
+export function batchBudget(budgetBytes: number, maxBodyBytes: number, ipv6Bits?: number): RequestHandler {
   let inProgress = 0;
   const byClient = new Map<string, number>();
   const share = budgetBytes / 2;
@@ -30,7 +31,7 @@ export function batchBudget(budgetBytes: number, maxBodyBytes: number): RequestH
     // Counted by it, brotli batches of 1.6 kB on the wire (240 kB decoded) were all admitted.
     const plain = req.get('transfer-encoding') === undefined && isIdentity(req.get('content-encoding'));
     const bytes = plain && Number.isSafeInteger(declared) && declared >= 0 ? Math.min(Math.max(declared, 1), maxBodyBytes) : maxBodyBytes;
-    const client = peerAddress(req.socket);
+    const client = peerClient(req.socket, ipv6Bits);
     const held = byClient.get(client) ?? 0;
     if ((inProgress > 0 && inProgress + bytes > budgetBytes) || (held > 0 && held + bytes > share)) {
       res.set('Retry-After', '1').set('Connection', 'close');

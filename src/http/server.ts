@@ -9,7 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import { peerAddress, parseHostPort } from '../net/host-port.js';
+import { peerAddress, peerClient, parseHostPort } from '../net/host-port.js';
 import type { LogLimiter } from '../net/log-limiter.js';
 import type { HealthReport } from '../recipient/types.js';
 import { publicHealth } from './health-view.js';
@@ -23,8 +23,10 @@ export interface HttpListenerOptions {
   logger: Logger;
   /** Open connections allowed at once. */
   maxConnections: number;
-  /** Open connections one client address may hold (default: no per-address limit). */
+  /** Open connections one client address (an IPv6 client: its network, net/host-port.ts) may hold (default: no per-address limit). */
   maxConnectionsPerClient?: number;
+  /** Leading bits of an IPv6 address that name one client (default 64; 128 counts each address). */
+  clientIpv6PrefixBits?: number;
   /** Rate-limits the warning for refused connections. */
   logLimiter?: LogLimiter;
   /** Label for logs (default "http"). */
@@ -93,7 +95,7 @@ function countConnections(server: http.Server, name: string, options: HttpListen
   const perClient = new Map<string, number>();
   const maxPerClient = options.maxConnectionsPerClient ?? Infinity;
   server.on('connection', (socket) => {
-    const peer = peerAddress(socket);
+    const peer = peerClient(socket, options.clientIpv6PrefixBits);
     const held = perClient.get(peer) ?? 0;
     if (held >= maxPerClient) {
       metrics.connectionsRejected.inc({ frontend: name });

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { ipv6Network } from '../gate/ipv6-network.js';
 
 /** Splits "host:port", "[v6]:port". */
 export function parseHostPort(hostPort: string): { host: string; port: number } {
@@ -12,4 +13,18 @@ export function parseHostPort(hostPort: string): { host: string; port: number } 
 export function peerAddress(socket: Socket): string {
   const a = socket.remoteAddress ?? '?';
   return a.startsWith('::ffff:') && a.includes('.') ? a.slice(7) : a;
+}
+
+/** IPv6 networks counted as one client by default: a host or customer holds at least a /64. */
+export const CLIENT_IPV6_PREFIX_BITS = 64;
+
+/**
+ * The client a connection counts against for per-client limits: its IPv4 address, or its IPv6
+ * network of `ipv6Bits` (as harvest protection keys it, gate/ipv6-network.ts). Per address, a
+ * client rotating through its /64 had 2^64 shares. Addresses that embed an IPv4 client (NAT64,
+ * mapped) count per address.
+ */
+export function peerClient(socket: Socket, ipv6Bits = CLIENT_IPV6_PREFIX_BITS): string {
+  const address = peerAddress(socket);
+  return ipv6Network(address, ipv6Bits) ?? address;
 }

@@ -1,8 +1,11 @@
 /**
- * One private Postfix running every documented setup in front of one rcptgate, each on its own
- * smtpd listener: `relay` (the backup MX: relay_domains and relay_recipient_maps as socketmaps),
- * `proxy` (the same through proxymap), `access` (check_recipient_access socketmap), `policy`
- * (check_policy_service) and `milter` (smtpd_milters, milter_default_action = tempfail).
+ * Every documented setup in front of one rcptgate, each on its own smtpd listener: `relay` (the
+ * backup MX: relay_domains and relay_recipient_maps as socketmaps), `proxy` (the same through
+ * proxymap), `access` (check_recipient_access socketmap), `policy` (check_policy_service) and
+ * `milter` (smtpd_milters, milter_default_action = tempfail). Two private Postfix instances:
+ * trivial-rewrite reads relay_domains from main.cf whatever smtpd's `-o` says, so the access,
+ * policy and milter setups run on one whose relay_domains is listed in main.cf, and only the
+ * front end under test is asked.
  */
 import assert from 'node:assert/strict';
 import { freePort } from './ports.js';
@@ -12,37 +15,51 @@ import { smtpSession } from './raw-smtp.js';
 export type SetupName = 'relay' | 'proxy' | 'access' | 'policy' | 'milter';
 
 export interface SetupsMx {
-  mx: PostfixInstance;
+  /** The socketmap-domains instance (relay, proxy), then the listed-domains one (access, policy, milter). */
+  mxs: PostfixInstance[];
   /** smtpd port of each setup. */
   setups: Record<SetupName, number>;
+  /** Every instance's log, joined. */
+  maillog(): Promise<string>;
+  close(): Promise<void>;
+}
+
+const QUIET = { smtpd_error_sleep_time: '0', smtpd_soft_error_limit: '100', smtpd_hard_error_limit: '100' };
+
+function smtpd(port: number, opts: Record<string, string>): string {
+  return [`127.0.0.1:${port} inet n - n - - smtpd`, ...Object.entries(opts).map(([k, v]) => `  -o { ${k} = ${v} }`)].join('\n');
 }
 
 export async function startSetupsMx(gate: { socketmap: number; policy: number; milter: number }): Promise<SetupsMx> {
   const sm = `socketmap:inet:127.0.0.1:${gate.socketmap}`;
   const setups = {} as Record<SetupName, number>;
   for (const name of ['relay', 'proxy', 'access', 'policy', 'milter'] as const) setups[name] = await freePort();
-  const smtpd = (port: number, opts: Record<string, string>) =>
-    [`127.0.0.1:${port} inet n - n - - smtpd`, ...Object.entries(opts).map(([k, v]) => `  -o { ${k} = ${v} }`)].join('\n');
-  const local = { relay_domains: 'example.com', relay_recipient_maps: '' };
-  const extra = [
-    smtpd(setups.relay, {}),
-    smtpd(setups.proxy, { relay_domains: `proxy:${sm}:domains`, relay_recipient_maps: `proxy:${sm}:recipients` }),
-    smtpd(setups.access, { ...local, smtpd_recipient_restrictions: `reject_unauth_destination, check_recipient_access ${sm}:access` }),
-    smtpd(setups.policy, { ...local, smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${gate.policy}` }),
-    smtpd(setups.milter, { ...local, smtpd_milters: `inet:127.0.0.1:${gate.milter}`, milter_default_action: 'tempfail' }),
-  ].join('\n');
-  const mx = await startPostfix({
-    mainCf: {
-      relay_domains: `${sm}:domains`,
-      relay_recipient_maps: `${sm}:recipients`,
-      proxy_read_maps: `proxy:${sm}:domains proxy:${sm}:recipients`,
-      smtpd_error_sleep_time: '0',
-      smtpd_soft_error_limit: '100',
-      smtpd_hard_error_limit: '100',
-    },
-    masterCfExtra: extra,
-  });
-  return { mx, setups };
+  const mxs: PostfixInstance[] = [];
+  const close = async () => {
+    for (const mx of mxs) await mx.close();
+  };
+  try {
+    mxs.push(
+      await startPostfix({
+        mainCf: { relay_domains: `${sm}:domains`, relay_recipient_maps: `${sm}:recipients`, proxy_read_maps: `proxy:${sm}:domains proxy:${sm}:recipients`, ...QUIET },
+        masterCfExtra: [smtpd(setups.relay, {}), smtpd(setups.proxy, { relay_domains: `proxy:${sm}:domains`, relay_recipient_maps: `proxy:${sm}:recipients` })].join('\n'),
+      }),
+    );
+    mxs.push(
+      await startPostfix({
+        mainCf: { relay_domains: 'example.com', relay_recipient_maps: '', ...QUIET },
+        masterCfExtra: [
+          smtpd(setups.access, { smtpd_recipient_restrictions: `reject_unauth_destination, check_recipient_access ${sm}:access` }),
+          smtpd(setups.policy, { smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${gate.policy}` }),
+          smtpd(setups.milter, { smtpd_milters: `inet:127.0.0.1:${gate.milter}`, milter_default_action: 'tempfail' }),
+        ].join('\n'),
+      }),
+    );
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  return { mxs, setups, close, maillog: async () => (await Promise.all(mxs.map((mx) => mx.maillog()))).join('\n') };
 }
 
 /**

@@ -15,8 +15,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { freePort } from '../helpers/ports.js';
-import { requirePostfixTools, type PostfixInstance } from '../helpers/postfix.js';
-import { rcptReplies as rcpts, startSetupsMx, type SetupName } from '../helpers/r12j-setups.js';
+import { requirePostfixTools } from '../helpers/postfix.js';
+import { rcptReplies as rcpts, startSetupsMx, type SetupsMx, type SetupName } from '../helpers/r12j-setups.js';
 import { startServe, type ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
@@ -26,7 +26,7 @@ describe('Postfix in front of an rcptgate that is down, then back (real Postfix,
   let ldap: Slapd;
   let dir: string;
   let cfg: string;
-  let mx: PostfixInstance;
+  let mx: SetupsMx;
   let rcptgate: ServeProcess | undefined;
   const ports = { socketmap: 0, policy: 0, milter: 0 };
   let setups: Record<SetupName, number>;
@@ -55,7 +55,8 @@ describe('Postfix in front of an rcptgate that is down, then back (real Postfix,
       directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '2s' } },
     };
     await writeFile(cfg, JSON.stringify(config));
-    ({ mx, setups } = await startSetupsMx(ports));
+    mx = await startSetupsMx(ports);
+    setups = mx.setups;
     await startGate();
   });
   after(async () => {

@@ -18,8 +18,8 @@ import path from 'node:path';
 import { after, test } from 'node:test';
 import { startDelayProxy, type DelayProxy } from '../helpers/delay-proxy.js';
 import { freePort } from '../helpers/ports.js';
-import { requirePostfixTools, type PostfixInstance } from '../helpers/postfix.js';
-import { startSetupsMx, type SetupName } from '../helpers/r12j-setups.js';
+import { requirePostfixTools } from '../helpers/postfix.js';
+import { startSetupsMx, type SetupsMx, type SetupName } from '../helpers/r12j-setups.js';
 import { startServe, type ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
@@ -60,7 +60,7 @@ async function pipelined(port: number, rcpts: string[]): Promise<string[]> {
 
 let ldap: Slapd | undefined;
 let slow: DelayProxy | undefined;
-let mx: PostfixInstance | undefined;
+let mx: SetupsMx | undefined;
 let dir: string | undefined;
 let gate: ServeProcess | undefined;
 after(async () => {
@@ -91,7 +91,8 @@ test('80 pipelined RCPTs per setup across an rcptgate stop, then after its resta
     for (const fe of ['socketmap', 'policy', 'milter']) await gate.waitForLog((l) => l.msg === 'listening' && l.frontend === fe, 30_000);
   };
   let setups: Record<SetupName, number>;
-  ({ mx, setups } = await startSetupsMx(ports));
+  mx = await startSetupsMx(ports);
+  setups = mx.setups;
   await startGate();
 
   const names = Object.keys(setups) as SetupName[];

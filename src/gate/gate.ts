@@ -27,7 +27,7 @@ export interface GateAnswer {
   answer: Answer;
   /** The engine's answer (null when the harvest guard refused without asking). */
   result: LookupResult | null;
-  /** Tarpit: hold the reply this long (ms); 0 to send it at once. */
+  /** Tarpit: hold the reply this long from now (ms; what is left of the delay after the lookup); 0 to send it at once. */
   delayMs: number;
 }
 
@@ -61,6 +61,8 @@ function domainOf(address: string): string | null {
 
 /** A recipient that needs the directory: where it is looked up, and the tarpit delay decided before. */
 class Later {
+  /** When the recipient arrived: the tarpit delay runs from here, alongside the lookup. */
+  readonly begunAt = performance.now();
   constructor(
     readonly address: string,
     readonly delayMs: number,
@@ -128,8 +130,12 @@ export class Gate {
   recipient(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
     const begun = this.begin(recipient, client, frontend, logger);
     if (!(begun instanceof Later)) return begun;
-    const { address, delayMs } = begun;
-    return this.lookup(address, frontend).then((r) => this.judge(r, client, delayMs, frontend, logger));
+    const { address, delayMs, begunAt } = begun;
+    // A flagged client's answer is held until `delayMs` after its arrival, the lookup included:
+    // the answer goes at max(lookup, delay), not lookup + delay. The tarpit costs a harvester
+    // the same per guess, while a shared sender's valid mail (a backup MX) and MTA timeouts
+    // (Sendmail's 10 s milter read, with a directory at its timeout) no longer pay for both.
+    return this.lookup(address, frontend).then((r) => this.judge(r, client, delayMs, frontend, logger, performance.now() - begunAt));
   }
 
   /** recipient()'s answer when it needs no directory request, else undefined (nothing counted). */
@@ -153,7 +159,8 @@ export class Gate {
     return result === undefined ? new Later(address, delayMs) : this.judge(result, client, delayMs, frontend, logger);
   }
 
-  private judge(result: LookupResult, client: string, delayMs: number, frontend: Frontend, logger: Logger): GateAnswer {
+  /** `waitedMs`: the time the lookup took, already part of the tarpit delay. */
+  private judge(result: LookupResult, client: string, delayMs: number, frontend: Frontend, logger: Logger, waitedMs = 0): GateAnswer {
     let answer = this.answerOf(result);
     const harvest = this.harvest;
     // One unknown address named again is counted once per window (harvest.ts firstAsk).
@@ -173,8 +180,9 @@ export class Gate {
       }
     }
     if (delayMs > 0) this.metrics.harvestDelayed.inc({ frontend });
-    if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: result.address, verdict: result.verdict, answer, delayMs }, 'recipient answer');
-    return { answer, result, delayMs };
+    const holdMs = delayMs > 0 ? Math.max(0, Math.ceil(delayMs - waitedMs)) : 0;
+    if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: result.address, verdict: result.verdict, answer, delayMs, holdMs }, 'recipient answer');
+    return { answer, result, delayMs: holdMs };
   }
 
   private failed(address: string, err: unknown): LookupResult {

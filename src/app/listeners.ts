@@ -99,9 +99,14 @@ export class Listeners {
       statusPage: config.statusPage,
       logLimiter: this.logLimiter,
       lookupTurns: { maxOutstanding: config.server.maxOutstanding, maxOutstandingPerClient: config.server.maxOutstandingPerClient },
+      // An IPv6 client is its network, as for harvest protection (policy.harvest.ipv6Prefix).
+      clientIpv6PrefixBits: config.policy.harvest.ipv6Prefix,
     });
     const s = config.server;
-    const listener = await startHttpListener(hostPort, { handler: app, metrics, logger, maxConnections: s.maxConnections, maxConnectionsPerClient: s.maxConnectionsPerClient, maxPipeline: s.maxPipeline, logLimiter: this.logLimiter });
+    const listener = await startHttpListener(hostPort, {
+      handler: app, metrics, logger, maxConnections: s.maxConnections, maxConnectionsPerClient: s.maxConnectionsPerClient, maxPipeline: s.maxPipeline, logLimiter: this.logLimiter,
+      clientIpv6PrefixBits: config.policy.harvest.ipv6Prefix,
+    });
     this.http.push(listener);
     this.addresses.http = listener.address;
   }

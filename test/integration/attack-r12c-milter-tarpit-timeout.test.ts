@@ -1,11 +1,12 @@
 /**
  * Sendmail waits 10 s for a milter reply (T=R:10s) and then goes on without it: with no F= flag
- * the recipient is taken unchecked. A tarpitted client's reply is held `policy.harvest.maxDelay`
- * after its lookup, which may itself take up to `directory.ldap.timeout`. `config check` noted
- * each setting reaching 10 s alone, but not the two together: directory.ldap.timeout 5s with
- * maxDelay 6s passed without a word, and a flagged client's recipient was answered after 11 s
- * against a directory that stopped answering (real milter listener, real slapd behind a proxy
- * that drops the traffic). Now the note names the sum.
+ * the recipient is taken unchecked. A tarpitted client's reply was held `policy.harvest.maxDelay`
+ * after its lookup, which may itself take up to `directory.ldap.timeout`: with timeout 5s and
+ * maxDelay 6s, each under 10 s, a flagged client's recipient was answered after 11 s against a
+ * directory that stopped answering. The delay now runs from the recipient's arrival, alongside its
+ * lookup, so the reply comes at the later of the two (6 s here), and `config check`, which names
+ * each setting reaching 10 s alone, has nothing to add. Real milter listener, real slapd behind a
+ * proxy that drops the traffic.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -100,7 +101,7 @@ describe('tarpit delay plus directory timeout against Sendmail\'s milter timeout
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  test('a flagged client\'s reply can outlast 10 s with each setting under it; config check says so', async (t) => {
+  test('a flagged client\'s reply comes within 10 s when each setting is under it; config check is quiet', async (t) => {
     const socket = await connectFrom(app.addresses.milter!.port);
     try {
       const s = new Session(socket);
@@ -115,7 +116,8 @@ describe('tarpit delay plus directory timeout against Sendmail\'s milter timeout
       const tookMs = Date.now() - began;
       t.diagnostic(`flagged client's reply after ${tookMs} ms`);
       assert.match(reply, /^451 /, 'the lookup failed, tempfail');
-      assert.ok(tookMs >= SENDMAIL_READ_TIMEOUT_MS, `the reply took ${tookMs} ms: past Sendmail's ${SENDMAIL_READ_TIMEOUT_MS} ms`);
+      assert.ok(tookMs < SENDMAIL_READ_TIMEOUT_MS, `the reply took ${tookMs} ms: past Sendmail's ${SENDMAIL_READ_TIMEOUT_MS} ms`);
+      assert.ok(tookMs >= 5_500, `the reply took ${tookMs} ms: the tarpit's 6 s were not held`);
     } finally {
       socket.destroy();
     }
@@ -124,6 +126,6 @@ describe('tarpit delay plus directory timeout against Sendmail\'s milter timeout
     await writeFile(file, JSON.stringify(config));
     const { code, out } = await configCheck(file);
     assert.equal(code, 0, out);
-    assert.match(out, /directory\.ldap\.timeout \(5s\) and then policy\.harvest\.maxDelay \(6s\)[^\n]*Sendmail/, `config check notes the sum:\n${out}`);
+    assert.doesNotMatch(out, /Sendmail/, `config check notes no milter timeout:\n${out}`);
   });
 });

@@ -111,6 +111,7 @@ export class EngineHolder {
       lookupNow: (address, o) => this.current.validator.lookupNow(address, o),
       isServedDomain: (d) => this.current.validator.isServedDomain(d),
       servedDomain: (d) => this.current.validator.servedDomain(d),
+      isShadowDomain: (d) => this.current.validator.isShadowDomain(d),
       flush: (a) => this.current.validator.flush(a),
       cacheSize: () => this.current.validator.cacheSize,
     };

@@ -147,7 +147,9 @@ export class Gate {
   private begin(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Later {
     // "nobody@example.com"@[127.0.0.1]: judged where the MTA will route it (source-route.ts).
     const address = servedTarget(recipient, this.isServed);
-    const harvest = this.harvest;
+    // A shadow domain answers as the MTA did before rcptgate: valid, never refused or held back,
+    // postmaster included; its would-be unknowns are answered valid, so they count for nothing.
+    const harvest = this.inShadowDomain(address) ? null : this.harvest;
     if (harvest !== null && harvest.action === 'reject' && harvest.isBlocked(client)) {
       this.metrics.harvestBlocked.inc({ frontend });
       if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: address }, 'recipient refused: client is harvesting');
@@ -183,6 +185,11 @@ export class Gate {
     const holdMs = delayMs > 0 ? Math.max(0, Math.ceil(delayMs - waitedMs)) : 0;
     if (logger.isLevelEnabled('debug')) logger.debug({ client, recipient: result.address, verdict: result.verdict, answer, delayMs, holdMs }, 'recipient answer');
     return { answer, result, delayMs: holdMs };
+  }
+
+  private inShadowDomain(address: string): boolean {
+    const domain = this.harvest === null ? null : domainOf(address);
+    return domain !== null && (this.validator.isShadowDomain?.(domain) ?? false);
   }
 
   private failed(address: string, err: unknown): LookupResult {

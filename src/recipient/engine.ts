@@ -90,6 +90,10 @@ export class RecipientValidatorImpl implements RecipientValidator {
     return this.rules.servedDomain(domain) !== null;
   }
 
+  isShadowDomain(domain: string): boolean {
+    return this.rules.isShadowDomain(domain);
+  }
+
   servedDomains(): string[] {
     return this.rules.servedDomains();
   }

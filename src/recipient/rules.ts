@@ -155,6 +155,12 @@ export class StaticRules {
     return n !== null && this.rules.has(n) ? n : null;
   }
 
+  /** True when `domain` is served in shadow mode: whatever is asked there is answered valid. */
+  isShadowDomain(domain: string): boolean {
+    const n = this.servedDomain(domain);
+    return n !== null && this.rules.get(n)?.mode === 'shadow';
+  }
+
   servedDomains(): string[] {
     return [...this.rules.keys()].sort();
   }

@@ -66,6 +66,8 @@ export interface RecipientValidator {
   isServedDomain(domain: string): boolean;
   /** Normalized form of a served domain, or null. */
   servedDomain(domain: string): string | null;
+  /** True when `domain` is served in shadow mode (every answer there is valid); absent: none is. */
+  isShadowDomain?(domain: string): boolean;
   /** Drop one address (any form) or every cached answer. Returns how many entries went. */
   flush(address?: string): number;
 }

@@ -8,8 +8,12 @@
  * front end under test is asked.
  */
 import assert from 'node:assert/strict';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { freePort } from './ports.js';
 import { startPostfix, type PostfixInstance } from './postfix.js';
+import { startServe, type ServeProcess } from './process.js';
 import { smtpSession } from './raw-smtp.js';
 
 export type SetupName = 'relay' | 'proxy' | 'access' | 'policy' | 'milter';
@@ -73,4 +77,37 @@ export async function rcptReplies(port: number, to: string[]): Promise<string[]>
   if (/^4\d\d /.test(mail)) return to.map(() => mail);
   assert.match(mail, /^250 /, `MAIL on ${port}`);
   return replies.slice(2);
+}
+
+/** rcptgate's front ends on fixed free ports (a restarted rcptgate listens where Postfix asks) and its config file. */
+export interface GateFiles {
+  dir: string;
+  cfg: string;
+  ports: { socketmap: number; policy: number; milter: number };
+}
+
+/** A temp directory holding the config `config(ports)` writes; the caller removes `dir`. */
+export async function gateFiles(name: string, config: (ports: GateFiles['ports']) => Record<string, unknown>): Promise<GateFiles> {
+  const dir = await mkdtemp(path.join(tmpdir(), `rcptgate-r12j-${name}-`));
+  const ports = { socketmap: await freePort(), policy: await freePort(), milter: await freePort() };
+  const cfg = path.join(dir, 'rcptgate.json');
+  await writeFile(cfg, JSON.stringify(config(ports)));
+  return { dir, cfg, ports };
+}
+
+/** The listen section with the three socket front ends on `ports` and nothing else. */
+export function frontendsOn(ports: GateFiles['ports']): Record<string, string | null> {
+  return { http: null, socketmap: `127.0.0.1:${ports.socketmap}`, policy: `127.0.0.1:${ports.policy}`, milter: `127.0.0.1:${ports.milter}`, metrics: null };
+}
+
+/** The real `rcptgate serve` on `cfg`, once every front end in `frontends` listens. */
+export async function startGate(cfg: string, env: NodeJS.ProcessEnv, frontends: readonly string[] = ['socketmap', 'policy', 'milter']): Promise<ServeProcess> {
+  const gate = startServe(['--config', cfg], env);
+  try {
+    for (const fe of frontends) await gate.waitForLog((l) => l.msg === 'listening' && l.frontend === fe, 30_000);
+  } catch (err) {
+    await gate.kill();
+    throw err;
+  }
+  return gate;
 }

@@ -12,14 +12,11 @@
  * all address resolution of the MX, not only the sessions asking it.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { rm } from 'node:fs/promises';
 import { after, test } from 'node:test';
-import { freePort } from '../helpers/ports.js';
 import { requirePostfixTools } from '../helpers/postfix.js';
-import { rcptReplies, startSetupsMx, type SetupsMx } from '../helpers/r12j-setups.js';
-import { startServe, type ServeProcess } from '../helpers/process.js';
+import { frontendsOn, gateFiles, rcptReplies, startGate, startSetupsMx, type SetupsMx } from '../helpers/r12j-setups.js';
+import type { ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 let ldap: Slapd | undefined;
@@ -36,18 +33,15 @@ after(async () => {
 
 test('socketmap setups in front of a hung rcptgate: 4xx after Postfix’s 100 s timeout, right answers after it resumes', { timeout: 400_000 }, async () => {
   requirePostfixTools();
-  ldap = await startSlapd();
-  dir = await mkdtemp(path.join(tmpdir(), 'rcptgate-r12j-hung-'));
-  const ports = { socketmap: await freePort(), policy: await freePort(), milter: await freePort() };
-  const cfg = path.join(dir, 'rcptgate.json');
-  const config = {
-    listen: { http: null, socketmap: `127.0.0.1:${ports.socketmap}`, policy: `127.0.0.1:${ports.policy}`, milter: `127.0.0.1:${ports.milter}`, metrics: null },
+  const slapd = (ldap = await startSlapd());
+  const files = await gateFiles('hung', (ports) => ({
+    listen: frontendsOn(ports),
     domains: ['example.com'],
-    directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '2s' } },
-  };
-  await writeFile(cfg, JSON.stringify(config));
-  gate = startServe(['--config', cfg], { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
-  for (const fe of ['socketmap', 'policy', 'milter']) await gate.waitForLog((l) => l.msg === 'listening' && l.frontend === fe, 30_000);
+    directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '2s' } },
+  }));
+  dir = files.dir;
+  const { cfg, ports } = files;
+  gate = await startGate(cfg, { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
   let setups;
   mx = await startSetupsMx(ports);
   setups = mx.setups;

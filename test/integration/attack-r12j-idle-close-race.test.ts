@@ -8,15 +8,12 @@
  * sessions are kept open by rcptgate for at least an hour once negotiated).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, test } from 'node:test';
-import { freePort } from '../helpers/ports.js';
 import { requirePostfixTools } from '../helpers/postfix.js';
-import { startSetupsMx, type SetupName, type SetupsMx } from '../helpers/r12j-setups.js';
-import { startServe, type ServeProcess } from '../helpers/process.js';
+import { frontendsOn, gateFiles, startGate, startSetupsMx, type SetupName, type SetupsMx } from '../helpers/r12j-setups.js';
+import type { ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -71,20 +68,17 @@ after(async () => {
 
 test('requests crossing rcptgate’s idle close get their right answers in every setup', { timeout: 240_000 }, async () => {
   requirePostfixTools();
-  ldap = await startSlapd();
-  dir = await mkdtemp(path.join(tmpdir(), 'rcptgate-r12j-idle-'));
-  const ports = { socketmap: await freePort(), policy: await freePort(), milter: await freePort() };
-  const cfg = path.join(dir, 'rcptgate.json');
-  const config = {
-    listen: { http: null, socketmap: `127.0.0.1:${ports.socketmap}`, policy: `127.0.0.1:${ports.policy}`, milter: `127.0.0.1:${ports.milter}`, metrics: '127.0.0.1:0' },
+  const slapd = (ldap = await startSlapd());
+  const files = await gateFiles('idle', (ports) => ({
+    listen: { ...frontendsOn(ports), metrics: '127.0.0.1:0' },
     domains: ['example.com'],
-    directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '2s' } },
+    directory: { kind: 'ldap', ldap: { urls: [slapd.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '2s' } },
     server: { idleTimeout: '2s' },
     policy: { harvest: { maxUnknown: 0 } },
-  };
-  await writeFile(cfg, JSON.stringify(config));
-  gate = startServe(['--config', cfg], { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
-  for (const fe of ['socketmap', 'policy', 'milter']) await gate.waitForLog((l) => l.msg === 'listening' && l.frontend === fe, 30_000);
+  }));
+  dir = files.dir;
+  const { cfg, ports } = files;
+  gate = await startGate(cfg, { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
   const metricsLine = await gate.waitForLog((l) => l.msg === 'listening' && l.listener === 'metrics', 30_000);
   const metricsPort = Number(String(metricsLine.address).split(':').pop());
   mx = await startSetupsMx(ports);

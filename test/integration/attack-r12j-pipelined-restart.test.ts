@@ -11,16 +11,13 @@
  * generated users), real `rcptgate serve`, real Postfix.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, test } from 'node:test';
 import { startDelayProxy, type DelayProxy } from '../helpers/delay-proxy.js';
-import { freePort } from '../helpers/ports.js';
 import { requirePostfixTools } from '../helpers/postfix.js';
-import { startSetupsMx, type SetupsMx, type SetupName } from '../helpers/r12j-setups.js';
-import { startServe, type ServeProcess } from '../helpers/process.js';
+import { frontendsOn, gateFiles, startGate, startSetupsMx, type SetupName, type SetupsMx } from '../helpers/r12j-setups.js';
+import type { ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -73,27 +70,24 @@ after(async () => {
 
 test('80 pipelined RCPTs per setup across an rcptgate stop, then after its restart: no 5xx for a valid recipient, no 250 for an unknown one', { timeout: 300_000 }, async () => {
   requirePostfixTools();
-  ldap = await startSlapd({ generatedUsers: 2_000 });
-  slow = await startDelayProxy(Number(new URL(ldap.url).port), 15);
-  dir = await mkdtemp(path.join(tmpdir(), 'rcptgate-r12j-pipelined-'));
-  const ports = { socketmap: await freePort(), policy: await freePort(), milter: await freePort() };
-  const cfg = path.join(dir, 'rcptgate.json');
-  const config = {
-    listen: { http: null, socketmap: `127.0.0.1:${ports.socketmap}`, policy: `127.0.0.1:${ports.policy}`, milter: `127.0.0.1:${ports.milter}`, metrics: null },
+  const slapd = (ldap = await startSlapd({ generatedUsers: 2_000 }));
+  const delayed = (slow = await startDelayProxy(Number(new URL(ldap.url).port), 15));
+  const files = await gateFiles('pipelined', (ports) => ({
+    listen: frontendsOn(ports),
     domains: ['example.com'],
-    directory: { kind: 'ldap', ldap: { urls: [slow.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '5s' } },
+    directory: { kind: 'ldap', ldap: { urls: [delayed.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '5s' } },
     // 40 unknown recipients a session: harvest protection would (rightly) step in.
     policy: { harvest: { maxUnknown: 0 } },
-  };
-  await writeFile(cfg, JSON.stringify(config));
-  const startGate = async () => {
-    gate = startServe(['--config', cfg], { RCPTGATE_LDAP_BIND_PASSWORD: ldap!.servicePassword });
-    for (const fe of ['socketmap', 'policy', 'milter']) await gate.waitForLog((l) => l.msg === 'listening' && l.frontend === fe, 30_000);
+  }));
+  dir = files.dir;
+  const { cfg, ports } = files;
+  const restartGate = async () => {
+    gate = await startGate(cfg, { RCPTGATE_LDAP_BIND_PASSWORD: ldap!.servicePassword });
   };
   let setups: Record<SetupName, number>;
   mx = await startSetupsMx(ports);
   setups = mx.setups;
-  await startGate();
+  await restartGate();
 
   const names = Object.keys(setups) as SetupName[];
   const check = (plans: string[][], results: string[][], restarted: boolean) => {
@@ -125,7 +119,7 @@ test('80 pipelined RCPTs per setup across an rcptgate stop, then after its resta
   gate = undefined;
   check(first, await Promise.all(sessions), false);
 
-  await startGate();
+  await restartGate();
   const second = plan(1);
   check(second, await Promise.all(names.map((n, s) => pipelined(setups[n], second[s]!))), true);
   console.log(tally.join('\n'));

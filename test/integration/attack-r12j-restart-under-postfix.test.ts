@@ -10,16 +10,13 @@
  * `rcptgate serve` processes, real Postfix.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { after, test } from 'node:test';
 import { startDelayProxy, type DelayProxy } from '../helpers/delay-proxy.js';
-import { freePort } from '../helpers/ports.js';
 import { requirePostfixTools } from '../helpers/postfix.js';
-import { startSetupsMx, type SetupsMx, type SetupName } from '../helpers/r12j-setups.js';
-import { startServe, type ServeProcess } from '../helpers/process.js';
+import { frontendsOn, gateFiles, startGate, startSetupsMx, type SetupName, type SetupsMx } from '../helpers/r12j-setups.js';
+import type { ServeProcess } from '../helpers/process.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 
 /** An SMTP session kept open: `send` returns the final line of the reply to one command. */
@@ -65,27 +62,24 @@ after(async () => {
 
 test('SIGTERM with lookups in flight and sessions held, then a restart: no 5xx for a valid recipient, no 2xx while away', { timeout: 240_000 }, async () => {
   requirePostfixTools();
-  ldap = await startSlapd();
+  const slapd = (ldap = await startSlapd());
   // Each chunk held 700 ms each way: a lookup takes a few seconds, well inside the 8 s timeout.
-  slow = await startDelayProxy(Number(new URL(ldap.url).port), 700);
-  dir = await mkdtemp(path.join(tmpdir(), 'rcptgate-r12j-restart-'));
-  const ports = { socketmap: await freePort(), policy: await freePort(), milter: await freePort() };
-  const cfg = path.join(dir, 'rcptgate.json');
-  const config = {
-    listen: { http: null, socketmap: `127.0.0.1:${ports.socketmap}`, policy: `127.0.0.1:${ports.policy}`, milter: `127.0.0.1:${ports.milter}`, metrics: null },
+  const delayed = (slow = await startDelayProxy(Number(new URL(ldap.url).port), 700));
+  const files = await gateFiles('restart', (ports) => ({
+    listen: frontendsOn(ports),
     domains: ['example.com'],
-    directory: { kind: 'ldap', ldap: { urls: [slow.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '8s' } },
+    directory: { kind: 'ldap', ldap: { urls: [delayed.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '8s' } },
     server: { drainTimeout: '20s' },
-  };
-  await writeFile(cfg, JSON.stringify(config));
-  const startGate = async () => {
-    gate = startServe(['--config', cfg], { RCPTGATE_LDAP_BIND_PASSWORD: ldap!.servicePassword });
-    for (const fe of ['socketmap', 'policy', 'milter']) await gate.waitForLog((l) => l.msg === 'listening' && l.frontend === fe, 30_000);
+  }));
+  dir = files.dir;
+  const { cfg, ports } = files;
+  const restartGate = async () => {
+    gate = await startGate(cfg, { RCPTGATE_LDAP_BIND_PASSWORD: ldap!.servicePassword });
   };
   let setups: Record<SetupName, number>;
   mx = await startSetupsMx(ports);
   setups = mx.setups;
-  await startGate();
+  await restartGate();
 
   const names = Object.keys(setups) as SetupName[];
   const sessions = await Promise.all(names.map((n) => openSession(setups[n])));
@@ -114,7 +108,7 @@ test('SIGTERM with lookups in flight and sessions held, then a restart: no 5xx f
       const r = await s.send('RCPT TO:<Carol.Mixed@example.com>');
       if (!/^4\d\d /.test(r)) wrong.push(`${names[i]} while away: ${r}`);
     }
-    await startGate();
+    await restartGate();
     const after: string[] = [];
     for (const [i, s] of sessions.entries()) {
       const valid = await s.send('RCPT TO:<user1@example.com>');

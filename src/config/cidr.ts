@@ -40,17 +40,18 @@ export function addressMatcher(ranges: readonly string[]): (address: string | un
   };
 }
 
-const LOOPBACK = addressMatcher(['127.0.0.0/8', '::1/128']);
+/** True for a loopback peer address (IPv4-mapped spellings included). */
+export const isLoopbackAddress = addressMatcher(['127.0.0.0/8', '::1/128']);
 
 /** True when every address of the range is a loopback address. */
 export function isLoopbackRange(text: string): boolean {
   const c = parseCidr(text);
   if (!c) return false;
-  return c.family === 'ipv4' ? c.prefix >= 8 && LOOPBACK(c.address) : c.prefix === 128 && LOOPBACK(c.address);
+  return c.family === 'ipv4' ? c.prefix >= 8 && isLoopbackAddress(c.address) : c.prefix === 128 && isLoopbackAddress(c.address);
 }
 
 /** True for a listen host that only loopback clients can reach ("localhost" included). */
 export function isLoopbackHost(host: string): boolean {
   const h = host.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || LOOPBACK(h);
+  return h === 'localhost' || isLoopbackAddress(h);
 }

@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import os from 'node:os';
-import { addressMatcher } from '../config/cidr.js';
+import { isLoopbackAddress } from '../config/cidr.js';
 
 /**
  * DNS rebinding guard for the lookup API's token-free access (README "HTTP API").
@@ -18,7 +18,6 @@ import { addressMatcher } from '../config/cidr.js';
  * browser's ambient authority and is never checked.
  */
 
-const isLoopback = addressMatcher(['127.0.0.0/8', '::1/128']);
 
 /** This host's name and its first label, lower-case: names only the host's own resolver maps. */
 function ownNames(): Set<string> {
@@ -48,7 +47,7 @@ function localName(name: string): boolean {
  * reason it is refused. A request without Host (HTTP/1.0 only; browsers always send it) passes.
  */
 export function rebindingRefusal(peer: string | undefined, host: string | undefined, names = ownNames()): string | null {
-  if (host === undefined || !isLoopback(peer)) return null;
+  if (host === undefined || !isLoopbackAddress(peer)) return null;
   const name = hostName(host);
   if (name !== null && name !== '' && (isIP(name) !== 0 || localName(name) || names.has(name))) return null;
   const shown = JSON.stringify(host.slice(0, 100));

@@ -121,6 +121,7 @@ export interface StaticRulesDeps {
  */
 export class StaticRules {
   private readonly rules: Map<string, EffectiveRule>;
+  private readonly anyShadow: boolean;
   /** Served domains already in normal form (lowercase A-labels), for parseServedAddress(). */
   private readonly plainDomains = new Set<string>();
   private readonly delimiters: string;
@@ -138,6 +139,7 @@ export class StaticRules {
 
   constructor(private readonly deps: StaticRulesDeps, positiveTtlMs: number) {
     this.rules = buildRules(deps.config, deps.directory);
+    this.anyShadow = [...this.rules.values()].some((r) => r.mode === 'shadow');
     for (const d of this.rules.keys()) if (normalizeDomain(d) === d) this.plainDomains.add(d);
     this.delimiters = deps.config.recipientDelimiter;
     this.domainKey = asksDomainKey(deps.config);
@@ -157,6 +159,8 @@ export class StaticRules {
 
   /** True when `domain` is served in shadow mode: whatever is asked there is answered valid. */
   isShadowDomain(domain: string): boolean {
+    // Asked for every recipient of a policy or milter client: no domain parse where none is shadow.
+    if (!this.anyShadow) return false;
     const n = this.servedDomain(domain);
     return n !== null && this.rules.get(n)?.mode === 'shadow';
   }

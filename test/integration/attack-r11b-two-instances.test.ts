@@ -78,6 +78,10 @@ describe('two instances on the same data files (real slapd, real serve)', () => 
     const file = await writeConfig('first', ldap);
     const killed = serve(file, ldap);
     await listenerPort(killed, 'http');
+    // The lock is taken once the listeners are up (and checked 200 ms later): killed before
+    // that, there would be no lock left to test.
+    for (let i = 0; i < 100 && !(await stat(`${answers()}.lock`).then((st) => st.isSocket(), () => false)); i++) await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, 300));
     await killed.kill();
     assert.ok((await stat(`${answers()}.lock`)).isSocket(), 'SIGKILL leaves the lock behind');
     const restarted = serve(file, ldap);

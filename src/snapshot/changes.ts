@@ -46,6 +46,19 @@ export function escapeDnValue(v: string): string {
   return v.replace(/[,+"\\<>;=]/g, (c) => `\\${c}`).replace(/^([ #])/, '\\$1').replace(/ $/, '\\ ');
 }
 
+/**
+ * A DN attribute value as Active Directory and Samba write it (Samba's ldb_dn_escape_value, after
+ * Windows): `#` escaped anywhere, `;`, `=`, CR, LF and NUL as `\XX`. Not RFC 4514: `Sales; Ops`
+ * is listed as `CN=Sales\3B Ops`, which escapeDnValue() spells `CN=Sales\; Ops`.
+ */
+export function escapeAdDnValue(v: string): string {
+  return v
+    .replace(/[,+"\\<>?#]/g, (c) => `\\${c}`)
+    .replace(/[;=\r\n\0]/g, (c) => `\\${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`)
+    .replace(/^ /, '\\ ')
+    .replace(/(?<=.) $/, '\\ ');
+}
+
 /** The DC= suffix of a DN: the naming context a deleted object's tombstone lives in. */
 export function domainRoot(dn: string): string {
   const parts = dn.split(/,(?=\s*dc=)/i);
@@ -213,9 +226,17 @@ export class ChangeFeed {
     const dns: string[] = [];
     for (const e of entries) {
       const parent = attributeValues(e as LdapEntry, 'lastKnownParent')[0];
-      // Before msDS-LastKnownRDN existed, the tombstone's own RDN held the name before "\0ADEL:".
-      const rdn = attributeValues(e as LdapEntry, 'msDS-LastKnownRDN')[0] ?? /^CN=(.*?)\\0ADEL:/i.exec(e.dn)?.[1];
-      if (parent && rdn) dns.push(`CN=${escapeDnValue(rdn)},${parent}`);
+      if (!parent) continue;
+      const rdn = attributeValues(e as LdapEntry, 'msDS-LastKnownRDN')[0];
+      // The listing holds the DN as the DC spells it; suspects the snapshot does not hold cost nothing.
+      if (rdn) dns.push(`CN=${escapeAdDnValue(rdn)},${parent}`, `CN=${escapeDnValue(rdn)},${parent}`);
+      // Without msDS-LastKnownRDN (older schemas; Samba's contacts) the tombstone's own RDN holds the
+      // name before "\0ADEL:", already escaped as the DC escapes it: escaping it again made
+      // `Doe\, Jane` `Doe\\\, Jane`, and the deleted entry stayed valid until the full sync.
+      else {
+        const escaped = /^CN=(.*?)\\0ADEL:/i.exec(e.dn)?.[1];
+        if (escaped) dns.push(`CN=${escaped},${parent}`);
+      }
     }
     return dns;
   }

@@ -7,6 +7,7 @@
  * of the same run: the confidence interval of the median paired ratio over the rounds.
  */
 import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { materialiseBuild, startBuild, workingTree, type BuildInstance } from '../lib/builds.js';
@@ -72,8 +73,18 @@ export async function regressScenario(ctx: Context): Promise<void> {
   }
 }
 
-/** One postmap run against `rg`, with the CPU rcptgate spent on it. */
+/**
+ * Idle time before every measured run. Without it the warm rounds (old, new | new, old | ...) ran
+ * one build twice in a row at each round boundary, and a build asked again at once ran about 25 %
+ * slower than one that had rested while the other ran: a position effect (new/old 1.22 in
+ * "old, new" rounds, 0.78 in "new, old" ones) that widened the interval past any verdict. Cold
+ * runs had this pause already (a key file written and the cache flushed before each).
+ */
+const SETTLE_MS = 300;
+
+/** One postmap run against `rg` after SETTLE_MS of quiet, with the CPU rcptgate spent on it. */
 async function measured(cfDir: string, rg: BuildInstance, file: string, keys: number): Promise<Sample> {
+  await sleep(SETTLE_MS);
   const c0 = cpuNanos(rg.pid);
   const run = await postmapRun(cfDir, `socketmap:inet:127.0.0.1:${rg.socketmapPort}:recipients`, file, keys);
   return { rate: run.rate, cpu: (cpuNanos(rg.pid) - c0) / 1000 / keys, found: run.found, keys };

@@ -252,7 +252,8 @@ function section(deps: string, warm: Pair[], cold: Pair[], load: string[]): stri
 
 The old build is commit ${REGRESS_COMMIT}, materialised with \`git archive\` at bench time (${deps}); the new one is the
 working tree. Both run side by side as the real CLI with default settings against the same slapd. Each of ${ROUNDS} rounds
-runs \`postmap -q -\` once against each build, the order swapping every round; CPU is the rcptgate process's time on CPU
+runs \`postmap -q -\` once against each build, the order swapping every round, each run after ${SETTLE_MS} ms of quiet (a build run
+twice in a row otherwise reads about 25 % slower); CPU is the rcptgate process's time on CPU
 (all threads, /proc/PID/task/*/schedstat) per lookup.
 
 Noise and tolerance: on this shared machine two runs of the same build differ by the load alone (the "same-build

@@ -2,6 +2,7 @@ import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { AuthHold } from './auth-hold.js';
 import type { LdapConnection } from './connection.js';
 import { connectFirst, type ConnectOptions } from './connect.js';
+import { isSecurityRefusal } from './ldap-errors.js';
 
 /** How long a server that said busy or unavailable, hung or refused the bind is tried last by new connections. */
 const REST_MS = 30_000;
@@ -80,7 +81,18 @@ export class Dialer {
     const mine: LdapConnection[] = [];
     const refused: string[] = [];
     let refusal: DirectoryError | undefined;
-    const o: ConnectOptions = { ...this.o, onBindRefused: (url, err) => (refused.push(url), (refusal = err), this.o.onBindRefused?.(url, err)) };
+    const o: ConnectOptions = {
+      ...this.o,
+      onBindRefused: (url, err) => {
+        // Refused for want of TLS, before any password was checked: no lockout to spare, and no pause
+        // after the directory's administrator takes the requirement back (mail deferred for minutes).
+        if (!isSecurityRefusal(err)) {
+          refused.push(url);
+          refusal = err;
+        }
+        this.o.onBindRefused?.(url, err);
+      },
+    };
     const opened = (conn: LdapConnection) => {
       mine.push(conn);
       this.opening.add(conn);
@@ -93,7 +105,7 @@ export class Dialer {
       this.o.authHold.accepted(conn.url);
       return conn;
     } catch (err) {
-      if (err instanceof DirectoryError && err.code === ErrorCodes.DIRECTORY_AUTH && !this.closed()) {
+      if (err instanceof DirectoryError && err.code === ErrorCodes.DIRECTORY_AUTH && refused.length > 0 && !this.closed()) {
         const pause = this.o.authHold.refused(err, refused);
         this.o.log.error(
           { err: err.message, pauseSeconds: pause / 1000, held: refused },
@@ -109,7 +121,7 @@ export class Dialer {
   /** A bind made outside the pool (the snapshot change feed) was refused by the server at `url`: paused like the pool's own. */
   bindRefused(url: string, err: DirectoryError): void {
     this.rest(url);
-    this.o.authHold.refused(err, [url]);
+    if (!isSecurityRefusal(err)) this.o.authHold.refused(err, [url]);
   }
 
   /** The URLs a new connection would bind to now, in the order it would try them. */

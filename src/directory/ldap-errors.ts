@@ -49,6 +49,14 @@ export function isAuthResult(code: number): boolean {
   return AUTH_CODES.has(code);
 }
 
+/** strongerAuthRequired (8), confidentialityRequired (13): the server wants TLS before it looks at any password. */
+const SECURITY_CODES = new Set([8, 13]);
+
+/** A bind refused for the connection's security, not its credentials: it counts towards no account lockout. */
+export function isSecurityRefusal(err: DirectoryError): boolean {
+  return err.cause instanceof ResultCodeError && SECURITY_CODES.has(err.cause.code);
+}
+
 /** unavailable (52): what the pool is told of a server that cannot serve any search. */
 export const UNAVAILABLE = 52;
 

@@ -8,6 +8,7 @@ import type { Logger } from '../log.js';
 import { DirectoryClock } from './directory-clock.js';
 import { readDirectoryId } from './identity.js';
 import { LdapSession } from './ldap-session.js';
+import { storable } from './storable.js';
 import type { SnapshotStore } from './store.js';
 
 /**
@@ -253,7 +254,7 @@ export class ChangeFeed {
     const entry = entries[0] as LdapEntry | undefined;
     const addresses = entry ? this.plan.addresses(entry) : [];
     if (!entry || addresses.length === 0) return null;
-    return { dn: entry.dn, canonical: this.plan.canonical(entry) ?? addresses[0]!, addresses };
+    return storable({ dn: entry.dn, canonical: this.plan.canonical(entry) ?? addresses[0]!, addresses });
   }
 }
 

@@ -73,12 +73,19 @@ export async function connectFirst(
   });
 }
 
+/**
+ * The TLS options of StartTLS on `url`: its host checked against the certificate and named to the
+ * server (SNI), as LDAPS does. A copy: ldapts leaves the socket it upgrades in the object it gets.
+ */
+export function startTlsOptions(url: string, tlsOptions: tls.ConnectionOptions | undefined): tls.ConnectionOptions {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  return { ...tlsOptions, host, ...(net.isIP(host) ? {} : { servername: host }) };
+}
+
 async function handshake(conn: LdapConnection, o: ConnectOptions, step: (name: string) => void): Promise<void> {
-  const { hostname } = new URL(conn.url);
   if (o.startTLS && conn.url.startsWith('ldap:')) {
     step('StartTLS');
-    const host = hostname.replace(/^\[|\]$/g, '');
-    await conn.client.startTLS({ ...o.tlsOptions, host, ...(net.isIP(host) ? {} : { servername: host }) });
+    await conn.client.startTLS(startTlsOptions(conn.url, o.tlsOptions));
   }
   step('bind');
   // An explicit anonymous bind opens the connection now, so failover happens here and not mid-search.

@@ -3,6 +3,7 @@ import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
 import { readRegularFileSync } from '../config/regular-file.js';
 import { DirectoryError, ErrorCodes, RcptgateError } from '../errors.js';
+import { startTlsOptions } from '../directory/connect.js';
 import { deadlineRace } from '../directory/connection.js';
 import { parseFilter } from '../directory/filter.js';
 import { isAuthResult, toDirectoryError } from '../directory/ldap-errors.js';
@@ -34,7 +35,7 @@ export class LdapSession {
     for (const url of binding?.urls ?? config.urls) {
       const client = new Client({ url, connectTimeout: timeoutMs, timeout: timeoutMs, ...(url.startsWith('ldaps:') ? { tlsOptions } : {}) });
       const handshake = (async () => {
-        if (config.startTLS && url.startsWith('ldap:')) await client.startTLS(tlsOptions);
+        if (config.startTLS && url.startsWith('ldap:')) await client.startTLS(startTlsOptions(url, tlsOptions));
         if (config.bindDN) await client.bind(config.bindDN, password ?? '');
       })();
       try {

@@ -172,7 +172,8 @@ ${sections.join('\n\n')}
 - postmap: \`postmap -q - MAP < keys\` (one sequential connection, as smtpd does), 10,000 keys. Warm: best of 3 alternating
   rounds of the C responder, the Node do-nothing responder (bench/servers/null-socketmap.ts, for reference), rcptgate (keys cached beforehand) and native \`ldap:\` (ldap_table(5), same filter,
   \`result_attribute = mail\`). Cold: 2 rounds on 10,000 fresh keys, rcptgate's cache flushed (\`DELETE /v1/cache\`) before
-  each. CPU from /proc/PID/stat (utime+stime, 10 ms ticks) of rcptgate and slapd around each run; postmap's own CPU from
+  each. Every run, warm or cold, starts after 300 ms of quiet, so no contender pays for the work the run before it left
+  on these 2 cores. CPU from /proc/PID/stat (utime+stime, 10 ms ticks) of rcptgate and slapd around each run; postmap's own CPU from
   the cutime/cstime of the shell that waited for it. slapd's CPU per search = its CPU during the native \`ldap:\` runs
   (one search per lookup) ÷ lookups. LDAP searches per lookup from slapd's cn=Monitor (monitorOpCompleted of searches).
 - profile: a separate rcptgate under \`node --cpu-prof\`; samples are cut to the monotonic-clock window of each phase.

@@ -7,7 +7,16 @@
 import { spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { requireTool } from '../../test/helpers/postfix.js';
+
+/**
+ * Quiet time before a measured run. A server measured right after another run (its own, or
+ * another contender's on these 2 cores) reads up to a quarter slower than one measured from rest:
+ * the last run's work (collector, reaped children) still takes the CPU.
+ */
+export const SETTLE_MS = 300;
+export const settle = (): Promise<void> => sleep(SETTLE_MS);
 
 export interface PostmapRun {
   keys: number;

@@ -14,7 +14,7 @@ import { cpuMillis } from '../lib/cpu.js';
 import { searchCounter } from '../lib/monitor.js';
 import { keyFile, socketmapSeq, startNullSocketmap } from '../lib/native.js';
 import { ROOT, startNode } from '../lib/procs.js';
-import { postmapConfigDir, postmapRun, writeLdapTable, type PostmapRun } from '../lib/postmap.js';
+import { postmapConfigDir, postmapRun, settle, writeLdapTable, type PostmapRun } from '../lib/postmap.js';
 import { startRcptgate, warmUntilSteady } from '../lib/rcptgate.js';
 import { fmt } from '../lib/report.js';
 
@@ -47,11 +47,15 @@ export async function postmapScenario(ctx: Context): Promise<void> {
   let pLdap: PostmapRun | null = null;
   let warmCpu = 0;
   for (let round = 0; round < ROUNDS; round++) {
+    await settle();
     pNull = best(pNull, await postmapRun(cfDir, sm(nullPort), warmFile, KEYS));
+    await settle();
     pNode = best(pNode, await postmapRun(cfDir, sm(nodePort), warmFile, KEYS));
+    await settle();
     const c0 = cpuMillis(rg.pid);
     pWarm = best(pWarm, await postmapRun(cfDir, sm(rg.socketmapPort), warmFile, KEYS));
     warmCpu += cpuMillis(rg.pid) - c0;
+    await settle();
     pLdap = best(pLdap, await postmapRun(cfDir, ldapMap, warmFile, KEYS));
   }
   await nul.stop();
@@ -103,6 +107,7 @@ export async function postmapScenario(ctx: Context): Promise<void> {
   const cpu = { rg: 0, slapdRg: 0, slapdLdap: 0, searchesRg: 0, clientLdap: 0, fwd: 0 };
   for (let round = 0; round < COLD_ROUNDS; round++) {
     await rg.flush();
+    await settle();
     await searches.start();
     const r0 = cpuMillis(rg.pid);
     const s0 = cpuMillis(slapd.pid!);
@@ -110,9 +115,11 @@ export async function postmapScenario(ctx: Context): Promise<void> {
     cpu.rg += cpuMillis(rg.pid) - r0;
     cpu.slapdRg += cpuMillis(slapd.pid!) - s0;
     cpu.searchesRg += await searches.stop();
+    await settle();
     const f0 = cpuMillis(fwd.pid);
     cFwd = best(cFwd, await postmapRun(cfDir, sm(fwdPort), coldFile, KEYS));
     cpu.fwd += cpuMillis(fwd.pid) - f0;
+    await settle();
     const s1 = cpuMillis(slapd.pid!);
     const l = await postmapRun(cfDir, ldapMap, coldFile, KEYS);
     cpu.slapdLdap += cpuMillis(slapd.pid!) - s1;

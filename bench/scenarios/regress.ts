@@ -7,14 +7,13 @@
  * of the same run: the confidence interval of the median paired ratio over the rounds.
  */
 import { mkdir } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { materialiseBuild, startBuild, workingTree, type BuildInstance } from '../lib/builds.js';
 import type { Context } from '../lib/context.js';
 import { searchCounter } from '../lib/monitor.js';
 import { keyFile, socketmapSeq } from '../lib/native.js';
-import { postmapConfigDir, postmapRun } from '../lib/postmap.js';
+import { postmapConfigDir, postmapRun, settle, SETTLE_MS } from '../lib/postmap.js';
 import { fmt } from '../lib/report.js';
 import { cpuNanos } from '../lib/schedstat.js';
 
@@ -73,18 +72,11 @@ export async function regressScenario(ctx: Context): Promise<void> {
   }
 }
 
-/**
- * Idle time before every measured run. Without it the warm rounds (old, new | new, old | ...) ran
- * one build twice in a row at each round boundary, and a build asked again at once ran about 25 %
- * slower than one that had rested while the other ran: a position effect (new/old 1.22 in
- * "old, new" rounds, 0.78 in "new, old" ones) that widened the interval past any verdict. Cold
- * runs had this pause already (a key file written and the cache flushed before each).
- */
-const SETTLE_MS = 300;
-
 /** One postmap run against `rg` after SETTLE_MS of quiet, with the CPU rcptgate spent on it. */
 async function measured(cfDir: string, rg: BuildInstance, file: string, keys: number): Promise<Sample> {
-  await sleep(SETTLE_MS);
+  // Without this the warm rounds (old, new | new, old | ...) ran one build twice in a row at each
+  // round boundary: new/old read 1.22 in "old, new" rounds and 0.78 in "new, old" ones.
+  await settle();
   const c0 = cpuNanos(rg.pid);
   const run = await postmapRun(cfDir, `socketmap:inet:127.0.0.1:${rg.socketmapPort}:recipients`, file, keys);
   return { rate: run.rate, cpu: (cpuNanos(rg.pid) - c0) / 1000 / keys, found: run.found, keys };

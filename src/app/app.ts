@@ -39,6 +39,8 @@ export interface App {
   /** SIGHUP: re-read config (file given at start), flush the cache; connections stay open. */
   reload(file?: string): Promise<boolean>;
   health(): HealthReport;
+  /** The directory refused the bind account (a wrong password or bindDN): a configuration problem. */
+  bindRefused(): boolean;
   syncOnce(onProgress?: (p: SyncProgress) => void): Promise<string>;
   close(): Promise<void>;
 }
@@ -106,7 +108,7 @@ export async function createApp(options: AppOptions): Promise<App> {
   };
 
   const syncOnce = (onProgress?: (p: SyncProgress) => void): Promise<string> => snapshots.syncOnce(onProgress);
-  return { validator, metrics, addresses: listeners.addresses, prepare: () => snapshots.load(), start, reload, health, syncOnce, close };
+  return { validator, metrics, addresses: listeners.addresses, prepare: () => snapshots.load(), start, reload, health, bindRefused: () => bindRefused(engines.current), syncOnce, close };
 }
 
 /** The files the service writes (a snapshot only with sync on: without, `rcptgate sync` writes it). */

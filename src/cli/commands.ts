@@ -166,7 +166,14 @@ async function check(file: string | undefined, addresses: string[], explain: boo
       out(formatCheckLine(r));
       if (explain && r.explain) out(`  explain: ${JSON.stringify(r.explain)}`);
     }
-    return checkExitCode(results.map((r) => r.verdict));
+    const code = checkExitCode(results.map((r) => r.verdict));
+    // Not a passing failure: a caller retrying on 75 would retry for ever, each try one more
+    // refused bind towards an account lockout.
+    if (code === EXIT.TEMPFAIL && app.bindRefused()) {
+      err('rcptgate: the directory refused the bind account: check directory.ldap.bindDN and the bind password (bindPasswordFile or RCPTGATE_LDAP_BIND_PASSWORD)');
+      return EXIT.CONFIG;
+    }
+    return code;
   } finally {
     await app.close();
   }

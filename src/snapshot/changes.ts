@@ -42,6 +42,12 @@ export interface ChangeReport {
   refreshed: number;
 }
 
+/** LDAP noSuchObject (32), as ldapts throws it or wrapped as the cause of a DirectoryError. */
+function isNoSuchObject(err: unknown): boolean {
+  const e = err as { code?: unknown; cause?: { code?: unknown } } | null;
+  return e?.code === 32 || e?.cause?.code === 32;
+}
+
 /** RFC 4514 escaping of an attribute value inside a DN. */
 export function escapeDnValue(v: string): string {
   return v.replace(/[,+"\\<>;=]/g, (c) => `\\${c}`).replace(/^([ #])/, '\\$1').replace(/ $/, '\\ ');
@@ -83,6 +89,8 @@ export class ChangeFeed {
   private readonly plan: LdapSearchPlan;
   private tombstonesWork = true;
   private aboveBaseWorks = true;
+  /** The rootDSE's naming context of the base (see namingContext); undefined until read. */
+  private context: string | null | undefined;
   /** The directory's time, which every sync's window is asked by. */
   readonly clock: DirectoryClock;
 
@@ -191,7 +199,7 @@ export class ChangeFeed {
    * out keeps its addresses, and its old DN is gone). Nothing to do when the base is that root.
    */
   private async movedOut(session: LdapSession, since: Date, store: SnapshotStore, suspect: (dn: string) => void): Promise<void> {
-    const root = domainRoot(this.config.baseDN);
+    const root = (await this.namingContext(session)) ?? domainRoot(this.config.baseDN);
     const base = normalizedDn(this.config.baseDN);
     if (normalizedDn(root) === base) return;
     const anyAddress = `(|${this.plan.attributes.map((a) => `(${a}=*)`).join('')})`;
@@ -210,6 +218,26 @@ export class ChangeFeed {
       if (this.aboveBaseWorks) this.logger.warn({ root, err: { message: (err as Error).message } }, 'cannot list changes above the search base; entries moved out of it wait for the next full sync');
       this.aboveBaseWorks = false;
     }
+  }
+
+  /**
+   * The naming context the base lies in: the longest of the rootDSE's namingContexts above it or
+   * equal to it; null when the rootDSE cannot be read or names none. The base's trailing dc=
+   * components are no substitute: a base dc=staff,dc=example,dc=com (a tenant, a mail domain)
+   * was taken for the whole tree, and a leaver moved beside it stayed valid until the full sync.
+   */
+  private async namingContext(session: LdapSession): Promise<string | null> {
+    if (this.context !== undefined) return this.context;
+    const rootDse = await session.entry('', ['namingContexts']).catch(() => null);
+    if (!rootDse) return null;
+    const base = normalizedDn(this.config.baseDN);
+    let best: string | null = null;
+    for (const context of attributeValues(rootDse as LdapEntry, 'namingContexts')) {
+      const n = normalizedDn(context);
+      if (n !== '' && (base === n || base.endsWith(`,${n}`)) && n.length > (best === null ? 0 : normalizedDn(best).length)) best = context;
+    }
+    this.context = best;
+    return best;
   }
 
   /** Old DNs of objects deleted since `since`; an account that may not read them only logs it. */
@@ -248,7 +276,7 @@ export class ChangeFeed {
     try {
       entries = await session.search(dn, 'base', this.plan.listFilter, this.plan.attributes);
     } catch (err) {
-      if ((err as { code?: number }).code === 32) return null; // noSuchObject
+      if (isNoSuchObject(err)) return null;
       throw err;
     }
     const entry = entries[0] as LdapEntry | undefined;

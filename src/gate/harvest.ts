@@ -151,14 +151,13 @@ export class HarvestGuard {
     const key = this.keyOf(client);
     let state = this.clients.get(key);
     if (!state) this.clients.set(key, (state = newState()));
-    const { named, namedAt } = state;
     const cutoff = now - this.windowMs;
-    while (namedAt.length > 0 && namedAt[0]! <= cutoff) (namedAt.shift(), named.shift());
+    let drop = expired(state.namedAt, cutoff);
     const digest = digestOf(address);
-    if (named.includes(digest)) return false;
-    if (named.length >= Math.min(this.maxUnknown + 1, NAMED_MAX)) (namedAt.shift(), named.shift());
-    named.push(digest);
-    namedAt.push(now);
+    if (state.named.indexOf(digest, drop) >= 0) return false;
+    if (state.named.length - drop >= Math.min(this.maxUnknown + 1, NAMED_MAX)) drop++;
+    state.named = appended(state.named, drop, digest);
+    state.namedAt = appended(state.namedAt, drop, now);
     return true;
   }
 
@@ -184,9 +183,7 @@ export class HarvestGuard {
       Object.assign(state, { unknowns: [], blockedUntil: 0, excess: 0 });
     }
     if (!state) this.clients.set(key, (state = newState()));
-    const cutoff = now - this.windowMs;
-    while (state.unknowns.length > 0 && state.unknowns[0]! <= cutoff) state.unknowns.shift();
-    state.unknowns.push(now);
+    state.unknowns = appended(state.unknowns, expired(state.unknowns, now - this.windowMs), now);
     if (state.unknowns.length > this.maxUnknown) {
       state.blockedUntil = now + this.windowMs;
       state.unknowns = [];
@@ -195,6 +192,25 @@ export class HarvestGuard {
     }
     return false;
   }
+}
+
+/** How many of the oldest `times` (ascending) are at or before `cutoff`. */
+function expired(times: readonly number[], cutoff: number): number {
+  let n = 0;
+  while (n < times.length && times[n]! <= cutoff) n++;
+  return n;
+}
+
+/**
+ * `list` without its first `drop` entries, plus `value`: a new array of exactly that length. Grown
+ * with push() and emptied with shift(), V8 kept room for about twice the entries, and 100,000
+ * clients of 20 unknowns each held 133 MB of heap, half of what Node gives a 512 MiB container.
+ */
+function appended(list: readonly number[], drop: number, value: number): number[] {
+  const out = new Array<number>(list.length - drop + 1);
+  for (let i = drop; i < list.length; i++) out[i - drop] = list[i]!;
+  out[out.length - 1] = value;
+  return out;
 }
 
 function newState(): ClientState {

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { DirectoryClock } from './directory-clock.js';
 import { readDirectoryId } from './identity.js';
 import { LdapSession } from './ldap-session.js';
-import { storable } from './storable.js';
+import { put, storable } from './storable.js';
 import type { SnapshotStore } from './store.js';
 
 /**
@@ -181,7 +181,7 @@ export class ChangeFeed {
         }
         const record = await this.reread(session, dn);
         if (record && record.dn.toLowerCase() === dn.toLowerCase()) {
-          store.upsert(record);
+          put(store, record);
           report.refreshed++;
         } else if (store.remove(dn)) {
           report.removed++;

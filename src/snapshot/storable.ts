@@ -1,4 +1,5 @@
 import type { DirectoryRecord } from '../directory/types.js';
+import type { SnapshotStore } from './store.js';
 
 /**
  * Longest address a lookup can ask for, as UTF-8, with room to spare: 254 octets (RFC 5321),
@@ -23,4 +24,19 @@ export function storable(record: DirectoryRecord): DirectoryRecord | null {
   const addresses = record.addresses.filter(fits);
   if (addresses.length === 0) return null;
   return { dn: record.dn, canonical: fits(record.canonical) ? record.canonical : addresses[0]!, addresses };
+}
+
+/**
+ * Puts a listed entry into `store` as storable() leaves it (an entry left without addresses is
+ * removed); true when the store changed. An entry the store still cannot hold (more addresses
+ * than it takes) fails the sync naming its DN: the admin must find it to fix it.
+ */
+export function put(store: SnapshotStore, record: DirectoryRecord): boolean {
+  const kept = storable(record);
+  if (kept === null) return store.remove(record.dn);
+  try {
+    return store.upsert(kept);
+  } catch (err) {
+    throw new Error(`directory entry ${record.dn}: ${(err as Error).message}`, { cause: err });
+  }
 }

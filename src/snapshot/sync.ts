@@ -8,7 +8,7 @@ import { checkDirectoryId, directoryIdWithin } from './identity.js';
 import { FileStamp } from './file-stamp.js';
 import { SyncProgressTicker, type SyncProgress } from './progress.js';
 import { snapshotSource } from './source.js';
-import { storable } from './storable.js';
+import { put } from './storable.js';
 import { SnapshotStore, snapshotKey } from './store.js';
 import { vetListing } from './vet.js';
 import type { SnapshotSyncDeps, SyncReport } from './sync-types.js';
@@ -135,8 +135,7 @@ export class SnapshotSync {
         let listed = 0;
         const progress = new SyncProgressTicker(this.store?.entries ?? null, this.deps.logger, onProgress);
         for await (const r of this.deps.directory.listAll({ signal: this.abort.signal })) {
-          const kept = storable(r);
-          if (kept) store.upsert(kept);
+          put(store, r);
           progress.tick(++listed);
         }
         vetListing({ ...this.deps, canaries: this.canaries, previous: this.store ?? this.refused }, store, listed);
@@ -203,10 +202,7 @@ export class SnapshotSync {
         if (updates.push(r) > limit) return null; // ends the listing
       }
       // The skew margin re-lists recent changes every time: only real changes are written.
-      for (const r of updates) {
-        const kept = storable(r);
-        if (kept ? store.upsert(kept) : store.remove(r.dn)) changed++;
-      }
+      for (const r of updates) if (put(store, r)) changed++;
       if (this.deps.changes?.removals) {
         const removals = await this.deps.changes.apply(store, updates, since, this.deps.directory.binding?.());
         changed += removals.removed + removals.refreshed;

@@ -1,4 +1,4 @@
-import { PagedResultsControl, type Entry, type Filter } from 'ldapts';
+import { PagedResultsControl, type Control, type Entry, type Filter } from 'ldapts';
 import { DirectoryError, ErrorCodes } from '../errors.js';
 import { deadlineRace, type LdapConnection } from './connection.js';
 import { toDirectoryError } from './ldap-errors.js';
@@ -21,18 +21,22 @@ export interface PagedOptions {
   pageTimeoutMs: number;
   timeoutText: string;
   signal?: AbortSignal | undefined;
+  /** Sent with every page besides the paging control. */
+  controls?: Control[];
+  /** A search for hints, not for the whole directory (snapshot/changes.ts): a part referred elsewhere is only not searched. */
+  ignoreReferences?: boolean;
 }
 
 /** A server that keeps answering empty pages with a cookie is broken, not slow: stop after this many in a row. */
 const MAX_EMPTY_PAGES = 1_000;
 
-export async function* pagedSearch(conn: LdapConnection, o: PagedOptions): AsyncGenerator<Entry[]> {
+export async function* pagedSearch(conn: Pick<LdapConnection, 'client' | 'url'>, o: PagedOptions): AsyncGenerator<Entry[]> {
   let cookie: Buffer = Buffer.alloc(0);
   for (let empty = 0; ; ) {
     const control = new PagedResultsControl({ value: { size: o.pageSize, cookie } });
     let page;
     try {
-      const search = rawSearch(conn.client, { baseDN: o.baseDN, scope: o.scope, filter: o.filter, attributes: o.attributes, sizeLimit: 0, timeLimit: 0, controls: [control] });
+      const search = rawSearch(conn.client, { baseDN: o.baseDN, scope: o.scope, filter: o.filter, attributes: o.attributes, sizeLimit: 0, timeLimit: 0, controls: [...(o.controls ?? []), control] });
       page = await deadlineRace(
         search,
         o.pageTimeoutMs,
@@ -45,7 +49,7 @@ export async function* pagedSearch(conn: LdapConnection, o: PagedOptions): Async
     // Any non-success ends the listing as a failure: a partial listing must never pass for a whole one.
     if (page.status !== 0) throw toDirectoryError(resultError(page), { operation: 'paged search', url: conn.url });
     // So does a part of the base referred to another server: its entries are not in the listing.
-    if (page.referral !== undefined) {
+    if (page.referral !== undefined && !o.ignoreReferences) {
       throw new DirectoryError(ErrorCodes.DIRECTORY_PROTOCOL, `LDAP paged search on ${conn.url} was referred to ${page.referral} for part of the search base (not chased): the listing would lack its entries`);
     }
     if (page.entries.length > 0) yield page.entries;

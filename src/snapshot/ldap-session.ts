@@ -6,6 +6,7 @@ import { DirectoryError, ErrorCodes, RcptgateError } from '../errors.js';
 import { startTlsOptions } from '../directory/connect.js';
 import { deadlineRace } from '../directory/connection.js';
 import { parseFilter } from '../directory/filter.js';
+import { pagedSearch } from '../directory/paged.js';
 import { isAuthResult, toDirectoryError } from '../directory/ldap-errors.js';
 import type { BindingPlan } from '../directory/types.js';
 
@@ -21,7 +22,9 @@ type LdapConfig = Config['directory']['ldap'];
 export class LdapSession {
   private constructor(
     private readonly client: Client,
+    private readonly url: string,
     private readonly timeoutMs: number,
+    private readonly timeoutText: string,
   ) {}
 
   /** Search bases as the server finds them: an alias at the base followed (derefBase). */
@@ -42,7 +45,7 @@ export class LdapSession {
         // ldapts times each request, not the TLS handshake after StartTLS: a server that stalls it
         // would hold this sync, and every sync after it, for ever.
         await deadlineRace(handshake, timeoutMs, () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${config.startTLS ? 'StartTLS and bind' : 'bind'} on ${url} got no answer within ${config.timeout}`));
-        return new LdapSession(client, timeoutMs);
+        return new LdapSession(client, url, timeoutMs, config.timeout);
       } catch (err) {
         last = err;
         if (isAuthResult((err as { code?: unknown }).code as number)) binding?.refused(url, toDirectoryError(err, { operation: 'bind', url, bindDN: config.bindDN }));
@@ -60,11 +63,18 @@ export class LdapSession {
     return out;
   }
 
-  /** The same, a page at a time: a listing that may be large is not held whole. */
+  /**
+   * The same, a page at a time: a listing that may be large is not held whole. Paged as full
+   * listings are (directory/paged.ts): ldapts' own paged search stopped at the first empty page
+   * even when it carried a cookie (Active Directory sends such pages), and the changes after it
+   * were never seen: a user disabled or deleted stayed valid until the next full sync.
+   */
   async *pages(base: string, scope: 'base' | 'one' | 'sub', filter: string, attributes: string[], controls: Control[] = [], pageSize = 500): AsyncGenerator<Entry[]> {
     if (scope !== 'base') base = await this.derefBase(base);
-    const pages = this.client.searchPaginated(base, { scope, filter: parseFilter(filter), attributes, paged: { pageSize }, derefAliases: 'find', timeLimit: Math.ceil(this.timeoutMs / 1000) }, controls);
-    for await (const page of pages) yield page.searchEntries;
+    yield* pagedSearch({ client: this.client, url: this.url }, {
+      baseDN: base, scope, filter: parseFilter(filter), attributes, pageSize, controls,
+      pageTimeoutMs: this.timeoutMs, timeoutText: this.timeoutText, ignoreReferences: true,
+    });
   }
 
   /**

@@ -35,6 +35,9 @@ interface Holder {
   since: string;
 }
 
+/** What to raise when a start runs out of file descriptors (a listener, the data file lock). */
+export const OPEN_FILE_LIMIT = "raise the open-file limit (ulimit -n, systemd LimitNOFILE=, the container runtime's nofile; fs.file-max for the whole system)";
+
 /** How long a holder's answer may take: one that accepts and says nothing is still alive. */
 const ASK_TIMEOUT_MS = 2_000;
 /**
@@ -87,6 +90,11 @@ async function lockOne(file: LockedFile, target: string, logger: Logger): Promis
       }
       logger.debug({ key: file.key, lock: lockPath }, 'data file locked');
       return () => unlock(server, lockPath, ino);
+    }
+    // Out of descriptors says nothing about the volume: serving without the lock would let a
+    // second instance write the same file.
+    if (err.code === 'EMFILE' || err.code === 'ENFILE') {
+      throw new RcptgateError(ErrorCodes.CONFIG_INVALID, `${file.key}: cannot open the lock ${lockPath}: too many open files: ${OPEN_FILE_LIMIT}`);
     }
     if (err.code !== 'EADDRINUSE') {
       // A read-only volume (the file is only read) or a path too long for a socket: no lock.

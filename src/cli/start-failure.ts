@@ -1,3 +1,4 @@
+import { OPEN_FILE_LIMIT } from '../app/data-lock.js';
 import type { Config } from '../config/schema.js';
 
 /** What the operator can do about each error a listener's bind can fail with. */
@@ -7,6 +8,8 @@ const HINTS: Record<string, string> = {
   EADDRNOTAVAIL: 'the address is not one of this host\'s',
   ENOTFOUND: 'the host name does not resolve',
   EAI_AGAIN: 'the host name could not be resolved (DNS failure)',
+  EMFILE: `too many open files: ${OPEN_FILE_LIMIT}`,
+  ENFILE: `too many open files: ${OPEN_FILE_LIMIT}`,
 };
 
 interface NetError {

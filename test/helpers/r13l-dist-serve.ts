@@ -6,10 +6,15 @@ import { REPO_ROOT, type ServeProcess } from './process.js';
 /** The built CLI, as the package's bin and the container image run it (`npm run build` first). */
 export const DIST_MAIN = path.join(REPO_ROOT, 'dist/main.js');
 
-/** `node dist/main.js serve ARGS`, with the same view of it as startServe (JSON log lines, exit). */
-export function startDistServe(args: string[], env: NodeJS.ProcessEnv = {}): ServeProcess {
+/**
+ * `node dist/main.js serve ARGS`, with the same view of it as startServe (JSON log lines, exit);
+ * `fdLimit`: under that open-file limit (`ulimit -n`, as systemd's LimitNOFILE= sets it).
+ */
+export function startDistServe(args: string[], env: NodeJS.ProcessEnv = {}, fdLimit?: number): ServeProcess {
   if (!existsSync(DIST_MAIN)) throw new Error(`${DIST_MAIN} is missing: run npm run build first`);
-  const child = spawn(process.execPath, [DIST_MAIN, 'serve', ...args], { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const argv = [DIST_MAIN, 'serve', ...args];
+  const [command, commandArgs] = fdLimit === undefined ? [process.execPath, argv] : ['/bin/sh', ['-c', `ulimit -n ${fdLimit} && exec "$0" "$@"`, process.execPath, ...argv]];
+  const child = spawn(command, commandArgs, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buf = '';

@@ -102,7 +102,7 @@ async function lockOne(file: LockedFile, target: string, logger: Logger): Promis
       return null;
     }
     const found = await ask(lockPath);
-    if (found.alive) throw held(file, lockPath, found.holder);
+    if (found.alive) throw held(file, lockPath, found.holder, found.unreachable);
     // Nothing listens: the lock of a process that died. Removed only if it is still that one.
     if (found.ino !== null && (await inode(lockPath)) === found.ino) {
       const gone = await unlink(lockPath).then(() => null, (e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? null : e));
@@ -114,8 +114,8 @@ async function lockOne(file: LockedFile, target: string, logger: Logger): Promis
   throw new RcptgateError(ErrorCodes.CONFIG_INVALID, `${file.key}: could not take the lock ${lockPath} (another instance is starting with the same file?)`);
 }
 
-function held(file: LockedFile, lockPath: string, h: Holder | null): RcptgateError {
-  const who = h ? `pid ${h.pid} on ${h.host}, running since ${h.since}` : 'a process that does not say who it is';
+function held(file: LockedFile, lockPath: string, h: Holder | null, unreachable?: string): RcptgateError {
+  const who = h ? `pid ${h.pid} on ${h.host}, running since ${h.since}` : unreachable ? `it could not be asked: ${unreachable}` : 'a process that does not say who it is';
   return new RcptgateError(
     ErrorCodes.CONFIG_INVALID,
     `${file.key} ${file.path} is in use by another running instance (${who}; lock ${lockPath}): two instances must not write one file, give each its own path`,
@@ -142,14 +142,18 @@ async function inode(path: string): Promise<number | null> {
   return lstat(path).then((s) => s.ino, () => null);
 }
 
-/** Whether something listens at `path`, and what it says of itself. */
-async function ask(path: string): Promise<{ alive: boolean; holder: Holder | null; ino: number | null }> {
+/**
+ * Whether something listens at `path`, and what it says of itself. Only a refused connection
+ * means nobody listens: one the socket's mode forbids (EACCES: another user's lock) or a full
+ * backlog (EAGAIN) was taken for a dead holder, whose lock was then removed while it ran.
+ */
+async function ask(path: string): Promise<{ alive: boolean; holder: Holder | null; ino: number | null; unreachable?: string }> {
   const ino = await inode(path);
   return new Promise((resolve) => {
     const socket = createConnection(path);
     let text = '';
     let connected = false;
-    const done = (alive: boolean) => {
+    const done = (alive: boolean, unreachable?: string) => {
       clearTimeout(timer);
       socket.destroy();
       let holder: Holder | null = null;
@@ -158,14 +162,17 @@ async function ask(path: string): Promise<{ alive: boolean; holder: Holder | nul
       } catch {
         holder = null;
       }
-      resolve({ alive, holder, ino });
+      resolve({ alive, holder, ino, ...(unreachable ? { unreachable } : {}) });
     };
     const timer = setTimeout(() => done(connected), ASK_TIMEOUT_MS);
     socket.setEncoding('utf8');
     socket.on('connect', () => (connected = true));
     socket.on('data', (c: string) => (text = (text + c).slice(0, 4096)));
     socket.on('end', () => done(true));
-    socket.on('error', () => done(connected));
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      const nobody = e.code === 'ECONNREFUSED' || e.code === 'ENOENT';
+      done(connected || !nobody, connected || nobody ? undefined : e.code ?? e.message);
+    });
   });
 }
 

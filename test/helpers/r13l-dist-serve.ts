@@ -8,13 +8,14 @@ export const DIST_MAIN = path.join(REPO_ROOT, 'dist/main.js');
 
 /**
  * `node dist/main.js serve ARGS`, with the same view of it as startServe (JSON log lines, exit);
- * `fdLimit`: under that open-file limit (`ulimit -n`, as systemd's LimitNOFILE= sets it).
+ * `fdLimit`: under that open-file limit (`ulimit -n`, as systemd's LimitNOFILE= sets it);
+ * `prefix`: a command that runs it (setpriv with fewer capabilities, say).
  */
-export function startDistServe(args: string[], env: NodeJS.ProcessEnv = {}, fdLimit?: number): ServeProcess {
+export function startDistServe(args: string[], env: NodeJS.ProcessEnv = {}, options: { fdLimit?: number; prefix?: string[] } = {}): ServeProcess {
   if (!existsSync(DIST_MAIN)) throw new Error(`${DIST_MAIN} is missing: run npm run build first`);
-  const argv = [DIST_MAIN, 'serve', ...args];
-  const [command, commandArgs] = fdLimit === undefined ? [process.execPath, argv] : ['/bin/sh', ['-c', `ulimit -n ${fdLimit} && exec "$0" "$@"`, process.execPath, ...argv]];
-  const child = spawn(command, commandArgs, { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let argv = [...(options.prefix ?? []), process.execPath, DIST_MAIN, 'serve', ...args];
+  if (options.fdLimit !== undefined) argv = ['/bin/sh', '-c', `ulimit -n ${options.fdLimit} && exec "$0" "$@"`, ...argv];
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: REPO_ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let stderr = '';
   let buf = '';

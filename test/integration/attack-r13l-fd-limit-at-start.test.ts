@@ -37,7 +37,7 @@ describe('serve under too low an open-file limit (real CLI)', () => {
     const wrong: string[] = [];
     let served = 0;
     for (let limit = 18; limit <= 60 && served < 3; limit++) {
-      const p = startDistServe(['--config', config], {}, limit);
+      const p = startDistServe(['--config', config], {}, { fdLimit: limit });
       const listening = p.waitForLog((l) => l.msg === 'listening' && l.listener === 'metrics', 20_000).then(() => 'up', () => 'down');
       let first = await Promise.race([p.exited.then((c) => `exit ${c}`), listening]);
       // The lock is taken once the listeners are up: still running a moment later, it is up.

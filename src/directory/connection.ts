@@ -24,7 +24,7 @@ export class LdapConnection {
   readonly client: Client;
   /** Searches sent on it and not yet answered (each holds one message ID). */
   inFlight = 0;
-  /** When the server last sent anything on it (performance.now()): how a silently cut connection shows. */
+  /** When the server last sent anything on it, a part of a message included (performance.now()): how a silently cut connection shows. */
   lastMessageAt = performance.now();
   /** When the pool tries the first URL again in its place (Infinity: never; pool.ts). */
   failbackAt = Infinity;
@@ -92,13 +92,16 @@ export class LdapConnection {
       lookup: (id) => lookupSinkOf(this.client, id),
       other: (message) => parser.read(message, registry),
       heard: (id) => {
-        this.lastMessageAt = performance.now();
         if (id === 0) this.destroy();
       },
       broken: () => this.destroy(),
     });
     const stream = this.stream;
-    client.socketDataHandler = (data: Buffer) => stream.push(data);
+    client.socketDataHandler = (data: Buffer) => {
+      // Bytes of a large answer still arriving on a slow link are not silence (in-flight.ts, pool.dropIfSilent).
+      this.lastMessageAt = performance.now();
+      stream.push(data);
+    };
   }
 
   get alive(): boolean {

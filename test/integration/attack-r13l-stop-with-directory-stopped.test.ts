@@ -1,0 +1,72 @@
+/**
+ * SIGTERM while the directory has stopped answering (slapd SIGSTOPped: its connections open,
+ * nothing heard) and lookups hang on it through the socketmap and the HTTP API: a node being
+ * drained for maintenance during a directory outage. Every lookup in flight must be answered
+ * (tempfail: never unknown, never a cut connection Postfix reads as a lookup error), the answer
+ * file saved, and the process gone within the drain time plus the directory's close, not held
+ * up by connections to a server that never replies. Real slapd, the real CLI.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { listenerPort, startServe, type ServeProcess } from '../helpers/process.js';
+import { SocketmapClient } from '../helpers/socketmap-client.js';
+import { startSlapd, type Slapd } from '../helpers/slapd.js';
+
+describe('SIGTERM with lookups hanging on a stopped directory (real slapd, real CLI)', () => {
+  let ldap: Slapd;
+  let dir: string;
+  let serve: ServeProcess | undefined;
+
+  before(async () => {
+    ldap = await startSlapd({ generatedUsers: 50 });
+    dir = await mkdtemp(path.join(tmpdir(), 'rcptgate-r13l-stopdir-'));
+  });
+  after(async () => {
+    await serve?.kill();
+    ldap?.resume();
+    await ldap?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('every lookup in flight is answered tempfail; the process exits 0 within the drain time', async () => {
+    const file = path.join(dir, 'rcptgate.yaml');
+    const answers = path.join(dir, 'answers');
+    await writeFile(file, JSON.stringify({
+      listen: { http: '127.0.0.1:0', socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
+      domains: ['example.com'],
+      directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN, timeout: '2s' } },
+      server: { drainTimeout: '6s' },
+      cache: { persistPath: answers },
+      log: { level: 'info' },
+    }));
+    serve = startServe(['--config', file], { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword });
+    const smPort = await listenerPort(serve, 'socketmap');
+    const httpPort = await listenerPort(serve, 'http');
+    const client = await SocketmapClient.connect(smPort);
+    assert.match(await client.query('recipients', 'alice@example.com'), /^OK /);
+
+    await ldap.pause();
+    const sm = Array.from({ length: 5 }, (_, i) => client.query('recipients', `user${i + 1}@example.com`).catch((e: Error) => `cut: ${e.message}`));
+    const http = Array.from({ length: 5 }, (_, i) =>
+      fetch(`http://127.0.0.1:${httpPort}/v1/recipients/user${i + 10}@example.com`).then(async (r) => `${r.status} ${((await r.json()) as { verdict: string }).verdict}`, (e: Error) => `cut: ${e.message}`));
+    await new Promise((r) => setTimeout(r, 300));
+    const sent = Date.now();
+    serve.child.kill('SIGTERM');
+
+    const smReplies = await Promise.all(sm);
+    const httpReplies = await Promise.all(http);
+    const code = await Promise.race([serve.exited, new Promise((r) => setTimeout(() => r('still running 30 s after SIGTERM'), 30_000))]);
+    const took = Date.now() - sent;
+    client.close();
+    for (const r of smReplies) assert.match(r, /^TEMP /, `socketmap replies: ${smReplies.join(' | ')}`);
+    for (const r of httpReplies) assert.match(r, /^\d{3} tempfail$/, `HTTP replies: ${httpReplies.join(' | ')}`);
+    assert.equal(code, 0, `exit; logs: ${JSON.stringify(serve.logs.filter((l) => (l.level as number) >= 40))}`);
+    // Drain (6 s) plus the directory's close; at most a few seconds more on a loaded machine.
+    assert.ok(took < 15_000, `exited ${took} ms after SIGTERM`);
+    assert.ok(existsSync(answers), 'the answers were saved');
+  });
+});

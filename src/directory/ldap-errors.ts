@@ -207,6 +207,18 @@ export function isConnectionFailure(err: DirectoryError): boolean {
   return err.code === ErrorCodes.DIRECTORY_UNAVAILABLE && !(err.cause instanceof ResultCodeError);
 }
 
+/** Limits a server may hit after sending entries: timeLimitExceeded (3), sizeLimitExceeded (4), adminLimitExceeded (11). */
+const CUT_SHORT_CODES = new Set([3, 4, 11]);
+
+/**
+ * Whether a search ended with `status` and `entries` found what it looked for. A limit hit after an
+ * entry was sent still proves that entry matched (a server that lost an index scans on after the
+ * match and runs out of time): the user exists. With no entry it proves nothing.
+ */
+export function foundDespite(status: number, entries: number): boolean {
+  return status === 0 || (entries > 0 && CUT_SHORT_CODES.has(status));
+}
+
 /**
  * sizeLimitExceeded with no entry, adminLimitExceeded: a server limit this key's search hit (an
  * address held by more entries than the server lets one search examine). That address cannot be

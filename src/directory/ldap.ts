@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { BindingPlan, Directory, DirectoryAnswer, DirectoryEntry, DirectoryRecord } from './types.js';
 import { checkFilterTemplate, expandFilter, parseFilter } from './filter.js';
-import { NO_SUCH_OBJECT, toDirectoryError } from './ldap-errors.js';
+import { NO_SUCH_OBJECT, foundDespite, toDirectoryError } from './ldap-errors.js';
 import { searchPlan, type LdapEntry, type LdapSearchPlan } from './presets.js';
 import { AuthHold } from './auth-hold.js';
 import { ConnectionPool, closedError } from './pool.js';
@@ -156,8 +156,8 @@ export class LdapDirectory implements Directory {
     const search = rawSearch(conn.client, { baseDN: this.config.baseDN, scope: this.config.scope, filter, attributes: this.plan.attributes, sizeLimit: 1, timeLimit: 0 });
     const timeout = () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP search on ${conn.url} got no answer within half of ${this.config.timeout}`);
     const result = await deadlineRace(search, deadline - performance.now(), timeout);
-    // sizeLimitExceeded with an entry found is an answer, as for a lookup (scheduler.ts).
-    if (result.status !== 0 && !(result.status === 4 && result.entries.length > 0)) throw toDirectoryError(resultError(result), { operation: 'search', url: conn.url });
+    // A limit hit after an entry was found is an answer, as for a lookup (scheduler.ts).
+    if (!foundDespite(result.status, result.entries.length)) throw toDirectoryError(resultError(result), { operation: 'search', url: conn.url });
     return result.entries.length > 0;
   }
 

@@ -3,7 +3,7 @@ import { DirectoryError, ErrorCodes } from '../errors.js';
 import type { Logger } from '../log.js';
 import { abortError, type LdapConnection } from './connection.js';
 import { batchable, hidesValues, matchBatch } from './answers.js';
-import { NO_SUCH_OBJECT, UNAVAILABLE, failsEverySearch, isConnectionFailure, partialWhenLimited, toDirectoryError } from './ldap-errors.js';
+import { NO_SUCH_OBJECT, UNAVAILABLE, failsEverySearch, foundDespite, isConnectionFailure, partialWhenLimited, toDirectoryError } from './ldap-errors.js';
 import { closedError, type ConnectionPool } from './pool.js';
 import type { LdapSearchPlan } from './presets.js';
 import { resultError, sendLookupSearch, type RawSearchResult } from './raw-search.js';
@@ -241,14 +241,13 @@ export class LookupScheduler {
   }
 
   private settleSingle(p: Pending, result: RawSearchResult, conn: LdapConnection): void {
-    if (result.status === 0 || (result.status === 4 && result.entries.length > 0)) {
+    if (foundDespite(result.status, result.entries.length)) {
       if (result.referral !== undefined && result.entries.length === 0) return this.fail(p, referredError(result.referral, conn.url));
-      // sizeLimitExceeded with entries still proves the address exists.
       if (!this.valuesHidden && hidesValues(this.o.plan, p.key, result.entries)) this.learnHiddenValues();
       this.answer(p, result.entries, conn);
       return;
     }
-    // Any other result, sizeLimitExceeded with no entry included, is no answer: tempfail, never "no such entry"
+    // Any other result, a limit hit with no entry included, is no answer: tempfail, never "no such entry"
     // (unless a server that cannot serve any search now, its base missing, busy, or a limit on every search, leaves another to answer).
     const everySearch = this.limits.refusesEverySearch(conn, result.status);
     if (this.o.pool.refusedBy(conn, everySearch || failsEverySearch(result.status) ? UNAVAILABLE : result.status)) this.retryOnce([p], this.resultFailure(result, conn.url, everySearch));

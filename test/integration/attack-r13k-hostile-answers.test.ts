@@ -91,6 +91,18 @@ describe('a directory that answers lookups like a broken or hostile server', () 
     });
   }
 
+  test('a time or administrative limit hit after the entry was sent: the user is found, as for a size limit', async () => {
+    for (const code of [3, 11, 4]) {
+      proxy.transform = (msg) => withResultCode(msg, code);
+      try {
+        assert.deepEqual(await alone(directory, ['bob@example.com', 'ally@example.com']), ['bob@example.com', 'alice@example.com'], `code ${code}`);
+        assert.deepEqual(await alone(directory, ['nobody@example.com']), ['error'], `code ${code}: no entry proves nothing`);
+      } finally {
+        await healthy(`code ${code}, entry sent`);
+      }
+    }
+  });
+
   test('answers under a message ID nobody asked are ignored: lookups around them are answered right', async () => {
     for (const conn of proxy.open()) conn.hold();
     const lookups = outcomes(directory, ADDRESSES);

@@ -10,12 +10,13 @@ import { sameSource } from './source.js';
 import { SnapshotStore, type StoreImage } from './store.js';
 import { openRegularFile, writeFileAtomically } from './atomic-file.js';
 import { rekey, SNAPSHOT_KEYS } from './rekey.js';
+import { FIXED_SEED } from './table.js';
 
 /**
- * Snapshot file format, version 3: the compact store's arrays as they are in memory, so a
+ * Snapshot file format, version 4: the compact store's arrays as they are in memory, so a
  * restart reads a few large sections instead of parsing every entry or rebuilding an index.
- *   line 1: `rcptgate-snapshot 3`
- *   line 2: JSON header {createdAt, fullAt, source, entries, addresses, crc32, layout}
+ *   line 1: `rcptgate-snapshot 4`
+ *   line 2: JSON header {createdAt, fullAt, source, entries, addresses, hashSeed, crc32, layout}
  *   then the sections named by `layout` (byte lengths): meta (JSON: parents, shared),
  *   offsets, byAddress, byDn (little-endian uint32 arrays), then the record chunks.
  * `crc32` holds one CRC-32 per section, in that order: it refuses a corrupt or truncated file
@@ -24,12 +25,16 @@ import { rekey, SNAPSHOT_KEYS } from './rekey.js';
  * (base DN, scope, filter, preset; not the URLs, which replicas share) so a file written for
  * another tree or filter is refused. Written to a temp file, fsynced, then renamed: a reader
  * sees the old file or the new one, never a torn one.
- * Version 2 (the same sections under one SHA-256) and version 1 (JSON lines) are still read,
- * so an upgrade keeps its snapshot; a version this release does not know is refused.
+ * `hashSeed` is the seed the indexes were hashed with (table.ts): a new number, so the version
+ * changed and a release that would hash with the fixed seed, miss every address and answer
+ * unknown refuses the file instead. Version 3 (hashed with the fixed seed), version 2 (the same
+ * sections under one SHA-256) and version 1 (JSON lines) are still read, so an upgrade keeps its
+ * snapshot; a version this release does not know is refused.
  */
-export const SNAPSHOT_MAGIC = 'rcptgate-snapshot 3';
+export const SNAPSHOT_MAGIC = 'rcptgate-snapshot 4';
 const SNAPSHOT_MAGIC_V2 = 'rcptgate-snapshot 2';
-const KNOWN = [SNAPSHOT_MAGIC_V1, SNAPSHOT_MAGIC_V2, SNAPSHOT_MAGIC];
+const SNAPSHOT_MAGIC_V3 = 'rcptgate-snapshot 3';
+const KNOWN = [SNAPSHOT_MAGIC_V1, SNAPSHOT_MAGIC_V2, SNAPSHOT_MAGIC_V3, SNAPSHOT_MAGIC];
 
 export interface SnapshotHeader {
   /** When the data was last read from the directory (full or incremental sync), ms since epoch. */
@@ -39,8 +44,10 @@ export interface SnapshotHeader {
   source: string;
   entries: number;
   addresses: number;
-  /** Version 3: CRC-32 of each section. */
+  /** Versions 3 and 4: CRC-32 of each section. */
   crc32?: number[];
+  /** Version 4: the seed of the indexes' hash (versions 2 and 3 used FIXED_SEED). */
+  hashSeed?: number;
   /** Versions 1 and 2: SHA-256 of the body. */
   sha256?: string;
   /** The base entry's identifier when the listing was taken (identity.ts); absent in older files. */
@@ -70,7 +77,7 @@ function bytesOf(a: Uint32Array): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
-/** Writes a store (or builds one from records) as a version-3 snapshot file, atomically. */
+/** Writes a store (or builds one from records) as a version-4 snapshot file, atomically. */
 export async function writeSnapshot(
   path: string,
   source: string,
@@ -85,7 +92,17 @@ export async function writeSnapshot(
   const meta = Buffer.from(JSON.stringify({ parents: image.parents, shared: image.shared }), 'utf8');
   const sections = [meta, bytesOf(image.offsets), bytesOf(image.byAddress), bytesOf(image.byDn), ...image.chunks];
   const layout: Layout = { meta: meta.length, offsets: sections[1]!.length, byAddress: sections[2]!.length, byDn: sections[3]!.length, chunks: image.chunks.map((c) => c.length) };
-  const header: SnapshotHeader = { createdAt, fullAt, source, entries: store.entries, addresses: store.size, crc32: await checksums(sections), keys: SNAPSHOT_KEYS, ...(directoryId ? { directoryId } : {}) };
+  const header: SnapshotHeader = {
+    createdAt,
+    fullAt,
+    source,
+    entries: store.entries,
+    addresses: store.size,
+    hashSeed: image.seed,
+    crc32: await checksums(sections),
+    keys: SNAPSHOT_KEYS,
+    ...(directoryId ? { directoryId } : {}),
+  };
   await writeFileAtomically(path, `${SNAPSHOT_MAGIC}\n${JSON.stringify({ ...header, layout })}\n`, sections);
   return header;
 }
@@ -128,9 +145,9 @@ export async function readSnapshotStore(path: string, expectedSource: string, ma
     const nl2 = nl1 < 0 ? -1 : head.indexOf(0x0a, nl1 + 1);
     const magic = head.subarray(0, Math.max(0, nl1)).toString('utf8');
     if (nl1 >= 0 && /^rcptgate-snapshot \d+$/.test(magic) && !KNOWN.includes(magic)) {
-      throw invalid(path, `format version ${magic.slice(18)} is not one this release reads (1 to 3): written by a newer release?`);
+      throw invalid(path, `format version ${magic.slice(18)} is not one this release reads (1 to 4): written by a newer release?`);
     }
-    if (nl1 < 0 || nl2 < 0 || !KNOWN.includes(magic)) throw invalid(path, 'not an rcptgate snapshot (version 1 to 3)');
+    if (nl1 < 0 || nl2 < 0 || !KNOWN.includes(magic)) throw invalid(path, 'not an rcptgate snapshot (version 1 to 4)');
     const version = KNOWN.indexOf(magic) + 1;
     const header = parseHeader(path, head.subarray(nl1 + 1, nl2), version);
     if (!sameSource(header.source, expectedSource)) throw invalid(path, `written for another directory (${header.source})`);
@@ -181,6 +198,7 @@ function parseHeader(path: string, line: Buffer, version: number): SnapshotHeade
   if (version < 3 ? typeof header.sha256 !== 'string' : !Array.isArray(header.crc32)) throw invalid(path, 'incomplete header');
   if (typeof header.fullAt !== 'number') header.fullAt = header.createdAt;
   if (header.directoryId !== undefined && typeof header.directoryId !== 'string') throw invalid(path, 'incomplete header');
+  if (version < 4) delete header.hashSeed; // hashed with FIXED_SEED, whatever a header says
   if (version === 1) return header;
   const l = header.layout;
   const ok =
@@ -194,14 +212,15 @@ function parseHeader(path: string, line: Buffer, version: number): SnapshotHeade
     Array.isArray(l.chunks) &&
     l.chunks.length <= 256 &&
     l.chunks.every((c) => isCount(c) && c <= 1 << 24) &&
-    (version === 2 || (header.crc32!.length === 4 + l.chunks.length && header.crc32!.every(isCrc)));
+    (version === 2 || (header.crc32!.length === 4 + l.chunks.length && header.crc32!.every(isCrc))) &&
+    (version < 4 || isCrc(header.hashSeed));
   if (!ok) throw invalid(path, 'incomplete header');
   return header;
 }
 
 /**
  * Reads the sections named by the header into their own arrays (no copy) and checks them:
- * version 3 section by section, each CRC computed while the next section is being read;
+ * versions 3 and 4 section by section, each CRC computed while the next section is being read;
  * version 2 under one SHA-256.
  */
 async function readImage(path: string, fh: FileHandle, start: number, size: number, header: SnapshotHeader & { layout: Layout }): Promise<StoreImage> {
@@ -239,7 +258,7 @@ async function readImage(path: string, fh: FileHandle, start: number, size: numb
     }
   }
   if (sha && sha.digest('hex') !== header.sha256) throw invalid(path, 'checksum mismatch (truncated or corrupt)');
-  return { chunks, offsets, byAddress, byDn, ...parseMeta(path, meta) };
+  return { chunks, offsets, byAddress, byDn, seed: header.hashSeed ?? FIXED_SEED, ...parseMeta(path, meta) };
 }
 
 function parseMeta(path: string, meta: Buffer): { parents: string[]; shared: Array<[string, number[]]> } {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { addressKey } from '../recipient/address.js';
 import type { DirectoryRecord } from '../directory/types.js';
 import type { SnapshotView } from './view.js';
@@ -19,6 +20,8 @@ export interface StoreImage {
   parents: string[];
   /** Addresses held by several entries: every holder's id. */
   shared: Array<[string, number[]]>;
+  /** The seed both indexes were hashed with (FIXED_SEED in files written before seeds). */
+  seed: number;
 }
 
 /**
@@ -39,6 +42,8 @@ export class SnapshotStore implements SnapshotView {
   private shared = new Map<string, number[]>();
   /** The key being looked up, as UTF-8 (grown for long keys). */
   private key = Buffer.allocUnsafe(1024);
+  /** Hash seed of both indexes: drawn per store, so no one can craft addresses that collide (table.ts). */
+  private seed = randomBytes(4).readUInt32LE(0);
 
   constructor(
     /** When the last full sync started, on the `now` clock (the syncer's steady clock): `sync.maxAge` counts from here. */
@@ -61,6 +66,7 @@ export class SnapshotStore implements SnapshotView {
   /** A store over arrays read from a file; throws when they do not hold together. */
   static fromImage(image: StoreImage, createdAt: number, maxAgeMs: number, now?: () => number): SnapshotStore {
     const s = new SnapshotStore(createdAt, maxAgeMs, now);
+    s.seed = image.seed;
     s.arena = RecordArena.of(image.chunks, image.parents);
     s.offsets = image.offsets;
     s.idCount = image.offsets.length;
@@ -96,6 +102,7 @@ export class SnapshotStore implements SnapshotView {
       byDn: this.byDn.slots,
       parents: this.arena.parents,
       shared: [...this.shared],
+      seed: this.seed,
     };
   }
 
@@ -111,7 +118,7 @@ export class SnapshotStore implements SnapshotView {
   get(address: string): string | undefined {
     const n = this.encode(address);
     const key = this.key;
-    const h = hashBytes(key, 0, n);
+    const h = hashBytes(key, 0, n, this.seed);
     const t = this.byAddress;
     const s = t.slots;
     for (let i = t.home(h); ; i = t.next(i)) {
@@ -209,7 +216,7 @@ export class SnapshotStore implements SnapshotView {
     return s.length;
   }
 
-  private hashOf = (s: string): number => hashBytes(this.key, 0, this.encode(s));
+  private hashOf = (s: string): number => hashBytes(this.key, 0, this.encode(s), this.seed);
 
   /** Slot in the DN index of the entry with this lowercased DN, or -1. */
   private dnSlot(dnKey: string, hash: number): number {
@@ -224,7 +231,7 @@ export class SnapshotStore implements SnapshotView {
   /** Slot in the address index holding this address, or -1 (this.key holds it after the call). */
   private addressSlot(address: string): number {
     const n = this.encode(address);
-    const h = hashBytes(this.key, 0, n);
+    const h = hashBytes(this.key, 0, n, this.seed);
     const t = this.byAddress;
     for (let i = t.home(h); ; i = t.next(i)) {
       const v = t.slots[i * 2 + 1]!;
@@ -247,7 +254,7 @@ export class SnapshotStore implements SnapshotView {
   private attach(address: string, id: number): void {
     const slot = this.addressSlot(address);
     if (slot < 0) {
-      this.byAddress.insert(hashBytes(this.key, 0, this.encode(address)), this.offsets[id]!);
+      this.byAddress.insert(hashBytes(this.key, 0, this.encode(address), this.seed), this.offsets[id]!);
       return;
     }
     const holders = this.shared.get(address) ?? [RecordArena.idAt(this.arena.chunks, this.byAddress.value(slot))];

@@ -191,9 +191,18 @@ function removeIn(s: Uint32Array, slot: number): void {
   }
 }
 
-/** FNV-1a over bytes, then a murmur3 finalizer so close keys spread over the whole range. */
-export function hashBytes(b: Uint8Array, start: number, end: number): number {
-  let h = 0x811c9dc5;
+/** FNV-1a's offset basis: the seed of every index written before seeds (file format 3 and older). */
+export const FIXED_SEED = 0x811c9dc5;
+
+/**
+ * FNV-1a over bytes from `seed`, then a murmur3 finalizer so close keys spread over the whole
+ * range. With a fixed seed anyone can compute colliding keys offline (meet in the middle through
+ * FNV's invertible steps: thousands of addresses on one hash in a second), and one who adds them
+ * to the directory turns every lookup near them into a walk of the whole cluster; each store
+ * draws its own seed (store.ts), which the attacker does not see.
+ */
+export function hashBytes(b: Uint8Array, start: number, end: number, seed: number): number {
+  let h = seed;
   for (let i = start; i < end; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);

@@ -58,7 +58,7 @@ function meanProbes(slots: Uint32Array, hashes: number[], hit: boolean): number 
   return total / hashes.length;
 }
 
-const hashOf = (s: string) => hashBytes(Buffer.from(s), 0, Buffer.byteLength(s));
+const hashOf = (s: string, seed: number) => hashBytes(Buffer.from(s), 0, Buffer.byteLength(s), seed);
 
 describe('snapshot lookups touch little memory at scale', () => {
   let built: SnapshotStore;
@@ -113,11 +113,11 @@ describe('snapshot lookups touch little memory at scale', () => {
   }
 
   test('probe runs stay short: at most 70 % load, a few slots per hit and per miss', () => {
-    const slots = built.image().byAddress;
+    const { byAddress: slots, seed } = built.image();
     const load = built.size / (slots.length >>> 1);
     assert.ok(load <= 0.7, `load ${load.toFixed(2)}`);
-    const hits = meanProbes(slots, Array.from({ length: 20_000 }, (_, k) => hashOf(`user${1 + ((k * 7919) % N)}@example.com`)), true);
-    const misses = meanProbes(slots, Array.from({ length: 20_000 }, (_, k) => hashOf(`nouser${k}@example.com`)), false);
+    const hits = meanProbes(slots, Array.from({ length: 20_000 }, (_, k) => hashOf(`user${1 + ((k * 7919) % N)}@example.com`, seed)), true);
+    const misses = meanProbes(slots, Array.from({ length: 20_000 }, (_, k) => hashOf(`nouser${k}@example.com`, seed)), false);
     // Linear probing at load a: (1 + 1/(1-a)) / 2 slots per hit, (1 + 1/(1-a)^2) / 2 per miss (2.2 and 6.1 at 70 %).
     assert.ok(hits <= 2.6, `${hits.toFixed(2)} slots per hit`);
     assert.ok(misses <= 7.5, `${misses.toFixed(2)} slots per miss`);

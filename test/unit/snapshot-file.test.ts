@@ -221,10 +221,10 @@ describe('snapshot file', () => {
     const file = await written('v9');
     const buf = await readFile(file);
     await writeFile(file, Buffer.concat([Buffer.from('rcptgate-snapshot 9'), buf.subarray(buf.indexOf(0x0a))]));
-    await rejectsWith(file, /format version 9 is not one this release reads \(1 to 3\)/);
+    await rejectsWith(file, /format version 9 is not one this release reads \(1 to 4\)/);
   });
 
-  test('refuses a version-3 header without its checksums', async () => {
+  test('refuses a version-4 header without its checksums', async () => {
     const file = await written('nocrc');
     const buf = await readFile(file);
     const nl1 = buf.indexOf(0x0a);

@@ -20,6 +20,8 @@ import { referenceMayHoldRecipients } from './references.js';
 
 /** Far beyond any lookup answer or listing page; bounds what one connection may buffer. */
 const MAX_MESSAGE_BYTES = 32 * 1024 * 1024;
+/** The same for all the entries of one lookup answer: the size limit bounds their number, not their sum. */
+const MAX_ANSWER_BYTES = MAX_MESSAGE_BYTES;
 
 
 /** Where a lookup search's answer goes while it is read (raw-search.ts). */
@@ -29,6 +31,8 @@ export interface LookupSink {
   readonly entries: Entry[];
   /** The search's size limit (0: none): a server that sends more entries does not keep to it. */
   readonly maxEntries: number;
+  /** Bytes of the entries read so far (MAX_ANSWER_BYTES). */
+  bytes: number;
   /** The first continuation reference that may hold recipients (references.ts): the answer is partial. */
   referral?: string | undefined;
   /** The SearchResultDone: result code and diagnostic message. */
@@ -176,6 +180,8 @@ export class LdapMessageStream {
       if (op === SEARCH_ENTRY) {
         // Memory stays bounded whatever the server sends: past the size limit asked, stop reading.
         if (sink.maxEntries > 0 && sink.entries.length >= sink.maxEntries) throw new BadAnswer(`more entries than the size limit of ${sink.maxEntries}`);
+        sink.bytes += m.length;
+        if (sink.bytes > MAX_ANSWER_BYTES) throw new BadAnswer(`entries of more than ${MAX_ANSWER_BYTES} bytes in all`);
         sink.entries.push(readEntry(c, sink.attributes));
       } else if (op === SEARCH_DONE) {
         readDone(c, sink);

@@ -143,6 +143,7 @@ class LookupDetails implements MessageDetails, LookupSink {
   readonly timeoutTimer = null;
   readonly entries: Entry[] = [];
   referral: string | undefined = undefined;
+  bytes = 0;
 
   constructor(
     readonly message: EncodedSearchRequest,

@@ -45,7 +45,7 @@ interface Seen {
 
 function reader(ids: number[], attributes: string[]): { stream: LdapMessageStream; seen: Seen } {
   const seen: Seen = { entries: [], finished: [], other: [], heard: [], broken: [] };
-  const sink: LookupSink = { attributes, entries: seen.entries, maxEntries: 4, finish: (status, errorMessage) => seen.finished.push({ status, errorMessage }) };
+  const sink: LookupSink = { attributes, entries: seen.entries, maxEntries: 4, bytes: 0, finish: (status, errorMessage) => seen.finished.push({ status, errorMessage }) };
   const stream = new LdapMessageStream({
     lookup: (id) => (ids.includes(id) ? sink : undefined),
     other: (m) => seen.other.push(Buffer.from(m)),
@@ -136,7 +136,7 @@ describe('LdapMessageStream', () => {
   test('a throw from whoever takes the answer does not escape: the stream stops, as for a malformed answer', () => {
     const { stream, seen } = reader([9], ['mail']);
     const throwing = new LdapMessageStream({
-      lookup: () => ({ attributes: [], entries: [], maxEntries: 4, finish: () => { throw new Error('injected'); } }),
+      lookup: () => ({ attributes: [], entries: [], maxEntries: 4, bytes: 0, finish: () => { throw new Error('injected'); } }),
       other: () => undefined,
       heard: () => undefined,
       broken: (reason) => seen.broken.push(reason),

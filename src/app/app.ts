@@ -132,11 +132,20 @@ async function shutdown(o: {
   // removal checks' own bind to a directory that stopped answering waits out the timeout per
   // URL): awaited first, it kept the listeners accepting for that long, answer file unsaved.
   const syncStopped = o.snapshots.stop();
+  // A lookup still waiting on the directory when the drain ends (its timeout longer than the
+  // drain, a server that stopped answering) had its connection cut unanswered. Closing the
+  // directory just before answers it tempfail, and the answer goes out before the cut.
+  const answerLate = setTimeout(() => void closeDirectory(o), Math.max(0, o.drainMs - Math.min(1_000, o.drainMs / 4)));
   await o.listeners.close(o.drainMs);
+  clearTimeout(answerLate);
   await o.persistence?.stop();
   // It gets the drain time once more; a snapshot write cut short leaves the previous file.
   if (!(await settlesWithin(syncStopped, o.drainMs))) o.logger.warn({ waitedMs: o.drainMs }, 'a directory sync did not stop in time; exiting without it');
-  await o.engines.current.directory.close().catch((err: unknown) => o.logger.warn({ err }, 'closing the directory failed'));
+  await closeDirectory(o);
+}
+
+function closeDirectory(o: { engines: EngineHolder; logger: Logger }): Promise<void> {
+  return o.engines.current.directory.close().catch((err: unknown) => o.logger.warn({ err }, 'closing the directory failed'));
 }
 
 /** True once `work` settles, false if `ms` pass first. */

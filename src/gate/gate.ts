@@ -157,6 +157,11 @@ export class Gate {
     }
     // Decided before the lookup, so valid and unknown recipients of a flagged client wait alike.
     const delayMs = harvest === null ? 0 : harvest.delayMs(client);
+    // Past its places in the tarpit (harvest.ts hold), the client's session is ended instead.
+    if (delayMs > 0 && !harvest!.hold(client, delayMs)) {
+      this.metrics.harvestBlocked.inc({ frontend });
+      return { answer: 'harvest', result: null, delayMs: 0 };
+    }
     const result = this.now(address, frontend);
     return result === undefined ? new Later(address, delayMs) : this.judge(result, client, delayMs, frontend, logger);
   }

@@ -8,6 +8,8 @@
  *    so timing tells them apart no better than the reply would; the delay grows by `delayStepMs`
  *    with each unknown past the limit, up to `maxDelayMs`, and the flag lifts `windowMs` after
  *    the last unknown. Valid recipients still pass: a shared sending IP is slowed, not deferred.
+ *    A flagged client has `maxHeld` places in the tarpit at once (hold()); past them it is
+ *    refused (421), as each held answer keeps one of the MTA's processes waiting.
  * `maxUnknown: 0` therefore flags a client at its first unknown recipient.
  *
  * Memory is bounded: at most `maxClients` clients are tracked (least recently seen evicted
@@ -39,6 +41,8 @@ export interface HarvestOptions {
   maxClients?: number;
   /** IPv6 clients count per network of this many leading bits (default 64; 128: per address). */
   ipv6PrefixBits?: number;
+  /** Tarpit: answers of one flagged client held back at once; past it the client is refused (421). Default 4. */
+  maxHeld?: number;
   /** Milliseconds clock, injectable for tests. */
   now?: () => number;
 }
@@ -53,7 +57,12 @@ interface ClientState {
   /** Digests of the unknown addresses named within the window, oldest first, and when each was first named. */
   named: number[];
   namedAt: number[];
+  /** Tarpit: when each answer now held back for the client is released (at most maxHeld). */
+  heldUntil: readonly number[];
 }
+
+/** No answers held back: one array for every client, never changed (hold() makes a new one). */
+const NONE_HELD: readonly number[] = Object.freeze([]);
 
 /** Addresses remembered per client past maxUnknown + 1 (a tarpitted client goes on naming new ones). */
 const NAMED_MAX = 1_024;
@@ -70,6 +79,7 @@ export class HarvestGuard {
   readonly delayStepMs: number;
   readonly maxDelayMs: number;
   readonly ipv6PrefixBits: number;
+  readonly maxHeld: number;
   private readonly now: () => number;
   private readonly clients: LRUCache<string, ClientState>;
   /** keyOf() of recent IPv6 clients. */
@@ -90,6 +100,7 @@ export class HarvestGuard {
     const bits = options.ipv6PrefixBits ?? 64;
     if (!Number.isInteger(bits) || bits < 1 || bits > 128) throw new RangeError('ipv6PrefixBits must be an integer from 1 to 128');
     this.ipv6PrefixBits = bits;
+    this.maxHeld = options.maxHeld ?? 4;
   }
 
   /** The key a client address is counted under (every method keys by it): an IPv6 address as its network, anything else as it is. */
@@ -123,6 +134,25 @@ export class HarvestGuard {
     if (this.action !== 'tarpit') return 0;
     const state = this.flagged(client);
     return state === undefined ? 0 : Math.min(this.maxDelayMs, this.delayStepMs * Math.max(1, state.excess));
+  }
+
+  /**
+   * Tarpit: takes one of the client's places for an answer held back `ms` from now, or returns
+   * false when all `maxHeld` are taken (the caller refuses the recipient with 421 instead). Each
+   * held answer keeps one of the MTA's smtpd processes waiting: unbounded, ten sessions of one
+   * flagged spammer held every process of an MX with a process limit of 10 for 110 s (Postfix
+   * cuts a session at its 20th error), and another sender's mail waited all that time. A 421
+   * makes the MTA hang up at once; the sender retries later, nothing is lost.
+   */
+  hold(client: string | null | undefined, ms: number): boolean {
+    const state = this.flagged(client);
+    if (state === undefined) return true;
+    const now = this.now();
+    const held = state.heldUntil.filter((t) => t > now);
+    if (held.length >= this.maxHeld) return false;
+    held.push(now + ms);
+    state.heldUntil = held;
+    return true;
   }
 
   private flagged(client: string | null | undefined): ClientState | undefined {
@@ -214,5 +244,5 @@ function appended(list: readonly number[], drop: number, value: number): number[
 }
 
 function newState(): ClientState {
-  return { unknowns: [], blockedUntil: 0, excess: 0, named: [], namedAt: [] };
+  return { unknowns: [], blockedUntil: 0, excess: 0, named: [], namedAt: [], heldUntil: NONE_HELD };
 }

@@ -6,7 +6,8 @@
  * message to valid users and one mistyped address. Checked:
  *  - the legitimate sender's valid recipients get 250 and its typo 550, with RCPT latency
  *    (p50 / p99) measured without and with the flood and the flood's p99 bounded;
- *  - no recipient of the flood is accepted: every one gets 550 or a 4xx;
+ *  - no recipient of the flood is accepted: every one gets 550, or 421 once the flagged
+ *    spammer has used its places in the tarpit;
  *  - harvest protection flags the spammer (tarpit) and never the legitimate sender.
  */
 import assert from 'node:assert/strict';
@@ -109,9 +110,9 @@ describe('a spam run on a backup MX beside a legitimate sender (real Postfix, po
     const b = { p50: percentile(busy.latencies, 50), p99: percentile(busy.latencies, 99) };
     console.log(`legitimate RCPT latency ms: quiet p50 ${q.p50.toFixed(1)} p99 ${q.p99.toFixed(1)} (${quiet.latencies.length}); flood p50 ${b.p50.toFixed(1)} p99 ${b.p99.toFixed(1)} (${busy.latencies.length})`);
     // Never tarpitted (that would hold every RCPT >= 300 ms); generous for a loaded machine. The
-    // p99 includes Postfix's own wait for a free cleanup process at a session's first valid RCPT
-    // (about 1 s once the flood has run a while; its log shows "connect to subsystem
-    // public/cleanup" a second before the answer, the policy reply within the same second).
+    // p99 may include Postfix's own wait for a free cleanup process at a session's first valid
+    // RCPT (about 1 s while 40 tarpitted sessions held its processes; its log then shows "connect
+    // to subsystem public/cleanup" a second before the answer, the policy reply in the same second).
     assert.ok(b.p50 < 250, `flood p50 ${b.p50} ms`);
     assert.ok(b.p99 < 3000, `flood p99 ${b.p99} ms`);
 
@@ -124,12 +125,15 @@ describe('a spam run on a backup MX beside a legitimate sender (real Postfix, po
       codes[code] = (codes[code] ?? 0) + 1;
     }
     console.log(`flood RCPT replies: ${JSON.stringify(codes)}`);
-    assert.equal(spam.length, 200 * 5, `flood RCPTs logged: ${JSON.stringify(codes)}`);
-    assert.deepEqual(Object.keys(codes).filter((c) => c !== '550' && !c.startsWith('4')), []);
+    // 550 until the spammer is flagged, then the tarpit (550, held back) for a few sessions at a
+    // time and 421 for the others, on which Postfix hangs up (smtp-source moves on to its next message).
+    assert.ok(spam.length > 21, `flood RCPTs logged: ${JSON.stringify(codes)}`);
+    assert.deepEqual(Object.keys(codes).filter((c) => c !== '550' && c !== '421'), [], JSON.stringify(codes));
+    assert.ok((codes['421'] ?? 0) > 0, JSON.stringify(codes));
 
-    // The spammer was tarpitted: all but its first 21 unknowns (20 tolerated, the 21st flags it),
-    // less the few already in flight when it was flagged. None of the legitimate sender's.
+    // The spammer was tarpitted, the legitimate sender never: held back at most the spammer's
+    // recipients past its first 21 (20 tolerated, the 21st flags it).
     const delayed = (await app.metrics.registry.getSingleMetric('rcptgate_harvest_delayed_total')?.get())?.values.reduce((n, v) => n + v.value, 0) ?? 0;
-    assert.ok(delayed >= 900 && delayed <= 200 * 5 - 21, `answers held back: ${delayed}`);
+    assert.ok(delayed > 0 && delayed <= spam.length - 21, `answers held back: ${delayed} of ${spam.length}`);
   });
 });

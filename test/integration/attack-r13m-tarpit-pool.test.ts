@@ -2,7 +2,7 @@
  * The harvest tarpit must not hand a spammer the MX's smtpd processes. Each answer held back
  * keeps one smtpd waiting; a flagged client that opens as many sessions as the MX has
  * processes held them all, and every other sender waited: through a real Postfix with
- * default_process_limit 10 asking the policy service (real slapd), ten sessions of one flagged
+ * default_process_limit 10 asking the policy service (real slapd; the milter alike), ten sessions of one flagged
  * spammer kept a legitimate sender on another address from its 250 for 108.6 s (default
  * tarpit delays; 15 ms with action reject). A flagged client now has a few places in the tarpit
  * at once (4); past them its recipients get 421 and Postfix ends those sessions at once.
@@ -18,7 +18,7 @@ import { r13mTimedRcpts } from '../helpers/r13m-timed-smtp.js';
 const SPAMMER = '127.0.0.1';
 const guesses = (tag: string, n: number) => Array.from({ length: n }, (_, i) => `${tag}${i}@example.com`);
 
-describe('tarpitted sessions and the MX process pool (real Postfix, policy, slapd)', () => {
+for (const frontend of ['policy', 'milter'] as const) describe(`tarpitted sessions and the MX process pool (real Postfix, ${frontend}, slapd)`, () => {
   let ldap: Slapd;
   let app: App;
   let mx: PostfixInstance;
@@ -28,7 +28,7 @@ describe('tarpitted sessions and the MX process pool (real Postfix, policy, slap
     ldap = await startSlapd();
     app = await startApp(
       {
-        listen: { http: null, socketmap: null, policy: '127.0.0.1:0', milter: null, metrics: null },
+        listen: { http: null, socketmap: null, policy: frontend === 'policy' ? '127.0.0.1:0' : null, milter: frontend === 'milter' ? '127.0.0.1:0' : null, metrics: null },
         domains: ['example.com'],
         directory: { kind: 'ldap', ldap: { urls: [ldap.url], baseDN: ldap.baseDN, bindDN: ldap.serviceDN } },
         // The default tarpit, with a shorter cap so a held session lasts about 40 s, not 100 s.
@@ -37,13 +37,12 @@ describe('tarpitted sessions and the MX process pool (real Postfix, policy, slap
       },
       { RCPTGATE_LDAP_BIND_PASSWORD: ldap.servicePassword },
     );
-    mx = await startPostfix({
-      mainCf: {
-        relay_domains: 'example.com',
-        smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${app.addresses.policy!.port}, permit`,
-        default_process_limit: '10',
-      },
-    });
+    const port = app.addresses[frontend]!.port;
+    const hook: Record<string, string> =
+      frontend === 'policy'
+        ? { smtpd_recipient_restrictions: `reject_unauth_destination, check_policy_service inet:127.0.0.1:${port}, permit` }
+        : { smtpd_milters: `inet:127.0.0.1:${port}`, milter_default_action: 'tempfail' };
+    mx = await startPostfix({ mainCf: { relay_domains: 'example.com', default_process_limit: '10', ...hook } });
   });
   after(async () => {
     await mx?.close();
@@ -72,7 +71,7 @@ describe('tarpitted sessions and the MX process pool (real Postfix, policy, slap
     assert.ok(waited < 10_000, `waited ${Math.round(waited)} ms`);
 
     // The spammer's sessions beyond its places in the tarpit were ended with 421.
-    const refused = Number((await app.metrics.registry.metrics()).match(/^rcptgate_harvest_blocked_total\{frontend="policy"\} (\d+)/m)?.[1] ?? 0);
+    const refused = Number((await app.metrics.registry.metrics()).match(new RegExp(`^rcptgate_harvest_blocked_total\\{frontend="${frontend}"\\} (\\d+)`, 'm'))?.[1] ?? 0);
     assert.ok(refused >= 6, `421 answers: ${refused}`);
     void Promise.all(sessions); // the held ones end with the MX
   });

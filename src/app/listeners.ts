@@ -31,7 +31,7 @@ export interface ListenerDeps {
 function harvestGuard(config: Readonly<Config>): HarvestGuard | null {
   const h = config.policy.harvest;
   if (h.maxUnknown <= 0) return null;
-  return new HarvestGuard({ maxUnknown: h.maxUnknown, windowMs: ms(h.window), action: h.action, delayStepMs: ms(h.delayStep), maxDelayMs: ms(h.maxDelay), ipv6PrefixBits: h.ipv6Prefix });
+  return new HarvestGuard({ maxUnknown: h.maxUnknown, windowMs: ms(h.window), action: h.action, delayStepMs: ms(h.delayStep), maxDelayMs: ms(h.maxDelay), ipv6PrefixBits: h.ipv6Prefix, maxHeld: h.maxHeld });
 }
 
 /** A token read from a file follows the file (rotation, revocation); one from the environment is fixed. */

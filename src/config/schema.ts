@@ -212,6 +212,8 @@ export const configSchema = z.strictObject({
           maxDelay: timerDuration(false).default('5s'),
           /** IPv6 clients count per network of this many leading bits: a host may send from any address of its /64. */
           ipv6Prefix: z.number().int().min(1).max(128).default(64),
+          /** Tarpit: answers held back for one flagged client at once (each keeps an MTA process waiting); past them 421. */
+          maxHeld: z.number().int().min(1).default(4),
         })
         .prefault({}),
     })

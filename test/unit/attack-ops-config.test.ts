@@ -439,3 +439,10 @@ describe('config check advice for the milter', () => {
     assert.deepEqual(exposureWarnings(validateConfig({ ...slow, directory: { ...slow.directory, ldap: { urls: ['ldaps://dc.example'], timeout: '3s' } }, policy: {} })), []);
   });
 });
+describe('tarpit places of a flagged client', () => {
+  it('are 4 by default, take any count from 1, and refuse anything else', () => {
+    assert.equal(validateConfig({}).policy.harvest.maxHeld, 4);
+    for (const n of [1, 16, 300]) assert.equal(validateConfig(at('policy.harvest.maxHeld', n)).policy.harvest.maxHeld, n);
+    for (const bad of [0, -1, 2.5, '4']) assert.deepEqual(issuesOf(at('policy.harvest.maxHeld', bad)).map((i) => i.path), ['policy.harvest.maxHeld'], String(bad));
+  });
+});

@@ -5,11 +5,17 @@
 import assert from 'node:assert/strict';
 import net from 'node:net';
 
+/** A reply line and the milliseconds from sending its command to receiving it. */
+export interface TimedReply {
+  reply: string;
+  ms: number;
+}
+
 /**
  * One SMTP session from `clientAddress`: the greeting is awaited, then each command is sent and
- * the reply line to it returned, in order (a multi-line reply: its last line).
+ * the reply line to it returned with its time, in order (a multi-line reply: its last line).
  */
-export async function smtpSession(port: number, commands: string[], clientAddress = '127.0.0.1'): Promise<string[]> {
+export async function timedSmtpSession(port: number, commands: string[], clientAddress = '127.0.0.1'): Promise<TimedReply[]> {
   const socket = net.connect({ port, host: '127.0.0.1', localAddress: clientAddress });
   socket.setEncoding('utf8');
   let buffered = '';
@@ -24,19 +30,26 @@ export async function smtpSession(port: number, commands: string[], clientAddres
   });
   const closed = new Promise<never>((_, reject) => socket.once('close', () => reject(new Error(`SMTP connection closed; so far: ${buffered}`))));
   closed.catch(() => undefined);
+  socket.on('error', () => undefined); // seen as the close
   const reply = () => Promise.race([new Promise<string>((resolve) => waiters.push(resolve)), closed]);
   try {
     await reply();
-    const out: string[] = [];
+    const out: TimedReply[] = [];
     for (const command of commands) {
       const r = reply();
+      const start = performance.now();
       socket.write(`${command}\r\n`);
-      out.push(await r);
+      out.push({ reply: await r, ms: performance.now() - start });
     }
     return out;
   } finally {
     socket.destroy();
   }
+}
+
+/** The same session, replies only. */
+export async function smtpSession(port: number, commands: string[], clientAddress = '127.0.0.1'): Promise<string[]> {
+  return (await timedSmtpSession(port, commands, clientAddress)).map((r) => r.reply);
 }
 
 export async function rawRcpts(port: number, clientAddress: string, from: string, rcptArgs: string[]): Promise<string[]> {

@@ -128,7 +128,7 @@ export class Gate {
    * `client` (an IPv6 client counts as its network: harvest.ts). Synchronous when the engine has the answer at hand.
    */
   recipient(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Promise<GateAnswer> {
-    const begun = this.begin(recipient, client, frontend, logger);
+    const begun = this.begin(recipient, client, frontend, logger, false)!;
     if (!(begun instanceof Later)) return begun;
     const { address, delayMs, begunAt } = begun;
     // A flagged client's answer is held until `delayMs` after its arrival, the lookup included:
@@ -140,11 +140,12 @@ export class Gate {
 
   /** recipient()'s answer when it needs no directory request, else undefined (nothing counted). */
   recipientNow(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | undefined {
-    const begun = this.begin(recipient, client, frontend, logger);
+    const begun = this.begin(recipient, client, frontend, logger, true);
     return begun instanceof Later ? undefined : begun;
   }
 
-  private begin(recipient: string, client: string, frontend: Frontend, logger: Logger): GateAnswer | Later {
+  /** `quick`: only an answer at hand, else undefined with nothing taken (recipient() follows). */
+  private begin(recipient: string, client: string, frontend: Frontend, logger: Logger, quick: boolean): GateAnswer | Later | undefined {
     // "nobody@example.com"@[127.0.0.1]: judged where the MTA will route it (source-route.ts).
     const address = servedTarget(recipient, this.isServed);
     // A shadow domain answers as the MTA did before rcptgate: valid, never refused or held back,
@@ -157,13 +158,18 @@ export class Gate {
     }
     // Decided before the lookup, so valid and unknown recipients of a flagged client wait alike.
     const delayMs = harvest === null ? 0 : harvest.delayMs(client);
+    // A flagged client's answer is held back anyway: not tried for at hand, so its place in the
+    // tarpit is taken once, by the recipient() that follows (a try that found no answer took one
+    // too, and a busy MX's flagged client got 421 with half its places free).
+    if (quick && delayMs > 0) return undefined;
     // Past its places in the tarpit (harvest.ts hold), the client's session is ended instead.
     if (delayMs > 0 && !harvest!.hold(client, delayMs)) {
       this.metrics.harvestBlocked.inc({ frontend });
       return { answer: 'harvest', result: null, delayMs: 0 };
     }
     const result = this.now(address, frontend);
-    return result === undefined ? new Later(address, delayMs) : this.judge(result, client, delayMs, frontend, logger);
+    if (result === undefined) return quick ? undefined : new Later(address, delayMs);
+    return this.judge(result, client, delayMs, frontend, logger);
   }
 
   /** `waitedMs`: the time the lookup took, already part of the tarpit delay. */

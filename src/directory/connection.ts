@@ -24,8 +24,10 @@ export class LdapConnection {
   readonly client: Client;
   /** Searches sent on it and not yet answered (each holds one message ID). */
   inFlight = 0;
-  /** When the server last sent anything on it, a part of a message included (performance.now()): how a silently cut connection shows. */
+  /** When the server last sent a whole message on it (performance.now()): how a silently cut connection shows. */
   lastMessageAt = performance.now();
+  /** When the server last sent any bytes on it, a part of a message included: a connection still receiving is not cut off. */
+  lastBytesAt = performance.now();
   /** When the pool tries the first URL again in its place (Infinity: never; pool.ts). */
   failbackAt = Infinity;
   /** Out of the pool's service: takes no new search, closes when its last one settles. */
@@ -92,6 +94,7 @@ export class LdapConnection {
       lookup: (id) => lookupSinkOf(this.client, id),
       other: (message) => parser.read(message, registry),
       heard: (id) => {
+        this.lastMessageAt = performance.now();
         if (id === 0) this.destroy();
       },
       broken: () => this.destroy(),
@@ -99,7 +102,7 @@ export class LdapConnection {
     const stream = this.stream;
     client.socketDataHandler = (data: Buffer) => {
       // Bytes of a large answer still arriving on a slow link are not silence (in-flight.ts, pool.dropIfSilent).
-      this.lastMessageAt = performance.now();
+      this.lastBytesAt = performance.now();
       stream.push(data);
     };
   }

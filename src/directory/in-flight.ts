@@ -43,6 +43,8 @@ export interface InFlightOptions {
   hung: (search: InFlight) => void;
   /** Half the timeout passed, lookups of `search` still wait, and a search sent after it was answered (once per search). */
   slow: (search: InFlight) => void;
+  /** Half the timeout passed with bytes but no whole message on `search`'s connection, and a search sent after it was answered (once per search). */
+  behind: (search: InFlight) => void;
   /** Half the timeout passed with nothing heard on `search`'s connection, and nothing sent since answered yet: ask elsewhere. */
   unproven: (search: InFlight) => void;
 }
@@ -128,7 +130,13 @@ export class InFlightSearches {
         if (search.checkAt > now) next = Math.min(next, search.checkAt);
         else if (search.checkAt > 0) {
           search.checkAt = 0;
-          if (search.conn.lastMessageAt >= search.sentAt) continue; // heard from since: not cut off
+          if (search.conn.lastMessageAt >= search.sentAt) continue; // a whole message since: not cut off
+          if (search.conn.lastBytesAt >= search.sentAt) {
+            // Receiving, but no message finished: its answer waits behind a large or trickling one.
+            // Not cut off (it is left to finish), but its lookups may be asked where answers come.
+            if (this.freshestAnswered >= search.sentAt) this.o.behind(search);
+            continue;
+          }
           if (this.freshestAnswered >= search.sentAt) this.o.slow(search);
           else {
             this.suspects.add(search);

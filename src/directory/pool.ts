@@ -144,7 +144,7 @@ export class ConnectionPool {
    * within their deadline. A server slow everywhere is left alone.
    */
   dropIfSilent(conn: LdapConnection, since: number): void {
-    if (conn.lastMessageAt >= since || !this.ready.some((other) => other !== conn && other.lastMessageAt >= since)) return;
+    if (conn.lastBytesAt >= since || !this.ready.some((other) => other !== conn && other.lastMessageAt >= since)) return;
     this.o.log.warn({ url: conn.url }, 'LDAP connection silent for half the timeout while others answer; dropping it and retrying its searches');
     this.discard(conn);
   }
@@ -159,7 +159,7 @@ export class ConnectionPool {
     this.o.log.warn({ url: conn.url }, 'LDAP connection hung (a search got no answer in time); dropping it');
     this.rest(conn.url);
     this.discard(conn);
-    for (const other of [...this.ready]) if (other.inFlight === 0 && other.lastMessageAt < since) this.discard(other);
+    for (const other of [...this.ready]) if (other.inFlight === 0 && other.lastBytesAt < since) this.discard(other);
   }
 
   async close(): Promise<void> {

@@ -70,6 +70,7 @@ export class LookupScheduler {
       expire: (p, search) => this.fail(p, expiryError(p, search, o.timeoutMs, o.timeoutText)),
       hung: (search) => o.pool.discardHung(search.conn, search.sentAt),
       slow: (search) => o.pool.dropIfSilent(search.conn, search.sentAt),
+      behind: (search) => this.askAgain(search),
       unproven: (search) => this.askElsewhere(search),
     });
     this.encoder = new LookupEncoder(o.plan.lookupFilter, {
@@ -197,6 +198,10 @@ export class LookupScheduler {
       this.o.pool.release(conn);
       return;
     }
+    this.send(conn, batch);
+  }
+
+  private send(conn: LdapConnection, batch: Pending[]): void {
     const keys = batch.length === 1 ? [batch[0]!.key] : [...new Set(batch.map((p) => p.key))];
     this.o.onSearch?.(keys.length);
     const search = this.inFlight.add(conn, batch);
@@ -207,6 +212,25 @@ export class LookupScheduler {
     } catch (err) {
       failed(err); // sent from a timer callback: a throw (encoding, a missing ldapts internal) fails the search
     }
+  }
+
+  /**
+   * `search`'s connection receives but finishes no message (its answer waits behind a large or
+   * trickling one) while others answer: its lookups are asked on another connection too, once,
+   * and the first answer counts. The connection is left to finish what it is reading.
+   */
+  private askAgain(search: InFlight): void {
+    const open = search.batch.filter((p) => !p.done);
+    if (open.length === 0 || this.closed) return;
+    let conn = this.o.pool.tryAcquire();
+    if (conn === search.conn) {
+      const other = this.o.pool.tryAcquire();
+      this.o.pool.release(conn);
+      conn = other;
+    }
+    if (conn === undefined || conn === search.conn) return conn && this.o.pool.release(conn);
+    this.o.log.debug({ keys: open.length, url: search.conn.url }, 'an LDAP answer is arriving slowly on its connection; asking its lookups on another too');
+    this.send(conn, open);
   }
 
   /** `suspect`'s connection went silent at a quiet time: its first key asked on another shows it cut off, or the directory slow (in-flight.ts). One at a time. */

@@ -73,6 +73,18 @@ export function domainRoot(dn: string): string {
   return at < 0 ? dn : parts.slice(at).join(',').trim();
 }
 
+/**
+ * The context above the base when the rootDSE names none (an account not let read it): the base's
+ * trailing dc= components, or when that is the base itself and it lies below a two-part suffix
+ * (dc=staff,dc=example,dc=com) its parent, so a leaver moved beside it is still listed.
+ */
+function guessedContext(baseDN: string): string {
+  const root = domainRoot(baseDN);
+  if (normalizedDn(root) !== normalizedDn(baseDN)) return root;
+  const parts = baseDN.split(/,(?=\s*dc=)/i);
+  return parts.length > 2 ? parts.slice(1).join(',').trim() : root;
+}
+
 /** A DN compared as text: lowercased, no spaces around separators. */
 function normalizedDn(dn: string): string {
   return dn.trim().toLowerCase().replace(/\s*([,=+])\s*/g, '$1');
@@ -199,7 +211,8 @@ export class ChangeFeed {
    * out keeps its addresses, and its old DN is gone). Nothing to do when the base is that root.
    */
   private async movedOut(session: LdapSession, since: Date, store: SnapshotStore, suspect: (dn: string) => void): Promise<void> {
-    const root = (await this.namingContext(session)) ?? domainRoot(this.config.baseDN);
+    const context = await this.namingContext(session);
+    const root = context ?? guessedContext(this.config.baseDN);
     const base = normalizedDn(this.config.baseDN);
     if (normalizedDn(root) === base) return;
     const anyAddress = `(|${this.plan.attributes.map((a) => `(${a}=*)`).join('')})`;
@@ -214,6 +227,8 @@ export class ChangeFeed {
       }
       this.aboveBaseWorks = true;
     } catch (err) {
+      // A guessed context that does not exist: the base is the top of its tree.
+      if (context === null && isNoSuchObject(err)) return;
       // An account that may read only its base: the suspects found so far are still re-read.
       if (this.aboveBaseWorks) this.logger.warn({ root, err: { message: (err as Error).message } }, 'cannot list changes above the search base; entries moved out of it wait for the next full sync');
       this.aboveBaseWorks = false;

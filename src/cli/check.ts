@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import type { Metrics } from '../metrics.js';
 import type { LookupResult, Verdict } from '../recipient/types.js';
 
 /** `ADDRESS<TAB>VERDICT<TAB>detail` (README "Command line"). */
@@ -45,4 +46,16 @@ export function checkExitCode(verdicts: Verdict[]): number {
 export function lookupsAtOnce(config: Readonly<Config>): number {
   const l = config.directory.ldap;
   return Math.min(l.poolSize * l.maxInFlightPerConnection * l.batchSize, l.maxInFlight);
+}
+
+/**
+ * Whether check's tempfail is the bind account's fault: a server refused it and none accepted it
+ * in this run. A search sent means a server accepted the account: one replica refusing it (the
+ * new password not there yet, a lockout there that expires) beside it is a passing failure, and
+ * 78 made supervisors give up and told the operator to change a password that works.
+ */
+export async function bindAccountRefused(app: { bindRefused(): boolean; metrics: Metrics }): Promise<boolean> {
+  if (!app.bindRefused()) return false;
+  const searches = await app.metrics.directorySearches.get();
+  return searches.values.every((v) => v.value === 0);
 }

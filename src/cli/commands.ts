@@ -10,7 +10,7 @@ import { ConfigError, RcptgateError } from '../errors.js';
 import { createLogger, type Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { HELP } from './help.js';
-import { checkExitCode, EXIT, formatCheckLine, lookupsAtOnce } from './check.js';
+import { bindAccountRefused, checkExitCode, EXIT, formatCheckLine, lookupsAtOnce } from './check.js';
 import { listenFailure } from './start-failure.js';
 import { untilStopped } from './until-stopped.js';
 import { createApp } from '../app/app.js';
@@ -169,7 +169,7 @@ async function check(file: string | undefined, addresses: string[], explain: boo
     const code = checkExitCode(results.map((r) => r.verdict));
     // Not a passing failure: a caller retrying on 75 would retry for ever, each try one more
     // refused bind towards an account lockout.
-    if (code === EXIT.TEMPFAIL && app.bindRefused()) {
+    if (code === EXIT.TEMPFAIL && (await bindAccountRefused(app))) {
       err('rcptgate: the directory refused the bind account: check directory.ldap.bindDN and the bind password (bindPasswordFile or RCPTGATE_LDAP_BIND_PASSWORD)');
       return EXIT.CONFIG;
     }

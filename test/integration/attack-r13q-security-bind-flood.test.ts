@@ -2,7 +2,7 @@
  * Binds refused for want of TLS (slapd's `security simple_bind=N`) are no longer paused like a
  * refused password, so the directory's administrator can fix it without mail staying deferred. The
  * other side: under a spam flood, every lookup must not turn into a new connection and bind to the
- * directory (a bind storm, a log line each). The breaker bounds it; this measures it. Real slapd,
+ * directory (a bind storm, a log line each). The breaker bounds both; this measures them. Real slapd,
  * a counting TCP relay in front of it (to count connections), the real service.
  */
 import assert from 'node:assert/strict';
@@ -10,7 +10,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { after, before, describe, test } from 'node:test';
 import type { App } from '../../src/app/app.js';
-import { startApp } from '../helpers/app.js';
+import { startAppWithLogs } from '../helpers/r12b-app-logs.js';
 import { startSlapd, type Slapd } from '../helpers/slapd.js';
 import { SocketmapClient } from '../helpers/socketmap-client.js';
 
@@ -55,11 +55,12 @@ describe('a flood of lookups while the directory refuses simple binds without TL
   let slapd: Slapd;
   let relay: CountingRelay;
   let app: App;
+  let lines: string[];
   const clients: SocketmapClient[] = [];
   before(async () => {
     slapd = await startSlapd({ databaseLines: ['security simple_bind=64'] });
     relay = await startCountingRelay(slapd.port);
-    app = await startApp(
+    ({ app, lines } = await startAppWithLogs(
       {
         listen: { http: null, socketmap: '127.0.0.1:0', policy: null, milter: null, metrics: null },
         domains: ['example.com'],
@@ -67,7 +68,7 @@ describe('a flood of lookups while the directory refuses simple binds without TL
         directory: { kind: 'ldap', ldap: { urls: [relay.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: '2s' } },
       },
       { RCPTGATE_LDAP_BIND_PASSWORD: slapd.servicePassword },
-    );
+    ));
     for (let i = 0; i < 20; i++) clients.push(await SocketmapClient.connect(app.addresses.socketmap!.port));
   });
   after(async () => {
@@ -79,6 +80,7 @@ describe('a flood of lookups while the directory refuses simple binds without TL
 
   test('every lookup tempfails, and connections to the directory stay few', async () => {
     const replies = new Map<string, number>();
+    const linesBefore = lines.length;
     const started = performance.now();
     let n = 0;
     const FLOOD_MS = 8_000;
@@ -93,10 +95,12 @@ describe('a flood of lookups while the directory refuses simple binds without TL
     const seconds = (performance.now() - started) / 1000;
     const total = [...replies.values()].reduce((a, b) => a + b, 0);
     const perSecond = relay.connections / seconds;
-    console.log(`${total} lookups in ${seconds.toFixed(1)} s: ${JSON.stringify(Object.fromEntries(replies))}; ${relay.connections} connections to the directory (${perSecond.toFixed(1)}/s)`);
+    const logged = lines.length - linesBefore;
+    console.log(`${total} lookups in ${seconds.toFixed(1)} s: ${JSON.stringify(Object.fromEntries(replies))}; ${relay.connections} connections to the directory (${perSecond.toFixed(1)}/s); ${logged} log lines`);
     assert.deepEqual([...replies.keys()], ['TEMP'], 'directory trouble is tempfail, never unknown');
     assert.ok(total > 200, `the flood made only ${total} lookups`);
     // A handful of binds per second at most (the breaker's trials), never one per lookup.
     assert.ok(relay.connections < 40, `${relay.connections} connections for ${total} lookups in ${seconds.toFixed(1)} s`);
+    assert.ok(logged < 100, `${logged} log lines in ${seconds.toFixed(1)} s, not one per lookup`);
   });
 });

@@ -20,8 +20,20 @@ for (const signal of SIGNALS) process.on(signal, hold);
 export function releaseEarlySignals(): void {
   if (!holding) return;
   holding = false;
-  for (const signal of SIGNALS) process.off(signal, hold);
-  for (const signal of caught.splice(0)) {
+  const handled = SIGNALS.filter((signal) => process.listenerCount(signal) > 1);
+  stopHolding(handled);
+  // Loading runs without turning the event loop: a signal may have reached Node and not yet
+  // `hold`. Removing the last handler now closed the handle with it pending, and it was lost
+  // (a SIGHUP to check or sync, a SIGTERM to config check ran on to the end). Where no command
+  // handler keeps the handle open, a full turn of the loop (its poll phase) hands it to `hold` first.
+  setImmediate(() => setImmediate(() => stopHolding(SIGNALS.filter((signal) => !handled.includes(signal)))));
+}
+
+/** Removes `hold` from `signals` and delivers those of them it caught. */
+function stopHolding(signals: readonly NodeJS.Signals[]): void {
+  for (const signal of signals) process.off(signal, hold);
+  for (const signal of caught.filter((s) => signals.includes(s))) {
+    caught.splice(caught.indexOf(signal), 1);
     if (process.listenerCount(signal) > 0) process.emit(signal, signal);
     else process.kill(process.pid, signal);
   }

@@ -45,7 +45,7 @@ export interface InFlightOptions {
   slow: (search: InFlight) => void;
   /** Half the timeout passed with bytes but no whole message on `search`'s connection, and a search sent after it was answered (once per search). */
   behind: (search: InFlight) => void;
-  /** Half the timeout passed with nothing heard on `search`'s connection, and nothing sent since answered yet: ask elsewhere. */
+  /** Half the timeout passed with no whole message back on `search`'s connection, and nothing sent since answered yet: ask elsewhere. */
   unproven: (search: InFlight) => void;
 }
 
@@ -84,8 +84,18 @@ export class InFlightSearches {
     for (const suspect of this.suspects) {
       if (suspect.sentAt > search.sentAt) continue;
       this.suspects.delete(suspect);
-      if (suspect.batch.some((p) => !p.done)) this.o.slow(suspect);
+      if (suspect.batch.some((p) => !p.done) && suspect.conn.lastMessageAt < suspect.sentAt) this.stuck(suspect);
     }
+  }
+
+  /**
+   * `search` waits with no whole message back on its connection since it was sent, while a search
+   * sent after it was answered. Nothing at all back: cut off (`slow`). Bytes but no message: its
+   * answer waits behind a large or trickling one; the connection is left to finish (`behind`).
+   */
+  private stuck(search: InFlight): void {
+    if (search.conn.lastBytesAt >= search.sentAt) this.o.behind(search);
+    else this.o.slow(search);
   }
 
   /** Stops watching; returns the searches still on the wire. */
@@ -131,13 +141,7 @@ export class InFlightSearches {
         else if (search.checkAt > 0) {
           search.checkAt = 0;
           if (search.conn.lastMessageAt >= search.sentAt) continue; // a whole message since: not cut off
-          if (search.conn.lastBytesAt >= search.sentAt) {
-            // Receiving, but no message finished: its answer waits behind a large or trickling one.
-            // Not cut off (it is left to finish), but its lookups may be asked where answers come.
-            if (this.freshestAnswered >= search.sentAt) this.o.behind(search);
-            continue;
-          }
-          if (this.freshestAnswered >= search.sentAt) this.o.slow(search);
+          if (this.freshestAnswered >= search.sentAt) this.stuck(search);
           else {
             this.suspects.add(search);
             this.o.unproven(search);

@@ -14,6 +14,8 @@ export interface TrickleConnection {
 
 export interface TrickleProxy {
   readonly url: string;
+  /** The connection that next carries a request holding these bytes starts to trickle (null: none). */
+  trickleWhenAsked: { marker: string; intervalMs: number } | null;
   readonly connections: TrickleConnection[];
   open(): TrickleConnection[];
   close(): Promise<void>;
@@ -47,6 +49,12 @@ export async function startTrickleProxy(upstreamPort: number): Promise<TricklePr
     };
     connections.push(conn);
     client.pipe(upstream);
+    client.on('data', (chunk: Buffer) => {
+      const when = proxy.trickleWhenAsked;
+      if (when === null || !chunk.includes(when.marker)) return;
+      proxy.trickleWhenAsked = null;
+      conn.trickle(when.intervalMs);
+    });
     upstream.on('data', (chunk: Buffer) => {
       if (timer) queue.push(chunk);
       else client.write(chunk);
@@ -64,8 +72,9 @@ export async function startTrickleProxy(upstreamPort: number): Promise<TricklePr
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  return {
+  const proxy: TrickleProxy = {
     url: `ldap://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    trickleWhenAsked: null,
     connections,
     open: () => connections.filter((c) => !c.closed),
     close: async () => {
@@ -75,4 +84,5 @@ export async function startTrickleProxy(upstreamPort: number): Promise<TricklePr
       await once(server, 'close');
     },
   };
+  return proxy;
 }

@@ -63,4 +63,28 @@ describe('one connection of the pool trickling a byte every half second while th
     console.log(`${answered} answered, ${failures.length} failed; connections opened ${proxy.connections.length}`);
     assert.deepEqual(failures, [], `${failures.length} of 90 lookups failed for users who exist`);
   });
+
+  test('at a quiet time too: a lookup alone on the trickling connection is answered', async () => {
+    const config = configSchema.parse({
+      directory: { kind: 'ldap', ldap: { urls: [proxy.url], baseDN: slapd.baseDN, bindDN: slapd.serviceDN, timeout: `${TIMEOUT_MS}ms`, poolSize: 2, batchSize: 1 } },
+    }).directory.ldap;
+    const quiet = new LdapDirectory({ config, bindPassword: slapd.servicePassword, metrics: new Metrics({ defaultMetrics: false }), logger: silentLogger() });
+    try {
+      const before = proxy.connections.length;
+      for (let i = 0; i < 20 && proxy.connections.length - before < 2; i++) await Promise.all(['bob@example.com', 'alice@example.com', 'staff@example.com'].map((a) => quiet.lookup(a)));
+      assert.equal(proxy.connections.slice(before).filter((c) => !c.closed).length, 2, 'both connections of the new pool open');
+      // Whichever connection carries the next lookup of staff@ trickles from then on: it waits alone there.
+      proxy.trickleWhenAsked = { marker: 'staff@example.com', intervalMs: 500 };
+      const t0 = performance.now();
+      const alone = await quiet.lookup('staff@example.com').then(
+        (a) => `${a.entry?.canonical ?? 'unknown'}`,
+        (err: Error) => `error after ${Math.round(performance.now() - t0)} ms: ${err.message}`,
+      );
+      console.log(`quiet: staff@ ${alone} (${Math.round(performance.now() - t0)} ms)`);
+      assert.equal(alone, 'staff@example.com', 'the lookup alone on the trickling connection');
+      assert.equal((await quiet.lookup('bob@example.com')).entry?.canonical, 'bob@example.com');
+    } finally {
+      await quiet.close();
+    }
+  });
 });

@@ -331,7 +331,9 @@ export class LookupScheduler {
     for (const p of batch) if (p.retried) this.fail(p, error);
     for (const p of again) p.retried = true;
     if (again.length > 0) this.o.log.debug({ keys: again.length, err: error.message }, 'LDAP search failed with its connection or server; retrying on another');
-    this.retry(again, false);
+    // A batch's keys go singly: the answer that cost the connection (over 32 MB of entries, an
+    // entry the reader refused) may be one key's, and asked together again it would fail them all.
+    this.retry(again, again.length > 1);
   }
 
   private resultFailure(result: RawSearchResult, url: string, everySearch = false): DirectoryError {

@@ -144,8 +144,10 @@ async function shutdown(o: {
   await closeDirectory(o);
 }
 
-function closeDirectory(o: { engines: EngineHolder; logger: Logger }): Promise<void> {
-  return o.engines.current.directory.close().catch((err: unknown) => o.logger.warn({ err }, 'closing the directory failed'));
+/** Closes the directory and those a reload replaced that are still open: lookups hanging on one were cut unanswered at the drain's end. */
+async function closeDirectory(o: { engines: EngineHolder; logger: Logger }): Promise<void> {
+  const closing = o.engines.openDirectories().map((d) => d.close().catch((err: unknown) => o.logger.warn({ err }, 'closing the directory failed')));
+  await Promise.all(closing);
 }
 
 /** True once `work` settles, false if `ms` pass first. */

@@ -98,6 +98,8 @@ export class EngineHolder {
   readonly health: DirectoryHealth;
   current: Engine;
   readonly validator: AppValidator;
+  /** Directories replaced by a reload, kept open for the lookups begun on them (reload.ts). */
+  readonly retiring = new Set<Directory>();
 
   constructor(
     resolved: ResolvedConfig,
@@ -155,6 +157,18 @@ export class EngineHolder {
     const domains = (c: Readonly<Config>) => JSON.stringify([c.domains, c.catchAllDomains]);
     if (cacheKept && domains(old.config) !== domains(next.config)) dropUnserved(next.validator.answerCache!, next.validator.servedDomain);
     return { old, cacheKept };
+  }
+
+  /** Closes `directory`, replaced by a reload, once nothing runs on it any more. */
+  retire(directory: Directory, idle: () => Promise<void>, afterMs: number): void {
+    this.retiring.add(directory);
+    const close = () => void idle().then(() => (this.retiring.delete(directory) ? directory.close() : undefined)).catch(() => undefined);
+    setTimeout(close, afterMs).unref();
+  }
+
+  /** Every directory still open: the current one and those replaced by a reload, not yet closed. */
+  openDirectories(): Directory[] {
+    return [this.current.directory, ...[...this.retiring].filter((d) => d !== this.current.directory)];
   }
 
   /** Drops an engine from prepare() unused: its directory closes (unless the live engine shares it), and the live engine's cache is the one counted again. */

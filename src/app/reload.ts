@@ -100,7 +100,7 @@ function reloadOnce(deps: ReloadDeps): (file: string | undefined, secretsOnly: b
       // Requests in flight on the old directory finish before it closes, and so does a sync
       // running on it (a full sync of a large directory takes longer than the grace period).
       if (old.directory !== engines.current.directory) {
-        setTimeout(() => void snapshots.idle().then(() => old.directory.close()).catch(() => undefined), deps.retireAfterMs ?? 30_000).unref();
+        engines.retire(old.directory, () => snapshots.idle(), deps.retireAfterMs ?? 30_000);
       }
       probes.poke();
       metrics.configReloads.inc({ outcome: 'success' });

@@ -38,6 +38,8 @@ export class LdapConnection {
     readonly url: string,
     connectTimeout: number,
     tlsOptions: tls.ConnectionOptions | undefined,
+    /** ldapts' own timeout per request (ms), for callers that do not race each one themselves. */
+    requestTimeout?: number,
   ) {
     const track = <S extends net.Socket>(socket: S): S => {
       this.sockets.add(socket);
@@ -63,6 +65,7 @@ export class LdapConnection {
     this.client = new Client({
       url,
       connectTimeout: Math.max(1, Math.round(connectTimeout)),
+      ...(requestTimeout ? { timeout: Math.max(1, Math.round(requestTimeout)) } : {}),
       // Only for ldaps://: ldapts would otherwise speak TLS at once on an ldap:// URL.
       ...(url.startsWith('ldaps:') && tlsOptions ? { tlsOptions } : {}),
       createConnection: ((...args: unknown[]) => track(connect(...args))) as typeof net.connect,

@@ -1,10 +1,10 @@
-import { Client, type Control, type Entry } from 'ldapts';
+import type { Control, Entry } from 'ldapts';
 import type { Config } from '../config/schema.js';
 import { ms } from '../config/duration.js';
 import { readRegularFileSync } from '../config/regular-file.js';
 import { DirectoryError, ErrorCodes, RcptgateError } from '../errors.js';
 import { startTlsOptions } from '../directory/connect.js';
-import { deadlineRace } from '../directory/connection.js';
+import { deadlineRace, LdapConnection } from '../directory/connection.js';
 import { parseFilter } from '../directory/filter.js';
 import { pagedSearch } from '../directory/paged.js';
 import { isAuthResult, toDirectoryError } from '../directory/ldap-errors.js';
@@ -17,11 +17,13 @@ type LdapConfig = Config['directory']['ldap'];
  * sync (src/snapshot/directory-clock.ts, changes.ts): the searches they need (the rootDSE, change
  * stamps, DNs only, base-scope re-reads, AD tombstones with the Show Deleted control) are not
  * part of the lookup directory's interface. Tries `urls` in order, StartTLS when
- * configured, simple bind; every request is bounded by `directory.ldap.timeout`.
+ * configured, simple bind; every request is bounded by `directory.ldap.timeout`. Its messages are
+ * read as the lookups' are (connection.ts): one over 32 MB or bytes that are not LDAP close it,
+ * where ldapts alone would keep buffering whatever length a server announced until the timeout.
  */
 export class LdapSession {
   private constructor(
-    private readonly client: Client,
+    private readonly conn: LdapConnection,
     private readonly url: string,
     private readonly timeoutMs: number,
     private readonly timeoutText: string,
@@ -36,7 +38,8 @@ export class LdapSession {
     const tlsOptions = { ...(ca ? { ca } : {}), rejectUnauthorized: config.tls.rejectUnauthorized };
     let last: unknown = new DirectoryError(ErrorCodes.DIRECTORY_AUTH, 'every LDAP server refused the bind account lately: no bind until the pause ends');
     for (const url of binding?.urls ?? config.urls) {
-      const client = new Client({ url, connectTimeout: timeoutMs, timeout: timeoutMs, ...(url.startsWith('ldaps:') ? { tlsOptions } : {}) });
+      const conn = new LdapConnection(url, timeoutMs, url.startsWith('ldaps:') ? tlsOptions : undefined, timeoutMs);
+      const client = conn.client;
       const handshake = (async () => {
         if (config.startTLS && url.startsWith('ldap:')) await client.startTLS(startTlsOptions(url, tlsOptions));
         if (config.bindDN) await client.bind(config.bindDN, password ?? '');
@@ -45,12 +48,12 @@ export class LdapSession {
         // ldapts times each request, not the TLS handshake after StartTLS: a server that stalls it
         // would hold this sync, and every sync after it, for ever.
         await deadlineRace(handshake, timeoutMs, () => new DirectoryError(ErrorCodes.DIRECTORY_TIMEOUT, `LDAP ${config.startTLS ? 'StartTLS and bind' : 'bind'} on ${url} got no answer within ${config.timeout}`));
-        return new LdapSession(client, url, timeoutMs, config.timeout);
+        conn.guardErrors();
+        return new LdapSession(conn, url, timeoutMs, config.timeout);
       } catch (err) {
         last = err;
         if (isAuthResult((err as { code?: unknown }).code as number)) binding?.refused(url, toDirectoryError(err, { operation: 'bind', url, bindDN: config.bindDN }));
-        (client as unknown as { socket?: { destroy(): void } }).socket?.destroy();
-        await client.unbind().catch(() => undefined);
+        conn.destroy();
       }
     }
     throw last;
@@ -71,7 +74,7 @@ export class LdapSession {
    */
   async *pages(base: string, scope: 'base' | 'one' | 'sub', filter: string, attributes: string[], controls: Control[] = [], pageSize = 500): AsyncGenerator<Entry[]> {
     if (scope !== 'base') base = await this.derefBase(base);
-    yield* pagedSearch({ client: this.client, url: this.url }, {
+    yield* pagedSearch({ client: this.conn.client, url: this.url }, {
       baseDN: base, scope, filter: parseFilter(filter), attributes, pageSize, controls,
       pageTimeoutMs: this.timeoutMs, timeoutText: this.timeoutText, ignoreReferences: true,
     });
@@ -107,12 +110,12 @@ export class LdapSession {
 
   /** The entry at `dn` (a base search, unpaged: the rootDSE takes no paging), or null; `binary` attributes as Buffers. */
   async entry(dn: string, attributes: string[], binary: string[] = []): Promise<Entry | null> {
-    const { searchEntries } = await this.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes, explicitBufferAttributes: binary, timeLimit: Math.ceil(this.timeoutMs / 1000) });
+    const { searchEntries } = await this.conn.client.search(dn, { scope: 'base', filter: '(objectClass=*)', attributes, explicitBufferAttributes: binary, timeLimit: Math.ceil(this.timeoutMs / 1000) });
     return searchEntries[0] ?? null;
   }
 
   async close(): Promise<void> {
-    await this.client.unbind().catch(() => undefined);
+    await this.conn.unbind();
   }
 }
 

@@ -115,7 +115,16 @@ async function lockOne(file: LockedFile, target: string, logger: Logger): Promis
 }
 
 function held(file: LockedFile, lockPath: string, h: Holder | null, unreachable?: string): RcptgateError {
-  const who = h ? `pid ${h.pid} on ${h.host}, running since ${h.since}` : unreachable ? `it could not be asked: ${unreachable}` : 'a process that does not say who it is';
+  // Not asked: a holder that runs and the socket of one killed (SIGKILL, a crash) whose mode or
+  // owner changed since look the same. Said to be running, the operator looked for an instance
+  // that does not exist and the service stayed down.
+  if (!h && unreachable) {
+    return new RcptgateError(
+      ErrorCodes.CONFIG_INVALID,
+      `${file.key} ${file.path} may be in use by another instance: its lock ${lockPath} could not be asked: ${unreachable} (its mode or owner forbids it); two instances must not write one file: if no other instance runs, remove ${lockPath}`,
+    );
+  }
+  const who = h ? `pid ${h.pid} on ${h.host}, running since ${h.since}` : 'a process that does not say who it is';
   return new RcptgateError(
     ErrorCodes.CONFIG_INVALID,
     `${file.key} ${file.path} is in use by another running instance (${who}; lock ${lockPath}): two instances must not write one file, give each its own path`,

@@ -11,7 +11,7 @@ import { createLogger, type Logger } from '../log.js';
 import { VERSION } from '../version.js';
 import { HELP } from './help.js';
 import { bindAccountRefused, checkExitCode, EXIT, formatCheckLine, lookupsAtOnce } from './check.js';
-import { listenFailure } from './start-failure.js';
+import { listenExitCode, listenFailure } from './start-failure.js';
 import { untilStopped } from './until-stopped.js';
 import { createApp } from '../app/app.js';
 import { exposureWarnings } from '../config/exposure.js';
@@ -265,7 +265,8 @@ async function serve(file: string | undefined): Promise<number> {
     if (listen) logger.fatal({ key: listen.key, code: listen.code }, listen.message);
     else logger.fatal({ err: e }, 'cannot start');
     await new Promise((r) => logger.flush(() => r(undefined)));
-    return listen || e instanceof RcptgateError ? EXIT.CONFIG : 1;
+    if (listen) return listenExitCode(listen.code);
+    return e instanceof RcptgateError ? EXIT.CONFIG : 1;
   }
   return untilStopped(app, logger, () => (stopping = true), stopWhileStarting, () => stopWhenStarted);
 }

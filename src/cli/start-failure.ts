@@ -12,6 +12,18 @@ const HINTS: Record<string, string> = {
   ENFILE: `too many open files: ${OPEN_FILE_LIMIT}`,
 };
 
+/**
+ * A listener's bind failure that passes by itself: the resolver down for a moment, the system's
+ * file table full (another process's leak). 78 is a configuration problem, where a supervisor
+ * stops restarting (systemd's RestartPreventExitStatus=78); these are worth a restart (75).
+ */
+const PASSING = new Set(['EAI_AGAIN', 'ENFILE']);
+
+/** The exit status of serve for a listener that could not bind with `code`. */
+export function listenExitCode(code: string): number {
+  return PASSING.has(code) ? 75 : 78;
+}
+
 interface NetError {
   code?: unknown;
   port?: unknown;

@@ -119,6 +119,9 @@ function writtenFiles(config: Readonly<Config>, persists: boolean): LockedFile[]
   return files;
 }
 
+/** How long before the drain's end the directory closes: its pending lookups answered tempfail, written before the cut. */
+const ANSWER_LATE_MS = 200;
+
 /** Stops serving: listeners drained, answers saved (by a process that served), sync and directory closed. */
 async function shutdown(o: {
   snapshots: SnapshotHolder;
@@ -134,8 +137,9 @@ async function shutdown(o: {
   const syncStopped = o.snapshots.stop();
   // A lookup still waiting on the directory when the drain ends (its timeout longer than the
   // drain, a server that stopped answering) had its connection cut unanswered. Closing the
-  // directory just before answers it tempfail, and the answer goes out before the cut.
-  const answerLate = setTimeout(() => void closeDirectory(o), Math.max(0, o.drainMs - Math.min(1_000, o.drainMs / 4)));
+  // directory just before answers it tempfail, and the answer goes out before the cut. Only
+  // just: closed a second early, a slow directory's answers due in that second were deferred.
+  const answerLate = setTimeout(() => void closeDirectory(o), Math.max(0, o.drainMs - Math.min(ANSWER_LATE_MS, o.drainMs / 10)));
   await o.listeners.close(o.drainMs);
   clearTimeout(answerLate);
   await o.persistence?.stop();
